@@ -1,0 +1,59 @@
+// Checks that every public workspace package is publishable: publint on the
+// package, then `pnpm pack` each one, install all tarballs into an empty
+// temporary project with npm, and import every package from there.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dirname, "..");
+const pkgs = [];
+for (const group of ["packages", "apps"]) {
+  const base = join(root, group);
+  if (!existsSync(base)) continue;
+  for (const d of readdirSync(base)) {
+    const file = join(base, d, "package.json");
+    if (!existsSync(file)) continue;
+    const pj = JSON.parse(readFileSync(file, "utf8"));
+    if (!pj.private) pkgs.push({ dir: join(base, d), name: pj.name });
+  }
+}
+const work = mkdtempSync(join(tmpdir(), "rz-publish-"));
+let failures = 0;
+try {
+  const tarballs = [];
+  for (const p of pkgs) {
+    try {
+      execFileSync("pnpm", ["exec", "publint", "--strict", p.dir], { cwd: root, stdio: "pipe" });
+    } catch (e) {
+      failures++;
+      console.error(`publint ${p.name}:\n${e.stdout}${e.stderr}`);
+    }
+    const out = execFileSync("pnpm", ["pack", "--pack-destination", work], { cwd: p.dir, encoding: "utf8" });
+    const tgz = out.trim().split("\n").pop().trim();
+    tarballs.push(tgz.startsWith("/") ? tgz : join(work, tgz));
+  }
+  const app = join(work, "app");
+  execFileSync("mkdir", ["-p", app]);
+  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "rz-consumer", private: true, type: "module" }));
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...tarballs], {
+    cwd: app,
+    stdio: "inherit",
+  });
+  for (const p of pkgs) {
+    const probe = `const m = await import(${JSON.stringify(p.name)}); if (Object.keys(m).length === 0) throw new Error("no exports");`;
+    try {
+      execFileSync("node", ["--input-type=module", "-e", probe], { cwd: app, stdio: "pipe" });
+      console.log(`publish check: ${p.name} packs, installs and imports`);
+    } catch (e) {
+      failures++;
+      console.error(`import ${p.name} from its tarball failed:\n${e.stderr}`);
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+if (failures > 0) {
+  console.error(`publish check: ${failures} problem(s)`);
+  process.exit(1);
+}

@@ -1,0 +1,32 @@
+// Runs vitest over every project and prints one plain closing line
+// ("tests: N passed, N failed, N skipped") that CI can read.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const dir = mkdtempSync(join(tmpdir(), "rz-vitest-"));
+const out = join(dir, "results.json");
+const args = [
+  "vitest",
+  "run",
+  "--reporter=default",
+  "--reporter=json",
+  `--outputFile.json=${out}`,
+  ...process.argv.slice(2),
+];
+const r = spawnSync("pnpm", ["exec", ...args], { stdio: "inherit" });
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+try {
+  const j = JSON.parse(readFileSync(out, "utf8"));
+  passed = j.numPassedTests;
+  failed = j.numFailedTests;
+  skipped = j.numPendingTests + j.numTodoTests;
+} catch {
+  failed = Math.max(failed, 1);
+}
+rmSync(dir, { recursive: true, force: true });
+console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(r.status === 0 && failed === 0 && passed > 0 ? 0 : 1);
