@@ -1,0 +1,1309 @@
+// qcow2 v2/v3 read and write (QEMU docs/interop/qcow2.txt).
+//
+// Write ordering (crash consistency, qcow2.txt "Host cluster management"):
+// a cluster's refcount is raised before anything references it, its content
+// is written before the L2 entry that maps it, and a new L2 table is filled
+// before the L1 entry points to it. References are dropped before refcounts
+// are lowered. A writer killed at any point leaves at worst leaked clusters.
+// New clusters are allocated at the end of the file; freed ones are not reused.
+
+import type { BlockBackend, Extent } from "../../backend.js";
+import { deflateRaw, inflateExact } from "../../compress.js";
+import { checkRange, checkSize, DiskError, DiskErrorCode } from "../../errors.js";
+import { type ByteStore, readFull } from "../../io/store.js";
+import {
+  bit,
+  Compat,
+  Incompat,
+  MAX_L1_BYTES,
+  MAX_REFTABLE_BYTES,
+  parseHeader,
+  type Qcow2Header,
+  QEMU_FEATURE_NAMES,
+  serializeHeader,
+  V2_HEADER_LENGTH,
+  V3_HEADER_LENGTH,
+} from "./header.js";
+import { MAX_SNAPSHOT_TABLE, parseSnapshots, type Qcow2Snapshot } from "./snapshots.js";
+
+const F = "qcow2";
+const COPIED_HI = 0x80000000; // bit 63: refcount is exactly one
+const COMPRESSED_HI = 0x40000000; // bit 62 (L2)
+const ZERO_LO = 1; // bit 0 (L2, v3): reads as zeros
+const L2_TABLE_CACHE = 256;
+const REFBLOCK_CACHE = 256;
+
+type L2Entry =
+  | { kind: "unallocated" }
+  | { kind: "zero"; host: number; copied: boolean }
+  | { kind: "normal"; host: number; copied: boolean }
+  | { kind: "compressed"; host: number; bytes: number };
+
+export interface Qcow2CreateOptions {
+  size: number;
+  /** 2 (compat=0.10) or 3 (compat=1.1, the default). */
+  version?: 2 | 3;
+  /** 9..21; default 16 (64 KiB clusters). */
+  clusterBits?: number;
+  /** log2 of the refcount width, 0..6; default 4 (16 bits). v2 requires 4. */
+  refcountOrder?: number;
+  backingFile?: string;
+  backingFormat?: string;
+  lazyRefcounts?: boolean;
+}
+
+export interface Qcow2CheckResult {
+  corruptions: number;
+  leaks: number;
+  /** Messages in qemu-img's wording, one per problem. */
+  messages: string[];
+  allocatedClusters: number;
+  totalClusters: number;
+  fragmentedClusters: number;
+  compressedClusters: number;
+  imageEndOffset: number;
+  /** References per host cluster, as counted by the walk (for repair). */
+  references: Map<number, number>;
+}
+
+function u64hi(v: number): number {
+  return Math.floor(v / 2 ** 32);
+}
+
+function setEntry(dv: DataView, byteOff: number, hi: number, lo: number): void {
+  dv.setUint32(byteOff, hi >>> 0);
+  dv.setUint32(byteOff + 4, lo >>> 0);
+}
+
+/** Encodes an L1/L2 entry: a cluster-aligned offset plus flag bits. */
+function encodeOffset(host: number, hiFlags: number, loFlags = 0): [number, number] {
+  return [(u64hi(host) | hiFlags) >>> 0, ((host % 2 ** 32) | loFlags) >>> 0];
+}
+
+export class Qcow2Image implements BlockBackend {
+  readonly format = "qcow2" as const;
+  private readonly cs: number;
+  private readonly cb: number;
+  private readonly l2Entries: number;
+  private readonly refBits: number;
+  private readonly rbEntries: number;
+  private l1: Uint8Array;
+  private l1dv: DataView;
+  private reftable: Uint8Array;
+  private rtdv: DataView;
+  private readonly l2Cache = new Map<number, Uint8Array>();
+  private readonly rbCache = new Map<number, Uint8Array>();
+  /** Host cluster indexes holding L2 tables / refcount blocks (overlap checks). */
+  private readonly l2Clusters = new Set<number>();
+  private readonly rbClusters = new Set<number>();
+  private fileSize: number;
+  /** First cluster index where allocation searches for free clusters. */
+  private nextFree: number;
+  /** Byte offset just after the last compressed cluster written (packing of compressed data). */
+  private compTail = 0;
+  private backing: BlockBackend | null = null;
+  private closed = false;
+  private snapshotTableBytes = 0;
+  snapshots: Qcow2Snapshot[] = [];
+
+  private constructor(
+    private readonly store: ByteStore,
+    private hdr: Qcow2Header,
+    readonly readOnly: boolean,
+    fileSize: number,
+    l1: Uint8Array,
+    reftable: Uint8Array,
+  ) {
+    this.cb = hdr.clusterBits;
+    this.cs = 2 ** hdr.clusterBits;
+    this.l2Entries = this.cs / 8;
+    this.refBits = 2 ** hdr.refcountOrder;
+    this.rbEntries = (this.cs * 8) / this.refBits;
+    this.l1 = l1;
+    this.l1dv = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    this.reftable = reftable;
+    this.rtdv = new DataView(reftable.buffer, reftable.byteOffset, reftable.byteLength);
+    this.fileSize = fileSize;
+    this.nextFree = Math.ceil(fileSize / this.cs);
+  }
+
+  /** The parsed header (read-only view). */
+  get header(): Readonly<Qcow2Header> {
+    return this.hdr;
+  }
+  get clusterSize(): number {
+    return this.cs;
+  }
+  get backingFile(): string | null {
+    return this.hdr.backingFile;
+  }
+  get backingFormat(): string | null {
+    return this.hdr.backingFormat;
+  }
+  get backingImage(): BlockBackend | null {
+    return this.backing;
+  }
+  get dirty(): boolean {
+    return bit(this.hdr.incompatibleFeatures, Incompat.DIRTY);
+  }
+  get corrupt(): boolean {
+    return bit(this.hdr.incompatibleFeatures, Incompat.CORRUPT);
+  }
+  get lazyRefcounts(): boolean {
+    return bit(this.hdr.compatibleFeatures, Compat.LAZY_REFCOUNTS);
+  }
+
+  size(): number {
+    return this.hdr.size;
+  }
+
+  /** Attaches the opened backing image (the opener resolves and opens it). */
+  attachBacking(b: BlockBackend | null): void {
+    this.backing = b;
+  }
+
+  // ---------------------------------------------------------------- open
+
+  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<Qcow2Image> {
+    const readOnly = options.readOnly ?? store.readOnly;
+    const fileSize = await store.size();
+    // The header lies in the first cluster, which is at most 2 MiB (cluster_bits <= 21).
+    const probe = new Uint8Array(Math.min(fileSize, 112));
+    await readFull(store, 0, probe);
+    if (probe.length < 72)
+      throw new DiskError(
+        DiskErrorCode.TRUNCATED,
+        { format: F, offset: 0, fileSize },
+        "file shorter than a qcow2 header",
+      );
+    const cbRaw = new DataView(probe.buffer).getUint32(20);
+    const cb = cbRaw >= 9 && cbRaw <= 21 ? cbRaw : 16;
+    const first = new Uint8Array(Math.min(fileSize, 2 ** cb));
+    await readFull(store, 0, first);
+    const hdr = parseHeader(first, fileSize);
+    const cs = 2 ** hdr.clusterBits;
+
+    // Feature bits (qcow2.txt "incompatible_features"): refuse what we cannot honour.
+    const known = (1n << 5n) - 1n;
+    const unknown = hdr.incompatibleFeatures & ~known;
+    if (unknown !== 0n) {
+      const names = hdr.featureNames
+        .filter((f) => f.type === 0 && bit(unknown, f.bit))
+        .map((f) => f.name)
+        .join(", ");
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, offset: 72, features: `0x${unknown.toString(16)}` },
+        `unknown incompatible features${names ? `: ${names}` : ""}`,
+      );
+    }
+    for (const [b, what] of [
+      [Incompat.DATA_FILE, "external data file"],
+      [Incompat.EXTL2, "extended L2 entries"],
+    ] as const) {
+      if (bit(hdr.incompatibleFeatures, b))
+        throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 72 }, what);
+    }
+    if (hdr.compressionType !== 0)
+      throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 104 }, "zstd compression type");
+    if (!readOnly && bit(hdr.incompatibleFeatures, Incompat.CORRUPT))
+      throw new DiskError(DiskErrorCode.CORRUPT, { format: F, offset: 72 }, "image is marked corrupt; open read-only");
+    if (!readOnly && hdr.nbSnapshots > 0)
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, offset: 60 },
+        "writing images with internal snapshots",
+      );
+
+    const l1 = new Uint8Array(hdr.l1Size * 8);
+    await readFull(store, hdr.l1TableOffset, l1);
+    const reftable = new Uint8Array(hdr.refcountTableClusters * cs);
+    await readFull(store, hdr.refcountTableOffset, reftable);
+    const img = new Qcow2Image(store, hdr, readOnly, fileSize, l1, reftable);
+    await img.loadSnapshots();
+    img.validateTables();
+    if (!readOnly) {
+      let rewrite = false;
+      if (hdr.autoclearFeatures !== 0n) {
+        // Autoclear features (bitmaps...) are not maintained here: clear them (qcow2.txt "autoclear_features").
+        img.hdr = { ...img.hdr, autoclearFeatures: 0n };
+        rewrite = true;
+      }
+      if (img.dirty) {
+        // A dirty image (lazy refcounts, writer died) has stale refcounts: rebuild them, as QEMU does on open.
+        await img.repairRefcounts();
+        img.hdr = { ...img.hdr, incompatibleFeatures: img.hdr.incompatibleFeatures & ~(1n << BigInt(Incompat.DIRTY)) };
+        rewrite = true;
+      }
+      if (rewrite) await img.writeHeader();
+    }
+    return img;
+  }
+
+  private async loadSnapshots(): Promise<void> {
+    const h = this.hdr;
+    if (h.nbSnapshots === 0) return;
+    const avail = Math.min(this.fileSize - h.snapshotsOffset, MAX_SNAPSHOT_TABLE);
+    const buf = new Uint8Array(Math.max(0, avail));
+    await readFull(this.store, h.snapshotsOffset, buf);
+    const { snapshots, bytes } = parseSnapshots(buf, h.snapshotsOffset, h.nbSnapshots);
+    this.snapshots = snapshots;
+    this.snapshotTableBytes = bytes;
+  }
+
+  /** Static metadata ranges as [firstCluster, lastCluster] pairs. */
+  private staticMeta(): Array<[number, number, string]> {
+    const h = this.hdr;
+    const cs = this.cs;
+    const r: Array<[number, number, string]> = [[0, 0, "header"]];
+    if (h.l1Size > 0) r.push([h.l1TableOffset / cs, Math.floor((h.l1TableOffset + h.l1Size * 8 - 1) / cs), "L1 table"]);
+    r.push([h.refcountTableOffset / cs, h.refcountTableOffset / cs + h.refcountTableClusters - 1, "refcount table"]);
+    if (h.nbSnapshots > 0)
+      r.push([
+        h.snapshotsOffset / cs,
+        Math.floor((h.snapshotsOffset + Math.max(this.snapshotTableBytes, 1) - 1) / cs),
+        "snapshot table",
+      ]);
+    return r;
+  }
+
+  private metaName(cluster: number): string | null {
+    for (const [a, b, name] of this.staticMeta()) if (cluster >= a && cluster <= b) return name;
+    if (this.l2Clusters.has(cluster)) return "L2 table";
+    if (this.rbClusters.has(cluster)) return "refcount block";
+    return null;
+  }
+
+  /** Checks every L1 and refcount table entry: aligned, inside the file, not on other metadata. */
+  private validateTables(): void {
+    const check = (
+      what: string,
+      entryOffset: number,
+      host: number,
+      lo: number,
+      reservedHi: number,
+      set: Set<number>,
+    ) => {
+      if ((lo & 0x1ff) !== 0 || reservedHi !== 0)
+        throw new DiskError(
+          DiskErrorCode.BAD_ENTRY,
+          { format: F, offset: entryOffset, reservedHigh: reservedHi, low: lo },
+          `${what} entry has reserved bits set`,
+        );
+      if (host % this.cs !== 0)
+        throw new DiskError(
+          DiskErrorCode.BAD_ENTRY,
+          { format: F, offset: entryOffset, host },
+          `${what} offset not cluster aligned`,
+        );
+      if (host + this.cs > this.fileSize)
+        throw new DiskError(
+          DiskErrorCode.OUT_OF_BOUNDS,
+          { format: F, offset: entryOffset, host, fileSize: this.fileSize },
+          `${what} beyond end of file`,
+        );
+      const c = host / this.cs;
+      const meta = this.metaName(c);
+      if (meta !== null)
+        throw new DiskError(
+          DiskErrorCode.METADATA_OVERLAP,
+          { format: F, offset: entryOffset, host, overlaps: meta },
+          `${what} overlaps the ${meta}`,
+        );
+      set.add(c);
+    };
+    const rtEntries = this.reftable.length / 8;
+    for (let i = 0; i < rtEntries; i++) {
+      const hi = this.rtdv.getUint32(i * 8);
+      const lo = this.rtdv.getUint32(i * 8 + 4);
+      if (hi === 0 && lo === 0) continue;
+      const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+      // refcount table entries have no flag bits: all of 0-8 and 56-63 reserved
+      // Refcount table entries carry no flags: bit 63 is reserved too.
+      check("refcount block", this.hdr.refcountTableOffset + i * 8, host, lo, hi & 0xff000000, this.rbClusters);
+    }
+    for (let i = 0; i < this.hdr.l1Size; i++) {
+      const hi = this.l1dv.getUint32(i * 8);
+      const lo = this.l1dv.getUint32(i * 8 + 4);
+      const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+      if (host === 0) continue;
+      check("L2 table", this.hdr.l1TableOffset + i * 8, host, lo, hi & 0x7f000000, this.l2Clusters);
+      if (this.rbClusters.has(host / this.cs))
+        throw new DiskError(
+          DiskErrorCode.METADATA_OVERLAP,
+          { format: F, offset: this.hdr.l1TableOffset + i * 8, host, overlaps: "refcount block" },
+          "L2 table overlaps a refcount block",
+        );
+    }
+  }
+
+  // -------------------------------------------------------------- tables
+
+  private async loadCached(cache: Map<number, Uint8Array>, limit: number, host: number): Promise<Uint8Array> {
+    const hit = cache.get(host);
+    if (hit) {
+      cache.delete(host);
+      cache.set(host, hit);
+      return hit;
+    }
+    const t = new Uint8Array(this.cs);
+    await readFull(this.store, host, t);
+    if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+    cache.set(host, t);
+    return t;
+  }
+
+  private l1Offset(i: number): number {
+    const hi = this.l1dv.getUint32(i * 8);
+    const lo = this.l1dv.getUint32(i * 8 + 4);
+    return (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+  }
+
+  private l1Copied(i: number): boolean {
+    return (this.l1dv.getUint32(i * 8) & COPIED_HI) !== 0;
+  }
+
+  private rtOffset(i: number): number {
+    const hi = this.rtdv.getUint32(i * 8);
+    const lo = this.rtdv.getUint32(i * 8 + 4);
+    return (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+  }
+
+  /** Decodes and validates the L2 entry of guest cluster `gc`. */
+  private async l2Entry(gc: number): Promise<L2Entry> {
+    const l1i = Math.floor(gc / this.l2Entries);
+    if (l1i >= this.hdr.l1Size) return { kind: "unallocated" };
+    const l2 = this.l1Offset(l1i);
+    if (l2 === 0) return { kind: "unallocated" };
+    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+    return this.decodeL2(table, gc % this.l2Entries, l2);
+  }
+
+  private decodeL2(table: Uint8Array, idx: number, l2: number): L2Entry {
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    const hi = dv.getUint32(idx * 8);
+    const lo = dv.getUint32(idx * 8 + 4);
+    const where = l2 + idx * 8;
+    if ((hi & COMPRESSED_HI) !== 0) {
+      // Compressed cluster descriptor (qcow2.txt): x = 62 - (cluster_bits - 8).
+      const v = dv.getBigUint64(idx * 8);
+      const x = BigInt(62 - (this.cb - 8));
+      const host = Number(v & ((1n << x) - 1n));
+      const sectors = Number((v >> x) & ((1n << BigInt(this.cb - 8)) - 1n)) + 1;
+      const bytes = sectors * 512 - (host % 512);
+      if (host === 0 || host >= this.fileSize)
+        throw new DiskError(
+          DiskErrorCode.OUT_OF_BOUNDS,
+          { format: F, offset: where, host, fileSize: this.fileSize },
+          "compressed cluster beyond end of file",
+        );
+      this.checkData(Math.floor(host / this.cs), Math.floor((host + bytes - 1) / this.cs), where);
+      return { kind: "compressed", host, bytes };
+    }
+    const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+    const copied = (hi & COPIED_HI) !== 0;
+    if ((lo & 0x1fe) !== 0 || (hi & 0x3f000000) !== 0)
+      throw new DiskError(
+        DiskErrorCode.BAD_ENTRY,
+        { format: F, offset: where, entry: hex(hi, lo) },
+        "L2 entry has reserved bits set",
+      );
+    if (host !== 0) {
+      if (host >= this.fileSize)
+        throw new DiskError(
+          DiskErrorCode.OUT_OF_BOUNDS,
+          { format: F, offset: where, host, fileSize: this.fileSize },
+          "data cluster beyond end of file",
+        );
+      this.checkData(host / this.cs, host / this.cs, where);
+    }
+    if ((lo & ZERO_LO) !== 0) return { kind: "zero", host, copied };
+    if (host === 0) return { kind: "unallocated" };
+    return { kind: "normal", host, copied };
+  }
+
+  private checkData(first: number, last: number, where: number): void {
+    for (let c = first; c <= last; c++) {
+      const meta = this.metaName(c);
+      if (meta !== null)
+        throw new DiskError(
+          DiskErrorCode.METADATA_OVERLAP,
+          { format: F, offset: where, host: c * this.cs, overlaps: meta },
+          `data cluster overlaps the ${meta}`,
+        );
+    }
+  }
+
+  private async writeL2Entry(gc: number, l2: number, hi: number, lo: number): Promise<void> {
+    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+    const idx = gc % this.l2Entries;
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    setEntry(dv, idx * 8, hi, lo);
+    await this.metaWrite(l2 + idx * 8, table.subarray(idx * 8, idx * 8 + 8));
+  }
+
+  private async metaWrite(off: number, data: Uint8Array): Promise<void> {
+    await this.store.write(off, data);
+    if (off + data.length > this.fileSize) this.fileSize = off + data.length;
+  }
+
+  // ----------------------------------------------------------- refcounts
+
+  private readRc(block: Uint8Array, i: number): number {
+    const bits = this.refBits;
+    if (bits < 8) {
+      const bitPos = i * bits;
+      return (block[bitPos >> 3]! >> (bitPos & 7)) & ((1 << bits) - 1);
+    }
+    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
+    if (bits === 8) return block[i]!;
+    if (bits === 16) return dv.getUint16(i * 2);
+    if (bits === 32) return dv.getUint32(i * 4);
+    const v = dv.getBigUint64(i * 8);
+    return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  }
+
+  /** Sets entry `i` and returns the [start, end) byte range that changed. */
+  private writeRc(block: Uint8Array, i: number, v: number): [number, number] {
+    const bits = this.refBits;
+    if (bits < 8) {
+      const bitPos = i * bits;
+      const mask = ((1 << bits) - 1) << (bitPos & 7);
+      const b = bitPos >> 3;
+      block[b] = (block[b]! & ~mask) | ((v << (bitPos & 7)) & mask);
+      return [b, b + 1];
+    }
+    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
+    const w = bits / 8;
+    if (bits === 8) block[i] = v;
+    else if (bits === 16) dv.setUint16(i * 2, v);
+    else if (bits === 32) dv.setUint32(i * 4, v);
+    else dv.setBigUint64(i * 8, BigInt(v));
+    return [i * w, i * w + w];
+  }
+
+  private maxRefcount(): number {
+    return this.refBits >= 53 ? Number.MAX_SAFE_INTEGER : 2 ** this.refBits - 1;
+  }
+
+  async getRefcount(cluster: number): Promise<number> {
+    const ti = Math.floor(cluster / this.rbEntries);
+    if (ti >= this.reftable.length / 8) return 0;
+    const b = this.rtOffset(ti);
+    if (b === 0) return 0;
+    const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+    return this.readRc(block, cluster % this.rbEntries);
+  }
+
+  private async updateRefcount(cluster: number, delta: number): Promise<void> {
+    const ti = Math.floor(cluster / this.rbEntries);
+    if (ti >= this.reftable.length / 8) await this.growReftable(ti);
+    let b = this.rtOffset(ti);
+    if (b === 0) b = await this.allocRefblock(ti);
+    const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+    const i = cluster % this.rbEntries;
+    const v = this.readRc(block, i) + delta;
+    if (v < 0)
+      throw new DiskError(DiskErrorCode.CORRUPT, { format: F, offset: b, cluster }, "refcount would drop below zero");
+    if (v > this.maxRefcount())
+      throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: b, cluster }, "refcount overflow");
+    const [s, e] = this.writeRc(block, i, v);
+    await this.metaWrite(b + s, block.subarray(s, e));
+  }
+
+  /** Finds `n` contiguous clusters with refcount zero at or after nextFree. */
+  private async findFree(n: number): Promise<number> {
+    let start = this.nextFree;
+    for (let i = 0; i < n; ) {
+      if ((await this.getRefcount(start + i)) !== 0 || this.metaName(start + i) !== null) {
+        start = start + i + 1;
+        i = 0;
+      } else i++;
+    }
+    return start;
+  }
+
+  /** Allocates `n` contiguous clusters (refcount 1 each, written before use). Returns the host byte offset. */
+  private async allocClusters(n: number): Promise<number> {
+    const start = await this.findFree(n);
+    this.nextFree = start + n;
+    for (let i = 0; i < n; i++) await this.updateRefcount(start + i, 1);
+    return start * this.cs;
+  }
+
+  /** Creates the refcount block for reftable index `ti`. */
+  private async allocRefblock(ti: number): Promise<number> {
+    const c = await this.findFree(1);
+    this.nextFree = c + 1;
+    const selfCovered = Math.floor(c / this.rbEntries) === ti;
+    // The block's own refcount is recorded before the table references it.
+    if (!selfCovered) await this.updateRefcount(c, 1);
+    const block = new Uint8Array(this.cs);
+    if (selfCovered) this.writeRc(block, c % this.rbEntries, 1);
+    await this.metaWrite(c * this.cs, block);
+    this.rbClusters.add(c);
+    this.rbCache.set(c * this.cs, block);
+    const [hi, lo] = encodeOffset(c * this.cs, 0);
+    setEntry(this.rtdv, ti * 8, hi, lo);
+    await this.metaWrite(this.hdr.refcountTableOffset + ti * 8, this.reftable.subarray(ti * 8, ti * 8 + 8));
+    return c * this.cs;
+  }
+
+  /** Replaces the refcount table by a larger one covering index `needed`. */
+  private async growReftable(needed: number): Promise<void> {
+    const cs = this.cs;
+    const perCluster = cs / 8;
+    const oldEntries = this.reftable.length / 8;
+    let newEntries = Math.max(needed + 1, oldEntries * 2);
+    for (;;) {
+      const clusters = Math.ceil(newEntries / perCluster);
+      if (clusters * cs > MAX_REFTABLE_BYTES)
+        throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: 56 }, "refcount table would exceed 8 MiB");
+      newEntries = clusters * perCluster;
+      const start = await this.findFree(clusters);
+      const table = new Uint8Array(clusters * cs);
+      table.set(this.reftable);
+      const tdv = new DataView(table.buffer);
+      const newBlocks = new Map<number, Uint8Array>(); // ti -> block content
+      const blockAt = new Map<number, number>(); // ti -> cluster
+      const allocated: number[] = [];
+      for (let i = 0; i < clusters; i++) allocated.push(start + i);
+      let next = start + clusters;
+      let tooSmall = false;
+      for (let k = 0; k < allocated.length; k++) {
+        const c = allocated[k]!;
+        const t = Math.floor(c / this.rbEntries);
+        if (t >= newEntries) {
+          tooSmall = true;
+          break;
+        }
+        const hasOld = t < oldEntries && this.rtOffset(t) !== 0;
+        if (!hasOld && !blockAt.has(t)) {
+          while ((await this.getRefcount(next)) !== 0 || this.metaName(next) !== null) next++;
+          blockAt.set(t, next);
+          newBlocks.set(t, new Uint8Array(cs));
+          allocated.push(next);
+          next++;
+        }
+      }
+      if (tooSmall) {
+        newEntries *= 2;
+        continue;
+      }
+      this.nextFree = next;
+      // Refcounts of the new clusters: in new blocks (written whole) or in existing blocks (written through).
+      for (const c of allocated) {
+        const t = Math.floor(c / this.rbEntries);
+        const nb = newBlocks.get(t);
+        if (nb) this.writeRc(nb, c % this.rbEntries, 1);
+        else await this.updateRefcount(c, 1);
+      }
+      for (const [t, content] of newBlocks) {
+        const c = blockAt.get(t)!;
+        await this.metaWrite(c * cs, content);
+        this.rbClusters.add(c);
+        this.rbCache.set(c * cs, content);
+        const [hi, lo] = encodeOffset(c * cs, 0);
+        setEntry(tdv, t * 8, hi, lo);
+      }
+      await this.metaWrite(start * cs, table);
+      await this.store.flush();
+      const oldOffset = this.hdr.refcountTableOffset;
+      const oldClusters = this.hdr.refcountTableClusters;
+      this.reftable = table;
+      this.rtdv = tdv;
+      this.hdr = { ...this.hdr, refcountTableOffset: start * cs, refcountTableClusters: clusters };
+      await this.writeHeader();
+      await this.store.flush();
+      for (let i = 0; i < oldClusters; i++) await this.updateRefcount(oldOffset / cs + i, -1);
+      return;
+    }
+  }
+
+  // ---------------------------------------------------------------- read
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(F, offset, length, this.hdr.size);
+    const buf = new Uint8Array(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, buf: Uint8Array): Promise<void> {
+    this.checkOpen();
+    checkRange(F, offset, buf.length, this.hdr.size);
+    let pos = 0;
+    while (pos < buf.length) {
+      const guest = offset + pos;
+      const gc = Math.floor(guest / this.cs);
+      const inOff = guest - gc * this.cs;
+      let n = Math.min(this.cs - inOff, buf.length - pos);
+      const e = await this.l2Entry(gc);
+      if (e.kind === "normal") {
+        // Extend over following clusters that are contiguous on the host.
+        let next = gc + 1;
+        while (pos + n < buf.length) {
+          const f = await this.l2Entry(next);
+          if (f.kind !== "normal" || f.host !== e.host + (next - gc) * this.cs) break;
+          n = Math.min(n + this.cs, buf.length - pos);
+          next++;
+        }
+        await readFull(this.store, e.host + inOff, buf.subarray(pos, pos + n));
+      } else {
+        await this.readCluster(e, guest, inOff, buf.subarray(pos, pos + n));
+      }
+      pos += n;
+    }
+  }
+
+  /** Fills `dst` with the content of one guest cluster from `inOff`, for a non-normal entry. */
+  private async readCluster(e: L2Entry, guest: number, inOff: number, dst: Uint8Array): Promise<void> {
+    switch (e.kind) {
+      case "unallocated":
+        return this.readBacking(guest, dst);
+      case "zero":
+        dst.fill(0);
+        return;
+      case "compressed": {
+        const data = await this.decompress(e);
+        dst.set(data.subarray(inOff, inOff + dst.length));
+        return;
+      }
+      case "normal":
+        await readFull(this.store, e.host + inOff, dst);
+    }
+  }
+
+  private async readBacking(guest: number, dst: Uint8Array): Promise<void> {
+    const b = this.backing;
+    if (!b || guest >= b.size()) {
+      dst.fill(0);
+      return;
+    }
+    const n = Math.min(dst.length, b.size() - guest);
+    await b.readInto(guest, dst.subarray(0, n));
+    dst.fill(0, n);
+  }
+
+  private async decompress(e: { host: number; bytes: number }): Promise<Uint8Array> {
+    const avail = Math.min(e.bytes, this.fileSize - e.host);
+    const comp = new Uint8Array(avail);
+    await readFull(this.store, e.host, comp);
+    const out = inflateExact(comp, this.cs);
+    if (!out)
+      throw new DiskError(
+        DiskErrorCode.BAD_COMPRESSED_DATA,
+        { format: F, offset: e.host, bytes: e.bytes },
+        "compressed cluster does not inflate to one cluster",
+      );
+    return out;
+  }
+
+  private async clusterContent(e: L2Entry, gc: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(this.cs);
+    const guest = gc * this.cs;
+    const n = Math.min(this.cs, this.hdr.size - guest);
+    await this.readCluster(e, guest, 0, buf.subarray(0, n));
+    return buf;
+  }
+
+  // --------------------------------------------------------------- write
+
+  private checkOpen(): void {
+    if (this.closed) throw new DiskError(DiskErrorCode.CLOSED, { format: F });
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: F });
+  }
+
+  /** Returns the host offset of the (exclusively owned) L2 table for L1 index `l1i`, allocating it if needed. */
+  private async writableL2(l1i: number): Promise<number> {
+    const cur = this.l1Offset(l1i);
+    if (cur !== 0) {
+      if (this.l1Copied(l1i)) return cur;
+      const rc = await this.getRefcount(cur / this.cs);
+      if (rc !== 1)
+        throw new DiskError(
+          DiskErrorCode.UNSUPPORTED,
+          { format: F, offset: this.hdr.l1TableOffset + l1i * 8, refcount: rc },
+          "shared L2 tables (snapshots) are not written",
+        );
+      await this.writeL1Entry(l1i, cur);
+      return cur;
+    }
+    const host = await this.allocClusters(1);
+    const table = new Uint8Array(this.cs);
+    await this.metaWrite(host, table);
+    this.l2Clusters.add(host / this.cs);
+    this.l2Cache.set(host, table);
+    await this.writeL1Entry(l1i, host);
+    return host;
+  }
+
+  private async writeL1Entry(l1i: number, host: number): Promise<void> {
+    const [hi, lo] = encodeOffset(host, host === 0 ? 0 : COPIED_HI);
+    setEntry(this.l1dv, l1i * 8, hi, lo);
+    await this.metaWrite(this.hdr.l1TableOffset + l1i * 8, this.l1.subarray(l1i * 8, l1i * 8 + 8));
+  }
+
+  /** Drops the reference an old L2 entry held (after the entry was replaced). */
+  private async release(e: L2Entry): Promise<void> {
+    if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) await this.updateRefcount(e.host / this.cs, -1);
+    else if (e.kind === "compressed") {
+      const first = Math.floor(e.host / this.cs);
+      const last = Math.floor((e.host + e.bytes - 1) / this.cs);
+      for (let c = first; c <= last; c++) await this.updateRefcount(c, -1);
+    }
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkWritable();
+    checkRange(F, offset, data.length, this.hdr.size);
+    let pos = 0;
+    while (pos < data.length) {
+      const guest = offset + pos;
+      const gc = Math.floor(guest / this.cs);
+      const inOff = guest - gc * this.cs;
+      const n = Math.min(this.cs - inOff, data.length - pos);
+      await this.writeCluster(gc, inOff, data.subarray(pos, pos + n));
+      pos += n;
+    }
+  }
+
+  private async writeCluster(gc: number, inOff: number, data: Uint8Array): Promise<void> {
+    const e = await this.l2Entry(gc);
+    if (e.kind === "normal" && e.copied) {
+      await this.metaWrite(e.host + inOff, data);
+      return;
+    }
+    let content: Uint8Array;
+    if (data.length === this.cs) content = data;
+    else {
+      content = await this.clusterContent(e, gc);
+      content.set(data, inOff);
+    }
+    const l1i = Math.floor(gc / this.l2Entries);
+    const l2 = await this.writableL2(l1i);
+    if (e.kind === "zero" && e.host !== 0 && e.copied) {
+      // Preallocated zero cluster: fill it in place, then clear the zero flag.
+      await this.metaWrite(e.host, content);
+      const [hi, lo] = encodeOffset(e.host, COPIED_HI);
+      await this.writeL2Entry(gc, l2, hi, lo);
+      return;
+    }
+    const host = await this.allocClusters(1);
+    await this.metaWrite(host, content);
+    const [hi, lo] = encodeOffset(host, COPIED_HI);
+    await this.writeL2Entry(gc, l2, hi, lo);
+    await this.release(e);
+  }
+
+  /** Does the cluster read as all zeros without looking at data (zero flag, or unallocated without backing)? */
+  private readsZero(e: L2Entry): boolean {
+    return e.kind === "zero" || (e.kind === "unallocated" && this.backing === null);
+  }
+
+  async writeZeroes(offset: number, length: number, _options: { mayUnmap?: boolean } = {}): Promise<void> {
+    this.checkWritable();
+    checkRange(F, offset, length, this.hdr.size);
+    await this.zeroOrDiscard(offset, length, "zero");
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkWritable();
+    checkRange(F, offset, length, this.hdr.size);
+    await this.zeroOrDiscard(offset, length, "discard");
+  }
+
+  private async zeroOrDiscard(offset: number, length: number, mode: "zero" | "discard"): Promise<void> {
+    const v3 = this.hdr.version === 3;
+    let pos = offset;
+    const end = offset + length;
+    while (pos < end) {
+      const gc = Math.floor(pos / this.cs);
+      const inOff = pos - gc * this.cs;
+      const clusterEnd = Math.min((gc + 1) * this.cs, this.hdr.size);
+      const n = Math.min(clusterEnd, end) - pos;
+      const whole = inOff === 0 && pos + n === clusterEnd;
+      const e = await this.l2Entry(gc);
+      if (!whole) {
+        // Partial cluster: discard does nothing; zeroing writes zeros unless it already reads as zero.
+        if (mode === "zero" && !this.readsZero(e)) await this.writeCluster(gc, inOff, new Uint8Array(n));
+      } else if (mode === "discard" || (!v3 && this.backing === null)) {
+        // Unmap: the cluster becomes unallocated (backing data or zeros show through).
+        if (e.kind !== "unallocated") await this.setEntryAndRelease(gc, e, 0);
+      } else if (v3) {
+        // v3 zero flag (qcow2.txt "Standard Cluster Descriptor" bit 0).
+        if (!(e.kind === "zero" && e.host === 0) && !(e.kind === "unallocated" && this.backing === null))
+          await this.setEntryAndRelease(gc, e, ZERO_LO);
+      } else if (!this.readsZero(e)) {
+        // v2 over a backing file: zeros must be stored.
+        await this.writeCluster(gc, 0, new Uint8Array(this.cs));
+      }
+      pos += n;
+    }
+  }
+
+  private async setEntryAndRelease(gc: number, e: L2Entry, lo: number): Promise<void> {
+    const l2 = await this.writableL2(Math.floor(gc / this.l2Entries));
+    await this.writeL2Entry(gc, l2, 0, lo);
+    await this.release(e);
+  }
+
+  /**
+   * Writes one whole guest cluster compressed (the cluster must be
+   * unallocated). Data that does not compress below one cluster is written
+   * uncompressed, as QEMU does.
+   */
+  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+    this.checkWritable();
+    const gc = offset / this.cs;
+    const lastPartial = offset + data.length === this.hdr.size && data.length < this.cs;
+    if (!Number.isInteger(gc) || (data.length !== this.cs && !lastPartial))
+      throw new DiskError(
+        DiskErrorCode.INVALID_REQUEST,
+        { format: F, offset, length: data.length },
+        "compressed writes cover one whole cluster",
+      );
+    checkRange(F, offset, data.length, this.hdr.size);
+    const e = await this.l2Entry(gc);
+    if (e.kind !== "unallocated" && !(e.kind === "zero" && e.host === 0))
+      throw new DiskError(
+        DiskErrorCode.INVALID_REQUEST,
+        { format: F, offset },
+        "compressed writes go to unallocated clusters only",
+      );
+    let full = data;
+    if (data.length < this.cs) {
+      full = new Uint8Array(this.cs);
+      full.set(data);
+    }
+    const comp = deflateRaw(full);
+    if (comp.length >= this.cs) {
+      await this.writeCluster(gc, 0, full);
+      return;
+    }
+    const l2 = await this.writableL2(Math.floor(gc / this.l2Entries));
+    const host = await this.allocBytes(comp.length);
+    await this.metaWrite(host, comp);
+    // Descriptor: host offset in bits 0..x-1, additional 512-byte sectors in bits x..61 (qcow2.txt).
+    const x = BigInt(62 - (this.cb - 8));
+    const extra = BigInt(Math.floor((host + comp.length - 1) / 512) - Math.floor(host / 512));
+    const v = (1n << 62n) | (extra << x) | BigInt(host);
+    await this.writeL2Entry(gc, l2, Number(v >> 32n), Number(v & 0xffffffffn));
+  }
+
+  /** Allocates `len` bytes for compressed data, packing into the cluster of the previous compressed write. */
+  private async allocBytes(len: number): Promise<number> {
+    const cs = this.cs;
+    const tail = this.compTail;
+    if (tail % cs !== 0) {
+      const tc = Math.floor(tail / cs);
+      const endCluster = Math.floor((tail + len - 1) / cs);
+      const extra = endCluster - tc;
+      // Continue in the tail cluster when the following clusters are free and next in line.
+      let ok = extra === 0 || tc === this.nextFree - 1;
+      if (ok && extra > 0)
+        for (let i = 1; i <= extra && ok; i++)
+          ok = (await this.getRefcount(tc + i)) === 0 && this.metaName(tc + i) === null;
+      if (ok) {
+        await this.updateRefcount(tc, 1);
+        if (extra > 0) {
+          this.nextFree = tc + 1 + extra;
+          for (let i = 1; i <= extra; i++) await this.updateRefcount(tc + i, 1);
+        }
+        this.compTail = tail + len;
+        return tail;
+      }
+    }
+    const host = await this.allocClusters(Math.ceil(len / cs));
+    this.compTail = host + len;
+    return host;
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    if (!this.readOnly) await this.store.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.readOnly) await this.store.flush();
+    await this.store.close();
+    if (this.backing) await this.backing.close();
+  }
+
+  // ------------------------------------------------------------ status
+
+  async blockStatus(offset: number, length: number): Promise<Extent> {
+    this.checkOpen();
+    checkRange(F, offset, length, this.hdr.size);
+    if (length === 0) throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset }, "empty status request");
+    const end = offset + length;
+    const gc = Math.floor(offset / this.cs);
+    const e = await this.l2Entry(gc);
+    const inOff = offset - gc * this.cs;
+    let n = Math.min((gc + 1) * this.cs, end) - offset;
+    const same = (f: L2Entry, k: number): boolean => {
+      if (f.kind !== e.kind) return false;
+      if (e.kind === "normal") return (f as { host: number }).host === e.host + k * this.cs;
+      if (e.kind === "zero") return ((f as { host: number }).host === 0) === (e.host === 0);
+      return true;
+    };
+    let k = 1;
+    while (offset + n < end) {
+      const f = await this.l2Entry(gc + k);
+      if (!same(f, k)) break;
+      n = Math.min((gc + k + 1) * this.cs, end) - offset;
+      k++;
+    }
+    switch (e.kind) {
+      case "normal":
+        return { start: offset, length: n, kind: "data", depth: 0, hostOffset: e.host + inOff };
+      case "compressed":
+        return { start: offset, length: n, kind: "data", depth: 0, compressed: true };
+      case "zero":
+        return { start: offset, length: n, kind: "zero", depth: 0 };
+      case "unallocated": {
+        const b = this.backing;
+        if (!b) return { start: offset, length: n, kind: "unallocated", depth: 0 };
+        if (offset >= b.size()) return { start: offset, length: n, kind: "unallocated", depth: 1 };
+        const s = await b.blockStatus(offset, Math.min(n, b.size() - offset));
+        return { ...s, depth: s.depth + 1 };
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ header
+
+  private async writeHeader(): Promise<void> {
+    const bytes = serializeHeader(this.hdr);
+    // Overwrite the whole previously used header area so stale extension bytes do not survive.
+    const old = new Uint8Array(Math.min(this.cs, this.fileSize));
+    await readFull(this.store, 0, old);
+    const out = new Uint8Array(Math.max(bytes.length, usedHeaderBytes(old)));
+    out.set(bytes);
+    await this.metaWrite(0, out);
+    const dv = new DataView(bytes.buffer);
+    this.hdr = {
+      ...this.hdr,
+      backingFileOffset: Number(dv.getBigUint64(8)),
+      backingFileSize: dv.getUint32(16),
+      headerLength: this.hdr.version === 3 ? dv.getUint32(100) : V2_HEADER_LENGTH,
+    };
+  }
+
+  /** Changes the backing file recorded in the header (no data is copied: see rebase in the CLI). */
+  async setBackingFile(name: string | null, format: string | null): Promise<void> {
+    this.checkWritable();
+    this.hdr = { ...this.hdr, backingFile: name, backingFormat: name === null ? null : format };
+    await this.writeHeader();
+  }
+
+  async resize(newSize: number): Promise<void> {
+    this.checkWritable();
+    checkSize(F, newSize);
+    if (newSize < this.hdr.size)
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, size: this.hdr.size, newSize },
+        "shrinking qcow2 images",
+      );
+    const need = Math.ceil(newSize / this.cs / this.l2Entries);
+    if (need * 8 > MAX_L1_BYTES)
+      throw new DiskError(
+        DiskErrorCode.TOO_LARGE,
+        { format: F, newSize },
+        "virtual size needs an L1 table above 32 MiB",
+      );
+    if (need > this.hdr.l1Size) {
+      const clusters = Math.ceil((need * 8) / this.cs);
+      const host = await this.allocClusters(clusters);
+      const l1 = new Uint8Array(need * 8);
+      l1.set(this.l1);
+      await this.metaWrite(host, l1);
+      await this.store.flush();
+      const oldOff = this.hdr.l1TableOffset;
+      const oldClusters = Math.ceil((this.hdr.l1Size * 8) / this.cs);
+      this.l1 = l1;
+      this.l1dv = new DataView(l1.buffer);
+      this.hdr = { ...this.hdr, l1TableOffset: host, l1Size: need, size: newSize };
+      await this.writeHeader();
+      await this.store.flush();
+      for (let i = 0; i < oldClusters && oldOff !== 0; i++) await this.updateRefcount(oldOff / this.cs + i, -1);
+    } else {
+      this.hdr = { ...this.hdr, size: newSize };
+      await this.writeHeader();
+    }
+  }
+
+  // ------------------------------------------------------------- check
+
+  /** Walks all metadata and compares reference counts with refcounts, as `qemu-img check` does. */
+  async check(): Promise<Qcow2CheckResult> {
+    this.checkOpen();
+    const cs = this.cs;
+    const refs = new Map<number, number>();
+    const messages: string[] = [];
+    let corruptions = 0;
+    const fileClusters = Math.ceil(this.fileSize / cs);
+    const ref = (c: number, n = 1) => refs.set(c, (refs.get(c) ?? 0) + n);
+    const refRange = (off: number, bytes: number) => {
+      for (let c = Math.floor(off / cs); c <= Math.floor((off + bytes - 1) / cs); c++) ref(c);
+    };
+    refRange(0, cs);
+    if (this.hdr.l1Size > 0) refRange(this.hdr.l1TableOffset, this.hdr.l1Size * 8);
+    refRange(this.hdr.refcountTableOffset, this.hdr.refcountTableClusters * cs);
+    if (this.hdr.nbSnapshots > 0) refRange(this.hdr.snapshotsOffset, Math.max(this.snapshotTableBytes, 1));
+    let allocated = 0;
+    let compressed = 0;
+    let fragmented = 0;
+    let lastHost = -1;
+    const walkL1 = async (l1: DataView, l1Size: number, active: boolean) => {
+      for (let i = 0; i < l1Size; i++) {
+        const hi = l1.getUint32(i * 8);
+        const lo = l1.getUint32(i * 8 + 4);
+        const l2 = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+        if (l2 === 0) continue;
+        if (l2 % cs !== 0 || l2 >= this.fileSize) {
+          messages.push(`ERROR l2_offset=${l2.toString(16)}: Table is not cluster aligned or beyond end of file`);
+          corruptions++;
+          continue;
+        }
+        ref(l2 / cs);
+        if (active) {
+          const rc = await this.getRefcount(l2 / cs);
+          if (((hi & COPIED_HI) !== 0) !== (rc === 1)) {
+            messages.push(`ERROR OFLAG_COPIED L2 cluster: l1_index=${i} l1_entry=${hex(hi, lo)} refcount=${rc}`);
+            corruptions++;
+          }
+        }
+        const table = new Uint8Array(cs);
+        await readFull(this.store, l2, table);
+        for (let j = 0; j < this.l2Entries; j++) {
+          let e: L2Entry;
+          try {
+            e = this.decodeL2(table, j, l2);
+          } catch (err) {
+            messages.push(`ERROR ${(err as Error).message}`);
+            corruptions++;
+            continue;
+          }
+          if (e.kind === "compressed") {
+            refRange(e.host, e.bytes);
+            if (active) {
+              allocated++;
+              compressed++;
+            }
+          } else if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) {
+            ref(e.host / cs);
+            if (active) {
+              allocated++;
+              if (lastHost >= 0 && e.host !== lastHost + cs) fragmented++;
+              lastHost = e.host;
+              const rc = await this.getRefcount(e.host / cs);
+              if (e.copied !== (rc === 1)) {
+                const dv = new DataView(table.buffer);
+                messages.push(
+                  `ERROR OFLAG_COPIED data cluster: l2_entry=${hex(dv.getUint32(j * 8), dv.getUint32(j * 8 + 4))} refcount=${rc}`,
+                );
+                corruptions++;
+              }
+            }
+          } else if (e.kind === "zero" && active) allocated++;
+        }
+      }
+    };
+    await walkL1(this.l1dv, this.hdr.l1Size, true);
+    for (const s of this.snapshots) {
+      if (s.l1TableOffset % cs !== 0 || s.l1TableOffset + s.l1Size * 8 > this.fileSize || s.l1Size * 8 > MAX_L1_BYTES) {
+        messages.push(`ERROR snapshot ${s.id} L1 table invalid`);
+        corruptions++;
+        continue;
+      }
+      refRange(s.l1TableOffset, Math.max(1, s.l1Size * 8));
+      const l1 = new Uint8Array(s.l1Size * 8);
+      await readFull(this.store, s.l1TableOffset, l1);
+      await walkL1(new DataView(l1.buffer), s.l1Size, false);
+    }
+    for (let i = 0; i < this.reftable.length / 8; i++) {
+      const b = this.rtOffset(i);
+      if (b !== 0) ref(b / cs);
+    }
+    // Compare with the stored refcounts.
+    let leaks = 0;
+    let maxUsed = 0;
+    const rtCover = (this.reftable.length / 8) * this.rbEntries;
+    let limit = fileClusters;
+    for (const c of refs.keys()) if (c > limit) limit = c;
+    for (let c = 0; c < Math.min(limit + 1, rtCover); c++) {
+      const rc = await this.getRefcount(c);
+      const r = refs.get(c) ?? 0;
+      if (rc > 0) maxUsed = c + 1;
+      if (rc < r) {
+        messages.push(`ERROR cluster ${c} refcount=${rc} reference=${r}`);
+        corruptions++;
+      } else if (rc > r) {
+        messages.push(`Leaked cluster ${c} refcount=${rc} reference=${r}`);
+        leaks++;
+      }
+    }
+    for (const c of refs.keys()) {
+      if (c >= rtCover) {
+        messages.push(`ERROR cluster ${c} refcount=0 reference=${refs.get(c)}`);
+        corruptions++;
+      }
+    }
+    return {
+      corruptions,
+      leaks,
+      messages,
+      allocatedClusters: allocated,
+      totalClusters: Math.ceil(this.hdr.size / cs),
+      fragmentedClusters: fragmented,
+      compressedClusters: compressed,
+      imageEndOffset: maxUsed * cs,
+      references: refs,
+    };
+  }
+
+  /** Sets every refcount to the number of references found (fixes leaks and lazy-refcount damage). */
+  async repairRefcounts(): Promise<void> {
+    this.checkWritable();
+    const r = await this.check();
+    const rtCover = (this.reftable.length / 8) * this.rbEntries;
+    const clusters = new Set<number>(r.references.keys());
+    for (let c = 0; c < Math.min(rtCover, Math.ceil(this.fileSize / this.cs)); c++) clusters.add(c);
+    for (const c of [...clusters].sort((a, b) => a - b)) {
+      const have = await this.getRefcount(c);
+      const want = r.references.get(c) ?? 0;
+      if (have !== want) await this.updateRefcount(c, want - have);
+    }
+    await this.store.flush();
+  }
+
+  // ------------------------------------------------------------ create
+
+  /** Creates an empty image in `store` (which is truncated) and opens it read-write. */
+  static async create(store: ByteStore, options: Qcow2CreateOptions): Promise<Qcow2Image> {
+    const version = options.version ?? 3;
+    const cb = options.clusterBits ?? 16;
+    const order = options.refcountOrder ?? 4;
+    checkSize(F, options.size);
+    if (!Number.isInteger(cb) || cb < 9 || cb > 21)
+      throw new DiskError(
+        DiskErrorCode.INVALID_OPTIONS,
+        { format: F, clusterBits: cb },
+        "cluster size must be 512 B .. 2 MiB",
+      );
+    if (!Number.isInteger(order) || order < 0 || order > 6 || (version === 2 && order !== 4))
+      throw new DiskError(
+        DiskErrorCode.INVALID_OPTIONS,
+        { format: F, refcountOrder: order },
+        "refcount width must be 1..64 bits (16 for v2)",
+      );
+    if (version === 2 && options.lazyRefcounts)
+      throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: F }, "lazy refcounts need compat=1.1 (v3)");
+    const cs = 2 ** cb;
+    const l1Size = Math.ceil(options.size / cs / (cs / 8));
+    if (l1Size * 8 > MAX_L1_BYTES)
+      throw new DiskError(
+        DiskErrorCode.TOO_LARGE,
+        { format: F, size: options.size },
+        "virtual size needs an L1 table above 32 MiB",
+      );
+    // Layout as QEMU creates it: header, refcount table, first refcount block, L1 table.
+    await store.truncate(0);
+    const hdr: Qcow2Header = {
+      magic: 0x514649fb,
+      version,
+      backingFileOffset: 0,
+      backingFileSize: 0,
+      clusterBits: cb,
+      size: options.size,
+      cryptMethod: 0,
+      l1Size: 0,
+      l1TableOffset: 0,
+      refcountTableOffset: cs,
+      refcountTableClusters: 1,
+      nbSnapshots: 0,
+      snapshotsOffset: 0,
+      incompatibleFeatures: 0n,
+      compatibleFeatures: options.lazyRefcounts ? 1n : 0n,
+      autoclearFeatures: 0n,
+      refcountOrder: order,
+      headerLength: version === 3 ? V3_HEADER_LENGTH : V2_HEADER_LENGTH,
+      compressionType: 0,
+      otherExtensions: [],
+      backingFile: options.backingFile ?? null,
+      backingFormat: options.backingFile !== undefined ? (options.backingFormat ?? null) : null,
+      featureNames: version === 3 ? QEMU_FEATURE_NAMES : [],
+    };
+    const head = serializeHeader(hdr);
+    const first = new Uint8Array(3 * cs);
+    first.set(head);
+    new DataView(first.buffer).setBigUint64(cs, BigInt(2 * cs)); // reftable[0] -> block at cluster 2
+    const block = first.subarray(2 * cs);
+    const img0 = { refBits: 2 ** order } as const;
+    for (let c = 0; c < 3; c++) writeRcRaw(block, c, 1, img0.refBits);
+    await store.write(0, first);
+    const reftable = first.slice(cs, 2 * cs);
+    const img = new Qcow2Image(store, { ...parseHeaderLoose(head, hdr) }, false, 3 * cs, new Uint8Array(0), reftable);
+    img.rbClusters.add(2);
+    img.rbCache.set(2 * cs, first.slice(2 * cs));
+    if (l1Size > 0) {
+      const l1Clusters = Math.ceil((l1Size * 8) / cs);
+      const host = await img.allocClusters(l1Clusters);
+      await img.metaWrite(host, new Uint8Array(l1Clusters * cs));
+      img.l1 = new Uint8Array(l1Size * 8);
+      img.l1dv = new DataView(img.l1.buffer);
+      img.hdr = { ...img.hdr, l1Size, l1TableOffset: host };
+    }
+    await img.writeHeader();
+    await store.flush();
+    return img;
+  }
+}
+
+/** The header as written by create (backing name offset filled in from the serialized bytes). */
+function parseHeaderLoose(bytes: Uint8Array, h: Qcow2Header): Qcow2Header {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { ...h, backingFileOffset: Number(dv.getBigUint64(8)), backingFileSize: dv.getUint32(16) };
+}
+
+function writeRcRaw(block: Uint8Array, i: number, v: number, bits: number): void {
+  if (bits < 8) {
+    const bitPos = i * bits;
+    block[bitPos >> 3] = block[bitPos >> 3]! | (v << (bitPos & 7));
+    return;
+  }
+  const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
+  if (bits === 8) block[i] = v;
+  else if (bits === 16) dv.setUint16(i * 2, v);
+  else if (bits === 32) dv.setUint32(i * 4, v);
+  else dv.setBigUint64(i * 8, BigInt(v));
+}
+
+function hex(hi: number, lo: number): string {
+  return `0x${(hi >>> 0).toString(16)}${(lo >>> 0).toString(16).padStart(8, "0")}`;
+}
+
+/** Length of the header area in use: up to the last non-zero byte. */
+function usedHeaderBytes(first: Uint8Array): number {
+  let n = first.length;
+  while (n > 0 && first[n - 1] === 0) n--;
+  return n;
+}
+
+export function isZero(b: Uint8Array): boolean {
+  const n8 = b.byteOffset % 8 === 0 ? Math.floor(b.length / 8) : 0;
+  if (n8 > 0) {
+    const w = new BigUint64Array(b.buffer, b.byteOffset, n8);
+    for (let i = 0; i < n8; i++) if (w[i] !== 0n) return false;
+  }
+  for (let i = n8 * 8; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}

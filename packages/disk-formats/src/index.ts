@@ -1,0 +1,18 @@
+// Public surface of @ringzero/disk-formats (the Node file store is at "./node", test doubles at "./testing").
+export { allocationMap, type BlockBackend, type Extent, FormatName } from "./backend.js";
+export { DiskError, DiskErrorCode, type DiskErrorContext, MAX_OFFSET } from "./errors.js";
+export type { Qcow2Header } from "./formats/qcow2/header.js";
+export { type Qcow2CheckResult, type Qcow2CreateOptions, Qcow2Image } from "./formats/qcow2/image.js";
+export type { Qcow2Snapshot } from "./formats/qcow2/snapshots.js";
+export { RawImage } from "./formats/raw.js";
+export { MemoryHost, MemoryStore } from "./io/memory.js";
+export { type ByteStore, readFull, type StoreHost } from "./io/store.js";
+export {
+  type CreateOptions,
+  createImage,
+  DEFAULT_MAX_CHAIN_DEPTH,
+  type Image,
+  type OpenOptions,
+  openImage,
+  probeFormat,
+} from "./open.js";

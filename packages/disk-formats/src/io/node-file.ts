@@ -1,0 +1,102 @@
+// Node implementation of the I/O layer: files through node:fs/promises.
+// The only module of the library that imports node:fs.
+import { constants } from "node:fs";
+import { access, type FileHandle, open, realpath } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { DiskError, DiskErrorCode } from "../errors.js";
+import type { ByteStore, StoreHost } from "./store.js";
+
+export class NodeFileStore implements ByteStore {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly name: string,
+    readonly readOnly: boolean,
+  ) {}
+
+  static async open(path: string, options: { readOnly: boolean; create?: boolean }): Promise<NodeFileStore> {
+    const flags = options.create ? "w+" : options.readOnly ? "r" : "r+";
+    try {
+      return new NodeFileStore(await open(path, flags), path, options.readOnly);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new DiskError(
+        code === "ENOENT" ? DiskErrorCode.NOT_FOUND : DiskErrorCode.INVALID_OPTIONS,
+        { format: "file", file: path, errno: code },
+        (e as Error).message,
+      );
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+
+  async read(offset: number, buf: Uint8Array): Promise<number> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name, offset });
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  async truncate(size: number): Promise<void> {
+    if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name });
+    await this.fh.truncate(size);
+  }
+
+  async flush(): Promise<void> {
+    if (!this.readOnly) await this.fh.datasync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+
+  async allocatedSize(): Promise<number> {
+    return (await this.fh.stat()).blocks * 512;
+  }
+}
+
+/** Files on the local file system. */
+export class NodeFileHost implements StoreHost {
+  open(name: string, options: { readOnly: boolean }): Promise<ByteStore> {
+    return NodeFileStore.open(name, options);
+  }
+
+  create(name: string): Promise<ByteStore> {
+    return NodeFileStore.open(name, { readOnly: false, create: true });
+  }
+
+  resolve(base: string, name: string): string {
+    if (isAbsolute(name)) return name;
+    return resolve(dirname(base), name);
+  }
+
+  async canonical(name: string): Promise<string> {
+    try {
+      return await realpath(name);
+    } catch {
+      return resolve(name);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await access(name, constants.F_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,138 @@
+// Opening and creating images by name through a StoreHost: format probing
+// and backing chains (with cycle detection and a depth limit).
+import type { FormatName } from "./backend.js";
+import { DiskError, DiskErrorCode } from "./errors.js";
+import { isQcow2 } from "./formats/qcow2/header.js";
+import { Qcow2Image } from "./formats/qcow2/image.js";
+import { RawImage } from "./formats/raw.js";
+import { type ByteStore, readFull, type StoreHost } from "./io/store.js";
+
+export type Image = RawImage | Qcow2Image;
+
+/** Backing chains deeper than this are refused (hostile images chaining to themselves through renamed copies). */
+export const DEFAULT_MAX_CHAIN_DEPTH = 64;
+
+export interface OpenOptions {
+  /** Format; probed from the content when absent (qcow2 magic, else raw). */
+  format?: FormatName;
+  readOnly?: boolean;
+  /** Do not open backing files (their data reads as zeros). */
+  noBacking?: boolean;
+  maxChainDepth?: number;
+}
+
+const FORMATS: readonly string[] = ["raw", "qcow2"];
+
+function checkFormat(name: string, where: Record<string, unknown>): FormatName {
+  if (!FORMATS.includes(name))
+    throw new DiskError(
+      DiskErrorCode.UNSUPPORTED,
+      { format: name, ...where },
+      `unknown or unsupported format '${name}'`,
+    );
+  return name as FormatName;
+}
+
+/** Guesses the format from the first bytes: qcow2 by its magic, anything else is raw. */
+export async function probeFormat(store: ByteStore): Promise<FormatName> {
+  const head = new Uint8Array(8);
+  await readFull(store, 0, head);
+  return isQcow2(head) ? "qcow2" : "raw";
+}
+
+/** Opens an image and its backing chain. Backing files are always opened read-only. */
+export async function openImage(host: StoreHost, name: string, options: OpenOptions = {}): Promise<Image> {
+  const maxDepth = options.maxChainDepth ?? DEFAULT_MAX_CHAIN_DEPTH;
+  const seen = new Set<string>();
+  const opened: Image[] = [];
+  try {
+    return await openLayer(host, name, options.format, options.readOnly ?? false, 0);
+  } catch (e) {
+    for (const img of opened.reverse()) await img.close().catch(() => {});
+    throw e;
+  }
+
+  async function openLayer(
+    h: StoreHost,
+    file: string,
+    format: FormatName | undefined,
+    readOnly: boolean,
+    depth: number,
+  ): Promise<Image> {
+    const key = await h.canonical(file);
+    if (seen.has(key))
+      throw new DiskError(
+        DiskErrorCode.BACKING_CYCLE,
+        { format: format ?? "unknown", file, depth },
+        "backing chain loops",
+      );
+    if (depth > maxDepth)
+      throw new DiskError(
+        DiskErrorCode.BACKING_TOO_DEEP,
+        { format: format ?? "unknown", file, depth, maxDepth },
+        "backing chain too deep",
+      );
+    seen.add(key);
+    const store = await h.open(file, { readOnly });
+    let img: Image;
+    try {
+      const fmt = format ?? (await probeFormat(store));
+      img = fmt === "qcow2" ? await Qcow2Image.open(store, { readOnly }) : await RawImage.open(store, { readOnly });
+    } catch (e) {
+      await store.close().catch(() => {});
+      throw e;
+    }
+    opened.push(img);
+    if (img instanceof Qcow2Image && img.backingFile !== null && !options.noBacking) {
+      const bfile = h.resolve(file, img.backingFile);
+      if (!(await h.exists(bfile)))
+        throw new DiskError(
+          DiskErrorCode.NOT_FOUND,
+          { format: "qcow2", offset: img.header.backingFileOffset, file: bfile },
+          "backing file not found",
+        );
+      const bfmt = img.backingFormat !== null ? checkFormat(img.backingFormat, { file: bfile }) : undefined;
+      img.attachBacking(await openLayer(h, bfile, bfmt, true, depth + 1));
+    }
+    return img;
+  }
+}
+
+export interface CreateOptions {
+  format: FormatName;
+  /** Virtual size; for a qcow2 with a backing file, defaults to the backing file's size. */
+  size?: number;
+  backingFile?: string;
+  backingFormat?: FormatName;
+  /** qcow2 options. */
+  qcow2?: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean };
+}
+
+/** Creates an image file; returns it opened read-write (with its backing chain). */
+export async function createImage(host: StoreHost, name: string, options: CreateOptions): Promise<Image> {
+  let size = options.size;
+  let backingFormat = options.backingFormat;
+  if (options.backingFile !== undefined) {
+    if (options.format !== "qcow2")
+      throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: options.format }, "backing files need qcow2");
+    const bpath = host.resolve(name, options.backingFile);
+    const backing = await openImage(host, bpath, {
+      readOnly: true,
+      ...(backingFormat ? { format: backingFormat } : {}),
+    });
+    backingFormat ??= backing.format;
+    size ??= backing.size();
+    await backing.close();
+  }
+  if (size === undefined)
+    throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: options.format }, "a size is required");
+  const store = await host.create(name);
+  if (options.format === "raw") return RawImage.create(store, { size });
+  const img = await Qcow2Image.create(store, {
+    size,
+    ...options.qcow2,
+    ...(options.backingFile !== undefined ? { backingFile: options.backingFile, backingFormat } : {}),
+  });
+  await img.close();
+  return openImage(host, name, { format: "qcow2" });
+}
