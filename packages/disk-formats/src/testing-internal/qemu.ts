@@ -36,9 +36,10 @@ export function qemuIo(file: string, cmds: string[], format = "qcow2"): string {
 export function qemuCheck(
   file: string,
   format = "qcow2",
+  withText = false,
 ): { status: number; json: Record<string, unknown>; text: string } {
   const r = qemuImg(["check", "-f", format, "--output", "json", file], { allowFail: true });
-  const text = qemuImg(["check", "-f", format, file], { allowFail: true }).stdout;
+  const text = withText ? qemuImg(["check", "-f", format, file], { allowFail: true }).stdout : "";
   let json: Record<string, unknown> = {};
   try {
     json = JSON.parse(r.stdout);

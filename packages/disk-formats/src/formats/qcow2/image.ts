@@ -317,7 +317,7 @@ export class Qcow2Image implements BlockBackend {
       const hi = this.rtdv.getUint32(i * 8);
       const lo = this.rtdv.getUint32(i * 8 + 4);
       if (hi === 0 && lo === 0) continue;
-      const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+      const host = (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
       // refcount table entries have no flag bits: all of 0-8 and 56-63 reserved
       // Refcount table entries carry no flags: bit 63 is reserved too.
       check("refcount block", this.hdr.refcountTableOffset + i * 8, host, lo, hi & 0xff000000, this.rbClusters);
@@ -325,7 +325,7 @@ export class Qcow2Image implements BlockBackend {
     for (let i = 0; i < this.hdr.l1Size; i++) {
       const hi = this.l1dv.getUint32(i * 8);
       const lo = this.l1dv.getUint32(i * 8 + 4);
-      const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+      const host = (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
       if (host === 0) continue;
       check("L2 table", this.hdr.l1TableOffset + i * 8, host, lo, hi & 0x7f000000, this.l2Clusters);
       if (this.rbClusters.has(host / this.cs))
@@ -356,7 +356,7 @@ export class Qcow2Image implements BlockBackend {
   private l1Offset(i: number): number {
     const hi = this.l1dv.getUint32(i * 8);
     const lo = this.l1dv.getUint32(i * 8 + 4);
-    return (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+    return (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
   }
 
   private l1Copied(i: number): boolean {
@@ -366,7 +366,7 @@ export class Qcow2Image implements BlockBackend {
   private rtOffset(i: number): number {
     const hi = this.rtdv.getUint32(i * 8);
     const lo = this.rtdv.getUint32(i * 8 + 4);
-    return (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+    return (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
   }
 
   /** Decodes and validates the L2 entry of guest cluster `gc`. */
@@ -400,7 +400,7 @@ export class Qcow2Image implements BlockBackend {
       this.checkData(Math.floor(host / this.cs), Math.floor((host + bytes - 1) / this.cs), where);
       return { kind: "compressed", host, bytes };
     }
-    const host = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+    const host = (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
     const copied = (hi & COPIED_HI) !== 0;
     if ((lo & 0x1fe) !== 0 || (hi & 0x3f000000) !== 0)
       throw new DiskError(
@@ -409,6 +409,12 @@ export class Qcow2Image implements BlockBackend {
         "L2 entry has reserved bits set",
       );
     if (host !== 0) {
+      if (host % this.cs !== 0)
+        throw new DiskError(
+          DiskErrorCode.BAD_ENTRY,
+          { format: F, offset: where, host },
+          "data cluster offset not cluster aligned",
+        );
       if (host >= this.fileSize)
         throw new DiskError(
           DiskErrorCode.OUT_OF_BOUNDS,
@@ -1066,7 +1072,7 @@ export class Qcow2Image implements BlockBackend {
       for (let i = 0; i < l1Size; i++) {
         const hi = l1.getUint32(i * 8);
         const lo = l1.getUint32(i * 8 + 4);
-        const l2 = (hi & 0x00ffffff) * 2 ** 32 + (lo & 0xfffffe00) * 1;
+        const l2 = (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
         if (l2 === 0) continue;
         if (l2 % cs !== 0 || l2 >= this.fileSize) {
           messages.push(`ERROR l2_offset=${l2.toString(16)}: Table is not cluster aligned or beyond end of file`);
@@ -1242,20 +1248,31 @@ export class Qcow2Image implements BlockBackend {
       backingFormat: options.backingFile !== undefined ? (options.backingFormat ?? null) : null,
       featureNames: version === 3 ? QEMU_FEATURE_NAMES : [],
     };
+    const l1Clusters = Math.ceil((l1Size * 8) / cs);
+    const rbEntries = (cs * 8) / 2 ** order;
+    if (3 + l1Clusters <= rbEntries) {
+      // Common case, written in one piece: header, refcount table, block, L1 table (clusters 3..).
+      const full: Qcow2Header = { ...hdr, l1Size, l1TableOffset: l1Size > 0 ? 3 * cs : 0 };
+      const head = serializeHeader(full);
+      const layout = new Uint8Array((3 + l1Clusters) * cs);
+      layout.set(head);
+      new DataView(layout.buffer).setBigUint64(cs, BigInt(2 * cs));
+      for (let c = 0; c < 3 + l1Clusters; c++) writeRcRaw(layout.subarray(2 * cs, 3 * cs), c, 1, 2 ** order);
+      await store.write(0, layout);
+      await store.flush();
+      return Qcow2Image.open(store, { readOnly: false });
+    }
     const head = serializeHeader(hdr);
     const first = new Uint8Array(3 * cs);
     first.set(head);
     new DataView(first.buffer).setBigUint64(cs, BigInt(2 * cs)); // reftable[0] -> block at cluster 2
-    const block = first.subarray(2 * cs);
-    const img0 = { refBits: 2 ** order } as const;
-    for (let c = 0; c < 3; c++) writeRcRaw(block, c, 1, img0.refBits);
+    for (let c = 0; c < 3; c++) writeRcRaw(first.subarray(2 * cs), c, 1, 2 ** order);
     await store.write(0, first);
     const reftable = first.slice(cs, 2 * cs);
     const img = new Qcow2Image(store, { ...parseHeaderLoose(head, hdr) }, false, 3 * cs, new Uint8Array(0), reftable);
     img.rbClusters.add(2);
     img.rbCache.set(2 * cs, first.slice(2 * cs));
     if (l1Size > 0) {
-      const l1Clusters = Math.ceil((l1Size * 8) / cs);
       const host = await img.allocClusters(l1Clusters);
       await img.metaWrite(host, new Uint8Array(l1Clusters * cs));
       img.l1 = new Uint8Array(l1Size * 8);

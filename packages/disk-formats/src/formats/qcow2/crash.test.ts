@@ -1,0 +1,139 @@
+// Crash consistency: a writer stopped at any point leaves an image that
+// qemu-img check finds consistent (leaked clusters allowed, corruption not).
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryStore } from "../../io/memory.js";
+import { NodeFileHost } from "../../io/node-file.js";
+import type { ByteStore } from "../../io/store.js";
+import { createImage } from "../../open.js";
+import { HAVE_QEMU, pattern, qemuCheck, tempDir } from "../../testing-internal/qemu.js";
+import { Qcow2Image } from "./image.js";
+
+/** Stops accepting writes after `budget` writes, like a process killed between two system calls. */
+class DyingStore implements ByteStore {
+  writes = 0;
+  constructor(
+    readonly inner: MemoryStore,
+    private budget: number,
+  ) {}
+  get name() {
+    return this.inner.name;
+  }
+  get readOnly() {
+    return false;
+  }
+  size() {
+    return this.inner.size();
+  }
+  read(o: number, b: Uint8Array) {
+    return this.inner.read(o, b);
+  }
+  async write(o: number, d: Uint8Array) {
+    if (this.writes >= this.budget) throw new Error("killed");
+    this.writes++;
+    await this.inner.write(o, d);
+  }
+  async truncate(n: number) {
+    if (this.writes >= this.budget) throw new Error("killed");
+    this.writes++;
+    await this.inner.truncate(n);
+  }
+  flush() {
+    return Promise.resolve();
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+/** A workload touching every metadata path: L2 and refblock allocation, refcount table growth, compression, zeroing, discard, resize. */
+async function workload(store: ByteStore): Promise<void> {
+  const img = await Qcow2Image.create(store, { size: 8 * 1024 * 1024, clusterBits: 9, refcountOrder: 6 });
+  await img.write(1000, pattern(40000, 1));
+  await img.writeCompressed(512 * 200, new Uint8Array(512).fill(3));
+  await img.writeCompressed(512 * 201, new Uint8Array(512).fill(4));
+  await img.write(3 * 1024 * 1024 - 7, pattern(2 * 1024 * 1024 + 100, 2)); // grows the refcount table
+  await img.writeZeroes(2000, 5000);
+  await img.discard(3 * 1024 * 1024, 8192);
+  await img.write(512 * 200 + 10, pattern(600, 3)); // rewrite a compressed cluster
+  await img.resize(64 * 1024 * 1024); // new L1 table
+  await img.write(60 * 1024 * 1024, pattern(3000, 4));
+}
+
+describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    t = tempDir("rz-crash-");
+  });
+  afterAll(() => t.cleanup());
+
+  it("stopping the writer after any number of writes leaves no corruption", async () => {
+    const full = new DyingStore(new MemoryStore("full"), Number.POSITIVE_INFINITY);
+    await workload(full);
+    const total = full.writes;
+    expect(total).toBeGreaterThan(5000);
+    // Creation (truncate + one write of the whole layout) is not an image until it completes.
+    const first = 3;
+    const points = new Set<number>();
+    for (let i = first; i <= first + 12; i++) points.add(i);
+    for (let i = 0; i < 30; i++) points.add(first + Math.floor(((total - first) * i) / 30) + (i % 7));
+    let withLeaks = 0;
+    for (const n of points) {
+      const store = new DyingStore(new MemoryStore("crash"), n);
+      await workload(store).then(
+        () => {},
+        (e: Error) => {
+          if (e.message !== "killed") throw e;
+        },
+      );
+      const f = t.path(`crash-${n}.qcow2`);
+      writeFileSync(f, store.inner.bytes());
+      const chk = qemuCheck(f);
+      if (chk.status === 3) withLeaks++;
+      expect([n, chk.status, chk.json.corruptions ?? 0]).toEqual([n, chk.status === 3 ? 3 : 0, 0]);
+      // and the library reopens it and keeps writing
+      const img = await Qcow2Image.open(new MemoryStore("re", false, store.inner.bytes()));
+      await img.write(0, new Uint8Array(100).fill(1));
+      expect((await img.check()).corruptions).toBe(0);
+      await img.close();
+    }
+    expect(withLeaks).toBeGreaterThan(0);
+  });
+
+  it("a child process killed at random points leaves no corruption", async () => {
+    const child = join(t.dir, "child.mjs");
+    await build({
+      entryPoints: [join(import.meta.dirname, "../../testing-internal/crash-child.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      outfile: child,
+      logLevel: "warning",
+    });
+    const f = t.path("victim.qcow2");
+    await (
+      await createImage(new NodeFileHost(), f, { format: "qcow2", size: 64 * 1024 * 1024, qcow2: { clusterBits: 12 } })
+    ).close();
+    for (let round = 0; round < 4; round++) {
+      const p = spawn(process.execPath, [child, f, String(round + 1)], { stdio: ["ignore", "pipe", "pipe"] });
+      let err = "";
+      p.stderr.on("data", (d) => {
+        err += d;
+      });
+      await new Promise<void>((resolve, reject) => {
+        p.stdout.once("data", () => resolve());
+        p.once("exit", (code) => reject(new Error(`child exited early (${code}): ${err}`)));
+      });
+      await new Promise((r) => setTimeout(r, 30 + Math.random() * 200));
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill("SIGKILL");
+      await exited;
+      const chk = qemuCheck(f);
+      expect(chk.json.corruptions ?? 0).toBe(0);
+      expect([0, 3]).toContain(chk.status);
+    }
+  });
+});
