@@ -440,14 +440,17 @@ export class TcpFlow {
       this.sendAck(); // acks something never sent
       return;
     }
+    let windowChanged = false;
+    let windowGrew = false;
     // Window update (§3.10.7.4 fifth, SND.WL1/SND.WL2 rule).
     if (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLe(this.sndWl2, ack))) {
       const newWnd = seg.window << this.guestWs;
-      const grew = newWnd > this.sndWnd;
+      windowChanged = newWnd !== this.sndWnd;
+      if (newWnd > this.sndWnd) windowGrew = true;
       this.sndWnd = newWnd;
       this.sndWl1 = seg.seq;
       this.sndWl2 = ack;
-      if (grew) this.probe = false;
+      if (windowGrew) this.probe = false;
     }
     const acked = seqDiff(ack, this.sndUna);
     if (acked > 0) {
@@ -472,16 +475,22 @@ export class TcpFlow {
       this.updateHostPause();
       this.checkDone();
       if (this.state !== "CLOSED") this.trySend();
-    } else if (acked === 0 && payloadLen === 0 && this.sndUna !== this.sndMax && !(seg.flags & TCP_FIN)) {
-      // RFC 5681 §3.2: the third duplicate ACK triggers fast retransmit.
+    } else if (
+      acked === 0 &&
+      payloadLen === 0 &&
+      !windowChanged &&
+      this.sndUna !== this.sndMax &&
+      !(seg.flags & TCP_FIN)
+    ) {
+      // RFC 5681 §2: a duplicate ACK carries no data and no window change; the third triggers fast retransmit.
       if (++this.dupAcks === 3) {
         this.ssthresh = Math.max(seqDiff(this.sndMax, this.sndUna) >> 1, 2 * this.mss);
         this.cwnd = this.ssthresh;
         this.host.stats.count("tcpFastRetransmits");
         this.retransmitFirst();
       }
-    } else if (acked === 0 && this.sndUna === this.sndMax) {
-      this.trySend(); // a pure window update may open the window
+    } else if (windowGrew) {
+      this.trySend(); // a window update may open the window
     }
   }
 
