@@ -104,11 +104,31 @@ describe("IPv4", () => {
       return parseIpv4(b);
     };
     expect(parseIpv4(pkt.subarray(0, 19))).toBe(DropReason.IP_TOO_SHORT);
-    expect(mut((b) => (b[0] = 0x65))).toBe(DropReason.IP_BAD_VERSION);
-    expect(mut((b) => (b[0] = 0x44))).toBe(DropReason.IP_BAD_IHL);
-    expect(mut((b) => (b[3] = 200))).toBe(DropReason.IP_BAD_LENGTH);
-    expect(mut((b) => (b[3] = 10))).toBe(DropReason.IP_BAD_LENGTH);
-    expect(mut((b) => (b[8] ^= 1))).toBe(DropReason.IP_BAD_CHECKSUM);
+    expect(
+      mut((b) => {
+        b[0] = 0x65;
+      }),
+    ).toBe(DropReason.IP_BAD_VERSION);
+    expect(
+      mut((b) => {
+        b[0] = 0x44;
+      }),
+    ).toBe(DropReason.IP_BAD_IHL);
+    expect(
+      mut((b) => {
+        b[3] = 200;
+      }),
+    ).toBe(DropReason.IP_BAD_LENGTH);
+    expect(
+      mut((b) => {
+        b[3] = 10;
+      }),
+    ).toBe(DropReason.IP_BAD_LENGTH);
+    expect(
+      mut((b) => {
+        b[8] ^= 1;
+      }),
+    ).toBe(DropReason.IP_BAD_CHECKSUM);
   });
 });
 
