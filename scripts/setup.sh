@@ -20,6 +20,12 @@ if [ "${RINGZERO_SKIP_APT:-}" != "1" ]; then
     [riscv64-unknown-elf-gcc]=gcc-riscv64-unknown-elf
     [riscv64-unknown-elf-objdump]=binutils-riscv64-unknown-elf
     [dtc]=device-tree-compiler
+    [socat]=socat
+    [busybox]=busybox
+    [tshark]=tshark
+    [curl]=curl
+    [ip]=iproute2
+    [qemu-riscv64]=qemu-user
   )
   for tool in "${!pkgs[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || need+=("${pkgs[$tool]}")

@@ -140,16 +140,16 @@ function operands(op: Op, seed: number): W[][] {
   const out: W[][] = [];
   const one = (): W => (op.src === "s" ? [0, rand32(r)] : op.src === "d" ? fromBig(rand64(r)) : intOperand(r));
   if (op.src === "x") {
-    for (let i = 0; i < 1500; i++) out.push([intOperand(r)]);
+    for (let i = 0; i < 1000; i++) out.push([intOperand(r)]);
     return out;
   }
   const edges: W[] = op.src === "s" ? EDGE32.map((b) => [0, b] as W) : EDGE64.map(fromBig);
   if (op.n === 1) {
     for (const e of edges) out.push([e]);
-    for (let i = 0; i < 1500; i++) out.push([one()]);
+    for (let i = 0; i < 1000; i++) out.push([one()]);
   } else if (op.n === 2) {
     for (const a of edges) for (const b of edges) out.push([a, b]);
-    for (let i = 0; i < 1500; i++) {
+    for (let i = 0; i < 1000; i++) {
       if (op.src === "s") {
         const a = rand32(r);
         out.push([
@@ -164,7 +164,7 @@ function operands(op: Op, seed: number): W[][] {
   } else {
     const pick = () => edges[Math.floor(r() * edges.length)];
     for (let i = 0; i < 1200; i++) out.push([pick(), pick(), r() < 0.5 ? pick() : one()]);
-    for (let i = 0; i < 1800; i++) {
+    for (let i = 0; i < 1300; i++) {
       // random, and c ≈ -(a*b) for cancellation
       const a = one();
       const b = one();
