@@ -1,0 +1,73 @@
+// Guest physical memory as the hart sees it: one RAM region backed by an
+// ArrayBuffer or SharedArrayBuffer; every other physical address is MMIO and
+// leaves run() as an `mmio` exit for the hypervisor to complete.
+import { z } from "zod";
+import { CpuError, CpuErrorCode } from "../errors.js";
+
+export const BusConfigSchema = z.object({
+  /** Guest-physical base of RAM (QEMU virt: 0x8000_0000). Page-aligned. */
+  ramBase: z
+    .number()
+    .int()
+    .nonnegative()
+    .refine((v) => v % 4096 === 0, "ramBase must be 4 KiB aligned"),
+  /** RAM size in bytes: a positive multiple of 4 KiB, at most 2^31 bytes for typed-array indexing. */
+  ramSize: z
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 31)
+    .refine((v) => v % 4096 === 0, "ramSize must be a multiple of 4 KiB"),
+});
+export type BusConfig = z.input<typeof BusConfigSchema>;
+
+export class Bus {
+  readonly ramBase: number;
+  readonly ramSize: number;
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly u8: Uint8Array;
+  readonly u16: Uint16Array;
+  readonly i32: Int32Array;
+  /** Physical pages (page numbers relative to RAM) whose stores must leave the fast path (HTIF tohost). */
+  readonly watchedPages = new Set<number>();
+
+  constructor(config: BusConfig, buffer?: ArrayBuffer | SharedArrayBuffer) {
+    const parsed = BusConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      throw new CpuError(CpuErrorCode.CONFIG_INVALID, { config }, parsed.error.issues.map((i) => i.message).join("; "));
+    }
+    this.ramBase = parsed.data.ramBase;
+    this.ramSize = parsed.data.ramSize;
+    if (buffer && buffer.byteLength !== this.ramSize) {
+      throw new CpuError(CpuErrorCode.CONFIG_INVALID, { ramSize: this.ramSize, bufferSize: buffer.byteLength });
+    }
+    this.buffer = buffer ?? new ArrayBuffer(this.ramSize);
+    this.u8 = new Uint8Array(this.buffer);
+    this.u16 = new Uint16Array(this.buffer);
+    this.i32 = new Int32Array(this.buffer);
+  }
+
+  /** True when [pa, pa+len) lies inside RAM. */
+  inRam(pa: number, len = 1): boolean {
+    return pa >= this.ramBase && pa + len <= this.ramBase + this.ramSize;
+  }
+
+  /** Copy bytes into RAM at a guest-physical address (loaders). */
+  write(pa: number, data: Uint8Array): void {
+    if (!this.inRam(pa, data.length)) {
+      throw new CpuError(CpuErrorCode.ELF_OUTSIDE_RAM, { address: pa, length: data.length });
+    }
+    this.u8.set(data, pa - this.ramBase);
+  }
+
+  /** Copy bytes out of RAM (a view is returned for zero-copy callers). */
+  read(pa: number, len: number): Uint8Array {
+    if (!this.inRam(pa, len)) throw new CpuError(CpuErrorCode.ELF_OUTSIDE_RAM, { address: pa, length: len });
+    return this.u8.subarray(pa - this.ramBase, pa - this.ramBase + len);
+  }
+
+  /** Make stores to this physical address leave the fast path (used for HTIF tohost). */
+  watch(pa: number): void {
+    if (this.inRam(pa)) this.watchedPages.add(Math.floor((pa - this.ramBase) / 4096));
+  }
+}

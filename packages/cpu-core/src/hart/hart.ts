@@ -1,0 +1,2072 @@
+// The RV64GC hart: interpreter, CSRs, traps, Sv39/Sv48 MMU with a software
+// TLB, PMP. run(budget) executes until something needs the hypervisor and
+// returns a HartExit, as KVM_RUN does (ARCHITECTURE.md §3).
+//
+// Representation (regs.ts): x registers are (lo, hi) Int32 pairs; the pc and
+// other address-like state are JS numbers holding the signed 64-bit value
+// (every valid Sv39/Sv48 virtual address and every physical address of the
+// board is exact in a double).
+
+import { CpuError, CpuErrorCode } from "../errors.js";
+import { execFp } from "../fpu/index.js";
+import { createRegisterFile, type RegisterFile } from "../regs.js";
+import type { Bus } from "./bus.js";
+import { compressedTable } from "./compressed.js";
+import {
+  Cause,
+  Csr,
+  M_INTERRUPTS,
+  MEDELEG_WRITABLE,
+  MIP_MEIP,
+  MIP_MSIP,
+  MIP_MTIP,
+  MIP_SEIP,
+  MIP_SSIP,
+  MIP_STIP,
+  MISA_EXTENSIONS,
+  MSTATUS_FS,
+  MSTATUS_MIE,
+  MSTATUS_MPIE,
+  MSTATUS_MPP,
+  MSTATUS_MPP_SHIFT,
+  MSTATUS_MPRV,
+  MSTATUS_MXR,
+  MSTATUS_SIE,
+  MSTATUS_SPIE,
+  MSTATUS_SPP,
+  MSTATUS_SUM,
+  MSTATUS_TSR,
+  MSTATUS_TVM,
+  MSTATUS_TW,
+  MSTATUS_WRITABLE,
+  PRV_M,
+  PRV_S,
+  PRV_U,
+  S_INTERRUPTS,
+  SSTATUS_MASK,
+} from "./constants.js";
+import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, PAGE_ALLOW, PAGE_DENY, Pmp } from "./pmp.js";
+
+/** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
+export type HartExit =
+  | { readonly kind: "mmio"; readonly op: "read"; readonly address: number; readonly size: 1 | 2 | 4 | 8 }
+  | {
+      readonly kind: "mmio";
+      readonly op: "write";
+      readonly address: number;
+      readonly size: 1 | 2 | 4 | 8;
+      readonly value: bigint;
+    }
+  /** An S-mode ecall (SBI call) when `sbiEcallExit` is set; the pc is already past the ecall. */
+  | { readonly kind: "ecall" }
+  /** WFI with no interrupt pending: the hypervisor may sleep until one is. */
+  | { readonly kind: "wfi" }
+  | { readonly kind: "budget" }
+  /** EBREAK when `ebreakExit` is set; pc points at the ebreak. */
+  | { readonly kind: "breakpoint"; readonly pc: bigint }
+  /** The magic HINT `slti x0, x0, op` (RISC-V custom-use HINT space) when `magic` is set. */
+  | { readonly kind: "magic"; readonly op: number }
+  /** HTIF tohost exit: code 0 = pass. */
+  | { readonly kind: "halt"; readonly code: number };
+
+export interface HartOptions {
+  readonly hartId?: number;
+  /** S-mode ecalls leave run() as `ecall` exits (the hypervisor implements the SBI). */
+  readonly sbiEcallExit?: boolean;
+  /** EBREAK leaves run() as a `breakpoint` exit instead of trapping. */
+  readonly ebreakExit?: boolean;
+  /** `slti x0, x0, imm` leaves run() as a `magic` exit. */
+  readonly magic?: boolean;
+  /** The `time` CSR source in ticks; default: instret / 10 (deterministic). */
+  readonly timeSource?: () => number;
+  /** HTIF tohost physical address (from the ELF symbol). */
+  readonly tohost?: number;
+  /** HTIF fromhost physical address. */
+  readonly fromhost?: number;
+}
+
+const TLB_BITS = 8;
+const TLB_SIZE = 1 << TLB_BITS;
+const TLB_MASK = TLB_SIZE - 1;
+const NO_TAG = 0x40000000; // a high word no valid address has
+const EXC_NONE = -1;
+const EXC_MMIO = -2;
+const EXC_HALT = -3;
+const TIMER_POLL = 4096;
+const TWO32 = 4294967296;
+const SATP_BARE = 0;
+const SATP_SV39 = 8;
+const SATP_SV48 = 9;
+
+/** Sign-extend an unsigned bigint < 2^64 to a JS number when exact; otherwise NaN. */
+function toAddrNumber(lo: number, hi: number): number {
+  return hi * TWO32 + (lo >>> 0);
+}
+
+export class Hart {
+  readonly regs: RegisterFile;
+  readonly x: Int32Array;
+  readonly bus: Bus;
+  readonly options: HartOptions;
+  readonly hartId: number;
+  readonly pmp = new Pmp();
+
+  pc = 0;
+  priv = PRV_M;
+  /** Instructions retired before the current run() (plus the current run's count at exits). */
+  instret = 0;
+
+  // --- CSR state ---
+  mstatus = 0; // low word; UXL/SXL/SD synthesised
+  fflags = 0;
+  frm = 0;
+  medeleg = 0;
+  mideleg = 0;
+  mie = 0;
+  /** Software-writable and externally driven pending bits (STIP from Sstc is added when read). */
+  mip = 0;
+  mtvec = 0;
+  stvec = 0;
+  mepc = 0;
+  sepc = 0;
+  mcause = 0n;
+  scause = 0n;
+  mtval = 0n;
+  stval = 0n;
+  mscratch = 0n;
+  sscratch = 0n;
+  mcounteren = 0;
+  scounteren = 0;
+  menvcfg = 0n;
+  senvcfg = 0n;
+  satp = 0n;
+  stimecmp = 0xffffffffffffffffn;
+  private stimecmpNum = Number.POSITIVE_INFINITY;
+  private satpMode = SATP_BARE;
+  private satpRoot = 0;
+  private instretOffset = 0;
+  private cycleOffset = 0;
+  private reservation = -1;
+
+  // --- exits / faults ---
+  private exc = EXC_NONE;
+  private excTval = 0n;
+  private mmioAddr = 0;
+  private mmioSize: 1 | 2 | 4 | 8 = 4;
+  private mmioValue = 0n;
+  private mmioPending: { rd: number; kind: number; npc: number } | undefined;
+  private haltCode = 0;
+  private rhi = 0;
+  private nRun = 0;
+
+  // --- software TLBs (read / write / fetch): tag = page-aligned (lo, hi), value = RAM byte offset ---
+  private readonly rTagLo = new Int32Array(TLB_SIZE);
+  private readonly rTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  private readonly rOff = new Int32Array(TLB_SIZE);
+  private readonly wTagLo = new Int32Array(TLB_SIZE);
+  private readonly wTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  private readonly wOff = new Int32Array(TLB_SIZE);
+  private readonly xTagLo = new Int32Array(TLB_SIZE);
+  private readonly xTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  private readonly xOff = new Int32Array(TLB_SIZE);
+  private fetchVa = Number.NaN;
+  private fetchOff = 0;
+
+  private readonly ctab: Int32Array;
+  private readonly timeSource: () => number;
+
+  constructor(bus: Bus, options: HartOptions = {}) {
+    this.bus = bus;
+    this.options = options;
+    this.hartId = options.hartId ?? 0;
+    this.regs = createRegisterFile();
+    this.x = this.regs.x;
+    this.ctab = compressedTable();
+    this.fpCtx = this.makeFpCtx();
+    this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
+    if (options.tohost !== undefined) bus.watch(options.tohost);
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /** Set or clear an interrupt-pending line (MIP_* bits: MEIP, SEIP, MTIP, MSIP, STIP, SSIP). */
+  setInterrupt(mask: number, level: boolean): void {
+    this.mip = level ? this.mip | mask : this.mip & ~mask;
+  }
+
+  /** The pc as an unsigned 64-bit value. */
+  get pc64(): bigint {
+    return BigInt.asUintN(64, BigInt(this.pc));
+  }
+
+  set pc64(v: bigint) {
+    this.pc = Number(BigInt.asIntN(53, BigInt.asIntN(64, v)));
+  }
+
+  /** Complete a pending MMIO exit: for a read, the value the device returned. */
+  completeMmio(value = 0n): void {
+    const p = this.mmioPending;
+    if (!p) throw new CpuError(CpuErrorCode.MMIO_PENDING, {}, "no MMIO access is pending");
+    this.mmioPending = undefined;
+    if (p.kind !== 0) this.writeLoadResult(p.rd, p.kind, value);
+    this.pc = p.npc;
+    this.instret++;
+  }
+
+  /** Fail a pending MMIO exit: the instruction takes an access fault. */
+  failMmio(): void {
+    const p = this.mmioPending;
+    if (!p) throw new CpuError(CpuErrorCode.MMIO_PENDING, {}, "no MMIO access is pending");
+    this.mmioPending = undefined;
+    this.trap(p.kind === 0 ? Cause.STORE_ACCESS : Cause.LOAD_ACCESS, BigInt(this.mmioAddr), false);
+  }
+
+  /** The time at which the Sstc timer fires (ticks), or Infinity: for hypervisors sleeping in WFI. */
+  nextTimerDeadline(): number {
+    return this.menvcfg >> 63n ? this.stimecmpNum : Number.POSITIVE_INFINITY;
+  }
+
+  /** True when an interrupt is pending and enabled in mie (what ends a WFI). */
+  interruptPending(): boolean {
+    return (this.effectiveMip() & this.mie) !== 0;
+  }
+
+  /** Full mstatus as the guest reads it. */
+  readMstatus(): bigint {
+    const fsDirty = (this.mstatus & MSTATUS_FS) === MSTATUS_FS;
+    return (BigInt(this.mstatus >>> 0) | (0xan << 32n) | (fsDirty ? 1n << 63n : 0n)) & 0xffffffffffffffffn;
+  }
+
+  /** Read a CSR as the debugger sees it (no privilege checks, no side effects). */
+  debugReadCsr(csr: number): bigint | undefined {
+    const saved = this.priv;
+    this.priv = PRV_M;
+    const v = this.csrRead(csr, true);
+    this.priv = saved;
+    return v;
+  }
+
+  // ------------------------------------------------------------------ run loop
+
+  run(budget: number): HartExit {
+    if (this.mmioPending) throw new CpuError(CpuErrorCode.MMIO_PENDING, { address: this.mmioAddr });
+    const x = this.x;
+    const bus = this.bus;
+    const u8 = bus.u8;
+    const u16 = bus.u16;
+    const i32 = bus.i32;
+    const ctab = this.ctab;
+    const rTagLo = this.rTagLo;
+    const rTagHi = this.rTagHi;
+    const rOff = this.rOff;
+    const wTagLo = this.wTagLo;
+    const wTagHi = this.wTagHi;
+    const wOff = this.wOff;
+    let pc = this.pc;
+    let n = 0; // instructions retired in this run
+    let t = 0; // exceptions taken in this run (a trap storm must still end the run)
+    let limit = 0; // check interrupts before the first instruction
+    const end = budget;
+
+    for (;;) {
+      if (n >= limit) {
+        this.nRun = n;
+        if (n + t >= end) {
+          this.pc = pc;
+          this.instret += n;
+          this.nRun = 0;
+          return { kind: "budget" };
+        }
+        const irq = this.pendingInterrupt();
+        if (irq >= 0) {
+          this.pc = pc;
+          this.trap(irq, 0n, true);
+          pc = this.pc;
+        }
+        limit = Math.min(end - t, n + TIMER_POLL);
+      }
+
+      // ---- fetch (RISC-V unpriv §1.5: 16-bit parcels, little-endian) ----
+      let insn: number;
+      let ilen = 4;
+      let d = pc - this.fetchVa;
+      if (!(d >= 0 && d < 4096)) {
+        this.pc = pc;
+        if (!this.fillFetch(pc)) {
+          pc = this.trapFromExc(pc);
+          limit = n;
+          t++; // exceptions retire nothing but count against the budget
+          continue;
+        }
+        d = pc - this.fetchVa;
+      }
+      const fo = this.fetchOff + d;
+      const p0 = u16[fo >> 1];
+      if ((p0 & 3) !== 3) {
+        insn = ctab[p0];
+        ilen = 2;
+        if (insn === 0) {
+          pc = this.illegal(pc, p0, n);
+          limit = n;
+          t++; // exceptions retire nothing but count against the budget
+          continue;
+        }
+      } else if (d <= 4092) {
+        insn = p0 | (u16[(fo >> 1) + 1] << 16);
+      } else {
+        this.nRun = n;
+        const hiPart = this.fetchCrossPage(pc);
+        if (hiPart < 0) {
+          pc = this.trapFromExc(pc);
+          limit = n;
+          t++; // exceptions retire nothing but count against the budget
+          continue;
+        }
+        insn = p0 | (hiPart << 16);
+      }
+
+      const rd = (insn >> 7) & 31;
+      const rs1 = (insn >> 15) & 31;
+      const rs2 = (insn >> 20) & 31;
+      const f3 = (insn >> 12) & 7;
+      switch (insn & 0x7f) {
+        case 0x37: // LUI
+          if (rd) {
+            x[rd << 1] = insn & 0xfffff000;
+            x[(rd << 1) + 1] = insn >> 31;
+          }
+          break;
+        case 0x17: {
+          // AUIPC
+          if (rd) {
+            const v = pc + (insn & 0xfffff000);
+            x[rd << 1] = v | 0;
+            x[(rd << 1) + 1] = Math.floor(v / TWO32) | 0;
+          }
+          break;
+        }
+        case 0x6f: {
+          // JAL: imm[20|10:1|11|19:12]
+          const imm =
+            ((insn >> 31) << 20) | (((insn >> 21) & 0x3ff) << 1) | (((insn >> 20) & 1) << 11) | (insn & 0xff000);
+          if (rd) {
+            const v = pc + ilen;
+            x[rd << 1] = v | 0;
+            x[(rd << 1) + 1] = Math.floor(v / TWO32) | 0;
+          }
+          pc += imm;
+          n++;
+          continue;
+        }
+        case 0x67: {
+          // JALR
+          if (f3 !== 0) {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          const imm = insn >> 20;
+          const blo = x[rs1 << 1];
+          const lo = (blo + imm) & ~1;
+          const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          if (rd) {
+            const v = pc + ilen;
+            x[rd << 1] = v | 0;
+            x[(rd << 1) + 1] = Math.floor(v / TWO32) | 0;
+          }
+          if (hi >= 0x100000 || hi < -0x100000) {
+            // beyond every valid address: the fetch faults (priv 1.12 §4.3.1 / no memory there)
+            n++;
+            this.nRun = n;
+            this.pc = pc;
+            pc = this.fetchFaultFar(lo, hi);
+            continue;
+          }
+          pc = hi * TWO32 + (lo >>> 0);
+          n++;
+          continue;
+        }
+        case 0x63: {
+          // BRANCH: imm[12|10:5|4:1|11]
+          const alo = x[rs1 << 1];
+          const ahi = x[(rs1 << 1) + 1];
+          const blo = x[rs2 << 1];
+          const bhi = x[(rs2 << 1) + 1];
+          let taken: boolean;
+          switch (f3) {
+            case 0: // BEQ
+              taken = alo === blo && ahi === bhi;
+              break;
+            case 1: // BNE
+              taken = alo !== blo || ahi !== bhi;
+              break;
+            case 4: // BLT
+              taken = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0);
+              break;
+            case 5: // BGE
+              taken = ahi > bhi || (ahi === bhi && alo >>> 0 >= blo >>> 0);
+              break;
+            case 6: // BLTU
+              taken = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0);
+              break;
+            case 7: // BGEU
+              taken = ahi >>> 0 > bhi >>> 0 || (ahi === bhi && alo >>> 0 >= blo >>> 0);
+              break;
+            default:
+              pc = this.illegal(pc, insn, n);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+          }
+          n++;
+          if (taken) {
+            pc +=
+              ((insn >> 31) << 12) |
+              (((insn >> 25) & 0x3f) << 5) |
+              (((insn >> 8) & 0xf) << 1) |
+              (((insn >> 7) & 1) << 11);
+          } else {
+            pc += ilen;
+          }
+          continue;
+        }
+        case 0x03: {
+          // LOAD
+          const imm = insn >> 20;
+          const blo = x[rs1 << 1];
+          const lo = (blo + imm) | 0;
+          const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          const idx = (lo >>> 12) & TLB_MASK;
+          let vlo: number;
+          let vhi: number;
+          if (
+            rTagLo[idx] === (lo & ~0xfff) &&
+            rTagHi[idx] === hi &&
+            (f3 & 3) !== 3 &&
+            (lo & ((1 << (f3 & 3)) - 1)) === 0
+          ) {
+            const off = rOff[idx] + (lo & 0xfff);
+            switch (f3) {
+              case 0: // LB
+                vlo = (u8[off] << 24) >> 24;
+                vhi = vlo >> 31;
+                break;
+              case 1: // LH
+                vlo = (u16[off >> 1] << 16) >> 16;
+                vhi = vlo >> 31;
+                break;
+              case 2: // LW
+                vlo = i32[off >> 2];
+                vhi = vlo >> 31;
+                break;
+              case 4: // LBU
+                vlo = u8[off];
+                vhi = 0;
+                break;
+              case 5: // LHU
+                vlo = u16[off >> 1];
+                vhi = 0;
+                break;
+              case 6: // LWU
+                vlo = i32[off >> 2];
+                vhi = 0;
+                break;
+              default:
+                pc = this.illegal(pc, insn, n);
+                limit = n;
+                t++; // exceptions retire nothing but count against the budget
+                continue;
+            }
+          } else if (f3 === 3 && rTagLo[idx] === (lo & ~0xfff) && rTagHi[idx] === hi && (lo & 7) === 0) {
+            // LD
+            const off = (rOff[idx] + (lo & 0xfff)) >> 2;
+            vlo = i32[off];
+            vhi = i32[off + 1];
+          } else {
+            if (f3 === 7) {
+              pc = this.illegal(pc, insn, n);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+            }
+            this.nRun = n;
+            const size = 1 << (f3 & 3);
+            const raw = this.readSlow(lo, hi, size, ACCESS_READ);
+            if (this.exc !== EXC_NONE) {
+              if (this.exc === EXC_MMIO) return this.mmioReadExit(pc, n, rd, 1 + f3, ilen);
+              pc = this.trapFromExc(pc);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+            }
+            switch (f3) {
+              case 0:
+                vlo = (raw << 24) >> 24;
+                vhi = vlo >> 31;
+                break;
+              case 1:
+                vlo = (raw << 16) >> 16;
+                vhi = vlo >> 31;
+                break;
+              case 2:
+                vlo = raw | 0;
+                vhi = vlo >> 31;
+                break;
+              case 3:
+                vlo = raw | 0;
+                vhi = this.rhi;
+                break;
+              default:
+                vlo = raw | 0;
+                vhi = 0;
+            }
+          }
+          if (rd) {
+            x[rd << 1] = vlo;
+            x[(rd << 1) + 1] = vhi;
+          }
+          break;
+        }
+        case 0x23: {
+          // STORE: imm[11:5|4:0]
+          const imm = ((insn >> 25) << 5) | ((insn >> 7) & 31);
+          const blo = x[rs1 << 1];
+          const lo = (blo + imm) | 0;
+          const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          const idx = (lo >>> 12) & TLB_MASK;
+          const vlo = x[rs2 << 1];
+          if (f3 > 3) {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          if (wTagLo[idx] === (lo & ~0xfff) && wTagHi[idx] === hi && (lo & ((1 << f3) - 1)) === 0) {
+            const off = wOff[idx] + (lo & 0xfff);
+            switch (f3) {
+              case 0: // SB
+                u8[off] = vlo;
+                break;
+              case 1: // SH
+                u16[off >> 1] = vlo;
+                break;
+              case 2: // SW
+                i32[off >> 2] = vlo;
+                break;
+              default: // SD
+                i32[off >> 2] = vlo;
+                i32[(off >> 2) + 1] = x[(rs2 << 1) + 1];
+            }
+          } else {
+            this.nRun = n;
+            this.writeSlow(lo, hi, 1 << f3, vlo, x[(rs2 << 1) + 1]);
+            if (this.exc !== EXC_NONE) {
+              if (this.exc === EXC_MMIO) return this.mmioWriteExit(pc, n, ilen);
+              if (this.exc === EXC_HALT) return this.haltExit(pc, n, ilen);
+              pc = this.trapFromExc(pc);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+            }
+          }
+          break;
+        }
+        case 0x13: {
+          // OP-IMM
+          const imm = insn >> 20;
+          const alo = x[rs1 << 1];
+          const ahi = x[(rs1 << 1) + 1];
+          let lo: number;
+          let hi: number;
+          switch (f3) {
+            case 0: // ADDI
+              lo = (alo + imm) | 0;
+              hi = (ahi + (imm >> 31) + (lo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+              break;
+            case 2: // SLTI (rd=x0: custom-use HINT → magic)
+              if (rd === 0 && this.options.magic && rs1 === 0) {
+                this.pc = pc + ilen;
+                this.instret += n + 1;
+                this.nRun = 0;
+                return { kind: "magic", op: imm };
+              }
+              lo = ahi < imm >> 31 || (ahi === imm >> 31 && alo >>> 0 < imm >>> 0) ? 1 : 0;
+              hi = 0;
+              break;
+            case 3: // SLTIU (imm sign-extended, compared unsigned)
+              lo = ahi >>> 0 < (imm >> 31) >>> 0 || (ahi === imm >> 31 && alo >>> 0 < imm >>> 0) ? 1 : 0;
+              hi = 0;
+              break;
+            case 4: // XORI
+              lo = alo ^ imm;
+              hi = ahi ^ (imm >> 31);
+              break;
+            case 6: // ORI
+              lo = alo | imm;
+              hi = ahi | (imm >> 31);
+              break;
+            case 7: // ANDI
+              lo = alo & imm;
+              hi = ahi & (imm >> 31);
+              break;
+            case 1: {
+              // SLLI
+              if (insn >>> 26 !== 0) {
+                pc = this.illegal(pc, insn, n);
+                limit = n;
+                t++; // exceptions retire nothing but count against the budget
+                continue;
+              }
+              const sh = imm & 63;
+              if (sh === 0) {
+                lo = alo;
+                hi = ahi;
+              } else if (sh < 32) {
+                hi = (ahi << sh) | (alo >>> (32 - sh));
+                lo = alo << sh;
+              } else {
+                hi = alo << (sh - 32);
+                lo = 0;
+              }
+              break;
+            }
+            default: {
+              // SRLI / SRAI
+              const top = insn >>> 26;
+              const sh = imm & 63;
+              if (top === 0) {
+                if (sh === 0) {
+                  lo = alo;
+                  hi = ahi;
+                } else if (sh < 32) {
+                  lo = (alo >>> sh) | (ahi << (32 - sh));
+                  hi = ahi >>> sh;
+                } else {
+                  lo = ahi >>> (sh - 32);
+                  hi = 0;
+                }
+              } else if (top === 0x10) {
+                if (sh === 0) {
+                  lo = alo;
+                  hi = ahi;
+                } else if (sh < 32) {
+                  lo = (alo >>> sh) | (ahi << (32 - sh));
+                  hi = ahi >> sh;
+                } else {
+                  lo = ahi >> (sh - 32);
+                  hi = ahi >> 31;
+                }
+              } else {
+                pc = this.illegal(pc, insn, n);
+                limit = n;
+                t++; // exceptions retire nothing but count against the budget
+                continue;
+              }
+            }
+          }
+          if (rd) {
+            x[rd << 1] = lo;
+            x[(rd << 1) + 1] = hi;
+          }
+          break;
+        }
+        case 0x1b: {
+          // OP-IMM-32
+          const imm = insn >> 20;
+          const a = x[rs1 << 1];
+          let v: number;
+          if (f3 === 0) {
+            v = (a + imm) | 0; // ADDIW
+          } else if (f3 === 1 && insn >>> 25 === 0) {
+            v = a << (imm & 31); // SLLIW
+          } else if (f3 === 5 && insn >>> 25 === 0) {
+            v = a >>> (imm & 31); // SRLIW
+            v |= 0;
+          } else if (f3 === 5 && insn >>> 25 === 0x20) {
+            v = a >> (imm & 31); // SRAIW
+          } else {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          if (rd) {
+            x[rd << 1] = v;
+            x[(rd << 1) + 1] = v >> 31;
+          }
+          break;
+        }
+        case 0x33: {
+          // OP
+          const f7 = insn >>> 25;
+          const alo = x[rs1 << 1];
+          const ahi = x[(rs1 << 1) + 1];
+          const blo = x[rs2 << 1];
+          const bhi = x[(rs2 << 1) + 1];
+          let lo: number;
+          let hi: number;
+          if (f7 === 0) {
+            switch (f3) {
+              case 0: // ADD
+                lo = (alo + blo) | 0;
+                hi = (ahi + bhi + (lo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+                break;
+              case 1: {
+                // SLL
+                const sh = blo & 63;
+                if (sh === 0) {
+                  lo = alo;
+                  hi = ahi;
+                } else if (sh < 32) {
+                  hi = (ahi << sh) | (alo >>> (32 - sh));
+                  lo = alo << sh;
+                } else {
+                  hi = alo << (sh - 32);
+                  lo = 0;
+                }
+                break;
+              }
+              case 2: // SLT
+                lo = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+                hi = 0;
+                break;
+              case 3: // SLTU
+                lo = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+                hi = 0;
+                break;
+              case 4: // XOR
+                lo = alo ^ blo;
+                hi = ahi ^ bhi;
+                break;
+              case 5: {
+                // SRL
+                const sh = blo & 63;
+                if (sh === 0) {
+                  lo = alo;
+                  hi = ahi;
+                } else if (sh < 32) {
+                  lo = (alo >>> sh) | (ahi << (32 - sh));
+                  hi = ahi >>> sh;
+                } else {
+                  lo = ahi >>> (sh - 32);
+                  hi = 0;
+                }
+                break;
+              }
+              case 6: // OR
+                lo = alo | blo;
+                hi = ahi | bhi;
+                break;
+              default: // AND
+                lo = alo & blo;
+                hi = ahi & bhi;
+            }
+          } else if (f7 === 0x20 && f3 === 0) {
+            // SUB
+            lo = (alo - blo) | 0;
+            hi = (ahi - bhi - (alo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          } else if (f7 === 0x20 && f3 === 5) {
+            // SRA
+            const sh = blo & 63;
+            if (sh === 0) {
+              lo = alo;
+              hi = ahi;
+            } else if (sh < 32) {
+              lo = (alo >>> sh) | (ahi << (32 - sh));
+              hi = ahi >> sh;
+            } else {
+              lo = ahi >> (sh - 32);
+              hi = ahi >> 31;
+            }
+          } else if (f7 === 1) {
+            this.mulDiv(f3, alo, ahi, blo, bhi);
+            lo = this.mdLo;
+            hi = this.mdHi;
+          } else {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          if (rd) {
+            x[rd << 1] = lo;
+            x[(rd << 1) + 1] = hi;
+          }
+          break;
+        }
+        case 0x3b: {
+          // OP-32
+          const f7 = insn >>> 25;
+          const a = x[rs1 << 1];
+          const b = x[rs2 << 1];
+          let v: number;
+          if (f7 === 0) {
+            if (f3 === 0)
+              v = (a + b) | 0; // ADDW
+            else if (f3 === 1)
+              v = a << (b & 31); // SLLW
+            else if (f3 === 5)
+              v = (a >>> (b & 31)) | 0; // SRLW
+            else {
+              pc = this.illegal(pc, insn, n);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+            }
+          } else if (f7 === 0x20) {
+            if (f3 === 0)
+              v = (a - b) | 0; // SUBW
+            else if (f3 === 5)
+              v = a >> (b & 31); // SRAW
+            else {
+              pc = this.illegal(pc, insn, n);
+              limit = n;
+              t++; // exceptions retire nothing but count against the budget
+              continue;
+            }
+          } else if (f7 === 1) {
+            // RV64M word ops, unpriv §13.2/13.3
+            switch (f3) {
+              case 0: // MULW
+                v = Math.imul(a, b);
+                break;
+              case 4: // DIVW
+                v = b === 0 ? -1 : a === -0x80000000 && b === -1 ? a : (a / b) | 0;
+                break;
+              case 5: // DIVUW
+                v = b === 0 ? -1 : ((a >>> 0) / (b >>> 0)) | 0;
+                break;
+              case 6: // REMW
+                v = b === 0 ? a : a === -0x80000000 && b === -1 ? 0 : (a % b) | 0;
+                break;
+              case 7: // REMUW
+                v = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0;
+                break;
+              default:
+                pc = this.illegal(pc, insn, n);
+                limit = n;
+                t++; // exceptions retire nothing but count against the budget
+                continue;
+            }
+          } else {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          if (rd) {
+            x[rd << 1] = v;
+            x[(rd << 1) + 1] = v >> 31;
+          }
+          break;
+        }
+        case 0x0f: // MISC-MEM: FENCE (f3=0), FENCE.I (f3=1): a single in-order hart needs no action
+          if (f3 > 1) {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          break;
+        case 0x73: {
+          // SYSTEM
+          this.nRun = n;
+          this.pc = pc;
+          const r = this.system(insn, ilen);
+          if (r === SYS_NEXT) {
+            limit = n + 1; // CSR writes may have enabled an interrupt: check before the next instruction
+            break;
+          }
+          if (r === SYS_JUMPED) {
+            pc = this.pc;
+            n++;
+            limit = n; // privilege/interrupt state may have changed
+            continue;
+          }
+          if (r === SYS_TRAPPED) {
+            pc = this.pc;
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          // exits: pc and instret already updated by system()
+          return this.sysExit;
+        }
+        case 0x2f: {
+          // AMO (A extension, unpriv §8)
+          this.nRun = n;
+          const r = this.amo(insn);
+          if (r !== EXC_NONE) {
+            pc = this.trapFromExc(pc);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          break;
+        }
+        case 0x07: // LOAD-FP
+        case 0x27: {
+          // STORE-FP
+          if ((this.mstatus & MSTATUS_FS) === 0 || (f3 !== 2 && f3 !== 3)) {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          this.nRun = n;
+          const r = (insn & 0x7f) === 0x07 ? this.fpLoad(insn, f3, rd, rs1) : this.fpStore(insn, f3, rs1, rs2);
+          if (r !== EXC_NONE) {
+            if (r === EXC_MMIO) {
+              if ((insn & 0x7f) === 0x07) return this.mmioReadExit(pc, n, rd, f3 === 2 ? 8 : 9, ilen);
+              return this.mmioWriteExit(pc, n, ilen);
+            }
+            if (r === EXC_HALT) return this.haltExit(pc, n, ilen);
+            pc = this.trapFromExc(pc);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          break;
+        }
+        case 0x43:
+        case 0x47:
+        case 0x4b:
+        case 0x4f:
+        case 0x53: {
+          // FP arithmetic: unpriv §11–12, executed by the FPU module
+          if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this.fpCtx, insn)) {
+            pc = this.illegal(pc, insn, n);
+            limit = n;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+          this.mstatus |= MSTATUS_FS; // FS=Dirty, priv 1.12 §3.1.6.6
+          break;
+        }
+        default:
+          pc = this.illegal(pc, (insn & 3) === 3 ? insn : insn & 0xffff, n);
+          limit = n;
+          t++; // exceptions retire nothing but count against the budget
+          continue;
+      }
+      pc += ilen;
+      n++;
+    }
+  }
+
+  // ------------------------------------------------------------------ FP glue
+
+  /** FpContext view for the FPU module: fflags/frm are accessors onto the hart. */
+  private readonly fpCtx: FpContextView;
+
+  private makeFpCtx(): FpContextView {
+    const hart = this;
+    const regs = this.regs;
+    return {
+      x: regs.x,
+      f: regs.f,
+      fw: regs.fw,
+      get fflags() {
+        return hart.fflags;
+      },
+      set fflags(v: number) {
+        hart.fflags = v & 31;
+      },
+      get frm() {
+        return hart.frm;
+      },
+      set frm(v: number) {
+        hart.frm = v & 7;
+      },
+    };
+  }
+
+  private fpLoad(insn: number, f3: number, rd: number, rs1: number): number {
+    const imm = insn >> 20;
+    const blo = this.x[rs1 << 1];
+    const lo = (blo + imm) | 0;
+    const hi = (this.x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+    const size = f3 === 2 ? 4 : 8;
+    const v = this.readSlow(lo, hi, size, ACCESS_READ);
+    if (this.exc !== EXC_NONE) return this.exc;
+    const fw = this.regs.fw;
+    fw[rd << 1] = v;
+    fw[(rd << 1) + 1] = size === 4 ? -1 : this.rhi; // FLW NaN-boxes, unpriv §12.2
+    this.mstatus |= MSTATUS_FS;
+    return EXC_NONE;
+  }
+
+  private fpStore(insn: number, f3: number, rs1: number, rs2: number): number {
+    const imm = ((insn >> 25) << 5) | ((insn >> 7) & 31);
+    const blo = this.x[rs1 << 1];
+    const lo = (blo + imm) | 0;
+    const hi = (this.x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+    const fw = this.regs.fw;
+    this.writeSlow(lo, hi, f3 === 2 ? 4 : 8, fw[rs2 << 1], fw[(rs2 << 1) + 1]);
+    return this.exc;
+  }
+
+  // ------------------------------------------------------------------ M extension
+
+  private mdLo = 0;
+  private mdHi = 0;
+
+  private mulDiv(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
+    // Fast paths for operands that fit in 32 signed bits.
+    const aSmall = ahi === alo >> 31;
+    const bSmall = bhi === blo >> 31;
+    if (f3 === 0) {
+      // MUL: low 64 bits of the product
+      const p = mul32x32u(alo, blo);
+      this.mdLo = p;
+      this.mdHi = (mulHiU32(alo, blo) + Math.imul(alo, bhi) + Math.imul(ahi, blo)) | 0;
+      return;
+    }
+    if (f3 >= 4 && aSmall && bSmall && blo !== 0 && !(alo === -0x80000000 && blo === -1)) {
+      let v: number;
+      if (f3 === 4) v = Math.trunc(alo / blo);
+      else if (f3 === 6) v = alo % blo;
+      else {
+        this.mulDivBig(f3, alo, ahi, blo, bhi);
+        return;
+      }
+      this.mdLo = v | 0;
+      this.mdHi = v < 0 ? -1 : 0;
+      return;
+    }
+    this.mulDivBig(f3, alo, ahi, blo, bhi);
+  }
+
+  private mulDivBig(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
+    const au = (BigInt(ahi >>> 0) << 32n) | BigInt(alo >>> 0);
+    const bu = (BigInt(bhi >>> 0) << 32n) | BigInt(blo >>> 0);
+    const as = BigInt.asIntN(64, au);
+    const bs = BigInt.asIntN(64, bu);
+    let r: bigint;
+    switch (f3) {
+      case 1: // MULH
+        r = (as * bs) >> 64n;
+        break;
+      case 2: // MULHSU
+        r = (as * bu) >> 64n;
+        break;
+      case 3: // MULHU
+        r = (au * bu) >> 64n;
+        break;
+      case 4: // DIV: unpriv §13.2 (x/0 = -1, overflow = dividend)
+        r = bs === 0n ? -1n : as === -(1n << 63n) && bs === -1n ? as : as / bs;
+        break;
+      case 5: // DIVU
+        r = bu === 0n ? -1n : au / bu;
+        break;
+      case 6: // REM
+        r = bs === 0n ? as : as === -(1n << 63n) && bs === -1n ? 0n : as % bs;
+        break;
+      default: // REMU
+        r = bu === 0n ? au : au % bu;
+    }
+    const u = BigInt.asUintN(64, r);
+    this.mdLo = Number(u & 0xffffffffn) | 0;
+    this.mdHi = Number(u >> 32n) | 0;
+  }
+
+  // ------------------------------------------------------------------ memory slow paths
+
+  /** Effective privilege for loads and stores (MPRV, priv 1.12 §3.1.6.3). */
+  private dataPriv(): number {
+    return this.mstatus & MSTATUS_MPRV && this.priv === PRV_M
+      ? (this.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+      : this.priv;
+  }
+
+  /** Translate one virtual address; returns the physical address or -1 with exc set. Fills the TLB when the page is plain RAM. */
+  private translate(lo: number, hi: number, access: number, fill: boolean): number {
+    const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
+    let pa: number;
+    if (priv === PRV_M || this.satpMode === SATP_BARE) {
+      if (hi < 0 || hi >= 0x200000) {
+        this.setFault(access, lo, hi, false);
+        return -1;
+      }
+      pa = toAddrNumber(lo, hi);
+    } else {
+      pa = this.walk(lo, hi, access, priv);
+      if (pa < 0) return -1;
+    }
+    const page = pa - (pa % 4096);
+    const pmp = this.pmp.checkPage(page, access, priv);
+    if (pmp === PAGE_DENY) {
+      this.setFault(access, lo, hi, false);
+      return -1;
+    }
+    if (fill && pmp === PAGE_ALLOW && this.bus.inRam(page, 4096)) {
+      const off = page - this.bus.ramBase;
+      const idx = (lo >>> 12) & TLB_MASK;
+      if (access === ACCESS_READ) {
+        this.rTagLo[idx] = lo & ~0xfff;
+        this.rTagHi[idx] = hi;
+        this.rOff[idx] = off;
+      } else if (access === ACCESS_WRITE && !this.bus.watchedPages.has(off / 4096)) {
+        this.wTagLo[idx] = lo & ~0xfff;
+        this.wTagHi[idx] = hi;
+        this.wOff[idx] = off;
+      }
+    }
+    return pa;
+  }
+
+  /** Whether the access at a physical address is allowed by PMP (for page-partial regions). */
+  private pmpOk(pa: number, size: number, access: number): boolean {
+    const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
+    if (priv === PRV_M && !this.pmp.anyLocked) return true;
+    return this.pmp.check(pa, size, access, priv);
+  }
+
+  /** Sv39 / Sv48 page walk, priv 1.12 §4.3.2 / §4.5. A and D are set by the hart (as QEMU does). */
+  private walk(lo: number, hi: number, access: number, priv: number): number {
+    const levels = this.satpMode === SATP_SV39 ? 3 : 4;
+    const vaBits = 12 + 9 * levels;
+    // The address must be sign-extended from bit vaBits-1 (§4.4.1 / §4.5.1).
+    const topShift = vaBits - 32 - 1; // bit of hi holding the sign
+    const signPart = hi >> topShift;
+    if (signPart !== 0 && signPart !== -1) {
+      this.setFault(access, lo, hi, true);
+      return -1;
+    }
+    const u8 = this.bus.u8;
+    let a = this.satpRoot;
+    for (let i = levels - 1; i >= 0; i--) {
+      const shift = 12 + 9 * i;
+      const vpn =
+        shift >= 32 ? (hi >>> (shift - 32)) & 511 : ((lo >>> shift) | (shift > 23 ? hi << (32 - shift) : 0)) & 511;
+      const pteAddr = a + vpn * 8;
+      // Implicit page-table accesses are S-mode accesses for PMP (§3.7.1).
+      if (!this.bus.inRam(pteAddr, 8) || !this.pmp.check(pteAddr, 8, ACCESS_READ, PRV_S)) {
+        this.setFault(access, lo, hi, false);
+        return -1;
+      }
+      const off = pteAddr - this.bus.ramBase;
+      const plo = this.bus.i32[off >> 2];
+      const phi = this.bus.i32[(off >> 2) + 1];
+      const v = plo & 1;
+      const r = (plo >> 1) & 1;
+      const w = (plo >> 2) & 1;
+      const xbit = (plo >> 3) & 1;
+      // V=0, W without R, or reserved bits 63:54 set (no Svnapot/Svpbmt): page fault
+      if (!v || (!r && w) || phi >>> 22 !== 0) {
+        this.setFault(access, lo, hi, true);
+        return -1;
+      }
+      const ppnHi = phi & 0x3fffff; // PTE bits 53:32 = PPN[43:22]
+      const ppn = ppnHi * 0x400000 + (plo >>> 10);
+      if (!r && !xbit) {
+        if (i === 0) break;
+        a = ppn * 4096;
+        continue;
+      }
+      // Leaf PTE: permission checks (§4.3.2 step 5)
+      const ubit = (plo >> 4) & 1;
+      if (access === ACCESS_EXEC) {
+        if (!xbit || (priv === PRV_U ? !ubit : ubit)) break;
+      } else {
+        if (priv === PRV_U ? !ubit : ubit && !(this.mstatus & MSTATUS_SUM)) break;
+        if (access === ACCESS_READ ? !(r || (xbit && this.mstatus & MSTATUS_MXR)) : !w) break;
+      }
+      // Misaligned superpage (§4.3.2 step 6)
+      const lowPpn = ppn % 2 ** (9 * i);
+      if (lowPpn !== 0) break;
+      // A/D update (§4.3.2 step 7)
+      const need = 0x40 | (access === ACCESS_WRITE ? 0x80 : 0);
+      if ((plo & need) !== need) {
+        if (!this.pmp.check(pteAddr, 8, ACCESS_WRITE, PRV_S)) {
+          this.setFault(access, lo, hi, false);
+          return -1;
+        }
+        u8[off] = (plo | need) & 0xff;
+      }
+      if (ppn >= 2 ** 41) {
+        this.setFault(access, lo, hi, false); // beyond this board's physical space
+        return -1;
+      }
+      const pageMask = 2 ** shift;
+      const vaLow =
+        i === 0 ? lo & 0xfff : toAddrNumber(lo, hi) - Math.floor(toAddrNumber(lo, hi) / pageMask) * pageMask;
+      return ppn * 4096 + vaLow;
+    }
+    this.setFault(access, lo, hi, true);
+    return -1;
+  }
+
+  private setFault(access: number, lo: number, hi: number, page: boolean): void {
+    this.exc = page
+      ? access === ACCESS_READ
+        ? Cause.LOAD_PAGE_FAULT
+        : access === ACCESS_WRITE
+          ? Cause.STORE_PAGE_FAULT
+          : Cause.INSN_PAGE_FAULT
+      : access === ACCESS_READ
+        ? Cause.LOAD_ACCESS
+        : access === ACCESS_WRITE
+          ? Cause.STORE_ACCESS
+          : Cause.INSN_ACCESS;
+    this.excTval = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  }
+
+  /** General read: misaligned, page-crossing, MMIO. Returns the low word; high word in rhi (size 8). */
+  private readSlow(lo: number, hi: number, size: number, access: number): number {
+    this.exc = EXC_NONE;
+    const pageOff = lo & 0xfff;
+    if (pageOff + size > 4096) {
+      // Misaligned across a page: byte by byte (QEMU completes misaligned accesses).
+      let vlo = 0;
+      let vhi = 0;
+      for (let i = 0; i < size; i++) {
+        const blo = (lo + i) | 0;
+        const bhi = (hi + (blo >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+        const pa = this.translate(blo, bhi, access, false);
+        if (pa < 0) return 0;
+        if (!this.bus.inRam(pa) || !this.pmpOk(pa, 1, access)) {
+          this.setFault(access, blo, bhi, false);
+          return 0;
+        }
+        const b = this.bus.u8[pa - this.bus.ramBase];
+        if (i < 4) vlo |= b << (8 * i);
+        else vhi |= b << (8 * (i - 4));
+      }
+      this.rhi = vhi;
+      return vlo;
+    }
+    const pa = this.translate(lo, hi, access, true);
+    if (pa < 0) return 0;
+    if (!this.pmpOk(pa, size, access)) {
+      this.setFault(access, lo, hi, false);
+      return 0;
+    }
+    if (!this.bus.inRam(pa, size)) {
+      if (pa % size !== 0 || this.bus.inRam(pa)) {
+        this.setFault(access, lo, hi, false);
+        return 0;
+      }
+      this.exc = EXC_MMIO;
+      this.mmioAddr = pa;
+      this.mmioSize = size as 1 | 2 | 4 | 8;
+      return 0;
+    }
+    const off = pa - this.bus.ramBase;
+    const u8 = this.bus.u8;
+    let vlo = 0;
+    for (let i = 0; i < Math.min(size, 4); i++) vlo |= u8[off + i] << (8 * i);
+    if (size === 8) {
+      let vhi = 0;
+      for (let i = 0; i < 4; i++) vhi |= u8[off + 4 + i] << (8 * i);
+      this.rhi = vhi;
+    }
+    return vlo;
+  }
+
+  /** General write: misaligned, page-crossing, MMIO, HTIF tohost. */
+  private writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
+    this.exc = EXC_NONE;
+    const pageOff = lo & 0xfff;
+    if (pageOff + size > 4096) {
+      // Check every byte's translation before writing any (a store is all-or-nothing).
+      const pas: number[] = [];
+      for (let i = 0; i < size; i++) {
+        const blo = (lo + i) | 0;
+        const bhi = (hi + (blo >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+        const pa = this.translate(blo, bhi, ACCESS_WRITE, false);
+        if (pa < 0) return;
+        if (!this.bus.inRam(pa) || !this.pmpOk(pa, 1, ACCESS_WRITE)) {
+          this.setFault(ACCESS_WRITE, blo, bhi, false);
+          return;
+        }
+        pas.push(pa);
+      }
+      for (let i = 0; i < size; i++) {
+        this.bus.u8[pas[i] - this.bus.ramBase] = (i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4))) & 0xff;
+      }
+      this.reservation = -1;
+      return;
+    }
+    const pa = this.translate(lo, hi, ACCESS_WRITE, true);
+    if (pa < 0) return;
+    if (!this.pmpOk(pa, size, ACCESS_WRITE)) {
+      this.setFault(ACCESS_WRITE, lo, hi, false);
+      return;
+    }
+    if (!this.bus.inRam(pa, size)) {
+      if (pa % size !== 0 || this.bus.inRam(pa)) {
+        this.setFault(ACCESS_WRITE, lo, hi, false);
+        return;
+      }
+      this.exc = EXC_MMIO;
+      this.mmioAddr = pa;
+      this.mmioSize = size as 1 | 2 | 4 | 8;
+      this.mmioValue =
+        size === 8
+          ? (BigInt(vhi >>> 0) << 32n) | BigInt(vlo >>> 0)
+          : BigInt((size === 4 ? vlo : vlo & ((1 << (8 * size)) - 1)) >>> 0);
+      return;
+    }
+    const off = pa - this.bus.ramBase;
+    const u8 = this.bus.u8;
+    for (let i = 0; i < size; i++) u8[off + i] = (i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4))) & 0xff;
+    if (this.reservation >= 0 && Math.abs(this.reservation - pa) < 8) this.reservation = -1;
+    // HTIF (riscv-tests / Spike): a write of (code << 1) | 1 to tohost ends the run.
+    const tohost = this.options.tohost;
+    if (tohost !== undefined && pa <= tohost && pa + size > tohost && (vlo & 1) === 1) {
+      this.exc = EXC_HALT;
+      this.haltCode = (vlo >>> 1) | ((vhi & 1) << 31);
+    }
+  }
+
+  private fillFetch(pc: number): boolean {
+    this.exc = EXC_NONE;
+    const lo = pc | 0;
+    const hi = Math.floor(pc / TWO32) | 0;
+    const idx = (lo >>> 12) & TLB_MASK;
+    if (this.xTagLo[idx] === (lo & ~0xfff) && this.xTagHi[idx] === hi) {
+      this.fetchOff = this.xOff[idx];
+    } else {
+      const pa = this.translate(lo, hi, ACCESS_EXEC, false);
+      if (pa < 0) return false;
+      const page = pa - (pa % 4096);
+      // Fetches come only from RAM pages that PMP allows whole (a page PMP only partly allows faults).
+      if (!this.bus.inRam(page, 4096) || this.pmp.checkPage(page, ACCESS_EXEC, this.priv) !== PAGE_ALLOW) {
+        this.setFault(ACCESS_EXEC, lo, hi, false);
+        return false;
+      }
+      this.fetchOff = page - this.bus.ramBase;
+      this.xTagLo[idx] = lo & ~0xfff;
+      this.xTagHi[idx] = hi;
+      this.xOff[idx] = this.fetchOff;
+    }
+    this.fetchVa = pc - (pc - Math.floor(pc / 4096) * 4096);
+    return true;
+  }
+
+  /** Upper parcel of a 32-bit instruction that crosses into the next page; -1 with exc set on fault. */
+  private fetchCrossPage(pc: number): number {
+    this.exc = EXC_NONE;
+    const next = pc + 2;
+    const lo = next | 0;
+    const hi = Math.floor(next / TWO32) | 0;
+    const pa = this.translate(lo, hi, ACCESS_EXEC, false);
+    if (pa < 0) return -1;
+    if (!this.bus.inRam(pa, 2) || !this.pmpOk(pa, 2, ACCESS_EXEC)) {
+      this.setFault(ACCESS_EXEC, lo, hi, false);
+      return -1;
+    }
+    return this.bus.u16[(pa - this.bus.ramBase) >> 1];
+  }
+
+  private fetchFaultFar(lo: number, hi: number): number {
+    const paged = this.priv !== PRV_M && this.satpMode !== SATP_BARE;
+    this.exc = paged ? Cause.INSN_PAGE_FAULT : Cause.INSN_ACCESS;
+    this.excTval = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    // epc cannot hold this address exactly (53 significant bits): it is legalised like mepc writes.
+    const target = Number(BigInt.asIntN(53, this.excTval));
+    this.trap(this.exc, this.excTval, false, target);
+    this.exc = EXC_NONE;
+    return this.pc;
+  }
+
+  // ------------------------------------------------------------------ atomics
+
+  private amo(insn: number): number {
+    this.exc = EXC_NONE;
+    const f3 = (insn >> 12) & 7;
+    const f5 = insn >>> 27;
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const rs2 = (insn >> 20) & 31;
+    const x = this.x;
+    if (f3 !== 2 && f3 !== 3) return this.illegalExc(insn);
+    const size = f3 === 2 ? 4 : 8;
+    const lo = x[rs1 << 1];
+    const hi = x[(rs1 << 1) + 1];
+    const isLr = f5 === 0x02;
+    if (isLr && rs2 !== 0) return this.illegalExc(insn);
+    const valid = [0x00, 0x01, 0x02, 0x03, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c].includes(f5);
+    if (!valid) return this.illegalExc(insn);
+    // LR/SC/AMOs must be naturally aligned (unpriv §8.2/§8.4)
+    if (lo & (size - 1)) {
+      this.exc = isLr ? Cause.LOAD_MISALIGNED : Cause.STORE_MISALIGNED;
+      this.excTval = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+      return this.exc;
+    }
+    const pa = this.translate(lo, hi, isLr ? ACCESS_READ : ACCESS_WRITE, false);
+    if (pa < 0) return this.exc;
+    if (!this.bus.inRam(pa, size) || !this.pmpOk(pa, size, isLr ? ACCESS_READ : ACCESS_WRITE)) {
+      // AMOs to device memory are not supported: access fault (PMA, priv 1.12 §3.6.3)
+      this.setFault(isLr ? ACCESS_READ : ACCESS_WRITE, lo, hi, false);
+      return this.exc;
+    }
+    const w = (pa - this.bus.ramBase) >> 2;
+    const i32 = this.bus.i32;
+    const olo = i32[w];
+    const ohi = size === 8 ? i32[w + 1] : olo >> 31;
+    if (f5 === 0x03) {
+      // SC
+      const ok = this.reservation === pa;
+      this.reservation = -1;
+      if (ok) {
+        i32[w] = x[rs2 << 1];
+        if (size === 8) i32[w + 1] = x[(rs2 << 1) + 1];
+      }
+      if (rd) {
+        x[rd << 1] = ok ? 0 : 1;
+        x[(rd << 1) + 1] = 0;
+      }
+      return EXC_NONE;
+    }
+    if (isLr) {
+      this.reservation = pa;
+    } else {
+      const blo = x[rs2 << 1];
+      const bhi = size === 8 ? x[(rs2 << 1) + 1] : blo >> 31;
+      let nlo: number;
+      let nhi: number;
+      switch (f5) {
+        case 0x01: // AMOSWAP
+          nlo = blo;
+          nhi = bhi;
+          break;
+        case 0x00: // AMOADD
+          nlo = (olo + blo) | 0;
+          nhi = (ohi + bhi + (nlo >>> 0 < olo >>> 0 ? 1 : 0)) | 0;
+          break;
+        case 0x04: // AMOXOR
+          nlo = olo ^ blo;
+          nhi = ohi ^ bhi;
+          break;
+        case 0x0c: // AMOAND
+          nlo = olo & blo;
+          nhi = ohi & bhi;
+          break;
+        case 0x08: // AMOOR
+          nlo = olo | blo;
+          nhi = ohi | bhi;
+          break;
+        default: {
+          // AMOMIN / AMOMAX / AMOMINU / AMOMAXU
+          const signed = f5 === 0x10 || f5 === 0x14;
+          const oh = signed ? ohi : ohi >>> 0;
+          const bh = signed ? bhi : bhi >>> 0;
+          const less = oh < bh || (ohi === bhi && olo >>> 0 < blo >>> 0);
+          const pickOld = f5 === 0x10 || f5 === 0x18 ? less : !less;
+          nlo = pickOld ? olo : blo;
+          nhi = pickOld ? ohi : bhi;
+        }
+      }
+      i32[w] = nlo;
+      if (size === 8) i32[w + 1] = nhi;
+      if (this.reservation === pa) this.reservation = -1;
+    }
+    if (rd) {
+      x[rd << 1] = olo;
+      x[(rd << 1) + 1] = ohi;
+    }
+    return EXC_NONE;
+  }
+
+  // ------------------------------------------------------------------ SYSTEM
+
+  private sysExit: HartExit = { kind: "budget" };
+
+  /** Returns SYS_NEXT (fall through, pc += ilen), SYS_JUMPED (this.pc set, retired), SYS_TRAPPED (this.pc = handler), SYS_EXIT (sysExit set). */
+  private system(insn: number, ilen: number): number {
+    const f3 = (insn >> 12) & 7;
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const pc = this.pc;
+    if (f3 === 0) {
+      const f12 = insn >>> 20;
+      if (rd !== 0) return this.sysIllegal(insn);
+      if (f12 === 0 && rs1 === 0) {
+        // ECALL
+        if (this.priv === PRV_S && this.options.sbiEcallExit) {
+          this.pc = pc + ilen;
+          this.instret += this.nRun + 1;
+          this.nRun = 0;
+          this.sysExit = { kind: "ecall" };
+          return SYS_EXIT;
+        }
+        this.trap(this.priv === PRV_U ? Cause.ECALL_U : this.priv === PRV_S ? Cause.ECALL_S : Cause.ECALL_M, 0n, false);
+        return SYS_TRAPPED;
+      }
+      if (f12 === 1 && rs1 === 0) {
+        // EBREAK: tval 0 like QEMU 7.2
+        if (this.options.ebreakExit) {
+          this.instret += this.nRun;
+          this.nRun = 0;
+          this.sysExit = { kind: "breakpoint", pc: this.pc64 };
+          return SYS_EXIT;
+        }
+        this.trap(Cause.BREAKPOINT, 0n, false);
+        return SYS_TRAPPED;
+      }
+      if (f12 === 0x302 && rs1 === 0) {
+        // MRET, priv 1.12 §3.3.2
+        if (this.priv !== PRV_M) return this.sysIllegal(insn);
+        const mpp = (this.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT;
+        let s = this.mstatus;
+        s = s & MSTATUS_MPIE ? s | MSTATUS_MIE : s & ~MSTATUS_MIE;
+        s |= MSTATUS_MPIE;
+        s &= ~MSTATUS_MPP; // MPP := U
+        if (mpp !== PRV_M) s &= ~MSTATUS_MPRV;
+        this.mstatus = s;
+        this.setPriv(mpp);
+        this.pc = this.mepc;
+        return SYS_JUMPED;
+      }
+      if (f12 === 0x102 && rs1 === 0) {
+        // SRET
+        if (this.priv === PRV_U || (this.priv === PRV_S && this.mstatus & MSTATUS_TSR)) return this.sysIllegal(insn);
+        const spp = this.mstatus & MSTATUS_SPP ? PRV_S : PRV_U;
+        let s = this.mstatus;
+        s = s & MSTATUS_SPIE ? s | MSTATUS_SIE : s & ~MSTATUS_SIE;
+        s |= MSTATUS_SPIE;
+        s &= ~MSTATUS_SPP;
+        s &= ~MSTATUS_MPRV; // new priv < M
+        this.mstatus = s;
+        this.setPriv(spp);
+        this.pc = this.sepc;
+        return SYS_JUMPED;
+      }
+      if (f12 === 0x105 && rs1 === 0) {
+        // WFI, priv 1.12 §3.3.3
+        if (this.priv === PRV_U || (this.priv === PRV_S && this.mstatus & MSTATUS_TW)) return this.sysIllegal(insn);
+        if (this.interruptPending()) return SYS_NEXT; // a pending interrupt makes WFI a no-op
+        this.pc = pc + ilen;
+        this.instret += this.nRun + 1;
+        this.nRun = 0;
+        this.sysExit = { kind: "wfi" };
+        return SYS_EXIT;
+      }
+      if (insn >>> 25 === 0x09) {
+        // SFENCE.VMA, priv 1.12 §4.2.1: we flush everything (always correct)
+        if (this.priv === PRV_U || (this.priv === PRV_S && this.mstatus & MSTATUS_TVM)) return this.sysIllegal(insn);
+        this.flushTlb();
+        return SYS_NEXT;
+      }
+      return this.sysIllegal(insn);
+    }
+    if (f3 === 4) return this.sysIllegal(insn);
+    // Zicsr
+    const csr = insn >>> 20;
+    const x = this.x;
+    const isImm = f3 >= 5;
+    const op = f3 & 3; // 1 = RW, 2 = RS, 3 = RC
+    const src = isImm ? BigInt(rs1) : (BigInt(x[(rs1 << 1) + 1] >>> 0) << 32n) | BigInt(x[rs1 << 1] >>> 0);
+    const writes = op === 1 || rs1 !== 0;
+    if (writes && csr >>> 10 === 3) return this.sysIllegal(insn); // read-only CSR, priv 1.12 §2.1
+    let old = 0n;
+    if (op !== 1 || rd !== 0) {
+      const r = this.csrRead(csr, false);
+      if (r === undefined) return this.sysIllegal(insn);
+      old = r;
+    } else if (!this.csrAccessible(csr)) {
+      return this.sysIllegal(insn);
+    }
+    if (writes) {
+      const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
+      if (!this.csrWrite(csr, BigInt.asUintN(64, nv))) return this.sysIllegal(insn);
+    }
+    if (rd) {
+      x[rd << 1] = Number(old & 0xffffffffn) | 0;
+      x[(rd << 1) + 1] = Number((old >> 32n) & 0xffffffffn) | 0;
+    }
+    return SYS_NEXT;
+  }
+
+  private sysIllegal(insn: number): number {
+    this.trap(Cause.ILLEGAL_INSN, BigInt(insn >>> 0), false);
+    return SYS_TRAPPED;
+  }
+
+  // ------------------------------------------------------------------ CSRs
+
+  private csrAccessible(csr: number): boolean {
+    return this.csrRead(csr, false) !== undefined;
+  }
+
+  private counterAllowed(bitIndex: number): boolean {
+    if (this.priv === PRV_M) return true;
+    if (!((this.mcounteren >> bitIndex) & 1)) return false;
+    if (this.priv === PRV_U && !((this.scounteren >> bitIndex) & 1)) return false;
+    return true;
+  }
+
+  /** Read a CSR with privilege checks (priv 1.12 §2.1); undefined = illegal instruction. */
+  private csrRead(csr: number, debug: boolean): bigint | undefined {
+    if (((csr >> 8) & 3) > this.priv) return undefined;
+    const instret = this.instret + this.nRun;
+    switch (csr) {
+      case Csr.fflags:
+        return this.mstatus & MSTATUS_FS || debug ? BigInt(this.fflags) : undefined;
+      case Csr.frm:
+        return this.mstatus & MSTATUS_FS || debug ? BigInt(this.frm) : undefined;
+      case Csr.fcsr:
+        return this.mstatus & MSTATUS_FS || debug ? BigInt((this.frm << 5) | this.fflags) : undefined;
+      case Csr.cycle:
+        return this.counterAllowed(0) ? BigInt.asUintN(64, BigInt(instret + this.cycleOffset)) : undefined;
+      case Csr.time:
+        return this.counterAllowed(1) ? BigInt.asUintN(64, BigInt(this.timeSource())) : undefined;
+      case Csr.instret:
+        return this.counterAllowed(2) ? BigInt.asUintN(64, BigInt(instret + this.instretOffset)) : undefined;
+      case Csr.mcycle:
+        return BigInt.asUintN(64, BigInt(instret + this.cycleOffset));
+      case Csr.minstret:
+        return BigInt.asUintN(64, BigInt(instret + this.instretOffset));
+      case Csr.sstatus:
+        return this.readMstatus() & (BigInt(SSTATUS_MASK) | (3n << 32n) | (1n << 63n));
+      case Csr.sie:
+        return BigInt(this.mie & this.mideleg);
+      case Csr.sip:
+        return BigInt(this.effectiveMip() & this.mideleg);
+      case Csr.stvec:
+        return BigInt.asUintN(64, BigInt(this.stvec));
+      case Csr.scounteren:
+        return BigInt(this.scounteren);
+      case Csr.senvcfg:
+        return this.senvcfg;
+      case Csr.sscratch:
+        return this.sscratch;
+      case Csr.sepc:
+        return BigInt.asUintN(64, BigInt(this.sepc));
+      case Csr.scause:
+        return this.scause;
+      case Csr.stval:
+        return this.stval;
+      case Csr.stimecmp:
+        // Sstc: accessible from S only with menvcfg.STCE and mcounteren.TM
+        if (this.priv === PRV_S && (!(this.menvcfg >> 63n) || !(this.mcounteren & 2))) return undefined;
+        return this.stimecmp;
+      case Csr.satp:
+        if (this.priv === PRV_S && this.mstatus & MSTATUS_TVM) return undefined;
+        return this.satp;
+      case Csr.mvendorid:
+      case Csr.marchid:
+      case Csr.mimpid:
+      case Csr.mconfigptr:
+        return 0n;
+      case Csr.mhartid:
+        return BigInt(this.hartId);
+      case Csr.mstatus:
+        return this.readMstatus();
+      case Csr.misa:
+        return (2n << 62n) | BigInt(MISA_EXTENSIONS);
+      case Csr.medeleg:
+        return BigInt(this.medeleg);
+      case Csr.mideleg:
+        return BigInt(this.mideleg);
+      case Csr.mie:
+        return BigInt(this.mie);
+      case Csr.mip:
+        return BigInt(this.effectiveMip());
+      case Csr.mtvec:
+        return BigInt.asUintN(64, BigInt(this.mtvec));
+      case Csr.mcounteren:
+        return BigInt(this.mcounteren);
+      case Csr.menvcfg:
+        return this.menvcfg;
+      case Csr.mcountinhibit:
+        return 0n;
+      case Csr.mscratch:
+        return this.mscratch;
+      case Csr.mepc:
+        return BigInt.asUintN(64, BigInt(this.mepc));
+      case Csr.mcause:
+        return this.mcause;
+      case Csr.mtval:
+        return this.mtval;
+      case Csr.mseccfg:
+        return 0n;
+    }
+    if (csr >= Csr.pmpcfg0 && csr <= Csr.pmpcfg0 + 15) {
+      if (csr & 1) return undefined; // odd pmpcfg do not exist on RV64
+      return this.pmp.readCfg(csr - Csr.pmpcfg0);
+    }
+    if (csr >= Csr.pmpaddr0 && csr < Csr.pmpaddr0 + 64) return this.pmp.readAddr(csr - Csr.pmpaddr0);
+    // hpmcounter3..31 (read-only zero, gated by counteren), mhpmcounter/mhpmevent (zero)
+    if (csr >= 0xc03 && csr <= 0xc1f) return this.counterAllowed(csr - 0xc00) ? 0n : undefined;
+    if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) return 0n;
+    return undefined;
+  }
+
+  /** Write a CSR (already privilege-checked by the read); false = illegal. */
+  private csrWrite(csr: number, v: bigint): boolean {
+    const lo = Number(v & 0xffffffffn) | 0;
+    switch (csr) {
+      case Csr.fflags:
+        this.fflags = lo & 31;
+        this.mstatus |= MSTATUS_FS;
+        return true;
+      case Csr.frm:
+        this.frm = lo & 7;
+        this.mstatus |= MSTATUS_FS;
+        return true;
+      case Csr.fcsr:
+        this.fflags = lo & 31;
+        this.frm = (lo >> 5) & 7;
+        this.mstatus |= MSTATUS_FS;
+        return true;
+      case Csr.sstatus:
+        this.writeMstatus((this.mstatus & ~SSTATUS_MASK) | (lo & SSTATUS_MASK));
+        return true;
+      case Csr.sie:
+        this.mie = (this.mie & ~this.mideleg) | (lo & this.mideleg);
+        return true;
+      case Csr.sip:
+        // only SSIP is writable through sip (priv 1.12 §4.1.3)
+        this.mip = (this.mip & ~(this.mideleg & MIP_SSIP)) | (lo & this.mideleg & MIP_SSIP);
+        return true;
+      case Csr.stvec:
+        this.stvec = legalTvec(v);
+        return true;
+      case Csr.scounteren:
+        this.scounteren = lo & 7;
+        return true;
+      case Csr.senvcfg:
+        this.senvcfg = v & 1n; // FIOM
+        return true;
+      case Csr.sscratch:
+        this.sscratch = v;
+        return true;
+      case Csr.sepc:
+        this.sepc = legalEpc(v);
+        return true;
+      case Csr.scause:
+        this.scause = v & ((1n << 63n) | 0x3fn);
+        return true;
+      case Csr.stval:
+        this.stval = v;
+        return true;
+      case Csr.stimecmp:
+        this.stimecmp = v;
+        this.stimecmpNum = v >= 1n << 53n ? Number.POSITIVE_INFINITY : Number(v);
+        return true;
+      case Csr.satp: {
+        // WARL: an unsupported MODE leaves satp unchanged (priv 1.12 §4.1.11)
+        const mode = Number(v >> 60n);
+        if (mode !== SATP_BARE && mode !== SATP_SV39 && mode !== SATP_SV48) return true;
+        const nv = mode === SATP_BARE ? 0n : v & ((0xfn << 60n) | (0xffffn << 44n) | ((1n << 44n) - 1n));
+        this.satp = nv;
+        this.satpMode = mode;
+        const ppn = Number(nv & ((1n << 44n) - 1n));
+        this.satpRoot = ppn * 4096;
+        this.flushTlb();
+        return true;
+      }
+      case Csr.mstatus:
+        this.writeMstatus(lo);
+        return true;
+      case Csr.misa:
+        return true; // WARL, fixed extensions
+      case Csr.medeleg:
+        this.medeleg = lo & MEDELEG_WRITABLE;
+        return true;
+      case Csr.mideleg:
+        this.mideleg = lo & S_INTERRUPTS;
+        return true;
+      case Csr.mie:
+        this.mie = lo & (S_INTERRUPTS | M_INTERRUPTS);
+        return true;
+      case Csr.mip: {
+        // SSIP, STIP (unless Sstc drives it) and SEIP are writable (priv 1.12 §3.1.9)
+        let mask = MIP_SSIP | MIP_SEIP;
+        if (!(this.menvcfg >> 63n)) mask |= MIP_STIP;
+        this.mip = (this.mip & ~mask) | (lo & mask);
+        return true;
+      }
+      case Csr.mtvec:
+        this.mtvec = legalTvec(v);
+        return true;
+      case Csr.mcounteren:
+        this.mcounteren = lo & 7;
+        return true;
+      case Csr.menvcfg:
+        this.menvcfg = v & ((1n << 63n) | 1n); // STCE, FIOM
+        return true;
+      case Csr.mcountinhibit:
+        return true;
+      case Csr.mscratch:
+        this.mscratch = v;
+        return true;
+      case Csr.mepc:
+        this.mepc = legalEpc(v);
+        return true;
+      case Csr.mcause:
+        this.mcause = v & ((1n << 63n) | 0x3fn);
+        return true;
+      case Csr.mtval:
+        this.mtval = v;
+        return true;
+      case Csr.mcycle:
+        // the written value is what the next instruction reads (priv 1.12 §3.1.11)
+        this.cycleOffset = Number(BigInt.asIntN(53, v)) - (this.instret + this.nRun + 1);
+        return true;
+      case Csr.minstret:
+        this.instretOffset = Number(BigInt.asIntN(53, v)) - (this.instret + this.nRun + 1);
+        return true;
+      case Csr.mseccfg:
+        return true;
+    }
+    if (csr >= Csr.pmpcfg0 && csr <= Csr.pmpcfg0 + 15) {
+      this.pmp.writeCfg(csr - Csr.pmpcfg0, v);
+      this.flushTlb();
+      return true;
+    }
+    if (csr >= Csr.pmpaddr0 && csr < Csr.pmpaddr0 + 64) {
+      this.pmp.writeAddr(csr - Csr.pmpaddr0, v);
+      this.flushTlb();
+      return true;
+    }
+    if ((csr >= 0xb03 && csr <= 0xb1f) || (csr >= 0x323 && csr <= 0x33f)) return true; // WARL zero
+    return false;
+  }
+
+  private writeMstatus(v: number): void {
+    let s = (this.mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
+    const mpp = (s & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT;
+    if (mpp === 2) s = (s & ~MSTATUS_MPP) | (this.mstatus & MSTATUS_MPP); // WARL: MPP=2 is reserved
+    const changed = this.mstatus ^ s;
+    this.mstatus = s;
+    if (changed & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) this.flushTlb();
+  }
+
+  private effectiveMip(): number {
+    let mip = this.mip;
+    if (this.menvcfg >> 63n) {
+      // Sstc: STIP reflects time >= stimecmp (Sstc spec §2)
+      mip &= ~MIP_STIP;
+      if (this.stimecmpNum !== Number.POSITIVE_INFINITY && this.timeSource() >= this.stimecmpNum) mip |= MIP_STIP;
+    }
+    return mip;
+  }
+
+  // ------------------------------------------------------------------ traps
+
+  /** The interrupt to take now, or -1 (priv 1.12 §3.1.9: priority MEI, MSI, MTI, SEI, SSI, STI). */
+  private pendingInterrupt(): number {
+    const pending = this.effectiveMip() & this.mie;
+    if (pending === 0) return -1;
+    const m = pending & ~this.mideleg;
+    const mEnabled = this.priv < PRV_M || (this.mstatus & MSTATUS_MIE) !== 0;
+    if (m && mEnabled) return pickIrq(m);
+    const s = pending & this.mideleg;
+    const sEnabled = this.priv < PRV_S || (this.priv === PRV_S && (this.mstatus & MSTATUS_SIE) !== 0);
+    if (s && sEnabled) return pickIrq(s);
+    return -1;
+  }
+
+  /** Take a trap at this.pc (or epcOverride), priv 1.12 §3.1.6.1 / §4.1.1. */
+  private trap(cause: number, tval: bigint, isInterrupt: boolean, epcOverride?: number): void {
+    const epc = epcOverride ?? this.pc;
+    const deleg = isInterrupt ? this.mideleg : this.medeleg;
+    const causeVal = (isInterrupt ? 1n << 63n : 0n) | BigInt(cause);
+    if (this.priv <= PRV_S && (deleg >>> cause) & 1) {
+      this.scause = causeVal;
+      this.sepc = epc;
+      this.stval = tval;
+      let s = this.mstatus;
+      s = s & MSTATUS_SIE ? s | MSTATUS_SPIE : s & ~MSTATUS_SPIE;
+      s &= ~MSTATUS_SIE;
+      s = this.priv === PRV_S ? s | MSTATUS_SPP : s & ~MSTATUS_SPP;
+      this.mstatus = s;
+      this.setPriv(PRV_S);
+      this.pc = vectorTarget(this.stvec, cause, isInterrupt);
+    } else {
+      this.mcause = causeVal;
+      this.mepc = epc;
+      this.mtval = tval;
+      let s = this.mstatus;
+      s = s & MSTATUS_MIE ? s | MSTATUS_MPIE : s & ~MSTATUS_MPIE;
+      s &= ~MSTATUS_MIE;
+      s = (s & ~MSTATUS_MPP) | (this.priv << MSTATUS_MPP_SHIFT);
+      this.mstatus = s;
+      this.setPriv(PRV_M);
+      this.pc = vectorTarget(this.mtvec, cause, isInterrupt);
+    }
+    this.reservation = -1;
+  }
+
+  /** Trap on the pending exception (exc/excTval) at pc; returns the new pc. */
+  private trapFromExc(pc: number): number {
+    this.pc = pc;
+    const cause = this.exc;
+    this.exc = EXC_NONE;
+    this.trap(cause, this.excTval, false);
+    return this.pc;
+  }
+
+  private illegal(pc: number, insnBits: number, n: number): number {
+    this.nRun = n;
+    this.pc = pc;
+    // tval holds the instruction as fetched: the 16-bit parcel for a compressed one
+    const d = pc - this.fetchVa;
+    if (d >= 0 && d < 4096) {
+      const p0 = this.bus.u16[(this.fetchOff + d) >> 1];
+      if ((p0 & 3) !== 3) insnBits = p0;
+    }
+    this.trap(Cause.ILLEGAL_INSN, BigInt(insnBits >>> 0), false); // tval = the instruction bits (as QEMU)
+    return this.pc;
+  }
+
+  private illegalExc(insn: number): number {
+    this.exc = Cause.ILLEGAL_INSN;
+    this.excTval = BigInt(insn >>> 0);
+    return this.exc;
+  }
+
+  private setPriv(p: number): void {
+    if (p !== this.priv) {
+      this.priv = p;
+      this.flushTlb();
+    }
+  }
+
+  /** Drop every cached translation (satp/sfence.vma/privilege/mstatus/PMP changes). */
+  flushTlb(): void {
+    this.rTagHi.fill(NO_TAG);
+    this.wTagHi.fill(NO_TAG);
+    this.xTagHi.fill(NO_TAG);
+    this.fetchVa = Number.NaN;
+  }
+
+  // ------------------------------------------------------------------ exits
+
+  private mmioReadExit(pc: number, n: number, rd: number, kind: number, ilen: number): HartExit {
+    this.exc = EXC_NONE;
+    this.pc = pc;
+    this.instret += n;
+    this.nRun = 0;
+    this.mmioPending = { rd, kind, npc: pc + ilen };
+    return { kind: "mmio", op: "read", address: this.mmioAddr, size: this.mmioSize };
+  }
+
+  private mmioWriteExit(pc: number, n: number, ilen: number): HartExit {
+    this.exc = EXC_NONE;
+    this.pc = pc;
+    this.instret += n;
+    this.nRun = 0;
+    this.mmioPending = { rd: 0, kind: 0, npc: pc + ilen };
+    return { kind: "mmio", op: "write", address: this.mmioAddr, size: this.mmioSize, value: this.mmioValue };
+  }
+
+  private haltExit(pc: number, n: number, ilen: number): HartExit {
+    this.exc = EXC_NONE;
+    this.pc = pc + ilen;
+    this.instret += n + 1;
+    this.nRun = 0;
+    return { kind: "halt", code: this.haltCode };
+  }
+
+  /** Write an MMIO load result into rd. kind = 1 + funct3 for integer loads; 8 = FLW, 9 = FLD. */
+  private writeLoadResult(rd: number, kind: number, value: bigint): void {
+    const lo = Number(value & 0xffffffffn) | 0;
+    const hiRaw = Number((value >> 32n) & 0xffffffffn) | 0;
+    if (kind >= 8) {
+      const fw = this.regs.fw;
+      fw[rd << 1] = lo;
+      fw[(rd << 1) + 1] = kind === 8 ? -1 : hiRaw;
+      this.mstatus |= MSTATUS_FS;
+      return;
+    }
+    if (rd === 0) return;
+    const f3 = kind - 1;
+    let vlo: number;
+    let vhi: number;
+    switch (f3) {
+      case 0:
+        vlo = (lo << 24) >> 24;
+        vhi = vlo >> 31;
+        break;
+      case 1:
+        vlo = (lo << 16) >> 16;
+        vhi = vlo >> 31;
+        break;
+      case 2:
+        vlo = lo;
+        vhi = lo >> 31;
+        break;
+      case 3:
+        vlo = lo;
+        vhi = hiRaw;
+        break;
+      case 4:
+        vlo = lo & 0xff;
+        vhi = 0;
+        break;
+      case 5:
+        vlo = lo & 0xffff;
+        vhi = 0;
+        break;
+      default:
+        vlo = lo;
+        vhi = 0;
+    }
+    this.x[rd << 1] = vlo;
+    this.x[(rd << 1) + 1] = vhi;
+  }
+}
+
+interface FpContextView {
+  readonly x: Int32Array;
+  readonly f: Float64Array;
+  readonly fw: Int32Array;
+  fflags: number;
+  frm: number;
+}
+
+const SYS_NEXT = 0;
+const SYS_JUMPED = 1;
+const SYS_TRAPPED = 2;
+const SYS_EXIT = 3;
+
+function pickIrq(bits: number): number {
+  if (bits & MIP_MEIP) return 11;
+  if (bits & MIP_MSIP) return 3;
+  if (bits & MIP_MTIP) return 7;
+  if (bits & MIP_SEIP) return 9;
+  if (bits & MIP_SSIP) return 1;
+  return 5;
+}
+
+function vectorTarget(tvec: number, cause: number, isInterrupt: boolean): number {
+  const base = tvec - (((tvec % 4) + 4) % 4);
+  return isInterrupt && (tvec & 3) === 1 ? base + 4 * cause : base; // priv 1.12 §3.1.7
+}
+
+/** mtvec/stvec: MODE 0 or 1 (2, 3 reserved → direct); 53 significant bits. */
+function legalTvec(v: bigint): number {
+  let mode = v & 3n;
+  if (mode > 1n) mode = 0n;
+  return Number(BigInt.asIntN(53, (v & ~3n) | mode));
+}
+
+/** mepc/sepc: bit 0 is zero (IALIGN=16); 53 significant bits, sign-extended. */
+function legalEpc(v: bigint): number {
+  return Number(BigInt.asIntN(53, v & ~1n));
+}
+
+/** Low 32 bits of a*b (unsigned 32x32). */
+function mul32x32u(a: number, b: number): number {
+  return Math.imul(a, b);
+}
+
+/** High 32 bits of the unsigned 64-bit product of two 32-bit values. */
+function mulHiU32(a: number, b: number): number {
+  const a0 = a & 0xffff;
+  const a1 = a >>> 16;
+  const b0 = b & 0xffff;
+  const b1 = b >>> 16;
+  const p00 = a0 * b0;
+  const p01 = a0 * b1;
+  const p10 = a1 * b0;
+  const p11 = a1 * b1;
+  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  return (p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
+}
