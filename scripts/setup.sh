@@ -25,11 +25,6 @@ if [ "${RINGZERO_SKIP_APT:-}" != "1" ]; then
     [tshark]=tshark
     [curl]=curl
     [ip]=iproute2
-    [socat]=socat
-    [busybox]=busybox
-    [tshark]=tshark
-    [curl]=curl
-    [ip]=iproute2
     [qemu-riscv64]=qemu-user
   )
   for tool in "${!pkgs[@]}"; do
