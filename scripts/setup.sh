@@ -17,6 +17,7 @@ if [ "${RINGZERO_SKIP_APT:-}" != "1" ]; then
   declare -A pkgs=(
     [qemu-system-riscv64]=qemu-system-misc
     [qemu-img]=qemu-utils
+    [qemu-io]=qemu-utils
     [riscv64-unknown-elf-gcc]=gcc-riscv64-unknown-elf
     [riscv64-unknown-elf-objdump]=binutils-riscv64-unknown-elf
     [dtc]=device-tree-compiler

@@ -51,7 +51,7 @@ export class DiskError extends Error {
   constructor(
     readonly code: DiskErrorCode,
     readonly context: DiskErrorContext,
-    detail?: string,
+    readonly detail = "",
   ) {
     super(`${code}${detail ? `: ${detail}` : ""} ${JSON.stringify(context)}`);
   }

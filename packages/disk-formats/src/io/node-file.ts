@@ -2,7 +2,7 @@
 // The only module of the library that imports node:fs.
 import { constants } from "node:fs";
 import { access, type FileHandle, open, realpath } from "node:fs/promises";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import type { ByteStore, StoreHost } from "./store.js";
 
@@ -79,8 +79,9 @@ export class NodeFileHost implements StoreHost {
   }
 
   resolve(base: string, name: string): string {
+    // Like QEMU: relative backing names are relative to the directory of the image naming them.
     if (isAbsolute(name)) return name;
-    return resolve(dirname(base), name);
+    return join(dirname(base), name);
   }
 
   async canonical(name: string): Promise<string> {

@@ -1119,7 +1119,7 @@ export class Qcow2Image implements BlockBackend {
                 corruptions++;
               }
             }
-          } else if (e.kind === "zero" && active) allocated++;
+          }
         }
       }
     };
@@ -1139,16 +1139,14 @@ export class Qcow2Image implements BlockBackend {
       const b = this.rtOffset(i);
       if (b !== 0) ref(b / cs);
     }
-    // Compare with the stored refcounts.
+    // Compare with the stored refcounts: every entry of every refcount block, and every referenced cluster.
     let leaks = 0;
     let maxUsed = 0;
-    const rtCover = (this.reftable.length / 8) * this.rbEntries;
-    let limit = fileClusters;
-    for (const c of refs.keys()) if (c > limit) limit = c;
-    for (let c = 0; c < Math.min(limit + 1, rtCover); c++) {
-      const rc = await this.getRefcount(c);
+    await this.forEachRefcount(async (c, rc) => {
       const r = refs.get(c) ?? 0;
-      if (rc > 0) maxUsed = c + 1;
+      // Like QEMU, refcounts of clusters past the end of the file are not examined unless referenced.
+      if (c >= fileClusters && r === 0) return;
+      if (rc > 0 || r > 0) maxUsed = Math.max(maxUsed, c + 1);
       if (rc < r) {
         messages.push(`ERROR cluster ${c} refcount=${rc} reference=${r}`);
         corruptions++;
@@ -1156,11 +1154,12 @@ export class Qcow2Image implements BlockBackend {
         messages.push(`Leaked cluster ${c} refcount=${rc} reference=${r}`);
         leaks++;
       }
-    }
-    for (const c of refs.keys()) {
-      if (c >= rtCover) {
-        messages.push(`ERROR cluster ${c} refcount=0 reference=${refs.get(c)}`);
+    });
+    for (const [c, r] of refs) {
+      if (!this.hasRefblockFor(c)) {
+        messages.push(`ERROR cluster ${c} refcount=0 reference=${r}`);
         corruptions++;
+        maxUsed = Math.max(maxUsed, c + 1);
       }
     }
     return {
@@ -1176,18 +1175,33 @@ export class Qcow2Image implements BlockBackend {
     };
   }
 
+  private hasRefblockFor(c: number): boolean {
+    const ti = Math.floor(c / this.rbEntries);
+    return ti < this.reftable.length / 8 && this.rtOffset(ti) !== 0;
+  }
+
+  /** Calls `fn` for every entry of every refcount block present. */
+  private async forEachRefcount(fn: (cluster: number, refcount: number) => Promise<void> | void): Promise<void> {
+    const n = this.reftable.length / 8;
+    for (let i = 0; i < n; i++) {
+      const b = this.rtOffset(i);
+      if (b === 0) continue;
+      const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+      for (let j = 0; j < this.rbEntries; j++) await fn(i * this.rbEntries + j, this.readRc(block, j));
+    }
+  }
+
   /** Sets every refcount to the number of references found (fixes leaks and lazy-refcount damage). */
   async repairRefcounts(): Promise<void> {
     this.checkWritable();
     const r = await this.check();
-    const rtCover = (this.reftable.length / 8) * this.rbEntries;
-    const clusters = new Set<number>(r.references.keys());
-    for (let c = 0; c < Math.min(rtCover, Math.ceil(this.fileSize / this.cs)); c++) clusters.add(c);
-    for (const c of [...clusters].sort((a, b) => a - b)) {
-      const have = await this.getRefcount(c);
+    const fixes: Array<[number, number]> = [];
+    await this.forEachRefcount(async (c, rc) => {
       const want = r.references.get(c) ?? 0;
-      if (have !== want) await this.updateRefcount(c, want - have);
-    }
+      if (rc !== want) fixes.push([c, want - rc]);
+    });
+    for (const [c, n] of r.references) if (!this.hasRefblockFor(c)) fixes.push([c, n]);
+    for (const [c, delta] of fixes) await this.updateRefcount(c, delta);
     await this.store.flush();
   }
 

@@ -1,0 +1,238 @@
+// ringzero-img against qemu-img: same verbs, same outputs where qemu-img's are stable, same exit codes.
+import { readFileSync, writeFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
+import { runCli } from "./main.js";
+import { parseSize, sizeToStr } from "./sizes.js";
+
+async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await runCli(argv, {
+    stdout: (s) => {
+      out += s;
+    },
+    stderr: (s) => {
+      err += s;
+    },
+    isTTY: false,
+  });
+  return { code, out, err };
+}
+
+describe("sizes", () => {
+  it("parses qemu-style sizes", () => {
+    expect(parseSize("10G")).toBe(10 * 2 ** 30);
+    expect(parseSize("512k")).toBe(512 * 1024);
+    expect(parseSize("1.5M")).toBe(1.5 * 2 ** 20);
+    expect(parseSize("4096")).toBe(4096);
+    expect(parseSize("10Q")).toBeNull();
+    expect(parseSize("9E")).toBeNull(); // beyond 2^53
+    expect(parseSize("0.3")).toBeNull();
+  });
+  it("prints sizes like qemu's size_to_str", () => {
+    expect(sizeToStr(0)).toBe("0 B");
+    expect(sizeToStr(1073741824)).toBe("1 GiB");
+    expect(sizeToStr(200704)).toBe("196 KiB");
+    expect(sizeToStr(5377097728)).toBe("5.01 GiB");
+    expect(sizeToStr(1000)).toBe("0.977 KiB");
+  });
+});
+
+describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    t = tempDir("rz-cli-");
+  });
+  afterAll(() => t.cleanup());
+
+  it("create prints qemu-img's Formatting line and makes an image qemu-img accepts", async () => {
+    const f = t.path("a.qcow2");
+    const r = await rz("create", "-f", "qcow2", f, "10G");
+    expect(r.code).toBe(0);
+    const q = qemuImg(["create", "-f", "qcow2", t.path("q.qcow2"), "10G"]).stdout;
+    expect(r.out).toBe(q.replace(t.path("q.qcow2"), f));
+    expect(qemuCheck(f).status).toBe(0);
+    const v2 = await rz("create", "-f", "qcow2", "-o", "compat=0.10,cluster_size=4k", t.path("v2.qcow2"), "1G");
+    expect(v2.code).toBe(0);
+    expect(JSON.parse(qemuImg(["info", "--output", "json", t.path("v2.qcow2")]).stdout)).toMatchObject({
+      "cluster-size": 4096,
+      "format-specific": { data: { compat: "0.10" } },
+    });
+  });
+
+  it("info --output json has qemu-img's fields and values", async () => {
+    const base = t.path("base.raw");
+    writeFileSync(base, pattern(1 << 20, 1));
+    const f = t.path("ov.qcow2");
+    qemuImg(["create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", f]);
+    qemuIo(f, ["write -P 0xab 0 64k"]);
+    const ours = JSON.parse((await rz("info", "--output", "json", f)).out);
+    const theirs = JSON.parse(qemuImg(["info", "--output", "json", f]).stdout);
+    expect(ours).toEqual(theirs);
+    const human = (await rz("info", f)).out;
+    expect(human).toContain("virtual size: 1 MiB (1048576 bytes)");
+    expect(human).toContain("backing file format: raw");
+  });
+
+  it("map (human and json) matches qemu-img map over a backing chain", async () => {
+    const base = t.path("mbase.qcow2");
+    qemuImg(["create", "-f", "qcow2", base, "4M"]);
+    qemuIo(base, ["write -P 1 0 128k", "write -P 2 1M 64k"]);
+    const top = t.path("mtop.qcow2");
+    qemuImg(["create", "-f", "qcow2", "-b", base, "-F", "qcow2", top]);
+    qemuIo(top, ["write -P 3 64k 128k", "write -z 3M 64k"]);
+    expect((await rz("map", "--output", "json", top)).out).toBe(qemuImg(["map", "--output", "json", top]).stdout);
+    expect((await rz("map", top)).out).toBe(qemuImg(["map", top]).stdout);
+  });
+
+  it("convert: raw -> qcow2 (sparse), qcow2 -c, and back, byte-identical", async () => {
+    const src = t.path("src.raw");
+    const data = new Uint8Array(6 * 1024 * 1024);
+    data.set(pattern(300000, 2), 100000);
+    for (let i = 3 * 1024 * 1024; i < 5 * 1024 * 1024; i++) data[i] = i % 17 === 0 ? 9 : 0x20;
+    writeFileSync(src, data);
+    expect((await rz("convert", "-f", "raw", "-O", "qcow2", src, t.path("c.qcow2"))).code).toBe(0);
+    expect(qemuImg(["compare", src, t.path("c.qcow2")]).stdout).toContain("Images are identical.");
+    expect(qemuCheck(t.path("c.qcow2")).status).toBe(0);
+    // sparse: about 2.3 MiB of data, not 6
+    const info = JSON.parse(qemuImg(["info", "--output", "json", t.path("c.qcow2")]).stdout);
+    expect(info["actual-size"]).toBeLessThan(3 * 1024 * 1024);
+    expect((await rz("convert", "-c", "-O", "qcow2", src, t.path("cc.qcow2"))).code).toBe(0);
+    const chk = qemuCheck(t.path("cc.qcow2"));
+    expect(chk.status).toBe(0);
+    expect(chk.json["compressed-clusters"]).toBeGreaterThan(0);
+    expect((await rz("convert", "-O", "raw", t.path("cc.qcow2"), t.path("back.raw"))).code).toBe(0);
+    expect(firstDiff(new Uint8Array(readFileSync(t.path("back.raw"))), data)).toBe(-1);
+  });
+
+  it("compare: identical, mismatch offset, size mismatch in strict mode, exit codes", async () => {
+    const a = t.path("cmp-a.raw");
+    writeFileSync(a, pattern(1 << 20, 3));
+    await rz("convert", "-O", "qcow2", a, t.path("cmp-b.qcow2"));
+    expect(await rz("compare", a, t.path("cmp-b.qcow2"))).toMatchObject({ code: 0, out: "Images are identical.\n" });
+    qemuIo(t.path("cmp-b.qcow2"), ["write -P 0 70000 1"]);
+    const theirs = qemuImg(["compare", a, t.path("cmp-b.qcow2")], { allowFail: true });
+    const ours = await rz("compare", a, t.path("cmp-b.qcow2"));
+    expect(ours.code).toBe(theirs.status);
+    expect(ours.out).toBe(theirs.stdout);
+    await rz("create", "-f", "qcow2", t.path("cmp-c.qcow2"), "2M");
+    await rz("create", "-f", "raw", t.path("cmp-d.raw"), "1M");
+    expect((await rz("compare", t.path("cmp-c.qcow2"), t.path("cmp-d.raw"))).code).toBe(0);
+    expect((await rz("compare", "-s", t.path("cmp-c.qcow2"), t.path("cmp-d.raw"))).code).toBe(1);
+    expect((await rz("compare", a, t.path("missing"))).code).toBe(2);
+  });
+
+  it("check: exit 0 clean, 3 for leaks, 2 for corruption, 63 for raw; -r all repairs leaks", async () => {
+    const f = t.path("chk.qcow2");
+    await rz("create", "-f", "qcow2", f, "16M");
+    expect((await rz("check", f)).code).toBe(0);
+    // leak a cluster: raise the refcount of a cluster nothing references
+    const b = Buffer.alloc(12 * 65536);
+    readFileSync(f).copy(b);
+    b.writeUInt16BE(1, 2 * 65536 + 2 * 10); // refcount of cluster 10, inside the (grown) file
+    writeFileSync(f, b);
+    expect((await rz("check", f)).code).toBe(3);
+    expect(qemuCheck(f).status).toBe(3);
+    const rep = await rz("check", "-r", "all", f);
+    expect(rep.code).toBe(0);
+    expect(qemuCheck(f).status).toBe(0);
+    // corruption: a referenced cluster with refcount 0 (the L1 table's)
+    const c = readFileSync(f);
+    c.writeUInt16BE(0, 2 * 65536 + 2 * 3);
+    writeFileSync(f, c);
+    expect((await rz("check", f)).code).toBe(2);
+    expect(qemuCheck(f).status).toBe(2);
+    const raw = t.path("chk.raw");
+    writeFileSync(raw, new Uint8Array(4096));
+    expect((await rz("check", raw)).code).toBe(63);
+  });
+
+  it("resize grows qcow2 and raw; shrinking needs --shrink", async () => {
+    const f = t.path("rs.qcow2");
+    await rz("create", "-f", "qcow2", "-o", "cluster_size=512", f, "1M");
+    expect((await rz("resize", f, "+5G")).out).toBe("Image resized.\n");
+    expect(JSON.parse(qemuImg(["info", "--output", "json", f]).stdout)["virtual-size"]).toBe(5 * 2 ** 30 + 2 ** 20);
+    expect(qemuCheck(f).status).toBe(0);
+    expect((await rz("resize", f, "1M")).code).toBe(1);
+    const r = t.path("rs.raw");
+    await rz("create", "-f", "raw", r, "1M");
+    await rz("resize", r, "3M");
+    expect(readFileSync(r).length).toBe(3 * 2 ** 20);
+    expect((await rz("resize", "--shrink", "-f", "raw", r, "1M")).code).toBe(0);
+    expect(readFileSync(r).length).toBe(2 ** 20);
+  });
+
+  it("commit writes the overlay into its backing file and empties it", async () => {
+    const base = t.path("cm-base.qcow2");
+    qemuImg(["create", "-f", "qcow2", base, "4M"]);
+    qemuIo(base, ["write -P 1 0 4M"]);
+    const top = t.path("cm-top.qcow2");
+    await rz("create", "-f", "qcow2", "-b", base, "-F", "qcow2", top);
+    qemuIo(top, ["write -P 7 100k 300k", "write -z 2M 64k"]);
+    const before = t.path("cm-before.raw");
+    qemuImg(["convert", "-O", "raw", top, before]);
+    expect((await rz("commit", top)).out).toBe("Image committed.\n");
+    expect(qemuCheck(base).status).toBe(0);
+    expect(qemuCheck(top).status).toBe(0);
+    expect(qemuImg(["compare", before, base]).stdout).toContain("identical");
+    expect(qemuImg(["compare", before, top]).stdout).toContain("identical");
+    expect(
+      JSON.parse(qemuImg(["map", "--output", "json", top]).stdout).every((e: { depth: number }) => e.depth === 1),
+    ).toBe(true);
+  });
+
+  it("rebase (safe) keeps the visible content; -u only rewrites the header", async () => {
+    const old = t.path("rb-old.raw");
+    writeFileSync(old, pattern(2 << 20, 4));
+    const neu = t.path("rb-new.raw");
+    const nd = pattern(2 << 20, 4);
+    nd.fill(0, 500000, 900000);
+    writeFileSync(neu, nd);
+    const top = t.path("rb-top.qcow2");
+    qemuImg(["create", "-f", "qcow2", "-b", "rb-old.raw", "-F", "raw", top]);
+    qemuIo(top, ["write -P 5 0 64k"]);
+    const before = t.path("rb-before.raw");
+    qemuImg(["convert", "-O", "raw", top, before]);
+    expect((await rz("rebase", "-b", "rb-new.raw", "-F", "raw", top)).code).toBe(0);
+    expect(qemuCheck(top).status).toBe(0);
+    const info = JSON.parse(qemuImg(["info", "--output", "json", top]).stdout);
+    expect(info["backing-filename"]).toBe("rb-new.raw");
+    expect(qemuImg(["compare", before, top]).stdout).toContain("identical");
+    expect((await rz("rebase", "-u", "-b", "rb-old.raw", "-F", "raw", top)).code).toBe(0);
+    expect(JSON.parse(qemuImg(["info", "--output", "json", top]).stdout)["backing-filename"]).toBe("rb-old.raw");
+  });
+
+  it("snapshot -l lists qemu-img's internal snapshots as qemu-img does", async () => {
+    const f = t.path("snap.qcow2");
+    qemuImg(["create", "-f", "qcow2", f, "1M"]);
+    qemuIo(f, ["write -P 1 0 64k"]);
+    qemuImg(["snapshot", "-c", "first", f]);
+    qemuImg(["snapshot", "-c", "second-one", f]);
+    const ours = await rz("snapshot", "-l", f);
+    expect(ours.out).toBe(qemuImg(["snapshot", "-l", f]).stdout);
+    // and the image with snapshots still reads and checks, read-only
+    expect((await rz("check", f)).code).toBe(0);
+    const info = JSON.parse((await rz("info", "--output", "json", f)).out);
+    expect(info.snapshots.map((s: { name: string }) => s.name)).toEqual(["first", "second-one"]);
+  });
+
+  it("clear errors and exit code 1 for bad arguments and files", async () => {
+    expect((await rz("create", "-f", "vmdk", t.path("x.vmdk"), "1G")).code).toBe(1);
+    const bad = await rz("create", "-f", "qcow2", t.path("x.qcow2"), "10Q");
+    expect(bad).toMatchObject({ code: 1 });
+    expect(bad.err).toContain("Invalid image size specified: '10Q'");
+    const nf = await rz("info", t.path("nope.qcow2"));
+    expect(nf.code).toBe(1);
+    expect(nf.err).toContain("NOT_FOUND");
+    expect((await rz("frobnicate")).code).toBe(1);
+    expect((await rz("info", "--bogus", "x")).code).toBe(1);
+    const hostile = t.path("hostile.qcow2");
+    const b = readFileSync(t.path("a.qcow2"));
+    b.writeUInt32BE(40, 20); // cluster_bits 40
+    writeFileSync(hostile, b);
+    const h = await rz("info", hostile);
+    expect(h.code).toBe(1);
+    expect(h.err).toContain("INVALID_HEADER, qcow2 at offset 20");
+  });
+});

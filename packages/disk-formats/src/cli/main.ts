@@ -1,0 +1,718 @@
+// ringzero-img: qemu-img's verbs over this library. Exit codes follow
+// qemu-img: 0 success, 1 error; check: 2 corruptions, 3 leaks only,
+// 63 format without checks; compare: 1 mismatch, 2 error.
+import { statSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
+import { DiskError } from "../errors.js";
+import { Qcow2Image } from "../formats/qcow2/image.js";
+import { NodeFileHost } from "../io/node-file.js";
+import type { StoreHost } from "../io/store.js";
+import { createImage, type Image, openImage } from "../open.js";
+import { parseSize, sizeToStr } from "./sizes.js";
+
+export interface CliIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** Progress (-p) is shown only on a terminal. */
+  isTTY: boolean;
+  host?: StoreHost;
+}
+
+class UsageError extends Error {}
+
+const Format = z.enum(["raw", "qcow2"], { message: "unknown or unsupported format" });
+const SizeArg = z.string().transform((s, ctx) => {
+  const n = parseSize(s);
+  if (n === null) {
+    ctx.addIssue({ code: "custom", message: `Invalid image size specified: '${s}'` });
+    return z.NEVER;
+  }
+  return n;
+});
+const Output = z.enum(["human", "json"]).default("human");
+
+const USAGE = `usage: ringzero-img COMMAND [options]
+  create [-q] -f FMT [-b BACKING [-F BFMT]] [-o OPTS] FILE [SIZE]
+  info [-f FMT] [--output human|json] FILE
+  check [-q] [-f FMT] [--output human|json] [-r leaks|all] FILE
+  convert [-p] [-q] [-f FMT] -O FMT [-c] [-o OPTS] IN OUT
+  map [-f FMT] [--output human|json] FILE
+  compare [-p] [-q] [-s] [-f FMT] [-F FMT] A B
+  resize [-q] [-f FMT] [--shrink] FILE [+|-]SIZE
+  commit [-q] [-d] [-f FMT] FILE
+  rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
+  snapshot -l [-f FMT] FILE
+formats: raw, qcow2
+create/convert -o options (qcow2): compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off`;
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const host = io.host ?? new NodeFileHost();
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case "create":
+        return await create(rest, io, host);
+      case "info":
+        return await info(rest, io, host);
+      case "check":
+        return await check(rest, io, host);
+      case "convert":
+        return await convert(rest, io, host);
+      case "map":
+        return await map(rest, io, host);
+      case "compare":
+        return await compare(rest, io, host);
+      case "resize":
+        return await resize(rest, io, host);
+      case "commit":
+        return await commit(rest, io, host);
+      case "rebase":
+        return await rebase(rest, io, host);
+      case "snapshot":
+        return await snapshot(rest, io, host);
+      case "--help":
+      case "-h":
+      case "help":
+        io.stdout(`${USAGE}\n`);
+        return 0;
+      default:
+        io.stderr(
+          `ringzero-img: ${verb === undefined ? "Not enough arguments" : `Command not found: ${verb}`}\n${USAGE}\n`,
+        );
+        return 1;
+    }
+  } catch (e) {
+    const code = verb === "compare" ? 2 : 1;
+    if (e instanceof UsageError) io.stderr(`ringzero-img: ${e.message}\n`);
+    else if (e instanceof z.ZodError) io.stderr(`ringzero-img: ${e.issues.map((i) => i.message).join("; ")}\n`);
+    else if (e instanceof DiskError) {
+      const where = e.offset !== undefined ? ` at offset ${e.offset}` : "";
+      const file = typeof e.context.file === "string" ? `${e.context.file}: ` : "";
+      io.stderr(`ringzero-img: ${file}${e.detail || e.code} (${e.code}, ${e.format}${where})\n`);
+    } else if (e instanceof Error && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
+      io.stderr(`ringzero-img: ${e.message}\n`);
+    else throw e;
+    return code;
+  }
+}
+
+type OptionSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(
+  args: string[],
+  options: OptionSpec,
+  positionals: [number, number],
+): { values: Values; positionals: string[] } {
+  const r = parseArgs({ args, options, allowPositionals: true, strict: true }) as {
+    values: Values;
+    positionals: string[];
+  };
+  if (r.positionals.length < positionals[0]) throw new UsageError("Expecting more arguments");
+  if (r.positionals.length > positionals[1])
+    throw new UsageError(`Unexpected argument: ${r.positionals[positionals[1]]}`);
+  return r;
+}
+
+const fmtOpt = { f: { type: "string", short: "f" } } as const;
+const quiet = { q: { type: "boolean", short: "q" } } as const;
+const outputOpt = { output: { type: "string" } } as const;
+
+/** -o key=value[,key=value] for qcow2 creation. */
+const CreateOpts = z
+  .object({
+    compat: z.enum(["0.10", "1.1", "v2", "v3"]).optional(),
+    cluster_size: SizeArg.optional(),
+    refcount_bits: z.coerce.number().int().optional(),
+    lazy_refcounts: z.enum(["on", "off"]).optional(),
+  })
+  .strict();
+
+function qcow2Options(list: string[] | undefined) {
+  const kv: Record<string, string> = {};
+  for (const item of list ?? [])
+    for (const part of item.split(",")) {
+      if (part === "") continue;
+      const [k, v] = part.split("=", 2);
+      if (v === undefined) throw new UsageError(`Invalid option '${part}'`);
+      kv[k!] = v;
+    }
+  const o = CreateOpts.parse(kv);
+  const out: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean } = {};
+  if (o.compat) out.version = o.compat === "0.10" || o.compat === "v2" ? 2 : 3;
+  if (o.cluster_size !== undefined) {
+    const b = Math.log2(o.cluster_size);
+    if (!Number.isInteger(b)) throw new UsageError("Cluster size must be a power of two between 512 and 2048k");
+    out.clusterBits = b;
+  }
+  if (o.refcount_bits !== undefined) {
+    const b = Math.log2(o.refcount_bits);
+    if (!Number.isInteger(b)) throw new UsageError("Refcount width must be a power of two and may not exceed 64 bits");
+    out.refcountOrder = b;
+  }
+  if (o.lazy_refcounts) out.lazyRefcounts = o.lazy_refcounts === "on";
+  return out;
+}
+
+async function create(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    {
+      ...fmtOpt,
+      ...quiet,
+      b: { type: "string", short: "b" },
+      F: { type: "string", short: "F" },
+      o: { type: "string", short: "o", multiple: true },
+    },
+    [1, 2],
+  );
+  const format = Format.parse(v.f ?? "raw");
+  const size = p[1] !== undefined ? SizeArg.parse(p[1]) : undefined;
+  if (v.b === undefined && size === undefined) throw new UsageError("Image creation needs a size parameter");
+  if (format === "raw" && (v.o as string[] | undefined)?.length) throw new UsageError("raw takes no -o options");
+  const q = format === "qcow2" ? qcow2Options(v.o as string[] | undefined) : {};
+  const img = await createImage(host, p[0]!, {
+    format,
+    ...(size !== undefined ? { size } : {}),
+    ...(v.b !== undefined ? { backingFile: v.b as string } : {}),
+    ...(v.F !== undefined ? { backingFormat: Format.parse(v.F) } : {}),
+    qcow2: q,
+  });
+  const finalSize = img.size();
+  await img.close();
+  if (!v.q) {
+    let line = `Formatting '${p[0]}', fmt=${format}`;
+    if (format === "qcow2") line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=off compression_type=zlib`;
+    line += ` size=${finalSize}`;
+    if (v.b !== undefined) line += ` backing_file=${v.b}${v.F ? ` backing_fmt=${v.F}` : ""}`;
+    if (format === "qcow2") {
+      if (q.version === 2) line += " compat=0.10";
+      line += ` lazy_refcounts=${q.lazyRefcounts ? "on" : "off"} refcount_bits=${2 ** (q.refcountOrder ?? 4)}`;
+    }
+    io.stdout(`${line}\n`);
+  }
+  return 0;
+}
+
+function actualSize(file: string): number | undefined {
+  try {
+    return statSync(file).blocks * 512;
+  } catch {
+    return undefined;
+  }
+}
+
+function openFmt(v: Values) {
+  return v.f !== undefined ? { format: Format.parse(v.f) } : {};
+}
+
+async function info(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(args, { ...fmtOpt, ...outputOpt }, [1, 1]);
+  const output = Output.parse(v.output);
+  const file = p[0]!;
+  const img = await openImage(host, file, { readOnly: true, noBacking: true, ...openFmt(v) });
+  try {
+    const disk = actualSize(file);
+    const j: Record<string, unknown> = { "virtual-size": img.size(), filename: file, format: img.format };
+    if (disk !== undefined) j["actual-size"] = disk;
+    if (img instanceof Qcow2Image) {
+      const h = img.header;
+      j["cluster-size"] = img.clusterSize;
+      if (img.snapshots.length > 0)
+        j.snapshots = img.snapshots.map((s) => ({
+          icount: s.icount < 0 ? undefined : s.icount,
+          "vm-clock-nsec": s.vmClockNsec % 1e9,
+          name: s.name,
+          "date-sec": s.dateSec,
+          "date-nsec": s.dateNsec,
+          "vm-clock-sec": Math.floor(s.vmClockNsec / 1e9),
+          id: s.id,
+          "vm-state-size": s.vmStateSize,
+        }));
+      if (img.backingFile !== null) {
+        j["backing-filename"] = img.backingFile;
+        j["full-backing-filename"] = host.resolve(file, img.backingFile);
+        if (img.backingFormat !== null) j["backing-filename-format"] = img.backingFormat;
+      }
+      const data: Record<string, unknown> = { compat: h.version === 3 ? "1.1" : "0.10" };
+      if (h.version === 3) {
+        data["compression-type"] = "zlib";
+        data["lazy-refcounts"] = img.lazyRefcounts;
+      }
+      data["refcount-bits"] = 2 ** h.refcountOrder;
+      data.corrupt = img.corrupt;
+      data["extended-l2"] = false;
+      j["format-specific"] = { type: "qcow2", data };
+    }
+    j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
+    if (output === "json") {
+      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+      return 0;
+    }
+    const lines = [
+      `image: ${file}`,
+      `file format: ${img.format}`,
+      `virtual size: ${sizeToStr(img.size())} (${img.size()} bytes)`,
+      `disk size: ${disk !== undefined ? sizeToStr(disk) : "unavailable"}`,
+    ];
+    if (img instanceof Qcow2Image) {
+      lines.push(`cluster_size: ${img.clusterSize}`);
+      if (img.backingFile !== null) {
+        const full = host.resolve(file, img.backingFile);
+        lines.push(`backing file: ${img.backingFile}${full !== img.backingFile ? ` (actual path: ${full})` : ""}`);
+        if (img.backingFormat !== null) lines.push(`backing file format: ${img.backingFormat}`);
+      }
+      if (img.snapshots.length > 0) lines.push("Snapshot list:", ...snapshotTable(img));
+      const fs = (j["format-specific"] as { data: Record<string, unknown> }).data;
+      lines.push("Format specific information:");
+      for (const [k, val] of Object.entries(fs)) lines.push(`    ${k.replace(/-/g, " ")}: ${val}`);
+    }
+    io.stdout(`${lines.join("\n")}\n`);
+    return 0;
+  } finally {
+    await img.close();
+  }
+}
+
+function snapshotTable(img: Qcow2Image): string[] {
+  const pad2 = (n: number) => String(n).padStart(2, "0");
+  const rows = ["ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT"];
+  for (const s of img.snapshots) {
+    const d = new Date(s.dateSec * 1000);
+    const date = `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+    const secs = Math.floor(s.vmClockNsec / 1e9);
+    const clock = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}.${String(Math.floor((s.vmClockNsec % 1e9) / 1e6)).padStart(3, "0")}`;
+    rows.push(
+      `${s.id.padEnd(9)} ${s.name.padEnd(17)} ${sizeToStr(s.vmStateSize).padStart(7)}${date.padStart(20)}${clock.padStart(13)}${(s.icount < 0 ? "" : String(s.icount)).padStart(11)}`,
+    );
+  }
+  return rows;
+}
+
+async function snapshot(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(args, { ...fmtOpt, l: { type: "boolean", short: "l" } }, [1, 1]);
+  if (!v.l) throw new UsageError("only 'snapshot -l' (list) is implemented");
+  const img = await openImage(host, p[0]!, { readOnly: true, noBacking: true, ...openFmt(v) });
+  try {
+    if (!(img instanceof Qcow2Image)) throw new UsageError("This image format does not support snapshots");
+    if (img.snapshots.length > 0) io.stdout(`Snapshot list:\n${snapshotTable(img).join("\n")}\n`);
+    return 0;
+  } finally {
+    await img.close();
+  }
+}
+
+async function check(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    { ...fmtOpt, ...outputOpt, ...quiet, r: { type: "string", short: "r" } },
+    [1, 1],
+  );
+  const output = Output.parse(v.output);
+  const repair = z.enum(["leaks", "all"]).optional().parse(v.r);
+  const file = p[0]!;
+  const img = await openImage(host, file, { readOnly: repair === undefined, noBacking: true, ...openFmt(v) });
+  try {
+    if (!(img instanceof Qcow2Image)) {
+      io.stderr("ringzero-img: This image format does not support checks\n");
+      return 63;
+    }
+    let r = await img.check();
+    const lines: string[] = [];
+    if (repair && (r.leaks > 0 || r.corruptions > 0)) {
+      const before = r;
+      await img.repairRefcounts();
+      r = await img.check();
+      lines.push(
+        "The following inconsistencies were found and repaired:",
+        "",
+        `    ${before.leaks - r.leaks} leaked clusters`,
+        `    ${before.corruptions - r.corruptions} corruptions`,
+        "",
+        "Double checking the fixed image now...",
+      );
+    }
+    if (output === "json") {
+      const j: Record<string, unknown> = {
+        "image-end-offset": r.imageEndOffset,
+        "total-clusters": r.totalClusters,
+        "check-errors": 0,
+        "allocated-clusters": r.allocatedClusters,
+        filename: file,
+        format: "qcow2",
+      };
+      if (r.leaks) j.leaks = r.leaks;
+      if (r.corruptions) j.corruptions = r.corruptions;
+      if (r.fragmentedClusters) j["fragmented-clusters"] = r.fragmentedClusters;
+      if (r.compressedClusters) j["compressed-clusters"] = r.compressedClusters;
+      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+    } else if (!v.q) {
+      for (const m of r.messages) io.stderr(`${m}\n`);
+      if (r.corruptions === 0 && r.leaks === 0) lines.push("No errors were found on the image.");
+      if (r.corruptions > 0)
+        lines.push(
+          `\n${r.corruptions} errors were found on the image.`,
+          "Data may be corrupted, or further writes to the image may corrupt it.",
+        );
+      if (r.leaks > 0)
+        lines.push(
+          `\n${r.leaks} leaked clusters were found on the image.`,
+          "This means waste of disk space, but no harm to data.",
+        );
+      const pct = (n: number) => (r.totalClusters ? ((100 * n) / r.totalClusters).toFixed(2) : "0.00");
+      const pctA = (n: number) => (r.allocatedClusters ? ((100 * n) / r.allocatedClusters).toFixed(2) : "0.00");
+      lines.push(
+        `${r.allocatedClusters}/${r.totalClusters} = ${pct(r.allocatedClusters)}% allocated, ${pctA(r.fragmentedClusters)}% fragmented, ${pctA(r.compressedClusters)}% compressed clusters`,
+        `Image end offset: ${r.imageEndOffset}`,
+      );
+      io.stdout(`${lines.join("\n")}\n`);
+    }
+    return r.corruptions > 0 ? 2 : r.leaks > 0 ? 3 : 0;
+  } finally {
+    await img.close();
+  }
+}
+
+class Progress {
+  private last = -1;
+  constructor(
+    private readonly io: CliIo,
+    private readonly enabled: boolean,
+  ) {}
+  update(done: number, total: number): void {
+    if (!this.enabled) return;
+    const pct = total === 0 ? 100 : Math.floor((10000 * done) / total) / 100;
+    if (pct === this.last) return;
+    this.last = pct;
+    this.io.stdout(`    (${pct.toFixed(2)}/100%)\r`);
+  }
+  end(): void {
+    if (this.enabled) this.io.stdout("    (100.00/100%)\n");
+  }
+}
+
+const CHUNK = 1024 * 1024;
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
+async function copyContent(
+  src: BlockBackend,
+  dst: Image,
+  opts: { compress: boolean; zeroGranularity: number },
+  progress: Progress,
+): Promise<void> {
+  const size = src.size();
+  const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
+  let pos = 0;
+  while (pos < size) {
+    const st: Extent = await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
+    // Align the extent to the granularity so compressed writes cover whole clusters.
+    let start = Math.floor(st.start / gran) * gran;
+    const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
+    if (st.kind === "data") {
+      while (start < end) {
+        const n = Math.min(CHUNK, end - start);
+        const buf = await src.read(start, n);
+        for (let o = 0; o < n; o += gran) {
+          const part = buf.subarray(o, Math.min(o + gran, n));
+          if (isZero(part)) continue;
+          if (opts.compress && dst instanceof Qcow2Image) await dst.writeCompressed(start + o, part);
+          else await dst.write(start + o, part);
+        }
+        start += n;
+        progress.update(start, size);
+      }
+    }
+    pos = Math.max(end, st.start + st.length);
+    progress.update(pos, size);
+  }
+}
+
+async function convert(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    {
+      ...fmtOpt,
+      ...quiet,
+      O: { type: "string", short: "O" },
+      c: { type: "boolean", short: "c" },
+      p: { type: "boolean", short: "p" },
+      o: { type: "string", short: "o", multiple: true },
+    },
+    [2, 2],
+  );
+  const outFormat = Format.parse(v.O ?? "raw");
+  if (v.c && outFormat !== "qcow2") throw new UsageError("Compression not supported for this file format");
+  const src = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  try {
+    const q = outFormat === "qcow2" ? qcow2Options(v.o as string[] | undefined) : {};
+    const dst = await createImage(host, p[1]!, { format: outFormat, size: src.size(), qcow2: q });
+    const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
+    try {
+      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096 }, progress);
+      await dst.flush();
+    } finally {
+      await dst.close();
+    }
+    progress.end();
+    return 0;
+  } finally {
+    await src.close();
+  }
+}
+
+/** File names of the layers of a chain, top first (as the host resolves them). */
+function chainNames(img: Image, file: string, host: StoreHost): string[] {
+  const names = [file];
+  let cur: BlockBackend | null = img;
+  let name = file;
+  while (cur instanceof Qcow2Image && cur.backingFile !== null) {
+    name = host.resolve(name, cur.backingFile);
+    names.push(name);
+    cur = cur.backingImage;
+  }
+  return names;
+}
+
+async function map(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(args, { ...fmtOpt, ...outputOpt }, [1, 1]);
+  const output = Output.parse(v.output);
+  const img = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  try {
+    const extents = await allocationMap(img);
+    if (output === "json") {
+      const rows = extents.map((e) => {
+        const o: Record<string, unknown> = {
+          start: e.start,
+          length: e.length,
+          depth: e.depth,
+          present: e.kind !== "unallocated",
+          zero: e.kind !== "data",
+          data: e.kind === "data",
+        };
+        if (e.hostOffset !== undefined) o.offset = e.hostOffset;
+        return JSON.stringify(o).replace(/^\{/, "{ ").replace(/,"/g, ', "').replace(/":/g, '": ');
+      });
+      io.stdout(`[${rows.join(",\n")}]\n`);
+      return 0;
+    }
+    const names = chainNames(img, p[0]!, host);
+    const hexa = (n: number) => (n === 0 ? "0" : `0x${n.toString(16)}`);
+    const lines = [`${"Offset".padEnd(16)}${"Length".padEnd(16)}${"Mapped to".padEnd(16)}File`];
+    for (const e of extents) {
+      if (e.kind !== "data" || e.hostOffset === undefined) continue;
+      lines.push(
+        `${hexa(e.start).padEnd(16)}${hexa(e.length).padEnd(16)}${hexa(e.hostOffset).padEnd(16)}${names[e.depth] ?? "?"}`,
+      );
+    }
+    io.stdout(`${lines.join("\n")}\n`);
+    return 0;
+  } finally {
+    await img.close();
+  }
+}
+
+async function compare(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    {
+      ...fmtOpt,
+      ...quiet,
+      F: { type: "string", short: "F" },
+      s: { type: "boolean", short: "s" },
+      p: { type: "boolean", short: "p" },
+    },
+    [2, 2],
+  );
+  const a = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  try {
+    const b = await openImage(host, p[1]!, {
+      readOnly: true,
+      ...(v.F !== undefined ? { format: Format.parse(v.F) } : {}),
+    });
+    try {
+      const say = (s: string) => {
+        if (!v.q) io.stdout(`${s}\n`);
+      };
+      if (v.s && a.size() !== b.size()) {
+        say("Strict mode: Image size mismatch!");
+        return 1;
+      }
+      const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
+      const common = Math.min(a.size(), b.size());
+      const total = Math.max(a.size(), b.size());
+      const mismatch = await firstMismatch(a, b, 0, common, progress, total);
+      if (mismatch !== null) {
+        say(`Content mismatch at offset ${mismatch}!`);
+        return 1;
+      }
+      // The longer image must read as zeros past the end of the shorter one.
+      const longer = a.size() > b.size() ? a : b;
+      const nz = await firstMismatch(longer, null, common, total - common, progress, total);
+      if (nz !== null) {
+        say(`Content mismatch at offset ${nz}!`);
+        return 1;
+      }
+      progress.end();
+      say("Images are identical.");
+      return 0;
+    } finally {
+      await b.close();
+    }
+  } finally {
+    await a.close();
+  }
+}
+
+/** First offset in [start, start+length) where `a` differs from `b` (or from zeros when b is null). */
+async function firstMismatch(
+  a: BlockBackend,
+  b: BlockBackend | null,
+  start: number,
+  length: number,
+  progress: Progress,
+  total: number,
+): Promise<number | null> {
+  let pos = start;
+  const end = start + length;
+  while (pos < end) {
+    const sa = await a.blockStatus(pos, Math.min(end - pos, 64 * CHUNK));
+    const sb = b ? await b.blockStatus(pos, Math.min(end - pos, 64 * CHUNK)) : null;
+    let n = Math.min(sa.length, sb ? sb.length : sa.length);
+    if (sa.kind !== "data" && (!sb || sb.kind !== "data")) {
+      pos += n;
+      progress.update(pos, total);
+      continue;
+    }
+    n = Math.min(n, CHUNK);
+    const ba = await a.read(pos, n);
+    const bb = b ? await b.read(pos, n) : new Uint8Array(n);
+    for (let i = 0; i < n; i++) if (ba[i] !== bb[i]) return pos + Math.floor(i / 512) * 512;
+    pos += n;
+    progress.update(pos, total);
+  }
+  return null;
+}
+
+async function resize(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(args, { ...fmtOpt, ...quiet, shrink: { type: "boolean" } }, [2, 2]);
+  const spec = p[1]!;
+  const rel = spec[0] === "+" || spec[0] === "-" ? spec[0] : null;
+  const amount = SizeArg.parse(rel ? spec.slice(1) : spec);
+  const img = await openImage(host, p[0]!, { readOnly: false, noBacking: true, ...openFmt(v) });
+  try {
+    const newSize = rel === "+" ? img.size() + amount : rel === "-" ? img.size() - amount : amount;
+    if (newSize < 0) throw new UsageError("New image size must be positive");
+    if (newSize < img.size() && !v.shrink)
+      throw new UsageError("Use the --shrink option to perform a shrink operation.");
+    await img.resize(newSize);
+    if (!v.q) io.stdout("Image resized.\n");
+    return 0;
+  } finally {
+    await img.close();
+  }
+}
+
+async function commit(args: string[], io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    { ...fmtOpt, ...quiet, d: { type: "boolean", short: "d" } },
+    [1, 1],
+  );
+  const file = p[0]!;
+  const top = await openImage(host, file, { readOnly: !!v.d, noBacking: true, ...openFmt(v) });
+  try {
+    if (!(top instanceof Qcow2Image) || top.backingFile === null)
+      throw new UsageError("Image does not have a backing file");
+    const bname = host.resolve(file, top.backingFile);
+    const base = await openImage(host, bname, {
+      readOnly: false,
+      ...(top.backingFormat !== null ? { format: Format.parse(top.backingFormat) } : {}),
+    });
+    try {
+      if (base.size() < top.size()) await base.resize(top.size());
+      for (const e of await allocationMap(top)) {
+        if (e.depth !== 0 || e.kind === "unallocated") continue;
+        if (e.kind === "zero") {
+          await base.writeZeroes(e.start, e.length);
+          continue;
+        }
+        for (let pos = e.start; pos < e.start + e.length; pos += CHUNK) {
+          const n = Math.min(CHUNK, e.start + e.length - pos);
+          await base.write(pos, await top.read(pos, n));
+        }
+      }
+      await base.flush();
+    } finally {
+      await base.close();
+    }
+    // Empty the top image (qemu-img commit without -d): its clusters become unallocated.
+    if (!v.d) await top.discard(0, top.size());
+    if (!v.q) io.stdout("Image committed.\n");
+    return 0;
+  } finally {
+    await top.close();
+  }
+}
+
+async function rebase(args: string[], _io: CliIo, host: StoreHost): Promise<number> {
+  const { values: v, positionals: p } = parse(
+    args,
+    {
+      ...fmtOpt,
+      ...quiet,
+      b: { type: "string", short: "b" },
+      F: { type: "string", short: "F" },
+      u: { type: "boolean", short: "u" },
+    },
+    [1, 1],
+  );
+  if (v.b === undefined) throw new UsageError("Must specify backing file (-b) or use unsafe mode (-u)");
+  const file = p[0]!;
+  const newName = v.b as string;
+  const newFormat = v.F !== undefined ? Format.parse(v.F) : undefined;
+  const top = await openImage(host, file, { readOnly: false, noBacking: !!v.u, ...openFmt(v) });
+  try {
+    if (!(top instanceof Qcow2Image)) throw new UsageError("rebase needs a qcow2 image");
+    let fmt: string | null = newFormat ?? null;
+    if (!v.u) {
+      // Safe mode: wherever the top image shows its old backing file, keep those bytes if the new one differs.
+      const nb =
+        newName === ""
+          ? null
+          : await openImage(host, host.resolve(file, newName), {
+              readOnly: true,
+              ...(newFormat ? { format: newFormat } : {}),
+            });
+      try {
+        fmt ??= nb?.format ?? null;
+        for (const e of await allocationMap(top)) {
+          if (e.depth === 0) continue;
+          for (let pos = e.start; pos < e.start + e.length; pos += CHUNK) {
+            const n = Math.min(CHUNK, e.start + e.length - pos);
+            const old = await top.read(pos, n);
+            const neu = new Uint8Array(n);
+            if (nb && pos < nb.size()) await nb.readInto(pos, neu.subarray(0, Math.min(n, nb.size() - pos)));
+            for (let o = 0; o < n; o += top.clusterSize) {
+              const a = old.subarray(o, o + top.clusterSize);
+              const b = neu.subarray(o, o + top.clusterSize);
+              if (Buffer.compare(a, b) !== 0) await top.write(pos + o, a);
+            }
+          }
+        }
+      } finally {
+        await nb?.close();
+      }
+    }
+    await top.setBackingFile(newName === "" ? null : newName, fmt);
+    return 0;
+  } finally {
+    await top.close();
+  }
+}

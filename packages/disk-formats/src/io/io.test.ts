@@ -1,0 +1,88 @@
+// The I/O layer: memory store (sparse, shared across reopen), Node file store, raw format over both.
+import { afterAll, describe, expect, it } from "vitest";
+import { allocationMap } from "../backend.js";
+import { DiskError, DiskErrorCode } from "../errors.js";
+import { RawImage } from "../formats/raw.js";
+import { memoryDisk } from "../testing.js";
+import { tempDir } from "../testing-internal/qemu.js";
+import { MemoryHost, MemoryStore } from "./memory.js";
+import { NodeFileHost, NodeFileStore } from "./node-file.js";
+
+describe("MemoryStore", () => {
+  it("is sparse, reads zeros in holes and short at the end", async () => {
+    const s = new MemoryStore("m");
+    await s.truncate(10 * 2 ** 30);
+    await s.write(5 * 2 ** 30, new Uint8Array([1, 2, 3]));
+    expect(await s.allocatedSize()).toBe(64 * 1024);
+    const b = new Uint8Array(5).fill(9);
+    expect(await s.read(5 * 2 ** 30 - 1, b)).toBe(5);
+    expect([...b]).toEqual([0, 1, 2, 3, 0]);
+    expect(await s.read(10 * 2 ** 30 - 2, b)).toBe(2);
+    await s.truncate(5 * 2 ** 30 + 1);
+    expect(await s.size()).toBe(5 * 2 ** 30 + 1);
+    await s.truncate(5 * 2 ** 30 + 3);
+    const c = new Uint8Array(3);
+    await s.read(5 * 2 ** 30, c);
+    expect([...c]).toEqual([1, 0, 0]);
+  });
+
+  it("reopened views share bytes and size; read-only views refuse writes; closed stores refuse use", async () => {
+    const h = new MemoryHost();
+    const s = await h.create("a");
+    const ro = await h.open("a", { readOnly: true });
+    await s.write(100, new Uint8Array([7]));
+    expect(await ro.size()).toBe(101);
+    await expect(ro.write(0, new Uint8Array(1))).rejects.toMatchObject({ code: DiskErrorCode.READ_ONLY });
+    await s.close();
+    await expect(s.size()).rejects.toMatchObject({ code: DiskErrorCode.CLOSED });
+    await expect(h.open("b", { readOnly: true })).rejects.toMatchObject({ code: DiskErrorCode.NOT_FOUND });
+    expect(h.resolve("dir/x.qcow2", "y.raw")).toBe("dir/y.raw");
+    expect(h.resolve("dir/x.qcow2", "/abs")).toBe("/abs");
+  });
+});
+
+describe("raw", () => {
+  it("reads, writes, zeroes, resizes and reports one data extent", async () => {
+    const d = await memoryDisk(1 << 20);
+    await d.write(1000, new Uint8Array(3000).fill(5));
+    await d.writeZeroes(2000, 100);
+    const r = await d.read(999, 3002);
+    expect(r[0]).toBe(0);
+    expect(r[1]).toBe(5);
+    expect(r[1001]).toBe(0);
+    expect(r[1101]).toBe(5);
+    expect(await allocationMap(d)).toEqual([{ start: 0, length: 1 << 20, kind: "data", depth: 0, hostOffset: 0 }]);
+    await d.resize(2 << 20);
+    expect(d.size()).toBe(2 << 20);
+    await expect(d.read(2 << 20, 1)).rejects.toBeInstanceOf(DiskError);
+    await expect(d.write(2 ** 53, new Uint8Array(1))).rejects.toMatchObject({
+      code: DiskErrorCode.INVALID_REQUEST,
+      context: { format: "raw" },
+    });
+    await d.close();
+    await expect(d.read(0, 1)).rejects.toMatchObject({ code: DiskErrorCode.CLOSED });
+  });
+});
+
+describe("NodeFileStore", () => {
+  const t = tempDir("rz-io-");
+  afterAll(() => t.cleanup());
+  it("positional I/O on a real file, and a raw image over it", async () => {
+    const host = new NodeFileHost();
+    const s = await host.create(t.path("f.raw"));
+    await s.truncate(4096);
+    await s.write(4000, new Uint8Array(200).fill(3));
+    expect(await s.size()).toBe(4200);
+    await s.flush();
+    await s.close();
+    const img = await RawImage.open(await NodeFileStore.open(t.path("f.raw"), { readOnly: true }));
+    expect((await img.read(4100, 100)).every((b) => b === 3)).toBe(true);
+    await expect(img.write(0, new Uint8Array(1))).rejects.toMatchObject({ code: DiskErrorCode.READ_ONLY });
+    await img.close();
+    expect(await host.exists(t.path("f.raw"))).toBe(true);
+    expect(host.resolve("/a/b/c.qcow2", "d.raw")).toBe("/a/b/d.raw");
+    await expect(host.open(t.path("none"), { readOnly: true })).rejects.toMatchObject({
+      code: DiskErrorCode.NOT_FOUND,
+    });
+  });
+});
