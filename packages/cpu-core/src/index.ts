@@ -1,5 +1,25 @@
 export { type ElfImage, type ElfSegment, loadElf, parseElf } from "./elf.js";
 export { CpuError, CpuErrorCode } from "./errors.js";
+export {
+  classifyF32,
+  classifyF64,
+  execFp,
+  FFLAG,
+  type FpContext,
+  f32Add,
+  f32Div,
+  f32Fma,
+  f32Mul,
+  f32Sqrt,
+  f32Sub,
+  f64Add,
+  f64Div,
+  f64Fma,
+  f64Mul,
+  f64Sqrt,
+  f64Sub,
+  RM,
+} from "./fpu/index.js";
 export { Bus, type BusConfig, BusConfigSchema } from "./hart/bus.js";
 export { expandCompressed } from "./hart/compressed.js";
 export {
@@ -17,6 +37,19 @@ export {
   PRV_U,
 } from "./hart/constants.js";
 export { Hart, type HartExit, type HartOptions } from "./hart/hart.js";
+export { CSR_NAMES } from "./isa/csr-names.js";
+export { decode, insnLength } from "./isa/decode.js";
+export { createDisasmState, type DisasmOptions, type DisasmState, disassemble, operandValues } from "./isa/disasm.js";
+export {
+  getOperand,
+  OPERANDS,
+  type OperandDef,
+  type OperandKind,
+  type OperandName,
+  putOperand,
+} from "./isa/operands.js";
+export { encode, randomInstruction } from "./isa/random.js";
+export { type Constraint, type Ext, type Format, INSTRUCTIONS, type InsnSpec, operandsLegal } from "./isa/table.js";
 export {
   createRegisterFile,
   FREG_ABI,

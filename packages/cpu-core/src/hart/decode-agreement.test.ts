@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { decode } from "../isa/decode.js";
 import { randomInstruction } from "../isa/random.js";
 import { INSTRUCTIONS } from "../isa/table.js";
-import { rng } from "../testing-internal/rng.js";
+import { rng } from "../testing/rng.js";
 import { Bus } from "./bus.js";
 import { compressedTable } from "./compressed.js";
 import { Cause, Csr, PRV_M } from "./constants.js";

@@ -3,11 +3,11 @@
 // riscv64-unknown-elf-gcc, run on ringzero and on qemu-system-riscv64 -M virt;
 // both dump every register through the UART and the dumps must be identical.
 import { describe, expect, it } from "vitest";
-import { runElf } from "../testing-internal/machine.js";
-import { PRELUDE } from "../testing-internal/prelude.js";
-import { runQemu } from "../testing-internal/qemu.js";
-import { rng } from "../testing-internal/rng.js";
-import { buildElf, requireTool } from "../testing-internal/toolchain.js";
+import { runElf } from "../testing/machine.js";
+import { PRELUDE } from "../testing/prelude.js";
+import { runQemu } from "../testing/qemu.js";
+import { rng } from "../testing/rng.js";
+import { buildElf, requireTool } from "../testing/toolchain.js";
 
 const R_OPS = [
   "add",

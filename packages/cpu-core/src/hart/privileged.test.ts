@@ -3,10 +3,10 @@
 // (CHECK → the finisher reports the failing test number), and each runs
 // unchanged on QEMU virt as a cross-check: both must pass with the same output.
 import { describe, expect, it } from "vitest";
-import { runElf } from "../testing-internal/machine.js";
-import { PRELUDE } from "../testing-internal/prelude.js";
-import { runQemu } from "../testing-internal/qemu.js";
-import { buildElf, haveTool, requireTool } from "../testing-internal/toolchain.js";
+import { runElf } from "../testing/machine.js";
+import { PRELUDE } from "../testing/prelude.js";
+import { runQemu } from "../testing/qemu.js";
+import { buildElf, haveTool, requireTool } from "../testing/toolchain.js";
 
 const gccOk = requireTool("riscv64-unknown-elf-gcc");
 const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));

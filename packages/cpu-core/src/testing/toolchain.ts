@@ -58,7 +58,7 @@ export function buildElf(
   const ld = join(cacheDir, `${key}.ld`);
   writeFileSync(src, source);
   writeFileSync(ld, LINKER);
-  execFileSync(
+  const r = spawnSync(
     GCC,
     [
       `-march=${march}`,
@@ -75,8 +75,9 @@ export function buildElf(
       `${out}.tmp`,
       src,
     ],
-    { stdio: "pipe" },
+    { encoding: "utf8" },
   );
+  if (r.status !== 0) throw new Error(`${GCC} failed on ${src}:\n${r.stderr}`);
   execFileSync("mv", [`${out}.tmp`, out]);
   return readFileSync(out);
 }
