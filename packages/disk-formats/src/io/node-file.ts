@@ -11,12 +11,17 @@ export class NodeFileStore implements ByteStore {
     private readonly fh: FileHandle,
     readonly name: string,
     readonly readOnly: boolean,
+    private readonly sync: boolean,
   ) {}
 
-  static async open(path: string, options: { readOnly: boolean; create?: boolean }): Promise<NodeFileStore> {
+  /** `sync: false` makes flush() a no-op (qemu-img convert's cache=unsafe for its target). */
+  static async open(
+    path: string,
+    options: { readOnly: boolean; create?: boolean; sync?: boolean },
+  ): Promise<NodeFileStore> {
     const flags = options.create ? "w+" : options.readOnly ? "r" : "r+";
     try {
-      return new NodeFileStore(await open(path, flags), path, options.readOnly);
+      return new NodeFileStore(await open(path, flags), path, options.readOnly, options.sync ?? true);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new DiskError(
@@ -56,7 +61,7 @@ export class NodeFileStore implements ByteStore {
   }
 
   async flush(): Promise<void> {
-    if (!this.readOnly) await this.fh.datasync();
+    if (!this.readOnly && this.sync) await this.fh.datasync();
   }
 
   async close(): Promise<void> {
@@ -70,12 +75,15 @@ export class NodeFileStore implements ByteStore {
 
 /** Files on the local file system. */
 export class NodeFileHost implements StoreHost {
+  /** With `sync: false`, flushes do not reach the disk (for throw-away or conversion targets). */
+  constructor(private readonly options: { sync?: boolean } = {}) {}
+
   open(name: string, options: { readOnly: boolean }): Promise<ByteStore> {
-    return NodeFileStore.open(name, options);
+    return NodeFileStore.open(name, { ...options, sync: this.options.sync ?? true });
   }
 
   create(name: string): Promise<ByteStore> {
-    return NodeFileStore.open(name, { readOnly: false, create: true });
+    return NodeFileStore.open(name, { readOnly: false, create: true, sync: this.options.sync ?? true });
   }
 
   resolve(base: string, name: string): string {

@@ -74,12 +74,12 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
     const full = new DyingStore(new MemoryStore("full"), Number.POSITIVE_INFINITY);
     await workload(full);
     const total = full.writes;
-    expect(total).toBeGreaterThan(5000);
+    expect(total).toBeGreaterThan(300);
     // Creation (truncate + one write of the whole layout) is not an image until it completes.
     const first = 3;
     const points = new Set<number>();
     for (let i = first; i <= first + 12; i++) points.add(i);
-    for (let i = 0; i < 30; i++) points.add(first + Math.floor(((total - first) * i) / 30) + (i % 7));
+    for (let i = 0; i < 60; i++) points.add(first + Math.floor(((total - first) * i) / 60) + (i % 7));
     let withLeaks = 0;
     for (const n of points) {
       const store = new DyingStore(new MemoryStore("crash"), n);

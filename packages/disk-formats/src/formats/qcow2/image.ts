@@ -533,8 +533,34 @@ export class Qcow2Image implements BlockBackend {
   private async allocClusters(n: number): Promise<number> {
     const start = await this.findFree(n);
     this.nextFree = start + n;
-    for (let i = 0; i < n; i++) await this.updateRefcount(start + i, 1);
+    await this.incRefcounts(start, n);
     return start * this.cs;
+  }
+
+  /** Raises the refcounts of clusters [start, start+n) by one, one write per refcount block. */
+  private async incRefcounts(start: number, n: number): Promise<void> {
+    let c = start;
+    const end = start + n;
+    while (c < end) {
+      const ti = Math.floor(c / this.rbEntries);
+      if (ti >= this.reftable.length / 8) await this.growReftable(ti);
+      let b = this.rtOffset(ti);
+      if (b === 0) b = await this.allocRefblock(ti);
+      const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+      const stop = Math.min(end, (ti + 1) * this.rbEntries);
+      let lo = Number.POSITIVE_INFINITY;
+      let hi = 0;
+      for (; c < stop; c++) {
+        const i = c % this.rbEntries;
+        const v = this.readRc(block, i) + 1;
+        if (v > this.maxRefcount())
+          throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: b, cluster: c }, "refcount overflow");
+        const [s, e] = this.writeRc(block, i, v);
+        lo = Math.min(lo, s);
+        hi = Math.max(hi, e);
+      }
+      await this.metaWrite(b + lo, block.subarray(lo, hi));
+    }
   }
 
   /** Creates the refcount block for reftable index `ti`. */
@@ -772,10 +798,55 @@ export class Qcow2Image implements BlockBackend {
       const guest = offset + pos;
       const gc = Math.floor(guest / this.cs);
       const inOff = guest - gc * this.cs;
+      if (inOff === 0 && data.length - pos >= 2 * this.cs) {
+        const k = await this.runLength(gc, Math.floor((data.length - pos) / this.cs));
+        if (k.count >= 2) {
+          const bytes = k.count * this.cs;
+          if (k.fresh) await this.writeFreshRun(gc, k.count, data.subarray(pos, pos + bytes));
+          else await this.metaWrite(k.host, data.subarray(pos, pos + bytes));
+          pos += bytes;
+          continue;
+        }
+      }
       const n = Math.min(this.cs - inOff, data.length - pos);
       await this.writeCluster(gc, inOff, data.subarray(pos, pos + n));
       pos += n;
     }
+  }
+
+  /**
+   * Counts whole clusters from `gc` (at most `max`, within one L2 table) that can be written
+   * in one piece: either all unmapped (fresh allocation) or all mapped in place, contiguously.
+   */
+  private async runLength(gc: number, max: number): Promise<{ count: number; fresh: boolean; host: number }> {
+    const first = await this.l2Entry(gc);
+    const fresh = first.kind === "unallocated" || (first.kind === "zero" && first.host === 0);
+    const inPlace = first.kind === "normal" && first.copied;
+    if (!fresh && !inPlace) return { count: 0, fresh, host: 0 };
+    const host = inPlace ? (first as { host: number }).host : 0;
+    const limit = Math.min(max, this.l2Entries - (gc % this.l2Entries), 512);
+    let k = 1;
+    for (; k < limit; k++) {
+      const e = await this.l2Entry(gc + k);
+      if (fresh && !(e.kind === "unallocated" || (e.kind === "zero" && e.host === 0))) break;
+      if (inPlace && !(e.kind === "normal" && e.copied && e.host === host + k * this.cs)) break;
+    }
+    return { count: k, fresh, host };
+  }
+
+  /** Writes `count` whole unmapped clusters: allocate, write data, then map them with one L2 write. */
+  private async writeFreshRun(gc: number, count: number, data: Uint8Array): Promise<void> {
+    const l2 = await this.writableL2(Math.floor(gc / this.l2Entries));
+    const host = await this.allocClusters(count);
+    await this.metaWrite(host, data);
+    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+    const idx = gc % this.l2Entries;
+    for (let i = 0; i < count; i++) {
+      const [hi, lo] = encodeOffset(host + i * this.cs, COPIED_HI);
+      setEntry(dv, (idx + i) * 8, hi, lo);
+    }
+    await this.metaWrite(l2 + idx * 8, table.subarray(idx * 8, (idx + count) * 8));
   }
 
   private async writeCluster(gc: number, inOff: number, data: Uint8Array): Promise<void> {
