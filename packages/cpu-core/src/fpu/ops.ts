@@ -75,7 +75,8 @@ export function f64Mul(a: number, b: number, rm: number): number {
     return Number.NaN;
   }
   const ar = Math.abs(r);
-  if (ar >= SAFE_LO && ar < Number.POSITIVE_INFINITY && Math.abs(a) < SAFE_HI && Math.abs(b) < SAFE_HI) {
+  // |r| < 2^1020 keeps Dekker's partial products finite.
+  if (ar >= SAFE_LO && ar < BIG && Math.abs(a) < SAFE_HI && Math.abs(b) < SAFE_HI) {
     return adj64(r, twoProdErr(a, b, r), rm, true);
   }
   if (a - a !== 0 || b - b !== 0 || a === 0 || b === 0) return r; // exact: infinity or zero
@@ -187,30 +188,9 @@ function expSign(th: number, tl: number, pe: number, r: number, h: number): numb
  * analysis when rm is RNE and NX is already accrued (the result is the same).
  */
 export function f64FmaCore(a: number, b: number, c: number, rm: number, flags: boolean): number {
-  if (Number.isNaN(a) || Number.isNaN(b) || Number.isNaN(c)) {
-    // RISC-V unpriv §20.6: inf * 0 + qNaN still raises NV.
-    if ((a === 0 && b - b !== 0 && !Number.isNaN(b)) || (b === 0 && a - a !== 0 && !Number.isNaN(a))) fpState.fx |= NV;
-    return Number.NaN;
-  }
   const p = a * b;
-  if (Number.isNaN(p)) {
-    fpState.fx |= NV; // inf * 0
-    return Number.NaN;
-  }
-  if (p - p !== 0 || c - c !== 0) {
-    if (a - a !== 0 || b - b !== 0) {
-      if (c - c !== 0 && c > 0 !== p > 0) {
-        fpState.fx |= NV; // inf - inf
-        return Number.NaN;
-      }
-      return p;
-    }
-    if (c - c !== 0) return c;
-    return exactFma(a, b, c, FMT_F64, rm); // finite product overflowed
-  }
-  if (a === 0 || b === 0) return f64Add(p, c, rm); // exact signed-zero product
-  if (c === 0) return f64Mul(a, b, rm);
   const ap = Math.abs(p);
+  // Fast path first: these range checks also exclude NaN, infinities and zero products.
   if (ap >= SAFE_LO && ap < BIG && Math.abs(c) < BIG && Math.abs(a) < SAFE_HI && Math.abs(b) < SAFE_HI) {
     // Boldo-Melquiond: RN(th + RO(tl + pe)) = RN(a*b + c), RO = round to odd.
     const pe = twoProdErr(a, b, p);
@@ -241,7 +221,35 @@ export function f64FmaCore(a: number, b: number, c: number, rm: number, flags: b
       }
       return r;
     }
+    return exactFma(a, b, c, FMT_F64, rm); // tiny, subnormal or zero result
   }
+  return fmaSpecial(a, b, c, p, rm);
+}
+
+/** fma with NaN, infinite or zero operands, or operands outside the fast path's range. */
+function fmaSpecial(a: number, b: number, c: number, p: number, rm: number): number {
+  if (Number.isNaN(a) || Number.isNaN(b) || Number.isNaN(c)) {
+    // RISC-V unpriv §20.6: inf * 0 + qNaN still raises NV.
+    if ((a === 0 && b - b !== 0 && !Number.isNaN(b)) || (b === 0 && a - a !== 0 && !Number.isNaN(a))) fpState.fx |= NV;
+    return Number.NaN;
+  }
+  if (Number.isNaN(p)) {
+    fpState.fx |= NV; // inf * 0
+    return Number.NaN;
+  }
+  if (p - p !== 0 || c - c !== 0) {
+    if (a - a !== 0 || b - b !== 0) {
+      if (c - c !== 0 && c > 0 !== p > 0) {
+        fpState.fx |= NV; // inf - inf
+        return Number.NaN;
+      }
+      return p;
+    }
+    if (c - c !== 0) return c;
+    return exactFma(a, b, c, FMT_F64, rm); // finite product overflowed
+  }
+  if (a === 0 || b === 0) return f64Add(p, c, rm); // exact signed-zero product
+  if (c === 0) return f64Mul(a, b, rm);
   return exactFma(a, b, c, FMT_F64, rm);
 }
 

@@ -1,4 +1,4 @@
-// Operand generators and register helpers shared by the FPU tests (not part of the build).
+// Operand generators and register helpers shared by the FPU tests.
 import { createRegisterFile } from "../../regs.js";
 import type { FpContext } from "../index.js";
 
