@@ -213,13 +213,20 @@ describe.skipIf(!enabled)("Linux kernel as guest (network namespace + TAP)", () 
     };
     try {
       const before = net.stats.counters["tcpRetransmits"] ?? 0;
+      const t0 = Date.now();
       const r = await guest.exec(`curl -sS --max-time 40 http://10.0.2.2:${httpPort}/mib | sha256sum`, 45_000);
       expect(r.stdout.split(" ")[0]).toBe(sha(mib));
+      const t1 = Date.now();
       const up = await guest.exec(
         `curl -sS --max-time 40 --data-binary @${dir}/up1.bin http://10.0.2.2:${httpPort}/u`,
         45_000,
       );
       expect(up.stdout.trim()).toBe(`${mib.length} ${sha(mib)}`);
+      const c = net.stats.counters;
+      console.log(
+        `lossy link: 1 MiB down ${t1 - t0} ms, up ${Date.now() - t1} ms; frames dropped ${dropped}; ` +
+          `RTO ${c["tcpRetransmits"] ?? 0}, fast ${c["tcpFastRetransmits"] ?? 0}, SACK ${c["tcpSackRetransmits"] ?? 0}`,
+      );
       expect(dropped).toBeGreaterThan(30);
       const after = (net.stats.counters["tcpRetransmits"] ?? 0) + (net.stats.counters["tcpFastRetransmits"] ?? 0);
       expect(after).toBeGreaterThan(before);

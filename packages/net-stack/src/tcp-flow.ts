@@ -93,6 +93,9 @@ export class TcpFlow {
   private readonly ooo: { seq: number; data: Uint8Array; fin: boolean }[] = [];
   private oooBytes = 0;
   private lastOooSeq = 0;
+  /** Ranges above sndUna the guest reported holding (RFC 2018 SACK), merged and sorted. */
+  private sacked: [number, number][] = [];
+  private recoverNxt = 0;
   private sackOk = false;
 
   private constructor(
@@ -452,6 +455,7 @@ export class TcpFlow {
       this.sndWl2 = ack;
       if (windowGrew) this.probe = false;
     }
+    if (this.sackOk && seg.sack) this.recordSack(seg.sack);
     const acked = seqDiff(ack, this.sndUna);
     if (acked > 0) {
       const dataAcked = Math.min(acked, this.sendQ.length);
@@ -460,7 +464,16 @@ export class TcpFlow {
       if (acked > dataAcked && this.hostEof) this.finAcked = true;
       this.sndUna = ack;
       if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+      if (this.sacked.length) this.sacked = this.sacked.filter(([, r]) => seqLt(ack, r));
+      const inRecovery = this.dupAcks >= 3;
       this.dupAcks = 0;
+      if (inRecovery && this.sacked.length) {
+        // A partial ACK while SACK still reports data beyond a hole: send the next hole now.
+        this.dupAcks = 3;
+        this.retransmitNextHole();
+      } else if (!inRecovery && this.sackedBytes() >= 3 * this.mss) {
+        this.enterRecovery(); // RFC 6675 §4 IsLost: DupThresh segments SACKed above the hole
+      }
       this.retries = 0;
       if (this.rttSeq !== -1 && seqLe(this.rttSeq, ack)) {
         this.rttSample(Date.now() - this.rttStart);
@@ -478,20 +491,57 @@ export class TcpFlow {
     } else if (
       acked === 0 &&
       payloadLen === 0 &&
-      !windowChanged &&
+      (!windowChanged || seg.sack !== undefined) &&
       this.sndUna !== this.sndMax &&
       !(seg.flags & TCP_FIN)
     ) {
-      // RFC 5681 §2: a duplicate ACK carries no data and no window change; the third triggers fast retransmit.
-      if (++this.dupAcks === 3) {
-        this.ssthresh = Math.max(seqDiff(this.sndMax, this.sndUna) >> 1, 2 * this.mss);
-        this.cwnd = this.ssthresh;
-        this.host.stats.count("tcpFastRetransmits");
-        this.retransmitFirst();
+      // RFC 5681 §2: a duplicate ACK carries no data and no window change (a receiver that autotunes
+      // its window still sends SACK blocks, which RFC 6675 counts instead); the third starts recovery.
+      this.dupAcks++;
+      const flight = seqDiff(this.sndMax, this.sndUna);
+      if (this.dupAcks < 3 && this.sackedBytes() >= 3 * this.mss) this.dupAcks = 3;
+      // RFC 5827 early retransmit: with fewer than four segments out, fewer duplicates can come.
+      if (this.dupAcks < 3 && this.sacked.length && flight < 4 * this.mss && this.sendQ.length <= flight) {
+        this.dupAcks = 3;
+      }
+      if (this.dupAcks < 3) {
+        // RFC 3042 limited transmit: each of the first two duplicates lets one new segment out.
+        const saved = this.cwnd;
+        this.cwnd = seqDiff(this.sndNxt, this.sndUna) + this.mss;
+        this.trySend();
+        this.cwnd = saved;
+      } else if (this.dupAcks === 3) {
+        this.dupAcks = 2;
+        this.enterRecovery();
+      } else if (this.dupAcks > 3 && this.sacked.length) {
+        this.retransmitNextHole(); // RFC 6675-style: each further duplicate ACK clocks out one hole
       }
     } else if (windowGrew) {
       this.trySend(); // a window update may open the window
     }
+  }
+
+  private recordSack(blocks: readonly (readonly [number, number])[]): void {
+    for (const [l, r] of blocks) {
+      // Only blocks inside the unacknowledged, sent range count (RFC 2018 §8 leaves the rest undefined).
+      if (!seqLt(this.sndUna, r) || !seqLt(l, r) || seqLt(this.sndMax, r) || seqLt(l, this.sndUna)) continue;
+      this.sacked.push([l, r]);
+    }
+    this.sacked.sort((a, b) => seqDiff(a[0], b[0]));
+    const merged: [number, number][] = [];
+    for (const b of this.sacked) {
+      const last = merged[merged.length - 1];
+      if (last && seqLe(b[0], last[1])) {
+        if (seqLt(last[1], b[1])) last[1] = b[1];
+      } else merged.push([b[0], b[1]]);
+    }
+    this.sacked = merged.slice(0, 64);
+  }
+
+  /** End of the SACKed range holding `seq`, or -1. */
+  private sackedEnd(seq: number): number {
+    for (const [l, r] of this.sacked) if (seqLe(l, seq) && seqLt(seq, r)) return r;
+    return -1;
   }
 
   private rttSample(r: number): void {
@@ -527,7 +577,21 @@ export class TcpFlow {
           }
           break;
         }
-        const n = Math.min(unsent, room, this.mss);
+        if (seqLt(this.sndNxt, this.sndMax) && this.sacked.length) {
+          // Retransmitting: skip what the guest already holds.
+          const end = this.sackedEnd(this.sndNxt);
+          if (end !== -1) {
+            this.sndNxt = end;
+            continue;
+          }
+        }
+        let n = Math.min(unsent, room, this.mss);
+        if (this.sacked.length && seqLt(this.sndNxt, this.sndMax)) {
+          for (const [l] of this.sacked) {
+            const gap = seqDiff(l, this.sndNxt);
+            if (gap > 0 && gap < n) n = gap; // stop at the next SACKed block
+          }
+        }
         const payload = this.sendQ.peek(inFlight, n);
         this.emit({
           seq: this.sndNxt,
@@ -556,6 +620,49 @@ export class TcpFlow {
       }
       break;
     }
+  }
+
+  private sackedBytes(): number {
+    let n = 0;
+    for (const [l, r] of this.sacked) n += seqDiff(r, l);
+    return n;
+  }
+
+  /** Fast retransmit / fast recovery entry (RFC 5681 §3.2, RFC 6675 §5). */
+  private enterRecovery(): void {
+    this.dupAcks = 3;
+    this.ssthresh = Math.max(seqDiff(this.sndMax, this.sndUna) >> 1, 2 * this.mss);
+    this.cwnd = this.ssthresh;
+    this.host.stats.count("tcpFastRetransmits");
+    this.recoverNxt = this.sndUna;
+    if (this.sacked.length) this.retransmitNextHole();
+    else this.retransmitFirst();
+  }
+
+  /** Retransmits one segment at the first hole (below the highest SACKed byte) not yet retransmitted. */
+  private retransmitNextHole(): void {
+    if (this.sacked.length === 0) return;
+    let seq = seqLt(this.recoverNxt, this.sndUna) ? this.sndUna : this.recoverNxt;
+    const highest = this.sacked[this.sacked.length - 1]![1];
+    for (let guard = 0; guard < 128 && seqLt(seq, highest); guard++) {
+      const end = this.sackedEnd(seq);
+      if (end === -1) break;
+      seq = end;
+    }
+    if (!seqLt(seq, highest)) return;
+    const off = seqDiff(seq, this.sndUna);
+    let n = Math.min(this.mss, this.sendQ.length - off);
+    for (const [l] of this.sacked) {
+      const gap = seqDiff(l, seq);
+      if (gap > 0 && gap < n) n = gap;
+    }
+    if (n <= 0) return;
+    this.emit({ seq, ack: this.rcvNxt, flags: TCP_ACK, payload: this.sendQ.peek(off, n) });
+    this.cancelDelayedAck();
+    this.host.stats.count("tcpSackRetransmits");
+    this.rttSeq = -1;
+    this.recoverNxt = seqAdd(seq, n);
+    if (!this.timer) this.armTimer(this.rto);
   }
 
   private retransmitFirst(): void {
@@ -597,6 +704,10 @@ export class TcpFlow {
     this.cwnd = this.mss;
     this.sndNxt = this.sndUna;
     this.rttSeq = -1;
+    // RFC 2018 §8 lets a receiver renege on SACKed data; like Linux, keep the scoreboard across the
+    // first timeout (go-back-N then skips what the guest holds) but drop it on a second one in a row.
+    if (this.retries >= 2) this.sacked = [];
+    this.dupAcks = 0;
     if (this.sndWnd === 0) this.probe = true;
     this.trySend();
   }
@@ -715,7 +826,7 @@ export class TcpFlow {
       this.state = "TIME_WAIT";
       this.clearTimer();
       this.cancelDelayedAck();
-      this.socket?.destroy();
+      this.socket?.destroySoon(); // flushes what the guest sent, then closes
       this.releaseBudget();
       this.host.stats.count("tcpClosed");
       this.armTimer(this.host.timeouts.tcpTimeWaitMs, () => this.finish());
@@ -749,7 +860,7 @@ export class TcpFlow {
     this.clearTimer();
     this.cancelDelayedAck();
     this.releaseBudget();
-    if (this.socket && !this.socket.destroyed) this.socket.destroy();
+    if (this.socket && !this.socket.destroyed) this.socket.destroySoon();
     this.host.removed(this);
   }
 
