@@ -68,7 +68,7 @@ function shiftRound(m: bigint, k: number, sticky: boolean, rm: number, neg: bool
 /**
  * Round (-1)^neg * (m + s) * 2^e to `fmt` in mode rm, where m > 0 and s is a nonzero fraction
  * in (0, 1) when `sticky`, else 0. Overflow and tininess are judged after rounding with an
- * unbounded exponent (IEEE 754-2019 §7.4, §7.5; RISC-V unpriv §20.2).
+ * unbounded exponent (IEEE 754-2019 §7.4, §7.5; RISC-V unpriv §20.4).
  */
 export function roundExact(neg: boolean, m: bigint, e: number, sticky: boolean, fmt: FpFormat, rm: number): number {
   let nb = bitLen(m);

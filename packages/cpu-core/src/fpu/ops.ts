@@ -345,7 +345,7 @@ export const CVT = { W: 0, WU: 1, L: 2, LU: 3 } as const;
 /**
  * FCVT.{W,WU,L,LU}.{S,D}: convert v to an integer in mode rm and write it to x[rd] (dropped
  * for rd = 0). 32-bit results are sign-extended. Out-of-range and NaN inputs saturate and
- * raise NV only (RISC-V unpriv §20.7, Table 21); in-range inexact results raise NX.
+ * raise NV only (RISC-V unpriv §20.7); in-range inexact results raise NX.
  */
 export function fpToInt(v: number, rm: number, kind: number, x: Int32Array, rd: number): void {
   let r: number;
@@ -512,7 +512,7 @@ export function isSNaN64(hi: number, lo: number): boolean {
   return (hi & 0x7ff80000) === 0x7ff00000 && ((hi & 0x7ffff) | lo) !== 0;
 }
 
-/** FCLASS.S mask (RISC-V unpriv §20.9, Table 22). */
+/** FCLASS.S mask (RISC-V unpriv §20.9). */
 export function classifyF32(bits: number): number {
   const neg = bits < 0;
   const e = (bits >>> 23) & 0xff;

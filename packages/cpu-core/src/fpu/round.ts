@@ -4,9 +4,9 @@
 // results already rounded to nearest, `roundF32` for binary32 results).
 // RISC-V unpriv 20240411 §20.2 (fcsr), IEEE 754-2019 §4.3, §7.4, §7.5.
 
-/** Accrued exception flags as in fflags (RISC-V unpriv §20.2, Table 20). */
+/** Accrued exception flags as in fflags (RISC-V unpriv §20.2). */
 export const FFLAG = { NX: 1, UF: 2, OF: 4, DZ: 8, NV: 16 } as const;
-/** Rounding modes as encoded in rm / frm (RISC-V unpriv §20.2, Table 19). */
+/** Rounding modes as encoded in rm / frm (RISC-V unpriv §20.2). */
 export const RM = { RNE: 0, RTZ: 1, RDN: 2, RUP: 3, RMM: 4, DYN: 7 } as const;
 
 export const NX = 1;
@@ -158,7 +158,7 @@ function quant(a: number, es: number, ulp: number, rm: number, neg: boolean, bin
 /**
  * Round X = d + ε to binary32 in mode rm, where d is a finite double, sign(ε) = sign(es), and
  * |ε| is smaller than the spacing of doubles at d (true when d = RN64(X)). When d is 0, X
- * must be exactly 0. Handles overflow, subnormals and tininess after rounding (§20.2: RISC-V
+ * must be exactly 0. Handles overflow, subnormals and tininess after rounding (§20.4: RISC-V
  * detects tininess after rounding). Returns the binary32 value as a double.
  */
 export function roundF32(d: number, es: number, rm: number): number {

@@ -6,7 +6,7 @@
  * rm: 0 RNE, 1 RTZ, 2 RDN, 3 RUP (the host has no RMM).
  * Results are raw host results (NaN payloads included); the test applies RISC-V's
  * canonical-NaN rule. Float-to-integer conversions use the host's nearbyint() for the
- * rounding and apply RISC-V's saturation table (unpriv §20.7, Table 21) explicitly, since
+ * rounding and apply RISC-V's saturation table (unpriv §20.7) explicitly, since
  * C casts of out-of-range values are undefined. */
 #include <fenv.h>
 #include <math.h>
