@@ -26,7 +26,7 @@ import {
   intToF64,
   takeFpFlags,
 } from "./index.js";
-import { bitsToF32, bitsToF64, f64ToBitsBig, near32, near64, type Rand, rand32, rand64, rng } from "./testing/gen.js";
+import { bitsToF32, bitsToF64, f64ToBitsBig, near32, near64, type Rand, rand32, rand64, rng } from "./testdata/gen.js";
 
 const finite = (x: number) => x - x === 0;
 const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));

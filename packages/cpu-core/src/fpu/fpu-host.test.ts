@@ -37,7 +37,7 @@ import {
   rand32,
   rand64,
   rng,
-} from "./testing/gen.js";
+} from "./testdata/gen.js";
 
 type Kind = "s" | "d" | "x";
 interface Op {

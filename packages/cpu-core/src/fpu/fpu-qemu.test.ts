@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFp } from "./index.js";
-import { EDGE32, EDGE64, near32, near64, newCtx, opfp, r4, rand32, rand64, rng } from "./testing/gen.js";
+import { EDGE32, EDGE64, near32, near64, newCtx, opfp, r4, rand32, rand64, rng } from "./testdata/gen.js";
 
 const CC = "riscv64-unknown-elf-gcc";
 const QEMU = "qemu-riscv64";

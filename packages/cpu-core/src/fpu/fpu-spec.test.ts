@@ -1,7 +1,7 @@
 // Hand-written corner cases of the RISC-V F and D chapters (unpriv 20240411 ch. 20, 21).
 import { describe, expect, it } from "vitest";
 import { execFp, FFLAG, fpToInt, RM, takeFpFlags } from "./index.js";
-import { getD, getX, newCtx, opfp, r4, setD, setS, setX } from "./testing/gen.js";
+import { getD, getX, newCtx, opfp, r4, setD, setS, setX } from "./testdata/gen.js";
 
 const { NV, DZ, OF, UF, NX } = FFLAG;
 const S = 0;

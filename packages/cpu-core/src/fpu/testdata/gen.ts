@@ -1,4 +1,5 @@
-// Operand generators and register helpers shared by the FPU tests.
+// Operand generators and register helpers shared by the FPU tests (under testdata/, so
+// the package does not publish it).
 import { createRegisterFile } from "../../regs.js";
 import type { FpContext } from "../index.js";
 
