@@ -5,9 +5,10 @@ import { DiskError, DiskErrorCode } from "./errors.js";
 import { isQcow2 } from "./formats/qcow2/header.js";
 import { Qcow2Image } from "./formats/qcow2/image.js";
 import { RawImage } from "./formats/raw.js";
+import { isVdi, VdiImage } from "./formats/vdi.js";
 import { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 
-export type Image = RawImage | Qcow2Image;
+export type Image = RawImage | Qcow2Image | VdiImage;
 
 /** Backing chains deeper than this are refused (hostile images chaining to themselves through renamed copies). */
 export const DEFAULT_MAX_CHAIN_DEPTH = 64;
@@ -21,7 +22,7 @@ export interface OpenOptions {
   maxChainDepth?: number;
 }
 
-const FORMATS: readonly string[] = ["raw", "qcow2"];
+const FORMATS: readonly string[] = ["raw", "qcow2", "vdi"];
 
 function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   if (!FORMATS.includes(name))
@@ -33,11 +34,13 @@ function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   return name as FormatName;
 }
 
-/** Guesses the format from the first bytes: qcow2 by its magic, anything else is raw. */
+/** Guesses the format from the first bytes: qcow2 and VDI by their magic, anything else is raw. */
 export async function probeFormat(store: ByteStore): Promise<FormatName> {
-  const head = new Uint8Array(8);
+  const head = new Uint8Array(0x48);
   await readFull(store, 0, head);
-  return isQcow2(head) ? "qcow2" : "raw";
+  if (isQcow2(head)) return "qcow2";
+  if (isVdi(head)) return "vdi";
+  return "raw";
 }
 
 /** Opens an image and its backing chain. Backing files are always opened read-only. */
@@ -77,7 +80,12 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
     let img: Image;
     try {
       const fmt = format ?? (await probeFormat(store));
-      img = fmt === "qcow2" ? await Qcow2Image.open(store, { readOnly }) : await RawImage.open(store, { readOnly });
+      img =
+        fmt === "qcow2"
+          ? await Qcow2Image.open(store, { readOnly })
+          : fmt === "vdi"
+            ? await VdiImage.open(store, { readOnly })
+            : await RawImage.open(store, { readOnly });
     } catch (e) {
       await store.close().catch(() => {});
       throw e;
@@ -104,6 +112,8 @@ export interface CreateOptions {
   size?: number;
   backingFile?: string;
   backingFormat?: FormatName;
+  /** VDI: preallocate every block (qemu-img's static=on). */
+  vdi?: { fixed?: boolean };
   /** qcow2 options. */
   qcow2?: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean };
 }
@@ -128,6 +138,7 @@ export async function createImage(host: StoreHost, name: string, options: Create
     throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: options.format }, "a size is required");
   const store = await host.create(name);
   if (options.format === "raw") return RawImage.create(store, { size });
+  if (options.format === "vdi") return VdiImage.create(store, { size, fixed: options.vdi?.fixed ?? false });
   const img = await Qcow2Image.create(store, {
     size,
     ...options.qcow2,

@@ -5,11 +5,13 @@ import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
+import { isZero } from "../bytes.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
+import { VdiImage } from "../formats/vdi.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { StoreHost } from "../io/store.js";
-import { createImage, type Image, openImage } from "../open.js";
+import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "./sizes.js";
 
 export interface CliIo {
@@ -22,7 +24,7 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const Format = z.enum(["raw", "qcow2"], { message: "unknown or unsupported format" });
+const Format = z.enum(["raw", "qcow2", "vdi"], { message: "unknown or unsupported format" });
 const SizeArg = z.string().transform((s, ctx) => {
   const n = parseSize(s);
   if (n === null) {
@@ -44,8 +46,8 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l [-f FMT] FILE
-formats: raw, qcow2
-create/convert -o options (qcow2): compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off`;
+formats: raw, qcow2, vdi
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -130,7 +132,7 @@ const CreateOpts = z
   })
   .strict();
 
-function qcow2Options(list: string[] | undefined) {
+function parseKv(list: string[] | undefined): Record<string, string> {
   const kv: Record<string, string> = {};
   for (const item of list ?? [])
     for (const part of item.split(",")) {
@@ -139,6 +141,21 @@ function qcow2Options(list: string[] | undefined) {
       if (v === undefined) throw new UsageError(`Invalid option '${part}'`);
       kv[k!] = v;
     }
+  return kv;
+}
+
+const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
+
+/** -o options of the target format, validated per format. */
+function formatOptions(format: string, list: string[] | undefined): Pick<CreateOptions, "qcow2" | "vdi"> {
+  const kv = parseKv(list);
+  if (format === "qcow2") return { qcow2: qcow2Options(kv) };
+  if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
+  if (Object.keys(kv).length > 0) throw new UsageError(`${format} takes no -o options`);
+  return {};
+}
+
+function qcow2Options(kv: Record<string, string>) {
   const o = CreateOpts.parse(kv);
   const out: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean } = {};
   if (o.compat) out.version = o.compat === "0.10" || o.compat === "v2" ? 2 : 3;
@@ -171,14 +188,14 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
   const format = Format.parse(v.f ?? "raw");
   const size = p[1] !== undefined ? SizeArg.parse(p[1]) : undefined;
   if (v.b === undefined && size === undefined) throw new UsageError("Image creation needs a size parameter");
-  if (format === "raw" && (v.o as string[] | undefined)?.length) throw new UsageError("raw takes no -o options");
-  const q = format === "qcow2" ? qcow2Options(v.o as string[] | undefined) : {};
+  const fo = formatOptions(format, v.o as string[] | undefined);
+  const q = fo.qcow2 ?? {};
   const img = await createImage(host, p[0]!, {
     format,
     ...(size !== undefined ? { size } : {}),
     ...(v.b !== undefined ? { backingFile: v.b as string } : {}),
     ...(v.F !== undefined ? { backingFormat: Format.parse(v.F) } : {}),
-    qcow2: q,
+    ...fo,
   });
   const finalSize = img.size();
   await img.close();
@@ -191,6 +208,7 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
       if (q.version === 2) line += " compat=0.10";
       line += ` lazy_refcounts=${q.lazyRefcounts ? "on" : "off"} refcount_bits=${2 ** (q.refcountOrder ?? 4)}`;
     }
+    if (format === "vdi") line += ` static=${fo.vdi?.fixed ? "on" : "off"}`;
     io.stdout(`${line}\n`);
   }
   return 0;
@@ -246,6 +264,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       data["extended-l2"] = false;
       j["format-specific"] = { type: "qcow2", data };
     }
+    if (img instanceof VdiImage) j["cluster-size"] = img.blockSize;
     j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
     if (output === "json") {
       io.stdout(`${JSON.stringify(j, null, 4)}\n`);
@@ -257,6 +276,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       `virtual size: ${sizeToStr(img.size())} (${img.size()} bytes)`,
       `disk size: ${disk !== undefined ? sizeToStr(disk) : "unavailable"}`,
     ];
+    if (img instanceof VdiImage) lines.push(`cluster_size: ${img.blockSize}`);
     if (img instanceof Qcow2Image) {
       lines.push(`cluster_size: ${img.clusterSize}`);
       if (img.backingFile !== null) {
@@ -315,6 +335,22 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
   const file = p[0]!;
   const img = await openImage(host, file, { readOnly: repair === undefined, noBacking: true, ...openFmt(v) });
   try {
+    if (img instanceof VdiImage) {
+      const r = await img.check();
+      if (output === "json")
+        io.stdout(
+          `${JSON.stringify({ "check-errors": 0, filename: file, format: "vdi", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
+        );
+      else if (!v.q) {
+        for (const m of r.messages) io.stderr(`${m}\n`);
+        io.stdout(
+          r.corruptions === 0
+            ? "No errors were found on the image.\n"
+            : `\n${r.corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.\n`,
+        );
+      }
+      return r.corruptions > 0 ? 2 : 0;
+    }
     if (!(img instanceof Qcow2Image)) {
       io.stderr("ringzero-img: This image format does not support checks\n");
       return 63;
@@ -395,16 +431,6 @@ class Progress {
 
 const CHUNK = 1024 * 1024;
 
-function isZero(b: Uint8Array): boolean {
-  const n8 = b.byteOffset % 8 === 0 ? b.length >> 3 : 0;
-  if (n8 > 0) {
-    const w = new BigUint64Array(b.buffer, b.byteOffset, n8);
-    for (let i = 0; i < n8; i++) if (w[i] !== 0n) return false;
-  }
-  for (let i = n8 * 8; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
 /** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
 async function copyContent(
   src: BlockBackend,
@@ -465,10 +491,10 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
   if (v.c && outFormat !== "qcow2") throw new UsageError("Compression not supported for this file format");
   const src = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
   try {
-    const q = outFormat === "qcow2" ? qcow2Options(v.o as string[] | undefined) : {};
+    const fo = formatOptions(outFormat, v.o as string[] | undefined);
     // Like qemu-img convert (cache=unsafe on the target), the output is not fsynced.
     const outHost = io.host ?? new NodeFileHost({ sync: false });
-    const dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), qcow2: q });
+    const dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
     const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
     try {
       await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096 }, progress);

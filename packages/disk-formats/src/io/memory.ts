@@ -1,5 +1,7 @@
 // In-memory byte store: sparse (fixed-size chunks allocated on first write)
 // so that images with multi-GiB virtual sizes cost only what is written.
+
+import { isZero } from "../bytes.js";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import type { ByteStore, StoreHost } from "./store.js";
 
@@ -21,7 +23,7 @@ export class MemoryStore implements ByteStore {
       this.state.length = initial.length;
       for (let off = 0; off < initial.length; off += CHUNK) {
         const part = initial.subarray(off, Math.min(off + CHUNK, initial.length));
-        if (part.some((b) => b !== 0)) {
+        if (!isZero(part)) {
           const c = new Uint8Array(CHUNK);
           c.set(part);
           this.state.chunks.set(off / CHUNK, c);
@@ -78,7 +80,7 @@ export class MemoryStore implements ByteStore {
       const src = data.subarray(pos - offset, pos - offset + n);
       let c = this.state.chunks.get(ci);
       if (!c) {
-        if (src.every((b) => b === 0)) {
+        if (isZero(src)) {
           pos += n;
           continue;
         }

@@ -1399,13 +1399,3 @@ function usedHeaderBytes(first: Uint8Array): number {
   while (n > 0 && first[n - 1] === 0) n--;
   return n;
 }
-
-export function isZero(b: Uint8Array): boolean {
-  const n8 = b.byteOffset % 8 === 0 ? Math.floor(b.length / 8) : 0;
-  if (n8 > 0) {
-    const w = new BigUint64Array(b.buffer, b.byteOffset, n8);
-    for (let i = 0; i < n8; i++) if (w[i] !== 0n) return false;
-  }
-  for (let i = n8 * 8; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}

@@ -1,0 +1,339 @@
+// VDI (VirtualBox Disk Image), dynamic and fixed, read and write.
+// Layout (little endian, as VirtualBox and QEMU's block/vdi.c write it):
+// a 64-byte text, the signature 0xbeda107f at 0x40, the header from 0x48,
+// the block map (u32 per block: data block index, 0xffffffff unallocated,
+// 0xfffffffe zero) at offset_bmap, and data blocks from offset_data.
+import { z } from "zod";
+import type { BlockBackend, Extent } from "../backend.js";
+import { isZero } from "../bytes.js";
+import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
+import { type ByteStore, readFull } from "../io/store.js";
+
+const F = "vdi";
+export const VDI_SIGNATURE = 0xbeda107f;
+const VDI_TEXT = "<<< QEMU VM Virtual Disk Image >>>\n";
+const UNALLOCATED = 0xffffffff;
+const ZERO = 0xfffffffe;
+const TYPE_DYNAMIC = 1;
+const TYPE_FIXED = 2;
+const DEFAULT_BLOCK = 1024 * 1024;
+/** Largest block map QEMU accepts (VDI_BLOCKS_IN_IMAGE_MAX). */
+const MAX_BLOCKS = 0x3fffffff;
+
+/** Field offsets (for error reports). */
+const OFF = {
+  signature: 0x40,
+  version: 0x44,
+  headerSize: 0x48,
+  imageType: 0x4c,
+  offsetBmap: 0x154,
+  offsetData: 0x158,
+  sectorSize: 0x168,
+  diskSize: 0x170,
+  blockSize: 0x178,
+  blockExtra: 0x17c,
+  blocksInImage: 0x180,
+  blocksAllocated: 0x184,
+} as const;
+
+const Header = z
+  .object({
+    version: z.number().refine((v) => v >>> 16 === 1, "major version must be 1"),
+    headerSize: z.number().int().min(0x180).max(0x1b8),
+    imageType: z.union([z.literal(TYPE_DYNAMIC), z.literal(TYPE_FIXED)]),
+    offsetBmap: z.number().int().min(0x1c8),
+    offsetData: z.number().int(),
+    sectorSize: z.literal(512),
+    diskSize: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    blockSize: z
+      .number()
+      .int()
+      .min(512)
+      .max(256 * 1024 * 1024)
+      .refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+    blockExtra: z.literal(0),
+    blocksInImage: z.number().int().nonnegative().max(MAX_BLOCKS),
+    blocksAllocated: z.number().int().nonnegative(),
+  })
+  .superRefine((h, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (h.blocksInImage * h.blockSize < h.diskSize) issue("blocksInImage", "block map does not cover the disk size");
+    if (h.offsetData < h.offsetBmap + h.blocksInImage * 4) issue("offsetData", "data area overlaps the block map");
+    if (h.blocksAllocated > h.blocksInImage) issue("blocksAllocated", "more blocks allocated than the image has");
+  });
+type Header = z.infer<typeof Header>;
+
+function fail(code: DiskErrorCode, offset: number, detail: string, extra: Record<string, unknown> = {}): DiskError {
+  return new DiskError(code, { format: F, offset, ...extra }, detail);
+}
+
+/** True if the bytes carry the VDI signature at 0x40. */
+export function isVdi(head: Uint8Array): boolean {
+  return head.length >= 0x44 && new DataView(head.buffer, head.byteOffset).getUint32(0x40, true) === VDI_SIGNATURE;
+}
+
+export class VdiImage implements BlockBackend {
+  readonly format = "vdi" as const;
+  private closed = false;
+
+  private constructor(
+    private readonly store: ByteStore,
+    private hdr: Header,
+    private readonly bmap: Uint32Array,
+    readonly readOnly: boolean,
+    private fileSize: number,
+  ) {}
+
+  get blockSize(): number {
+    return this.hdr.blockSize;
+  }
+  get fixed(): boolean {
+    return this.hdr.imageType === TYPE_FIXED;
+  }
+
+  size(): number {
+    return this.hdr.diskSize;
+  }
+
+  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<VdiImage> {
+    const readOnly = options.readOnly ?? store.readOnly;
+    const fileSize = await store.size();
+    if (fileSize < 0x1c8) throw fail(DiskErrorCode.TRUNCATED, 0, "file shorter than a VDI header", { fileSize });
+    const b = new Uint8Array(0x1c8);
+    await readFull(store, 0, b);
+    const dv = new DataView(b.buffer);
+    if (dv.getUint32(OFF.signature, true) !== VDI_SIGNATURE)
+      throw fail(DiskErrorCode.BAD_MAGIC, OFF.signature, "not a VDI image");
+    const diskSize = dv.getBigUint64(OFF.diskSize, true);
+    if (diskSize > BigInt(Number.MAX_SAFE_INTEGER))
+      throw fail(DiskErrorCode.TOO_LARGE, OFF.diskSize, "disk size exceeds 2^53");
+    const raw = {
+      version: dv.getUint32(OFF.version, true),
+      headerSize: dv.getUint32(OFF.headerSize, true),
+      imageType: dv.getUint32(OFF.imageType, true),
+      offsetBmap: dv.getUint32(OFF.offsetBmap, true),
+      offsetData: dv.getUint32(OFF.offsetData, true),
+      sectorSize: dv.getUint32(OFF.sectorSize, true),
+      diskSize: Number(diskSize),
+      blockSize: dv.getUint32(OFF.blockSize, true),
+      blockExtra: dv.getUint32(OFF.blockExtra, true),
+      blocksInImage: dv.getUint32(OFF.blocksInImage, true),
+      blocksAllocated: dv.getUint32(OFF.blocksAllocated, true),
+    };
+    if (raw.imageType === 3 || raw.imageType === 4)
+      throw fail(DiskErrorCode.UNSUPPORTED, OFF.imageType, "VDI undo/differencing images");
+    const parsed = Header.safeParse(raw);
+    if (!parsed.success) {
+      const field = String(parsed.error.issues[0]!.path[0]);
+      throw fail(
+        DiskErrorCode.INVALID_HEADER,
+        OFF[field as keyof typeof OFF] ?? 0,
+        `${field}: ${parsed.error.issues[0]!.message}`,
+        {
+          field,
+          value: (raw as Record<string, unknown>)[field],
+        },
+      );
+    }
+    const h = parsed.data;
+    // The block map must be inside the file: this also bounds the memory it takes.
+    if (h.offsetBmap + h.blocksInImage * 4 > fileSize)
+      throw fail(DiskErrorCode.OUT_OF_BOUNDS, OFF.offsetBmap, "block map beyond end of file", { fileSize });
+    const mapBytes = new Uint8Array(h.blocksInImage * 4);
+    await readFull(store, h.offsetBmap, mapBytes);
+    const mdv = new DataView(mapBytes.buffer);
+    const bmap = new Uint32Array(h.blocksInImage);
+    const used = new Set<number>();
+    let maxIndex = -1;
+    for (let i = 0; i < h.blocksInImage; i++) {
+      const e = mdv.getUint32(i * 4, true);
+      bmap[i] = e;
+      if (e === UNALLOCATED || e === ZERO) continue;
+      const at = h.offsetBmap + i * 4;
+      if (e >= h.blocksInImage)
+        throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "block map entry beyond the image's blocks", { entry: e });
+      if (h.offsetData + e * h.blockSize >= fileSize && fileSize > 0)
+        throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "data block beyond end of file", { entry: e, fileSize });
+      if (used.has(e)) throw fail(DiskErrorCode.BAD_ENTRY, at, "data block used twice", { entry: e });
+      used.add(e);
+      if (e > maxIndex) maxIndex = e;
+    }
+    // A writer that died between the block map and the header update leaves blocks_allocated short: repair in memory.
+    const hdr = { ...h, blocksAllocated: Math.max(h.blocksAllocated, maxIndex + 1) };
+    return new VdiImage(store, hdr, bmap, readOnly, fileSize);
+  }
+
+  /** Creates a dynamic (default) or fixed VDI image of `size` bytes, laid out as QEMU does. */
+  static async create(store: ByteStore, options: { size: number; fixed?: boolean }): Promise<VdiImage> {
+    checkSize(F, options.size);
+    const bs = DEFAULT_BLOCK;
+    const blocks = Math.ceil(options.size / bs);
+    if (blocks > MAX_BLOCKS) throw fail(DiskErrorCode.TOO_LARGE, OFF.diskSize, "disk too large for VDI");
+    const offsetBmap = 0x200;
+    const offsetData = offsetBmap + Math.ceil((blocks * 4) / 512) * 512;
+    const head = new Uint8Array(offsetData);
+    const dv = new DataView(head.buffer);
+    head.set(new TextEncoder().encode(VDI_TEXT));
+    dv.setUint32(OFF.signature, VDI_SIGNATURE, true);
+    dv.setUint32(OFF.version, 0x00010001, true);
+    dv.setUint32(OFF.headerSize, 0x180, true);
+    dv.setUint32(OFF.imageType, options.fixed ? TYPE_FIXED : TYPE_DYNAMIC, true);
+    dv.setUint32(OFF.offsetBmap, offsetBmap, true);
+    dv.setUint32(OFF.offsetData, offsetData, true);
+    dv.setUint32(OFF.sectorSize, 512, true);
+    dv.setBigUint64(OFF.diskSize, BigInt(options.size), true);
+    dv.setUint32(OFF.blockSize, bs, true);
+    dv.setUint32(OFF.blocksInImage, blocks, true);
+    dv.setUint32(OFF.blocksAllocated, options.fixed ? blocks : 0, true);
+    head.set(uuidBytes(), 0x188);
+    for (let i = 0; i < blocks; i++) dv.setUint32(offsetBmap + i * 4, options.fixed ? i : UNALLOCATED, true);
+    await store.truncate(0);
+    await store.write(0, head);
+    if (options.fixed) await store.truncate(offsetData + blocks * bs);
+    await store.flush();
+    return VdiImage.open(store, { readOnly: false });
+  }
+
+  private checkOpen(write: boolean): void {
+    if (this.closed) throw new DiskError(DiskErrorCode.CLOSED, { format: F });
+    if (write && this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: F });
+  }
+
+  private hostOf(block: number): number | null {
+    const e = this.bmap[block]!;
+    return e === UNALLOCATED || e === ZERO ? null : this.hdr.offsetData + e * this.hdr.blockSize;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, buf: Uint8Array): Promise<void> {
+    this.checkOpen(false);
+    checkRange(F, offset, buf.length, this.hdr.diskSize);
+    const bs = this.hdr.blockSize;
+    let pos = 0;
+    while (pos < buf.length) {
+      const g = offset + pos;
+      const block = Math.floor(g / bs);
+      const inOff = g - block * bs;
+      const n = Math.min(bs - inOff, buf.length - pos);
+      const host = this.hostOf(block);
+      if (host === null) buf.fill(0, pos, pos + n);
+      else await readFull(this.store, host + inOff, buf.subarray(pos, pos + n));
+      pos += n;
+    }
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, data.length, this.hdr.diskSize);
+    const bs = this.hdr.blockSize;
+    let pos = 0;
+    while (pos < data.length) {
+      const g = offset + pos;
+      const block = Math.floor(g / bs);
+      const inOff = g - block * bs;
+      const n = Math.min(bs - inOff, data.length - pos);
+      const part = data.subarray(pos, pos + n);
+      const host = this.hostOf(block);
+      if (host !== null) await this.store.write(host + inOff, part);
+      else if (!isZero(part)) {
+        // Allocate: the whole block is written, then the map entry, then the header count (QEMU's order).
+        const index = this.hdr.blocksAllocated;
+        const full = new Uint8Array(bs);
+        full.set(part, inOff);
+        await this.store.write(this.hdr.offsetData + index * bs, full);
+        this.bmap[block] = index;
+        await this.store.write(this.hdr.offsetBmap + block * 4, u32le(index));
+        this.hdr = { ...this.hdr, blocksAllocated: index + 1 };
+        await this.store.write(OFF.blocksAllocated, u32le(index + 1));
+        this.fileSize = Math.max(this.fileSize, this.hdr.offsetData + (index + 1) * bs);
+      }
+      pos += n;
+    }
+  }
+
+  /** Allocated blocks get zeros written; unallocated ones already read as zero. */
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, length, this.hdr.diskSize);
+    const bs = this.hdr.blockSize;
+    let pos = offset;
+    while (pos < offset + length) {
+      const block = Math.floor(pos / bs);
+      const n = Math.min((block + 1) * bs, offset + length) - pos;
+      const host = this.hostOf(block);
+      if (host !== null) await this.store.write(host + (pos - block * bs), new Uint8Array(n));
+      pos += n;
+    }
+  }
+
+  /** VDI blocks are never freed (QEMU does not either): discard is a no-op. */
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, length, this.hdr.diskSize);
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen(false);
+    if (!this.readOnly) await this.store.flush();
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent> {
+    this.checkOpen(false);
+    checkRange(F, offset, length, this.hdr.diskSize);
+    const bs = this.hdr.blockSize;
+    const end = offset + length;
+    const block = Math.floor(offset / bs);
+    const host = this.hostOf(block);
+    let n = Math.min((block + 1) * bs, end) - offset;
+    for (let b = block + 1; offset + n < end; b++) {
+      const h = this.hostOf(b);
+      if (host === null ? h !== null : h !== host + (b - block) * bs) break;
+      n = Math.min((b + 1) * bs, end) - offset;
+    }
+    if (host === null) return { start: offset, length: n, kind: "zero", depth: 0 };
+    return { start: offset, length: n, kind: "data", depth: 0, hostOffset: host + (offset - block * bs) };
+  }
+
+  /** VDI images are not resized (QEMU's vdi driver cannot either). */
+  async resize(_newSize: number): Promise<void> {
+    throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "resizing VDI images");
+  }
+
+  /** Checks the block map against the header, as qemu-img check does for VDI. */
+  async check(): Promise<{ corruptions: number; messages: string[] }> {
+    const messages: string[] = [];
+    let allocated = 0;
+    for (let i = 0; i < this.bmap.length; i++) if (this.hostOf(i) !== null) allocated++;
+    const stored = new Uint8Array(4);
+    await readFull(this.store, OFF.blocksAllocated, stored);
+    const inHeader = new DataView(stored.buffer).getUint32(0, true);
+    if (allocated !== inHeader)
+      messages.push(`ERROR: allocated blocks mismatch, is ${allocated}, should be ${inHeader}`);
+    return { corruptions: messages.length, messages };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.readOnly) await this.store.flush();
+    await this.store.close();
+  }
+}
+
+function u32le(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v, true);
+  return b;
+}
+
+function uuidBytes(): Uint8Array {
+  const hex = globalThis.crypto.randomUUID().replace(/-/g, "");
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
