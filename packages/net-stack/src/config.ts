@@ -52,6 +52,8 @@ export const UserNetConfigSchema = z
       .object({
         /** NAT flows (TCP and UDP) per guest address. */
         maxFlowsPerGuest: z.number().int().min(1).max(65536).default(1024),
+        /** NAT flows of all guest addresses together (a guest can claim many source addresses). */
+        maxFlows: z.number().int().min(1).max(262144).default(4096),
         /** Bytes buffered by all flows of one guest address, both directions. */
         maxBufferedBytesPerGuest: z
           .number()

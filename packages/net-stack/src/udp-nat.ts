@@ -9,6 +9,8 @@ export interface UdpFlowHost {
   /** Delivers a datagram to the guest from (remoteIp, remotePort) as the guest knows them. */
   deliver(flow: UdpFlow, payload: Uint8Array): void;
   removed(flow: UdpFlow): void;
+  /** The host peer answered with ICMP port unreachable. */
+  unreachable(flow: UdpFlow): void;
   readonly stats: NetStats;
 }
 
@@ -16,7 +18,7 @@ export class UdpFlow {
   private readonly socket: Socket;
   private timer: NodeJS.Timeout | null = null;
   private ready = false;
-  private readonly backlog: Uint8Array[] = [];
+  private readonly backlog: Buffer[] = [];
   private closed = false;
 
   constructor(
@@ -37,13 +39,16 @@ export class UdpFlow {
       host.stats.count("udpHostToGuest");
       host.deliver(this, new Uint8Array(msg.buffer, msg.byteOffset, msg.length));
     });
-    this.socket.on("error", () => {
+    this.socket.on("error", (e: NodeJS.ErrnoException) => {
       host.stats.count("udpSocketErrors");
+      // A connected socket reports the host's ICMP port unreachable as ECONNREFUSED: pass it on.
+      if (e.code === "ECONNREFUSED" && !this.closed) host.unreachable(this);
       this.close();
     });
     this.socket.connect(remotePort, ipToString(hostIp), () => {
+      if (this.closed) return;
       this.ready = true;
-      for (const b of this.backlog.splice(0)) this.socket.send(b);
+      for (const b of this.backlog.splice(0)) this.transmit(b);
     });
     this.touch();
   }
@@ -53,8 +58,17 @@ export class UdpFlow {
     this.touch();
     this.host.stats.count("udpGuestToHost");
     const copy = Buffer.from(payload);
-    if (this.ready) this.socket.send(copy);
+    if (this.ready) this.transmit(copy);
     else if (this.backlog.length < 16) this.backlog.push(copy);
+  }
+
+  private transmit(b: Buffer): void {
+    try {
+      this.socket.send(b);
+    } catch {
+      // the socket closed under us (error event already handled)
+      this.close();
+    }
   }
 
   private touch(): void {

@@ -213,6 +213,21 @@ describe("UserNet: UDP and DNS", () => {
     expect(n.flowCount.udp).toBe(0);
   });
 
+  it("turns the host's port unreachable into ICMP port unreachable for the guest", async () => {
+    const probe = createSocket("udp4");
+    await new Promise<void>((r) => probe.bind(0, "127.0.0.1", () => r()));
+    const closedPort = probe.address().port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const [n, g] = await stack();
+    g.udp(GW, 4444, closedPort, Uint8Array.of(1));
+    const r = (await g.wait((x) => x.kind === "ip" && x.icmp?.type === 3)) as Extract<Received, { kind: "ip" }>;
+    expect(r.icmp!.code).toBe(3);
+    expect(r.ip.src).toBe(GW);
+    const q = r.icmp!.data;
+    expect([q[9], (q[20]! << 8) | q[21]!, (q[22]! << 8) | q[23]!]).toEqual([17, 4444, closedPort]);
+    expect(n.flowCount.udp).toBe(0);
+  });
+
   it("enforces restrict mode, deny and allow rules, and the per-guest flow limit", async () => {
     const [n, g] = await stack({ restrict: true });
     g.udp(GW, 4000, 9, Uint8Array.of(1));
@@ -235,6 +250,13 @@ describe("UserNet: UDP and DNS", () => {
     for (const p of [5000, 5001, 5002]) g3.udp(GW, p, 9, Uint8Array.of(1));
     expect(n3.stats.drops).toMatchObject({ POLICY_DENIED: 1, LIMIT_FLOWS: 1 });
     expect(n3.flowCount.udp).toBe(2);
+  });
+
+  it("caps flows across all source addresses a guest may claim", async () => {
+    const [n, g] = await stack({ limits: { maxFlows: 3 } });
+    for (let i = 0; i < 5; i++) g.udp(GW, 6000, 9, Uint8Array.of(1), ip(`10.0.2.${100 + i}`));
+    expect(n.flowCount.udp).toBe(3);
+    expect(n.stats.drops.LIMIT_FLOWS).toBe(2);
   });
 
   it("never lets the guest make the host listen: no host socket listens after arbitrary guest traffic", async () => {

@@ -36,7 +36,7 @@ import {
   u32Bytes,
 } from "./wire/dhcp.js";
 import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, parseEthernet, writeEthernetHeader } from "./wire/ethernet.js";
-import { buildIcmp, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmp } from "./wire/icmp.js";
+import { buildIcmp, ICMP_DEST_UNREACHABLE, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, parseIcmp } from "./wire/icmp.js";
 import {
   IPPROTO_ICMP,
   IPPROTO_TCP,
@@ -97,6 +97,7 @@ export class UserNet implements NetBackend {
   private readonly servers: (Server | DgramSocket)[] = [];
   private readonly forwards: HostForwardBinding[] = [];
   private ipId = 1;
+  private totalFlows = 0;
   private nextLocalPort = 49152;
   private readonly tcpHost: TcpFlowHost;
   private readonly udpHost: UdpFlowHost;
@@ -145,6 +146,7 @@ export class UserNet implements NetBackend {
     this.udpHost = {
       stats: this.stats,
       deliver: (flow, payload) => this.sendUdp(flow.remoteIp, flow.remotePort, flow.guestIp, flow.guestPort, payload),
+      unreachable: (flow) => this.portUnreachable(flow),
       removed: (flow) => {
         if (this.udpFlows.get(flow.key) === flow) {
           this.udpFlows.delete(flow.key);
@@ -405,15 +407,22 @@ export class UserNet implements NetBackend {
 
   private flowStarted(guest: Ipv4): boolean {
     const n = this.flowsPerGuest.get(guest) ?? 0;
-    if (n >= this.config.limits.maxFlowsPerGuest) return false;
+    if (n >= this.config.limits.maxFlowsPerGuest || this.totalFlows >= this.config.limits.maxFlows) return false;
     this.flowsPerGuest.set(guest, n + 1);
+    this.totalFlows++;
     return true;
   }
 
   private flowEnded(guest: Ipv4): void {
+    this.totalFlows--;
     const n = (this.flowsPerGuest.get(guest) ?? 1) - 1;
-    if (n <= 0) this.flowsPerGuest.delete(guest);
-    else this.flowsPerGuest.set(guest, n);
+    if (n > 0) {
+      this.flowsPerGuest.set(guest, n);
+      return;
+    }
+    this.flowsPerGuest.delete(guest);
+    const b = this.budgets.get(guest);
+    if (b && b.used <= 0) this.budgets.delete(guest);
   }
 
   private budget(guest: Ipv4): BufferBudget {
@@ -431,6 +440,19 @@ export class UserNet implements NetBackend {
       return;
     }
     this.sendIpv4(src, dst, IPPROTO_UDP, buildUdp(src, dst, srcPort, dstPort, payload));
+  }
+
+  /** ICMP destination unreachable, port unreachable (RFC 792), quoting the guest's IP and UDP headers. */
+  private portUnreachable(flow: UdpFlow): void {
+    const quoted = new Uint8Array(IPV4_HEADER_LEN + 8);
+    writeIpv4Header(quoted, 0, { src: flow.guestIp, dst: flow.remoteIp, protocol: IPPROTO_UDP }, 8);
+    quoted.set(
+      [flow.guestPort >> 8, flow.guestPort & 255, flow.remotePort >> 8, flow.remotePort & 255, 0, 8, 0, 0],
+      20,
+    );
+    this.stats.count("icmpUnreachableToGuest");
+    const msg = buildIcmp({ type: ICMP_DEST_UNREACHABLE, code: 3, rest: 0, data: quoted });
+    this.sendIpv4(flow.remoteIp, flow.guestIp, IPPROTO_ICMP, msg);
   }
 
   // ---- DHCP -------------------------------------------------------------
