@@ -85,7 +85,7 @@ export interface HartOptions {
   readonly fromhost?: number;
 }
 
-const TLB_BITS = 8;
+const TLB_BITS = 12;
 const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
 const NO_TAG = 0x40000000; // a high word no valid address has
@@ -169,6 +169,8 @@ export class Hart {
   private readonly xTagLo = new Int32Array(TLB_SIZE);
   private readonly xTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
   private readonly xOff = new Int32Array(TLB_SIZE);
+  /** Per (priv, access): does PMP allow all of RAM? -1 = not computed since the last PMP change. */
+  private readonly ramPmp = new Int8Array(12).fill(-1);
   private fetchVa = Number.NaN;
   private fetchOff = 0;
 
@@ -263,6 +265,8 @@ export class Hart {
     const wTagHi = this.wTagHi;
     const wOff = this.wOff;
     let pc = this.pc;
+    let fetchVa = this.fetchVa; // the current code page (reloaded whenever translation may have changed)
+    let fetchOff = this.fetchOff;
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run (a trap storm must still end the run)
     let limit = 0; // check interrupts before the first instruction
@@ -284,12 +288,14 @@ export class Hart {
           pc = this.pc;
         }
         limit = Math.min(end - t, n + TIMER_POLL);
+        fetchVa = this.fetchVa;
+        fetchOff = this.fetchOff;
       }
 
       // ---- fetch (RISC-V unpriv §1.5: 16-bit parcels, little-endian) ----
       let insn: number;
       let ilen = 4;
-      let d = pc - this.fetchVa;
+      let d = pc - fetchVa;
       if (!(d >= 0 && d < 4096)) {
         this.pc = pc;
         if (!this.fillFetch(pc)) {
@@ -298,9 +304,11 @@ export class Hart {
           t++; // exceptions retire nothing but count against the budget
           continue;
         }
-        d = pc - this.fetchVa;
+        fetchVa = this.fetchVa;
+        fetchOff = this.fetchOff;
+        d = pc - fetchVa;
       }
-      const fo = this.fetchOff + d;
+      const fo = fetchOff + d;
       const p0 = u16[fo >> 1];
       if ((p0 & 3) !== 3) {
         insn = ctab[p0];
@@ -329,14 +337,15 @@ export class Hart {
       const rs1 = (insn >> 15) & 31;
       const rs2 = (insn >> 20) & 31;
       const f3 = (insn >> 12) & 7;
-      switch (insn & 0x7f) {
-        case 0x37: // LUI
+      switch ((insn >>> 2) & 31) {
+        case 13: // opcode 0x37 // LUI
           if (rd) {
             x[rd << 1] = insn & 0xfffff000;
             x[(rd << 1) + 1] = insn >> 31;
           }
           break;
-        case 0x17: {
+        case 5: {
+          // opcode 0x17
           // AUIPC
           if (rd) {
             const v = pc + (insn & 0xfffff000);
@@ -345,7 +354,8 @@ export class Hart {
           }
           break;
         }
-        case 0x6f: {
+        case 27: {
+          // opcode 0x6f
           // JAL: imm[20|10:1|11|19:12]
           const imm =
             ((insn >> 31) << 20) | (((insn >> 21) & 0x3ff) << 1) | (((insn >> 20) & 1) << 11) | (insn & 0xff000);
@@ -358,7 +368,8 @@ export class Hart {
           n++;
           continue;
         }
-        case 0x67: {
+        case 25: {
+          // opcode 0x67
           // JALR
           if (f3 !== 0) {
             pc = this.illegal(pc, insn, n);
@@ -387,7 +398,8 @@ export class Hart {
           n++;
           continue;
         }
-        case 0x63: {
+        case 24: {
+          // opcode 0x63
           // BRANCH: imm[12|10:5|4:1|11]
           const alo = x[rs1 << 1];
           const ahi = x[(rs1 << 1) + 1];
@@ -431,7 +443,8 @@ export class Hart {
           }
           continue;
         }
-        case 0x03: {
+        case 0: {
+          // opcode 0x03
           // LOAD
           const imm = insn >> 20;
           const blo = x[rs1 << 1];
@@ -528,7 +541,8 @@ export class Hart {
           }
           break;
         }
-        case 0x23: {
+        case 8: {
+          // opcode 0x23
           // STORE: imm[11:5|4:0]
           const imm = ((insn >> 25) << 5) | ((insn >> 7) & 31);
           const blo = x[rs1 << 1];
@@ -572,7 +586,8 @@ export class Hart {
           }
           break;
         }
-        case 0x13: {
+        case 4: {
+          // opcode 0x13
           // OP-IMM
           const imm = insn >> 20;
           const alo = x[rs1 << 1];
@@ -671,7 +686,8 @@ export class Hart {
           }
           break;
         }
-        case 0x1b: {
+        case 6: {
+          // opcode 0x1b
           // OP-IMM-32
           const imm = insn >> 20;
           const a = x[rs1 << 1];
@@ -697,7 +713,8 @@ export class Hart {
           }
           break;
         }
-        case 0x33: {
+        case 12: {
+          // opcode 0x33
           // OP
           const f7 = insn >>> 25;
           const alo = x[rs1 << 1];
@@ -795,7 +812,8 @@ export class Hart {
           }
           break;
         }
-        case 0x3b: {
+        case 14: {
+          // opcode 0x3b
           // OP-32
           const f7 = insn >>> 25;
           const a = x[rs1 << 1];
@@ -861,7 +879,7 @@ export class Hart {
           }
           break;
         }
-        case 0x0f: // MISC-MEM: FENCE (f3=0), FENCE.I (f3=1): a single in-order hart needs no action
+        case 3: // opcode 0x0f // MISC-MEM: FENCE (f3=0), FENCE.I (f3=1): a single in-order hart needs no action
           if (f3 > 1) {
             pc = this.illegal(pc, insn, n);
             limit = n;
@@ -869,7 +887,8 @@ export class Hart {
             continue;
           }
           break;
-        case 0x73: {
+        case 28: {
+          // opcode 0x73
           // SYSTEM
           this.nRun = n;
           this.pc = pc;
@@ -893,7 +912,8 @@ export class Hart {
           // exits: pc and instret already updated by system()
           return this.sysExit;
         }
-        case 0x2f: {
+        case 11: {
+          // opcode 0x2f
           // AMO (A extension, unpriv §8)
           this.nRun = n;
           const r = this.amo(insn);
@@ -905,8 +925,9 @@ export class Hart {
           }
           break;
         }
-        case 0x07: // LOAD-FP
-        case 0x27: {
+        case 1: // opcode 0x07 // LOAD-FP
+        case 9: {
+          // opcode 0x27
           // STORE-FP
           if ((this.mstatus & MSTATUS_FS) === 0 || (f3 !== 2 && f3 !== 3)) {
             pc = this.illegal(pc, insn, n);
@@ -929,11 +950,12 @@ export class Hart {
           }
           break;
         }
-        case 0x43:
-        case 0x47:
-        case 0x4b:
-        case 0x4f:
-        case 0x53: {
+        case 16: // opcode 0x43
+        case 17: // opcode 0x47
+        case 18: // opcode 0x4b
+        case 19: // opcode 0x4f
+        case 20: {
+          // opcode 0x53
           // FP arithmetic: unpriv §11–12, executed by the FPU module
           if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this.fpCtx, insn)) {
             pc = this.illegal(pc, insn, n);
@@ -1013,62 +1035,165 @@ export class Hart {
   private mdHi = 0;
 
   private mulDiv(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
-    // Fast paths for operands that fit in 32 signed bits.
-    const aSmall = ahi === alo >> 31;
-    const bSmall = bhi === blo >> 31;
-    if (f3 === 0) {
-      // MUL: low 64 bits of the product
-      const p = mul32x32u(alo, blo);
-      this.mdLo = p;
-      this.mdHi = (mulHiU32(alo, blo) + Math.imul(alo, bhi) + Math.imul(ahi, blo)) | 0;
-      return;
-    }
-    if (f3 >= 4 && aSmall && bSmall && blo !== 0 && !(alo === -0x80000000 && blo === -1)) {
-      let v: number;
-      if (f3 === 4) v = Math.trunc(alo / blo);
-      else if (f3 === 6) v = alo % blo;
-      else {
-        this.mulDivBig(f3, alo, ahi, blo, bhi);
+    switch (f3) {
+      case 0: // MUL: low 64 bits of the product
+        this.mdLo = Math.imul(alo, blo);
+        this.mdHi = (mulHiU32(alo, blo) + Math.imul(alo, bhi) + Math.imul(ahi, blo)) | 0;
         return;
-      }
+      case 1: // MULH = MULHU - (a<0 ? b : 0) - (b<0 ? a : 0)  (mod 2^64)
+        this.mulhu(alo, ahi, blo, bhi);
+        if (ahi < 0) this.sub64(blo, bhi);
+        if (bhi < 0) this.sub64(alo, ahi);
+        return;
+      case 2: // MULHSU = MULHU - (a<0 ? b : 0)
+        this.mulhu(alo, ahi, blo, bhi);
+        if (ahi < 0) this.sub64(blo, bhi);
+        return;
+      case 3:
+        this.mulhu(alo, ahi, blo, bhi);
+        return;
+    }
+    // DIV/DIVU/REM/REMU: exact in doubles when both operands lie within ±2^53:
+    // r = a % b is exact (fmod), and (a - r) / b is an exact integer quotient.
+    const signed = f3 === 4 || f3 === 6;
+    const aFits = signed ? ahi >= -0x200000 && ahi < 0x200000 : ahi >>> 0 < 0x200000;
+    const bFits = signed ? bhi >= -0x200000 && bhi < 0x200000 : bhi >>> 0 < 0x200000;
+    if (aFits && bFits && (blo | bhi) !== 0) {
+      const a = signed ? ahi * TWO32 + (alo >>> 0) : (ahi >>> 0) * TWO32 + (alo >>> 0);
+      const b = signed ? bhi * TWO32 + (blo >>> 0) : (bhi >>> 0) * TWO32 + (blo >>> 0);
+      const r = a % b;
+      const v = f3 >= 6 ? r : (a - r) / b;
       this.mdLo = v | 0;
-      this.mdHi = v < 0 ? -1 : 0;
+      this.mdHi = Math.floor(v / TWO32) | 0;
       return;
     }
-    this.mulDivBig(f3, alo, ahi, blo, bhi);
+    // Full 64-bit operands: unpriv §13.2 (x/0 = all ones, x%0 = x, overflow = dividend / 0).
+    if ((blo | bhi) === 0) {
+      if (f3 >= 6) {
+        this.mdLo = alo;
+        this.mdHi = ahi;
+      } else {
+        this.mdLo = -1;
+        this.mdHi = -1;
+      }
+      return;
+    }
+    const negA = signed && ahi < 0;
+    const negB = signed && bhi < 0;
+    let ulo = alo;
+    let uhi = ahi;
+    let vlo = blo;
+    let vhi = bhi;
+    if (negA) {
+      ulo = -alo | 0;
+      uhi = (~ahi + (alo === 0 ? 1 : 0)) | 0;
+    }
+    if (negB) {
+      vlo = -blo | 0;
+      vhi = (~bhi + (blo === 0 ? 1 : 0)) | 0;
+    }
+    this.udiv64(ulo, uhi, vlo, vhi);
+    let rlo: number;
+    let rhi: number;
+    let neg: boolean;
+    if (f3 >= 6) {
+      rlo = this.remLo;
+      rhi = this.remHi;
+      neg = negA; // the remainder has the dividend's sign
+    } else {
+      rlo = this.mdLo;
+      rhi = this.mdHi;
+      neg = negA !== negB;
+    }
+    if (neg) {
+      this.mdLo = -rlo | 0;
+      this.mdHi = (~rhi + (rlo === 0 ? 1 : 0)) | 0;
+    } else {
+      this.mdLo = rlo;
+      this.mdHi = rhi;
+    }
   }
 
-  private mulDivBig(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
-    const au = (BigInt(ahi >>> 0) << 32n) | BigInt(alo >>> 0);
-    const bu = (BigInt(bhi >>> 0) << 32n) | BigInt(blo >>> 0);
-    const as = BigInt.asIntN(64, au);
-    const bs = BigInt.asIntN(64, bu);
-    let r: bigint;
-    switch (f3) {
-      case 1: // MULH
-        r = (as * bs) >> 64n;
-        break;
-      case 2: // MULHSU
-        r = (as * bu) >> 64n;
-        break;
-      case 3: // MULHU
-        r = (au * bu) >> 64n;
-        break;
-      case 4: // DIV: unpriv §13.2 (x/0 = -1, overflow = dividend)
-        r = bs === 0n ? -1n : as === -(1n << 63n) && bs === -1n ? as : as / bs;
-        break;
-      case 5: // DIVU
-        r = bu === 0n ? -1n : au / bu;
-        break;
-      case 6: // REM
-        r = bs === 0n ? as : as === -(1n << 63n) && bs === -1n ? 0n : as % bs;
-        break;
-      default: // REMU
-        r = bu === 0n ? au : au % bu;
+  private remLo = 0;
+  private remHi = 0;
+
+  /** Unsigned 64/64 division without BigInt (b != 0): quotient → md, remainder → rem. */
+  private udiv64(alo: number, ahi: number, blo: number, bhi: number): void {
+    const a1 = ahi >>> 0;
+    const a0 = alo >>> 0;
+    const b1 = bhi >>> 0;
+    const b0 = blo >>> 0;
+    if (b1 === 0) {
+      // Long division by 32-then-16-bit digits: every dividend stays below 2^53, so floor(x / b) is exact.
+      const q2 = Math.floor(a1 / b0);
+      let r = a1 - q2 * b0;
+      let cur = r * 65536 + (a0 >>> 16);
+      const q1 = Math.floor(cur / b0);
+      r = cur - q1 * b0;
+      cur = r * 65536 + (a0 & 0xffff);
+      const q0 = Math.floor(cur / b0);
+      r = cur - q0 * b0;
+      this.mdLo = (q1 << 16) | q0 | 0;
+      this.mdHi = q2 | 0;
+      this.remLo = r | 0;
+      this.remHi = 0;
+      return;
     }
-    const u = BigInt.asUintN(64, r);
-    this.mdLo = Number(u & 0xffffffffn) | 0;
-    this.mdHi = Number(u >> 32n) | 0;
+    // b >= 2^32, so q < 2^32: a double estimate is within one of q; correct it exactly.
+    let q = Math.floor((a1 * TWO32 + a0) / (b1 * TWO32 + b0));
+    if (q > 0xffffffff) q = 0xffffffff;
+    for (;;) {
+      // P = q * b as three 32-bit words
+      const w0 = Math.imul(q, b0) >>> 0;
+      const s = (mulHiU32(q, b0) >>> 0) + (Math.imul(q, b1) >>> 0);
+      const w1 = s >>> 0;
+      const w2 = (mulHiU32(q, b1) >>> 0) + Math.floor(s / TWO32);
+      if (w2 > 0 || w1 > a1 || (w1 === a1 && w0 > a0)) {
+        q--;
+        continue;
+      }
+      // r = a - P (< 2^64)
+      let rlo = (a0 - w0) >>> 0;
+      let rhi = (a1 - w1 - (a0 < w0 ? 1 : 0)) >>> 0;
+      if (rhi > b1 || (rhi === b1 && rlo >= b0)) {
+        q++;
+        const nlo = (rlo - b0) >>> 0;
+        rhi = (rhi - b1 - (rlo < b0 ? 1 : 0)) >>> 0;
+        rlo = nlo;
+      }
+      this.mdLo = q | 0;
+      this.mdHi = 0;
+      this.remLo = rlo | 0;
+      this.remHi = rhi | 0;
+      return;
+    }
+  }
+
+  /** High 64 bits of the unsigned 128-bit product (schoolbook on 32-bit halves). */
+  private mulhu(alo: number, ahi: number, blo: number, bhi: number): void {
+    const a0 = alo >>> 0;
+    const a1 = ahi >>> 0;
+    const b0 = blo >>> 0;
+    const b1 = bhi >>> 0;
+    const p00hi = mulHiU32(a0, b0) >>> 0;
+    const p01lo = Math.imul(a0, b1) >>> 0;
+    const p01hi = mulHiU32(a0, b1) >>> 0;
+    const p10lo = Math.imul(a1, b0) >>> 0;
+    const p10hi = mulHiU32(a1, b0) >>> 0;
+    const p11lo = Math.imul(a1, b1) >>> 0;
+    const p11hi = mulHiU32(a1, b1);
+    const mid = p00hi + p01lo + p10lo; // < 2^34: exact
+    const s = p11lo + p01hi + p10hi + Math.floor(mid / TWO32); // < 2^35: exact
+    this.mdLo = s | 0;
+    this.mdHi = (p11hi + Math.floor(s / TWO32)) | 0;
+  }
+
+  /** md -= (lo, hi), modulo 2^64. */
+  private sub64(lo: number, hi: number): void {
+    const l = this.mdLo;
+    const nl = (l - lo) | 0;
+    this.mdHi = (this.mdHi - hi - (l >>> 0 < lo >>> 0 ? 1 : 0)) | 0;
+    this.mdLo = nl;
   }
 
   // ------------------------------------------------------------------ memory slow paths
@@ -1082,6 +1207,14 @@ export class Hart {
 
   /** Translate one virtual address; returns the physical address or -1 with exc set. Fills the TLB when the page is plain RAM. */
   private translate(lo: number, hi: number, access: number, fill: boolean): number {
+    // TLB hit (misaligned and MMIO-adjacent accesses come here without a walk)
+    const tag = lo & ~0xfff;
+    const idx = (lo >>> 12) & TLB_MASK;
+    if (access === ACCESS_READ) {
+      if (this.rTagLo[idx] === tag && this.rTagHi[idx] === hi) return this.bus.ramBase + this.rOff[idx] + (lo & 0xfff);
+    } else if (access === ACCESS_WRITE) {
+      if (this.wTagLo[idx] === tag && this.wTagHi[idx] === hi) return this.bus.ramBase + this.wOff[idx] + (lo & 0xfff);
+    }
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
     let pa: number;
     if (priv === PRV_M || this.satpMode === SATP_BARE) {
@@ -1095,7 +1228,8 @@ export class Hart {
       if (pa < 0) return -1;
     }
     const page = pa - (pa % 4096);
-    const pmp = this.pmp.checkPage(page, access, priv);
+    const pmp =
+      this.bus.inRam(page, 4096) && this.ramAllowed(access, priv) ? PAGE_ALLOW : this.pmp.checkPage(page, access, priv);
     if (pmp === PAGE_DENY) {
       this.setFault(access, lo, hi, false);
       return -1;
@@ -1116,10 +1250,23 @@ export class Hart {
     return pa;
   }
 
+  /** Whether PMP allows `access` from `priv` on every byte of RAM (cached until PMP changes). */
+  private ramAllowed(access: number, priv: number): boolean {
+    const k = priv * 3 + access;
+    let v = this.ramPmp[k];
+    if (v < 0) {
+      const bus = this.bus;
+      v = this.pmp.rangeAllowed(bus.ramBase, bus.ramBase + bus.ramSize, access, priv) ? 1 : 0;
+      this.ramPmp[k] = v;
+    }
+    return v === 1;
+  }
+
   /** Whether the access at a physical address is allowed by PMP (for page-partial regions). */
   private pmpOk(pa: number, size: number, access: number): boolean {
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
     if (priv === PRV_M && !this.pmp.anyLocked) return true;
+    if (this.bus.inRam(pa, size) && this.ramAllowed(access, priv)) return true;
     return this.pmp.check(pa, size, access, priv);
   }
 
@@ -1142,7 +1289,10 @@ export class Hart {
         shift >= 32 ? (hi >>> (shift - 32)) & 511 : ((lo >>> shift) | (shift > 23 ? hi << (32 - shift) : 0)) & 511;
       const pteAddr = a + vpn * 8;
       // Implicit page-table accesses are S-mode accesses for PMP (§3.7.1).
-      if (!this.bus.inRam(pteAddr, 8) || !this.pmp.check(pteAddr, 8, ACCESS_READ, PRV_S)) {
+      if (
+        !this.bus.inRam(pteAddr, 8) ||
+        !(this.ramAllowed(ACCESS_READ, PRV_S) || this.pmp.check(pteAddr, 8, ACCESS_READ, PRV_S))
+      ) {
         this.setFault(access, lo, hi, false);
         return -1;
       }
@@ -1179,7 +1329,7 @@ export class Hart {
       // A/D update (§4.3.2 step 7)
       const need = 0x40 | (access === ACCESS_WRITE ? 0x80 : 0);
       if ((plo & need) !== need) {
-        if (!this.pmp.check(pteAddr, 8, ACCESS_WRITE, PRV_S)) {
+        if (!this.ramAllowed(ACCESS_WRITE, PRV_S) && !this.pmp.check(pteAddr, 8, ACCESS_WRITE, PRV_S)) {
           this.setFault(access, lo, hi, false);
           return -1;
         }
@@ -1816,11 +1966,13 @@ export class Hart {
     }
     if (csr >= Csr.pmpcfg0 && csr <= Csr.pmpcfg0 + 15) {
       this.pmp.writeCfg(csr - Csr.pmpcfg0, v);
+      this.ramPmp.fill(-1);
       this.flushTlb();
       return true;
     }
     if (csr >= Csr.pmpaddr0 && csr < Csr.pmpaddr0 + 64) {
       this.pmp.writeAddr(csr - Csr.pmpaddr0, v);
+      this.ramPmp.fill(-1);
       this.flushTlb();
       return true;
     }
@@ -2050,11 +2202,6 @@ function legalTvec(v: bigint): number {
 /** mepc/sepc: bit 0 is zero (IALIGN=16); 53 significant bits, sign-extended. */
 function legalEpc(v: bigint): number {
   return Number(BigInt.asIntN(53, v & ~1n));
-}
-
-/** Low 32 bits of a*b (unsigned 32x32). */
-function mul32x32u(a: number, b: number): number {
-  return Math.imul(a, b);
 }
 
 /** High 32 bits of the unsigned 64-bit product of two 32-bit values. */

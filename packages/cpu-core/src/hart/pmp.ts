@@ -117,6 +117,24 @@ export class Pmp {
     return priv === 3; // no match: M succeeds, S/U fail (entries are implemented)
   }
 
+  /** Whether every byte of [start, end) allows the access: walks the range piecewise between entry boundaries. */
+  rangeAllowed(start: number, end: number, access: number, priv: number): boolean {
+    let p = start;
+    while (p < end) {
+      if (!this.check(p, 1, access, priv)) return false;
+      let next = end;
+      for (let i = 0; i < PMP_ENTRIES; i++) {
+        if (((this.cfg[i] >> PMP_A_SHIFT) & 3) === A_OFF) continue;
+        const lo = this.lo[i];
+        const hi = this.hi[i];
+        if (lo > p && lo < next) next = lo;
+        if (hi > p && hi < next) next = hi;
+      }
+      p = next;
+    }
+    return true;
+  }
+
   /** Classify a whole 4 KiB page for the TLB: allowed throughout, denied, or mixed (check per access). */
   checkPage(page: number, access: number, priv: number): number {
     if (priv === 3 && !this.anyLocked) return PAGE_ALLOW;
