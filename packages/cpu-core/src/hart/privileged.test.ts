@@ -70,7 +70,17 @@ describe("CSRs (priv 1.12 §2, §3.1)", () => {
     csrr    a0, misa
     li      t1, 0x800000000014112d
     CHECKR(1, a0, t1)
-${old}`,
+    li      t0, (3 << 11)
+    csrc    mstatus, t0
+    li      t0, (2 << 11)               /* MPP = 2 is reserved: WARL keeps the old value */
+    csrs    mstatus, t0
+    csrr    a0, mstatus
+    srli    a0, a0, 11
+    andi    a0, a0, 3
+    li      t1, 2
+    li      TESTNUM, 4
+    beq     a0, t1, fail
+`,
     "",
     { qemu: false }, // QEMU 7.2's default CPU also reports H, and stores MPP = 2
   );
