@@ -15,7 +15,6 @@ import {
   NV,
   NX,
   nextAway,
-  nextTowardZero,
   OF,
   pow2,
   RDN,
@@ -201,8 +200,17 @@ export function f64FmaCore(a: number, b: number, c: number, rm: number, flags: b
     z = v - tl;
     const e2 = tl - (v - z) + (pe - z);
     if (e2 !== 0) {
+      // v inexact: if its last significand bit is even, take the odd neighbour toward e2.
       SF[0] = v;
-      if ((SI[0] & 1) === 0) v = e2 > 0 === v > 0 ? nextAway(v) : nextTowardZero(v);
+      const lo = SI[0];
+      if ((lo & 1) === 0) {
+        if (e2 > 0 === v > 0) SI[0] = lo | 1;
+        else {
+          if (lo === 0) SI[1] = (SI[1] - 1) | 0;
+          SI[0] = (lo - 1) | 0;
+        }
+        v = SF[0];
+      }
     }
     const r = th + v;
     const ar = Math.abs(r);
