@@ -233,6 +233,24 @@ export class Hart {
     return (this.effectiveMip() & this.mie) !== 0;
   }
 
+  /**
+   * Write a CSR as M-mode software would (all WARL rules and side effects apply):
+   * how a hypervisor playing firmware sets PMP, delegation, menvcfg, counters.
+   * Returns false when the CSR does not exist.
+   */
+  writeCsr(csr: number, value: bigint): boolean {
+    const saved = this.priv;
+    this.priv = PRV_M;
+    const ok = this.csrRead(csr, true) !== undefined && this.csrWrite(csr, BigInt.asUintN(64, value));
+    this.priv = saved;
+    return ok;
+  }
+
+  /** Change the privilege level from outside (a hypervisor entering its guest). */
+  setPrivilege(p: 0 | 1 | 3): void {
+    this.setPriv(p);
+  }
+
   /** Full mstatus as the guest reads it. */
   readMstatus(): bigint {
     const fsDirty = (this.mstatus & MSTATUS_FS) === MSTATUS_FS;
