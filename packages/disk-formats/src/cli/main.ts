@@ -9,6 +9,7 @@ import { isZero } from "../bytes.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
+import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
@@ -24,7 +25,7 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const Format = z.enum(["raw", "qcow2", "vdi"], { message: "unknown or unsupported format" });
+const Format = z.enum(["raw", "qcow2", "vdi", "vpc"], { message: "unknown or unsupported format" });
 const SizeArg = z.string().transform((s, ctx) => {
   const n = parseSize(s);
   if (n === null) {
@@ -46,8 +47,8 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l [-f FMT] FILE
-formats: raw, qcow2, vdi
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off`;
+formats: raw, qcow2, vdi, vpc (VHD)
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -145,12 +146,19 @@ function parseKv(list: string[] | undefined): Record<string, string> {
 }
 
 const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
+const VpcOpts = z
+  .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), force_size: z.enum(["on", "off"]).optional() })
+  .strict();
 
 /** -o options of the target format, validated per format. */
-function formatOptions(format: string, list: string[] | undefined): Pick<CreateOptions, "qcow2" | "vdi"> {
+function formatOptions(format: string, list: string[] | undefined): Pick<CreateOptions, "qcow2" | "vdi" | "vpc"> {
   const kv = parseKv(list);
   if (format === "qcow2") return { qcow2: qcow2Options(kv) };
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
+  if (format === "vpc") {
+    const o = VpcOpts.parse(kv);
+    return { vpc: { fixed: o.subformat === "fixed", forceSize: o.force_size === "on" } };
+  }
   if (Object.keys(kv).length > 0) throw new UsageError(`${format} takes no -o options`);
   return {};
 }
@@ -202,13 +210,15 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
   if (!v.q) {
     let line = `Formatting '${p[0]}', fmt=${format}`;
     if (format === "qcow2") line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=off compression_type=zlib`;
-    line += ` size=${finalSize}`;
+    line += ` size=${size ?? finalSize}`;
     if (v.b !== undefined) line += ` backing_file=${v.b}${v.F ? ` backing_fmt=${v.F}` : ""}`;
     if (format === "qcow2") {
       if (q.version === 2) line += " compat=0.10";
       line += ` lazy_refcounts=${q.lazyRefcounts ? "on" : "off"} refcount_bits=${2 ** (q.refcountOrder ?? 4)}`;
     }
     if (format === "vdi") line += ` static=${fo.vdi?.fixed ? "on" : "off"}`;
+    if (format === "vpc" && fo.vpc?.fixed) line += " subformat=fixed";
+    if (format === "vpc" && fo.vpc?.forceSize) line += " force_size=on";
     io.stdout(`${line}\n`);
   }
   return 0;
@@ -265,6 +275,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       j["format-specific"] = { type: "qcow2", data };
     }
     if (img instanceof VdiImage) j["cluster-size"] = img.blockSize;
+    if (img instanceof VpcImage && img.blockSize !== null) j["cluster-size"] = img.blockSize;
     j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
     if (output === "json") {
       io.stdout(`${JSON.stringify(j, null, 4)}\n`);
@@ -277,6 +288,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       `disk size: ${disk !== undefined ? sizeToStr(disk) : "unavailable"}`,
     ];
     if (img instanceof VdiImage) lines.push(`cluster_size: ${img.blockSize}`);
+    if (img instanceof VpcImage && img.blockSize !== null) lines.push(`cluster_size: ${img.blockSize}`);
     if (img instanceof Qcow2Image) {
       lines.push(`cluster_size: ${img.clusterSize}`);
       if (img.backingFile !== null) {

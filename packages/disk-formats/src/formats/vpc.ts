@@ -1,0 +1,458 @@
+// VHD ("vpc" in qemu-img), fixed and dynamic, read and write.
+// Microsoft "Virtual Hard Disk Image Format Specification" (big endian):
+// a 512-byte footer at the end of the file (and a copy at offset 0 for
+// dynamic disks), a 1024-byte dynamic header ("cxsparse") with the block
+// allocation table (BAT: u32 sector numbers, 0xffffffff = not allocated);
+// each block is a sector bitmap followed by the block's data.
+import { z } from "zod";
+import type { BlockBackend, Extent } from "../backend.js";
+import { isZero } from "../bytes.js";
+import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
+import { type ByteStore, readFull } from "../io/store.js";
+
+const F = "vpc";
+const FOOTER = 512;
+const DYN_HEADER = 1024;
+const UNALLOCATED = 0xffffffff;
+const TYPE_FIXED = 2;
+const TYPE_DYNAMIC = 3;
+const TYPE_DIFFERENCING = 4;
+const DEFAULT_BLOCK = 2 * 1024 * 1024;
+/** Seconds between the Unix epoch and 2000-01-01 00:00:00 UTC (the VHD time base). */
+const VHD_EPOCH = 946684800;
+/** Largest CHS geometry (65535 cylinders, 16 heads, 255 sectors). */
+const MAX_CHS_SECTORS = 65535 * 16 * 255;
+/** VHD dynamic disks are limited to 2040 GiB by the spec. */
+const MAX_DYNAMIC_SIZE = 2040 * 1024 ** 3;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("latin1");
+
+interface Footer {
+  dataOffset: bigint;
+  currentSize: number;
+  cylinders: number;
+  heads: number;
+  sectors: number;
+  diskType: number;
+  creatorApp: string;
+}
+
+const DynHeader = z.object({
+  tableOffset: z.number().int().nonnegative(),
+  maxTableEntries: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 30),
+  blockSize: z
+    .number()
+    .int()
+    .min(512)
+    .max(256 * 1024 * 1024)
+    .refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+});
+
+function fail(code: DiskErrorCode, offset: number, detail: string, extra: Record<string, unknown> = {}): DiskError {
+  return new DiskError(code, { format: F, offset, ...extra }, detail);
+}
+
+/** VHD footer checksum: one's complement of the byte sum, the checksum field counted as zero. */
+function checksum(b: Uint8Array, fieldOffset: number): number {
+  let sum = 0;
+  for (let i = 0; i < b.length; i++) if (i < fieldOffset || i >= fieldOffset + 4) sum += b[i]!;
+  return ~sum >>> 0;
+}
+
+/** CHS geometry of the VHD spec's appendix (as QEMU's calculate_geometry). */
+export function vhdGeometry(totalSectors: number): { cylinders: number; heads: number; sectors: number } {
+  let spt: number;
+  let heads: number;
+  let cth: number;
+  if (totalSectors > MAX_CHS_SECTORS) totalSectors = MAX_CHS_SECTORS;
+  if (totalSectors >= 65535 * 16 * 63) {
+    spt = 255;
+    heads = 16;
+    cth = Math.floor(totalSectors / spt);
+  } else {
+    spt = 17;
+    cth = Math.floor(totalSectors / spt);
+    heads = Math.max(4, Math.floor((cth + 1023) / 1024));
+    if (cth >= heads * 1024 || heads > 16) {
+      spt = 31;
+      heads = 16;
+      cth = Math.floor(totalSectors / spt);
+    }
+    if (cth >= heads * 1024) {
+      spt = 63;
+      heads = 16;
+      cth = Math.floor(totalSectors / spt);
+    }
+  }
+  return { cylinders: Math.floor(cth / heads), heads, sectors: spt };
+}
+
+function parseFooter(b: Uint8Array, where: number): Footer | null {
+  if (dec.decode(b.subarray(0, 8)) !== "conectix") return null;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const current = dv.getBigUint64(48);
+  if (current > BigInt(Number.MAX_SAFE_INTEGER))
+    throw fail(DiskErrorCode.TOO_LARGE, where + 48, "current size exceeds 2^53");
+  return {
+    dataOffset: dv.getBigUint64(16),
+    currentSize: Number(current),
+    cylinders: dv.getUint16(56),
+    heads: dv.getUint8(58),
+    sectors: dv.getUint8(59),
+    diskType: dv.getUint32(60),
+    creatorApp: dec.decode(b.subarray(28, 32)),
+  };
+}
+
+/** QEMU's rule for the virtual size: the CHS geometry, unless the creator is known to use the current size. */
+function virtualSize(f: Footer): number {
+  const chs = f.cylinders * f.heads * f.sectors;
+  const usesCurrent = ["win ", "qem2", "d2v ", "CTXS", "tap\0"].includes(f.creatorApp);
+  if (usesCurrent || chs === MAX_CHS_SECTORS) return f.currentSize;
+  return chs * 512;
+}
+
+function buildFooter(o: { size: number; type: number; dataOffset: bigint; forceSize: boolean }): Uint8Array {
+  const b = new Uint8Array(FOOTER);
+  const dv = new DataView(b.buffer);
+  b.set(enc.encode("conectix"));
+  dv.setUint32(8, 2); // features: reserved bit always set
+  dv.setUint32(12, 0x00010000);
+  dv.setBigUint64(16, o.dataOffset);
+  dv.setUint32(24, Math.max(0, Math.floor(Date.now() / 1000) - VHD_EPOCH));
+  b.set(enc.encode(o.forceSize ? "qem2" : "qemu"), 28);
+  dv.setUint32(32, 0x00050003);
+  b.set(enc.encode("Wi2k"), 36);
+  dv.setBigUint64(40, BigInt(o.size));
+  dv.setBigUint64(48, BigInt(o.size));
+  const g = vhdGeometry(Math.floor(o.size / 512));
+  dv.setUint16(56, g.cylinders);
+  dv.setUint8(58, g.heads);
+  dv.setUint8(59, g.sectors);
+  dv.setUint32(60, o.type);
+  const uuid = globalThis.crypto.randomUUID().replace(/-/g, "");
+  for (let i = 0; i < 16; i++) b[68 + i] = Number.parseInt(uuid.slice(i * 2, i * 2 + 2), 16);
+  dv.setUint32(64, checksum(b, 64));
+  return b;
+}
+
+/** True if `b` (512 bytes) is a VHD footer with a valid checksum. */
+export function isVpcFooter(b: Uint8Array): boolean {
+  if (b.length !== FOOTER || dec.decode(b.subarray(0, 8)) !== "conectix") return false;
+  return new DataView(b.buffer, b.byteOffset, FOOTER).getUint32(64) === checksum(b, 64);
+}
+
+/** True if the bytes start with a VHD footer copy (dynamic disks). */
+export function isVpcHead(head: Uint8Array): boolean {
+  return head.length >= 8 && dec.decode(head.subarray(0, 8)) === "conectix";
+}
+
+export class VpcImage implements BlockBackend {
+  readonly format = "vpc" as const;
+  private closed = false;
+
+  private constructor(
+    private readonly store: ByteStore,
+    private readonly footer: Footer,
+    private readonly footerBytes: Uint8Array,
+    private readonly virtSize: number,
+    readonly readOnly: boolean,
+    private readonly dyn: { tableOffset: number; blockSize: number; bat: Uint32Array; bitmapSize: number } | null,
+    /** Byte offset where the next block goes (where the trailing footer sits). */
+    private freeOffset: number,
+  ) {}
+
+  get fixed(): boolean {
+    return this.footer.diskType === TYPE_FIXED;
+  }
+  get blockSize(): number | null {
+    return this.dyn?.blockSize ?? null;
+  }
+
+  size(): number {
+    return this.virtSize;
+  }
+
+  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<VpcImage> {
+    const readOnly = options.readOnly ?? store.readOnly;
+    const fileSize = await store.size();
+    if (fileSize < FOOTER) throw fail(DiskErrorCode.TRUNCATED, 0, "file shorter than a VHD footer", { fileSize });
+    // Dynamic disks keep a footer copy at offset 0; fixed disks only the one at the end.
+    let where = 0;
+    const fb = new Uint8Array(FOOTER);
+    await readFull(store, 0, fb);
+    let footer = parseFooter(fb, 0);
+    if (!footer) {
+      where = fileSize - FOOTER;
+      await readFull(store, where, fb);
+      footer = parseFooter(fb, where);
+    }
+    if (!footer) throw fail(DiskErrorCode.BAD_MAGIC, 0, "no VHD footer (conectix) at the start or the end");
+    const size = virtualSize(footer);
+    if (footer.diskType === TYPE_DIFFERENCING)
+      throw fail(DiskErrorCode.UNSUPPORTED, where + 60, "differencing VHD images");
+    if (footer.diskType === TYPE_FIXED) {
+      if (size > fileSize - FOOTER)
+        throw fail(DiskErrorCode.TRUNCATED, where + 48, "fixed VHD shorter than its size", { size, fileSize });
+      return new VpcImage(store, footer, fb, size, readOnly, null, 0);
+    }
+    if (footer.diskType !== TYPE_DYNAMIC)
+      throw fail(DiskErrorCode.INVALID_HEADER, where + 60, `disk type ${footer.diskType}`, {
+        diskType: footer.diskType,
+      });
+    if (footer.dataOffset > BigInt(fileSize - DYN_HEADER))
+      throw fail(DiskErrorCode.OUT_OF_BOUNDS, where + 16, "dynamic header beyond end of file");
+    const dynOff = Number(footer.dataOffset);
+    const hb = new Uint8Array(DYN_HEADER);
+    await readFull(store, dynOff, hb);
+    if (dec.decode(hb.subarray(0, 8)) !== "cxsparse")
+      throw fail(DiskErrorCode.BAD_MAGIC, dynOff, "no dynamic header (cxsparse)");
+    const hdv = new DataView(hb.buffer);
+    const tableOffset = hdv.getBigUint64(16);
+    if (tableOffset > BigInt(fileSize)) throw fail(DiskErrorCode.OUT_OF_BOUNDS, dynOff + 16, "BAT beyond end of file");
+    const parsed = DynHeader.safeParse({
+      tableOffset: Number(tableOffset),
+      maxTableEntries: hdv.getUint32(28),
+      blockSize: hdv.getUint32(32),
+    });
+    if (!parsed.success) {
+      const field = String(parsed.error.issues[0]!.path[0]);
+      const off = { tableOffset: 16, maxTableEntries: 28, blockSize: 32 }[field] ?? 0;
+      throw fail(DiskErrorCode.INVALID_HEADER, dynOff + off, `${field}: ${parsed.error.issues[0]!.message}`);
+    }
+    const h = parsed.data;
+    if (h.maxTableEntries * h.blockSize < size)
+      throw fail(DiskErrorCode.INVALID_HEADER, dynOff + 28, "BAT does not cover the disk size", { size });
+    if (h.tableOffset + h.maxTableEntries * 4 > fileSize)
+      throw fail(DiskErrorCode.OUT_OF_BOUNDS, dynOff + 16, "BAT beyond end of file", { fileSize });
+    const batBytes = new Uint8Array(h.maxTableEntries * 4);
+    await readFull(store, h.tableOffset, batBytes);
+    const bdv = new DataView(batBytes.buffer);
+    const bat = new Uint32Array(h.maxTableEntries);
+    const bitmapSize = Math.ceil(h.blockSize / 512 / 8 / 512) * 512;
+    const metaEnd = Math.max(dynOff + DYN_HEADER, h.tableOffset + Math.ceil((h.maxTableEntries * 4) / 512) * 512);
+    let free = Math.ceil(metaEnd / 512) * 512;
+    const used = new Set<number>();
+    for (let i = 0; i < h.maxTableEntries; i++) {
+      const e = bdv.getUint32(i * 4);
+      bat[i] = e;
+      if (e === UNALLOCATED) continue;
+      const at = h.tableOffset + i * 4;
+      const start = e * 512;
+      if (start < metaEnd)
+        throw fail(DiskErrorCode.METADATA_OVERLAP, at, "block overlaps the VHD headers or the BAT", { sector: e });
+      if (start + bitmapSize >= fileSize)
+        throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "block beyond end of file", { sector: e, fileSize });
+      if (used.has(e)) throw fail(DiskErrorCode.BAD_ENTRY, at, "block used twice", { sector: e });
+      used.add(e);
+      free = Math.max(free, start + bitmapSize + h.blockSize);
+    }
+    return new VpcImage(
+      store,
+      footer,
+      fb,
+      size,
+      readOnly,
+      { tableOffset: h.tableOffset, blockSize: h.blockSize, bat, bitmapSize },
+      free,
+    );
+  }
+
+  /** Creates a dynamic (default) or fixed VHD laid out as QEMU does; the size is rounded up to a CHS geometry unless `forceSize`. */
+  static async create(
+    store: ByteStore,
+    options: { size: number; fixed?: boolean; forceSize?: boolean },
+  ): Promise<VpcImage> {
+    checkSize(F, options.size);
+    let size = options.size;
+    if (!options.forceSize) {
+      // Round up to what the geometry can express, as QEMU does (qemu-img create -f vpc 10M -> 10514432 bytes).
+      const want = Math.ceil(size / 512);
+      let total = want;
+      for (;;) {
+        const g = vhdGeometry(total);
+        const chs = g.cylinders * g.heads * g.sectors;
+        if (chs >= want || total >= MAX_CHS_SECTORS) {
+          size = chs >= want ? chs * 512 : size;
+          break;
+        }
+        total++;
+      }
+    }
+    if (size % 512 !== 0) throw fail(DiskErrorCode.INVALID_OPTIONS, 0, "VHD sizes are whole sectors");
+    await store.truncate(0);
+    if (options.fixed) {
+      await store.truncate(size);
+      await store.write(
+        size,
+        buildFooter({ size, type: TYPE_FIXED, dataOffset: 0xffffffffffffffffn, forceSize: !!options.forceSize }),
+      );
+      await store.flush();
+      return VpcImage.open(store, { readOnly: false });
+    }
+    if (size > MAX_DYNAMIC_SIZE) throw fail(DiskErrorCode.TOO_LARGE, 48, "dynamic VHD larger than 2040 GiB");
+    const entries = Math.ceil(size / DEFAULT_BLOCK);
+    const batBytes = Math.ceil((entries * 4) / 512) * 512;
+    const footer = buildFooter({
+      size,
+      type: TYPE_DYNAMIC,
+      dataOffset: BigInt(FOOTER),
+      forceSize: !!options.forceSize,
+    });
+    const layout = new Uint8Array(FOOTER + DYN_HEADER + batBytes + FOOTER);
+    layout.set(footer, 0);
+    const h = layout.subarray(FOOTER, FOOTER + DYN_HEADER);
+    const hdv = new DataView(h.buffer, h.byteOffset, DYN_HEADER);
+    h.set(enc.encode("cxsparse"));
+    hdv.setBigUint64(8, 0xffffffffffffffffn);
+    hdv.setBigUint64(16, BigInt(FOOTER + DYN_HEADER));
+    hdv.setUint32(24, 0x00010000);
+    hdv.setUint32(28, entries);
+    hdv.setUint32(32, DEFAULT_BLOCK);
+    hdv.setUint32(36, checksum(h, 36));
+    layout.fill(0xff, FOOTER + DYN_HEADER, FOOTER + DYN_HEADER + batBytes);
+    layout.set(footer, FOOTER + DYN_HEADER + batBytes);
+    await store.write(0, layout);
+    await store.flush();
+    return VpcImage.open(store, { readOnly: false });
+  }
+
+  private checkOpen(write: boolean): void {
+    if (this.closed) throw new DiskError(DiskErrorCode.CLOSED, { format: F });
+    if (write && this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: F });
+  }
+
+  /** Host byte offset of the data of block `i`, or null when not allocated. */
+  private blockData(i: number): number | null {
+    const d = this.dyn!;
+    const e = d.bat[i]!;
+    return e === UNALLOCATED ? null : e * 512 + d.bitmapSize;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(length);
+    await this.readInto(offset, buf);
+    return buf;
+  }
+
+  async readInto(offset: number, buf: Uint8Array): Promise<void> {
+    this.checkOpen(false);
+    checkRange(F, offset, buf.length, this.virtSize);
+    if (!this.dyn) {
+      await readFull(this.store, offset, buf);
+      return;
+    }
+    const bs = this.dyn.blockSize;
+    let pos = 0;
+    while (pos < buf.length) {
+      const g = offset + pos;
+      const block = Math.floor(g / bs);
+      const inOff = g - block * bs;
+      const n = Math.min(bs - inOff, buf.length - pos);
+      const host = this.blockData(block);
+      if (host === null) buf.fill(0, pos, pos + n);
+      else await readFull(this.store, host + inOff, buf.subarray(pos, pos + n));
+      pos += n;
+    }
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, data.length, this.virtSize);
+    if (!this.dyn) {
+      await this.store.write(offset, data);
+      return;
+    }
+    const d = this.dyn;
+    const bs = d.blockSize;
+    let pos = 0;
+    while (pos < data.length) {
+      const g = offset + pos;
+      const block = Math.floor(g / bs);
+      const inOff = g - block * bs;
+      const n = Math.min(bs - inOff, data.length - pos);
+      const part = data.subarray(pos, pos + n);
+      const host = this.blockData(block);
+      if (host !== null) await this.store.write(host + inOff, part);
+      else if (!isZero(part)) {
+        // New block where the trailing footer was: bitmap (all sectors present) and data,
+        // then the footer after it, then the BAT entry that makes the block visible.
+        const at = this.freeOffset;
+        const blockBytes = new Uint8Array(d.bitmapSize + bs);
+        blockBytes.fill(0xff, 0, d.bitmapSize);
+        blockBytes.set(part, d.bitmapSize + inOff);
+        await this.store.write(at, blockBytes);
+        await this.store.write(at + blockBytes.length, this.footerBytes);
+        d.bat[block] = at / 512;
+        const e = new Uint8Array(4);
+        new DataView(e.buffer).setUint32(0, at / 512);
+        await this.store.write(d.tableOffset + block * 4, e);
+        this.freeOffset = at + blockBytes.length;
+      }
+      pos += n;
+    }
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, length, this.virtSize);
+    const end = offset + length;
+    const step = this.dyn?.blockSize ?? 1024 * 1024;
+    for (let pos = offset; pos < end; ) {
+      const block = Math.floor(pos / step);
+      const n = Math.min((block + 1) * step, end) - pos;
+      // Unallocated dynamic blocks already read as zeros.
+      if (!this.dyn) await this.store.write(pos, new Uint8Array(n));
+      else {
+        const host = this.blockData(block);
+        if (host !== null) await this.store.write(host + (pos - block * step), new Uint8Array(n));
+      }
+      pos += n;
+    }
+  }
+
+  /** Blocks are not freed (neither does QEMU): discard is a no-op. */
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, length, this.virtSize);
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen(false);
+    if (!this.readOnly) await this.store.flush();
+  }
+
+  async blockStatus(offset: number, length: number): Promise<Extent> {
+    this.checkOpen(false);
+    checkRange(F, offset, length, this.virtSize);
+    if (!this.dyn) return { start: offset, length, kind: "data", depth: 0, hostOffset: offset };
+    const bs = this.dyn.blockSize;
+    const end = offset + length;
+    const block = Math.floor(offset / bs);
+    const host = this.blockData(block);
+    let n = Math.min((block + 1) * bs, end) - offset;
+    for (let b = block + 1; offset + n < end; b++) {
+      const h = this.blockData(b);
+      if (host === null ? h !== null : h !== host + (b - block) * bs) break;
+      n = Math.min((b + 1) * bs, end) - offset;
+    }
+    if (host === null) return { start: offset, length: n, kind: "zero", depth: 0 };
+    return { start: offset, length: n, kind: "data", depth: 0, hostOffset: host + (offset - block * bs) };
+  }
+
+  async resize(_newSize: number): Promise<void> {
+    throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "resizing VHD images");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.readOnly) await this.store.flush();
+    await this.store.close();
+  }
+}
