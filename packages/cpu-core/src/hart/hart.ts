@@ -106,6 +106,9 @@ function toAddrNumber(lo: number, hi: number): number {
 export class Hart {
   readonly regs: RegisterFile;
   readonly x: Int32Array;
+  /** f registers as doubles and as raw (lo, hi) words: the same memory (regs.ts). */
+  readonly f: Float64Array;
+  readonly fw: Int32Array;
   readonly bus: Bus;
   readonly options: HartOptions;
   readonly hartId: number;
@@ -183,8 +186,9 @@ export class Hart {
     this.hartId = options.hartId ?? 0;
     this.regs = createRegisterFile();
     this.x = this.regs.x;
+    this.f = this.regs.f;
+    this.fw = this.regs.fw;
     this.ctab = compressedTable();
-    this.fpCtx = this.makeFpCtx();
     this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
     if (options.tohost !== undefined) bus.watch(options.tohost);
   }
@@ -975,7 +979,7 @@ export class Hart {
         case 20: {
           // opcode 0x53
           // FP arithmetic: unpriv §11–12, executed by the FPU module
-          if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this.fpCtx, insn)) {
+          if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this, insn)) {
             pc = this.illegal(pc, insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
@@ -996,31 +1000,6 @@ export class Hart {
   }
 
   // ------------------------------------------------------------------ FP glue
-
-  /** FpContext view for the FPU module: fflags/frm are accessors onto the hart. */
-  private readonly fpCtx: FpContextView;
-
-  private makeFpCtx(): FpContextView {
-    const hart = this;
-    const regs = this.regs;
-    return {
-      x: regs.x,
-      f: regs.f,
-      fw: regs.fw,
-      get fflags() {
-        return hart.fflags;
-      },
-      set fflags(v: number) {
-        hart.fflags = v & 31;
-      },
-      get frm() {
-        return hart.frm;
-      },
-      set frm(v: number) {
-        hart.frm = v & 7;
-      },
-    };
-  }
 
   private fpLoad(insn: number, f3: number, rd: number, rs1: number): number {
     const imm = insn >> 20;
@@ -2181,14 +2160,6 @@ export class Hart {
     this.x[rd << 1] = vlo;
     this.x[(rd << 1) + 1] = vhi;
   }
-}
-
-interface FpContextView {
-  readonly x: Int32Array;
-  readonly f: Float64Array;
-  readonly fw: Int32Array;
-  fflags: number;
-  frm: number;
 }
 
 const SYS_NEXT = 0;
