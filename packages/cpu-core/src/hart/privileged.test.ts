@@ -278,6 +278,7 @@ describe("virtual memory (priv 1.12 §4.3–4.5)", () => {
   const TABLES = String.raw`
     .section .data
     .align 12
+root4: .space 4096
 root: .space 4096
 l1:   .space 4096
 l0:   .space 4096
@@ -386,6 +387,41 @@ s_code:
     CHECKR(10, s7, a3)
     ecall                               /* back to M */
     CHECK(11, s2, 9)
+`,
+    `${RECORDING_MTRAP}${TABLES}`,
+  );
+  check(
+    "Sv48: a four-level walk to the same mappings; stval on a non-canonical address",
+    String.raw`
+    ${BUILD}
+    la      a0, root4
+    la      t1, root
+    srli    t1, t1, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 1
+    sd      t1, 0(a0)                   /* root4[0] → the Sv39 root as a level-2 table */
+    srli    t0, a0, 12
+    li      t1, 9 << 60
+    or      t0, t0, t1
+    csrw    satp, t0
+    sfence.vma
+    ${enter("S", "s48")}
+s48:
+    li      t0, (1 << 18)
+    csrs    sstatus, t0
+    li      a3, 0x40000000
+    ld      a4, 0(a3)
+    CHECK(1, a4, 0x1111)
+    li      a3, 0x0000800000000000      /* bit 47 set, upper clear: non-canonical for Sv48 */
+    li      s5, 0
+    ld      a4, 0(a3)
+    CHECK(2, s5, 13)
+    CHECKR(3, s7, a3)
+    li      a3, 0x0000004000000000      /* canonical in Sv48 but unmapped (root4[0] → l2[256]) */
+    li      s5, 0
+    ld      a4, 0(a3)
+    CHECK(4, s5, 13)
+    ecall
 `,
     `${RECORDING_MTRAP}${TABLES}`,
   );
