@@ -44,9 +44,30 @@ describe("ELF loader", () => {
   });
 
   const cases: [string, (b: Uint8Array, dv: DataView) => void, string, RegExp][] = [
-    ["bad magic", (b) => (b[0] = 0), CpuErrorCode.ELF_MALFORMED, /magic/],
-    ["32-bit class", (b) => (b[4] = 1), CpuErrorCode.ELF_MALFORMED, /ELF64/],
-    ["big-endian", (b) => (b[5] = 2), CpuErrorCode.ELF_MALFORMED, /little-endian/],
+    [
+      "bad magic",
+      (b) => {
+        b[0] = 0;
+      },
+      CpuErrorCode.ELF_MALFORMED,
+      /magic/,
+    ],
+    [
+      "32-bit class",
+      (b) => {
+        b[4] = 1;
+      },
+      CpuErrorCode.ELF_MALFORMED,
+      /ELF64/,
+    ],
+    [
+      "big-endian",
+      (b) => {
+        b[5] = 2;
+      },
+      CpuErrorCode.ELF_MALFORMED,
+      /little-endian/,
+    ],
     ["another machine", (_b, dv) => dv.setUint16(18, 62, true), CpuErrorCode.ELF_MALFORMED, /RISC-V/],
     [
       "program headers past the end",
