@@ -2,7 +2,7 @@ import { createSocket } from "node:dgram";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { NetError } from "./errors.js";
-import { DNS, GUEST, GW, GW_MAC, ip, isTcp, type Received, SimGuest } from "./testing-internal/sim-guest.js";
+import { DNS, decode, GUEST, GW, GW_MAC, ip, isTcp, type Received, SimGuest } from "./testing-internal/sim-guest.js";
 import { UserNet } from "./user-net.js";
 import { macToString } from "./wire/addr.js";
 import { DhcpType, parseDhcp } from "./wire/dhcp.js";
@@ -378,6 +378,53 @@ describe("UserNet: TCP endpoint", () => {
     const rest = g.tcpSegments().filter((s) => s.payload.length);
     expect(rest.length).toBeGreaterThan(0);
     expect(n.stats.counters.internalErrors ?? 0).toBe(0);
+  });
+
+  it("tolerates a guest that ACKs synchronously from inside the receiver (no stalls, no retransmits)", async () => {
+    const total = 512 * 1024;
+    const port = await tcpServer((s) => s.end(Buffer.alloc(total, 3)));
+    const n = await UserNet.create();
+    cleanups.push(() => n.close());
+    const g = new SimGuest(n);
+    let got = 0;
+    let done: () => void = () => {};
+    const finished = new Promise<void>((r) => {
+      done = r;
+    });
+    n.setReceiver((f) => {
+      const r = decode(f);
+      if (r.kind !== "ip" || !r.tcp) return;
+      const t = r.tcp;
+      if (t.flags & TCP_SYN) {
+        g.tcp(GW, { srcPort: 5000, dstPort: port, seq: 1, ack: (t.seq + 1) >>> 0, flags: TCP_ACK, window: 65535 });
+      } else if (t.payload.length) {
+        got += t.payload.length;
+        g.tcp(GW, {
+          srcPort: 5000,
+          dstPort: port,
+          seq: 1,
+          ack: (t.seq + t.payload.length) >>> 0,
+          flags: TCP_ACK,
+          window: 65535,
+        });
+        if (got === total) done();
+      }
+    });
+    g.tcp(GW, {
+      srcPort: 5000,
+      dstPort: port,
+      seq: 0,
+      ack: 0,
+      flags: TCP_SYN,
+      window: 65535,
+      windowScale: 7,
+      mss: 1460,
+    });
+    await Promise.race([
+      finished,
+      new Promise((_, rej) => setTimeout(() => rej(new Error(`stalled at ${got}`)), 5000)),
+    ]);
+    expect(n.stats.counters.tcpRetransmits ?? 0).toBe(0);
   });
 
   it("retransmits unacknowledged data after the RTO", async () => {

@@ -53,6 +53,7 @@ import { buildUdp, parseUdp } from "./wire/udp.js";
 const LOOPBACK = 0x7f000001;
 const LIMITED_BROADCAST = 0xffffffff;
 const MAX_NEIGHBOURS = 1024;
+const MAX_DEFERRED = 4096;
 
 interface UdpForwardPeer {
   readonly server: DgramSocket;
@@ -98,6 +99,8 @@ export class UserNet implements NetBackend {
   private readonly forwards: HostForwardBinding[] = [];
   private ipId = 1;
   private totalFlows = 0;
+  private emitDepth = 0;
+  private readonly deferred: Uint8Array[] = [];
   private nextLocalPort = 49152;
   private readonly tcpHost: TcpFlowHost;
   private readonly udpHost: UdpFlowHost;
@@ -188,6 +191,17 @@ export class UserNet implements NetBackend {
 
   send(frame: Uint8Array): void {
     if (this.closed) return;
+    if (this.emitDepth > 0) {
+      // Called back from inside our own receiver (a NIC or switch answering synchronously): the
+      // code that emitted is still mid-update, so process this frame once it has returned.
+      if (this.deferred.length >= MAX_DEFERRED) {
+        this.stats.drop(DropReason.LIMIT_BUFFER);
+        return;
+      }
+      this.deferred.push(frame.slice());
+      if (this.deferred.length === 1) queueMicrotask(() => this.drainDeferred());
+      return;
+    }
     this.stats.framesIn++;
     this.stats.bytesIn += frame.length;
     try {
@@ -196,6 +210,11 @@ export class UserNet implements NetBackend {
       // A bug here must not take the hypervisor down; the counter makes it visible (tests assert 0).
       this.stats.count("internalErrors");
     }
+  }
+
+  private drainDeferred(): void {
+    const frames = this.deferred.splice(0);
+    for (const f of frames) this.send(f);
   }
 
   close(): void {
@@ -785,7 +804,12 @@ export class UserNet implements NetBackend {
     }
     this.stats.framesOut++;
     this.stats.bytesOut += frame.length;
-    r(frame);
+    this.emitDepth++;
+    try {
+      r(frame);
+    } finally {
+      this.emitDepth--;
+    }
   }
 
   /** For diagnostics: the MAC learned for a guest address. */
