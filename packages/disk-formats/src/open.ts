@@ -6,10 +6,11 @@ import { isQcow2 } from "./formats/qcow2/header.js";
 import { Qcow2Image } from "./formats/qcow2/image.js";
 import { RawImage } from "./formats/raw.js";
 import { isVdi, VdiImage } from "./formats/vdi.js";
+import { isVmdkDescriptor, isVmdkSparse, VmdkImage } from "./formats/vmdk.js";
 import { isVpcFooter, isVpcHead, VpcImage } from "./formats/vpc.js";
 import { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 
-export type Image = RawImage | Qcow2Image | VdiImage | VpcImage;
+export type Image = RawImage | Qcow2Image | VdiImage | VpcImage | VmdkImage;
 
 /** Backing chains deeper than this are refused (hostile images chaining to themselves through renamed copies). */
 export const DEFAULT_MAX_CHAIN_DEPTH = 64;
@@ -23,7 +24,7 @@ export interface OpenOptions {
   maxChainDepth?: number;
 }
 
-const FORMATS: readonly string[] = ["raw", "qcow2", "vdi", "vpc"];
+const FORMATS: readonly string[] = ["raw", "qcow2", "vdi", "vpc", "vmdk"];
 
 function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   if (!FORMATS.includes(name))
@@ -35,13 +36,14 @@ function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   return name as FormatName;
 }
 
-/** Guesses the format: qcow2, VDI and VHD by their magic (VHD also by a valid footer at the end), anything else is raw. */
+/** Guesses the format: qcow2, VDI, VHD and VMDK by their magic (VHD also by a valid footer at the end), anything else is raw. */
 export async function probeFormat(store: ByteStore): Promise<FormatName> {
   const head = new Uint8Array(0x48);
   await readFull(store, 0, head);
   if (isQcow2(head)) return "qcow2";
   if (isVdi(head)) return "vdi";
   if (isVpcHead(head)) return "vpc";
+  if (isVmdkSparse(head) || isVmdkDescriptor(head)) return "vmdk";
   // A fixed VHD has its footer only at the end (qemu-img probes those as raw; a checksummed footer is conclusive).
   const size = await store.size();
   if (size >= 1024) {
@@ -96,7 +98,9 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
             ? await VdiImage.open(store, { readOnly })
             : fmt === "vpc"
               ? await VpcImage.open(store, { readOnly })
-              : await RawImage.open(store, { readOnly });
+              : fmt === "vmdk"
+                ? await VmdkImage.open(store, { readOnly, host: h, name: file })
+                : await RawImage.open(store, { readOnly });
     } catch (e) {
       await store.close().catch(() => {});
       throw e;
@@ -127,6 +131,8 @@ export interface CreateOptions {
   vdi?: { fixed?: boolean };
   /** VHD: fixed instead of dynamic; forceSize keeps the exact size (no CHS rounding). */
   vpc?: { fixed?: boolean; forceSize?: boolean };
+  /** VMDK subformat (monolithicSparse by default). */
+  vmdk?: { subformat?: "monolithicSparse" | "monolithicFlat" | "streamOptimized" };
   /** qcow2 options. */
   qcow2?: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean };
 }
@@ -153,6 +159,7 @@ export async function createImage(host: StoreHost, name: string, options: Create
   if (options.format === "raw") return RawImage.create(store, { size });
   if (options.format === "vdi") return VdiImage.create(store, { size, fixed: options.vdi?.fixed ?? false });
   if (options.format === "vpc") return VpcImage.create(store, { size, ...options.vpc });
+  if (options.format === "vmdk") return VmdkImage.create(store, { size, ...options.vmdk }, { host, name });
   const img = await Qcow2Image.create(store, {
     size,
     ...options.qcow2,

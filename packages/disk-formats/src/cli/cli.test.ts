@@ -218,7 +218,7 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
   });
 
   it("clear errors and exit code 1 for bad arguments and files", async () => {
-    expect((await rz("create", "-f", "vmdk", t.path("x.vmdk"), "1G")).code).toBe(1);
+    expect((await rz("create", "-f", "vhdx", t.path("x.vhdx"), "1G")).code).toBe(1);
     const bad = await rz("create", "-f", "qcow2", t.path("x.qcow2"), "10Q");
     expect(bad).toMatchObject({ code: 1 });
     expect(bad.err).toContain("Invalid image size specified: '10Q'");

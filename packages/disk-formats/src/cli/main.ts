@@ -9,6 +9,7 @@ import { isZero } from "../bytes.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
+import { VmdkImage } from "../formats/vmdk.js";
 import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { StoreHost } from "../io/store.js";
@@ -25,7 +26,7 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const Format = z.enum(["raw", "qcow2", "vdi", "vpc"], { message: "unknown or unsupported format" });
+const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vmdk"], { message: "unknown or unsupported format" });
 const SizeArg = z.string().transform((s, ctx) => {
   const n = parseSize(s);
   if (n === null) {
@@ -47,8 +48,8 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l [-f FMT] FILE
-formats: raw, qcow2, vdi, vpc (VHD)
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off`;
+formats: raw, qcow2, vdi, vpc (VHD), vmdk
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -146,15 +147,25 @@ function parseKv(list: string[] | undefined): Record<string, string> {
 }
 
 const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
+const VmdkOpts = z
+  .object({ subformat: z.enum(["monolithicSparse", "monolithicFlat", "streamOptimized"]).optional() })
+  .strict();
 const VpcOpts = z
   .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), force_size: z.enum(["on", "off"]).optional() })
   .strict();
 
 /** -o options of the target format, validated per format. */
-function formatOptions(format: string, list: string[] | undefined): Pick<CreateOptions, "qcow2" | "vdi" | "vpc"> {
+function formatOptions(
+  format: string,
+  list: string[] | undefined,
+): Pick<CreateOptions, "qcow2" | "vdi" | "vpc" | "vmdk"> {
   const kv = parseKv(list);
   if (format === "qcow2") return { qcow2: qcow2Options(kv) };
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
+  if (format === "vmdk") {
+    const o = VmdkOpts.parse(kv);
+    return { vmdk: o.subformat ? { subformat: o.subformat } : {} };
+  }
   if (format === "vpc") {
     const o = VpcOpts.parse(kv);
     return { vpc: { fixed: o.subformat === "fixed", forceSize: o.force_size === "on" } };
@@ -219,6 +230,8 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
     if (format === "vdi") line += ` static=${fo.vdi?.fixed ? "on" : "off"}`;
     if (format === "vpc" && fo.vpc?.fixed) line += " subformat=fixed";
     if (format === "vpc" && fo.vpc?.forceSize) line += " force_size=on";
+    if (format === "vmdk")
+      line += ` compat6=off hwversion=undefined${fo.vmdk?.subformat ? ` subformat=${fo.vmdk.subformat}` : ""}`;
     io.stdout(`${line}\n`);
   }
   return 0;
@@ -276,6 +289,24 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
     }
     if (img instanceof VdiImage) j["cluster-size"] = img.blockSize;
     if (img instanceof VpcImage && img.blockSize !== null) j["cluster-size"] = img.blockSize;
+    if (img instanceof VmdkImage) {
+      if (img.grainSize !== null) j["cluster-size"] = img.grainSize;
+      j["format-specific"] = {
+        type: "vmdk",
+        data: {
+          cid: img.cid,
+          "parent-cid": img.parentCid,
+          "create-type": img.createType,
+          extents: img.extentInfo.map((x) => ({
+            "virtual-size": x.bytes,
+            filename: host.resolve(file, x.file),
+            ...(x.grain !== null ? { "cluster-size": x.grain } : {}),
+            format: x.kind === "flat" ? "FLAT" : x.kind === "zero" ? "ZERO" : "",
+            ...(x.compressed ? { compressed: true } : {}),
+          })),
+        },
+      };
+    }
     j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
     if (output === "json") {
       io.stdout(`${JSON.stringify(j, null, 4)}\n`);
