@@ -89,7 +89,7 @@ describe("architecture §2 dependency rules", () => {
         const text = readFileSync(f, "utf8");
         for (const m of text.matchAll(/from\s+["'](@ringzero\/[^"']+)["']/g)) {
           const spec = m[1];
-          const [, , name, ...rest] = spec.split("/");
+          const [, name, ...rest] = spec.split("/");
           const target = pkgs.find((q) => q.short === name);
           const sub = rest.length ? `./${rest.join("/")}` : ".";
           if (!target || !target.exportsKeys.includes(sub)) bad.push(`${f}: ${spec}`);
