@@ -11,7 +11,8 @@ export type FrameReceiver = (frame: Uint8Array) => void;
  * - `send(frame)`: the NIC transmitted `frame`. Never throws; malformed frames are counted and dropped.
  *   The callee may keep a reference only until it returns (copy if it must keep the bytes).
  * - `setReceiver(fn)`: the function the network calls with frames for the NIC (the callee owns those
- *   bytes). `null` detaches; frames arriving while detached are dropped.
+ *   bytes). `null` detaches; frames arriving while detached are dropped. The receiver may call
+ *   `send()` synchronously.
  * - `close()`: releases host resources; further `send` calls are ignored.
  */
 export interface NetBackend {
