@@ -864,6 +864,11 @@ export class TcpFlow {
     this.host.removed(this);
   }
 
+  /** Leaves TIME-WAIT early (a new connection reuses the 4-tuple). */
+  endTimeWait(): void {
+    if (this.state === "TIME_WAIT") this.finish();
+  }
+
   /** Closes without telling anyone (stack shutdown). */
   dispose(): void {
     if (this.state === "CLOSED") return;

@@ -354,6 +354,34 @@ describe("UserNet: TCP endpoint", () => {
     expect(n.stats.counters.tcpClosed).toBe(1);
   });
 
+  it("lets a new SYN reuse a 4-tuple still in TIME-WAIT", async () => {
+    const port = await tcpServer((s) => s.end("x"));
+    const [n, g] = await stack({ timeouts: { tcpTimeWaitMs: 60_000 } });
+    const connectAndClose = async () => {
+      g.tcp(GW, { srcPort: 40100, dstPort: port, seq: 0, ack: 0, flags: TCP_SYN, window: 8000 });
+      const iss = ((await g.wait(isTcp)) as Extract<Received, { kind: "ip" }>).tcp!.seq;
+      g.tcp(GW, { srcPort: 40100, dstPort: port, seq: 1, ack: (iss + 1) >>> 0, flags: TCP_ACK, window: 8000 });
+      const fin = (await g.wait((r) => isTcp(r) && (r.tcp!.flags & TCP_FIN) !== 0)) as Extract<
+        Received,
+        { kind: "ip" }
+      >;
+      g.tcp(GW, {
+        srcPort: 40100,
+        dstPort: port,
+        seq: 1,
+        ack: (fin.tcp!.seq + 1) >>> 0,
+        flags: TCP_ACK | TCP_FIN,
+        window: 8000,
+      });
+      await g.wait((r) => isTcp(r) && r.tcp!.ack === 2);
+      g.inbox.length = 0;
+    };
+    await connectAndClose();
+    expect(n.stats.counters.tcpClosed).toBe(1);
+    await connectAndClose();
+    expect(n.stats.counters.tcpClosed).toBe(2);
+  });
+
   it("never has more unacknowledged bytes in flight than the guest's window, and probes a zero window", async () => {
     const big = Buffer.alloc(20_000, 7);
     const port = await tcpServer((s) => s.end(big));

@@ -551,7 +551,9 @@ export class UserNet implements NetBackend {
     }
     const key = `${ip.src}|${seg.srcPort}|${ip.dst}|${seg.dstPort}`;
     const flow = this.tcpFlows.get(key);
-    if (flow) {
+    if (flow && flow.state === "TIME_WAIT" && (seg.flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN) {
+      flow.endTimeWait(); // RFC 6191: a new SYN may reopen a 4-tuple in TIME-WAIT
+    } else if (flow) {
       flow.input(seg);
       return;
     }
