@@ -106,12 +106,16 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
       throw e;
     }
     opened.push(img);
-    if (img instanceof Qcow2Image && img.backingFile !== null && !options.noBacking) {
+    if ((img instanceof Qcow2Image || img instanceof VpcImage) && img.backingFile !== null && !options.noBacking) {
       const bfile = h.resolve(file, img.backingFile);
       if (!(await h.exists(bfile)))
         throw new DiskError(
           DiskErrorCode.NOT_FOUND,
-          { format: "qcow2", offset: img.header.backingFileOffset, file: bfile },
+          {
+            format: img.format,
+            ...(img instanceof Qcow2Image ? { offset: img.header.backingFileOffset } : {}),
+            file: bfile,
+          },
           "backing file not found",
         );
       const bfmt = img.backingFormat !== null ? checkFormat(img.backingFormat, { file: bfile }) : undefined;
@@ -141,9 +145,21 @@ export interface CreateOptions {
 export async function createImage(host: StoreHost, name: string, options: CreateOptions): Promise<Image> {
   let size = options.size;
   let backingFormat = options.backingFormat;
+  if (options.backingFile !== undefined && options.format === "vpc") {
+    // A VHD differencing disk: the parent must be a VHD.
+    const parent = await openImage(host, host.resolve(name, options.backingFile), { readOnly: true, format: "vpc" });
+    try {
+      const store = await host.create(name);
+      const child = await VpcImage.createDifferencing(store, parent as VpcImage, options.backingFile);
+      await child.close();
+    } finally {
+      await parent.close();
+    }
+    return openImage(host, name, { format: "vpc" });
+  }
   if (options.backingFile !== undefined) {
     if (options.format !== "qcow2")
-      throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: options.format }, "backing files need qcow2");
+      throw new DiskError(DiskErrorCode.INVALID_OPTIONS, { format: options.format }, "backing files need qcow2 or vpc");
     const bpath = host.resolve(name, options.backingFile);
     const backing = await openImage(host, bpath, {
       readOnly: true,

@@ -181,7 +181,7 @@ describe("hostile VDI", () => {
           }
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 });

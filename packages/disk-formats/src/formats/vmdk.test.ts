@@ -200,7 +200,7 @@ describe("hostile VMDK", () => {
           }
         },
       ),
-      { numRuns: 300 },
+      { numRuns: 200 },
     );
   });
 });

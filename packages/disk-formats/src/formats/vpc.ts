@@ -29,6 +29,8 @@ const enc = new TextEncoder();
 const dec = new TextDecoder("latin1");
 
 interface Footer {
+  timestamp: number;
+  uuid: Uint8Array;
   dataOffset: bigint;
   currentSize: number;
   cylinders: number;
@@ -99,6 +101,8 @@ function parseFooter(b: Uint8Array, where: number): Footer | null {
   if (current > BigInt(Number.MAX_SAFE_INTEGER))
     throw fail(DiskErrorCode.TOO_LARGE, where + 48, "current size exceeds 2^53");
   return {
+    timestamp: dv.getUint32(24),
+    uuid: b.slice(68, 84),
     dataOffset: dv.getBigUint64(16),
     currentSize: Number(current),
     cylinders: dv.getUint16(56),
@@ -117,7 +121,13 @@ function virtualSize(f: Footer): number {
   return chs * 512;
 }
 
-function buildFooter(o: { size: number; type: number; dataOffset: bigint; forceSize: boolean }): Uint8Array {
+function buildFooter(o: {
+  size: number;
+  type: number;
+  dataOffset: bigint;
+  forceSize: boolean;
+  geometry?: { cylinders: number; heads: number; sectors: number };
+}): Uint8Array {
   const b = new Uint8Array(FOOTER);
   const dv = new DataView(b.buffer);
   b.set(enc.encode("conectix"));
@@ -130,7 +140,7 @@ function buildFooter(o: { size: number; type: number; dataOffset: bigint; forceS
   b.set(enc.encode("Wi2k"), 36);
   dv.setBigUint64(40, BigInt(o.size));
   dv.setBigUint64(48, BigInt(o.size));
-  const g = vhdGeometry(Math.floor(o.size / 512));
+  const g = o.geometry ?? vhdGeometry(Math.floor(o.size / 512));
   dv.setUint16(56, g.cylinders);
   dv.setUint8(58, g.heads);
   dv.setUint8(59, g.sectors);
@@ -165,7 +175,37 @@ export class VpcImage implements BlockBackend {
     private readonly dyn: { tableOffset: number; blockSize: number; bat: Uint32Array; bitmapSize: number } | null,
     /** Byte offset where the next block goes (where the trailing footer sits). */
     private freeOffset: number,
+    /** Differencing disks: the parent named by the locators, and its unique id. */
+    readonly parentName: string | null = null,
+    private readonly parentUuid: Uint8Array | null = null,
   ) {}
+
+  private parent: BlockBackend | null = null;
+  private readonly bitmaps = new Map<number, Uint8Array>();
+
+  /** Differencing disks name their parent; the opener attaches it. */
+  get backingFile(): string | null {
+    return this.parentName;
+  }
+  get backingFormat(): string | null {
+    return this.parentName !== null ? "vpc" : null;
+  }
+  get differencing(): boolean {
+    return this.footer.diskType === TYPE_DIFFERENCING;
+  }
+  /** The footer's unique id (a differencing child records its parent's). */
+  get uniqueId(): Uint8Array {
+    return this.footer.uuid.slice();
+  }
+
+  /** Attaches the parent of a differencing disk; its unique id must match the one recorded here. */
+  attachBacking(b: BlockBackend | null): void {
+    if (b instanceof VpcImage && this.parentUuid && !b.footer.uuid.every((x, i) => x === this.parentUuid![i]))
+      throw fail(DiskErrorCode.BAD_ENTRY, FOOTER + 40, "parent unique id does not match the parent image", {
+        parent: this.parentName,
+      });
+    this.parent = b;
+  }
 
   get fixed(): boolean {
     return this.footer.diskType === TYPE_FIXED;
@@ -194,14 +234,12 @@ export class VpcImage implements BlockBackend {
     }
     if (!footer) throw fail(DiskErrorCode.BAD_MAGIC, 0, "no VHD footer (conectix) at the start or the end");
     const size = virtualSize(footer);
-    if (footer.diskType === TYPE_DIFFERENCING)
-      throw fail(DiskErrorCode.UNSUPPORTED, where + 60, "differencing VHD images");
     if (footer.diskType === TYPE_FIXED) {
       if (size > fileSize - FOOTER)
         throw fail(DiskErrorCode.TRUNCATED, where + 48, "fixed VHD shorter than its size", { size, fileSize });
       return new VpcImage(store, footer, fb, size, readOnly, null, 0);
     }
-    if (footer.diskType !== TYPE_DYNAMIC)
+    if (footer.diskType !== TYPE_DYNAMIC && footer.diskType !== TYPE_DIFFERENCING)
       throw fail(DiskErrorCode.INVALID_HEADER, where + 60, `disk type ${footer.diskType}`, {
         diskType: footer.diskType,
       });
@@ -252,6 +290,21 @@ export class VpcImage implements BlockBackend {
       used.add(e);
       free = Math.max(free, start + bitmapSize + h.blockSize);
     }
+    let parentName: string | null = null;
+    let parentUuid: Uint8Array | null = null;
+    if (footer.diskType === TYPE_DIFFERENCING) {
+      parentUuid = hb.slice(40, 56);
+      parentName = await parentLocator(store, hb, dynOff, fileSize);
+      if (parentName === null)
+        throw fail(DiskErrorCode.INVALID_HEADER, dynOff + 64, "differencing disk names no parent");
+      // Locator data lies between the BAT and the blocks: keep allocations after it.
+      for (let i = 0; i < 8; i++) {
+        const l = 576 + i * 24;
+        const len = hdv.getUint32(l + 8);
+        const off = hdv.getBigUint64(l + 16);
+        if (len > 0 && off < BigInt(fileSize)) free = Math.max(free, Math.ceil((Number(off) + len) / 512) * 512);
+      }
+    }
     return new VpcImage(
       store,
       footer,
@@ -260,7 +313,61 @@ export class VpcImage implements BlockBackend {
       readOnly,
       { tableOffset: h.tableOffset, blockSize: h.blockSize, bat, bitmapSize },
       free,
+      parentName,
+      parentUuid,
     );
+  }
+
+  /**
+   * Creates a differencing disk over `parent` (a VHD), named in the locators
+   * as `parentName` (relative to the new image), with the parent's size and geometry.
+   */
+  static async createDifferencing(store: ByteStore, parent: VpcImage, parentName: string): Promise<VpcImage> {
+    const size = parent.footer.currentSize;
+    const entries = Math.ceil(parent.size() / DEFAULT_BLOCK);
+    const batBytes = Math.ceil((entries * 4) / 512) * 512;
+    const rel = `.\\${parentName.replace(/\//g, "\\")}`;
+    const loc = utf16(rel, true);
+    const locBytes = Math.ceil(loc.length / 512) * 512;
+    const footer = buildFooter({
+      size,
+      type: TYPE_DIFFERENCING,
+      dataOffset: BigInt(FOOTER),
+      forceSize: parent.footer.creatorApp === "qem2",
+      geometry: { cylinders: parent.footer.cylinders, heads: parent.footer.heads, sectors: parent.footer.sectors },
+    });
+    if (parent.footer.creatorApp !== "qemu" && parent.footer.creatorApp !== "qem2") {
+      // Keep the parent's sizing rule: the creator decides whether the geometry or the current size counts.
+      footer.set(enc.encode(parent.footer.creatorApp.padEnd(4, "\0").slice(0, 4)), 28);
+      new DataView(footer.buffer).setUint32(64, checksum(footer, 64));
+    }
+    const locAt = FOOTER + DYN_HEADER + batBytes;
+    const layout = new Uint8Array(locAt + locBytes + FOOTER);
+    layout.set(footer, 0);
+    const h = layout.subarray(FOOTER, FOOTER + DYN_HEADER);
+    const hdv = new DataView(h.buffer, h.byteOffset, DYN_HEADER);
+    h.set(enc.encode("cxsparse"));
+    hdv.setBigUint64(8, 0xffffffffffffffffn);
+    hdv.setBigUint64(16, BigInt(FOOTER + DYN_HEADER));
+    hdv.setUint32(24, 0x00010000);
+    hdv.setUint32(28, entries);
+    hdv.setUint32(32, DEFAULT_BLOCK);
+    h.set(parent.footer.uuid, 40);
+    hdv.setUint32(56, parent.footer.timestamp);
+    h.set(utf16(parentName.split("/").pop()!, false).subarray(0, 512), 64);
+    // Locator 0: W2ru, a Windows relative path in UTF-16LE.
+    hdv.setUint32(576, 0x57327275);
+    hdv.setUint32(580, locBytes);
+    hdv.setUint32(584, loc.length);
+    hdv.setBigUint64(592, BigInt(locAt));
+    hdv.setUint32(36, checksum(h, 36));
+    layout.fill(0xff, FOOTER + DYN_HEADER, locAt);
+    layout.set(loc, locAt);
+    layout.set(footer, locAt + locBytes);
+    await store.truncate(0);
+    await store.write(0, layout);
+    await store.flush();
+    return VpcImage.open(store, { readOnly: false });
   }
 
   /** Creates a dynamic (default) or fixed VHD laid out as QEMU does; the size is rounded up to a CHS geometry unless `forceSize`. */
@@ -355,9 +462,49 @@ export class VpcImage implements BlockBackend {
       const inOff = g - block * bs;
       const n = Math.min(bs - inOff, buf.length - pos);
       const host = this.blockData(block);
-      if (host === null) buf.fill(0, pos, pos + n);
-      else await readFull(this.store, host + inOff, buf.subarray(pos, pos + n));
+      const dst = buf.subarray(pos, pos + n);
+      if (this.differencing) await this.readDiff(block, host, g, inOff, dst);
+      else if (host === null) dst.fill(0);
+      else await readFull(this.store, host + inOff, dst);
       pos += n;
+    }
+  }
+
+  private async readParent(g: number, dst: Uint8Array): Promise<void> {
+    const p = this.parent;
+    if (!p || g >= p.size()) {
+      dst.fill(0);
+      return;
+    }
+    const n = Math.min(dst.length, p.size() - g);
+    await p.readInto(g, dst.subarray(0, n));
+    dst.fill(0, n);
+  }
+
+  private async bitmap(block: number): Promise<Uint8Array> {
+    let b = this.bitmaps.get(block);
+    if (!b) {
+      b = new Uint8Array(this.dyn!.bitmapSize);
+      await readFull(this.store, this.dyn!.bat[block]! * 512, b);
+      if (this.bitmaps.size >= 64) this.bitmaps.delete(this.bitmaps.keys().next().value!);
+      this.bitmaps.set(block, b);
+    }
+    return b;
+  }
+
+  /** Differencing read: sectors whose bitmap bit is set come from this file, the others from the parent. */
+  private async readDiff(block: number, host: number | null, g: number, inOff: number, dst: Uint8Array): Promise<void> {
+    if (host === null) return this.readParent(g, dst);
+    const bm = await this.bitmap(block);
+    let p = 0;
+    while (p < dst.length) {
+      const sector = Math.floor((inOff + p) / 512);
+      const present = bitSet(bm, sector);
+      let q = Math.min((sector + 1) * 512 - inOff, dst.length);
+      while (q < dst.length && bitSet(bm, Math.floor((inOff + q) / 512)) === present) q = Math.min(q + 512, dst.length);
+      if (present) await readFull(this.store, host + inOff + p, dst.subarray(p, q));
+      else await this.readParent(g + p, dst.subarray(p, q));
+      p = q;
     }
   }
 
@@ -378,7 +525,8 @@ export class VpcImage implements BlockBackend {
       const n = Math.min(bs - inOff, data.length - pos);
       const part = data.subarray(pos, pos + n);
       const host = this.blockData(block);
-      if (host !== null) await this.store.write(host + inOff, part);
+      if (this.differencing) await this.writeDiff(block, host, g, inOff, part);
+      else if (host !== null) await this.store.write(host + inOff, part);
       else if (!isZero(part)) {
         // New block where the trailing footer was: bitmap (all sectors present) and data,
         // then the footer after it, then the BAT entry that makes the block visible.
@@ -398,9 +546,66 @@ export class VpcImage implements BlockBackend {
     }
   }
 
+  /** Allocates block `block` with a cleared bitmap (differencing) or a full one, footer moved after it. */
+  private async allocBlock(block: number, bitmapFill: number): Promise<number> {
+    const d = this.dyn!;
+    const at = this.freeOffset;
+    const blockBytes = new Uint8Array(d.bitmapSize + d.blockSize);
+    blockBytes.fill(bitmapFill, 0, d.bitmapSize);
+    await this.store.write(at, blockBytes);
+    await this.store.write(at + blockBytes.length, this.footerBytes);
+    d.bat[block] = at / 512;
+    const e = new Uint8Array(4);
+    new DataView(e.buffer).setUint32(0, at / 512);
+    await this.store.write(d.tableOffset + block * 4, e);
+    this.freeOffset = at + blockBytes.length;
+    this.bitmaps.set(block, blockBytes.slice(0, d.bitmapSize));
+    return at + d.bitmapSize;
+  }
+
+  /** Differencing write: partial sectors are completed from the parent, then data, then bitmap bits. */
+  private async writeDiff(
+    block: number,
+    host: number | null,
+    g: number,
+    inOff: number,
+    part: Uint8Array,
+  ): Promise<void> {
+    const h = host ?? (await this.allocBlock(block, 0));
+    const bm = await this.bitmap(block);
+    const first = Math.floor(inOff / 512);
+    const last = Math.floor((inOff + part.length - 1) / 512);
+    const start = first * 512;
+    const buf = new Uint8Array((last - first + 1) * 512);
+    if (inOff !== start && !bitSet(bm, first)) await this.readParent(g - (inOff - start), buf.subarray(0, 512));
+    else if (inOff !== start) await readFull(this.store, h + start, buf.subarray(0, 512));
+    const endIn = inOff + part.length;
+    if (endIn !== (last + 1) * 512) {
+      const tail = buf.subarray(buf.length - 512);
+      if (!bitSet(bm, last)) await this.readParent(g - inOff + last * 512, tail);
+      else await readFull(this.store, h + last * 512, tail);
+    }
+    buf.set(part, inOff - start);
+    await this.store.write(h + start, buf);
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = 0;
+    for (let sct = first; sct <= last; sct++) {
+      bm[sct >> 3] = bm[sct >> 3]! | (0x80 >> (sct & 7));
+      lo = Math.min(lo, sct >> 3);
+      hi = Math.max(hi, (sct >> 3) + 1);
+    }
+    await this.store.write(this.dyn!.bat[block]! * 512 + lo, bm.subarray(lo, hi));
+  }
+
   async writeZeroes(offset: number, length: number): Promise<void> {
     this.checkOpen(true);
     checkRange(F, offset, length, this.virtSize);
+    if (this.differencing) {
+      // Zeros must hide the parent's data: store them.
+      for (let pos = offset; pos < offset + length; pos += 1024 * 1024)
+        await this.write(pos, new Uint8Array(Math.min(1024 * 1024, offset + length - pos)));
+      return;
+    }
     const end = offset + length;
     const step = this.dyn?.blockSize ?? 1024 * 1024;
     for (let pos = offset; pos < end; ) {
@@ -435,6 +640,7 @@ export class VpcImage implements BlockBackend {
     const end = offset + length;
     const block = Math.floor(offset / bs);
     const host = this.blockData(block);
+    if (this.differencing) return this.statusDiff(block, host, offset, Math.min((block + 1) * bs, end) - offset);
     let n = Math.min((block + 1) * bs, end) - offset;
     for (let b = block + 1; offset + n < end; b++) {
       const h = this.blockData(b);
@@ -443,6 +649,23 @@ export class VpcImage implements BlockBackend {
     }
     if (host === null) return { start: offset, length: n, kind: "zero", depth: 0 };
     return { start: offset, length: n, kind: "data", depth: 0, hostOffset: host + (offset - block * bs) };
+  }
+
+  private async statusDiff(block: number, host: number | null, offset: number, n: number): Promise<Extent> {
+    const parentStatus = async (len: number): Promise<Extent> => {
+      const p = this.parent;
+      if (!p || offset >= p.size()) return { start: offset, length: len, kind: "unallocated", depth: 0 };
+      const s = await p.blockStatus(offset, Math.min(len, p.size() - offset));
+      return { ...s, depth: s.depth + 1 };
+    };
+    if (host === null) return parentStatus(n);
+    const bm = await this.bitmap(block);
+    const inOff = offset - block * this.dyn!.blockSize;
+    const present = bitSet(bm, Math.floor(inOff / 512));
+    let q = Math.min((Math.floor(inOff / 512) + 1) * 512 - inOff, n);
+    while (q < n && bitSet(bm, Math.floor((inOff + q) / 512)) === present) q = Math.min(q + 512, n);
+    if (present) return { start: offset, length: q, kind: "data", depth: 0, hostOffset: host + inOff };
+    return parentStatus(q);
   }
 
   async resize(_newSize: number): Promise<void> {
@@ -454,5 +677,50 @@ export class VpcImage implements BlockBackend {
     this.closed = true;
     if (!this.readOnly) await this.store.flush();
     await this.store.close();
+    if (this.parent) await this.parent.close();
   }
+}
+
+function bitSet(bm: Uint8Array, sector: number): boolean {
+  return ((bm[sector >> 3] ?? 0) & (0x80 >> (sector & 7))) !== 0;
+}
+
+function utf16(s: string, littleEndian: boolean): Uint8Array {
+  const out = new Uint8Array(s.length * 2);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < s.length; i++) dv.setUint16(i * 2, s.charCodeAt(i), littleEndian);
+  return out;
+}
+
+/** The parent's name from the locators (W2ru relative, W2ku absolute, MacX URL), else the Unicode name field. */
+async function parentLocator(
+  store: ByteStore,
+  hb: Uint8Array,
+  dynOff: number,
+  fileSize: number,
+): Promise<string | null> {
+  const dv = new DataView(hb.buffer, hb.byteOffset, hb.byteLength);
+  const found: Record<string, string> = {};
+  for (let i = 0; i < 8; i++) {
+    const l = 576 + i * 24;
+    const code = dv.getUint32(l);
+    const len = dv.getUint32(l + 8);
+    const off = dv.getBigUint64(l + 16);
+    if (code === 0 || len === 0) continue;
+    if (len > 4096 || off + BigInt(len) > BigInt(fileSize))
+      throw fail(DiskErrorCode.OUT_OF_BOUNDS, dynOff + l, "parent locator beyond end of file or too long", { len });
+    const b = new Uint8Array(len);
+    await readFull(store, Number(off), b);
+    const text =
+      code === 0x4d616358 ? new TextDecoder().decode(b) : new TextDecoder("utf-16le").decode(b).replace(/\0+$/, "");
+    found[code.toString(16)] = text;
+  }
+  const rel = found["57327275"]; // W2ru
+  if (rel) return rel.replace(/\\/g, "/").replace(/^\.\//, "");
+  const abs = found["57326b75"]; // W2ku
+  if (abs) return abs.replace(/\\/g, "/");
+  const mac = found["4d616358"]; // MacX: file:// URL
+  if (mac) return decodeURI(mac.replace(/^file:\/\//, ""));
+  const name = new TextDecoder("utf-16be").decode(hb.subarray(64, 576)).replace(/\0+$/, "");
+  return name === "" ? null : name;
 }

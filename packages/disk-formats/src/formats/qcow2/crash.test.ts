@@ -79,7 +79,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
     const first = 3;
     const points = new Set<number>();
     for (let i = first; i <= first + 12; i++) points.add(i);
-    for (let i = 0; i < 40; i++) points.add(first + Math.floor(((total - first) * i) / 40) + (i % 7));
+    for (let i = 0; i < 30; i++) points.add(first + Math.floor(((total - first) * i) / 30) + (i % 7));
     let withLeaks = 0;
     for (const n of points) {
       const store = new DyingStore(new MemoryStore("crash"), n);

@@ -243,7 +243,7 @@ describe("property: mutated metadata never escapes as anything but a DiskError",
           }
         },
       ),
-      { numRuns: 500 },
+      { numRuns: 300 },
     );
   });
 });
