@@ -120,7 +120,7 @@ describe.skipIf(!enabled)("Linux kernel as guest (network namespace + TAP)", () 
   });
 
   it("pings the gateway and the DNS address", async () => {
-    const r = await guest.exec("busybox ping -c 3 -W 2 10.0.2.2 && busybox ping -c 2 -W 2 10.0.2.3");
+    const r = await guest.exec("busybox ping -c 3 -i 0.2 -W 2 10.0.2.2 && busybox ping -c 2 -i 0.2 -W 2 10.0.2.3");
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain("3 packets transmitted, 3 packets received");
     expect(net.stats.counters["icmpEchoReplies"]).toBeGreaterThanOrEqual(5);

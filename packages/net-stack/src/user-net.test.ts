@@ -198,6 +198,36 @@ describe("UserNet: UDP and DNS", () => {
     expect(n.stats.drops.DNS_MALFORMED).toBe(1);
   });
 
+  it("carries DNS over TCP to the DNS address to the upstream's TCP port", async () => {
+    let got = "";
+    const up: Server = createServer((s) => {
+      s.on("data", (d) => {
+        got += d;
+        s.end("answer");
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, "127.0.0.1", () => r()));
+    cleanups.push(() => up.close());
+    const upPort = (up.address() as { port: number }).port;
+    const [, g] = await stack({ dnsUpstream: { host: "127.0.0.1", port: upPort } });
+    g.tcp(DNS, { srcPort: 40500, dstPort: 53, seq: 0, ack: 0, flags: TCP_SYN, window: 8000 });
+    const synAck = (await g.wait(isTcp)) as Extract<Received, { kind: "ip" }>;
+    expect(synAck.ip.src).toBe(DNS);
+    const iss = synAck.tcp!.seq;
+    g.tcp(DNS, {
+      srcPort: 40500,
+      dstPort: 53,
+      seq: 1,
+      ack: (iss + 1) >>> 0,
+      flags: TCP_ACK,
+      window: 8000,
+      payload: new TextEncoder().encode("query"),
+    });
+    const d = (await g.wait((r) => isTcp(r) && r.tcp!.payload.length > 0)) as Extract<Received, { kind: "ip" }>;
+    expect(new TextDecoder().decode(d.tcp!.payload)).toBe("answer");
+    expect(got).toBe("query");
+  });
+
   it("NATs UDP to 10.0.2.2 as host 127.0.0.1 and closes idle flows", async () => {
     const echo = createSocket("udp4");
     echo.on("message", (m, r) => echo.send(m, r.port, r.address));

@@ -89,6 +89,7 @@ export class UserNet implements NetBackend {
   private readonly dhcp: DhcpServer;
   private readonly reassembler: Reassembler;
   private readonly dns: DnsForwarder;
+  private readonly dnsUpstream: { host: string; port: number } | null;
   private readonly policy: EgressPolicy;
   private readonly tcpFlows = new Map<string, TcpFlow>();
   private readonly udpFlows = new Map<string, UdpFlow>();
@@ -126,12 +127,8 @@ export class UserNet implements NetBackend {
       { maxDatagrams: 16, maxFragments: 64, maxSize: 65515, timeoutMs: t.fragmentMs },
       (r) => this.stats.drop(r),
     );
-    this.dns = new DnsForwarder(
-      config.restrict ? null : (config.dnsUpstream ?? hostResolver()),
-      this.stats,
-      t.dnsMs,
-      config.limits.maxDnsPending,
-    );
+    this.dnsUpstream = config.restrict ? null : (config.dnsUpstream ?? hostResolver());
+    this.dns = new DnsForwarder(this.dnsUpstream, this.stats, t.dnsMs, config.limits.maxDnsPending);
     this.policy = new EgressPolicy(config.restrict, config.allow, config.deny);
     this.tcpHost = {
       stats: this.stats,
@@ -562,13 +559,15 @@ export class UserNet implements NetBackend {
       this.resetFor(ip, seg);
       return;
     }
-    const hostDst = this.hostDestination(ip.dst);
+    // DNS over TCP (RFC 7766) to the DNS address goes to the upstream resolver, like UDP queries.
+    const dnsTcp = ip.dst === this.dnsIp && seg.dstPort === 53 ? this.dnsUpstream : null;
+    const hostDst = dnsTcp ? parseIpv4Text(dnsTcp.host) : this.hostDestination(ip.dst);
     if (hostDst === null) {
       this.stats.drop(DropReason.NO_ROUTE);
       this.resetFor(ip, seg);
       return;
     }
-    if (!this.policy.permits("tcp", hostDst, seg.dstPort)) {
+    if (!dnsTcp && !this.policy.permits("tcp", hostDst, seg.dstPort)) {
       this.stats.drop(DropReason.POLICY_DENIED);
       this.resetFor(ip, seg);
       return;
@@ -579,8 +578,9 @@ export class UserNet implements NetBackend {
       return;
     }
     const host = ipToString(hostDst);
+    const port = dnsTcp ? dnsTcp.port : seg.dstPort;
     const f = TcpFlow.fromGuestSyn(this.tcpHost, key, ip.src, ip.dst, seg, this.budget(ip.src), () =>
-      connect({ host, port: seg.dstPort, allowHalfOpen: true, noDelay: true }),
+      connect({ host, port, allowHalfOpen: true, noDelay: true }),
     );
     this.tcpFlows.set(key, f);
     this.stats.count("tcpFlowsOpened");
