@@ -541,6 +541,10 @@ export class UserNet implements NetBackend {
   // ---- TCP --------------------------------------------------------------
 
   private inputTcp(ip: Ipv4Packet): void {
+    if (ip.dst === LIMITED_BROADCAST || ip.dst === this.directedBroadcast || ip.dst >>> 28 === 14) {
+      this.stats.drop(DropReason.NO_ROUTE); // TCP is unicast only; never answer a broadcast with a RST
+      return;
+    }
     const seg = parseTcp(ip.payload, ip.src, ip.dst);
     if (typeof seg === "string") {
       this.stats.drop(seg);
