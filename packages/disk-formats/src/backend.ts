@@ -2,7 +2,14 @@
 // bytes. Offsets and lengths are numbers (safe integers, at most 2^53 - 1).
 
 /** Format names this library can open or create. */
-export const FormatName = { raw: "raw", qcow2: "qcow2", vdi: "vdi", vpc: "vpc", vmdk: "vmdk" } as const;
+export const FormatName = {
+  raw: "raw",
+  qcow2: "qcow2",
+  vdi: "vdi",
+  vpc: "vpc",
+  vmdk: "vmdk",
+  parallels: "parallels",
+} as const;
 export type FormatName = (typeof FormatName)[keyof typeof FormatName];
 
 /**

@@ -1,6 +1,7 @@
 // Public surface of @ringzero/disk-formats (the Node file store is at "./node", test doubles at "./testing").
 export { allocationMap, type BlockBackend, type Extent, FormatName } from "./backend.js";
 export { DiskError, DiskErrorCode, type DiskErrorContext, MAX_OFFSET } from "./errors.js";
+export { ParallelsImage } from "./formats/parallels.js";
 export type { Qcow2Header } from "./formats/qcow2/header.js";
 export { type Qcow2CheckResult, type Qcow2CreateOptions, Qcow2Image } from "./formats/qcow2/image.js";
 export type { Qcow2Snapshot } from "./formats/qcow2/snapshots.js";

@@ -26,7 +26,9 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vmdk"], { message: "unknown or unsupported format" });
+const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vmdk", "parallels"], {
+  message: "unknown or unsupported format",
+});
 const SizeArg = z.string().transform((s, ctx) => {
   const n = parseSize(s);
   if (n === null) {
@@ -48,8 +50,8 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l [-f FMT] FILE
-formats: raw, qcow2, vdi, vpc (VHD), vmdk
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized`;
+formats: raw, qcow2, vdi, vpc (VHD), vmdk, parallels
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized; parallels: cluster_size=N`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -158,10 +160,14 @@ const VpcOpts = z
 function formatOptions(
   format: string,
   list: string[] | undefined,
-): Pick<CreateOptions, "qcow2" | "vdi" | "vpc" | "vmdk"> {
+): Pick<CreateOptions, "qcow2" | "vdi" | "vpc" | "vmdk" | "parallels"> {
   const kv = parseKv(list);
   if (format === "qcow2") return { qcow2: qcow2Options(kv) };
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
+  if (format === "parallels") {
+    const o = z.object({ cluster_size: SizeArg.optional() }).strict().parse(kv);
+    return { parallels: o.cluster_size !== undefined ? { clusterSize: o.cluster_size } : {} };
+  }
   if (format === "vmdk") {
     const o = VmdkOpts.parse(kv);
     return { vmdk: o.subformat ? { subformat: o.subformat } : {} };
@@ -228,6 +234,7 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
       line += ` lazy_refcounts=${q.lazyRefcounts ? "on" : "off"} refcount_bits=${2 ** (q.refcountOrder ?? 4)}`;
     }
     if (format === "vdi") line += ` static=${fo.vdi?.fixed ? "on" : "off"}`;
+    if (format === "parallels") line += ` cluster_size=${fo.parallels?.clusterSize ?? 1048576}`;
     if (format === "vpc" && fo.vpc?.fixed) line += " subformat=fixed";
     if (format === "vpc" && fo.vpc?.forceSize) line += " force_size=on";
     if (format === "vmdk")
