@@ -236,3 +236,32 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     expect(h.err).toContain("INVALID_HEADER, qcow2 at offset 20");
   });
 });
+
+describe.skipIf(!HAVE_QEMU)("ringzero-img convert between every format", () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    t = tempDir("rz-matrix-");
+  });
+  afterAll(() => t.cleanup());
+
+  const formats = ["raw", "qcow2", "vdi", "vpc", "vmdk", "parallels"] as const;
+  it("every format to every format, byte-identical by qemu-img compare", async () => {
+    const src = t.path("src.raw");
+    const data = pattern(2 * 1024 * 1024 + 4096, 11);
+    data.fill(0, 600 * 1024, 1500 * 1024);
+    writeFileSync(src, data);
+    for (const from of formats) {
+      const a = t.path(`a.${from}`);
+      const opts = from === "vpc" ? ["-o", "force_size=on"] : [];
+      expect((await rz("convert", "-O", from, ...opts, src, a)).code).toBe(0);
+      for (const to of formats) {
+        const b = t.path(`b-${from}.${to}`);
+        const o = to === "vpc" ? ["-o", "force_size=on"] : [];
+        const r = await rz("convert", "-f", from, "-O", to, ...o, a, b);
+        expect([from, to, r.code, r.err]).toEqual([from, to, 0, ""]);
+        const cmp = qemuImg(["compare", "-f", "raw", "-F", to, src, b], { allowFail: true });
+        expect([from, to, cmp.stdout]).toEqual([from, to, "Images are identical.\n"]);
+      }
+    }
+  });
+});
