@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,7 +8,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { NetBackend } from "./backend.js";
 import { capture, PcapWriter } from "./pcap.js";
 import { VirtualSwitch } from "./switch.js";
-import { GUEST, GW, SimGuest } from "./testing-internal/sim-guest.js";
+import { GUEST, GW, type Received, SimGuest } from "./testing-internal/sim-guest.js";
+import { spawnTs } from "./testing-internal/spawn-ts.js";
 import { StreamTransport } from "./transport.js";
 import { UserNet } from "./user-net.js";
 import { buildEthernet } from "./wire/ethernet.js";
@@ -98,6 +100,47 @@ describe("StreamTransport", () => {
     sock.destroy();
     server.close();
   });
+
+  it("joins the switches of two processes: a guest here reaches ARP and UDP NAT of a UserNet in a child process", async () => {
+    const echo = createSocket("udp4");
+    echo.on("message", (m, r) => echo.send(m, r.port, r.address));
+    await new Promise<void>((r) => echo.bind(0, "127.0.0.1", () => r()));
+    const child = spawnTs(new URL("./testing-internal/remote-nat.ts", import.meta.url), ["{}"]);
+    let err = "";
+    child.stderr!.on("data", (d) => {
+      err += d;
+    });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`child did not start: ${err}`)), 15_000);
+        child.stdout!.on("data", (d) => {
+          const m = /port (\d+)/.exec(String(d));
+          if (m) {
+            clearTimeout(t);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      const local = new VirtualSwitch();
+      const sock = connect(port, "127.0.0.1");
+      await new Promise((r) => sock.once("connect", r));
+      local.connect(new StreamTransport(sock));
+      const g = new SimGuest(local.createPort());
+      g.arp(GW);
+      await g.wait((r) => r.kind === "arp", 5000);
+      g.udp(GW, 7000, echo.address().port, Uint8Array.of(1, 2, 3));
+      const r = (await g.wait((x) => x.kind === "ip" && x.udp?.srcPort === echo.address().port, 5000)) as Extract<
+        Received,
+        { kind: "ip" }
+      >;
+      expect([...r.udp!.payload]).toEqual([1, 2, 3]);
+      sock.destroy();
+    } finally {
+      child.stdin!.end();
+      child.kill();
+      echo.close();
+    }
+  }, 30_000);
 
   it("closes a stream that announces an oversized frame", async () => {
     const server = createServer((s: Socket) => s.end(Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3])));
