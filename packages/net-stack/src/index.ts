@@ -13,6 +13,7 @@ export {
   UserNetConfigSchema,
 } from "./config.js";
 export { NetError, NetErrorCode } from "./errors.js";
+export { type NetdevUser, parseNetdevUser } from "./netdev.js";
 export { capture, LINKTYPE_ETHERNET, PcapWriter } from "./pcap.js";
 export { DropReason, NetStats, type NetStatsSnapshot } from "./stats.js";
 export { VirtualSwitch, type VirtualSwitchOptions } from "./switch.js";
