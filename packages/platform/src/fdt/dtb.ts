@@ -184,7 +184,9 @@ export function writeDtb(root: FdtNode, options: DtbOptions = {}): Uint8Array {
     strings.length,
     struct.length,
   ];
-  header.forEach((v, i) => dv.setUint32(i * 4, v));
+  header.forEach((v, i) => {
+    dv.setUint32(i * 4, v);
+  });
   out.set(rsv.result(), offRsv);
   out.set(struct.result(), offStruct);
   out.set(strings, offStrings);
