@@ -1,9 +1,11 @@
 // Property tests: random and mutated frames never make the stack throw or hit
 // an internal error, and everything it sends back is well-formed.
 import { createServer, type Server } from "node:net";
+import { PassThrough } from "node:stream";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decode, GUEST, GW, GW_MAC, isTcp, type Received, SimGuest } from "./testing-internal/sim-guest.js";
+import { StreamTransport } from "./transport.js";
 import { UserNet } from "./user-net.js";
 import { buildArp } from "./wire/arp.js";
 import { checksum, foldChecksum, pseudoHeaderSum, sumBytes } from "./wire/checksum.js";
@@ -229,5 +231,20 @@ describe("the stack never throws on hostile frames", () => {
     checkOutput(g.inbox.map((r) => ("frame" in r ? r.frame : new Uint8Array(0))).filter((f) => f.length));
     expect(g.inbox.every((r) => r.kind !== "other")).toBe(true);
     n.close();
+  });
+
+  it("a stream transport fed arbitrary bytes in arbitrary chunks never throws and bounds its frames", () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 30 }), (chunks) => {
+        const stream = new PassThrough();
+        const t = new StreamTransport(stream, { maxFrame: 1600 });
+        const got: Uint8Array[] = [];
+        t.setReceiver((f) => got.push(f));
+        for (const c of chunks) stream.emit("data", Buffer.from(c));
+        expect(got.every((f) => f.length <= 1600)).toBe(true);
+        t.close();
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -66,11 +66,11 @@ export class StreamTransport implements NetBackend {
         return;
       }
       if (this.pending.length - off - 4 < len) break;
-      const frame = new Uint8Array(this.pending.subarray(off + 4, off + 4 + len));
+      const frame = new Uint8Array(this.pending.subarray(off + 4, off + 4 + len)); // a copy the receiver owns
       off += 4 + len;
       this.stats.framesIn++;
       this.stats.bytesIn += len;
-      if (this.receiver) this.receiver(frame.slice());
+      if (this.receiver) this.receiver(frame);
       else this.stats.drop(DropReason.DETACHED);
     }
     this.pending = this.pending.subarray(off);
