@@ -27,6 +27,12 @@ if [ "${RINGZERO_SKIP_APT:-}" != "1" ]; then
     [curl]=curl
     [ip]=iproute2
     [qemu-riscv64]=qemu-user
+    [riscv64-linux-gnu-gcc]=gcc-riscv64-linux-gnu
+    [flex]=flex
+    [bison]=bison
+    [bc]=bc
+    [cpio]=cpio
+    [gpgv]=gpgv
   )
   for tool in "${!pkgs[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || need+=("${pkgs[$tool]}")
