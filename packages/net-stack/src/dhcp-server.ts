@@ -28,6 +28,15 @@ export class DhcpServer {
     return [...this.byMac.values()];
   }
 
+  /** Installs a lease from saved state; false when the address is not in the pool or taken. */
+  restore(mac: string, ip: Ipv4, expires: number): boolean {
+    if (!this.pool.includes(ip) || this.byIp.has(ip) || this.byMac.has(mac)) return false;
+    const lease: Lease = { mac, ip, expires };
+    this.byMac.set(mac, lease);
+    this.byIp.set(ip, lease);
+    return true;
+  }
+
   leaseOf(mac: string): Lease | undefined {
     return this.byMac.get(mac);
   }

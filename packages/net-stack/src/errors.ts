@@ -6,6 +6,8 @@ export const NetErrorCode = {
   CONFIG_INVALID: "CONFIG_INVALID",
   /** A host resource (port forward listener, pcap file, upstream) could not be opened. */
   HOST_RESOURCE: "HOST_RESOURCE",
+  /** A saved state failed its zod schema or does not fit the configuration. */
+  STATE_INVALID: "STATE_INVALID",
   /** The object was already closed. */
   CLOSED: "CLOSED",
 } as const;

@@ -15,6 +15,7 @@ export {
 export { NetError, NetErrorCode } from "./errors.js";
 export { type NetdevUser, parseNetdevUser } from "./netdev.js";
 export { capture, LINKTYPE_ETHERNET, PcapWriter } from "./pcap.js";
+export { parseUserNetState, type UserNetState, UserNetStateSchema } from "./persist.js";
 export { DropReason, NetStats, type NetStatsSnapshot } from "./stats.js";
 export { VirtualSwitch, type VirtualSwitchOptions } from "./switch.js";
 export { StreamTransport, type StreamTransportOptions } from "./transport.js";

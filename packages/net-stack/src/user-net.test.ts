@@ -161,6 +161,25 @@ describe("UserNet: DHCP", () => {
     expect(n.leases).toEqual([]);
   });
 
+  it("saves leases as versioned state and restores them into a new stack", async () => {
+    const [n, g] = await stack();
+    sendDhcp(g, DhcpType.REQUEST, [50, 4, 10, 0, 2, 15]);
+    await g.wait(udpFrom(67));
+    const saved = JSON.parse(JSON.stringify(n.state()));
+    expect(saved).toMatchObject({ version: 1, leases: [{ mac: "02:00:00:00:00:15", ip: "10.0.2.15" }] });
+    const n2 = await UserNet.create({}, saved);
+    cleanups.push(() => n2.close());
+    // Another client asking for .15 is refused: the restored lease holds it.
+    const other = new SimGuest(n2, Uint8Array.of(2, 0, 0, 0, 0, 0x99));
+    sendDhcp(other, DhcpType.REQUEST, [50, 4, 10, 0, 2, 15]);
+    const nak = (await other.wait(udpFrom(67))) as Extract<Received, { kind: "ip" }>;
+    expect(parseDhcp(nak.udp!.payload)).toMatchObject({ messageType: DhcpType.NAK });
+    await expect(UserNet.create({}, { version: 2, leases: [] })).rejects.toMatchObject({ code: "STATE_INVALID" });
+    await expect(
+      UserNet.create({}, { version: 1, leases: [{ mac: "02:00:00:00:00:01", ip: "10.0.2.200", expiresAt: 0 }] }),
+    ).rejects.toMatchObject({ code: "STATE_INVALID" });
+  });
+
   it("stops offering when the pool is exhausted", async () => {
     const [n] = await stack({ dhcpCount: 1 });
     const a = new SimGuest(n, Uint8Array.of(2, 0, 0, 0, 0, 1));

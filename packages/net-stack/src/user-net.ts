@@ -8,6 +8,7 @@ import { hostResolver, parseUserNetConfig, splitCidr, type UserNetConfig, type U
 import { DhcpServer } from "./dhcp-server.js";
 import { DnsForwarder } from "./dns-forwarder.js";
 import { NetError, NetErrorCode } from "./errors.js";
+import { parseUserNetState, type UserNetState } from "./persist.js";
 import { EgressPolicy } from "./policy.js";
 import { DropReason, NetStats } from "./stats.js";
 import { BufferBudget, TcpFlow, type TcpFlowHost } from "./tcp-flow.js";
@@ -156,9 +157,21 @@ export class UserNet implements NetBackend {
     };
   }
 
-  /** Validates `config` (throws NetError CONFIG_INVALID) and opens the host port forwards. */
-  static async create(config: UserNetConfigInput = {}): Promise<UserNet> {
+  /**
+   * Validates `config` (throws NetError CONFIG_INVALID) and opens the host port forwards.
+   * `state` (from `state()`) restores DHCP leases; leases outside the pool throw STATE_INVALID.
+   */
+  static async create(config: UserNetConfigInput = {}, state?: unknown): Promise<UserNet> {
     const n = new UserNet(parseUserNetConfig(config));
+    if (state !== undefined) {
+      const s = parseUserNetState(state);
+      for (const l of s.leases) {
+        if (!n.dhcp.restore(l.mac, parseIpv4Text(l.ip)!, l.expiresAt)) {
+          n.close();
+          throw new NetError(NetErrorCode.STATE_INVALID, { lease: l }, "lease outside the pool or duplicated");
+        }
+      }
+    }
     try {
       for (const f of n.config.hostForwards) await n.openForward(f);
     } catch (e) {
@@ -171,6 +184,14 @@ export class UserNet implements NetBackend {
   /** The host forwards with the ports actually bound (useful with hostPort 0). */
   get hostForwards(): readonly HostForwardBinding[] {
     return this.forwards;
+  }
+
+  /** The state worth keeping across restarts (DHCP leases), versioned; see persist.ts. */
+  state(): UserNetState {
+    return {
+      version: 1,
+      leases: this.dhcp.leases.map((l) => ({ mac: l.mac, ip: ipToString(l.ip), expiresAt: l.expires })),
+    };
   }
 
   /** Current DHCP leases: MAC and address. */
