@@ -9,6 +9,7 @@ export const FormatName = {
   vpc: "vpc",
   vmdk: "vmdk",
   parallels: "parallels",
+  vhdx: "vhdx",
 } as const;
 export type FormatName = (typeof FormatName)[keyof typeof FormatName];
 

@@ -7,6 +7,7 @@ export { type Qcow2CheckResult, type Qcow2CreateOptions, Qcow2Image } from "./fo
 export type { Qcow2Snapshot } from "./formats/qcow2/snapshots.js";
 export { RawImage } from "./formats/raw.js";
 export { VdiImage } from "./formats/vdi.js";
+export { VhdxImage } from "./formats/vhdx.js";
 export { type VmdkCreateOptions, VmdkImage } from "./formats/vmdk.js";
 export { VpcImage, vhdGeometry } from "./formats/vpc.js";
 export { MemoryHost, MemoryStore } from "./io/memory.js";

@@ -7,11 +7,12 @@ import { isQcow2 } from "./formats/qcow2/header.js";
 import { Qcow2Image } from "./formats/qcow2/image.js";
 import { RawImage } from "./formats/raw.js";
 import { isVdi, VdiImage } from "./formats/vdi.js";
+import { isVhdx, VhdxImage } from "./formats/vhdx.js";
 import { isVmdkDescriptor, isVmdkSparse, VmdkImage } from "./formats/vmdk.js";
 import { isVpcFooter, isVpcHead, VpcImage } from "./formats/vpc.js";
 import { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 
-export type Image = RawImage | Qcow2Image | VdiImage | VpcImage | VmdkImage | ParallelsImage;
+export type Image = RawImage | Qcow2Image | VdiImage | VpcImage | VmdkImage | ParallelsImage | VhdxImage;
 
 /** Backing chains deeper than this are refused (hostile images chaining to themselves through renamed copies). */
 export const DEFAULT_MAX_CHAIN_DEPTH = 64;
@@ -25,7 +26,7 @@ export interface OpenOptions {
   maxChainDepth?: number;
 }
 
-const FORMATS: readonly string[] = ["raw", "qcow2", "vdi", "vpc", "vmdk", "parallels"];
+const FORMATS: readonly string[] = ["raw", "qcow2", "vdi", "vpc", "vmdk", "parallels", "vhdx"];
 
 function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   if (!FORMATS.includes(name))
@@ -37,7 +38,7 @@ function checkFormat(name: string, where: Record<string, unknown>): FormatName {
   return name as FormatName;
 }
 
-/** Guesses the format: qcow2, VDI, VHD, VMDK and Parallels by their magic (VHD also by a valid footer at the end), anything else is raw. */
+/** Guesses the format: qcow2, VDI, VHD, VHDX, VMDK and Parallels by their magic (VHD also by a valid footer at the end), anything else is raw. */
 export async function probeFormat(store: ByteStore): Promise<FormatName> {
   const head = new Uint8Array(0x48);
   await readFull(store, 0, head);
@@ -46,6 +47,7 @@ export async function probeFormat(store: ByteStore): Promise<FormatName> {
   if (isVpcHead(head)) return "vpc";
   if (isVmdkSparse(head) || isVmdkDescriptor(head)) return "vmdk";
   if (isParallels(head)) return "parallels";
+  if (isVhdx(head)) return "vhdx";
   // A fixed VHD has its footer only at the end (qemu-img probes those as raw; a checksummed footer is conclusive).
   const size = await store.size();
   if (size >= 1024) {
@@ -104,7 +106,9 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
                 ? await VmdkImage.open(store, { readOnly, host: h, name: file })
                 : fmt === "parallels"
                   ? await ParallelsImage.open(store, { readOnly })
-                  : await RawImage.open(store, { readOnly });
+                  : fmt === "vhdx"
+                    ? await VhdxImage.open(store, { readOnly })
+                    : await RawImage.open(store, { readOnly });
     } catch (e) {
       await store.close().catch(() => {});
       throw e;
@@ -139,6 +143,8 @@ export interface CreateOptions {
   vdi?: { fixed?: boolean };
   /** VHD: fixed instead of dynamic; forceSize keeps the exact size (no CHS rounding). */
   vpc?: { fixed?: boolean; forceSize?: boolean };
+  /** VHDX: fixed instead of dynamic, block size (qemu-img's default by disk size). */
+  vhdx?: { fixed?: boolean; blockSize?: number };
   /** Parallels cluster size (1 MiB by default). */
   parallels?: { clusterSize?: number };
   /** VMDK subformat (monolithicSparse by default). */
@@ -181,6 +187,7 @@ export async function createImage(host: StoreHost, name: string, options: Create
   if (options.format === "raw") return RawImage.create(store, { size });
   if (options.format === "vdi") return VdiImage.create(store, { size, fixed: options.vdi?.fixed ?? false });
   if (options.format === "vpc") return VpcImage.create(store, { size, ...options.vpc });
+  if (options.format === "vhdx") return VhdxImage.create(store, { size, ...options.vhdx });
   if (options.format === "parallels") return ParallelsImage.create(store, { size, ...options.parallels });
   if (options.format === "vmdk") return VmdkImage.create(store, { size, ...options.vmdk }, { host, name });
   const img = await Qcow2Image.create(store, {

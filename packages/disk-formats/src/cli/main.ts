@@ -9,6 +9,7 @@ import { isZero } from "../bytes.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
+import { VhdxImage } from "../formats/vhdx.js";
 import { VmdkImage } from "../formats/vmdk.js";
 import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
@@ -26,7 +27,7 @@ export interface CliIo {
 
 class UsageError extends Error {}
 
-const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vmdk", "parallels"], {
+const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vhdx", "vmdk", "parallels"], {
   message: "unknown or unsupported format",
 });
 const SizeArg = z.string().transform((s, ctx) => {
@@ -50,8 +51,8 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l [-f FMT] FILE
-formats: raw, qcow2, vdi, vpc (VHD), vmdk, parallels
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized; parallels: cluster_size=N`;
+formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -160,10 +161,19 @@ const VpcOpts = z
 function formatOptions(
   format: string,
   list: string[] | undefined,
-): Pick<CreateOptions, "qcow2" | "vdi" | "vpc" | "vmdk" | "parallels"> {
+): Pick<CreateOptions, "qcow2" | "vdi" | "vpc" | "vmdk" | "parallels" | "vhdx"> {
   const kv = parseKv(list);
   if (format === "qcow2") return { qcow2: qcow2Options(kv) };
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
+  if (format === "vhdx") {
+    const o = z
+      .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), block_size: SizeArg.optional() })
+      .strict()
+      .parse(kv);
+    return {
+      vhdx: { fixed: o.subformat === "fixed", ...(o.block_size ? { blockSize: o.block_size } : {}) },
+    };
+  }
   if (format === "parallels") {
     const o = z.object({ cluster_size: SizeArg.optional() }).strict().parse(kv);
     return { parallels: o.cluster_size !== undefined ? { clusterSize: o.cluster_size } : {} };
@@ -296,6 +306,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
     }
     if (img instanceof VdiImage) j["cluster-size"] = img.blockSize;
     if (img instanceof VpcImage && img.blockSize !== null) j["cluster-size"] = img.blockSize;
+    if (img instanceof VhdxImage) j["cluster-size"] = img.clusterSize;
     if (img instanceof VmdkImage) {
       if (img.grainSize !== null) j["cluster-size"] = img.grainSize;
       j["format-specific"] = {
