@@ -62,8 +62,11 @@ export class Clint implements MmioDevice {
     this.lines = harts;
     this.clock = clock;
     this.msip = harts.map(() => false);
-    this.mtimecmp = harts.map(() => U64_MAX);
+    // mtimecmp resets to 0 as on QEMU virt (the privileged spec leaves it
+    // unspecified), so MTIP is high until software programs a compare value.
+    this.mtimecmp = harts.map(() => 0n);
     this.mtip = harts.map(() => false);
+    this.poll();
   }
 
   /** mtime now, as a number of ticks (what the hart's `time` CSR reads: pass `() => clint.time()` as timeSource). */

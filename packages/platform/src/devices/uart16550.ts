@@ -70,6 +70,15 @@ export const MSR_RI = 0x40;
 export const MSR_DCD = 0x80;
 
 export const UART_FIFO_SIZE = 16;
+
+function loopbackMsr(mcr: number): number {
+  return (
+    (mcr & MCR_RTS ? MSR_CTS : 0) |
+    (mcr & MCR_DTR ? MSR_DSR : 0) |
+    (mcr & MCR_OUT1 ? MSR_RI : 0) |
+    (mcr & MCR_OUT2 ? MSR_DCD : 0)
+  );
+}
 const RX_TRIGGER = [1, 4, 8, 14] as const; // FCR bits 7:6 (PC16550D table 5)
 
 export const UartConfigSchema = z.object({
@@ -128,7 +137,7 @@ export class Uart16550 implements MmioDevice {
   private ier = 0;
   private fcr = 0;
   private lcr = 0;
-  private mcr = 0;
+  private mcr = MCR_OUT2; // QEMU's reset value
   private lsrErrors = 0;
   private msr = MSR_DCD | MSR_DSR | MSR_CTS; // no modem: carrier, data set ready, clear to send (as QEMU)
   private scr = 0;
@@ -204,6 +213,9 @@ export class Uart16550 implements MmioDevice {
         return lsr;
       }
       case UART_MSR: {
+        // Loopback (PC16550D §8.6): the modem outputs read back as inputs,
+        // without delta bits (as QEMU; Linux's loopback probe reads only 7:4).
+        if (this.mcr & MCR_LOOP) return loopbackMsr(this.mcr);
         const msr = this.msr;
         if (msr & 0x0f) {
           this.msr &= 0xf0; // delta bits clear on read
@@ -249,7 +261,8 @@ export class Uart16550 implements MmioDevice {
         this.lcr = v;
         break;
       case UART_MCR:
-        this.setMcr(v & 0x1f);
+        this.mcr = v & 0x1f;
+        this.refill();
         break;
       case UART_LSR:
         break; // LSR is read-only here (factory test register on the 16550)
@@ -264,8 +277,12 @@ export class Uart16550 implements MmioDevice {
   private transmit(b: number): void {
     this.counters.txBytes++;
     if (this.mcr & MCR_LOOP) {
-      if (this.rx.length < this.rxCapacity()) this.rx.push(b);
-      else {
+      if (this.rx.length < this.rxCapacity()) {
+        this.rx.push(b);
+      } else {
+        // Overrun (PC16550D LSR bit 1): without FIFOs the new character replaces
+        // the unread one in RBR; with FIFOs it is lost in the shift register.
+        if (!(this.fcr & FCR_ENABLE)) this.rx[0] = b;
         this.lsrErrors |= LSR_OE;
         this.counters.overruns++;
       }
@@ -273,32 +290,6 @@ export class Uart16550 implements MmioDevice {
       this.onTransmit?.(Uint8Array.of(b));
     }
     this.thrIpending = true; // the byte left at once: THR empty again
-  }
-
-  private setMcr(v: number): void {
-    this.mcr = v;
-    if (v & MCR_LOOP) {
-      // Loopback (PC16550D §8.6): modem outputs feed the modem inputs.
-      const next =
-        (v & MCR_RTS ? MSR_CTS : 0) |
-        (v & MCR_DTR ? MSR_DSR : 0) |
-        (v & MCR_OUT1 ? MSR_RI : 0) |
-        (v & MCR_OUT2 ? MSR_DCD : 0);
-      this.setModemInputs(next);
-    } else {
-      this.setModemInputs(MSR_DCD | MSR_DSR | MSR_CTS);
-    }
-  }
-
-  private setModemInputs(next: number): void {
-    const prev = this.msr & 0xf0;
-    const diff = prev ^ next;
-    let delta = this.msr & 0x0f;
-    if (diff & MSR_CTS) delta |= MSR_DCTS;
-    if (diff & MSR_DSR) delta |= MSR_DDSR;
-    if (diff & MSR_DCD) delta |= MSR_DDCD;
-    if (prev & MSR_RI && !(next & MSR_RI)) delta |= MSR_TERI; // trailing edge of RI
-    this.msr = next | delta;
   }
 
   private rxCapacity(): number {
@@ -335,7 +326,7 @@ export class Uart16550 implements MmioDevice {
       return this.rx.length >= RX_TRIGGER[this.fcr >> 6] ? IIR_RDI : IIR_CTI;
     }
     if (this.ier & IER_THRI && this.thrIpending) return IIR_THRI;
-    if (this.ier & IER_MSI && this.msr & 0x0f) return IIR_MSI;
+    if (this.ier & IER_MSI && !(this.mcr & MCR_LOOP) && this.msr & 0x0f) return IIR_MSI;
     return IIR_NO_INT;
   }
 
