@@ -126,12 +126,12 @@ export class GoldfishRtc implements MmioDevice {
     switch (offset) {
       case RTC_TIME_LOW: {
         const now = this.time();
-        this.offset += ((now >> 32n) << 32n) + v - now;
+        this.offset = BigInt.asIntN(64, this.offset + ((now >> 32n) << 32n) + v - now);
         break;
       }
       case RTC_TIME_HIGH: {
         const now = this.time();
-        this.offset += (v << 32n) + (now & 0xffff_ffffn) - now;
+        this.offset = BigInt.asIntN(64, this.offset + (v << 32n) + (now & 0xffff_ffffn) - now);
         break;
       }
       case RTC_ALARM_LOW:
