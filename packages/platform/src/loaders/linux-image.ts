@@ -46,6 +46,20 @@ export interface LinuxImage {
   readonly data: Uint8Array;
 }
 
+export type KernelFormat = "linux-image" | "elf" | "gzip" | "unknown";
+
+/** What a kernel file looks like, from its first bytes (to pick a loader or explain a refusal). */
+export function detectKernelFormat(data: Uint8Array): KernelFormat {
+  if (data.length >= 4 && data[0] === 0x7f && data[1] === 0x45 && data[2] === 0x4c && data[3] === 0x46) return "elf";
+  if (data.length >= 2 && data[0] === 0x1f && data[1] === 0x8b) return "gzip";
+  if (data.length >= LINUX_IMAGE_HEADER_SIZE) {
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    if (dv.getUint32(56, true) === LINUX_IMAGE_MAGIC2 || dv.getBigUint64(48, true) === LINUX_IMAGE_MAGIC)
+      return "linux-image";
+  }
+  return "unknown";
+}
+
 /** Parses and checks an `Image` file. Throws KERNEL_INVALID with a reason a user can act on. */
 export function parseLinuxImage(data: Uint8Array): LinuxImage {
   const fail = (detail: string, context: Record<string, unknown> = {}): never => {

@@ -2,7 +2,7 @@ import { Bus } from "@ringzero/cpu-core";
 import { describe, expect, it } from "vitest";
 import { PlatformError, PlatformErrorCode } from "../devices/errors.js";
 import { buildVirtDeviceTree } from "../fdt/virt.js";
-import { parseLinuxImage } from "./linux-image.js";
+import { detectKernelFormat, parseLinuxImage } from "./linux-image.js";
 import { KERNEL_ALIGN, loadLinuxBoot, loadRaw, MIB, planLinuxBoot } from "./placement.js";
 
 /** An Image header as arch/riscv/kernel/head.S lays it out (version 0.2). */
@@ -57,6 +57,14 @@ describe("Linux Image header", () => {
     expect(parseLinuxImage(image({ magic2: false })).textOffset).toBe(0x20_0000); // deprecated magic alone
     expect(parseLinuxImage(image({ mz: true })).efiStub).toBe(true);
     expect(parseLinuxImage(image({ size: 8192, imageSize: 100n })).loadSize).toBe(8192);
+  });
+
+  it("tells Images, ELF files and gzip files apart", () => {
+    expect(detectKernelFormat(image())).toBe("linux-image");
+    expect(detectKernelFormat(Uint8Array.of(0x7f, 0x45, 0x4c, 0x46))).toBe("elf");
+    expect(detectKernelFormat(Uint8Array.of(0x1f, 0x8b))).toBe("gzip");
+    expect(detectKernelFormat(new Uint8Array(100))).toBe("unknown");
+    expect(detectKernelFormat(new Uint8Array(0))).toBe("unknown");
   });
 
   it("refuses what is not a bootable Image with a reason", () => {
