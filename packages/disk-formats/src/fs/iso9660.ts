@@ -144,7 +144,7 @@ function packRecords(recs: Uint8Array[]): Uint8Array {
   }
   blocks.push(cur);
   const out = new Uint8Array(blocks.length * BLOCK);
-  blocks.forEach((b, i) => out.set(b, i * BLOCK));
+  for (const [i, b] of blocks.entries()) out.set(b, i * BLOCK);
   return out;
 }
 
