@@ -78,6 +78,28 @@ describe.skipIf(!HAVE_QEMU)("VMDK interop with qemu-img", () => {
     });
   }
 
+  for (const sub of ["twoGbMaxExtentSparse", "twoGbMaxExtentFlat"] as const) {
+    it(`reads and writes ${sub} images across extent boundaries`, async () => {
+      const f = t.path(`${sub}.vmdk`);
+      qemuImg(["create", "-f", "vmdk", "-o", `subformat=${sub}`, f, "3G"]);
+      qemuIo(f, ["write -P 0xab 2047M 2M"], "vmdk");
+      const img = await openImage(host, f);
+      expect(img.size()).toBe(3 * GiB);
+      expect((await img.read(2047 * MiB, 2 * MiB)).every((b) => b === 0xab)).toBe(true);
+      await img.write(2 * GiB - 100, pattern(200, 5)); // spans the two extents
+      await img.close();
+      expect(qemuImg(["check", f]).stdout).toContain("No errors");
+      const out = qemuIo(f, [`read -v ${2 * GiB - 100} 200`], "vmdk");
+      const bytes = [...out.matchAll(/^[0-9a-f]+:\s+((?:[0-9a-f]{2}\s)+)/gm)].flatMap((m) =>
+        m[1]!
+          .trim()
+          .split(/\s+/)
+          .map((h) => Number.parseInt(h, 16)),
+      );
+      expect(bytes).toEqual([...pattern(200, 5)]);
+    });
+  }
+
   it("writes a sparse image above 4 GiB that qemu-img reads", async () => {
     const f = t.path("big.vmdk");
     const w = await createImage(host, f, { format: "vmdk", size: 5 * GiB });
