@@ -301,7 +301,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       }
       data["refcount-bits"] = 2 ** h.refcountOrder;
       data.corrupt = img.corrupt;
-      data["extended-l2"] = false;
+      data["extended-l2"] = ((h.incompatibleFeatures >> 4n) & 1n) === 1n;
       j["format-specific"] = { type: "qcow2", data };
     }
     if (img instanceof VdiImage) j["cluster-size"] = img.blockSize;

@@ -94,7 +94,10 @@ const HeaderFields = z
     if (h.backingFileOffset !== 0 && h.backingFileOffset + h.backingFileSize > cs)
       issue("backingFileOffset", "backing file name must lie in the first cluster");
     // The L1 table must map the whole virtual disk (qcow2.txt "size").
-    const l2Entries = cs / 8;
+    // Extended L2 entries are 16 bytes (qcow2.txt "Extended L2 Entries"), and need clusters of 16 KiB or more.
+    const ext = bit(h.incompatibleFeatures, Incompat.EXTL2);
+    if (ext && h.clusterBits < 14) issue("clusterBits", "extended L2 entries need clusters of at least 16 KiB");
+    const l2Entries = cs / (ext ? 16 : 8);
     if (Math.ceil(h.size / cs / l2Entries) > h.l1Size) issue("l1Size", "L1 table too small for the virtual size");
     if (h.l1TableOffset % cs !== 0 && h.l1Size > 0) issue("l1TableOffset", "L1 table not cluster aligned");
     if (h.refcountTableOffset % cs !== 0) issue("refcountTableOffset", "refcount table not cluster aligned");

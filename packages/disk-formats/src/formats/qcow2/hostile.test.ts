@@ -102,7 +102,8 @@ describe("hostile qcow2 headers", () => {
       64,
     ],
     ["unknown incompatible feature", (b) => put64(b, 72, 1n << 40n), DiskErrorCode.UNSUPPORTED, 72],
-    ["extended L2", (b) => put64(b, 72, 1n << 4n), DiskErrorCode.UNSUPPORTED, 72],
+    ["extended L2 with 4 KiB clusters", (b) => put64(b, 72, 1n << 4n), DiskErrorCode.INVALID_HEADER, 20],
+    ["external data file", (b) => put64(b, 72, 1n << 2n), DiskErrorCode.UNSUPPORTED, 72],
   ];
   for (const [name, mutate, code, offset] of cases) {
     it(`header that lies: ${name}`, async () => {

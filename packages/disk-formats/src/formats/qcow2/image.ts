@@ -85,6 +85,11 @@ export class Qcow2Image implements BlockBackend {
   private readonly cs: number;
   private readonly cb: number;
   private readonly l2Entries: number;
+  /** Extended L2 entries: 16 bytes, 32 subclusters per cluster (read-only here). */
+  private readonly ext: boolean;
+  private readonly stride: number;
+  /** Allocation granularity for reads and status: a subcluster with extended L2, else a cluster. */
+  private readonly unit: number;
   private readonly refBits: number;
   private readonly rbEntries: number;
   private l1: Uint8Array;
@@ -116,7 +121,10 @@ export class Qcow2Image implements BlockBackend {
   ) {
     this.cb = hdr.clusterBits;
     this.cs = 2 ** hdr.clusterBits;
-    this.l2Entries = this.cs / 8;
+    this.ext = bit(hdr.incompatibleFeatures, Incompat.EXTL2);
+    this.stride = this.ext ? 16 : 8;
+    this.l2Entries = this.cs / this.stride;
+    this.unit = this.ext ? this.cs / 32 : this.cs;
     this.refBits = 2 ** hdr.refcountOrder;
     this.rbEntries = (this.cs * 8) / this.refBits;
     this.l1 = l1;
@@ -197,13 +205,14 @@ export class Qcow2Image implements BlockBackend {
         `unknown incompatible features${names ? `: ${names}` : ""}`,
       );
     }
-    for (const [b, what] of [
-      [Incompat.DATA_FILE, "external data file"],
-      [Incompat.EXTL2, "extended L2 entries"],
-    ] as const) {
-      if (bit(hdr.incompatibleFeatures, b))
-        throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 72 }, what);
-    }
+    if (bit(hdr.incompatibleFeatures, Incompat.DATA_FILE))
+      throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 72 }, "external data file");
+    if (!readOnly && bit(hdr.incompatibleFeatures, Incompat.EXTL2))
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, offset: 72 },
+        "writing images with extended L2 entries",
+      );
     if (hdr.compressionType !== 0)
       throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 104 }, "zstd compression type");
     if (!readOnly && bit(hdr.incompatibleFeatures, Incompat.CORRUPT))
@@ -379,14 +388,51 @@ export class Qcow2Image implements BlockBackend {
     return this.decodeL2(table, gc % this.l2Entries, l2);
   }
 
+  /**
+   * The entry for allocation unit `u` (a cluster, or with extended L2 a
+   * subcluster whose state comes from the entry's bitmap: bit x allocated,
+   * bit 32+x reads as zero).
+   */
+  private async unitEntry(u: number): Promise<L2Entry> {
+    if (!this.ext) return this.l2Entry(u);
+    const gc = Math.floor(u / 32);
+    const sc = u % 32;
+    const e = await this.l2Entry(gc);
+    if (e.kind === "compressed") return e;
+    const l2 = this.l1Offset(Math.floor(gc / this.l2Entries));
+    if (l2 === 0) return { kind: "unallocated" };
+    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+    const idx = gc % this.l2Entries;
+    const bm = new DataView(table.buffer, table.byteOffset, table.byteLength).getBigUint64(idx * 16 + 8);
+    const alloc = ((bm >> BigInt(sc)) & 1n) === 1n;
+    const zero = ((bm >> BigInt(32 + sc)) & 1n) === 1n;
+    if (alloc && zero)
+      throw new DiskError(
+        DiskErrorCode.BAD_ENTRY,
+        { format: F, offset: l2 + idx * 16 + 8, subcluster: sc },
+        "subcluster both allocated and zero",
+      );
+    if (alloc) {
+      if (e.kind !== "normal")
+        throw new DiskError(
+          DiskErrorCode.BAD_ENTRY,
+          { format: F, offset: l2 + idx * 16, subcluster: sc },
+          "allocated subcluster without a host cluster",
+        );
+      return { kind: "normal", host: e.host + sc * this.unit, copied: e.copied };
+    }
+    return zero ? { kind: "zero", host: 0, copied: false } : { kind: "unallocated" };
+  }
+
   private decodeL2(table: Uint8Array, idx: number, l2: number): L2Entry {
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
-    const hi = dv.getUint32(idx * 8);
-    const lo = dv.getUint32(idx * 8 + 4);
-    const where = l2 + idx * 8;
+    const e8 = idx * this.stride;
+    const hi = dv.getUint32(e8);
+    const lo = this.ext ? dv.getUint32(e8 + 4) & ~ZERO_LO : dv.getUint32(e8 + 4);
+    const where = l2 + e8;
     if ((hi & COMPRESSED_HI) !== 0) {
       // Compressed cluster descriptor (qcow2.txt): x = 62 - (cluster_bits - 8).
-      const v = dv.getBigUint64(idx * 8);
+      const v = dv.getBigUint64(e8);
       const x = BigInt(62 - (this.cb - 8));
       const host = Number(v & ((1n << x) - 1n));
       const sectors = Number((v >> x) & ((1n << BigInt(this.cb - 8)) - 1n)) + 1;
@@ -664,23 +710,28 @@ export class Qcow2Image implements BlockBackend {
   async readInto(offset: number, buf: Uint8Array): Promise<void> {
     this.checkOpen();
     checkRange(F, offset, buf.length, this.hdr.size);
+    const us = this.unit;
     let pos = 0;
     while (pos < buf.length) {
       const guest = offset + pos;
-      const gc = Math.floor(guest / this.cs);
-      const inOff = guest - gc * this.cs;
-      let n = Math.min(this.cs - inOff, buf.length - pos);
-      const e = await this.l2Entry(gc);
+      const u = Math.floor(guest / us);
+      const inOff = guest - u * us;
+      let n = Math.min(us - inOff, buf.length - pos);
+      const e = await this.unitEntry(u);
       if (e.kind === "normal") {
-        // Extend over following clusters that are contiguous on the host.
-        let next = gc + 1;
+        // Extend over following units that are contiguous on the host.
+        let next = u + 1;
         while (pos + n < buf.length) {
-          const f = await this.l2Entry(next);
-          if (f.kind !== "normal" || f.host !== e.host + (next - gc) * this.cs) break;
-          n = Math.min(n + this.cs, buf.length - pos);
+          const f = await this.unitEntry(next);
+          if (f.kind !== "normal" || f.host !== e.host + (next - u) * us) break;
+          n = Math.min(n + us, buf.length - pos);
           next++;
         }
         await readFull(this.store, e.host + inOff, buf.subarray(pos, pos + n));
+      } else if (e.kind === "compressed") {
+        const data = await this.decompress(e);
+        const inCluster = guest - Math.floor(guest / this.cs) * this.cs;
+        buf.set(data.subarray(inCluster, inCluster + n), pos);
       } else {
         await this.readCluster(e, guest, inOff, buf.subarray(pos, pos + n));
       }
@@ -1020,21 +1071,22 @@ export class Qcow2Image implements BlockBackend {
     checkRange(F, offset, length, this.hdr.size);
     if (length === 0) throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset }, "empty status request");
     const end = offset + length;
-    const gc = Math.floor(offset / this.cs);
-    const e = await this.l2Entry(gc);
-    const inOff = offset - gc * this.cs;
-    let n = Math.min((gc + 1) * this.cs, end) - offset;
+    const us = this.unit;
+    const gc = Math.floor(offset / us);
+    const e = await this.unitEntry(gc);
+    const inOff = offset - gc * us;
+    let n = Math.min((gc + 1) * us, end) - offset;
     const same = (f: L2Entry, k: number): boolean => {
       if (f.kind !== e.kind) return false;
-      if (e.kind === "normal") return (f as { host: number }).host === e.host + k * this.cs;
+      if (e.kind === "normal") return (f as { host: number }).host === e.host + k * us;
       if (e.kind === "zero") return ((f as { host: number }).host === 0) === (e.host === 0);
       return true;
     };
     let k = 1;
     while (offset + n < end) {
-      const f = await this.l2Entry(gc + k);
+      const f = await this.unitEntry(gc + k);
       if (!same(f, k)) break;
-      n = Math.min((gc + k + 1) * this.cs, end) - offset;
+      n = Math.min((gc + k + 1) * us, end) - offset;
       k++;
     }
     switch (e.kind) {

@@ -61,6 +61,27 @@ describe.skipIf(!HAVE_QEMU)("qcow2 interop with qemu-img", () => {
     await back.close();
   });
 
+  it("reads extended L2 images (subclusters) over a backing file; refuses to write them", async () => {
+    const base = t.path("xbase.raw");
+    writeFileSync(base, pattern(2 * 1024 * 1024, 21));
+    const f = t.path("xl2.qcow2");
+    qemuImg(["create", "-f", "qcow2", "-o", "extended_l2=on,cluster_size=128k", "-b", "xbase.raw", "-F", "raw", f]);
+    qemuIo(f, ["write -P 0xab 4k 8k", "write -z 64k 4k", "write -P 0xcd 1M 200k"]);
+    const out = t.path("xl2.raw");
+    qemuImg(["convert", "-O", "raw", f, out]);
+    const img = await openImage(host, f, { readOnly: true });
+    expect(firstDiff(await img.read(0, img.size()), new Uint8Array(readFileSync(out)))).toBe(-1);
+    const ours = (await allocationMap(img))
+      .filter((e) => e.kind === "data" && e.depth === 0)
+      .map((e) => [e.start, e.length]);
+    const theirs = JSON.parse(qemuImg(["map", "--output", "json", f]).stdout)
+      .filter((e: { data: boolean; depth: number }) => e.data && e.depth === 0)
+      .map((e: { start: number; length: number }) => [e.start, e.length]);
+    expect(ours).toEqual(theirs);
+    await img.close();
+    await expect(openImage(host, f)).rejects.toMatchObject({ code: "UNSUPPORTED", context: { offset: 72 } });
+  });
+
   it("matches qemu-img map --output json", async () => {
     const f = t.path("map.qcow2");
     qemuImg(["create", "-f", "qcow2", f, "1G"]);
