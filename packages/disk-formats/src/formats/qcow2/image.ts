@@ -217,12 +217,6 @@ export class Qcow2Image implements BlockBackend {
       throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F, offset: 104 }, "zstd compression type");
     if (!readOnly && bit(hdr.incompatibleFeatures, Incompat.CORRUPT))
       throw new DiskError(DiskErrorCode.CORRUPT, { format: F, offset: 72 }, "image is marked corrupt; open read-only");
-    if (!readOnly && hdr.nbSnapshots > 0)
-      throw new DiskError(
-        DiskErrorCode.UNSUPPORTED,
-        { format: F, offset: 60 },
-        "writing images with internal snapshots",
-      );
 
     const l1 = new Uint8Array(hdr.l1Size * 8);
     await readFull(store, hdr.l1TableOffset, l1);
@@ -807,14 +801,11 @@ export class Qcow2Image implements BlockBackend {
     if (cur !== 0) {
       if (this.l1Copied(l1i)) return cur;
       const rc = await this.getRefcount(cur / this.cs);
-      if (rc !== 1)
-        throw new DiskError(
-          DiskErrorCode.UNSUPPORTED,
-          { format: F, offset: this.hdr.l1TableOffset + l1i * 8, refcount: rc },
-          "shared L2 tables (snapshots) are not written",
-        );
-      await this.writeL1Entry(l1i, cur);
-      return cur;
+      if (rc === 1) {
+        await this.writeL1Entry(l1i, cur);
+        return cur;
+      }
+      return this.copyL2(l1i, cur);
     }
     const host = await this.allocClusters(1);
     const table = new Uint8Array(this.cs);
@@ -822,6 +813,24 @@ export class Qcow2Image implements BlockBackend {
     this.l2Clusters.add(host / this.cs);
     this.l2Cache.set(host, table);
     await this.writeL1Entry(l1i, host);
+    return host;
+  }
+
+  /**
+   * Copy-on-write of an L2 table shared with an internal snapshot. Refcounts
+   * count the L1 tables that reach a cluster (as QEMU's snapshot code keeps
+   * them), so the data clusters keep theirs: only the table moves. The copy
+   * is written, the L1 entry points to it, then the old table loses the
+   * active L1's reference.
+   */
+  private async copyL2(l1i: number, old: number): Promise<number> {
+    const table = (await this.loadCached(this.l2Cache, L2_TABLE_CACHE, old)).slice();
+    const host = await this.allocClusters(1);
+    await this.metaWrite(host, table);
+    this.l2Clusters.add(host / this.cs);
+    this.l2Cache.set(host, table);
+    await this.writeL1Entry(l1i, host);
+    await this.updateRefcount(old / this.cs, -1);
     return host;
   }
 

@@ -82,6 +82,38 @@ describe.skipIf(!HAVE_QEMU)("qcow2 interop with qemu-img", () => {
     await expect(openImage(host, f)).rejects.toMatchObject({ code: "UNSUPPORTED", context: { offset: 72 } });
   });
 
+  it("writes images with internal snapshots copy-on-write: the snapshot keeps its data", async () => {
+    const f = t.path("snapw.qcow2");
+    qemuImg(["create", "-f", "qcow2", f, "8M"]);
+    qemuIo(f, ["write -P 0x11 0 3M", "write -c -P 0x33 4M 64k"]);
+    const before = t.path("snapw-before.raw");
+    qemuImg(["convert", "-O", "raw", f, before]);
+    qemuImg(["snapshot", "-c", "s1", f]);
+    const img = await openImage(host, f);
+    await img.write(100, pattern(1000, 1)); // partial write into a shared cluster
+    await img.write(2 * 1024 * 1024, pattern(200000, 2)); // whole shared clusters
+    await img.write(6 * 1024 * 1024, pattern(5000, 3)); // fresh cluster
+    await img.writeZeroes(65536 * 10, 65536); // zero a shared cluster
+    await img.write(4 * 1024 * 1024 + 10, pattern(10, 4)); // into a shared compressed cluster
+    const expected = new Uint8Array(readFileSync(before));
+    expected.set(pattern(1000, 1), 100);
+    expected.set(pattern(200000, 2), 2 * 1024 * 1024);
+    expected.set(pattern(5000, 3), 6 * 1024 * 1024);
+    expected.fill(0, 65536 * 10, 65536 * 11);
+    expected.set(pattern(10, 4), 4 * 1024 * 1024 + 10);
+    await img.close();
+    const chk = qemuCheck(f, "qcow2", true);
+    expect(chk.text).toContain("No errors were found on the image.");
+    const now = t.path("snapw-now.raw");
+    qemuImg(["convert", "-O", "raw", f, now]);
+    expect(firstDiff(new Uint8Array(readFileSync(now)), expected)).toBe(-1);
+    qemuImg(["snapshot", "-a", "s1", f]);
+    const applied = t.path("snapw-applied.raw");
+    qemuImg(["convert", "-O", "raw", f, applied]);
+    expect(firstDiff(new Uint8Array(readFileSync(applied)), new Uint8Array(readFileSync(before)))).toBe(-1);
+    expect(qemuCheck(f).status).toBe(0);
+  });
+
   it("matches qemu-img map --output json", async () => {
     const f = t.path("map.qcow2");
     qemuImg(["create", "-f", "qcow2", f, "1G"]);
