@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { guestLinuxCacheDir, hashInputs, withLock } from "./cache.js";
+import { guestLinuxCacheDir, hashInputs, removeStaleTemps, withLock } from "./cache.js";
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -56,4 +56,16 @@ describe("cache", () => {
     expect(order).toEqual(["a-in", "a-out", "b"]);
     expect(waited).toBe(true);
   }, 10_000);
+});
+
+describe("removeStaleTemps", () => {
+  it("removes only *.tmp-<pid> entries", () => {
+    const d = tmp();
+    mkdirSync(join(d, "abc.tmp-123"));
+    writeFileSync(join(d, "abc.tmp-123", "f"), "x");
+    mkdirSync(join(d, "abc"));
+    writeFileSync(join(d, "keep.tmp-x"), "");
+    removeStaleTemps(d);
+    expect(["abc.tmp-123", "abc", "keep.tmp-x"].map((n) => existsSync(join(d, n)))).toEqual([false, true, true]);
+  });
 });

@@ -1,6 +1,6 @@
 // Cache layout outside the repository and a cross-process build lock.
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { GuestKitError, GuestKitErrorCode } from "./errors.js";
@@ -70,5 +70,13 @@ export async function withLock<T>(
     return await fn();
   } finally {
     rmSync(path, { force: true });
+  }
+}
+
+/** Removes `*.tmp-<pid>` leftovers of interrupted builds in `dir` (call while holding the lock). */
+export function removeStaleTemps(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const n of readdirSync(dir)) {
+    if (/\.tmp-\d+$/.test(n)) rmSync(join(dir, n), { recursive: true, force: true });
   }
 }

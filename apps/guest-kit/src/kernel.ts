@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { hashInputs } from "./cache.js";
+import { hashInputs, removeStaleTemps } from "./cache.js";
 import { GuestKitError, GuestKitErrorCode } from "./errors.js";
 import { checkKconfig, formatMismatches, mergeKconfig, parseKconfigFragment } from "./kconfig.js";
 import { requireTools, run } from "./run.js";
@@ -92,6 +92,7 @@ export async function buildKernel(
       });
     }
     progress(`kernel: extracting ${LINUX_SOURCE_TARBALL}`);
+    removeStaleTemps(srcRoot);
     const tmp = `${srcDir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { join } from "node:path";
 import { z } from "zod";
 import { BUSYBOX_CODENAME, BUSYBOX_PACKAGE, fetchBusybox } from "./busybox.js";
-import { guestLinuxCacheDir, hashInputs, withLock } from "./cache.js";
+import { guestLinuxCacheDir, hashInputs, removeStaleTemps, withLock } from "./cache.js";
 import { sha256Hex } from "./debian.js";
 import {
   buildInitramfs,
@@ -109,6 +109,7 @@ export async function ensureLinuxKitManifest(options: LinuxKitOptions = {}): Pro
       const again = readManifest(dir); // built by the process we waited for
       if (again) return again;
       const started = Date.now();
+      removeStaleTemps(cacheDir);
       const kin = await kernelInputs();
       const kernel = await buildKernel(cacheDir, kin, progress);
       const busybox = await fetchBusybox(cacheDir, progress);
