@@ -217,6 +217,29 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     expect(info.snapshots.map((s: { name: string }) => s.name)).toEqual(["first", "second-one"]);
   });
 
+  it("snapshot -c creates snapshots qemu-img lists, checks and applies", async () => {
+    const f = t.path("snapc.qcow2");
+    qemuImg(["create", "-f", "qcow2", f, "4M"]);
+    qemuIo(f, ["write -P 0x11 0 1M", "write -c -P 0x22 2M 64k"]);
+    const before = t.path("snapc-before.raw");
+    qemuImg(["convert", "-O", "raw", f, before]);
+    expect((await rz("snapshot", "-c", "first", f)).code).toBe(0);
+    expect(qemuCheck(f, "qcow2", true).text).toContain("No errors were found on the image.");
+    qemuIo(f, ["write -P 0x33 0 100k", "write -P 0x44 3M 64k"]);
+    expect((await rz("snapshot", "-c", "second", f)).code).toBe(0);
+    expect((await rz("snapshot", "-c", "second", f)).code).toBe(1); // duplicate name
+    const list = qemuImg(["snapshot", "-l", f]).stdout;
+    expect(list).toMatch(/1 +first/);
+    expect(list).toMatch(/2 +second/);
+    expect((await rz("snapshot", "-l", f)).out).toBe(list);
+    expect(qemuCheck(f).status).toBe(0);
+    qemuImg(["snapshot", "-a", "first", f]);
+    const applied = t.path("snapc-applied.raw");
+    qemuImg(["convert", "-O", "raw", f, applied]);
+    expect(firstDiff(new Uint8Array(readFileSync(applied)), new Uint8Array(readFileSync(before)))).toBe(-1);
+    expect(qemuCheck(f).status).toBe(0);
+  });
+
   it("clear errors and exit code 1 for bad arguments and files", async () => {
     expect((await rz("create", "-f", "qed", t.path("x.qed"), "1G")).code).toBe(1);
     const bad = await rz("create", "-f", "qcow2", t.path("x.qcow2"), "10Q");

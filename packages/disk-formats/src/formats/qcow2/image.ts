@@ -24,7 +24,7 @@ import {
   V2_HEADER_LENGTH,
   V3_HEADER_LENGTH,
 } from "./header.js";
-import { MAX_SNAPSHOT_TABLE, parseSnapshots, type Qcow2Snapshot } from "./snapshots.js";
+import { MAX_SNAPSHOT_TABLE, parseSnapshots, type Qcow2Snapshot, serializeSnapshots } from "./snapshots.js";
 
 const F = "qcow2";
 const COPIED_HI = 0x80000000; // bit 63: refcount is exactly one
@@ -1139,6 +1139,73 @@ export class Qcow2Image implements BlockBackend {
     this.checkWritable();
     this.hdr = { ...this.hdr, backingFile: name, backingFormat: name === null ? null : format };
     await this.writeHeader();
+  }
+
+  /**
+   * Creates an internal snapshot of the current disk state (qcow2.txt
+   * "Snapshots"), as `qemu-img snapshot -c` does: refcounts of every L2
+   * table and cluster reached from the active L1 are raised and their COPIED
+   * flags cleared, the L1 table is copied, a new snapshot table is written,
+   * then the header points to it and the old table is freed.
+   */
+  async createSnapshot(name: string): Promise<Qcow2Snapshot> {
+    this.checkWritable();
+    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
+    if (this.snapshots.some((x) => x.name === name))
+      throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, name }, "a snapshot with this name exists");
+    const cs = this.cs;
+    for (let i = 0; i < this.hdr.l1Size; i++) {
+      const l2 = this.l1Offset(i);
+      if (l2 === 0) continue;
+      await this.updateRefcount(l2 / cs, 1);
+      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.decodeL2(table, j, l2);
+        if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) await this.updateRefcount(e.host / cs, 1);
+        else if (e.kind === "compressed")
+          for (let c = Math.floor(e.host / cs); c <= Math.floor((e.host + e.bytes - 1) / cs); c++)
+            await this.updateRefcount(c, 1);
+        if (e.kind !== "compressed") table[j * this.stride] = table[j * this.stride]! & 0x7f;
+      }
+      await this.metaWrite(l2, table);
+      this.l1[i * 8] = this.l1[i * 8]! & 0x7f;
+    }
+    await this.metaWrite(this.hdr.l1TableOffset, this.l1);
+    const l1Copy = this.hdr.l1Size > 0 ? await this.allocClusters(Math.ceil((this.hdr.l1Size * 8) / cs)) : 0;
+    if (l1Copy) await this.metaWrite(l1Copy, this.l1.slice());
+    const ids = this.snapshots.map((x) => Number.parseInt(x.id, 10)).filter((n) => Number.isFinite(n));
+    const now = Date.now();
+    const snap: Qcow2Snapshot = {
+      id: String(ids.length ? Math.max(...ids) + 1 : 1),
+      name,
+      l1TableOffset: l1Copy,
+      l1Size: this.hdr.l1Size,
+      dateSec: Math.floor(now / 1000),
+      dateNsec: (now % 1000) * 1e6,
+      vmClockNsec: 0,
+      vmStateSize: 0,
+      diskSize: this.hdr.size,
+      icount: 0,
+    };
+    const all = [...this.snapshots, snap];
+    const table = serializeSnapshots(all);
+    const tableAt = await this.allocClusters(Math.ceil(table.length / cs));
+    await this.metaWrite(tableAt, table);
+    await this.store.flush();
+    const oldOff = this.hdr.snapshotsOffset;
+    const oldBytes = this.hdr.nbSnapshots > 0 ? this.snapshotTableBytes : 0;
+    this.hdr = { ...this.hdr, nbSnapshots: all.length, snapshotsOffset: tableAt };
+    const hb = new Uint8Array(12);
+    const hdv = new DataView(hb.buffer);
+    hdv.setUint32(0, all.length);
+    hdv.setBigUint64(4, BigInt(tableAt));
+    await this.metaWrite(60, hb); // nb_snapshots and snapshots_offset in one write
+    await this.store.flush();
+    this.snapshots = all;
+    this.snapshotTableBytes = table.length;
+    if (oldBytes > 0)
+      for (let c = oldOff / cs; c <= Math.floor((oldOff + oldBytes - 1) / cs); c++) await this.updateRefcount(c, -1);
+    return snap;
   }
 
   async resize(newSize: number): Promise<void> {

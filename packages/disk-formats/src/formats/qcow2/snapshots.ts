@@ -83,3 +83,38 @@ export function parseSnapshots(
   }
   return { snapshots: out, bytes: pos };
 }
+
+/** Serializes snapshot table entries (with 24 bytes of extra data: VM state size, disk size, icount). */
+export function serializeSnapshots(list: readonly Qcow2Snapshot[]): Uint8Array {
+  const enc = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  for (const sn of list) {
+    const id = enc.encode(sn.id);
+    const name = enc.encode(sn.name);
+    const len = Math.ceil((40 + 24 + id.length + name.length) / 8) * 8;
+    const b = new Uint8Array(len);
+    const dv = new DataView(b.buffer);
+    dv.setBigUint64(0, BigInt(sn.l1TableOffset));
+    dv.setUint32(8, sn.l1Size);
+    dv.setUint16(12, id.length);
+    dv.setUint16(14, name.length);
+    dv.setUint32(16, sn.dateSec);
+    dv.setUint32(20, sn.dateNsec);
+    dv.setBigUint64(24, BigInt(sn.vmClockNsec));
+    dv.setUint32(32, Math.min(sn.vmStateSize, 0xffffffff));
+    dv.setUint32(36, 24);
+    dv.setBigUint64(40, BigInt(sn.vmStateSize));
+    dv.setBigUint64(48, BigInt(sn.diskSize ?? 0));
+    dv.setBigInt64(56, BigInt(sn.icount));
+    b.set(id, 64);
+    b.set(name, 64 + id.length);
+    parts.push(b);
+  }
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
