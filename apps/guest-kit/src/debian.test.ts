@@ -79,3 +79,10 @@ describe("Release and Packages", () => {
     expect(() => checkRiscv64Elf(Buffer.from("#!/bin/sh\n"), "e")).toThrow(GuestKitError);
   });
 });
+
+describe("installed Debian packages", () => {
+  it("reports unknown packages as missing and installed ones as present", async () => {
+    const { missingDebianPackages } = await import("./run.js");
+    expect(await missingDebianPackages(["dpkg", "ringzero-no-such-package"])).toEqual(["ringzero-no-such-package"]);
+  });
+});

@@ -115,18 +115,18 @@ export const KIT_BUILD_PACKAGES = [
 /** Which of `packages` dpkg does not report as installed. */
 export async function missingDebianPackages(packages: readonly string[]): Promise<string[]> {
   requireTools(["dpkg-query"]);
-  const missing: string[] = [];
-  for (const p of packages) {
-    let status = "";
-    try {
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: a dpkg-query format, not a template
-      status = (await run("dpkg-query", ["-W", "-f=${Status}", p])).toString("utf8");
-    } catch {
-      // not known to dpkg
-    }
-    if (!status.endsWith(" installed")) missing.push(p);
-  }
-  return missing;
+  // One query for all; dpkg-query exits 1 when some package is unknown but
+  // still prints the known ones.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a dpkg-query format, not a template
+  const r = spawnSync("dpkg-query", ["-W", "-f=${Package}\t${Status}\n", ...packages], { encoding: "utf8" });
+  const installed = new Set(
+    (r.stdout ?? "")
+      .split("\n")
+      .map((l) => l.split("\t"))
+      .filter(([, status]) => status?.endsWith(" installed"))
+      .map(([name]) => name.split(":")[0]),
+  );
+  return packages.filter((p) => !installed.has(p));
 }
 
 /**
