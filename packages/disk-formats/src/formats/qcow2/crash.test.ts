@@ -49,8 +49,8 @@ class DyingStore implements ByteStore {
   }
 }
 
-/** A workload touching every metadata path: L2 and refblock allocation, refcount table growth, compression, zeroing, discard, resize. */
-async function workload(store: ByteStore): Promise<void> {
+/** A workload touching every metadata path: L2 and refblock allocation, refcount table growth, compression, zeroing, discard, resize, snapshots and copy-on-write. */
+async function workload(store: ByteStore, skip: (phase: "begin" | "end") => void = () => {}): Promise<void> {
   const img = await Qcow2Image.create(store, { size: 8 * 1024 * 1024, clusterBits: 9, refcountOrder: 6 });
   await img.write(1000, pattern(40000, 1));
   await img.writeCompressed(512 * 200, new Uint8Array(512).fill(3));
@@ -61,6 +61,13 @@ async function workload(store: ByteStore): Promise<void> {
   await img.write(512 * 200 + 10, pattern(600, 3)); // rewrite a compressed cluster
   await img.resize(64 * 1024 * 1024); // new L1 table
   await img.write(60 * 1024 * 1024, pattern(3000, 4));
+  // Snapshot creation raises refcounts and clears COPIED flags in separate writes: like QEMU's, it is
+  // not crash-atomic (a kill inside it can leave OFLAG_COPIED mismatches), so no kill point falls in it.
+  skip("begin");
+  await img.createSnapshot("s1");
+  skip("end");
+  await img.write(1500, pattern(3000, 5)); // copy-on-write of shared L2 tables and clusters
+  await img.write(4 * 1024 * 1024, pattern(70000, 6));
 }
 
 describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
@@ -72,16 +79,22 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
 
   it("stopping the writer after any number of writes leaves no corruption", async () => {
     const full = new DyingStore(new MemoryStore("full"), Number.POSITIVE_INFINITY);
-    await workload(full);
+    const excluded: number[] = [];
+    await workload(full, () => excluded.push(full.writes));
+    const inSnapshot = (n: number) => n > excluded[0]! && n <= excluded[1]!;
     const total = full.writes;
     expect(total).toBeGreaterThan(300);
     // Creation (truncate + one write of the whole layout) is not an image until it completes.
     const first = 3;
     const points = new Set<number>();
     for (let i = first; i <= first + 12; i++) points.add(i);
-    for (let i = 0; i < 30; i++) points.add(first + Math.floor(((total - first) * i) / 30) + (i % 7));
+    for (let i = 0; i < 24; i++) points.add(first + Math.floor(((total - first) * i) / 24) + (i % 7));
     let withLeaks = 0;
-    for (const n of points) {
+    // 30 more points in the copy-on-write phase after the snapshot.
+    const cow = total - excluded[1]!;
+    expect(cow).toBeGreaterThan(30);
+    for (let n = excluded[1]! + 1; n <= total; n += Math.ceil(cow / 30)) points.add(n);
+    for (const n of [...points].filter((p) => !inSnapshot(p) && p <= total)) {
       const store = new DyingStore(new MemoryStore("crash"), n);
       await workload(store).then(
         () => {},
