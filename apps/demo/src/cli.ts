@@ -13,7 +13,7 @@ const flush = () => {
 };
 let status: number;
 try {
-  status = main(process.argv.slice(2), {
+  status = await main(process.argv.slice(2), {
     stdout: (bytes) => {
       for (const b of bytes) {
         buf[len++] = b;
@@ -24,6 +24,7 @@ try {
       flush();
       process.stderr.write(text);
     },
+    stdin: process.stdin,
   });
 } finally {
   flush();

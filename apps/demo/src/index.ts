@@ -1,4 +1,3 @@
-export { type BareMetalOptions, type BareMetalResult, runBareMetal } from "./baremetal.js";
 export { DemoError, DemoErrorCode } from "./errors.js";
 export { embeddedGuestPath, type Io, main } from "./main.js";
 export { parseMemorySize } from "./size.js";

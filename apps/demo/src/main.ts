@@ -3,27 +3,30 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CpuError } from "@ringzero/cpu-core";
+import { CpuError, loadElf, parseElf } from "@ringzero/cpu-core";
+import { type PowerOff, Vm } from "@ringzero/hypervisor-monolithic";
+import { PlatformError } from "@ringzero/platform";
 import { z } from "zod";
-import { runBareMetal } from "./baremetal.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { parseMemorySize } from "./size.js";
 
-const USAGE = `usage: ringzero run [--bios none] [--kernel FILE.elf] [--memory SIZE]
+const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--memory SIZE] [options]
 
-  --bios none        start the kernel in M-mode at its ELF entry, no firmware (bare metal)
-  --kernel FILE      the guest (default: the embedded demo guest)
+  --bios sbi         (default) the hypervisor's built-in SBI; the kernel starts in S-mode
+  --bios none        no firmware: the ELF starts in M-mode at its entry (bare metal)
+  --kernel FILE      an ELF guest (default: the embedded demo guest)
   --memory SIZE      guest RAM, e.g. 256M or 1G (default 256M)
   --max-instructions N  stop after N instructions (exit status 124)
-  --stats            print instructions, seconds and MIPS to stderr at the end
+  --stats            print instructions, exits and MIPS to stderr at the end
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
-(output to stdout), SiFive test finisher at 0x100000 (0x5555 → exit 0,
-(code<<16)|0x3333 → exit code); an ELF 'tohost' symbol is honoured (HTIF).
+(the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
+at 0x100000 (0x5555 → exit 0, (code<<16)|0x3333 → exit code); an ELF 'tohost'
+symbol is honoured (HTIF). On a terminal the console is raw: Ctrl-A x quits.
 `;
 
 const RunOptions = z.object({
-  bios: z.enum(["none"], { message: 'only "--bios none" is available in this version' }).default("none"),
+  bios: z.enum(["sbi", "none"], { message: 'must be "sbi" or "none"' }).default("sbi"),
   kernel: z.string().min(1).optional(),
   memory: z.string().default("256M"),
   "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
@@ -39,14 +42,16 @@ export function embeddedGuestPath(): string {
 export interface Io {
   stdout: (bytes: Uint8Array) => void;
   stderr: (text: string) => void;
+  /** Console input; a TTY is put in raw mode with the Ctrl-A escape. */
+  stdin?: NodeJS.ReadStream;
 }
 
-/** Run the command; returns the process exit status. */
-export function main(argv: readonly string[], io: Io): number {
+/** Run the command; resolves to the process exit status. */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
-    return dispatch(argv, io);
+    return await dispatch(argv, io);
   } catch (e) {
-    if (e instanceof DemoError || e instanceof CpuError) {
+    if (e instanceof DemoError || e instanceof CpuError || e instanceof PlatformError) {
       io.stderr(`ringzero: ${e.message}\n`);
       return e instanceof DemoError && e.code === DemoErrorCode.USAGE ? 2 : 1;
     }
@@ -54,7 +59,7 @@ export function main(argv: readonly string[], io: Io): number {
   }
 }
 
-function dispatch(argv: readonly string[], io: Io): number {
+async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const [verb, ...rest] = argv;
   if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
     io.stderr(USAGE);
@@ -96,18 +101,83 @@ function dispatch(argv: readonly string[], io: Io): number {
       `cannot read kernel ${kernelPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
-  const r = runBareMetal({ kernel, memory, output: io.stdout, maxInstructions: opts["max-instructions"] });
+  const elf = parseElf(kernel);
+  const tohost = elf.symbols.get("tohost");
+  const vm = new Vm({
+    memory,
+    sbi: opts.bios === "sbi",
+    consoleOut: io.stdout,
+    tohost: tohost === undefined ? undefined : Number(tohost),
+    maxInstructions: opts["max-instructions"],
+  });
+  const img = loadElf(vm.bus, kernel);
+  vm.boot(Number(img.entry), 0);
+  const detach = attachConsole(vm, io);
+  let r: PowerOff;
+  try {
+    r = await vm.start();
+  } finally {
+    detach();
+  }
   if (opts.stats) {
-    const mips = r.instructions / r.seconds / 1e6;
-    io.stderr(`ringzero: ${r.instructions} instructions in ${r.seconds.toFixed(3)} s (${mips.toFixed(1)} MIPS)\n`);
+    const s = vm.stats();
+    const exits = Object.entries(s.exits)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    io.stderr(
+      `ringzero: ${s.instructions} instructions in ${s.runSeconds.toFixed(3)} s (${s.mips.toFixed(1)} MIPS), idle ${s.idleSeconds.toFixed(3)} s; exits: ${exits}; SBI calls ${s.sbiCalls}\n`,
+    );
   }
-  if (r.reason === "limit") {
-    io.stderr(`ringzero: stopped after ${r.instructions} instructions (--max-instructions)\n`);
-    return 124;
+  switch (r.reason) {
+    case "instruction-limit":
+      io.stderr(`ringzero: stopped after ${vm.stats().instructions} instructions (--max-instructions)\n`);
+      return 124;
+    case "wfi-forever":
+      io.stderr("ringzero: the guest waits (WFI) with every interrupt disabled and can never wake; stopping\n");
+      return 1;
+    default:
+      return r.status;
   }
-  if (r.reason === "wfi-forever") {
-    io.stderr("ringzero: the guest is waiting (WFI) with no interrupt source on this board; stopping\n");
-    return 1;
-  }
-  return r.status ?? 1;
+}
+
+const CTRL_A = 0x01;
+
+/** Console input: raw mode with QEMU's Ctrl-A escape on a terminal, plain bytes from a pipe. */
+function attachConsole(vm: Vm, io: Io): () => void {
+  const stdin = io.stdin;
+  if (!stdin) return () => {};
+  const tty = stdin.isTTY === true;
+  let escaped = false;
+  const onData = (chunk: Buffer) => {
+    if (!tty) {
+      vm.sendInput(chunk);
+      return;
+    }
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (escaped) {
+        escaped = false;
+        if (b === 0x78 /* x */) {
+          io.stderr("\r\nringzero: terminated\r\n");
+          vm.stop();
+          return;
+        }
+        out.push(b); // Ctrl-A Ctrl-A sends one Ctrl-A; other keys pass through
+      } else if (b === CTRL_A) {
+        escaped = true;
+      } else {
+        out.push(b);
+      }
+    }
+    if (out.length) vm.sendInput(Uint8Array.from(out));
+  };
+  if (tty) stdin.setRawMode(true);
+  stdin.on("data", onData);
+  stdin.resume();
+  return () => {
+    stdin.off("data", onData);
+    if (tty) stdin.setRawMode(false);
+    stdin.pause();
+  };
 }

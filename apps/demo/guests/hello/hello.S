@@ -1,8 +1,11 @@
-/* The embedded demo guest of `ringzero run --bios none`: a bare-metal
- * M-mode program for QEMU virt's map. It prints through the 16550 UART,
+/* The embedded demo guest of `ringzero run`: an S-mode program on the
+ * hypervisor's built-in SBI and QEMU virt's map (entered as Linux is, with
+ * a0 = hart id, a1 = device tree). It prints through the 16550 UART,
  * computes a few things with the integer, M, A, F/D and C extensions, takes
- * and returns from an illegal-instruction trap, and ends through the SiFive
- * test finisher. Rebuild: guests/hello/build.sh (Debian gcc-riscv64-unknown-elf). */
+ * and returns from an illegal-instruction trap (delegated to S-mode), reads
+ * the goldfish RTC, sleeps in WFI until an SBI timer interrupt, and powers
+ * off through the SBI system-reset call.
+ * Rebuild: guests/hello/build.sh (Debian gcc-riscv64-unknown-elf). */
     .equ UART0, 0x10000000
     .equ TEST,  0x100000
 
@@ -11,9 +14,9 @@
 _start:
     la      sp, stack_top
     la      t0, trap
-    csrw    mtvec, t0
-    li      t0, (1 << 13)           /* mstatus.FS = Initial */
-    csrs    mstatus, t0
+    csrw    stvec, t0
+    li      t0, (1 << 13)           /* sstatus.FS = Initial */
+    csrs    sstatus, t0
 
     la      a0, banner
     call    puts
@@ -70,31 +73,68 @@ _start:
     mv      a0, s1
     call    putdec
 
-    /* an illegal instruction traps to M-mode and comes back */
+    /* an illegal instruction traps (to S-mode: the SBI delegates it) and comes back */
     .word   0x00000000
     la      a0, msg_trap
     call    puts
     ld      a0, trapped_cause
     call    putdec
 
+    /* the goldfish RTC: seconds since the epoch */
+    li      t0, 0x101000
+    lwu     t1, 0(t0)               /* TIME_LOW first: it latches TIME_HIGH */
+    lwu     t2, 4(t0)
+    slli    t2, t2, 32
+    or      s1, t1, t2
+    li      t0, 1000000000
+    divu    s1, s1, t0
+    la      a0, msg_rtc
+    call    puts
+    mv      a0, s1
+    call    putdec
+
+    /* sleep 10 ms in WFI until an SBI timer interrupt */
+    rdtime  s1
+    li      t0, (1 << 5)
+    csrs    sie, t0                 /* STIE */
+    li      t0, 100000              /* 10 ms at 10 MHz */
+    add     a0, s1, t0
+    li      a7, 0x54494d45          /* SBI TIME set_timer */
+    li      a6, 0
+    ecall
+3:  wfi
+    csrr    t0, sip
+    andi    t0, t0, (1 << 5)
+    beqz    t0, 3b
+    rdtime  a1
+    sub     a1, a1, s1
+    li      t0, 10000               /* ticks per ms */
+    divu    s1, a1, t0
+    la      a0, msg_sleep
+    call    puts
+    mv      a0, s1
+    call    putdec
+
     la      a0, msg_bye
     call    puts
-    li      t0, TEST
-    li      t1, 0x5555
-    sw      t1, 0(t0)
+    li      a7, 0x53525354          /* SBI SRST: shutdown */
+    li      a6, 0
+    li      a0, 0
+    li      a1, 0
+    ecall
 2:  wfi
     j       2b
 
-/* trap: record mcause, skip the faulting 4-byte instruction */
+/* trap: record scause, skip the faulting 4-byte instruction */
     .align 4
 trap:
-    csrr    t5, mcause
+    csrr    t5, scause
     la      t6, trapped_cause
     sd      t5, 0(t6)
-    csrr    t5, mepc
+    csrr    t5, sepc
     addi    t5, t5, 4
-    csrw    mepc, t5
-    mret
+    csrw    sepc, t5
+    sret
 
 /* puts(a0): NUL-terminated string to the UART (polls LSR.THRE) */
 puts:
@@ -132,13 +172,15 @@ putdec:
     ret
 
     .section .rodata
-banner:    .asciz "ringzero demo guest: RV64GC bare metal in M-mode\n"
+banner:    .asciz "ringzero demo guest: RV64GC in S-mode on the built-in SBI\n"
 msg_fib:   .asciz "fib(40)            = "
 msg_mul:   .asciz "mulhu              = "
 msg_div:   .asciz "divu               = "
 msg_amo:   .asciz "amoadd.d x2        = "
 msg_fp:    .asciz "sqrt(2) * 1e9      = "
-msg_trap:  .asciz "trap mcause        = "
+msg_trap:  .asciz "trap scause        = "
+msg_rtc:   .asciz "rtc seconds        = "
+msg_sleep: .asciz "slept in WFI (ms)  = "
 msg_bye:   .asciz "bye\n"
 
     .data

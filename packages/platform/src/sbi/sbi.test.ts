@@ -32,7 +32,7 @@ function setup(hartCount = 1) {
   const call = (eid: number, fid: number, ...args: bigint[]): [bigint, bigint] => {
     writeX(x, 17, BigInt(eid));
     writeX(x, 16, BigInt(fid));
-    args.forEach((v, i) => writeX(x, 10 + i, v));
+    for (const [i, v] of args.entries()) writeX(x, 10 + i, v);
     sbi.handle(0, x);
     return [BigInt.asIntN(64, readX(x, 10)), readX(x, 11)];
   };

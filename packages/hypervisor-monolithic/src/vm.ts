@@ -1,0 +1,337 @@
+// The monolithic (ESXi-style) hypervisor: one thread, one vCPU loop that
+// handles every exit by direct calls into the board's devices and the SBI
+// (ARCHITECTURE.md §4). Fast and simple; a fault in any device model is a
+// fault of the whole hypervisor.
+import {
+  Bus,
+  Csr,
+  Hart,
+  type HartExit,
+  MIP_MEIP,
+  MIP_MSIP,
+  MIP_MTIP,
+  MIP_SEIP,
+  MIP_SSIP,
+  MIP_STIP,
+} from "@ringzero/cpu-core";
+import {
+  Clint,
+  type FinisherEvent,
+  GoldfishRtc,
+  hostTickClock,
+  MmioMap,
+  Plic,
+  type ResetType,
+  SbiServer,
+  SifiveTest,
+  Uart16550,
+  VIRT,
+} from "@ringzero/platform";
+
+/** How the VM ended. */
+export interface PowerOff {
+  /** Process-style status: 0 for a clean shutdown or finisher pass, the code otherwise. */
+  readonly status: number;
+  readonly reason:
+    | "shutdown"
+    | "reboot"
+    | "finisher-pass"
+    | "finisher-fail"
+    | "finisher-reset"
+    | "htif"
+    | "stopped"
+    | "instruction-limit"
+    | "wfi-forever";
+  readonly detail?: string;
+}
+
+export interface VmStats {
+  instructions: number;
+  /** Seconds spent in the vCPU loop (not paused, not sleeping in WFI). */
+  runSeconds: number;
+  /** Seconds the vCPU slept in WFI waiting for an interrupt. */
+  idleSeconds: number;
+  exits: Record<HartExit["kind"], number>;
+  sbiCalls: number;
+  mips: number;
+}
+
+export type VmState = "created" | "running" | "paused" | "stopped";
+
+export interface BoardOptions {
+  readonly memory: number;
+  /** Console output (UART transmit and SBI console). */
+  readonly consoleOut: (bytes: Uint8Array) => void;
+  /** ticks at 10 MHz; default host monotonic time. */
+  readonly clock?: () => number;
+  /** Host wall clock for the RTC in ns; default Date.now(). */
+  readonly wallClockNs?: () => bigint;
+  /** Start the guest in S-mode with the built-in SBI (true) or in M-mode bare metal (false). */
+  readonly sbi: boolean;
+  /** HTIF tohost physical address (the ELF symbol), for riscv-tests-style guests. */
+  readonly tohost?: number;
+  /** Power off (reason "instruction-limit") after this many instructions. */
+  readonly maxInstructions?: number;
+}
+
+const SLICE_INSTRUCTIONS = 2_000_000;
+const YIELD_MS = 20;
+
+/**
+ * One virtual machine on QEMU virt's board: RAM, one hart, PLIC, CLINT, UART,
+ * goldfish RTC, test finisher, and (with `sbi`) the SBI answering the hart's
+ * S-mode ecalls. Load images into `bus` and set the entry with `boot()`.
+ */
+export class Vm {
+  readonly bus: Bus;
+  readonly hart: Hart;
+  readonly plic: Plic;
+  readonly clint: Clint;
+  readonly uart: Uart16550;
+  readonly rtc: GoldfishRtc;
+  readonly finisher: SifiveTest;
+  readonly mmio = new MmioMap();
+  readonly sbi: SbiServer | undefined;
+  private readonly clock: () => number;
+  private stateValue: VmState = "created";
+  private result: PowerOff | undefined;
+  private readonly input: number[] = [];
+  private wake: (() => void) | undefined;
+  private resumeWaiter: (() => void) | undefined;
+  private readonly statsValue: VmStats = {
+    instructions: 0,
+    runSeconds: 0,
+    idleSeconds: 0,
+    exits: { mmio: 0, ecall: 0, wfi: 0, budget: 0, breakpoint: 0, magic: 0, halt: 0 },
+    sbiCalls: 0,
+    mips: 0,
+  };
+
+  constructor(private readonly options: BoardOptions) {
+    this.clock = options.clock ?? hostTickClock();
+    this.bus = new Bus({ ramBase: VIRT.ram.base, ramSize: options.memory });
+    const hart = new Hart(this.bus, {
+      sbiEcallExit: options.sbi,
+      timeSource: () => this.clock(),
+      tohost: options.tohost,
+    });
+    this.hart = hart;
+    const line = (mask: number) => ({ set: (level: boolean) => hart.setInterrupt(mask, level) });
+    // PLIC contexts: 0 = hart 0 M-mode (MEIP), 1 = hart 0 S-mode (SEIP), as QEMU virt
+    this.plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
+    this.clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], this.clock);
+    this.uart = new Uart16550({ irq: this.plic.irq(VIRT.uart.irq), onTransmit: options.consoleOut });
+    this.rtc = new GoldfishRtc({
+      irq: this.plic.irq(VIRT.rtc.irq),
+      clock: options.wallClockNs ?? (() => BigInt(Date.now()) * 1_000_000n),
+    });
+    this.finisher = new SifiveTest((e) => this.onFinisher(e));
+    this.mmio
+      .add("test", VIRT.test.base, VIRT.test.size, this.finisher)
+      .add("rtc", VIRT.rtc.base, VIRT.rtc.size, this.rtc)
+      .add("clint", VIRT.clint.base, VIRT.clint.size, this.clint)
+      .add("plic", VIRT.plic.base, VIRT.plic.size, this.plic)
+      .add("uart", VIRT.uart.base, VIRT.uart.size, this.uart);
+    this.sbi = options.sbi
+      ? new SbiServer({
+          hartCount: 1,
+          // SBI 2.0 §6.1 through Sstc, as OpenSBI does on harts that have it: STIP follows
+          // time >= stimecmp, so programming the timer also clears a pending one.
+          setTimer: (_h, t) => {
+            hart.writeCsr(Csr.stimecmp, t);
+          },
+          consoleWrite: (b) => options.consoleOut(b),
+          consoleRead: (max) => Uint8Array.from(this.input.splice(0, max)),
+          sendIpi: () => hart.setInterrupt(MIP_SSIP, true),
+          clearIpi: () => hart.setInterrupt(MIP_SSIP, false),
+          remoteFence: () => hart.flushTlb(),
+          reset: (type, reason) => this.onReset(type, reason),
+          readGuest: (pa, len) =>
+            this.bus.inRam(Number(pa), len) ? this.bus.read(Number(pa), len).slice() : undefined,
+          writeGuest: (pa, data) => {
+            if (!this.bus.inRam(Number(pa), data.length)) return false;
+            this.bus.write(Number(pa), data);
+            return true;
+          },
+        })
+      : undefined;
+  }
+
+  get state(): VmState {
+    return this.stateValue;
+  }
+
+  /**
+   * Set the hart up as firmware leaves it for a kernel (SBI boot: S-mode,
+   * a0 = hart id, a1 = device tree; RISC-V Linux boot protocol) or at a
+   * bare-metal entry (M-mode).
+   */
+  boot(entry: number, dtb = 0): void {
+    const h = this.hart;
+    h.pc = entry;
+    if (!this.options.sbi) return;
+    // What OpenSBI does before jumping to the kernel: PMP open, delegation,
+    // counters visible, Sstc enabled.
+    h.writeCsr(0x3b0, (1n << 54n) - 1n); // pmpaddr0: everything
+    h.writeCsr(0x3a0, 0x1fn); // pmpcfg0: NAPOT RWX
+    h.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
+    h.writeCsr(0x303, BigInt(MIP_SSIP | MIP_STIP | MIP_SEIP)); // mideleg
+    h.writeCsr(0x306, 7n); // mcounteren: cycle, time, instret
+    h.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE (Sstc)
+    h.x[20] = 0; // a0 = hart id 0
+    h.x[21] = 0;
+    h.x[22] = dtb | 0; // a1 = DTB physical address
+    h.x[23] = Math.floor(dtb / 2 ** 32);
+    h.setPrivilege(1);
+  }
+
+  /** Feed console input (bytes typed on the host) to the guest's UART and SBI console. */
+  sendInput(bytes: Uint8Array): void {
+    for (const b of bytes) this.input.push(b);
+    this.wake?.();
+  }
+
+  pause(): void {
+    if (this.stateValue === "running") this.stateValue = "paused";
+  }
+
+  resume(): void {
+    if (this.stateValue === "paused") {
+      this.stateValue = "running";
+      this.resumeWaiter?.();
+    }
+  }
+
+  /** Stop the VM from the host; start() resolves with reason "stopped". */
+  stop(): void {
+    this.powerOff({ status: 0, reason: "stopped" });
+    this.resumeWaiter?.();
+  }
+
+  stats(): VmStats {
+    const s = this.statsValue;
+    s.instructions = this.hart.instret;
+    s.sbiCalls = this.sbi?.stats.calls ?? 0;
+    s.mips = s.runSeconds > 0 ? s.instructions / s.runSeconds / 1e6 : 0;
+    return { ...s, exits: { ...s.exits } };
+  }
+
+  /** Run until the guest powers off or stop() is called. */
+  async start(): Promise<PowerOff> {
+    if (this.stateValue !== "created") throw new Error(`Vm.start() in state ${this.stateValue}`);
+    this.stateValue = "running";
+    const hart = this.hart;
+    while (this.result === undefined) {
+      if (this.state === "paused") {
+        await new Promise<void>((r) => {
+          this.resumeWaiter = r;
+        });
+        this.resumeWaiter = undefined;
+        continue;
+      }
+      const t0 = performance.now();
+      const until = t0 + YIELD_MS;
+      let idle = false;
+      const limit = this.options.maxInstructions ?? Number.POSITIVE_INFINITY;
+      while (this.result === undefined && this.state === "running") {
+        this.feedUart();
+        if (hart.instret >= limit) {
+          this.powerOff({ status: 124, reason: "instruction-limit" });
+          break;
+        }
+        const exit = hart.run(Math.min(SLICE_INSTRUCTIONS, limit - hart.instret));
+        this.statsValue.exits[exit.kind]++;
+        if (exit.kind === "mmio") {
+          this.mmioExit(exit);
+          continue;
+        }
+        if (exit.kind === "ecall") {
+          if (this.sbi) this.sbi.handle(0, hart.x);
+          continue;
+        }
+        if (exit.kind === "halt") {
+          this.powerOff({ status: exit.code, reason: "htif" });
+          break;
+        }
+        if (exit.kind === "wfi") {
+          idle = true;
+          break;
+        }
+        this.clint.poll();
+        this.rtc.poll();
+        if (performance.now() >= until) break;
+      }
+      this.statsValue.runSeconds += (performance.now() - t0) / 1000;
+      if (this.result !== undefined) break;
+      if (idle) await this.sleepUntilInterrupt();
+      else await new Promise<void>((r) => setImmediate(r));
+    }
+    return this.result as PowerOff;
+  }
+
+  private mmioExit(exit: Extract<HartExit, { kind: "mmio" }>): void {
+    if (exit.op === "read") {
+      const v = this.mmio.read(exit.address, exit.size);
+      if (v === undefined) this.hart.failMmio();
+      else this.hart.completeMmio(BigInt(v));
+    } else if (this.mmio.write(exit.address, exit.size, exit.value)) {
+      this.hart.completeMmio();
+    } else {
+      this.hart.failMmio();
+    }
+  }
+
+  /** Move queued host input into the UART's receive FIFO as it has room. */
+  private feedUart(): void {
+    if (this.input.length === 0) return;
+    const n = this.uart.pushInput(Uint8Array.from(this.input.slice(0, 16)));
+    this.input.splice(0, n);
+  }
+
+  /** WFI with nothing pending: sleep until the next timer deadline or host input, never spin. */
+  private async sleepUntilInterrupt(): Promise<void> {
+    const t0 = performance.now();
+    for (;;) {
+      this.clint.poll();
+      this.rtc.poll();
+      this.feedUart();
+      const now = this.clock();
+      if (this.hart.interruptPending() || this.result !== undefined || this.stateValue !== "running") break;
+      if (this.hart.mie === 0) {
+        // WFI with every interrupt disabled can never wake (QEMU would hang): end the VM instead.
+        this.powerOff({ status: 1, reason: "wfi-forever", detail: "WFI with every interrupt disabled in mie" });
+        break;
+      }
+      const deadline = Math.min(this.hart.nextTimerDeadline(), this.clint.nextDeadline());
+      const rtcMs = this.rtc.nanosUntilAlarm() / 1e6;
+      const ms = Math.min(1000, (deadline - now) / (VIRT.timebaseFrequency / 1000), rtcMs);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.max(0, ms));
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wake = undefined;
+    }
+    this.statsValue.idleSeconds += (performance.now() - t0) / 1000;
+  }
+
+  private onFinisher(e: FinisherEvent): void {
+    if (e.kind === "pass") this.powerOff({ status: 0, reason: "finisher-pass" });
+    else if (e.kind === "fail") this.powerOff({ status: e.code, reason: "finisher-fail" });
+    else this.powerOff({ status: 0, reason: "finisher-reset" });
+  }
+
+  private onReset(type: ResetType, reason: number): void {
+    if (type === "shutdown") this.powerOff({ status: reason === 0 ? 0 : 1, reason: "shutdown" });
+    else this.powerOff({ status: 0, reason: "reboot", detail: type });
+  }
+
+  private powerOff(r: PowerOff): void {
+    if (this.result !== undefined) return;
+    this.result = r;
+    this.stateValue = "stopped";
+    this.wake?.();
+  }
+}
