@@ -2,14 +2,30 @@
 import { writeSync } from "node:fs";
 import { main } from "./main.js";
 
-// Guest console bytes are buffered and flushed per line (or 4 KiB) so a chatty
-// guest does not cost a system call per character.
+// Guest console bytes are buffered so a chatty guest does not cost a system
+// call per character: flushed per line, at 4 KiB, and whenever the vCPU loop
+// yields to the event loop (a prompt has no newline).
 const buf = new Uint8Array(4096);
 let len = 0;
+let scheduled = false;
 const flush = () => {
   let off = 0;
-  while (off < len) off += writeSync(1, buf, off, len - off);
+  while (off < len) {
+    try {
+      off += writeSync(1, buf, off, len - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e; // a non-blocking pipe that is full
+    }
+  }
   len = 0;
+};
+const flushSoon = () => {
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(() => {
+    scheduled = false;
+    flush();
+  });
 };
 let status: number;
 try {
@@ -19,6 +35,7 @@ try {
         buf[len++] = b;
         if (b === 10 || len === buf.length) flush();
       }
+      if (len > 0) flushSoon();
     },
     stderr: (text) => {
       flush();

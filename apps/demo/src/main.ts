@@ -3,18 +3,22 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { gunzipSync } from "node:zlib";
 import { CpuError, loadElf, parseElf } from "@ringzero/cpu-core";
 import { type PowerOff, Vm } from "@ringzero/hypervisor-monolithic";
-import { PlatformError } from "@ringzero/platform";
+import { detectKernelFormat, PlatformError } from "@ringzero/platform";
 import { z } from "zod";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { parseMemorySize } from "./size.js";
 
-const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--memory SIZE] [options]
+const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
 
   --bios sbi         (default) the hypervisor's built-in SBI; the kernel starts in S-mode
   --bios none        no firmware: the ELF starts in M-mode at its entry (bare metal)
-  --kernel FILE      an ELF guest (default: the embedded demo guest)
+  --kernel FILE      a RISC-V Linux Image (or Image.gz), or an ELF guest
+                     (default: the embedded demo guest)
+  --initrd FILE      an initramfs for a Linux Image
+  --append CMDLINE   the Linux command line (default "console=ttyS0")
   --memory SIZE      guest RAM, e.g. 256M or 1G (default 256M)
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
@@ -28,6 +32,8 @@ symbol is honoured (HTIF). On a terminal the console is raw: Ctrl-A x quits.
 const RunOptions = z.object({
   bios: z.enum(["sbi", "none"], { message: 'must be "sbi" or "none"' }).default("sbi"),
   kernel: z.string().min(1).optional(),
+  initrd: z.string().min(1).optional(),
+  append: z.string().max(4096, "longer than Linux's 4 KiB command line").optional(),
   memory: z.string().default("256M"),
   "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
   stats: z.boolean().default(false),
@@ -73,6 +79,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       options: {
         bios: { type: "string" },
         kernel: { type: "string" },
+        initrd: { type: "string" },
+        append: { type: "string" },
         memory: { type: "string", short: "m" },
         "max-instructions": { type: "string" },
         stats: { type: "boolean" },
@@ -91,18 +99,34 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const opts = parsed.data;
   const memory = parseMemorySize(opts.memory);
   const kernelPath = opts.kernel ?? embeddedGuestPath();
-  let kernel: Uint8Array;
-  try {
-    kernel = readFileSync(kernelPath);
-  } catch (e) {
+  let kernel = readHostFile(kernelPath, DemoErrorCode.KERNEL_UNREADABLE, "kernel");
+  let format = detectKernelFormat(kernel);
+  if (format === "gzip") {
+    kernel = gunzipKernel(kernel, kernelPath);
+    format = detectKernelFormat(kernel);
+  }
+  if (format === "unknown" || format === "gzip") {
     throw new DemoError(
-      DemoErrorCode.KERNEL_UNREADABLE,
+      DemoErrorCode.KERNEL_FORMAT,
       { path: kernelPath },
-      `cannot read kernel ${kernelPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      `${kernelPath} is neither a RISC-V Linux Image nor an ELF file`,
     );
   }
-  const elf = parseElf(kernel);
-  const tohost = elf.symbols.get("tohost");
+  const linux = format === "linux-image";
+  if (linux && opts.bios === "none") {
+    throw new DemoError(
+      DemoErrorCode.USAGE,
+      { path: kernelPath },
+      "a Linux Image needs an SBI: use --bios sbi (the default), not --bios none",
+    );
+  }
+  if (!linux && (opts.initrd !== undefined || opts.append !== undefined)) {
+    throw new DemoError(DemoErrorCode.USAGE, { path: kernelPath }, "--initrd and --append need a Linux Image kernel");
+  }
+  const initrd =
+    opts.initrd === undefined ? undefined : readHostFile(opts.initrd, DemoErrorCode.INITRD_UNREADABLE, "initrd");
+  const elf = linux ? undefined : parseElf(kernel);
+  const tohost = elf?.symbols.get("tohost");
   const vm = new Vm({
     memory,
     sbi: opts.bios === "sbi",
@@ -110,8 +134,12 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     tohost: tohost === undefined ? undefined : Number(tohost),
     maxInstructions: opts["max-instructions"],
   });
-  const img = loadElf(vm.bus, kernel);
-  vm.boot(Number(img.entry), 0);
+  if (linux) {
+    vm.loadLinux({ kernel, initrd, append: opts.append ?? "console=ttyS0" });
+  } else {
+    const img = loadElf(vm.bus, kernel);
+    vm.boot(Number(img.entry), 0);
+  }
   const detach = attachConsole(vm, io);
   let r: PowerOff;
   try {
@@ -138,6 +166,27 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       return 1;
     default:
       return r.status;
+  }
+}
+
+function readHostFile(path: string, code: DemoErrorCode, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new DemoError(
+      code,
+      { path },
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}
+
+/** Image.gz, as distributions ship it; bounded so a hostile file cannot exhaust memory. */
+function gunzipKernel(data: Uint8Array, path: string): Uint8Array {
+  try {
+    return gunzipSync(data, { maxOutputLength: 256 * 1024 * 1024 });
+  } catch (e) {
+    throw new DemoError(DemoErrorCode.KERNEL_FORMAT, { path }, `cannot decompress ${path}: ${(e as Error).message}`);
   }
 }
 

@@ -25,6 +25,8 @@ export { expandCompressed } from "./hart/compressed.js";
 export {
   Cause,
   Csr,
+  HART_ISA,
+  HART_MMU,
   Irq,
   MIP_MEIP,
   MIP_MSIP,

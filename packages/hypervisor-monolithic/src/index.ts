@@ -1,1 +1,1 @@
-export { type BoardOptions, type PowerOff, Vm, type VmState, type VmStats } from "./vm.js";
+export { type BoardOptions, type LinuxInput, type PowerOff, Vm, type VmState, type VmStats } from "./vm.js";

@@ -5,6 +5,8 @@
 import {
   Bus,
   Csr,
+  HART_ISA,
+  HART_MMU,
   Hart,
   type HartExit,
   MIP_MEIP,
@@ -15,10 +17,13 @@ import {
   MIP_STIP,
 } from "@ringzero/cpu-core";
 import {
+  buildVirtDeviceTree,
   Clint,
   type FinisherEvent,
   GoldfishRtc,
   hostTickClock,
+  type LoadedLinux,
+  loadLinuxBoot,
   MmioMap,
   Plic,
   type ResetType,
@@ -72,6 +77,14 @@ export interface BoardOptions {
   readonly tohost?: number;
   /** Power off (reason "instruction-limit") after this many instructions. */
   readonly maxInstructions?: number;
+}
+
+export interface LinuxInput {
+  /** The kernel's `Image` file (arch/riscv/boot/Image). */
+  readonly kernel: Uint8Array;
+  readonly initrd?: Uint8Array;
+  /** The kernel command line (/chosen bootargs). */
+  readonly append?: string;
 }
 
 const SLICE_INSTRUCTIONS = 2_000_000;
@@ -183,6 +196,34 @@ export class Vm {
     h.x[22] = dtb | 0; // a1 = DTB physical address
     h.x[23] = Math.floor(dtb / 2 ** 32);
     h.setPrivilege(1);
+  }
+
+  /**
+   * Load a RISC-V Linux `Image` (and initramfs) the way QEMU virt's firmware
+   * hands them over, with a device tree of this board (bootargs, initrd range,
+   * stdout-path, rng-seed), and set the hart at the kernel entry
+   * (Documentation/riscv/boot.rst: S-mode, a0 = hart id, a1 = DTB, MMU off).
+   */
+  loadLinux(input: LinuxInput): LoadedLinux {
+    const rngSeed = new Uint8Array(64);
+    crypto.getRandomValues(rngSeed);
+    const loaded = loadLinuxBoot(this.bus, {
+      kernel: input.kernel,
+      initrd: input.initrd,
+      dtb: (layout) =>
+        buildVirtDeviceTree({
+          memory: { base: this.bus.ramBase, size: this.bus.ramSize },
+          isa: HART_ISA,
+          mmuType: `riscv,${HART_MMU}`,
+          chosen: {
+            bootargs: input.append ?? "",
+            initrd: layout.initrd ? { start: layout.initrd.start, end: layout.initrd.end } : undefined,
+            rngSeed,
+          },
+        }),
+    });
+    this.boot(loaded.layout.entry, loaded.layout.dtb.start);
+    return loaded;
   }
 
   /** Feed console input (bytes typed on the host) to the guest's UART and SBI console. */

@@ -118,5 +118,13 @@ export const Csr = {
 /** misa for RV64IMAFDCSU: MXL=2 (bit 63), extensions A C D F I M S U. */
 export const MISA_EXTENSIONS = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
 
+/**
+ * What the hart implements, as a device tree's `riscv,isa` string: the misa
+ * letters plus the multi-letter extensions (Zicsr, Zifencei, Zicntr, Sstc),
+ * and its MMU modes (satp.MODE values it accepts: Sv39, Sv48).
+ */
+export const HART_ISA = "rv64imafdc_zicsr_zifencei_zicntr_sstc";
+export const HART_MMU = "sv48";
+
 /** Exceptions that may be delegated to S-mode (medeleg is WARL: ecall-from-M is not delegable). */
 export const MEDELEG_WRITABLE = 0xb3ff;
