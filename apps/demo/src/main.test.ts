@@ -3,6 +3,8 @@
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { parseElf } from "@ringzero/cpu-core";
 import { buildElf, requireTool } from "@ringzero/cpu-core/testing";
 import { describe, expect, it } from "vitest";
 import { main } from "./main.js";
@@ -94,7 +96,7 @@ describe("bad input gives a clear error, never a crash", () => {
     );
     const r = await run(["run", "--bios", "none", "--kernel", f]);
     expect(r.status).toBe(1);
-    expect(r.err).toMatch(/ELF_MALFORMED.*bad magic/);
+    expect(r.err).toMatch(/neither a RISC-V Linux Image nor an ELF/);
   });
   it("a truncated ELF", async () => {
     const f = join(tmp, "short.elf");
@@ -130,5 +132,142 @@ describe("bad input gives a clear error, never a crash", () => {
   it("a guest that never ends stops at --max-instructions with status 124", async () => {
     const r = await run(["run", "--max-instructions", "1000"]);
     expect(r.status).toBe(124);
+  });
+});
+
+/** A 64-byte RISC-V Image header (Documentation/riscv/boot-image-header.rst, v0.2). */
+function imageHeader(textOffset: number, imageSize: number): Uint8Array {
+  const h = new Uint8Array(64);
+  const dv = new DataView(h.buffer);
+  dv.setUint32(0, 0x0400006f, true); // j +64: over the header
+  dv.setBigUint64(8, BigInt(textOffset), true);
+  dv.setBigUint64(16, BigInt(imageSize), true);
+  dv.setUint32(32, 2, true);
+  h.set(new TextEncoder().encode("RISCV\0\0\0RSC\x05"), 48);
+  return h;
+}
+
+describe("ringzero run --kernel Image (the Linux boot protocol, without Linux)", () => {
+  const gcc = requireTool("riscv64-unknown-elf-gcc");
+  // A position-independent stand-in for a kernel: checks the boot registers
+  // (a0 = hart 0, a1 = a device tree, S-mode), prints its command line from
+  // /chosen via the SBI debug console, and shuts down with SBI SRST.
+  const stub = () => {
+    const elf = buildElf(`
+    .section .text.init, "ax"
+    .globl _start
+_start:
+    bnez    a0, bad
+    lwu     t0, 0(a1)
+    li      t1, 0xedfe0dd0          # FDT magic 0xd00dfeed, big-endian
+    bne     t0, t1, bad
+    csrr    t0, sstatus             # traps unless in S-mode or above; mstatus would trap in S
+    la      a1, msg                 # base, low half
+    la      t0, msg_end
+    sub     a0, t0, a1              # length
+    li      a2, 0                   # base, high half
+    li      a7, 0x4442434E          # DBCN write(len, base_lo, base_hi)
+    li      a6, 0
+    ecall
+    li      a7, 0x53525354          # SRST shutdown, no reason
+    li      a6, 0
+    li      a0, 0
+    li      a1, 0
+    ecall
+bad:
+    li      a7, 0x53525354          # SRST shutdown, system failure
+    li      a6, 0
+    li      a0, 0
+    li      a1, 1
+    ecall
+msg: .ascii "stub kernel booted\n"
+msg_end:
+`);
+    const e = parseElf(elf);
+    const seg = e.segments[0];
+    const code = elf.slice(seg.offset, seg.offset + seg.fileSize);
+    const img = new Uint8Array(64 + code.length);
+    img.set(imageHeader(0x200000, 0x10000), 0);
+    img.set(code, 64);
+    return img;
+  };
+  it.skipIf(!gcc)("loads it at RAM + text_offset in S-mode with a0 = 0, a1 = the DTB", async () => {
+    const f = join(tmp, "stub-Image");
+    writeFileSync(f, stub());
+    const r = await run(["run", "--kernel", f, "--append", "console=ttyS0 quiet"]);
+    expect(r.err).toBe("");
+    expect(r.out).toBe("stub kernel booted\n");
+    expect(r.status).toBe(0);
+  });
+  it.skipIf(!gcc)("takes a gzip-compressed Image (Image.gz) as well", async () => {
+    const f = join(tmp, "stub-Image.gz");
+    writeFileSync(f, gzipSync(stub()));
+    const r = await run(["run", "--kernel", f]);
+    expect(r.out).toBe("stub kernel booted\n");
+    expect(r.status).toBe(0);
+  });
+  it("an Image larger than RAM", async () => {
+    const f = join(tmp, "huge-Image");
+    writeFileSync(f, imageHeader(0x200000, 512 * 1024 * 1024));
+    const r = await run(["run", "--kernel", f, "--memory", "256M"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/LOAD_DOES_NOT_FIT|does not fit/);
+  });
+  it("an Image whose text_offset is not 2 MiB aligned", async () => {
+    const f = join(tmp, "odd-Image");
+    writeFileSync(f, imageHeader(0x1000, 0x10000));
+    const r = await run(["run", "--kernel", f]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/2 MiB aligned/);
+  });
+  it("an Image with image_size 0 (header < 0.2)", async () => {
+    const f = join(tmp, "nosize-Image");
+    writeFileSync(f, imageHeader(0x200000, 0));
+    const r = await run(["run", "--kernel", f]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/image_size/);
+  });
+  it("a kernel that is neither an Image nor an ELF", async () => {
+    const f = join(tmp, "random-Image");
+    writeFileSync(
+      f,
+      new Uint8Array(4096).map((_, i) => (i * 131 + 7) & 0xff),
+    );
+    const r = await run(["run", "--kernel", f]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/neither a RISC-V Linux Image nor an ELF/);
+  });
+  it("a corrupt Image.gz", async () => {
+    const f = join(tmp, "bad-Image.gz");
+    const gz = gzipSync(new Uint8Array(100_000));
+    writeFileSync(f, gz.subarray(0, gz.length - 20));
+    const r = await run(["run", "--kernel", f]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/cannot decompress/);
+  });
+  it("a missing initrd", async () => {
+    const f = join(tmp, "hdr-Image");
+    writeFileSync(f, imageHeader(0x200000, 0x10000));
+    const r = await run(["run", "--kernel", f, "--initrd", join(tmp, "no-such-initrd.cpio.gz")]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/cannot read initrd .*ENOENT/);
+  });
+  it("an initrd that does not fit beside the kernel", async () => {
+    const f = join(tmp, "hdr2-Image");
+    writeFileSync(f, imageHeader(0x200000, 0x10000));
+    const big = join(tmp, "big-initrd");
+    writeFileSync(big, new Uint8Array(20 * 1024 * 1024));
+    const r = await run(["run", "--kernel", f, "--initrd", big, "--memory", "16M"]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/do not fit in RAM/);
+  });
+  it("--initrd with an ELF kernel, an Image with --bios none, an over-long command line", async () => {
+    const f = join(tmp, "hdr3-Image");
+    writeFileSync(f, imageHeader(0x200000, 0x10000));
+    expect((await run(["run", "--initrd", f])).err).toMatch(/need a Linux Image/);
+    expect((await run(["run", "--bios", "none", "--kernel", f])).err).toMatch(/needs an SBI/);
+    const r = await run(["run", "--kernel", f, "--append", "x".repeat(5000)]);
+    expect(r.status).toBe(2);
+    expect(r.err).toMatch(/4 KiB/);
   });
 });

@@ -2,7 +2,10 @@
 // CPU: ../shared/bench's rzbench (M-mode bare and S-mode Sv39), whole-process
 // wall time, median of N runs; instructions are ringzero's exact count (both
 // machines execute the same deterministic program).
-import { spawnSync } from "node:child_process";
+// Linux: the guest kit (pnpm guest:linux) from process start to the busybox
+// prompt, ringzero (hypervisor-monolithic, built-in SBI) against
+// qemu-system-riscv64 -M virt -bios default (OpenSBI), same Image and initramfs.
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,12 +20,16 @@ const { values } = parseArgs({
     runs: { type: "string", default: "3" },
     full: { type: "boolean", default: false },
     "elf-dir": { type: "string" },
+    only: { type: "string" },
   },
 });
 const runs = Math.max(1, Number(values.runs));
 const elfDir = values["elf-dir"] ?? process.env.RZ_BENCH_DIR ?? join(repo, "..", "shared", "bench", "elf");
 const scale = values.full ? "s10" : "s1";
 const interactive = process.stderr.isTTY;
+// The guest kit's /init marker and prompt (apps/guest-kit: LINUX_KIT_MARKER, LINUX_KIT_PROMPT).
+const MARKER = "ringzero-guest: init done";
+const PROMPT = "rz# ";
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -50,9 +57,13 @@ interface Row {
   qemu: number | undefined;
 }
 
+if (values.only !== undefined && values.only !== "cpu" && values.only !== "linux") {
+  console.error("bench: --only takes cpu or linux");
+  process.exit(2);
+}
 const rows: Row[] = [];
 let failed = false;
-for (const name of [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
+for (const name of values.only === "linux" ? [] : [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
   const elf = join(elfDir, name);
   if (!existsSync(elf)) {
     console.error(`bench: ${elf} not found (set RZ_BENCH_DIR or --elf-dir)`);
@@ -99,31 +110,143 @@ for (const name of [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
 }
 
 const fmt = (n: number, d = 2) => n.toFixed(d);
-console.log(`\nCPU: rzbench (${scale}), whole-process wall time, median of ${runs}`);
-console.log(
-  [
-    "guest".padEnd(24),
-    "instructions".padStart(13),
-    "ringzero s".padStart(11),
-    "MIPS".padStart(8),
-    "qemu s".padStart(8),
-    "qemu MIPS".padStart(10),
-    "qemu/ringzero".padStart(14),
-  ].join(" "),
-);
-for (const r of rows) {
-  const mips = r.instructions / r.rz / 1e6;
-  const qm = r.qemu ? r.instructions / r.qemu / 1e6 : undefined;
+if (rows.length) printCpu();
+function printCpu(): void {
+  console.log(`\nCPU: rzbench (${scale}), whole-process wall time, median of ${runs}`);
   console.log(
     [
-      r.name.padEnd(24),
-      String(r.instructions).padStart(13),
-      fmt(r.rz).padStart(11),
-      fmt(mips, 1).padStart(8),
-      (r.qemu ? fmt(r.qemu) : "n/a").padStart(8),
-      (qm ? fmt(qm, 1) : "n/a").padStart(10),
-      (r.qemu ? `${fmt(r.rz / r.qemu, 1)}x slower` : "n/a").padStart(14),
+      "guest".padEnd(24),
+      "instructions".padStart(13),
+      "ringzero s".padStart(11),
+      "MIPS".padStart(8),
+      "qemu s".padStart(8),
+      "qemu MIPS".padStart(10),
+      "qemu/ringzero".padStart(14),
     ].join(" "),
   );
+  for (const r of rows) {
+    const mips = r.instructions / r.rz / 1e6;
+    const qm = r.qemu ? r.instructions / r.qemu / 1e6 : undefined;
+    console.log(
+      [
+        r.name.padEnd(24),
+        String(r.instructions).padStart(13),
+        fmt(r.rz).padStart(11),
+        fmt(mips, 1).padStart(8),
+        (r.qemu ? fmt(r.qemu) : "n/a").padStart(8),
+        (qm ? fmt(qm, 1) : "n/a").padStart(10),
+        (r.qemu ? `${fmt(r.rz / r.qemu, 1)}x slower` : "n/a").padStart(14),
+      ].join(" "),
+    );
+  }
+}
+
+if (values.only !== "cpu") {
+  const linux = await linuxBoot();
+  if (!linux) failed = true;
 }
 process.exitCode = failed ? 1 : 0;
+
+interface BootRun {
+  promptSeconds: number;
+  status: number | null;
+  stderr: string;
+}
+
+/** Spawns a machine, waits for the kit's shell prompt, types `poweroff -f`, waits for the exit. */
+function bootToPrompt(cmd: string, args: string[], timeoutMs = 300_000): Promise<BootRun> {
+  return new Promise((done) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let promptSeconds = -1;
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString("latin1");
+      if (promptSeconds >= 0) return;
+      const at = out.indexOf(MARKER);
+      if (at >= 0 && out.indexOf(PROMPT, at) >= 0) {
+        promptSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        child.stdin.write("poweroff -f\n");
+      }
+    });
+    child.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    child.stdin.on("error", () => {});
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      done({ promptSeconds, status: promptSeconds < 0 ? null : status, stderr: err });
+    });
+  });
+}
+
+async function linuxBoot(): Promise<boolean> {
+  progress("Linux kit: pnpm guest:linux (the first build takes minutes)");
+  const kitCli = join(repo, "apps", "guest-kit", "dist", "cli.js");
+  const k = spawnSync(process.execPath, [kitCli, "--print-path"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (k.status !== 0) {
+    console.error("bench: could not build or find the Linux guest kit (pnpm guest:linux)");
+    return false;
+  }
+  const dir = k.stdout.trim();
+  const image = join(dir, "Image");
+  const initrd = join(dir, "initramfs.cpio.gz");
+  const rz: number[] = [];
+  const qemu: number[] = [];
+  const instructions: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    progress(`Linux boot: ringzero run ${i + 1}/${runs}`);
+    const r = await bootToPrompt(process.execPath, [cli, "run", "--kernel", image, "--initrd", initrd, "--stats"]);
+    if (r.status !== 0) {
+      console.error(`\nbench: ringzero did not boot the kit to its prompt (status ${r.status})\n${r.stderr}`);
+      return false;
+    }
+    rz.push(r.promptSeconds);
+    instructions.push(Number(/(\d+) instructions/.exec(r.stderr)?.[1] ?? 0));
+  }
+  const haveQemu = spawnSync("sh", ["-c", "command -v qemu-system-riscv64"]).status === 0;
+  for (let i = 0; haveQemu && i < runs; i++) {
+    progress(`Linux boot: qemu run ${i + 1}/${runs}`);
+    const r = await bootToPrompt("qemu-system-riscv64", [
+      ...["-M", "virt", "-m", "256M", "-bios", "default", "-nographic"],
+      ...["-kernel", image, "-initrd", initrd, "-append", "console=ttyS0"],
+    ]);
+    if (r.status !== 0) {
+      console.error(`\nbench: qemu did not boot the kit to its prompt (status ${r.status})`);
+      break;
+    }
+    qemu.push(r.promptSeconds);
+  }
+  progress("");
+  const rzMedian = median(rz);
+  const qMedian = qemu.length ? median(qemu) : undefined;
+  console.log(`\nLinux: kit to the shell prompt, wall time from process start, median of ${runs}`);
+  console.log(
+    ["machine".padEnd(40), "to prompt s".padStart(12), "instructions".padStart(13), "ratio".padStart(14)].join(" "),
+  );
+  console.log(
+    [
+      "ringzero (hypervisor-monolithic, SBI)".padEnd(40),
+      fmt(rzMedian).padStart(12),
+      String(median(instructions)).padStart(13),
+      (qMedian ? `${fmt(rzMedian / qMedian, 1)}x slower` : "n/a").padStart(14),
+    ].join(" "),
+  );
+  console.log(
+    [
+      "qemu-system-riscv64 -bios default".padEnd(40),
+      (qMedian ? fmt(qMedian) : "n/a").padStart(12),
+      "n/a".padStart(13),
+      "1.0x".padStart(14),
+    ].join(" "),
+  );
+  console.log(
+    "(ringzero's count runs to power-off, a few hundred thousand past the prompt; Debian's QEMU has no TCG plugins to count)",
+  );
+  return true;
+}
