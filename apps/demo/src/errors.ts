@@ -1,10 +1,7 @@
 // Typed errors of the ringzero command (STYLE.md 9).
 export const DemoErrorCode = {
   USAGE: "USAGE",
-  KERNEL_UNREADABLE: "KERNEL_UNREADABLE",
   MEMORY_SIZE: "MEMORY_SIZE",
-  INITRD_UNREADABLE: "INITRD_UNREADABLE",
-  KERNEL_FORMAT: "KERNEL_FORMAT",
 } as const;
 export type DemoErrorCode = (typeof DemoErrorCode)[keyof typeof DemoErrorCode];
 

@@ -1,12 +1,10 @@
 // `ringzero` command-line entry: argument parsing (zod-validated) and dispatch.
-import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { gunzipSync } from "node:zlib";
-import { CpuError, loadElf, parseElf } from "@ringzero/cpu-core";
-import { type PowerOff, Vm } from "@ringzero/hypervisor-monolithic";
-import { detectKernelFormat, PlatformError } from "@ringzero/platform";
+import { CpuError } from "@ringzero/cpu-core";
+import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzero/hypervisor-monolithic";
+import { PlatformError } from "@ringzero/platform";
 import { z } from "zod";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { parseMemorySize } from "./size.js";
@@ -57,9 +55,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (e) {
-    if (e instanceof DemoError || e instanceof CpuError || e instanceof PlatformError) {
+    if (e instanceof DemoError || e instanceof CpuError || e instanceof PlatformError || e instanceof VmError) {
       io.stderr(`ringzero: ${e.message}\n`);
-      return e instanceof DemoError && e.code === DemoErrorCode.USAGE ? 2 : 1;
+      const usage =
+        (e instanceof DemoError && e.code === DemoErrorCode.USAGE) ||
+        (e instanceof VmError && e.code === VmErrorCode.BIOS_MISMATCH);
+      return usage ? 2 : 1;
     }
     throw e;
   }
@@ -98,48 +99,16 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
   const opts = parsed.data;
   const memory = parseMemorySize(opts.memory);
-  const kernelPath = opts.kernel ?? embeddedGuestPath();
-  let kernel = readHostFile(kernelPath, DemoErrorCode.KERNEL_UNREADABLE, "kernel");
-  let format = detectKernelFormat(kernel);
-  if (format === "gzip") {
-    kernel = gunzipKernel(kernel, kernelPath);
-    format = detectKernelFormat(kernel);
-  }
-  if (format === "unknown" || format === "gzip") {
-    throw new DemoError(
-      DemoErrorCode.KERNEL_FORMAT,
-      { path: kernelPath },
-      `${kernelPath} is neither a RISC-V Linux Image nor an ELF file`,
-    );
-  }
-  const linux = format === "linux-image";
-  if (linux && opts.bios === "none") {
-    throw new DemoError(
-      DemoErrorCode.USAGE,
-      { path: kernelPath },
-      "a Linux Image needs an SBI: use --bios sbi (the default), not --bios none",
-    );
-  }
-  if (!linux && (opts.initrd !== undefined || opts.append !== undefined)) {
-    throw new DemoError(DemoErrorCode.USAGE, { path: kernelPath }, "--initrd and --append need a Linux Image kernel");
-  }
-  const initrd =
-    opts.initrd === undefined ? undefined : readHostFile(opts.initrd, DemoErrorCode.INITRD_UNREADABLE, "initrd");
-  const elf = linux ? undefined : parseElf(kernel);
-  const tohost = elf?.symbols.get("tohost");
-  const vm = new Vm({
-    memory,
-    sbi: opts.bios === "sbi",
-    consoleOut: io.stdout,
-    tohost: tohost === undefined ? undefined : Number(tohost),
-    maxInstructions: opts["max-instructions"],
-  });
-  if (linux) {
-    vm.loadLinux({ kernel, initrd, append: opts.append ?? "console=ttyS0" });
-  } else {
-    const img = loadElf(vm.bus, kernel);
-    vm.boot(Number(img.entry), 0);
-  }
+  const vm = createVm(
+    {
+      memory,
+      bios: opts.bios,
+      kernel: opts.kernel ?? embeddedGuestPath(),
+      initrd: opts.initrd,
+      append: opts.append,
+    },
+    { consoleOut: io.stdout, maxInstructions: opts["max-instructions"] },
+  );
   const detach = attachConsole(vm, io);
   let r: PowerOff;
   try {
@@ -166,27 +135,6 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       return 1;
     default:
       return r.status;
-  }
-}
-
-function readHostFile(path: string, code: DemoErrorCode, what: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new DemoError(
-      code,
-      { path },
-      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-    );
-  }
-}
-
-/** Image.gz, as distributions ship it; bounded so a hostile file cannot exhaust memory. */
-function gunzipKernel(data: Uint8Array, path: string): Uint8Array {
-  try {
-    return gunzipSync(data, { maxOutputLength: 256 * 1024 * 1024 });
-  } catch (e) {
-    throw new DemoError(DemoErrorCode.KERNEL_FORMAT, { path }, `cannot decompress ${path}: ${(e as Error).message}`);
   }
 }
 

@@ -1,1 +1,2 @@
+export { type CreateVmOptions, createVm, DEFAULT_APPEND, VmError, VmErrorCode } from "./create.js";
 export { type BoardOptions, type LinuxInput, type PowerOff, Vm, type VmState, type VmStats } from "./vm.js";

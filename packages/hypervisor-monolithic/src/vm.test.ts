@@ -107,3 +107,40 @@ trap:
     },
   );
 });
+
+describe("createVm (from a VmConfig)", () => {
+  it("rejects a bad config, a missing kernel and a non-kernel file with typed errors", async () => {
+    const { createVm, VmError } = await import("./create.js");
+    const out = { consoleOut: () => {} };
+    const code = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof VmError ? e.code : `untyped: ${String(e)}`;
+      }
+      return "no error";
+    };
+    expect(code(() => createVm({ kernel: "x", memory: 3 }, out))).toBe("CONFIG_INVALID");
+    expect(code(() => createVm({ kernel: "/nonexistent/Image" }, out))).toBe("KERNEL_UNREADABLE");
+    expect(code(() => createVm({ kernel: import.meta.filename }, out))).toBe("KERNEL_FORMAT");
+  });
+
+  it.skipIf(!ok)("boots an ELF from a file on the SBI", async () => {
+    const { createVm } = await import("./create.js");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const f = join(mkdtempSync(join(tmpdir(), "rz-mono-")), "g.elf");
+    writeFileSync(f, buildElf(readFileSync(join(import.meta.dirname, "testdata/sbi-guest.S"), "utf8")));
+    let text = "";
+    const vm = createVm(
+      { kernel: f, memory: 64 * 1024 * 1024 },
+      {
+        consoleOut: (b) => {
+          text += new TextDecoder().decode(b);
+        },
+      },
+    );
+    expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
+    expect(text).toContain("hello from S-mode");
+  });
+});

@@ -8,14 +8,14 @@ describe("VmConfig", () => {
       cpus: 1,
       bios: "sbi",
       kernel: "Image",
-      append: "",
       console: "uart",
     });
   });
   it.each([
-    [{ kernel: "Image", memory: 0 }, /at least 16 MiB/],
+    [{ kernel: "Image", memory: 0 }, /at least 2 MiB/],
     [{ kernel: "Image", memory: 2 ** 40 }, /at most 2 GiB/],
     [{ kernel: "Image", memory: 17 * 1024 * 1024 }, /multiple of 2 MiB/],
+    [{ kernel: "Image", append: "x".repeat(5000) }, /4 KiB/],
     [{ kernel: "" }, /kernel/],
     [{ kernel: "Image", cpus: 4 }, /cpus/],
     [{ kernel: "Image", typo: 1 }, /typo|Unrecognized/i],

@@ -10,7 +10,7 @@ export const VmConfigSchema = z
     memory: z
       .number()
       .int()
-      .min(16 * MiB, "at least 16 MiB of RAM")
+      .min(2 * MiB, "at least 2 MiB of RAM")
       .max(2048 * MiB, "at most 2 GiB of RAM")
       .refine((v) => v % (2 * MiB) === 0, "RAM must be a multiple of 2 MiB")
       .default(256 * MiB),
@@ -20,7 +20,8 @@ export const VmConfigSchema = z
     bios: z.enum(["sbi", "none"]).default("sbi"),
     kernel: z.string().min(1),
     initrd: z.string().min(1).optional(),
-    append: z.string().max(4096, "command line longer than Linux's 4 KiB").default(""),
+    /** The Linux command line (/chosen bootargs); default "console=ttyS0" for a Linux Image. */
+    append: z.string().max(4096, "command line longer than Linux's 4 KiB").optional(),
     /** Where the guest console goes: the 16550 UART (ttyS0) or virtio-console (hvc0). */
     console: z.enum(["uart", "virtio"]).default("uart"),
   })

@@ -1,0 +1,119 @@
+// A Vm from a VmConfig (the schema both hypervisors share, in @ringzero/platform):
+// reads the kernel and initrd files, recognises the kernel (RISC-V Linux
+// Image, Image.gz, ELF) and loads it as QEMU virt's boot path would.
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { loadElf, parseElf } from "@ringzero/cpu-core";
+import { detectKernelFormat, type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
+import { Vm } from "./vm.js";
+
+export const VmErrorCode = {
+  CONFIG_INVALID: "CONFIG_INVALID",
+  KERNEL_UNREADABLE: "KERNEL_UNREADABLE",
+  INITRD_UNREADABLE: "INITRD_UNREADABLE",
+  KERNEL_FORMAT: "KERNEL_FORMAT",
+  BIOS_MISMATCH: "BIOS_MISMATCH",
+} as const;
+export type VmErrorCode = (typeof VmErrorCode)[keyof typeof VmErrorCode];
+
+export class VmError extends Error {
+  override readonly name = "VmError";
+  constructor(
+    readonly code: VmErrorCode,
+    readonly context: Readonly<Record<string, unknown>>,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+export interface CreateVmOptions {
+  /** Console output (UART transmit and SBI console). */
+  readonly consoleOut: (bytes: Uint8Array) => void;
+  /** Power off (reason "instruction-limit") after this many instructions. */
+  readonly maxInstructions?: number;
+}
+
+/** The command line when none is given: the console on the UART, as QEMU users expect. */
+export const DEFAULT_APPEND = "console=ttyS0";
+
+/** Largest decompressed Image.gz accepted (a hostile file must not exhaust memory). */
+const MAX_KERNEL = 256 * 1024 * 1024;
+
+/**
+ * Creates a VM from a VmConfig and loads its guest: a Linux `Image` (or
+ * Image.gz) with the built-in SBI, initrd and command line; or an ELF, in
+ * S-mode on the SBI or bare metal in M-mode (`bios: "none"`, with HTIF
+ * `tohost` honoured when the ELF has the symbol).
+ */
+export function createVm(config: VmConfigInput, options: CreateVmOptions): Vm {
+  const parsed = VmConfigSchema.safeParse(config);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new VmError(VmErrorCode.CONFIG_INVALID, { path: i.path.join(".") }, `${i.path.join(".")}: ${i.message}`);
+  }
+  const c = parsed.data;
+  let kernel = readHostFile(c.kernel, VmErrorCode.KERNEL_UNREADABLE, "kernel");
+  let format = detectKernelFormat(kernel);
+  if (format === "gzip") {
+    try {
+      kernel = gunzipSync(kernel, { maxOutputLength: MAX_KERNEL });
+    } catch (e) {
+      throw new VmError(
+        VmErrorCode.KERNEL_FORMAT,
+        { path: c.kernel },
+        `cannot decompress ${c.kernel}: ${(e as Error).message}`,
+      );
+    }
+    format = detectKernelFormat(kernel);
+  }
+  if (format !== "linux-image" && format !== "elf") {
+    throw new VmError(
+      VmErrorCode.KERNEL_FORMAT,
+      { path: c.kernel },
+      `${c.kernel} is neither a RISC-V Linux Image nor an ELF file`,
+    );
+  }
+  const linux = format === "linux-image";
+  if (linux && c.bios === "none") {
+    throw new VmError(
+      VmErrorCode.BIOS_MISMATCH,
+      { path: c.kernel },
+      "a Linux Image needs an SBI: use bios sbi (the default), not none",
+    );
+  }
+  if (!linux && (c.initrd !== undefined || c.append !== undefined)) {
+    throw new VmError(
+      VmErrorCode.KERNEL_FORMAT,
+      { path: c.kernel },
+      "an initrd and a command line need a Linux Image kernel",
+    );
+  }
+  const initrd = c.initrd === undefined ? undefined : readHostFile(c.initrd, VmErrorCode.INITRD_UNREADABLE, "initrd");
+  const tohost = linux ? undefined : parseElf(kernel).symbols.get("tohost");
+  const vm = new Vm({
+    memory: c.memory,
+    sbi: c.bios === "sbi",
+    consoleOut: options.consoleOut,
+    tohost: tohost === undefined ? undefined : Number(tohost),
+    maxInstructions: options.maxInstructions,
+  });
+  if (linux) {
+    vm.loadLinux({ kernel, initrd, append: c.append ?? DEFAULT_APPEND });
+  } else {
+    vm.boot(Number(loadElf(vm.bus, kernel).entry), 0);
+  }
+  return vm;
+}
+
+function readHostFile(path: string, code: VmErrorCode, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new VmError(
+      code,
+      { path },
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}
