@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RINGZERO_SKIP_APT=${RINGZERO_SKIP_APT:-1} bash scripts/setup.sh
-pnpm demo "$@"
+pnpm --silent demo run "$@"
