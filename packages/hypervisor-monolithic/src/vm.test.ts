@@ -108,6 +108,74 @@ trap:
   );
 });
 
+describe("virtio-mmio slots", () => {
+  it.skipIf(!ok)(
+    "a device in slot 3 answers at 0x10004000 and its interrupt wakes a guest sleeping in WFI",
+    async () => {
+      // S-mode guest: enable PLIC source 4 (slot 3) for context 1 (S), read the device's
+      // magic, WFI with only SEIE enabled, claim, then SRST with the claimed source as reason.
+      const elf = buildElf(`
+    .section .text.init, "ax"
+    .globl _start
+_start:
+    li      t0, 0x0c000000 + 4*4    # PLIC priority[4] = 1
+    li      t1, 1
+    sw      t1, 0(t0)
+    li      t0, 0x0c002080          # context 1 enables, word 0
+    li      t1, 1 << 4
+    sw      t1, 0(t0)
+    li      t0, 0x0c201000          # context 1 threshold = 0
+    sw      zero, 0(t0)
+    li      t0, 0x10004000
+    lw      s0, 0(t0)               # the device's first register
+    li      t1, 0x74726976          # "virt"
+    bne     s0, t1, fail
+    li      t0, 1 << 9              # sie.SEIE only; sstatus.SIE stays 0: WFI still wakes
+    csrw    sie, t0
+1:  wfi
+    csrr    t0, sip
+    andi    t0, t0, 1 << 9
+    beqz    t0, 1b
+    li      t0, 0x0c201004          # claim
+    lw      a1, 0(t0)
+    sw      a1, 0(t0)               # complete
+    addi    a1, a1, -4              # reason 0 when source 4 was claimed
+    li      a7, 0x53525354
+    li      a6, 0
+    li      a0, 0
+    ecall
+fail:
+    li      a7, 0x53525354
+    li      a6, 0
+    li      a0, 0
+    li      a1, 9
+    ecall
+`);
+      const vm = new Vm({ memory: 16 * 1024 * 1024, sbi: true, consoleOut: () => {} });
+      const reads: number[] = [];
+      const line = vm.attachVirtio(3, {
+        read: (offset) => {
+          reads.push(offset);
+          return 0x74726976;
+        },
+        write: () => {},
+      });
+      expect(() => vm.attachVirtio(3, { read: () => 0, write: () => {} })).toThrow(/not free/);
+      expect(() => vm.attachVirtio(8, { read: () => 0, write: () => {} })).toThrow(/not free/);
+      vm.boot(Number(loadElf(vm.bus, elf).entry), 0);
+      const done = vm.start();
+      // Raised from the host's event loop while the guest sleeps (no timer armed: the
+      // loop would otherwise sleep up to a second per check).
+      const raisedAt = performance.now();
+      setTimeout(() => line.set(true), 20);
+      const r = await done;
+      expect(r).toEqual({ status: 0, reason: "shutdown" });
+      expect(reads).toEqual([0]);
+      expect(performance.now() - raisedAt).toBeLessThan(900);
+    },
+  );
+});
+
 describe("createVm (from a VmConfig)", () => {
   it("rejects a bad config, a missing kernel and a non-kernel file with typed errors", async () => {
     const { createVm, VmError } = await import("./create.js");

@@ -22,8 +22,10 @@ import {
   type FinisherEvent,
   GoldfishRtc,
   hostTickClock,
+  type IrqLine,
   type LoadedLinux,
   loadLinuxBoot,
+  type MmioDevice,
   MmioMap,
   Plic,
   type ResetType,
@@ -109,6 +111,7 @@ export class Vm {
   private stateValue: VmState = "created";
   private result: PowerOff | undefined;
   private readonly input: number[] = [];
+  private readonly virtioSlots: number[] = [];
   private wake: (() => void) | undefined;
   private resumeWaiter: (() => void) | undefined;
   private readonly statsValue: VmStats = {
@@ -129,7 +132,14 @@ export class Vm {
       tohost: options.tohost,
     });
     this.hart = hart;
-    const line = (mask: number) => ({ set: (level: boolean) => hart.setInterrupt(mask, level) });
+    // An interrupt raised from outside the vCPU loop (a device completing host
+    // I/O while the hart sleeps in WFI) wakes the loop at once.
+    const line = (mask: number) => ({
+      set: (level: boolean) => {
+        hart.setInterrupt(mask, level);
+        if (level) this.wake?.();
+      },
+    });
     // PLIC contexts: 0 = hart 0 M-mode (MEIP), 1 = hart 0 S-mode (SEIP), as QEMU virt
     this.plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
     this.clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], this.clock);
@@ -199,6 +209,21 @@ export class Vm {
   }
 
   /**
+   * Puts a device in virtio-mmio slot `slot` (0..7: 0x1000_1000 + slot·0x1000,
+   * PLIC source 1 + slot, as QEMU virt) and returns its interrupt line. Slots
+   * attached before `loadLinux()` get device-tree nodes.
+   */
+  attachVirtio(slot: number, device: MmioDevice): IrqLine {
+    const v = VIRT.virtio;
+    if (!Number.isInteger(slot) || slot < 0 || slot >= v.count || this.virtioSlots.includes(slot)) {
+      throw new RangeError(`virtio-mmio slot ${slot} is not free (slots 0..${v.count - 1})`);
+    }
+    this.mmio.add(`virtio${slot}`, v.base + slot * v.stride, v.size, device);
+    this.virtioSlots.push(slot);
+    return this.plic.irq(v.firstIrq + slot);
+  }
+
+  /**
    * Load a RISC-V Linux `Image` (and initramfs) the way QEMU virt's firmware
    * hands them over, with a device tree of this board (bootargs, initrd range,
    * stdout-path, rng-seed), and set the hart at the kernel entry
@@ -214,6 +239,7 @@ export class Vm {
         buildVirtDeviceTree({
           memory: { base: this.bus.ramBase, size: this.bus.ramSize },
           isa: HART_ISA,
+          devices: { virtio: [...this.virtioSlots] },
           mmuType: `riscv,${HART_MMU}`,
           chosen: {
             bootargs: input.append ?? "",
