@@ -1,2 +1,12 @@
-// @ringzero/virtio/testing: driver-side mock (filled in as the modules land).
-export const VIRTIO_TESTING = true;
+// @ringzero/virtio/testing: a driver-side mock for testing devices without a guest.
+export {
+  type AddOptions,
+  MOCK_RAM_BASE,
+  MockDriver,
+  type MockDriverOptions,
+  MockGuestRam,
+  MockQueue,
+  type MockUsed,
+  mockDriver,
+  settle,
+} from "./driver.js";
