@@ -1,0 +1,32 @@
+import { z } from "zod";
+import { MIN_MSIZE } from "./protocol.js";
+
+/**
+ * Configuration of a {@link NinePServer}. The share is exported like QEMU's
+ * `-virtfs local,security_model=none`: files are created with the server's
+ * credentials, then chowned to the attaching uid and the requested gid, and a
+ * refused chown is ignored.
+ */
+export const NinePServerConfigSchema = z.object({
+  /** Host directory to export. Resolved once (realpath) when the server is built. */
+  root: z.string().min(1),
+  /** Every mutating request fails with EROFS. */
+  readOnly: z.boolean().default(false),
+  /** Largest msize the server accepts in Tversion (bytes). Linux asks for 512 KiB at most over virtio. */
+  maxMsize: z
+    .number()
+    .int()
+    .min(MIN_MSIZE)
+    .max(16 * 1024 * 1024)
+    .default(512 * 1024),
+  /** Live fids at once; Twalk/Tattach beyond it get ENFILE. */
+  maxFids: z.number().int().min(16).max(1_048_576).default(65_536),
+  /** Fids with an open host file at once; Tlopen/Tlcreate beyond it get EMFILE. */
+  maxOpenFiles: z.number().int().min(1).max(65_536).default(1024),
+  /** Path components below the root; deeper walks get ENAMETOOLONG. */
+  maxDepth: z.number().int().min(1).max(4096).default(1024),
+  /** Directory entries snapshotted per Treaddir stream; the rest are not listed (counted). */
+  maxDirEntries: z.number().int().min(16).max(16_777_216).default(1_048_576),
+});
+export type NinePServerConfig = z.input<typeof NinePServerConfigSchema>;
+export type NinePServerOptions = z.output<typeof NinePServerConfigSchema>;
