@@ -30,6 +30,8 @@ export const DiskErrorCode = {
   READ_ONLY: "READ_ONLY",
   /** The image or backend was used after close(). */
   CLOSED: "CLOSED",
+  /** The image holds a journal (VHDX log) that only a read-write open can replay. */
+  NEEDS_REPLAY: "NEEDS_REPLAY",
   /** The image is marked corrupt and cannot be opened for writing. */
   CORRUPT: "CORRUPT",
   /** A file named by the image or the user could not be found or opened. */

@@ -123,7 +123,7 @@ describe("hostile VHDX", () => {
       f[at + 48] = 1;
       fixHeader(f, at);
     }
-    await expect(open(f)).rejects.toMatchObject({ code: DiskErrorCode.UNSUPPORTED, context: { format: "vhdx" } });
+    expect((await open(f)).size()).toBe(4 * MiB); // a LogGuid without any valid entry: nothing to replay (as QEMU)
     // region pointing outside the file
     const g = b.slice();
     for (const at of [196608, 262144]) {

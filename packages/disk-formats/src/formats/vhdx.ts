@@ -4,11 +4,13 @@
 // 256 KiB) locating the BAT and the metadata region, the log, then blocks.
 // BAT entries: state in bits 0-2, file offset in MiB in bits 20-63; a sector
 // bitmap entry follows every `chunkRatio` payload entries.
-// Not supported: differencing (HasParent), replaying a non-empty log.
+// A non-empty log (LogGuid set) is replayed on read-write opens (vhdx-log.ts).
+// Not supported: differencing (HasParent).
 import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
 import { type ByteStore, readFull } from "../io/store.js";
+import { findActiveSequence, readLog, replay } from "./vhdx-log.js";
 
 const F = "vhdx";
 const KiB = 1024;
@@ -104,6 +106,7 @@ export class VhdxImage implements BlockBackend {
   readonly format = "vhdx" as const;
   private closed = false;
   private headersUpdated = false;
+  private replayed = false;
 
   private constructor(
     private readonly store: ByteStore,
@@ -117,6 +120,11 @@ export class VhdxImage implements BlockBackend {
     readonly readOnly: boolean,
     private end: number,
   ) {}
+
+  /** Whether opening replayed a non-empty log into the file (qemu-img check counts it as one corruption fixed). */
+  get logReplayed(): boolean {
+    return this.replayed;
+  }
 
   get clusterSize(): number {
     return this.blockSize;
@@ -148,8 +156,11 @@ export class VhdxImage implements BlockBackend {
     }
     if (headers.length === 0) throw fail(DiskErrorCode.INVALID_HEADER, HEADER1, "no valid VHDX header");
     const header = headers.reduce((a, b) => (b.seq > a.seq ? b : a));
-    if (!isZero(header.logGuid))
-      throw fail(DiskErrorCode.UNSUPPORTED, header.at + 48, "the log is not empty (log replay is not implemented)");
+    if (!isZero(header.logGuid) && (await VhdxImage.replayLog(store, header, readOnly))) {
+      const img = await VhdxImage.open(store, options); // the headers now say the log is empty
+      img.replayed = true;
+      return img;
+    }
 
     // Region table (2.2.3): the first valid copy.
     let regions: Map<string, { offset: number; length: number; at: number }> | null = null;
@@ -280,6 +291,46 @@ export class VhdxImage implements BlockBackend {
     }
     for (const [, b] of metaRanges) end = Math.max(end, Math.ceil(b / MiB) * MiB);
     return new VhdxImage(store, header, bat, batR.offset, blockSize, chunkRatio, virtSize, logical, readOnly, end);
+  }
+
+  /**
+   * MS-VHDX 2.3.3: a header with a LogGuid may have an active log sequence
+   * that must be replayed before anything else is read. Read-write opens
+   * replay it into the file, flush, then write both headers with an empty
+   * LogGuid (as QEMU's vhdx_log_flush does). Read-only opens refuse with
+   * NEEDS_REPLAY, as qemu-img does ("qemu-img check -r all" replays). A log
+   * without a valid sequence is ignored, as QEMU does (the spec would refuse
+   * the file; the writer can only have died before its first entry was
+   * durable, so the file is consistent). Returns whether it replayed.
+   */
+  private static async replayLog(store: ByteStore, header: Header, readOnly: boolean): Promise<boolean> {
+    const hdv = new DataView(header.bytes.buffer);
+    if (hdv.getUint16(64, true) !== 0)
+      throw fail(DiskErrorCode.UNSUPPORTED, header.at + 64, "log version (only 0 is defined)");
+    const logLen = hdv.getUint32(68, true);
+    const logOff = Number(hdv.getBigUint64(72, true));
+    if (logLen === 0) return false;
+    const log = await readLog(store, logOff, logLen, header.at + 68);
+    const entries = findActiveSequence(log, header.logGuid, crc32c);
+    if (!entries) return false;
+    if (readOnly)
+      throw fail(
+        DiskErrorCode.NEEDS_REPLAY,
+        header.at + 48,
+        "the log holds updates to replay: open the image read-write (ringzero-img check -r all)",
+        { entries: entries.length },
+      );
+    await replay(store, entries, logOff, logLen);
+    // Both headers, current one last, with an empty log (2.2.2.1 update order).
+    let seq = header.seq;
+    const fwg = header.bytes.slice(16, 32);
+    const dwg = header.bytes.slice(32, 48);
+    for (const at of header.at === HEADER1 ? [HEADER2, HEADER1] : [HEADER1, HEADER2]) {
+      seq += 1n;
+      await store.write(at, buildHeader(seq, fwg, dwg, logOff, logLen));
+      await store.flush();
+    }
+    return true;
   }
 
   /** Creates a dynamic (default) or fixed VHDX laid out as qemu-img does (1 MiB log, BAT at 2 MiB, metadata at 3 MiB). */
