@@ -90,4 +90,15 @@ export {
   SbiServer,
   type SbiStats,
 } from "./sbi/sbi.js";
-export { type VmConfig, type VmConfigInput, VmConfigSchema } from "./vm-config.js";
+export {
+  DRIVE_FORMATS,
+  type DriveConfig,
+  DriveConfigSchema,
+  type NetConfig,
+  NetConfigSchema,
+  type ShareConfig,
+  ShareConfigSchema,
+  type VmConfig,
+  type VmConfigInput,
+  VmConfigSchema,
+} from "./vm-config.js";

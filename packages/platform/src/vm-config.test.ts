@@ -9,6 +9,11 @@ describe("VmConfig", () => {
       bios: "sbi",
       kernel: "Image",
       console: "uart",
+      drives: [],
+      net: { mode: "none", hostfwd: [], restrict: false },
+      shares: [],
+      rng: false,
+      balloon: false,
     });
   });
   it.each([
@@ -19,6 +24,35 @@ describe("VmConfig", () => {
     [{ kernel: "" }, /kernel/],
     [{ kernel: "Image", cpus: 4 }, /cpus/],
     [{ kernel: "Image", typo: 1 }, /typo|Unrecognized/i],
+    [{ kernel: "Image", drives: [{ path: "a", format: "iso" }] }, /format/],
+    [{ kernel: "Image", drives: Array.from({ length: 5 }, () => ({ path: "d.img" })) }, /at most 4 drives/],
+    [{ kernel: "Image", shares: [{ path: "/tmp", tag: "a/b" }] }, /tag/],
+    [
+      {
+        kernel: "Image",
+        shares: [
+          { path: "/a", tag: "t" },
+          { path: "/b", tag: "t" },
+        ],
+      },
+      /one tag/,
+    ],
+    [
+      { kernel: "Image", net: { mode: "user", hostfwd: [{ protocol: "tcp", hostPort: 0, guestPort: 22 }] } },
+      /hostPort/,
+    ],
+    [{ kernel: "Image", net: { mode: "user", mac: "nope" } }, /MAC/],
+    [
+      {
+        kernel: "Image",
+        drives: [{ path: "1" }, { path: "2" }, { path: "3" }, { path: "4" }],
+        shares: [{ path: "/a" }, { path: "/b" }],
+        net: { mode: "user" },
+        rng: true,
+        balloon: true,
+      },
+      /9 virtio devices for 8/,
+    ],
   ])("rejects %j", (cfg, re) => {
     const r = VmConfigSchema.safeParse(cfg);
     expect(r.success).toBe(false);

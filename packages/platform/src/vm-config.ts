@@ -4,6 +4,59 @@ import { z } from "zod";
 
 const MiB = 1024 * 1024;
 
+/** Disk image formats a drive may name (what @ringzero/disk-formats opens; "auto" probes). */
+export const DRIVE_FORMATS = ["auto", "raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "parallels"] as const;
+
+export const DriveConfigSchema = z
+  .object({
+    /** Host path of the disk image. */
+    path: z.string().min(1),
+    format: z.enum(DRIVE_FORMATS).default("auto"),
+    readOnly: z.boolean().default(false),
+  })
+  .strict();
+
+export const ShareConfigSchema = z
+  .object({
+    /** Host directory exported over virtio-9p. */
+    path: z.string().min(1),
+    /** The mount tag the guest names (mount -t 9p TAG /mnt); at most 31 bytes here. */
+    tag: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,31}$/, "a tag of 1..31 letters, digits, '_', '.', '-'")
+      .optional(),
+    readOnly: z.boolean().default(false),
+  })
+  .strict();
+
+export const NetConfigSchema = z
+  .object({
+    mode: z.enum(["none", "user"]).default("none"),
+    /** Host port forwards (127.0.0.1:hostPort → guest:guestPort). */
+    hostfwd: z
+      .array(
+        z
+          .object({
+            protocol: z.enum(["tcp", "udp"]),
+            hostPort: z.number().int().min(1).max(65535),
+            guestPort: z.number().int().min(1).max(65535),
+          })
+          .strict(),
+      )
+      .max(64)
+      .default([]),
+    /** No egress at all (services and host forwards only). */
+    restrict: z.boolean().default(false),
+    /** Write the guest's traffic to this pcap file. */
+    pcap: z.string().min(1).optional(),
+    /** The guest NIC's MAC address (default 52:54:00:12:34:56, as QEMU). */
+    mac: z
+      .string()
+      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, "a MAC address like 52:54:00:12:34:56")
+      .optional(),
+  })
+  .strict();
+
 export const VmConfigSchema = z
   .object({
     /** Guest RAM in bytes (QEMU virt places it at 0x8000_0000). */
@@ -24,8 +77,34 @@ export const VmConfigSchema = z
     append: z.string().max(4096, "command line longer than Linux's 4 KiB").optional(),
     /** Where the guest console goes: the 16550 UART (ttyS0) or virtio-console (hvc0). */
     console: z.enum(["uart", "virtio"]).default("uart"),
+    /** virtio-blk disks, in virtio-mmio slot order (vda, vdb, ...). */
+    drives: z.array(DriveConfigSchema).max(4, "at most 4 drives").default([]),
+    net: NetConfigSchema.default({ mode: "none", hostfwd: [], restrict: false }),
+    /** virtio-9p shares. */
+    shares: z.array(ShareConfigSchema).max(2, "at most 2 shares").default([]),
+    /** A virtio-rng device (entropy from the host's crypto). */
+    rng: z.boolean().default(false),
+    /** A virtio-balloon device; its target is set while the VM runs. */
+    balloon: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // virtio-mmio has 8 slots (QEMU virt): disks, NIC, shares, console, rng, balloon share them.
+    const used =
+      c.drives.length +
+      (c.net.mode === "none" ? 0 : 1) +
+      c.shares.length +
+      (c.console === "virtio" ? 1 : 0) +
+      (c.rng ? 1 : 0) +
+      (c.balloon ? 1 : 0);
+    if (used > 8) ctx.addIssue({ code: "custom", message: `${used} virtio devices for 8 virtio-mmio slots`, path: [] });
+    const tags = c.shares.map((s, i) => s.tag ?? `share${i}`);
+    if (new Set(tags).size !== tags.length)
+      ctx.addIssue({ code: "custom", message: "two shares with one tag", path: ["shares"] });
+  });
 
 export type VmConfig = z.output<typeof VmConfigSchema>;
+export type DriveConfig = z.output<typeof DriveConfigSchema>;
+export type ShareConfig = z.output<typeof ShareConfigSchema>;
+export type NetConfig = z.output<typeof NetConfigSchema>;
 export type VmConfigInput = z.input<typeof VmConfigSchema>;

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { parseDrive, parseNet, parseShare, splitSpec } from "./specs.js";
+
+describe("device specs (QEMU-style key=value lists)", () => {
+  it("splits on commas, ',,' escapes one", () => {
+    expect(splitSpec("a,,b,c=d,,e,ro")).toEqual(["a,b", "c=d,e", "ro"]);
+    expect(splitSpec("")).toEqual([""]);
+  });
+  it("--drive", () => {
+    expect(parseDrive("disk.img")).toEqual({ path: "disk.img", format: "auto", readOnly: false });
+    expect(parseDrive("d,,1.qcow2,format=qcow2,readonly")).toEqual({
+      path: "d,1.qcow2",
+      format: "qcow2",
+      readOnly: true,
+    });
+    expect(parseDrive("d.img,readonly=off,if=virtio")).toEqual({ path: "d.img", format: "auto", readOnly: false });
+    expect(() => parseDrive("")).toThrow(/no file/);
+    expect(() => parseDrive("d.img,format=iso")).toThrow(/format/);
+    expect(() => parseDrive("d.img,cache=none")).toThrow(/unknown key "cache"/);
+    expect(() => parseDrive("d.img,readonly=maybe")).toThrow(/not on or off/);
+    expect(() => parseDrive("d.img,if=ide")).toThrow(/if=virtio/);
+    expect(() => parseDrive("d.img,format=raw,format=qcow2")).toThrow(/twice/);
+  });
+  it("--share", () => {
+    expect(parseShare("/srv/x,tag=host,readonly")).toEqual({ path: "/srv/x", tag: "host", readOnly: true });
+    expect(parseShare("/srv/x")).toEqual({ path: "/srv/x", readOnly: false });
+    expect(() => parseShare("/srv/x,tag=../etc")).toThrow(/tag/);
+  });
+  it("--net", () => {
+    expect(parseNet("none")).toEqual({ mode: "none", hostfwd: [], restrict: false });
+    expect(parseNet("user,hostfwd=tcp:2222-22,hostfwd=udp::5353-:53,restrict=on,pcap=out.pcap")).toEqual({
+      mode: "user",
+      hostfwd: [
+        { protocol: "tcp", hostPort: 2222, guestPort: 22 },
+        { protocol: "udp", hostPort: 5353, guestPort: 53 },
+      ],
+      restrict: true,
+      pcap: "out.pcap",
+    });
+    expect(parseNet("user,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80").hostfwd).toEqual([
+      { protocol: "tcp", hostPort: 8080, guestPort: 80 },
+    ]);
+    expect(() => parseNet("tap")).toThrow(/"user" or "none"/);
+    expect(() => parseNet("user,hostfwd=tcp:0.0.0.0:80-:80")).toThrow(/hostfwd/);
+    expect(() => parseNet("user,hostfwd=tcp:70000-22")).toThrow(/hostPort/);
+    expect(() => parseNet("none,restrict=on")).toThrow(/no options/);
+    expect(() => parseNet("user,mac=zz")).toThrow(/MAC/);
+  });
+});
