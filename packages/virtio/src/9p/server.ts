@@ -154,9 +154,9 @@ export class NinePServer {
     const type = msg[4] as number;
     const tag = dv.getUint16(5, true);
     const cap = this.msize || this.options.maxMsize;
-    if (size < HEADER_SIZE || size > msg.length || size > cap) {
+    if (size < HEADER_SIZE || size > cap || size > msg.length) {
       this.counters.malformed++;
-      return this.error(tag, size > cap && size <= msg.length ? Errno.EMSGSIZE : Errno.EPROTO);
+      return this.error(tag, size > cap ? Errno.EMSGSIZE : Errno.EPROTO);
     }
     if (this.closed) return this.error(tag, Errno.EIO);
     const r = new WireReader(msg, HEADER_SIZE, size);
@@ -455,6 +455,7 @@ export class NinePServer {
     const f = this.fid(r.u32());
     const flags = r.u32();
     if (f.file) fail("EINVAL", "fid already open");
+    if ((flags & DOTL.ACCMODE) === 3) fail("EINVAL", "O_ACCMODE 3");
     if (this.writes(flags)) this.mutating();
     this.reserveOpen();
     const loc = f.node.loc();
