@@ -1,6 +1,7 @@
 // @ringzero/virtio: hypervisor-agnostic virtio 1.2 devices.
 
 export { type BlockBackend, FileBlockBackend, MemoryBlockBackend } from "./backends/block.js";
+export { LoopbackNetBackend, PcapNetBackend, pcapGlobalHeader, pcapRecord } from "./backends/net.js";
 export {
   featureBit,
   VIRTQ_AVAIL_F_NO_INTERRUPT,
@@ -15,6 +16,16 @@ export {
 export { GuestErrorCounter, type GuestErrorCounters } from "./counters.js";
 export { VirtioDevice, type VirtioDeviceContext, type VirtioDeviceHost } from "./device.js";
 export {
+  type GuestMemoryStats,
+  VIRTIO_BALLOON_PAGE_SIZE,
+  VirtioBalloon,
+  VirtioBalloonConfig,
+  VirtioBalloonFeature,
+  type VirtioBalloonOptions,
+  type VirtioBalloonStats,
+  VirtioBalloonStatTag,
+} from "./devices/balloon.js";
+export {
   VirtioBlk,
   VirtioBlkConfig,
   VirtioBlkFeature,
@@ -23,6 +34,24 @@ export {
   VirtioBlkStatus,
   VirtioBlkType,
 } from "./devices/blk.js";
+export {
+  VirtioConsole,
+  VirtioConsoleConfig,
+  VirtioConsoleFeature,
+  type VirtioConsoleOptions,
+  type VirtioConsoleStats,
+} from "./devices/console.js";
+export {
+  type NetBackend,
+  VIRTIO_NET_HDR_SIZE,
+  VIRTIO_NET_MAX_FRAME,
+  VIRTIO_NET_S_LINK_UP,
+  VirtioNet,
+  VirtioNetConfig,
+  VirtioNetFeature,
+  type VirtioNetOptions,
+  type VirtioNetStats,
+} from "./devices/net.js";
 export { VirtioRng, type VirtioRngOptions, type VirtioRngStats } from "./devices/rng.js";
 export { VirtioError, VirtioErrorCode } from "./errors.js";
 export { arrayGuestMemory, type GuestMemory } from "./memory.js";

@@ -61,8 +61,11 @@ export type VirtioIrq = ((level: boolean) => void) | { set(level: boolean): void
 export interface VirtioMmioOptions {
   device: VirtioDevice;
   memory: GuestMemory;
-  /** Level-sensitive line, high while InterruptStatus is non-zero. */
-  irq: VirtioIrq;
+  /**
+   * Level-sensitive line, high while InterruptStatus is non-zero. May be
+   * given later with attachIrq() (when the line comes from placing the device).
+   */
+  irq?: VirtioIrq;
   /** VendorID register (default 0x554d4551, what QEMU reports; Linux ignores it). */
   vendorId?: number;
 }
@@ -72,11 +75,14 @@ const OptionsSchema = z.object({
   memory: z.custom<GuestMemory>(
     (m) => typeof m === "object" && m !== null && typeof (m as GuestMemory).view === "function",
   ),
-  irq: z.custom<VirtioIrq>(
-    (i) =>
-      typeof i === "function" ||
-      (typeof i === "object" && i !== null && typeof (i as { set: unknown }).set === "function"),
-  ),
+  irq: z
+    .custom<VirtioIrq | undefined>(
+      (i) =>
+        i === undefined ||
+        typeof i === "function" ||
+        (typeof i === "object" && i !== null && typeof (i as { set: unknown }).set === "function"),
+    )
+    .optional(),
   vendorId: z.number().int().min(0).max(0xffff_ffff).optional(),
 });
 
@@ -100,7 +106,7 @@ export class VirtioMmioTransport {
   /** All feature bits offered to the driver. */
   readonly offeredFeatures: bigint;
   private readonly memory: GuestMemory;
-  private readonly setLine: (level: boolean) => void;
+  private setLine: (level: boolean) => void = () => {};
   private readonly vendorId: number;
   private status = 0;
   private deviceFeaturesSel = 0;
@@ -116,8 +122,7 @@ export class VirtioMmioTransport {
     const o = parseConfig(OptionsSchema, options, "virtio-mmio transport");
     this.device = o.device;
     this.memory = o.memory;
-    const irq = o.irq;
-    this.setLine = typeof irq === "function" ? irq : (level) => irq.set(level);
+    if (o.irq) this.attachIrq(o.irq);
     this.vendorId = o.vendorId ?? 0x554d4551;
     const sizes = this.device.queueMaxSizes;
     if (sizes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 1 || s > 32768 || (s & (s - 1)) !== 0)) {
@@ -130,6 +135,12 @@ export class VirtioMmioTransport {
     this.queues = sizes.map((max, i) => new SplitQueue(i, max, (c) => this.needsReset(c)));
     this.offeredFeatures = this.device.deviceFeatures | TRANSPORT_FEATURES;
     this.device.bind({ configChanged: () => this.configChanged() });
+  }
+
+  /** Connects the interrupt line and drives it to the current level. */
+  attachIrq(irq: VirtioIrq): void {
+    this.setLine = typeof irq === "function" ? irq : (level) => irq.set(level);
+    this.setLine(this.lineLevel);
   }
 
   /** Device status register (§2.1). */
