@@ -1,9 +1,11 @@
-// virtio-9p, the 9P transport device (virtio 1.2 §5.?: device ID 9; Linux
-// net/9p/trans_virtio.c). One request queue: each chain carries one whole
-// T-message in its device-readable buffers followed by device-writable
-// buffers for the whole R-message. Linux's zero-copy path puts the reply
-// header (11 bytes) in one buffer and the payload in user pages, so the reply
-// is scattered across all writable buffers in order.
+// virtio-9p, the 9P transport device. virtio 1.2 §5 reserves device ID 9 for
+// it but has no section on it; the layout here is the one Linux
+// (net/9p/trans_virtio.c) and QEMU (hw/9pfs/virtio-9p-device.c) agree on.
+// One request queue: each chain carries one whole T-message in its
+// device-readable buffers followed by device-writable buffers for the whole
+// R-message. Linux's zero-copy path puts the reply header (11 bytes) in one
+// buffer and the payload in user pages, so the reply is scattered across all
+// writable buffers in order.
 import { z } from "zod";
 import { featureBit, VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
