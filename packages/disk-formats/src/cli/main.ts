@@ -446,6 +446,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
     if (repair && (r.leaks > 0 || r.corruptions > 0)) {
       const before = r;
       await img.repairRefcounts();
+      if (repair === "all") await img.repairCopiedFlags();
       r = await img.check();
       lines.push(
         "The following inconsistencies were found and repaired:",

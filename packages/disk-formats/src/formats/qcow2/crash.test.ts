@@ -1,15 +1,15 @@
 // Crash consistency: a writer stopped at any point leaves an image that
 // qemu-img check finds consistent (leaked clusters allowed, corruption not).
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryStore } from "../../io/memory.js";
-import { NodeFileHost } from "../../io/node-file.js";
+import { NodeFileHost, NodeFileStore } from "../../io/node-file.js";
 import type { ByteStore } from "../../io/store.js";
 import { createImage } from "../../open.js";
-import { HAVE_QEMU, pattern, qemuCheck, tempDir } from "../../testing-internal/qemu.js";
+import { HAVE_QEMU, pattern, qemuCheck, qemuImg, tempDir } from "../../testing-internal/qemu.js";
 import { Qcow2Image } from "./image.js";
 
 /** Stops accepting writes after `budget` writes, like a process killed between two system calls. */
@@ -50,8 +50,17 @@ class DyingStore implements ByteStore {
 }
 
 /** A workload touching every metadata path: L2 and refblock allocation, refcount table growth, compression, zeroing, discard, resize, snapshots and copy-on-write. */
-async function workload(store: ByteStore, skip: (phase: "begin" | "end") => void = () => {}): Promise<void> {
-  const img = await Qcow2Image.create(store, { size: 8 * 1024 * 1024, clusterBits: 9, refcountOrder: 6 });
+async function workload(
+  store: ByteStore,
+  skip: (phase: "begin" | "end") => void = () => {},
+  lazyRefcounts = false,
+): Promise<void> {
+  const img = await Qcow2Image.create(store, {
+    size: 8 * 1024 * 1024,
+    clusterBits: 9,
+    refcountOrder: 6,
+    lazyRefcounts,
+  });
   await img.write(1000, pattern(40000, 1));
   await img.writeCompressed(512 * 200, new Uint8Array(512).fill(3));
   await img.writeCompressed(512 * 201, new Uint8Array(512).fill(4));
@@ -68,6 +77,7 @@ async function workload(store: ByteStore, skip: (phase: "begin" | "end") => void
   skip("end");
   await img.write(1500, pattern(3000, 5)); // copy-on-write of shared L2 tables and clusters
   await img.write(4 * 1024 * 1024, pattern(70000, 6));
+  await img.close();
 }
 
 describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
@@ -116,6 +126,41 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
     expect(withLeaks).toBeGreaterThan(0);
   });
 
+  it("lazy refcounts: a writer stopped at any point leaves a dirty image that check -r all and a read-write open repair", async () => {
+    const full = new DyingStore(new MemoryStore("full"), Number.POSITIVE_INFINITY);
+    await workload(full, undefined, true);
+    const total = full.writes;
+    let dirty = 0;
+    for (let i = 0; i <= 24; i++) {
+      const n = 3 + Math.floor(((total - 3) * i) / 24);
+      const store = new DyingStore(new MemoryStore("crash"), n);
+      await workload(store, undefined, true).then(
+        () => {},
+        (e: Error) => {
+          if (e.message !== "killed") throw e;
+        },
+      );
+      const f = t.path(`lazy-${n}.qcow2`);
+      writeFileSync(f, store.inner.bytes());
+      const info = JSON.parse(qemuImg(["info", "--output", "json", f]).stdout);
+      if (info["dirty-flag"]) dirty++;
+      // qemu-img repairs it (exit 0, nothing left) ...
+      const q = `${f}.q`;
+      copyFileSync(f, q);
+      const rep = qemuImg(["check", "-r", "all", q], { allowFail: true });
+      expect([n, rep.status]).toEqual([n, 0]);
+      // ... and so does a read-write open here: qemu-img check then finds no error at all
+      const img = await Qcow2Image.open(await NodeFileStore.open(f, { readOnly: false }));
+      await img.close();
+      const chk = qemuCheck(f);
+      expect([n, chk.status, chk.json.corruptions ?? 0, chk.json.leaks ?? 0]).toEqual([n, 0, 0, 0]);
+      expect(JSON.parse(qemuImg(["info", "--output", "json", f]).stdout)["dirty-flag"]).toBe(false);
+      expect(qemuImg(["compare", "-f", "qcow2", "-F", "qcow2", q, f]).stdout).toContain("Images are identical.");
+    }
+    // the kill points between the first deferred refcount and close leave the dirty bit set
+    expect(dirty).toBeGreaterThan(15);
+  });
+
   it("a child process killed at random points leaves no corruption", async () => {
     const child = join(t.dir, "child.mjs");
     await build({
@@ -130,8 +175,18 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
     await (
       await createImage(new NodeFileHost(), f, { format: "qcow2", size: 64 * 1024 * 1024, qcow2: { clusterBits: 12 } })
     ).close();
-    for (let round = 0; round < 4; round++) {
-      const p = spawn(process.execPath, [child, f, String(round + 1)], { stdio: ["ignore", "pipe", "pipe"] });
+    const lazy = t.path("lazy-victim.qcow2");
+    await (
+      await createImage(new NodeFileHost(), lazy, {
+        format: "qcow2",
+        size: 64 * 1024 * 1024,
+        qcow2: { clusterBits: 12, lazyRefcounts: true },
+      })
+    ).close();
+    // rounds 0-3: refcounts written through; rounds 4-7: lazy refcounts (dirty bit set, repaired by the next open)
+    for (let round = 0; round < 8; round++) {
+      const target = round < 4 ? f : lazy;
+      const p = spawn(process.execPath, [child, target, String(round + 1)], { stdio: ["ignore", "pipe", "pipe"] });
       let err = "";
       p.stderr.on("data", (d) => {
         err += d;
@@ -144,9 +199,21 @@ describe.skipIf(!HAVE_QEMU)("qcow2 crash consistency", () => {
       const exited = new Promise((r) => p.once("exit", r));
       p.kill("SIGKILL");
       await exited;
-      const chk = qemuCheck(f);
-      expect(chk.json.corruptions ?? 0).toBe(0);
-      expect([0, 3]).toContain(chk.status);
+      if (round < 4) {
+        const chk = qemuCheck(f);
+        expect(chk.json.corruptions ?? 0).toBe(0);
+        expect([0, 3]).toContain(chk.status);
+        continue;
+      }
+      expect(JSON.parse(qemuImg(["info", "--output", "json", lazy]).stdout)["dirty-flag"]).toBe(true);
+      const q = `${lazy}.q`;
+      copyFileSync(lazy, q);
+      expect(qemuImg(["check", "-r", "all", q], { allowFail: true }).status).toBe(0);
+      // the next round's child opens it read-write, which repairs it; the last one is repaired here
+      if (round === 7) {
+        await (await Qcow2Image.open(await NodeFileStore.open(lazy, { readOnly: false }))).close();
+        expect(qemuCheck(lazy).status).toBe(0);
+      }
     }
   });
 });

@@ -98,6 +98,14 @@ export class Qcow2Image implements BlockBackend {
   private rtdv: DataView;
   private readonly l2Cache = new Map<number, Uint8Array>();
   private readonly rbCache = new Map<number, Uint8Array>();
+  /**
+   * Lazy refcounts (qcow2.txt compatible feature bit 0), on read-write opens
+   * of images that have them: refcount block updates stay here (pinned, never
+   * evicted) instead of being written; the dirty bit is set and flushed
+   * before the first deferred update, and cleared at close after the blocks
+   * are written. null when refcounts are written through.
+   */
+  private lazyPending: Map<number, Uint8Array> | null = null;
   /** Host cluster indexes holding L2 tables / refcount blocks (overlap checks). */
   private readonly l2Clusters = new Set<number>();
   private readonly rbClusters = new Set<number>();
@@ -235,10 +243,12 @@ export class Qcow2Image implements BlockBackend {
       if (img.dirty) {
         // A dirty image (lazy refcounts, writer died) has stale refcounts: rebuild them, as QEMU does on open.
         await img.repairRefcounts();
+        await img.repairCopiedFlags();
         img.hdr = { ...img.hdr, incompatibleFeatures: img.hdr.incompatibleFeatures & ~(1n << BigInt(Incompat.DIRTY)) };
         rewrite = true;
       }
       if (rewrite) await img.writeHeader();
+      if (img.lazyRefcounts) img.lazyPending = new Map();
     }
     return img;
   }
@@ -537,7 +547,7 @@ export class Qcow2Image implements BlockBackend {
     if (ti >= this.reftable.length / 8) return 0;
     const b = this.rtOffset(ti);
     if (b === 0) return 0;
-    const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+    const block = await this.loadRb(b);
     return this.readRc(block, cluster % this.rbEntries);
   }
 
@@ -546,7 +556,7 @@ export class Qcow2Image implements BlockBackend {
     if (ti >= this.reftable.length / 8) await this.growReftable(ti);
     let b = this.rtOffset(ti);
     if (b === 0) b = await this.allocRefblock(ti);
-    const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+    const block = await this.loadRb(b);
     const i = cluster % this.rbEntries;
     const v = this.readRc(block, i) + delta;
     if (v < 0)
@@ -554,7 +564,33 @@ export class Qcow2Image implements BlockBackend {
     if (v > this.maxRefcount())
       throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: b, cluster }, "refcount overflow");
     const [s, e] = this.writeRc(block, i, v);
-    await this.metaWrite(b + s, block.subarray(s, e));
+    await this.rcWrite(b, block, s, e);
+  }
+
+  private async loadRb(host: number): Promise<Uint8Array> {
+    return this.lazyPending?.get(host) ?? (await this.loadCached(this.rbCache, REFBLOCK_CACHE, host));
+  }
+
+  /** Writes bytes [s, e) of the refcount block at `host`, or defers them (lazy refcounts: dirty bit first). */
+  private async rcWrite(host: number, block: Uint8Array, s: number, e: number): Promise<void> {
+    if (!this.lazyPending) return this.metaWrite(host + s, block.subarray(s, e));
+    if (!this.dirty) {
+      this.hdr = { ...this.hdr, incompatibleFeatures: this.hdr.incompatibleFeatures | (1n << BigInt(Incompat.DIRTY)) };
+      await this.writeHeader();
+      await this.store.flush();
+    }
+    this.lazyPending.set(host, block);
+  }
+
+  /** Lazy refcounts: writes the deferred refcount blocks, then clears the dirty bit (QEMU's qcow2_mark_clean). */
+  private async markClean(): Promise<void> {
+    if (!this.lazyPending || !this.dirty) return;
+    for (const [host, block] of this.lazyPending) await this.metaWrite(host, block);
+    this.lazyPending.clear();
+    await this.store.flush();
+    this.hdr = { ...this.hdr, incompatibleFeatures: this.hdr.incompatibleFeatures & ~(1n << BigInt(Incompat.DIRTY)) };
+    await this.writeHeader();
+    await this.store.flush();
   }
 
   /** Finds `n` contiguous clusters with refcount zero at or after nextFree. */
@@ -586,7 +622,7 @@ export class Qcow2Image implements BlockBackend {
       if (ti >= this.reftable.length / 8) await this.growReftable(ti);
       let b = this.rtOffset(ti);
       if (b === 0) b = await this.allocRefblock(ti);
-      const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+      const block = await this.loadRb(b);
       const stop = Math.min(end, (ti + 1) * this.rbEntries);
       let lo = Number.POSITIVE_INFINITY;
       let hi = 0;
@@ -599,7 +635,7 @@ export class Qcow2Image implements BlockBackend {
         lo = Math.min(lo, s);
         hi = Math.max(hi, e);
       }
-      await this.metaWrite(b + lo, block.subarray(lo, hi));
+      await this.rcWrite(b, block, lo, hi);
     }
   }
 
@@ -1067,6 +1103,7 @@ export class Qcow2Image implements BlockBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (!this.readOnly) await this.markClean();
     this.closed = true;
     if (!this.readOnly) await this.store.flush();
     await this.store.close();
@@ -1385,7 +1422,7 @@ export class Qcow2Image implements BlockBackend {
     for (let i = 0; i < n; i++) {
       const b = this.rtOffset(i);
       if (b === 0) continue;
-      const block = await this.loadCached(this.rbCache, REFBLOCK_CACHE, b);
+      const block = await this.loadRb(b);
       for (let j = 0; j < this.rbEntries; j++) await fn(i * this.rbEntries + j, this.readRc(block, j));
     }
   }
@@ -1402,6 +1439,46 @@ export class Qcow2Image implements BlockBackend {
     for (const [c, n] of r.references) if (!this.hasRefblockFor(c)) fixes.push([c, n]);
     for (const [c, delta] of fixes) await this.updateRefcount(c, delta);
     await this.store.flush();
+  }
+
+  /**
+   * Sets the COPIED flag (bit 63) of every active L1 and L2 entry to
+   * "refcount is exactly one" (what QEMU's check -r all repairs as
+   * OFLAG_COPIED; a writer killed inside snapshot creation leaves them
+   * wrong). Run after repairRefcounts.
+   */
+  async repairCopiedFlags(): Promise<number> {
+    this.checkWritable();
+    let fixed = 0;
+    for (let i = 0; i < this.hdr.l1Size; i++) {
+      const l2 = this.l1Offset(i);
+      if (l2 === 0) continue;
+      const want = (await this.getRefcount(l2 / this.cs)) === 1;
+      if (this.l1Copied(i) !== want) {
+        const [hi, lo] = encodeOffset(l2, want ? COPIED_HI : 0);
+        setEntry(this.l1dv, i * 8, hi, lo);
+        await this.metaWrite(this.hdr.l1TableOffset + i * 8, this.l1.subarray(i * 8, i * 8 + 8));
+        fixed++;
+      }
+      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+      const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.decodeL2(table, j, l2);
+        if (!(e.kind === "normal" || (e.kind === "zero" && e.host !== 0))) continue;
+        const copied = (await this.getRefcount(e.host / this.cs)) === 1;
+        if (e.copied === copied) continue;
+        const hi = dv.getUint32(j * this.stride);
+        await this.writeL2Entry(
+          i * this.l2Entries + j,
+          l2,
+          copied ? (hi | COPIED_HI) >>> 0 : hi & ~COPIED_HI,
+          dv.getUint32(j * this.stride + 4),
+        );
+        fixed++;
+      }
+    }
+    if (fixed > 0) await this.store.flush();
+    return fixed;
   }
 
   // ------------------------------------------------------------ create
@@ -1494,6 +1571,7 @@ export class Qcow2Image implements BlockBackend {
     }
     await img.writeHeader();
     await store.flush();
+    if (img.lazyRefcounts) img.lazyPending = new Map();
     return img;
   }
 }
