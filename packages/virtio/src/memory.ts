@@ -11,6 +11,12 @@
  */
 export interface GuestMemory {
   view(pa: number, length: number): Uint8Array | undefined;
+  /**
+   * Optional: told after a device wrote [pa, pa+length) (DMA into buffers,
+   * used-ring updates, balloon releases), for a hypervisor that tracks dirty
+   * pages or caches decoded guest code.
+   */
+  written?(pa: number, length: number): void;
 }
 
 /** One flat RAM region of `bytes.length` bytes at guest-physical `base`. */

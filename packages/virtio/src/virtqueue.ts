@@ -13,6 +13,8 @@ export interface DescriptorChain {
   readonly readable: readonly Uint8Array[];
   /** Device-writable buffers, in chain order. */
   readonly writable: readonly Uint8Array[];
+  /** Guest-physical address of each writable buffer. */
+  readonly writableAddrs: readonly number[];
   readonly readableLength: number;
   readonly writableLength: number;
   /** Queue epoch at pop time; a reset makes the chain stale (see SplitQueue.isLive). */
@@ -180,6 +182,7 @@ export class SplitQueue {
   private writeAvailEvent(): void {
     // avail_event sits after the used ring (§2.7.8).
     (this.used as DataView).setUint16(4 + 8 * this.size, this.lastAvail, true);
+    this.memory?.written?.(this.deviceAddr + 4 + 8 * this.size, 2);
   }
 
   /** Walks a chain (§2.7.5, §2.7.5.3). */
@@ -193,6 +196,7 @@ export class SplitQueue {
     let inIndirect = false;
     const readable: Uint8Array[] = [];
     const writable: Uint8Array[] = [];
+    const writableAddrs: number[] = [];
     let readableLength = 0;
     let writableLength = 0;
     for (;;) {
@@ -224,6 +228,7 @@ export class SplitQueue {
       if (!v) return this.fault("addressOutsideRam");
       if (flags & VirtqDescFlag.WRITE) {
         writable.push(v);
+        writableAddrs.push(addr);
         writableLength += len;
       } else {
         // §2.7.4.2: device-readable elements precede device-writable ones.
@@ -234,7 +239,7 @@ export class SplitQueue {
       if (!(flags & VirtqDescFlag.NEXT)) break;
       idx = next;
     }
-    return { head, readable, writable, readableLength, writableLength, epoch: this.epoch };
+    return { head, readable, writable, writableAddrs, readableLength, writableLength, epoch: this.epoch };
   }
 
   /**
@@ -251,6 +256,18 @@ export class SplitQueue {
     // §2.7.8.2: the element is written before used.idx (release store when shared).
     if (this.usedIdx16) Atomics.store(this.usedIdx16, 1, this.usedIdx);
     else used.setUint16(2, this.usedIdx, true);
+    const memory = this.memory as GuestMemory;
+    if (memory.written) {
+      // The device wrote `len` bytes into the writable buffers, then the used ring.
+      let left = len;
+      for (let i = 0; i < chain.writable.length && left > 0; i++) {
+        const n = Math.min(left, (chain.writable[i] as Uint8Array).length);
+        memory.written(chain.writableAddrs[i] as number, n);
+        left -= n;
+      }
+      memory.written(this.deviceAddr + slot, 8);
+      memory.written(this.deviceAddr + 2, 2);
+    }
     return true;
   }
 

@@ -212,6 +212,7 @@ export class VirtioBalloon extends VirtioDevice {
           continue;
         }
         page.fill(0);
+        ctx.memory.written?.(pfn * VIRTIO_BALLOON_PAGE_SIZE, VIRTIO_BALLOON_PAGE_SIZE);
         this.stats.releasedBytes += VIRTIO_BALLOON_PAGE_SIZE;
         this.stats.inflatedPages++;
         this.pages.add(pfn);

@@ -174,4 +174,19 @@ describe("virtio-blk", () => {
     expect(Buffer.compare(drv.ram.bytes, ramBefore)).toBe(0);
     expect(dev.stats.inFlight).toBe(0);
   });
+
+  it("reports every byte it writes into guest memory through GuestMemory.written", async () => {
+    const writes: [number, number][] = [];
+    const dev = new VirtioBlk({ backend: new MemoryBlockBackend(pattern(8192, 2)) });
+    const drv = mockDriver(dev, { onWritten: (pa, len) => writes.push([pa, len]) });
+    const q = drv.queue(0);
+    q.addBuffers([hdr(VirtioBlkType.IN, 1)], [512, 1]);
+    q.kick();
+    await q.waitUsed(1);
+    const inBufs = writes.filter(([pa]) => pa < q.desc || pa >= q.used + 6 + 8 * q.size + 2);
+    expect(inBufs.map(([, len]) => len).sort()).toEqual([1, 1, 512]);
+    // The used element and used.idx are reported too.
+    expect(writes.some(([pa, len]) => pa === q.used + 4 && len === 8)).toBe(true);
+    expect(writes.some(([pa, len]) => pa === q.used + 2 && len === 2)).toBe(true);
+  });
 });

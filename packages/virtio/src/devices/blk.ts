@@ -427,16 +427,19 @@ export class VirtioBlk extends VirtioDevice {
   ): void {
     if (!ctx.live || !q.isLive(chain)) return;
     const last = lastByte(chain.writable);
-    if (last) last.buf[last.index] = status;
+    if (last) {
+      last.buf[last.index] = status;
+      ctx.memory.written?.((chain.writableAddrs[last.desc] as number) + last.index, 1);
+    }
     q.push(chain, dataWritten + 1);
     ctx.signalUsed(q);
   }
 }
 
-function lastByte(bufs: readonly Uint8Array[]): { buf: Uint8Array; index: number } | undefined {
+function lastByte(bufs: readonly Uint8Array[]): { buf: Uint8Array; index: number; desc: number } | undefined {
   for (let i = bufs.length - 1; i >= 0; i--) {
     const b = bufs[i] as Uint8Array;
-    if (b.length > 0) return { buf: b, index: b.length - 1 };
+    if (b.length > 0) return { buf: b, index: b.length - 1, desc: i };
   }
   return;
 }

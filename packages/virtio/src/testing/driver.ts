@@ -218,6 +218,22 @@ export class MockQueue {
     this.driver.transport.write(R.QueueNotify, 4, this.index);
   }
 
+  /**
+   * Collects used elements until `count` have arrived (polling across event-loop
+   * turns, for asynchronous back ends); rejects after `timeoutMs`.
+   */
+  async waitUsed(count: number, timeoutMs = 5000): Promise<MockUsed[]> {
+    const got: MockUsed[] = [];
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      got.push(...this.collect());
+      if (got.length >= count) return got;
+      if (Date.now() > deadline)
+        throw new Error(`queue ${this.index}: ${got.length}/${count} used elements after ${timeoutMs} ms`);
+      await new Promise<void>((r) => setTimeout(r, got.length === 0 ? 0 : 1));
+    }
+  }
+
   /** Collects the used elements the device returned since the last call. */
   collect(): MockUsed[] {
     const ram = this.driver.ram;
@@ -251,6 +267,8 @@ export interface MockDriverOptions {
   queueSize?: (index: number, max: number) => number;
   /** Queues to set up (default: all with QueueNumMax > 0). */
   queueCount?: number;
+  /** Receives the device's GuestMemory.written() reports. */
+  onWritten?: (pa: number, length: number) => void;
 }
 
 /** The mock driver bound to one transport. */
@@ -264,9 +282,11 @@ export class MockDriver {
 
   constructor(device: VirtioDevice, options: MockDriverOptions = {}) {
     this.ram = new MockGuestRam(options.ramSize ?? 1 << 20, MOCK_RAM_BASE, options.shared ?? false);
+    const ram = this.ram.memory;
+    const onWritten = options.onWritten;
     this.transport = new VirtioMmioTransport({
       device,
-      memory: this.ram.memory,
+      memory: onWritten ? { view: (pa, len) => ram.view(pa, len), written: onWritten } : ram,
       irq: (level) => this.irqEdges.push(level),
     });
   }
