@@ -8,19 +8,14 @@
 // opens, unlink, rmdir, rename, mkdir, symlink, link). A symlink anywhere in
 // a path is therefore never followed on the host — as QEMU's local backend
 // does with openat(O_NOFOLLOW) relative to the parent directory.
-import { type BigIntStats, constants as C, closeSync, fstat, fstatSync, openSync } from "node:fs";
+import { type BigIntStats, constants as C, closeSync, fstatSync, lstatSync, openSync } from "node:fs";
 import fsp, { type FileHandle } from "node:fs/promises";
-import { promisify } from "node:util";
 import { fail } from "./errno.js";
 import { NinePError, NinePErrorCode } from "./errors.js";
 
 /** O_PATH (Linux, all architectures but alpha/parisc/sparc): a handle to a path, no I/O. */
 const O_PATH = 0o10000000;
 const DIR_FLAGS = O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW;
-
-const fstatBig = promisify((fd: number, cb: (err: NodeJS.ErrnoException | null, st: BigIntStats) => void) =>
-  fstat(fd, { bigint: true }, cb),
-);
 
 /** Path of `name` inside the directory open as `dirFd`, as bytes (Linux names are bytes). */
 function at(dirFd: number, name: Uint8Array): Buffer {
@@ -74,22 +69,27 @@ export class HostFs {
     return { fd: this.rootFd, release: async () => {} };
   }
 
-  /** Open the directory at `loc` by walking from the root with O_NOFOLLOW at every step. */
+  /**
+   * Open the directory at `loc` by walking from the root with O_NOFOLLOW at
+   * every step. These O_PATH lookups are synchronous: they only resolve names
+   * (no data I/O), cost a few microseconds each on a local file system, and a
+   * deep path would otherwise pay a thread-pool round trip per component.
+   */
   async openDir(loc: Loc): Promise<DirRef> {
     if (loc.length === 0) return this.rootRef();
-    let cur: FileHandle | undefined;
+    let cur = -1;
     try {
       for (const name of loc) {
-        const next = await fsp.open(at(cur?.fd ?? this.rootFd, name), DIR_FLAGS);
-        await cur?.close();
+        const next = openSync(at(cur < 0 ? this.rootFd : cur, name), DIR_FLAGS);
+        if (cur >= 0) closeSync(cur);
         cur = next;
       }
     } catch (err) {
-      await cur?.close();
+      if (cur >= 0) closeSync(cur);
       throw err;
     }
-    const h = cur as FileHandle;
-    return { fd: h.fd, release: () => h.close() };
+    const fd = cur;
+    return { fd, release: async () => closeSync(fd) };
   }
 
   /** Run `fn` with the parent directory of `loc` open and the last name; the root has no parent. */
@@ -112,18 +112,19 @@ export class HostFs {
     }
   }
 
+  // stat calls are synchronous like the O_PATH walk above: metadata only.
   async lstat(loc: Loc): Promise<BigIntStats> {
-    if (loc.length === 0) return fstatBig(this.rootFd);
-    return this.inParent(loc, (_d, p) => fsp.lstat(p, { bigint: true }));
+    if (loc.length === 0) return fstatSync(this.rootFd, { bigint: true });
+    return this.inParent(loc, async (_d, p) => lstatSync(p, { bigint: true }));
   }
 
   /** lstat of `name` inside an already open directory fd (readdir entries). */
-  lstatAt(dirFd: number, name: Uint8Array): Promise<BigIntStats> {
-    return fsp.lstat(at(dirFd, name), { bigint: true });
+  async lstatAt(dirFd: number, name: Uint8Array): Promise<BigIntStats> {
+    return lstatSync(at(dirFd, name), { bigint: true });
   }
 
-  fstat(fd: number): Promise<BigIntStats> {
-    return fstatBig(fd);
+  async fstat(fd: number): Promise<BigIntStats> {
+    return fstatSync(fd, { bigint: true });
   }
 
   /** open(2) of an existing object with O_NOFOLLOW (the root is reopened through its magic link). */
@@ -171,7 +172,7 @@ export class HostFs {
     if (loc.length === 0) return fsp.chmod(self(this.rootFd), mode);
     const h = await this.inParent(loc, (_d, p) => fsp.open(p, O_PATH | C.O_NOFOLLOW));
     try {
-      if ((await fstatBig(h.fd)).isSymbolicLink()) fail("EOPNOTSUPP", "chmod of a symlink");
+      if (fstatSync(h.fd).isSymbolicLink()) fail("EOPNOTSUPP", "chmod of a symlink");
       await fsp.chmod(self(h.fd), mode);
     } finally {
       await h.close();

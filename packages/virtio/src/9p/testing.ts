@@ -5,36 +5,47 @@ import { P9, type Qid, WireReader } from "./protocol.js";
 
 /** Little-endian T-message builder: size[4] type[1] tag[2] followed by fields. */
 export class TBuilder {
-  private parts: number[] = [];
-  u8(v: number): this {
-    this.parts.push(v & 0xff);
+  private parts: Uint8Array[] = [];
+  private length = 0;
+  private push(b: Uint8Array): this {
+    this.parts.push(b);
+    this.length += b.length;
     return this;
+  }
+  u8(v: number): this {
+    return this.push(Uint8Array.of(v & 0xff));
   }
   u16(v: number): this {
-    return this.u8(v).u8(v >>> 8);
+    return this.push(Uint8Array.of(v & 0xff, (v >>> 8) & 0xff));
   }
   u32(v: number): this {
-    return this.u16(v & 0xffff).u16(v >>> 16);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    return this.push(b);
   }
   u64(v: bigint | number): this {
-    const b = BigInt.asUintN(64, BigInt(v));
-    return this.u32(Number(b & 0xffffffffn)).u32(Number(b >> 32n));
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true);
+    return this.push(b);
   }
   bytes(b: Uint8Array): this {
-    for (const x of b) this.parts.push(x);
-    return this;
+    return this.push(b);
   }
   str(s: string | Uint8Array): this {
     const b = typeof s === "string" ? Buffer.from(s) : s;
     return this.u16(b.length).bytes(b);
   }
   build(type: number, tag: number): Uint8Array {
-    const out = new Uint8Array(7 + this.parts.length);
+    const out = new Uint8Array(7 + this.length);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, out.length, true);
     out[4] = type;
     dv.setUint16(5, tag, true);
-    out.set(this.parts, 7);
+    let at = 7;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
     return out;
   }
 }
