@@ -19,6 +19,7 @@ import {
 import {
   buildVirtDeviceTree,
   Clint,
+  EmptyVirtioSlot,
   type FinisherEvent,
   GoldfishRtc,
   hostTickClock,
@@ -155,6 +156,15 @@ export class Vm {
       .add("clint", VIRT.clint.base, VIRT.clint.size, this.clint)
       .add("plic", VIRT.plic.base, VIRT.plic.size, this.plic)
       .add("uart", VIRT.uart.base, VIRT.uart.size, this.uart);
+    // Eight virtio-mmio transports as on QEMU virt: empty ones say "no device" (DeviceID 0).
+    for (let slot = 0; slot < VIRT.virtio.count; slot++) {
+      this.mmio.add(
+        `virtio${slot}`,
+        VIRT.virtio.base + slot * VIRT.virtio.stride,
+        VIRT.virtio.size,
+        new EmptyVirtioSlot(),
+      );
+    }
     this.sbi = options.sbi
       ? new SbiServer({
           hartCount: 1,
@@ -218,6 +228,7 @@ export class Vm {
     if (!Number.isInteger(slot) || slot < 0 || slot >= v.count || this.virtioSlots.includes(slot)) {
       throw new RangeError(`virtio-mmio slot ${slot} is not free (slots 0..${v.count - 1})`);
     }
+    this.mmio.remove(`virtio${slot}`);
     this.mmio.add(`virtio${slot}`, v.base + slot * v.stride, v.size, device);
     this.virtioSlots.push(slot);
     return this.plic.irq(v.firstIrq + slot);

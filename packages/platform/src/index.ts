@@ -30,6 +30,7 @@ export {
 export {
   type AccessCounters,
   type AccessSize,
+  EmptyVirtioSlot,
   type IrqLine,
   type MmioDevice,
   MmioMap,

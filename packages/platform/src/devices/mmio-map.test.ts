@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { PlatformError } from "./errors.js";
 import { SifiveTest } from "./sifive-test.js";
 import type { AccessSize, MmioDevice } from "./types.js";
-import { depositU64, MmioMap, sliceU64, VIRT } from "./types.js";
+import { depositU64, EmptyVirtioSlot, MmioMap, sliceU64, VIRT } from "./types.js";
 
 class Echo implements MmioDevice {
   log: string[] = [];
@@ -56,5 +56,21 @@ describe("MmioMap", () => {
     expect(depositU64(r, 4, 4, 0xaabb_ccdd)).toBe(0xaabb_ccdd_5566_7788n);
     expect(depositU64(r, 0, 8, -1n)).toBe(0xffff_ffff_ffff_ffffn);
     expect(depositU64(r, 2, 1, 0x1ff)).toBe(0x1122_3344_55ff_7788n);
+  });
+});
+
+describe("MmioMap.remove and EmptyVirtioSlot", () => {
+  it("removes a region so another can take its place; an empty slot reads as QEMU's", () => {
+    const map = new MmioMap();
+    const slot = new EmptyVirtioSlot();
+    map.add("virtio0", 0x1000_1000, 0x1000, slot);
+    expect(map.read(0x1000_1000, 4)).toBe(0x7472_6976);
+    expect(map.read(0x1000_1004, 4)).toBe(2);
+    expect(map.read(0x1000_1008, 4)).toBe(0);
+    expect(map.remove("virtio0")).toBe(true);
+    expect(map.remove("virtio0")).toBe(false);
+    expect(map.read(0x1000_1000, 4)).toBeUndefined();
+    map.add("virtio0", 0x1000_1000, 0x1000, { read: () => 42, write: () => {} });
+    expect(map.read(0x1000_1000, 4)).toBe(42);
   });
 });

@@ -101,6 +101,15 @@ export class MmioMap {
     return this;
   }
 
+  /** Removes the region called `name`; false when there is none. */
+  remove(name: string): boolean {
+    const i = this.regions.findIndex((r) => r.name === name);
+    if (i < 0) return false;
+    if (this.last === this.regions[i]) this.last = undefined;
+    this.regions.splice(i, 1);
+    return true;
+  }
+
   /** The regions, sorted by base address. */
   list(): readonly MmioRegion[] {
     return this.regions;
@@ -146,4 +155,20 @@ export class MmioMap {
     r.device.write(address - r.base, size, value);
     return true;
   }
+}
+
+/**
+ * A virtio-mmio slot with no device behind it, as QEMU virt has eight of them
+ * (virtio 1.2 §4.2.2: MagicValue "virt", Version 2, DeviceID 0 = no device;
+ * a driver must ignore it). Everything else reads 0; writes are ignored.
+ */
+export class EmptyVirtioSlot implements MmioDevice {
+  read(offset: number, size: AccessSize): number {
+    if (size !== 4) return 0;
+    if (offset === 0x000) return 0x7472_6976; // "virt"
+    if (offset === 0x004) return 2;
+    if (offset === 0x00c) return 0x554d_4551; // VendorID "QEMU", as QEMU's transport reports
+    return 0;
+  }
+  write(): void {}
 }
