@@ -163,15 +163,27 @@ export class Hart {
   private nRun = 0;
 
   // --- software TLBs (read / write / fetch): tag = page-aligned (lo, hi), value = RAM byte offset ---
-  private readonly rTagLo = new Int32Array(TLB_SIZE);
-  private readonly rTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
-  private readonly rOff = new Int32Array(TLB_SIZE);
-  private readonly wTagLo = new Int32Array(TLB_SIZE);
-  private readonly wTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
-  private readonly wOff = new Int32Array(TLB_SIZE);
-  private readonly xTagLo = new Int32Array(TLB_SIZE);
-  private readonly xTagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
-  private readonly xOff = new Int32Array(TLB_SIZE);
+  // What a fill may cache depends on the translation context: the effective data privilege
+  // (MPRV/MPP), SUM and MXR for loads and stores, the privilege for fetches, plus satp and PMP.
+  // Each context has its own set (dataSets: dataKey(), fetchSets: priv), so privilege changes
+  // and SUM/MXR toggles only switch sets; satp, PMP and sfence.vma invalidate every set
+  // (lazily: a set whose epoch is old is cleared when it next becomes active).
+  private readonly dataSets: (TlbSet | undefined)[] = [];
+  private readonly fetchSets: (TlbSet | undefined)[] = [];
+  private tlbEpoch = 0;
+  private dSet: TlbSet;
+  private xSet: TlbSet;
+  private rTagLo: Int32Array;
+  private rTagHi: Int32Array;
+  private rOff: Int32Array;
+  private wTagLo: Int32Array;
+  private wTagHi: Int32Array;
+  private wOff: Int32Array;
+  private xTagLo: Int32Array;
+  private xTagHi: Int32Array;
+  private xOff: Int32Array;
+  /** Level of the leaf PTE of the last successful walk (0 = 4 KiB page). */
+  private walkLevel = 0;
   /** Per (priv, access): does PMP allow all of RAM? -1 = not computed since the last PMP change. */
   private readonly ramPmp = new Int8Array(12).fill(-1);
   private fetchVa = Number.NaN;
@@ -189,6 +201,17 @@ export class Hart {
     this.f = this.regs.f;
     this.fw = this.regs.fw;
     this.ctab = compressedTable();
+    this.dSet = this.dataSet(this.dataKey());
+    this.xSet = this.fetchSet(this.priv);
+    this.rTagLo = this.dSet.tagLo;
+    this.rTagHi = this.dSet.tagHi;
+    this.rOff = this.dSet.off;
+    this.wTagLo = this.dSet.wTagLo;
+    this.wTagHi = this.dSet.wTagHi;
+    this.wOff = this.dSet.wOff;
+    this.xTagLo = this.xSet.tagLo;
+    this.xTagHi = this.xSet.tagHi;
+    this.xOff = this.xSet.off;
     this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
     if (options.tohost !== undefined) bus.watch(options.tohost);
   }
@@ -247,6 +270,7 @@ export class Hart {
     this.priv = PRV_M;
     const ok = this.csrRead(csr, true) !== undefined && this.csrWrite(csr, BigInt.asUintN(64, value));
     this.priv = saved;
+    this.tlbContext();
     return ok;
   }
 
@@ -280,12 +304,13 @@ export class Hart {
     const u16 = bus.u16;
     const i32 = bus.i32;
     const ctab = this.ctab;
-    const rTagLo = this.rTagLo;
-    const rTagHi = this.rTagHi;
-    const rOff = this.rOff;
-    const wTagLo = this.wTagLo;
-    const wTagHi = this.wTagHi;
-    const wOff = this.wOff;
+    // the active TLB set: reloaded with fetchVa whenever the context may have changed
+    let rTagLo = this.rTagLo;
+    let rTagHi = this.rTagHi;
+    let rOff = this.rOff;
+    let wTagLo = this.wTagLo;
+    let wTagHi = this.wTagHi;
+    let wOff = this.wOff;
     let pc = this.pc;
     let fetchVa = this.fetchVa; // the current code page (reloaded whenever translation may have changed)
     let fetchOff = this.fetchOff;
@@ -312,6 +337,12 @@ export class Hart {
         limit = Math.min(end - t, n + TIMER_POLL);
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
+        rTagLo = this.rTagLo;
+        rTagHi = this.rTagHi;
+        rOff = this.rOff;
+        wTagLo = this.wTagLo;
+        wTagHi = this.wTagHi;
+        wOff = this.wOff;
       }
 
       // ---- fetch (RISC-V unpriv §1.5: 16-bit parcels, little-endian) ----
@@ -1214,6 +1245,7 @@ export class Hart {
     }
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
     let pa: number;
+    let level = 0;
     if (priv === PRV_M || this.satpMode === SATP_BARE) {
       if (hi < 0 || hi >= 0x200000) {
         this.setFault(access, lo, hi, false);
@@ -1223,6 +1255,7 @@ export class Hart {
     } else {
       pa = this.walk(lo, hi, access, priv);
       if (pa < 0) return -1;
+      level = this.walkLevel;
     }
     const page = pa - (pa % 4096);
     const pmp =
@@ -1235,15 +1268,18 @@ export class Hart {
       const off = page - this.bus.ramBase;
       const idx = (lo >>> 12) & TLB_MASK;
       if (access === ACCESS_READ) {
+        if (level) this.dSet.addSuper(lo, hi, level);
         this.rTagLo[idx] = lo & ~0xfff;
         this.rTagHi[idx] = hi;
         this.rOff[idx] = off;
       } else if (access === ACCESS_WRITE && !this.bus.watchedPages.has(off / 4096)) {
+        if (level) this.dSet.addSuper(lo, hi, level);
         this.wTagLo[idx] = lo & ~0xfff;
         this.wTagHi[idx] = hi;
         this.wOff[idx] = off;
       }
     }
+    this.walkLevel = level;
     return pa;
   }
 
@@ -1336,6 +1372,7 @@ export class Hart {
         this.setFault(access, lo, hi, false); // beyond this board's physical space
         return -1;
       }
+      this.walkLevel = i;
       const pageMask = 2 ** shift;
       const vaLow =
         i === 0 ? lo & 0xfff : toAddrNumber(lo, hi) - Math.floor(toAddrNumber(lo, hi) / pageMask) * pageMask;
@@ -1485,6 +1522,7 @@ export class Hart {
         return false;
       }
       this.fetchOff = page - this.bus.ramBase;
+      if (this.walkLevel) this.xSet.addSuper(lo, hi, this.walkLevel);
       this.xTagLo[idx] = lo & ~0xfff;
       this.xTagHi[idx] = hi;
       this.xOff[idx] = this.fetchOff;
@@ -1693,9 +1731,14 @@ export class Hart {
         return SYS_EXIT;
       }
       if (insn >>> 25 === 0x09) {
-        // SFENCE.VMA, priv 1.12 §4.2.1: we flush everything (always correct)
+        // SFENCE.VMA, priv 1.12 §4.2.1
         if (this.priv === PRV_U || (this.priv === PRV_S && this.mstatus & MSTATUS_TVM)) return this.sysIllegal(insn);
-        this.flushTlb();
+        const rs2 = (insn >> 20) & 31;
+        // Every cached translation was made under the current satp (satp writes flush): a fence
+        // for another ASID has nothing to invalidate (global entries need not be, §4.2.1).
+        if (rs2 !== 0 && (this.x[rs2 << 1] & 0xffff) !== Number((this.satp >> 44n) & 0xffffn)) return SYS_NEXT;
+        if (rs1 === 0) this.flushTlb();
+        else this.flushTlbPage(this.x[rs1 << 1], this.x[(rs1 << 1) + 1]);
         return SYS_NEXT;
       }
       return this.sysIllegal(insn);
@@ -1905,6 +1948,7 @@ export class Hart {
         const ppn = Number(nv & ((1n << 44n) - 1n));
         this.satpRoot = ppn * 4096;
         this.flushTlb();
+        this.tlbContext();
         return true;
       }
       case Csr.mstatus:
@@ -1983,7 +2027,7 @@ export class Hart {
     if (mpp === 2) s = (s & ~MSTATUS_MPP) | (this.mstatus & MSTATUS_MPP); // WARL: MPP=2 is reserved
     const changed = this.mstatus ^ s;
     this.mstatus = s;
-    if (changed & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) this.flushTlb();
+    if (changed & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) this.tlbContext();
   }
 
   private effectiveMip(): number {
@@ -2070,18 +2114,74 @@ export class Hart {
     return this.exc;
   }
 
+  /** Enter privilege p; mstatus (MPRV/MPP/SUM/MXR) may have changed too (traps, xRET). */
   private setPriv(p: number): void {
-    if (p !== this.priv) {
-      this.priv = p;
-      this.flushTlb();
-    }
+    this.priv = p;
+    this.tlbContext();
   }
 
-  /** Drop every cached translation (satp/sfence.vma/privilege/mstatus/PMP changes). */
+  /** The data TLB set for the current context: effective privilege, and SUM/MXR where they matter (§4.3.1). */
+  private dataKey(): number {
+    const s = this.mstatus;
+    const p = this.dataPriv();
+    if (p === PRV_M || this.satpMode === SATP_BARE) return p << 2;
+    return (p << 2) | (p === PRV_S && s & MSTATUS_SUM ? 2 : 0) | (s & MSTATUS_MXR ? 1 : 0);
+  }
+
+  private dataSet(key: number): TlbSet {
+    let set = this.dataSets[key];
+    if (!set) {
+      set = new TlbSet(true, this.tlbEpoch);
+      this.dataSets[key] = set;
+    } else if (set.epoch !== this.tlbEpoch) set.clear(this.tlbEpoch);
+    return set;
+  }
+
+  private fetchSet(key: number): TlbSet {
+    let set = this.fetchSets[key];
+    if (!set) {
+      set = new TlbSet(false, this.tlbEpoch);
+      this.fetchSets[key] = set;
+    } else if (set.epoch !== this.tlbEpoch) set.clear(this.tlbEpoch);
+    return set;
+  }
+
+  /** Make the TLB sets of the current context active (after privilege, mstatus or satp changes). */
+  private tlbContext(): void {
+    const d = this.dataSet(this.dataKey());
+    if (d !== this.dSet) {
+      this.dSet = d;
+      this.rTagLo = d.tagLo;
+      this.rTagHi = d.tagHi;
+      this.rOff = d.off;
+      this.wTagLo = d.wTagLo;
+      this.wTagHi = d.wTagHi;
+      this.wOff = d.wOff;
+    }
+    const xs = this.fetchSet(this.priv);
+    if (xs !== this.xSet) {
+      this.xSet = xs;
+      this.xTagLo = xs.tagLo;
+      this.xTagHi = xs.tagHi;
+      this.xOff = xs.off;
+    }
+    this.fetchVa = Number.NaN;
+  }
+
+  /** Drop every cached translation (satp/sfence.vma/PMP changes): every set, the active ones now. */
   flushTlb(): void {
-    this.rTagHi.fill(NO_TAG);
-    this.wTagHi.fill(NO_TAG);
-    this.xTagHi.fill(NO_TAG);
+    this.tlbEpoch++;
+    this.dSet.clear(this.tlbEpoch);
+    this.xSet.clear(this.tlbEpoch);
+    this.fetchVa = Number.NaN;
+  }
+
+  /** SFENCE.VMA with an address (§4.2.1): drop the translations of that page in every live set. */
+  private flushTlbPage(lo: number, hi: number): void {
+    const epoch = this.tlbEpoch;
+    for (const sets of [this.dataSets, this.fetchSets]) {
+      for (const set of sets) if (set && set.epoch === epoch) set.flushPage(lo, hi);
+    }
     this.fetchVa = Number.NaN;
   }
 
@@ -2205,4 +2305,65 @@ function mulHiU32(a: number, b: number): number {
   const p11 = a1 * b1;
   const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
   return (p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
+}
+
+/**
+ * One TLB context: direct-mapped read/write (data sets) or fetch (tagLo/tagHi/off) entries,
+ * plus a filter of the superpages entries were filled from (a bit per hashed superpage number
+ * and level; a false hit only costs a wider flush), so that an address-specific sfence.vma
+ * invalidates a whole superpage (§4.2.1) without scanning.
+ */
+class TlbSet {
+  readonly tagLo = new Int32Array(TLB_SIZE);
+  readonly tagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
+  readonly off = new Int32Array(TLB_SIZE);
+  readonly wTagLo: Int32Array;
+  readonly wTagHi: Int32Array;
+  readonly wOff: Int32Array;
+  private readonly supers = new Uint8Array(3 * 1024);
+  private anySuper = false;
+  epoch: number;
+
+  constructor(data: boolean, epoch: number) {
+    this.epoch = epoch;
+    this.wTagLo = new Int32Array(data ? TLB_SIZE : 0);
+    this.wTagHi = new Int32Array(data ? TLB_SIZE : 0).fill(NO_TAG);
+    this.wOff = new Int32Array(data ? TLB_SIZE : 0);
+  }
+
+  clear(epoch: number): void {
+    this.epoch = epoch;
+    this.tagHi.fill(NO_TAG);
+    this.wTagHi.fill(NO_TAG);
+    if (this.anySuper) {
+      this.supers.fill(0);
+      this.anySuper = false;
+    }
+  }
+
+  /** Record that an entry for (lo, hi) came from a leaf at `level` (1 = 2 MiB, 2 = 1 GiB, 3 = 512 GiB). */
+  addSuper(lo: number, hi: number, level: number): void {
+    this.supers[superSlot(lo, hi, level)] = 1;
+    this.anySuper = true;
+  }
+
+  flushPage(lo: number, hi: number): void {
+    if (this.anySuper) {
+      const sup = this.supers;
+      if (sup[superSlot(lo, hi, 1)] || sup[superSlot(lo, hi, 2)] || sup[superSlot(lo, hi, 3)]) {
+        this.clear(this.epoch);
+        return;
+      }
+    }
+    const idx = (lo >>> 12) & TLB_MASK;
+    const tag = lo & ~0xfff;
+    if (this.tagLo[idx] === tag && this.tagHi[idx] === hi) this.tagHi[idx] = NO_TAG;
+    if (this.wTagHi.length && this.wTagLo[idx] === tag && this.wTagHi[idx] === hi) this.wTagHi[idx] = NO_TAG;
+  }
+}
+
+/** Filter slot of the superpage at `level` holding the virtual address (lo, hi): its page number, hashed. */
+function superSlot(lo: number, hi: number, level: number): number {
+  const vpn = level === 1 ? (lo >>> 21) | (hi << 11) : level === 2 ? (lo >>> 30) | (hi << 2) : hi >> 7;
+  return (level - 1) * 1024 + ((vpn ^ (vpn >>> 10) ^ (vpn >>> 20)) & 1023);
 }

@@ -271,11 +271,7 @@ ssi_vec:
   );
 });
 
-describe("virtual memory (priv 1.12 §4.3–4.5)", () => {
-  // Page tables: root (level 2) maps 0x80000000 as a 1 GiB identity gigapage (RWX, A, D; not U),
-  // and VA 0x40000000.. via a level-1 and a level-0 table: 0x40000000 → data page (R W U), 0x40001000 → data page (R, not W),
-  // 0x40002000 → exec-only page (X), 0x40003000 → page with A=0/D=0 (R W) to watch the hart set them.
-  const TABLES = String.raw`
+const VM_TABLES = String.raw`
     .section .data
     .align 12
 root4: .space 4096
@@ -292,7 +288,7 @@ pg_x: .dword 0x3333, 0
 pg_ad: .dword 0x4444, 0
     .align 12
 `;
-  const BUILD = String.raw`
+const VM_BUILD = String.raw`
     la      t0, rec_mtrap
     csrw    mtvec, t0
     la      t0, rec_strap
@@ -345,10 +341,15 @@ pg_ad: .dword 0x4444, 0
     csrw    satp, t0
     sfence.vma
 `;
+
+describe("virtual memory (priv 1.12 §4.3–4.5)", () => {
+  // Page tables: root (level 2) maps 0x80000000 as a 1 GiB identity gigapage (RWX, A, D; not U),
+  // and VA 0x40000000.. via a level-1 and a level-0 table: 0x40000000 → data page (R W U), 0x40001000 → data page (R, not W),
+  // 0x40002000 → exec-only page (X), 0x40003000 → page with A=0/D=0 (R W) to watch the hart set them.
   check(
     "Sv39: SUM, read-only store fault, MXR, hardware A/D, stval, non-canonical addresses",
     String.raw`
-    ${BUILD}
+    ${VM_BUILD}
     ${enter("S", "s_code")}
 s_code:
     li      a3, 0x40000000
@@ -388,12 +389,12 @@ s_code:
     ecall                               /* back to M */
     CHECK(11, s2, 9)
 `,
-    `${RECORDING_MTRAP}${TABLES}`,
+    `${RECORDING_MTRAP}${VM_TABLES}`,
   );
   check(
     "Sv48: a four-level walk to the same mappings; stval on a non-canonical address",
     String.raw`
-    ${BUILD}
+    ${VM_BUILD}
     la      a0, root4
     la      t1, root
     srli    t1, t1, 12
@@ -423,12 +424,12 @@ s48:
     CHECK(4, s5, 13)
     ecall
 `,
-    `${RECORDING_MTRAP}${TABLES}`,
+    `${RECORDING_MTRAP}${VM_TABLES}`,
   );
   check(
     "MPRV: M-mode loads translated with MPP=S; fetches are not",
     String.raw`
-    ${BUILD}
+    ${VM_BUILD}
     li      t0, (3 << 11)
     csrc    mstatus, t0
     li      t0, (1 << 11) | (1 << 17) | (1 << 18)   /* MPP=S, MPRV, SUM */
@@ -440,7 +441,206 @@ s48:
     CHECK(1, a4, 0x1111)
     csrw    satp, zero
 `,
-    `${RECORDING_MTRAP}${TABLES}`,
+    `${RECORDING_MTRAP}${VM_TABLES}`,
+  );
+});
+
+describe("TLB invalidation: contexts and sfence.vma forms (priv 1.12 §4.2.1, §4.3.1, §3.1.6.3)", () => {
+  // The same pages are accessed again after each SUM/MXR toggle, privilege change and fence,
+  // so a translation cached under one context must never be used under another.
+  // root[3] aliases RAM at VA 0xc0000000 as a U RWX gigapage (code for U-mode);
+  // root[4] aliases RAM at VA 0x100000000 as a supervisor RW gigapage (the superpage fences).
+  const ALIASES = String.raw`
+    la      a0, root
+    li      t0, (0x80000000 >> 12) << 10
+    ori     t0, t0, 0xdf                /* V R W X U A D */
+    sd      t0, 24(a0)
+    li      t0, (0x80000000 >> 12) << 10
+    ori     t0, t0, 0xc7                /* V R W A D */
+    sd      t0, 32(a0)
+    sfence.vma
+`;
+  /** M-mode handler for the ecall that ends the U-mode part: continue in M at back_m. */
+  const U_EXIT = String.raw`
+    .align 4
+u_exit_mtrap:
+    csrr    s2, mcause
+    la      t0, back_m
+    csrw    mepc, t0
+    li      t0, (3 << 11)
+    csrs    mstatus, t0                 /* MPP = M */
+    mret
+`;
+  check(
+    "SUM, MXR and U/S switches between accesses to the same pages; U pages from S; sfence.vma by address, ASID and superpage",
+    String.raw`
+    .option push
+    .option norvc                       /* the trap handlers resume at epc + 4 */
+    ${VM_BUILD}
+    ${ALIASES}
+    la      t0, u_exit_mtrap
+    csrw    mtvec, t0                   /* the U-mode ecall ends at back_m */
+    ${enter("S", "s_code")}
+s_code:
+    li      a3, 0x40000000
+    li      s1, (1 << 18)               /* s1: SUM (the trap handlers clobber t0) */
+    csrs    sstatus, s1                 /* SUM = 1 */
+    ld      a4, 0(a3)
+    CHECK(1, a4, 0x1111)
+    sd      a4, 8(a3)
+    csrc    sstatus, s1                 /* SUM = 0: the same U page now faults */
+    li      s5, 0
+    ld      a4, 0(a3)
+    CHECK(2, s5, 13)
+    li      s5, 0
+    sd      a4, 8(a3)
+    CHECK(3, s5, 15)
+    csrs    sstatus, s1                 /* SUM = 1 again */
+    li      s5, 0
+    ld      a4, 8(a3)
+    CHECK(4, a4, 0x1111)
+    CHECK(5, s5, 0)
+    li      a3, 0x40002000              /* exec-only page */
+    li      t1, (1 << 19)
+    csrs    sstatus, t1                 /* MXR = 1 */
+    ld      a4, 0(a3)
+    CHECK(6, a4, 0x3333)
+    csrc    sstatus, t1                 /* MXR = 0 */
+    li      s5, 0
+    ld      a4, 0(a3)
+    CHECK(7, s5, 13)
+    csrs    sstatus, t1
+    li      s5, 0
+    ld      a4, 0(a3)
+    CHECK(8, a4, 0x3333)
+    CHECK(9, s5, 0)
+    csrc    sstatus, t1
+    /* to U-mode at the U alias of u_code: SPP = 0 */
+    li      t0, (1 << 8)
+    csrc    sstatus, t0
+    la      t0, u_code
+    li      t1, 0x40000000
+    add     t0, t0, t1
+    csrw    sepc, t0
+    sret
+u_code:                                 /* U-mode (no CHECK here: fail is not U code); results in s9-s11, a6, a7 */
+    li      a3, 0x40000000
+    ld      s9, 0(a3)                   /* U page from U: allowed whatever SUM */
+    li      s5, 0
+    li      a3, 0x40002000
+    ld      a4, 0(a3)                   /* exec-only page, MXR = 0: fault; S handles it and returns to U */
+    mv      s10, s5
+    li      s5, 0
+    li      a3, 0x40001000              /* read-only page: store fault */
+    sd      a4, 0(a3)
+    mv      s11, s5
+    li      s5, 0
+    li      a3, 0x100000000             /* supervisor gigapage: U cannot load it */
+    ld      a4, 0(a3)
+    mv      a7, s5
+    li      a3, 0x40000000
+    ld      a6, 0(a3)                   /* and the U page again, after three U→S→U round trips */
+    ecall                               /* to M (back_m) */
+back_m:
+    CHECK(10, s9, 0x1111)
+    CHECK(11, s10, 13)
+    CHECK(12, s11, 15)
+    CHECK(13, a7, 13)
+    CHECK(14, a6, 0x1111)
+    CHECK(15, s2, 8)
+    la      t0, rec_mtrap
+    csrw    mtvec, t0
+    ${enter("S", "s_again")}
+s_again:
+    li      t0, (1 << 18)
+    csrc    sstatus, t0                 /* SUM = 0 */
+    li      a3, 0x40000000
+    li      s5, 0
+    ld      a4, 0(a3)                   /* the U page is cached for U: S without SUM must still fault */
+    CHECK(16, s5, 13)
+    /* sfence.vma by address: remap VA 0x40000000 to pg_ro */
+    li      t0, (1 << 18)
+    csrs    sstatus, t0
+    li      a3, 0x40000000
+    ld      a4, 0(a3)
+    CHECK(17, a4, 0x1111)
+    la      a2, l0
+    ld      s8, 0(a2)                   /* the old PTE */
+    la      t1, pg_ro
+    srli    t1, t1, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 0xd7
+    sd      t1, 0(a2)
+    sfence.vma a3
+    ld      a4, 0(a3)
+    CHECK(18, a4, 0x2222)
+    sd      s8, 0(a2)
+    li      t0, 0                       /* ASID 0: the current address space */
+    sfence.vma zero, t0
+    ld      a4, 0(a3)
+    CHECK(19, a4, 0x1111)
+    /* superpage: cache two 4 KiB pages of the root[4] gigapage, invalidate it, fence one address */
+    li      a5, 0x100000000 - 0x80000000
+    la      t0, pg_u
+    add     a6, t0, a5
+    la      t0, pg_ro
+    add     a7, t0, a5
+    ld      a4, 0(a6)
+    CHECK(20, a4, 0x1111)
+    ld      a4, 0(a7)
+    CHECK(21, a4, 0x2222)
+    la      a0, root
+    sd      zero, 32(a0)                /* root[4] invalid */
+    li      t2, 0
+    sfence.vma a6, t2                   /* one address of the gigapage, current ASID */
+    li      s5, 0
+    ld      a4, 0(a7)                   /* another page of the same gigapage: must fault now */
+    CHECK(22, s5, 13)
+    ecall
+    CHECK(23, s2, 9)
+    .option pop
+`,
+    `${RECORDING_MTRAP}${U_EXIT}${VM_TABLES}`,
+  );
+  // QEMU 7.2 keeps its M-mode TLB across that MRET (it flushes on mstatus writes only) and
+  // loads the supervisor page: this one runs on ringzero alone.
+  check(
+    "MPRV: changing MPP, and an MRET from M to M that leaves MPRV set with MPP = U, retranslate loads",
+    String.raw`
+    ${VM_BUILD}
+    li      t0, (3 << 11)
+    csrs    mstatus, t0                 /* MPP = M */
+    li      t0, (1 << 17)
+    csrs    mstatus, t0                 /* MPRV: loads as MPP = M, untranslated */
+    la      a3, pg_x
+    ld      a4, 0(a3)
+    CHECK(1, a4, 0x3333)
+    li      t0, (3 << 11)
+    csrc    mstatus, t0
+    li      t0, (1 << 11) | (1 << 18)
+    csrs    mstatus, t0                 /* MPP = S, SUM: VA 0x40000000 is the U page */
+    li      a5, 0x40000000
+    ld      a4, 0(a5)
+    CHECK(2, a4, 0x1111)
+    li      t0, (3 << 11)
+    csrs    mstatus, t0                 /* MPP = M again */
+    ld      a4, 0(a3)
+    CHECK(3, a4, 0x3333)
+    la      t0, after_mret
+    csrw    mepc, t0
+    mret                                /* M → M: MPP becomes U and MPRV stays set */
+after_mret:
+    li      s2, 0
+    ld      a4, 0(a5)                   /* as U: the U page loads */
+    li      t0, (1 << 17)
+    CHECK(4, a4, 0x1111)
+    ld      a4, 0(a3)                   /* as U through the supervisor gigapage: page fault, to M */
+    csrc    mstatus, t0
+    CHECK(5, s2, 13)
+    csrw    satp, zero
+`,
+    `${RECORDING_MTRAP}${VM_TABLES}`,
+    { qemu: false },
   );
 });
 
