@@ -1,0 +1,228 @@
+// `pnpm bench disk-formats`: ringzero-img against qemu-img in the same run.
+// A 1 GiB raw image with realistic data and holes (40% pseudo-random runs,
+// 20% text-like runs, 40% holes; deterministic) is generated once in the
+// temporary directory; then, median of N runs each:
+// - convert: `ringzero-img convert` (this package's built CLI, a process per
+//   run) against `qemu-img convert`, same input file, same output format,
+//   both with their defaults (qemu-img: 8 coroutines, cache=unsafe target;
+//   ringzero-img: no fsync of the target either). MB/s = virtual bytes / wall
+//   time (1 MB = 10^6 bytes). Each ringzero output is checked once with
+//   `qemu-img compare` against the source, outside the timing.
+// - random 4 KiB reads: the same list of aligned offsets over the whole disk
+//   (holes included) through qcow2 and VMDK images qemu-img wrote: the
+//   library in-process (openImage + readInto, open and close included)
+//   against qemu-io fed the same `read` commands on stdin (process start
+//   included), both through the host page cache (qemu-io -t writeback).
+// Everything lives in one directory under os.tmpdir(), removed at the end.
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, truncateSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { NodeFileHost } from "../io/node-file.js";
+import { openImage } from "../open.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cli = join(here, "..", "cli", "bin.js");
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "3" },
+    size: { type: "string", default: "1024" }, // MiB
+    reads: { type: "string", default: "20000" },
+    dir: { type: "string" },
+  },
+});
+const runs = Math.max(1, Number(values.runs));
+const size = Math.max(64, Number(values.size)) * MiB;
+const reads = Math.max(100, Number(values.reads));
+const interactive = process.stderr.isTTY === true;
+
+function progress(text: string): void {
+  if (interactive) process.stderr.write(`\r\x1b[K${text}`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function run(cmd: string, args: string[], input?: string): { seconds: number; stdout: string; stderr: string } {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    input,
+    maxBuffer: 256 * MiB,
+    stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+  });
+  const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}${r.stdout}`);
+  return { seconds, stdout: r.stdout, stderr: r.stderr };
+}
+
+for (const tool of ["qemu-img", "qemu-io"])
+  if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+    console.error(`bench: ${tool} not found (Debian package qemu-utils)`);
+    process.exit(1);
+  }
+
+const base = values.dir ?? tmpdir();
+const fs = statfsSync(base);
+const free = fs.bavail * fs.bsize;
+// source raw + qcow2/vmdk fixtures + one output at a time, each at most 60% of the size allocated
+const need = 4 * size;
+if (free < need) {
+  console.error(`bench: ${base} has ${(free / 2 ** 30).toFixed(1)} GiB free, ${(need / 2 ** 30).toFixed(1)} needed`);
+  process.exit(1);
+}
+const dir = mkdtempSync(join(base, "rz-disk-bench-"));
+const cleanup = () => rmSync(dir, { recursive: true, force: true });
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+/** xorshift32 stream: deterministic pseudo-random words. */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+/** Writes the sparse source image: runs of 64 KiB..2 MiB, each random data (40%), text (20%) or a hole (40%). */
+function generate(file: string): { data: number; text: number; holes: number } {
+  const next = rng(0x5eed);
+  const words = ["the", "disk", "sector", "cluster", "qemu", "ringzero", "image", "table", "refcount", "0x1f", "\n"];
+  let textPool = "";
+  while (textPool.length < 2 * MiB) textPool += `${words[next() % words.length]} ${next() % 1000} `;
+  const text = new TextEncoder().encode(textPool);
+  const fd = openSync(file, "w");
+  const stats = { data: 0, text: 0, holes: 0 };
+  const buf = new Uint8Array(2 * MiB);
+  const words32 = new Uint32Array(buf.buffer);
+  try {
+    let pos = 0;
+    while (pos < size) {
+      const len = Math.min((1 + (next() % 32)) * 64 * KiB, size - pos);
+      const kind = next() % 10;
+      if (kind < 4) {
+        for (let i = 0; i < len / 4; i++) words32[i] = next();
+        writeSync(fd, buf, 0, len, pos);
+        stats.data += len;
+      } else if (kind < 6) {
+        const at = next() % (text.length - len);
+        writeSync(fd, text, at, len, pos);
+        stats.text += len;
+      } else stats.holes += len;
+      pos += len;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  truncateSync(file, size);
+  return stats;
+}
+
+interface Row {
+  name: string;
+  unit: "MB/s" | "IOPS";
+  rz: number;
+  qemu: number;
+}
+const rows: Row[] = [];
+
+try {
+  const raw = join(dir, "src.raw");
+  progress("generating the source image");
+  const st = generate(raw);
+  const qcow2 = join(dir, "src.qcow2");
+  const vmdk = join(dir, "src.vmdk");
+  progress("preparing qcow2 and vmdk fixtures with qemu-img");
+  run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2]);
+  run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", raw, vmdk]);
+
+  const conversions: Array<[string, string, string, string]> = [
+    ["raw -> qcow2", raw, "raw", "qcow2"],
+    ["qcow2 -> vmdk", qcow2, "qcow2", "vmdk"],
+    ["qcow2 -> vhdx", qcow2, "qcow2", "vhdx"],
+    ["raw -> vdi", raw, "raw", "vdi"],
+  ];
+  for (const [name, src, inFmt, outFmt] of conversions) {
+    const out = join(dir, `out.${outFmt}`);
+    const rz: number[] = [];
+    const qemu: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      progress(`convert ${name}: run ${i + 1}/${runs}`);
+      rmSync(out, { force: true });
+      rz.push(run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, src, out]).seconds);
+      if (i === 0) {
+        const cmp = run("qemu-img", ["compare", "-f", inFmt, "-F", outFmt, src, out]);
+        if (!cmp.stdout.includes("Images are identical")) throw new Error(`ringzero-img ${name}: output differs`);
+      }
+      rmSync(out, { force: true });
+      qemu.push(run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, src, out]).seconds);
+      rmSync(out, { force: true });
+    }
+    rows.push({ name: `convert ${name}`, unit: "MB/s", rz: size / 1e6 / median(rz), qemu: size / 1e6 / median(qemu) });
+  }
+
+  const next = rng(0xbe11c);
+  const offsets = Array.from({ length: reads }, () => (next() % (size / 4096)) * 4096);
+  const commands = `${offsets.map((o) => `read -q ${o} 4k`).join("\n")}\n`;
+  const host = new NodeFileHost();
+  for (const [fmt, file] of [
+    ["qcow2", qcow2],
+    ["vmdk", vmdk],
+  ] as const) {
+    const rz: number[] = [];
+    const qemu: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      progress(`random 4 KiB reads through ${fmt}: run ${i + 1}/${runs}`);
+      const t = process.hrtime.bigint();
+      const img = await openImage(host, file, { readOnly: true, format: fmt });
+      const buf = new Uint8Array(4096);
+      for (const o of offsets) await img.readInto(o, buf);
+      await img.close();
+      rz.push(Number(process.hrtime.bigint() - t) / 1e9);
+      const q = run("qemu-io", ["-r", "-f", fmt, "-t", "writeback", file], commands);
+      if (/error|fail/i.test(q.stdout + q.stderr)) throw new Error(`qemu-io: ${q.stdout.slice(0, 500)}${q.stderr}`);
+      qemu.push(q.seconds);
+    }
+    rows.push({
+      name: `${reads} random 4 KiB reads, ${fmt}`,
+      unit: "IOPS",
+      rz: reads / median(rz),
+      qemu: reads / median(qemu),
+    });
+  }
+  progress("");
+  if (interactive) process.stderr.write("\r\x1b[K");
+  const pct = (n: number) => `${Math.round((100 * n) / size)}%`;
+  console.log(
+    `disk-formats: ${size / MiB} MiB image (${pct(st.data)} random data, ${pct(st.text)} text, ${pct(st.holes)} holes), median of ${runs} runs`,
+  );
+  console.log("  convert: ringzero-img (this package's CLI, a process per run) vs qemu-img convert");
+  console.log("  reads: the library in-process vs qemu-io (same offsets on stdin), page cache on both sides");
+  const w = Math.max(...rows.map((r) => r.name.length));
+  console.log(`  ${"".padEnd(w)}  ${"ringzero".padStart(14)}  ${"qemu".padStart(14)}  qemu/ringzero`);
+  for (const r of rows) {
+    const f = (v: number) => `${v.toFixed(r.unit === "IOPS" ? 0 : 1)} ${r.unit}`.padStart(14);
+    console.log(`  ${r.name.padEnd(w)}  ${f(r.rz)}  ${f(r.qemu)}  ${(r.qemu / r.rz).toFixed(2).padStart(13)}`);
+  }
+} catch (e) {
+  if (interactive) process.stderr.write("\r\x1b[K");
+  console.error(`bench: ${(e as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  cleanup();
+}
