@@ -27,6 +27,8 @@ export const NinePServerConfigSchema = z.object({
   maxDepth: z.number().int().min(1).max(4096).default(1024),
   /** Directory entries snapshotted per Treaddir stream; the rest are not listed (counted). */
   maxDirEntries: z.number().int().min(16).max(16_777_216).default(1_048_576),
+  /** Entries held by all open directory streams together; a snapshot beyond it gets ENOMEM. */
+  maxDirEntriesTotal: z.number().int().min(16).max(67_108_864).default(2_097_152),
 });
 export type NinePServerConfig = z.input<typeof NinePServerConfigSchema>;
 export type NinePServerOptions = z.output<typeof NinePServerConfigSchema>;

@@ -291,4 +291,24 @@ describe("9p confinement", () => {
     expect((await c.getattr(0)).qid.type).toBe(QT.DIR);
     expect(statSync(share).isDirectory()).toBe(true);
   });
+
+  it("directory snapshots: cut at maxDirEntries, ENOMEM beyond maxDirEntriesTotal", async () => {
+    await server.close();
+    mkdirSync(join(share, "big"));
+    for (let i = 0; i < 20; i++) writeFileSync(join(share, "big", `e${i}`), "");
+    server = new NinePServer({ root: share, maxDirEntries: 16, maxDirEntriesTotal: 30 });
+    c = new NinePTestClient((m) => server.handle(m));
+    await c.version(8192);
+    await c.attach(0);
+    await c.walk(0, 1, "big");
+    await c.lopen(1, DOTL.RDONLY);
+    expect((await c.readdirAll(1, 8000)).entries).toHaveLength(18); // . .. and 16 names
+    expect(server.stats()).toMatchObject({ dirTruncated: 1, dirEntriesHeld: 18 });
+    await c.walk(0, 2, "big");
+    await c.lopen(2, DOTL.RDONLY);
+    await expect(c.readdir(2, 0, 8000)).rejects.toMatchObject(E(Errno.ENOMEM));
+    await c.clunk(1);
+    expect(server.stats().dirEntriesHeld).toBe(0);
+    expect((await c.readdirAll(2, 8000)).entries).toHaveLength(18);
+  });
 });

@@ -235,6 +235,8 @@ describe("9p hostile input", () => {
             checkReply(bytes, reply, 16384);
           }
           expect(server.stats().internal).toBe(0);
+          await server.handle(msg(P9.Tversion, NOTAG, (b) => b.u32(16384).str("9P2000.L")));
+          expect(server.stats()).toMatchObject({ fids: 0, openFiles: 0, pathNodes: 0, dirEntriesHeld: 0 });
         } finally {
           await server.close();
         }
@@ -325,6 +327,9 @@ describe("9p hostile input", () => {
             }
           }
           expect(server.stats().internal).toBe(0);
+          // A new session releases everything the old one held.
+          await c.version(16384);
+          expect(server.stats()).toMatchObject({ fids: 0, openFiles: 0, pathNodes: 0, dirEntriesHeld: 0 });
         } finally {
           await server.close();
           rmSync(share, { recursive: true, force: true });

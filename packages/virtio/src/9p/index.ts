@@ -10,4 +10,4 @@ export {
 } from "./device.js";
 export { Errno as NinePErrno } from "./errno.js";
 export { NinePError, NinePErrorCode } from "./errors.js";
-export { NinePServer, type NinePStats } from "./server.js";
+export { type NinePGauges, NinePServer, type NinePStats } from "./server.js";

@@ -37,6 +37,8 @@ export class PathNode {
 
 export class PathTree {
   readonly root = new PathNode(Buffer.alloc(0), null, 0);
+  /** Nodes besides the root (bounded by the server: a guest could otherwise pin memory). */
+  size = 0;
 
   /** The child node `name` of `parent`, created on demand (not referenced yet). */
   child(parent: PathNode, name: Uint8Array): PathNode {
@@ -45,6 +47,7 @@ export class PathTree {
     if (c === undefined) {
       c = new PathNode(Buffer.from(name), parent, parent.depth + 1);
       parent.children.set(key, c);
+      this.size++;
     }
     return c;
   }
@@ -65,7 +68,10 @@ export class PathTree {
     let n: PathNode | null = start;
     while (n?.parent && n.refs <= 0 && n.children.size === 0) {
       const p: PathNode = n.parent;
-      if (p.children.get(keyOf(n.name)) === n) p.children.delete(keyOf(n.name));
+      if (p.children.get(keyOf(n.name)) === n) {
+        p.children.delete(keyOf(n.name));
+        this.size--;
+      }
       n = p;
     }
   }
@@ -77,6 +83,7 @@ export class PathTree {
     if (c === undefined) return;
     dir.children.delete(key);
     c.detached = true;
+    this.size--;
   }
 
   /** Host rename succeeded: move the node (and all fids below it); detach what was at the target. */

@@ -53,6 +53,15 @@ export interface NinePStats {
   internal: number;
 }
 
+/** What the server holds right now (bounded by the config's limits). */
+export interface NinePGauges {
+  fids: number;
+  openFiles: number;
+  /** Path nodes shared by the fids (at most 4 × maxFids). */
+  pathNodes: number;
+  dirEntriesHeld: number;
+}
+
 interface Fid {
   node: PathNode;
   /** Attach uid (n_uname) used as owner of created files; -1 = leave as the server's. */
@@ -81,6 +90,8 @@ export class NinePServer {
   private readonly tree = new PathTree();
   private readonly fids = new Map<number, Fid>();
   private openFiles = 0;
+  /** Directory entries held in all Treaddir snapshots. */
+  private dirEntriesHeld = 0;
   /** Negotiated msize; 0 until Tversion. */
   private msize = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -115,8 +126,14 @@ export class NinePServer {
     return this.msize;
   }
 
-  stats(): Readonly<NinePStats> {
-    return { ...this.counters };
+  stats(): Readonly<NinePStats & NinePGauges> {
+    return {
+      ...this.counters,
+      fids: this.fids.size,
+      openFiles: this.openFiles,
+      pathNodes: this.tree.size,
+      dirEntriesHeld: this.dirEntriesHeld,
+    };
   }
 
   /** Close every fid and the root. Later requests get Rlerror(EIO). */
@@ -261,8 +278,14 @@ export class NinePServer {
     return f;
   }
 
+  private setEntries(f: Fid, entries: Buffer[] | undefined): void {
+    this.dirEntriesHeld += (entries?.length ?? 0) - (f.entries?.length ?? 0);
+    f.entries = entries;
+  }
+
   private async dropFid(n: number, f: Fid): Promise<void> {
     this.fids.delete(n);
+    this.setEntries(f, undefined);
     this.tree.release(f.node);
     if (f.file) {
       this.openFiles--;
@@ -421,6 +444,7 @@ export class NinePServer {
             next = DOT.equals(name) ? node : (node.parent ?? node);
           } else {
             if (name.length > MAX_NAME) fail("ENAMETOOLONG");
+            if (this.tree.size >= this.options.maxFids * 4) fail("ENFILE", "too many path nodes");
             next = this.childOf(node, name);
             created.push(next);
           }
@@ -491,7 +515,7 @@ export class NinePServer {
     f.file = h;
     f.access = access;
     f.isDir = isDir;
-    f.entries = undefined;
+    this.setEntries(f, undefined);
     this.openFiles++;
   }
 
@@ -736,12 +760,19 @@ export class NinePServer {
     if (!f.isDir) fail("ENOTDIR");
     // Cookies are indexes into a snapshot taken when the stream (re)starts at 0:
     // a listing read over several Treaddir calls is complete and has no duplicates.
-    if (offset === 0n || f.entries === undefined) {
-      const { names, truncated } = await this.host.listNames(f.file.fd, this.options.maxDirEntries);
+    let entries = f.entries;
+    if (offset === 0n || entries === undefined) {
+      // All snapshots together stay within maxDirEntriesTotal (memory a guest can pin).
+      const held = this.dirEntriesHeld - (f.entries?.length ?? 0);
+      const room = this.options.maxDirEntriesTotal - held - 2;
+      const limit = Math.min(this.options.maxDirEntries, room);
+      if (limit <= 0) fail("ENOMEM", "directory snapshot budget exhausted");
+      const { names, truncated } = await this.host.listNames(f.file.fd, limit);
+      if (truncated && limit < this.options.maxDirEntries) fail("ENOMEM", "directory snapshot budget exhausted");
       if (truncated) this.counters.dirTruncated++;
-      f.entries = [DOT, DOTDOT, ...names];
+      entries = [DOT, DOTDOT, ...names];
+      this.setEntries(f, entries);
     }
-    const entries = f.entries;
     const w = replyWriter(IO_REPLY_HEADER + count, P9.Rreaddir, tag).u32(0);
     let i = offset > BigInt(entries.length) ? entries.length : Number(offset);
     for (; i < entries.length; i++) {
