@@ -27,8 +27,12 @@ const PROMPT = "rz# ";
 const MARKER = "ringzero-guest: init done";
 
 /** 9P over a byte stream: size[4]-framed messages, answered in order. */
-function serveTcp(server: NinePServer): Promise<{ tcp: Server; port: number }> {
+function serveTcp(root: string): Promise<{ tcp: Server; port: number; servers: NinePServer[] }> {
+  const servers: NinePServer[] = [];
   const tcp = createServer((sock) => {
+    // One server per connection: a NinePServer is one 9P session (one mount).
+    const server = new NinePServer({ root });
+    servers.push(server);
     let buf = Buffer.alloc(0);
     let chain = Promise.resolve();
     sock.on("data", (d: Buffer) => {
@@ -50,7 +54,7 @@ function serveTcp(server: NinePServer): Promise<{ tcp: Server; port: number }> {
     sock.on("error", () => {});
   });
   return new Promise((resolve) =>
-    tcp.listen(0, "127.0.0.1", () => resolve({ tcp, port: (tcp.address() as { port: number }).port })),
+    tcp.listen(0, "127.0.0.1", () => resolve({ tcp, port: (tcp.address() as { port: number }).port, servers })),
   );
 }
 
@@ -90,7 +94,7 @@ function bootAndRun(kit: string, commands: string[], timeoutMs = 240_000): Promi
 describe.runIf(KIT)("9p with the Linux v9fs client (QEMU, trans=tcp)", () => {
   let base: string;
   let share: string;
-  let server: NinePServer;
+  let servers: NinePServer[] = [];
   let tcp: Server;
   let out = "";
 
@@ -104,9 +108,9 @@ describe.runIf(KIT)("9p with the Linux v9fs client (QEMU, trans=tcp)", () => {
     symlinkSync(join(base, "outside"), join(share, "escape"));
     mkdirSync(join(share, "many"));
     for (let i = 0; i < 500; i++) writeFileSync(join(share, "many", `entry-with-a-long-name-${i}`), "");
-    server = new NinePServer({ root: share });
-    const s = await serveTcp(server);
+    const s = await serveTcp(share);
     tcp = s.tcp;
+    servers = s.servers;
     const m = "/mnt";
     out = await bootAndRun(KIT as string, [
       "ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && echo NET-OK",
@@ -125,13 +129,16 @@ describe.runIf(KIT)("9p with the Linux v9fs client (QEMU, trans=tcp)", () => {
       `echo "R12[$(df ${m} | tail -1 | wc -w)]"`,
       `touch -d '2001-02-03 04:05:06' ${m}/hello.txt && echo "R13[$(stat -c %Y ${m}/hello.txt)]"`,
       `cd ${m} && mv hello.txt renamed.txt && echo "R14[$(cat renamed.txt)]" && cd /`,
+      `cp -a /bin ${m}/bincopy && echo "R15[$(ls ${m}/bincopy | wc -l)|$(ls /bin | wc -l)|$(readlink ${m}/bincopy/sh)]"`,
+      `echo "R16[$(find ${m} | wc -l)]" && rm -rf ${m}/bincopy && echo "R17[$(ls ${m} | wc -l)]"`,
+      `mkdir -p /mnt2 && mount -t 9p -o trans=tcp,port=${s.port},version=9p2000.L,cache=loose 10.0.2.2 /mnt2 && echo "R18[$(cat /mnt2/renamed.txt)|$(ls /mnt/many | wc -l)]" && umount /mnt2`,
       `umount ${m} && echo UMOUNT-OK`,
       "poweroff -f",
     ]);
   }, 300_000);
 
   afterAll(async () => {
-    await server?.close();
+    for (const s of servers) await s.close();
     tcp?.close();
     if (base) rmSync(base, { recursive: true, force: true });
   });
@@ -157,6 +164,13 @@ describe.runIf(KIT)("9p with the Linux v9fs client (QEMU, trans=tcp)", () => {
     expect(result(12)).toBe("6");
     expect(result(13)).toBe(String(Date.UTC(2001, 1, 3, 4, 5, 6) / 1000));
     expect(result(14)).toBe("hello from the host");
+    const [copied, inBin, shTarget] = (result(15) ?? "").split("|");
+    expect(copied).toBe(inBin);
+    expect(Number(copied)).toBeGreaterThan(50);
+    expect(shTarget).toMatch(/busybox/);
+    expect(Number(result(16))).toBeGreaterThan(550);
+    expect(result(17)).toBe("6"); // big escape fromguest.txt hard many renamed.txt
+    expect(result(18)).toBe("hello from the host|500"); // a second mount (new session) beside the first
     expect(out).toContain("UMOUNT-OK");
   });
 

@@ -82,6 +82,9 @@ describe("NinePServer: a Linux-style session", () => {
     await expect(c.write(2, 0, "x")).rejects.toMatchObject(errno(Errno.EBADF));
     await expect(c.lopen(2, DOTL.RDONLY)).rejects.toMatchObject(errno(Errno.EINVAL));
     await c.clunk(2);
+    await c.walk(0, 2, "hello.txt");
+    await expect(c.lopen(2, DOTL.RDONLY | DOTL.DIRECTORY)).rejects.toMatchObject(errno(Errno.ENOTDIR));
+    await c.clunk(2);
     await expect(c.clunk(2)).rejects.toMatchObject(errno(Errno.EBADF));
   });
 

@@ -489,12 +489,14 @@ export class NinePServer {
     if (st.isDirectory()) {
       if ((flags & DOTL.ACCMODE) !== DOTL.RDONLY) fail("EISDIR");
       h = await this.host.open(loc, C.O_RDONLY | C.O_DIRECTORY);
+    } else if (st.isSymbolicLink()) {
+      fail("ELOOP", "lopen of a symlink"); // Linux resolves links itself via Treadlink
+    } else if (flags & DOTL.DIRECTORY) {
+      fail("ENOTDIR");
     } else if (st.isFile()) {
       const o = this.hostOpenFlags(flags);
       access = o.access;
       h = await this.host.open(loc, o.flags);
-    } else if (st.isSymbolicLink()) {
-      fail("ELOOP", "lopen of a symlink"); // Linux resolves links itself via Treadlink
     } else {
       fail("EOPNOTSUPP", "devices, FIFOs and sockets of the host are not opened");
     }
