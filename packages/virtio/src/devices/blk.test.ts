@@ -189,4 +189,33 @@ describe("virtio-blk", () => {
     expect(writes.some(([pa, len]) => pa === q.used + 4 && len === 8)).toBe(true);
     expect(writes.some(([pa, len]) => pa === q.used + 2 && len === 2)).toBe(true);
   });
+
+  it("completes requests out of order as the back end finishes them, and survives synchronous throws", async () => {
+    const disk = new MemoryBlockBackend(pattern(64 * 1024, 4));
+    const releases: (() => void)[] = [];
+    const orig = disk.readInto.bind(disk);
+    disk.readInto = (off, buf) => {
+      if (off === 512 * 100) throw new Error("sync failure");
+      return new Promise<void>((r) => {
+        releases.push(r);
+      }).then(() => orig(off, buf));
+    };
+    const { q, dev } = setup(disk);
+    const ids = [0, 1, 2, 3].map((i) => q.addBuffers([hdr(VirtioBlkType.IN, i * 8)], [512, 1], { token: i }));
+    const bad = q.addBuffers([hdr(VirtioBlkType.IN, 100)], [512, 1]);
+    q.kick();
+    await settle();
+    const first = q.collect();
+    expect(first.map((u) => u.id)).toEqual([bad]);
+    expect(first[0]?.written[1]?.[0]).toBe(VirtioBlkStatus.IOERR);
+    for (const r of [...releases].reverse()) r();
+    const used = await q.waitUsed(4);
+    expect(used.map((u) => u.token)).toEqual([3, 2, 1, 0]);
+    for (const u of used) {
+      const i = u.token as number;
+      expect(u.id).toBe(ids[i]);
+      expect(u.written[0]).toEqual(disk.bytes.subarray(i * 8 * 512, i * 8 * 512 + 512));
+    }
+    expect(dev.stats).toMatchObject({ reads: 5, backendErrors: 1, inFlight: 0 });
+  });
 });

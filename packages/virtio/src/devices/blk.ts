@@ -249,7 +249,7 @@ export class VirtioBlk extends VirtioDevice {
         // Bounce buffer: guest memory is written only if the device was not reset meanwhile.
         this.run(
           done,
-          this.backend.readInto(off, buf),
+          attempt(() => this.backend.readInto(off, buf)),
           () => {
             if (!q.isLive(chain)) return false;
             scatter(chain.writable, 0, buf);
@@ -278,10 +278,14 @@ export class VirtioBlk extends VirtioDevice {
         const data = new Uint8Array(outLen);
         gather(chain.readable, HEADER, data);
         this.stats.writes++;
-        this.run(done, this.backend.write(off, data), () => {
-          this.stats.bytesWritten += outLen;
-          return true;
-        });
+        this.run(
+          done,
+          attempt(() => this.backend.write(off, data)),
+          () => {
+            this.stats.bytesWritten += outLen;
+            return true;
+          },
+        );
         return;
       }
       case T.FLUSH:
@@ -291,7 +295,7 @@ export class VirtioBlk extends VirtioDevice {
         }
         this.stats.flushes++;
         // A flush of a read-only disk succeeds (nothing to flush).
-        this.run(done, this.readOnly ? Promise.resolve() : this.backend.flush(), () => true);
+        this.run(done, this.readOnly ? Promise.resolve() : attempt(() => this.backend.flush()), () => true);
         return;
       case T.GET_ID: {
         const id = new Uint8Array(Math.min(ID_BYTES, inLen));
@@ -442,6 +446,15 @@ function lastByte(bufs: readonly Uint8Array[]): { buf: Uint8Array; index: number
     if (b.length > 0) return { buf: b, index: b.length - 1, desc: i };
   }
   return;
+}
+
+/** Starts back-end work; a synchronous throw becomes a rejection (never thrown into the MMIO path). */
+function attempt(work: () => Promise<void>): Promise<void> {
+  try {
+    return Promise.resolve(work());
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 function bit(n: number): bigint {

@@ -70,4 +70,17 @@ describe("virtio-console (port 0)", () => {
     drv.queue(1).kick();
     expect(drv.transport.counters.wrongDirection).toBe(1);
   });
+
+  it("counts an output callback that throws", () => {
+    const dev = new VirtioConsole({
+      output: () => {
+        throw new Error("closed");
+      },
+    });
+    const drv = mockDriver(dev);
+    drv.queue(1).addBuffers([Uint8Array.of(65)], []);
+    drv.queue(1).kick();
+    expect(drv.queue(1).collect()).toHaveLength(1);
+    expect(dev.stats.outputErrors).toBe(1);
+  });
 });

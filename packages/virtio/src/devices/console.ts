@@ -51,6 +51,8 @@ export interface VirtioConsoleStats {
   /** Host input dropped because the pending buffer was full. */
   inputDropped: number;
   emergencyWrites: number;
+  /** Output callbacks that threw. */
+  outputErrors: number;
 }
 
 export class VirtioConsole extends VirtioDevice {
@@ -58,7 +60,13 @@ export class VirtioConsole extends VirtioDevice {
   readonly deviceFeatures: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly config = new Uint8Array(VirtioConsoleConfig.size);
-  readonly stats: VirtioConsoleStats = { bytesOut: 0, bytesIn: 0, inputDropped: 0, emergencyWrites: 0 };
+  readonly stats: VirtioConsoleStats = {
+    bytesOut: 0,
+    bytesIn: 0,
+    inputDropped: 0,
+    emergencyWrites: 0,
+    outputErrors: 0,
+  };
   private readonly output: (data: Uint8Array) => void;
   private readonly inputLimit: number;
   private pending: Uint8Array[] = [];
@@ -112,7 +120,7 @@ export class VirtioConsole extends VirtioDevice {
     ) {
       this.stats.emergencyWrites++;
       this.stats.bytesOut++;
-      this.output(Uint8Array.of(value & 0xff));
+      this.emit(Uint8Array.of(value & 0xff));
       return true;
     }
     return false;
@@ -137,7 +145,7 @@ export class VirtioConsole extends VirtioDevice {
       const data = new Uint8Array(chain.readableLength);
       gather(chain.readable, 0, data);
       this.stats.bytesOut += data.length;
-      if (data.length > 0) this.output(data);
+      if (data.length > 0) this.emit(data);
       q.push(chain, 0);
       pushed = true;
     }
@@ -167,6 +175,15 @@ export class VirtioConsole extends VirtioDevice {
       pushed = true;
     }
     if (pushed) ctx.signalUsed(q);
+  }
+
+  private emit(data: Uint8Array): void {
+    try {
+      this.output(data);
+    } catch {
+      // A failing host sink loses output, never the guest's device.
+      this.stats.outputErrors++;
+    }
   }
 
   private writeSize(cols: number, rows: number): void {

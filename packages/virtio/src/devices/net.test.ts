@@ -128,4 +128,20 @@ describe("virtio-net", () => {
     });
     expect(out.trim().split("\n")).toEqual(["52:54:00:12:34:56\t60", "52:54:00:12:34:56\t60"]);
   });
+
+  it("counts a back end whose send() throws and keeps serving the queue", () => {
+    const dev = new VirtioNet({
+      backend: {
+        send: () => {
+          throw new Error("host network down");
+        },
+        onFrame: () => {},
+      },
+    });
+    const drv = mockDriver(dev);
+    tx(drv, frame(BCAST, MAC_A, 1));
+    tx(drv, frame(BCAST, MAC_A, 2));
+    expect(drv.queue(1).collect()).toHaveLength(2);
+    expect(dev.stats.txErrors).toBe(2);
+  });
 });

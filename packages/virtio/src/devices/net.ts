@@ -88,8 +88,10 @@ export interface VirtioNetStats {
   rxDropped: number;
   /** Receive buffers too small for the frame (the frame is dropped). */
   rxBufferTooSmall: number;
-  /** Transmit buffers without a full header or above the size limit. */
+  /** Transmit buffers without a full header or above the size limit, or sent while the link is down. */
   txDropped: number;
+  /** Frames the back end's send() threw on. */
+  txErrors: number;
 }
 
 export class VirtioNet extends VirtioDevice {
@@ -105,6 +107,7 @@ export class VirtioNet extends VirtioDevice {
     rxDropped: 0,
     rxBufferTooSmall: 0,
     txDropped: 0,
+    txErrors: 0,
   };
   readonly mac: string;
   private readonly backend: NetBackend;
@@ -180,7 +183,12 @@ export class VirtioNet extends VirtioDevice {
         gather(chain.readable, VIRTIO_NET_HDR_SIZE, frame);
         this.stats.txFrames++;
         this.stats.txBytes += len;
-        this.backend.send(frame);
+        try {
+          this.backend.send(frame);
+        } catch {
+          // A failing host back end loses the frame, never the guest's device.
+          this.stats.txErrors++;
+        }
       }
       q.push(chain, 0);
       pushed = true;
