@@ -7,7 +7,7 @@ import { type MockDriver, type MockQueue, mockDriver } from "../testing/index.js
 import { ninePConfigBytes, VIRTIO_9P_MOUNT_TAG, Virtio9p } from "./device.js";
 import { DOTL, P9 } from "./protocol.js";
 import { NinePServer } from "./server.js";
-import { NinePTestClient } from "./testing.js";
+import { NinePTestClient, TBuilder } from "./testing.js";
 
 let dir: string;
 let server: NinePServer;
@@ -81,6 +81,38 @@ describe("virtio-9p device", () => {
     expect(readFileSync(join(dir, "new")).length).toBe(3000);
     expect(dev.stats.requests).toBe(8);
     expect(drv.irqEdges.includes(true)).toBe(true);
+  });
+
+  it("handles Linux's zero-copy layout: Twrite header and payload pages, Rread header then pages", async () => {
+    const dev = new Virtio9p({ handler: server, mountTag: "share" });
+    const drv = mockDriver(dev, { ramSize: 8 << 20 });
+    const q = drv.queue(0);
+    const c = queueClient(drv);
+    await c.version(65536);
+    await c.attach(0);
+    await c.walk(0, 1);
+    await c.lcreate(1, "zc", DOTL.RDWR | DOTL.CREATE, 0o644);
+    const payload = Uint8Array.from({ length: 10000 }, (_, i) => (i * 13) & 0xff);
+    const tw = new TBuilder().u32(1).u64(0).u32(payload.length).bytes(payload).build(P9.Twrite, 77);
+    // 23-byte header, then the user pages (the size field covers both, as Linux patches it).
+    q.addBuffers(
+      [tw.subarray(0, 23), tw.subarray(23, 23 + 4096), tw.subarray(23 + 4096, 23 + 8192), tw.subarray(23 + 8192)],
+      [11],
+    );
+    q.kick();
+    const [w] = await until(q);
+    expect(w?.len).toBe(11);
+    expect(Buffer.concat(w?.written ?? []).readUInt32LE(7)).toBe(10000);
+    const tr = new TBuilder().u32(1).u64(0).u32(10000).build(P9.Tread, 78);
+    q.addBuffers([tr], [11, 4096, 4096, 4096]);
+    q.kick();
+    const [r] = await until(q);
+    expect(r?.len).toBe(11 + 10000);
+    const all = Buffer.concat(r?.written ?? []);
+    expect(all[4]).toBe(P9.Rread);
+    expect(all.readUInt32LE(7)).toBe(10000);
+    expect(Buffer.compare(all.subarray(11, 11 + 10000), payload)).toBe(0);
+    expect(readFileSync(join(dir, "zc")).equals(Buffer.from(payload))).toBe(true);
   });
 
   it("a chain without room for a reply is returned empty and counted; a short one is truncated", async () => {
