@@ -777,10 +777,12 @@ export class NinePServer {
     }
     const w = replyWriter(IO_REPLY_HEADER + count, P9.Rreaddir, tag).u32(0);
     let i = offset > BigInt(entries.length) ? entries.length : Number(offset);
-    for (; i < entries.length; i++) {
+    for (let n = 1; i < entries.length; i++, n++) {
       const name = entries[i] as Buffer;
       const need = QID_SIZE + 8 + 1 + 2 + name.length;
       if (!w.fits(need)) break;
+      // The lstats are synchronous: let the event loop (vCPUs, other devices) run now and then.
+      if (n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
       let st: BigIntStats;
       try {
         if (name === DOT) st = await this.host.fstat(f.file.fd);
