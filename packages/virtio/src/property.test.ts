@@ -6,8 +6,11 @@ import { MemoryBlockBackend } from "./backends/block.js";
 import { VirtioStatus } from "./constants.js";
 import { GuestErrorCounter } from "./counters.js";
 import type { VirtioDevice } from "./device.js";
+import { VirtioBalloon } from "./devices/balloon.js";
 import { VirtioBlk, VirtioBlkType } from "./devices/blk.js";
+import { VirtioConsole } from "./devices/console.js";
 import { VirtioRng } from "./devices/rng.js";
+import { VirtioMmioReg } from "./mmio.js";
 import { type MockDriver, mockDriver, settle } from "./testing/index.js";
 
 const STRUCTURAL: GuestErrorCounter[] = [
@@ -160,6 +163,39 @@ describe("property: random rings", () => {
         },
       ),
       { numRuns: 150 },
+    );
+  });
+});
+
+describe("property: random register traffic", () => {
+  const op = fc.record({
+    write: fc.boolean(),
+    offset: fc.oneof(
+      fc.integer({ min: 0, max: 0x40 }).map((n) => n * 4),
+      fc.integer({ min: 0, max: 0x1ff }),
+    ),
+    size: fc.constantFrom(1 as const, 2 as const, 4 as const, 8 as const),
+    value: fc.oneof(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 0, max: 0xffff_ffff })),
+  });
+
+  it("never throws; the line follows InterruptStatus; reset always recovers", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(0, 1, 2), fc.array(op, { maxLength: 200 }), (which, ops) => {
+        const device = [new VirtioRng(), new VirtioConsole(), new VirtioBalloon()][which] as VirtioDevice;
+        const drv = mockDriver(device, { ramSize: 1 << 18 });
+        for (const o of ops) {
+          if (o.write) drv.transport.write(o.offset, o.size, o.value);
+          else drv.transport.read(o.offset, o.size);
+          expect(drv.transport.interruptLevel).toBe(drv.reg(VirtioMmioReg.InterruptStatus) !== 0);
+        }
+        drv.setReg(VirtioMmioReg.Status, 0);
+        expect(drv.status()).toBe(0);
+        expect(drv.transport.interruptLevel).toBe(false);
+        // A fresh bring-up works after whatever happened.
+        drv.init({ queueSize: () => 4 });
+        expect(drv.status() & VirtioStatus.DRIVER_OK).toBe(VirtioStatus.DRIVER_OK);
+      }),
+      { numRuns: 200 },
     );
   });
 });
