@@ -50,7 +50,7 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   resize [-q] [-f FMT] [--shrink] FILE [+|-]SIZE
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
-  snapshot -l|-c NAME [-f FMT] FILE
+  snapshot -l|-c NAME|-a NAME|-d NAME [-f FMT] FILE
 formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels
 create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
 
@@ -375,16 +375,31 @@ function snapshotTable(img: Qcow2Image): string[] {
 async function snapshot(args: string[], io: CliIo, host: StoreHost): Promise<number> {
   const { values: v, positionals: p } = parse(
     args,
-    { ...fmtOpt, l: { type: "boolean", short: "l" }, c: { type: "string", short: "c" } },
+    {
+      ...fmtOpt,
+      l: { type: "boolean", short: "l" },
+      c: { type: "string", short: "c" },
+      a: { type: "string", short: "a" },
+      d: { type: "string", short: "d" },
+    },
     [1, 1],
   );
-  if (!v.l && v.c === undefined)
-    throw new UsageError("only 'snapshot -l' (list) and 'snapshot -c NAME' are implemented");
-  const img = await openImage(host, p[0]!, { readOnly: v.c === undefined, noBacking: true, ...openFmt(v) });
+  const actions = [v.l ? "l" : null, v.c, v.a, v.d].filter((x) => x !== undefined && x !== null && x !== false);
+  if (actions.length !== 1) throw new UsageError("Cannot mix '-l', '-a', '-c', '-d'");
+  const name = (x: unknown) => z.string().min(1).parse(x);
+  const img = await openImage(host, p[0]!, { readOnly: !!v.l, noBacking: true, ...openFmt(v) });
   try {
     if (!(img instanceof Qcow2Image)) throw new UsageError("This image format does not support snapshots");
     if (v.c !== undefined) {
-      await img.createSnapshot(z.string().min(1).parse(v.c));
+      await img.createSnapshot(name(v.c));
+      return 0;
+    }
+    if (v.a !== undefined) {
+      await img.applySnapshot(name(v.a));
+      return 0;
+    }
+    if (v.d !== undefined) {
+      await img.deleteSnapshot(name(v.d));
       return 0;
     }
     if (img.snapshots.length > 0) io.stdout(`Snapshot list:\n${snapshotTable(img).join("\n")}\n`);

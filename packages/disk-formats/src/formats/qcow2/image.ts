@@ -1224,10 +1224,77 @@ export class Qcow2Image implements BlockBackend {
       diskSize: this.hdr.size,
       icount: 0,
     };
-    const all = [...this.snapshots, snap];
+    await this.writeSnapshotTable([...this.snapshots, snap]);
+    return snap;
+  }
+
+  /** Adds `delta` to the refcount of every L2 table and data cluster reachable from an L1 table (QEMU's qcow2_update_snapshot_refcount). */
+  private async treeRefcounts(l1: Uint8Array, delta: 1 | -1): Promise<void> {
+    const cs = this.cs;
+    const dv = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    for (let i = 0; i < l1.length / 8; i++) {
+      const l2 = (dv.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((dv.getUint32(i * 8 + 4) & 0xfffffe00) >>> 0);
+      if (l2 === 0) continue;
+      // the table is read before its own refcount may drop to zero
+      const table = (await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2)).slice();
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.decodeL2(table, j, l2);
+        if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) await this.updateRefcount(e.host / cs, delta);
+        else if (e.kind === "compressed")
+          for (let c = Math.floor(e.host / cs); c <= Math.floor((e.host + e.bytes - 1) / cs); c++)
+            await this.updateRefcount(c, delta);
+      }
+      await this.updateRefcount(l2 / cs, delta);
+    }
+  }
+
+  /** Reads and validates a snapshot's L1 table (entries aligned, inside the file, off static metadata). */
+  private async snapshotL1(snap: Qcow2Snapshot): Promise<Uint8Array> {
+    const cs = this.cs;
+    if (
+      snap.l1Size * 8 > MAX_L1_BYTES ||
+      snap.l1TableOffset % cs !== 0 ||
+      snap.l1TableOffset + snap.l1Size * 8 > this.fileSize
+    )
+      throw new DiskError(DiskErrorCode.BAD_ENTRY, { format: F, snapshot: snap.id }, "snapshot L1 table invalid");
+    const l1 = new Uint8Array(snap.l1Size * 8);
+    await readFull(this.store, snap.l1TableOffset, l1);
+    const dv = new DataView(l1.buffer);
+    for (let i = 0; i < snap.l1Size; i++) {
+      const hi = dv.getUint32(i * 8);
+      const lo = dv.getUint32(i * 8 + 4);
+      const l2 = (hi & 0x00ffffff) * 2 ** 32 + ((lo & 0xfffffe00) >>> 0);
+      if (l2 === 0) continue;
+      if ((lo & 0x1ff) !== 0 || (hi & 0x7f000000) !== 0 || l2 % cs !== 0 || l2 + cs > this.fileSize)
+        throw new DiskError(
+          DiskErrorCode.BAD_ENTRY,
+          { format: F, offset: snap.l1TableOffset + i * 8, snapshot: snap.id },
+          "snapshot L1 entry invalid",
+        );
+      const meta = this.metaName(l2 / cs);
+      if (meta !== null && meta !== "L2 table")
+        throw new DiskError(
+          DiskErrorCode.METADATA_OVERLAP,
+          { format: F, offset: snap.l1TableOffset + i * 8, overlaps: meta },
+          `snapshot L2 table overlaps the ${meta}`,
+        );
+      this.l2Clusters.add(l2 / cs);
+    }
+    return l1;
+  }
+
+  private findSnapshot(nameOrId: string): Qcow2Snapshot {
+    const snap = this.snapshots.find((x) => x.id === nameOrId) ?? this.snapshots.find((x) => x.name === nameOrId);
+    if (!snap) throw new DiskError(DiskErrorCode.NOT_FOUND, { format: F, snapshot: nameOrId }, "no such snapshot");
+    return snap;
+  }
+
+  /** Writes a new snapshot table, points the header at it, then frees the old one (a kill in between only leaks). */
+  private async writeSnapshotTable(all: Qcow2Snapshot[]): Promise<void> {
+    const cs = this.cs;
     const table = serializeSnapshots(all);
-    const tableAt = await this.allocClusters(Math.ceil(table.length / cs));
-    await this.metaWrite(tableAt, table);
+    const tableAt = all.length > 0 ? await this.allocClusters(Math.ceil(table.length / cs)) : 0;
+    if (tableAt) await this.metaWrite(tableAt, table);
     await this.store.flush();
     const oldOff = this.hdr.snapshotsOffset;
     const oldBytes = this.hdr.nbSnapshots > 0 ? this.snapshotTableBytes : 0;
@@ -1239,10 +1306,72 @@ export class Qcow2Image implements BlockBackend {
     await this.metaWrite(60, hb); // nb_snapshots and snapshots_offset in one write
     await this.store.flush();
     this.snapshots = all;
-    this.snapshotTableBytes = table.length;
+    this.snapshotTableBytes = all.length > 0 ? table.length : 0;
     if (oldBytes > 0)
       for (let c = oldOff / cs; c <= Math.floor((oldOff + oldBytes - 1) / cs); c++) await this.updateRefcount(c, -1);
-    return snap;
+  }
+
+  /**
+   * Reverts the disk to a snapshot (`qemu-img snapshot -a`, QEMU's
+   * qcow2_snapshot_goto): the snapshot's tree gains a reference, the active
+   * L1 table is overwritten with the snapshot's (COPIED flags clear), the
+   * old active tree loses its reference, then COPIED flags are recomputed.
+   * A kill at any point leaves leaks or COPIED mismatches, never a cluster
+   * in use with a refcount too low.
+   */
+  async applySnapshot(nameOrId: string): Promise<void> {
+    this.checkWritable();
+    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
+    const snap = this.findSnapshot(nameOrId);
+    if (snap.diskSize !== null && snap.diskSize !== this.hdr.size)
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, snapshot: snap.id, snapshotSize: snap.diskSize, size: this.hdr.size },
+        "snapshot of a different disk size",
+      );
+    if (snap.l1Size > this.hdr.l1Size)
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, snapshot: snap.id },
+        "snapshot L1 larger than the active one",
+      );
+    const snapL1 = await this.snapshotL1(snap);
+    await this.treeRefcounts(snapL1, 1);
+    await this.store.flush();
+    const oldL1 = this.l1.slice();
+    const next = new Uint8Array(this.l1.length);
+    next.set(snapL1);
+    for (let i = 0; i < snap.l1Size; i++) next[i * 8] = next[i * 8]! & 0x7f;
+    this.l1.set(next);
+    await this.metaWrite(this.hdr.l1TableOffset, this.l1);
+    await this.store.flush();
+    this.l2Cache.clear();
+    await this.treeRefcounts(oldL1, -1);
+    await this.repairCopiedFlags();
+    await this.store.flush();
+  }
+
+  /**
+   * Deletes a snapshot (`qemu-img snapshot -d`, QEMU's qcow2_snapshot_delete):
+   * the table without it is written first, then its tree and its L1 table
+   * lose their references and the active COPIED flags are recomputed.
+   */
+  async deleteSnapshot(nameOrId: string): Promise<void> {
+    this.checkWritable();
+    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
+    const snap = this.findSnapshot(nameOrId);
+    const snapL1 = await this.snapshotL1(snap);
+    await this.writeSnapshotTable(this.snapshots.filter((x) => x !== snap));
+    await this.treeRefcounts(snapL1, -1);
+    if (snap.l1Size > 0)
+      for (
+        let c = snap.l1TableOffset / this.cs;
+        c <= Math.floor((snap.l1TableOffset + snap.l1Size * 8 - 1) / this.cs);
+        c++
+      )
+        await this.updateRefcount(c, -1);
+    await this.repairCopiedFlags();
+    await this.store.flush();
   }
 
   async resize(newSize: number): Promise<void> {
