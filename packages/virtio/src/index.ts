@@ -65,3 +65,20 @@ export {
   VirtioMmioTransport,
 } from "./mmio.js";
 export { type DescriptorChain, gather, SplitQueue, scatter, splitQueueLayout } from "./virtqueue.js";
+export {
+  NinePErrno,
+  NinePError,
+  NinePErrorCode,
+  type NinePGauges,
+  type NinePHandler,
+  NinePServer,
+  type NinePServerConfig,
+  NinePServerConfigSchema,
+  type NinePServerOptions,
+  type NinePStats,
+  ninePConfigBytes,
+  VIRTIO_9P_MOUNT_TAG,
+  Virtio9p,
+  type Virtio9pOptions,
+  type Virtio9pStats,
+} from "./9p/index.js";
