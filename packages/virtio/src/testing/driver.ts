@@ -27,12 +27,24 @@ export class MockGuestRam {
     this.next = base;
   }
 
+  private readonly freed = new Map<string, number[]>();
+
   /** Allocates `size` bytes aligned to `align`; returns the guest-physical address. */
   alloc(size: number, align = 16): number {
+    const reuse = this.freed.get(`${size}/${align}`)?.pop();
+    if (reuse !== undefined) return reuse;
     const pa = Math.ceil(this.next / align) * align;
     if (pa + size > this.base + this.bytes.length) throw new Error(`mock RAM exhausted (${size} bytes)`);
     this.next = pa + size;
     return pa;
+  }
+
+  /** Returns a block from alloc(size, align) for reuse by an allocation of the same size and alignment. */
+  free(pa: number, size: number, align = 16): void {
+    const key = `${size}/${align}`;
+    const list = this.freed.get(key);
+    if (list) list.push(pa);
+    else this.freed.set(key, [pa]);
   }
 
   /** Live view of [pa, pa+len). */
@@ -77,6 +89,7 @@ export interface AddOptions {
 
 interface Outstanding {
   descs: number[];
+  blocks: { pa: number; size: number; align: number }[];
   writable: { pa: number; len: number }[];
   token: unknown;
 }
@@ -160,14 +173,20 @@ export class MockQueue {
   addBuffers(out: readonly Uint8Array[], inLens: readonly number[], options: AddOptions = {}): number {
     const ram = this.driver.ram;
     const parts: { addr: number; len: number; write: boolean }[] = [];
+    const blocks: { pa: number; size: number; align: number }[] = [];
+    const alloc = (size: number, align: number): number => {
+      const pa = ram.alloc(size, align);
+      blocks.push({ pa, size, align });
+      return pa;
+    };
     for (const b of out) {
-      const pa = ram.alloc(Math.max(b.length, 1), 8);
+      const pa = alloc(Math.max(b.length, 1), 8);
       ram.write(pa, b);
       parts.push({ addr: pa, len: b.length, write: false });
     }
     const writable: { pa: number; len: number }[] = [];
     for (const len of inLens) {
-      const pa = ram.alloc(Math.max(len, 1), 8);
+      const pa = alloc(Math.max(len, 1), 8);
       ram.at(pa, len).fill(0xee);
       parts.push({ addr: pa, len, write: true });
       writable.push({ pa, len });
@@ -175,7 +194,7 @@ export class MockQueue {
     if (parts.length === 0) throw new Error("addBuffers: empty chain");
     let descs: number[];
     if (options.indirect) {
-      const table = ram.alloc(16 * parts.length, 16);
+      const table = alloc(16 * parts.length, 16);
       parts.forEach((p, i) => {
         this.writeDesc(
           i,
@@ -203,7 +222,7 @@ export class MockQueue {
       });
     }
     const head = descs[0] as number;
-    this.outstanding.set(head, { descs, writable, token: options.token });
+    this.outstanding.set(head, { descs, blocks, writable, token: options.token });
     this.publish(head);
     return head;
   }
@@ -225,12 +244,13 @@ export class MockQueue {
   async waitUsed(count: number, timeoutMs = 5000): Promise<MockUsed[]> {
     const got: MockUsed[] = [];
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    for (let polls = 0; ; polls++) {
       got.push(...this.collect());
       if (got.length >= count) return got;
       if (Date.now() > deadline)
         throw new Error(`queue ${this.index}: ${got.length}/${count} used elements after ${timeoutMs} ms`);
-      await new Promise<void>((r) => setTimeout(r, got.length === 0 ? 0 : 1));
+      // Promise callbacks and I/O first (cheap turns), then back off to timers.
+      await new Promise<void>((r) => (polls < 1000 ? setImmediate(r) : setTimeout(r, 1)));
     }
   }
 
@@ -245,11 +265,12 @@ export class MockQueue {
       const len = e.getUint32(4, true);
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
       const o = this.outstanding.get(id);
+      out.push({ id, len, token: o?.token, written: (o?.writable ?? []).map((w) => ram.read(w.pa, w.len)) });
       if (o) {
         this.outstanding.delete(id);
         this.free.push(...o.descs);
+        for (const b of o.blocks) ram.free(b.pa, b.size, b.align);
       }
-      out.push({ id, len, token: o?.token, written: (o?.writable ?? []).map((w) => ram.read(w.pa, w.len)) });
     }
     if (this.driver.eventIdx) this.setUsedEvent(this.lastUsed);
     return out;
