@@ -549,9 +549,17 @@ async function copyContent(
     let start = Math.floor(st.start / gran) * gran;
     const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
     if (st.kind === "data") {
+      // The next chunk is read while this one is written (one read ahead).
+      const readAhead = (at: number) => {
+        const r = src.read(at, Math.min(CHUNK, end - at));
+        r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
+        return r;
+      };
+      let ahead: Promise<Uint8Array> | null = readAhead(start);
       while (start < end) {
         const n = Math.min(CHUNK, end - start);
-        const buf = await src.read(start, n);
+        const buf = await ahead!;
+        ahead = start + n < end ? readAhead(start + n) : null;
         let run = -1; // start of a run of non-zero granules, written in one request
         for (let o = 0; o < n; o += gran) {
           const part = buf.subarray(o, Math.min(o + gran, n));
