@@ -88,7 +88,10 @@ export interface HartOptions {
 const TLB_BITS = 12;
 const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
-const NO_TAG = 0x40000000; // a high word no valid address has
+// A TLB entry is 4 words at (idx << 2): tag low word (page-aligned), tag high word, RAM byte offset,
+// unused; one cache line per lookup. An empty entry's low tag is -1, which no page-aligned
+// address matches (so no address, valid or not, can hit an empty entry).
+const NO_TAG = -1;
 const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
@@ -173,15 +176,9 @@ export class Hart {
   private tlbEpoch = 0;
   private dSet: TlbSet;
   private xSet: TlbSet;
-  private rTagLo: Int32Array;
-  private rTagHi: Int32Array;
-  private rOff: Int32Array;
-  private wTagLo: Int32Array;
-  private wTagHi: Int32Array;
-  private wOff: Int32Array;
-  private xTagLo: Int32Array;
-  private xTagHi: Int32Array;
-  private xOff: Int32Array;
+  private rTlb: Int32Array;
+  private wTlb: Int32Array;
+  private xTlb: Int32Array;
   /** Level of the leaf PTE of the last successful walk (0 = 4 KiB page). */
   private walkLevel = 0;
   /** Per (priv, access): does PMP allow all of RAM? -1 = not computed since the last PMP change. */
@@ -203,15 +200,9 @@ export class Hart {
     this.ctab = compressedTable();
     this.dSet = this.dataSet(this.dataKey());
     this.xSet = this.fetchSet(this.priv);
-    this.rTagLo = this.dSet.tagLo;
-    this.rTagHi = this.dSet.tagHi;
-    this.rOff = this.dSet.off;
-    this.wTagLo = this.dSet.wTagLo;
-    this.wTagHi = this.dSet.wTagHi;
-    this.wOff = this.dSet.wOff;
-    this.xTagLo = this.xSet.tagLo;
-    this.xTagHi = this.xSet.tagHi;
-    this.xOff = this.xSet.off;
+    this.rTlb = this.dSet.r;
+    this.wTlb = this.dSet.w;
+    this.xTlb = this.xSet.r;
     this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
     if (options.tohost !== undefined) bus.watch(options.tohost);
   }
@@ -305,12 +296,8 @@ export class Hart {
     const i32 = bus.i32;
     const ctab = this.ctab;
     // the active TLB set: reloaded with fetchVa whenever the context may have changed
-    let rTagLo = this.rTagLo;
-    let rTagHi = this.rTagHi;
-    let rOff = this.rOff;
-    let wTagLo = this.wTagLo;
-    let wTagHi = this.wTagHi;
-    let wOff = this.wOff;
+    let rTlb = this.rTlb;
+    let wTlb = this.wTlb;
     let pc = this.pc;
     let fetchVa = this.fetchVa; // the current code page (reloaded whenever translation may have changed)
     let fetchOff = this.fetchOff;
@@ -337,12 +324,8 @@ export class Hart {
         limit = Math.min(end - t, n + TIMER_POLL);
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
-        rTagLo = this.rTagLo;
-        rTagHi = this.rTagHi;
-        rOff = this.rOff;
-        wTagLo = this.wTagLo;
-        wTagHi = this.wTagHi;
-        wOff = this.wOff;
+        rTlb = this.rTlb;
+        wTlb = this.wTlb;
       }
 
       // ---- fetch (RISC-V unpriv §1.5: 16-bit parcels, little-endian) ----
@@ -351,8 +334,9 @@ export class Hart {
       let d = pc - fetchVa;
       if (!(d >= 0 && d < 4096)) {
         this.pc = pc;
-        if (!this.fillFetch(pc)) {
-          pc = this.trapFromExc(pc);
+        if (!this.fillFetch()) {
+          this.pc = pc;
+          pc = this.trapFromExc();
           limit = n;
           t++; // exceptions retire nothing but count against the budget
           continue;
@@ -367,7 +351,8 @@ export class Hart {
         insn = ctab[p0];
         ilen = 2;
         if (insn === 0) {
-          pc = this.illegal(pc, p0, n);
+          this.pc = pc;
+          pc = this.illegal(p0, n);
           limit = n;
           t++; // exceptions retire nothing but count against the budget
           continue;
@@ -376,9 +361,11 @@ export class Hart {
         insn = p0 | (u16[(fo >> 1) + 1] << 16);
       } else {
         this.nRun = n;
-        const hiPart = this.fetchCrossPage(pc);
+        this.pc = pc;
+        const hiPart = this.fetchCrossPage();
         if (hiPart < 0) {
-          pc = this.trapFromExc(pc);
+          this.pc = pc;
+          pc = this.trapFromExc();
           limit = n;
           t++; // exceptions retire nothing but count against the budget
           continue;
@@ -425,7 +412,8 @@ export class Hart {
           // opcode 0x67
           // JALR
           if (f3 !== 0) {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -479,7 +467,8 @@ export class Hart {
               taken = ahi >>> 0 > bhi >>> 0 || (ahi === bhi && alo >>> 0 >= blo >>> 0);
               break;
             default:
-              pc = this.illegal(pc, insn, n);
+              this.pc = pc;
+              pc = this.illegal(insn, n);
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -503,16 +492,11 @@ export class Hart {
           const blo = x[rs1 << 1];
           const lo = (blo + imm) | 0;
           const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
-          const idx = (lo >>> 12) & TLB_MASK;
+          const e = ((lo >>> 12) & TLB_MASK) << 2;
           let vlo: number;
           let vhi: number;
-          if (
-            rTagLo[idx] === (lo & ~0xfff) &&
-            rTagHi[idx] === hi &&
-            (f3 & 3) !== 3 &&
-            (lo & ((1 << (f3 & 3)) - 1)) === 0
-          ) {
-            const off = rOff[idx] + (lo & 0xfff);
+          if (rTlb[e] === (lo & ~0xfff) && rTlb[e + 1] === hi && (f3 & 3) !== 3 && (lo & ((1 << (f3 & 3)) - 1)) === 0) {
+            const off = rTlb[e + 2] + (lo & 0xfff);
             switch (f3) {
               case 0: // LB
                 vlo = (u8[off] << 24) >> 24;
@@ -539,19 +523,21 @@ export class Hart {
                 vhi = 0;
                 break;
               default:
-                pc = this.illegal(pc, insn, n);
+                this.pc = pc;
+                pc = this.illegal(insn, n);
                 limit = n;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
             }
-          } else if (f3 === 3 && rTagLo[idx] === (lo & ~0xfff) && rTagHi[idx] === hi && (lo & 7) === 0) {
+          } else if (f3 === 3 && rTlb[e] === (lo & ~0xfff) && rTlb[e + 1] === hi && (lo & 7) === 0) {
             // LD
-            const off = (rOff[idx] + (lo & 0xfff)) >> 2;
+            const off = (rTlb[e + 2] + (lo & 0xfff)) >> 2;
             vlo = i32[off];
             vhi = i32[off + 1];
           } else {
             if (f3 === 7) {
-              pc = this.illegal(pc, insn, n);
+              this.pc = pc;
+              pc = this.illegal(insn, n);
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -560,8 +546,10 @@ export class Hart {
             const size = 1 << (f3 & 3);
             const raw = this.readSlow(lo, hi, size, ACCESS_READ);
             if (this.exc !== EXC_NONE) {
-              if (this.exc === EXC_MMIO) return this.mmioReadExit(pc, n, rd, 1 + f3, ilen);
-              pc = this.trapFromExc(pc);
+              this.pc = pc;
+              if (this.exc === EXC_MMIO) return this.mmioReadExit(n, rd, 1 + f3, ilen);
+              this.pc = pc;
+              pc = this.trapFromExc();
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -601,16 +589,17 @@ export class Hart {
           const blo = x[rs1 << 1];
           const lo = (blo + imm) | 0;
           const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
-          const idx = (lo >>> 12) & TLB_MASK;
+          const e = ((lo >>> 12) & TLB_MASK) << 2;
           const vlo = x[rs2 << 1];
           if (f3 > 3) {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
-          if (wTagLo[idx] === (lo & ~0xfff) && wTagHi[idx] === hi && (lo & ((1 << f3) - 1)) === 0) {
-            const off = wOff[idx] + (lo & 0xfff);
+          if (wTlb[e] === (lo & ~0xfff) && wTlb[e + 1] === hi && (lo & ((1 << f3) - 1)) === 0) {
+            const off = wTlb[e + 2] + (lo & 0xfff);
             switch (f3) {
               case 0: // SB
                 u8[off] = vlo;
@@ -629,9 +618,11 @@ export class Hart {
             this.nRun = n;
             this.writeSlow(lo, hi, 1 << f3, vlo, x[(rs2 << 1) + 1]);
             if (this.exc !== EXC_NONE) {
-              if (this.exc === EXC_MMIO) return this.mmioWriteExit(pc, n, ilen);
-              if (this.exc === EXC_HALT) return this.haltExit(pc, n, ilen);
-              pc = this.trapFromExc(pc);
+              this.pc = pc;
+              if (this.exc === EXC_MMIO) return this.mmioWriteExit(n, ilen);
+              if (this.exc === EXC_HALT) return this.haltExit(n, ilen);
+              this.pc = pc;
+              pc = this.trapFromExc();
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -681,7 +672,8 @@ export class Hart {
             case 1: {
               // SLLI
               if (insn >>> 26 !== 0) {
-                pc = this.illegal(pc, insn, n);
+                this.pc = pc;
+                pc = this.illegal(insn, n);
                 limit = n;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
@@ -726,7 +718,8 @@ export class Hart {
                   hi = ahi >> 31;
                 }
               } else {
-                pc = this.illegal(pc, insn, n);
+                this.pc = pc;
+                pc = this.illegal(insn, n);
                 limit = n;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
@@ -755,7 +748,8 @@ export class Hart {
           } else if (f3 === 5 && insn >>> 25 === 0x20) {
             v = a >> (imm & 31); // SRAIW
           } else {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -854,7 +848,8 @@ export class Hart {
             lo = this.mdLo;
             hi = this.mdHi;
           } else {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -880,7 +875,8 @@ export class Hart {
             else if (f3 === 5)
               v = (a >>> (b & 31)) | 0; // SRLW
             else {
-              pc = this.illegal(pc, insn, n);
+              this.pc = pc;
+              pc = this.illegal(insn, n);
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -891,7 +887,8 @@ export class Hart {
             else if (f3 === 5)
               v = a >> (b & 31); // SRAW
             else {
-              pc = this.illegal(pc, insn, n);
+              this.pc = pc;
+              pc = this.illegal(insn, n);
               limit = n;
               t++; // exceptions retire nothing but count against the budget
               continue;
@@ -915,13 +912,15 @@ export class Hart {
                 v = b === 0 ? a : ((a >>> 0) % (b >>> 0)) | 0;
                 break;
               default:
-                pc = this.illegal(pc, insn, n);
+                this.pc = pc;
+                pc = this.illegal(insn, n);
                 limit = n;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
             }
           } else {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -934,7 +933,8 @@ export class Hart {
         }
         case 3: // opcode 0x0f // MISC-MEM: FENCE (f3=0), FENCE.I (f3=1): a single in-order hart needs no action
           if (f3 > 1) {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -971,7 +971,8 @@ export class Hart {
           this.nRun = n;
           const r = this.amo(insn);
           if (r !== EXC_NONE) {
-            pc = this.trapFromExc(pc);
+            this.pc = pc;
+            pc = this.trapFromExc();
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -983,7 +984,8 @@ export class Hart {
           // opcode 0x27
           // STORE-FP
           if ((this.mstatus & MSTATUS_FS) === 0 || (f3 !== 2 && f3 !== 3)) {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -991,12 +993,14 @@ export class Hart {
           this.nRun = n;
           const r = (insn & 0x7f) === 0x07 ? this.fpLoad(insn, f3, rd, rs1) : this.fpStore(insn, f3, rs1, rs2);
           if (r !== EXC_NONE) {
+            this.pc = pc;
             if (r === EXC_MMIO) {
-              if ((insn & 0x7f) === 0x07) return this.mmioReadExit(pc, n, rd, f3 === 2 ? 8 : 9, ilen);
-              return this.mmioWriteExit(pc, n, ilen);
+              if ((insn & 0x7f) === 0x07) return this.mmioReadExit(n, rd, f3 === 2 ? 8 : 9, ilen);
+              return this.mmioWriteExit(n, ilen);
             }
-            if (r === EXC_HALT) return this.haltExit(pc, n, ilen);
-            pc = this.trapFromExc(pc);
+            if (r === EXC_HALT) return this.haltExit(n, ilen);
+            this.pc = pc;
+            pc = this.trapFromExc();
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -1011,7 +1015,8 @@ export class Hart {
           // opcode 0x53
           // FP arithmetic: unpriv §11–12, executed by the FPU module
           if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this, insn)) {
-            pc = this.illegal(pc, insn, n);
+            this.pc = pc;
+            pc = this.illegal(insn, n);
             limit = n;
             t++; // exceptions retire nothing but count against the budget
             continue;
@@ -1020,7 +1025,8 @@ export class Hart {
           break;
         }
         default:
-          pc = this.illegal(pc, (insn & 3) === 3 ? insn : insn & 0xffff, n);
+          this.pc = pc;
+          pc = this.illegal((insn & 3) === 3 ? insn : insn & 0xffff, n);
           limit = n;
           t++; // exceptions retire nothing but count against the budget
           continue;
@@ -1239,9 +1245,11 @@ export class Hart {
     const tag = lo & ~0xfff;
     const idx = (lo >>> 12) & TLB_MASK;
     if (access === ACCESS_READ) {
-      if (this.rTagLo[idx] === tag && this.rTagHi[idx] === hi) return this.bus.ramBase + this.rOff[idx] + (lo & 0xfff);
+      const t = this.rTlb;
+      if (t[idx << 2] === tag && t[(idx << 2) + 1] === hi) return this.bus.ramBase + t[(idx << 2) + 2] + (lo & 0xfff);
     } else if (access === ACCESS_WRITE) {
-      if (this.wTagLo[idx] === tag && this.wTagHi[idx] === hi) return this.bus.ramBase + this.wOff[idx] + (lo & 0xfff);
+      const t = this.wTlb;
+      if (t[idx << 2] === tag && t[(idx << 2) + 1] === hi) return this.bus.ramBase + t[(idx << 2) + 2] + (lo & 0xfff);
     }
     const priv = access === ACCESS_EXEC ? this.priv : this.dataPriv();
     let pa: number;
@@ -1269,14 +1277,10 @@ export class Hart {
       const idx = (lo >>> 12) & TLB_MASK;
       if (access === ACCESS_READ) {
         if (level) this.dSet.addSuper(lo, hi, level);
-        this.rTagLo[idx] = lo & ~0xfff;
-        this.rTagHi[idx] = hi;
-        this.rOff[idx] = off;
+        setEntry(this.rTlb, idx, lo, hi, off);
       } else if (access === ACCESS_WRITE && !this.bus.watchedPages.has(off / 4096)) {
         if (level) this.dSet.addSuper(lo, hi, level);
-        this.wTagLo[idx] = lo & ~0xfff;
-        this.wTagHi[idx] = hi;
-        this.wOff[idx] = off;
+        setEntry(this.wTlb, idx, lo, hi, off);
       }
     }
     this.walkLevel = level;
@@ -1505,13 +1509,16 @@ export class Hart {
     }
   }
 
-  private fillFetch(pc: number): boolean {
+  /** Make this.pc's page the fetch page (fetchVa/fetchOff); false with exc set on a fault. */
+  private fillFetch(): boolean {
+    const pc = this.pc;
     this.exc = EXC_NONE;
     const lo = pc | 0;
     const hi = Math.floor(pc / TWO32) | 0;
     const idx = (lo >>> 12) & TLB_MASK;
-    if (this.xTagLo[idx] === (lo & ~0xfff) && this.xTagHi[idx] === hi) {
-      this.fetchOff = this.xOff[idx];
+    const xt = this.xTlb;
+    if (xt[idx << 2] === (lo & ~0xfff) && xt[(idx << 2) + 1] === hi) {
+      this.fetchOff = xt[(idx << 2) + 2];
     } else {
       const pa = this.translate(lo, hi, ACCESS_EXEC, false);
       if (pa < 0) return false;
@@ -1523,18 +1530,16 @@ export class Hart {
       }
       this.fetchOff = page - this.bus.ramBase;
       if (this.walkLevel) this.xSet.addSuper(lo, hi, this.walkLevel);
-      this.xTagLo[idx] = lo & ~0xfff;
-      this.xTagHi[idx] = hi;
-      this.xOff[idx] = this.fetchOff;
+      setEntry(xt, idx, lo, hi, this.fetchOff);
     }
     this.fetchVa = pc - (pc - Math.floor(pc / 4096) * 4096);
     return true;
   }
 
   /** Upper parcel of a 32-bit instruction that crosses into the next page; -1 with exc set on fault. */
-  private fetchCrossPage(pc: number): number {
+  private fetchCrossPage(): number {
     this.exc = EXC_NONE;
-    const next = pc + 2;
+    const next = this.pc + 2;
     const lo = next | 0;
     const hi = Math.floor(next / TWO32) | 0;
     const pa = this.translate(lo, hi, ACCESS_EXEC, false);
@@ -2086,18 +2091,18 @@ export class Hart {
     this.reservation = -1;
   }
 
-  /** Trap on the pending exception (exc/excTval) at pc; returns the new pc. */
-  private trapFromExc(pc: number): number {
-    this.pc = pc;
+  /** Trap on the pending exception (exc/excTval) at this.pc; returns the new pc. */
+  private trapFromExc(): number {
     const cause = this.exc;
     this.exc = EXC_NONE;
     this.trap(cause, this.excTval, false);
     return this.pc;
   }
 
-  private illegal(pc: number, insnBits: number, n: number): number {
+  /** Illegal-instruction trap at this.pc; returns the new pc. */
+  private illegal(insnBits: number, n: number): number {
     this.nRun = n;
-    this.pc = pc;
+    const pc = this.pc;
     // tval holds the instruction as fetched: the 16-bit parcel for a compressed one
     const d = pc - this.fetchVa;
     if (d >= 0 && d < 4096) {
@@ -2151,19 +2156,13 @@ export class Hart {
     const d = this.dataSet(this.dataKey());
     if (d !== this.dSet) {
       this.dSet = d;
-      this.rTagLo = d.tagLo;
-      this.rTagHi = d.tagHi;
-      this.rOff = d.off;
-      this.wTagLo = d.wTagLo;
-      this.wTagHi = d.wTagHi;
-      this.wOff = d.wOff;
+      this.rTlb = d.r;
+      this.wTlb = d.w;
     }
     const xs = this.fetchSet(this.priv);
     if (xs !== this.xSet) {
       this.xSet = xs;
-      this.xTagLo = xs.tagLo;
-      this.xTagHi = xs.tagHi;
-      this.xOff = xs.off;
+      this.xTlb = xs.r;
     }
     this.fetchVa = Number.NaN;
   }
@@ -2187,27 +2186,28 @@ export class Hart {
 
   // ------------------------------------------------------------------ exits
 
-  private mmioReadExit(pc: number, n: number, rd: number, kind: number, ilen: number): HartExit {
+  // The exits take the pc from this.pc: run() passes no pc to calls (it stays an unboxed double there).
+  private mmioReadExit(n: number, rd: number, kind: number, ilen: number): HartExit {
+    const pc = this.pc;
     this.exc = EXC_NONE;
-    this.pc = pc;
     this.instret += n;
     this.nRun = 0;
     this.mmioPending = { rd, kind, npc: pc + ilen };
     return { kind: "mmio", op: "read", address: this.mmioAddr, size: this.mmioSize };
   }
 
-  private mmioWriteExit(pc: number, n: number, ilen: number): HartExit {
+  private mmioWriteExit(n: number, ilen: number): HartExit {
+    const pc = this.pc;
     this.exc = EXC_NONE;
-    this.pc = pc;
     this.instret += n;
     this.nRun = 0;
     this.mmioPending = { rd: 0, kind: 0, npc: pc + ilen };
     return { kind: "mmio", op: "write", address: this.mmioAddr, size: this.mmioSize, value: this.mmioValue };
   }
 
-  private haltExit(pc: number, n: number, ilen: number): HartExit {
+  private haltExit(n: number, ilen: number): HartExit {
     this.exc = EXC_NONE;
-    this.pc = pc + ilen;
+    this.pc += ilen;
     this.instret += n + 1;
     this.nRun = 0;
     return { kind: "halt", code: this.haltCode };
@@ -2307,34 +2307,36 @@ function mulHiU32(a: number, b: number): number {
   return (p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
 }
 
+/** Fill TLB entry idx: the page of (lo, hi) is at RAM byte offset off. */
+function setEntry(t: Int32Array, idx: number, lo: number, hi: number, off: number): void {
+  const e = idx << 2;
+  t[e] = lo & ~0xfff;
+  t[e + 1] = hi;
+  t[e + 2] = off;
+}
+
 /**
- * One TLB context: direct-mapped read/write (data sets) or fetch (tagLo/tagHi/off) entries,
- * plus a filter of the superpages entries were filled from (a bit per hashed superpage number
- * and level; a false hit only costs a wider flush), so that an address-specific sfence.vma
- * invalidates a whole superpage (§4.2.1) without scanning.
+ * One TLB context: direct-mapped entries for reads (r) and writes (w) of a data set, or
+ * fetches (r) of a fetch set, plus a filter of the superpages entries were filled from (a bit
+ * per hashed superpage number and level; a false hit only costs a wider flush), so that an
+ * address-specific sfence.vma invalidates a whole superpage (§4.2.1) without scanning.
  */
 class TlbSet {
-  readonly tagLo = new Int32Array(TLB_SIZE);
-  readonly tagHi = new Int32Array(TLB_SIZE).fill(NO_TAG);
-  readonly off = new Int32Array(TLB_SIZE);
-  readonly wTagLo: Int32Array;
-  readonly wTagHi: Int32Array;
-  readonly wOff: Int32Array;
+  readonly r = new Int32Array(TLB_SIZE * 4).fill(NO_TAG);
+  readonly w: Int32Array;
   private readonly supers = new Uint8Array(3 * 1024);
   private anySuper = false;
   epoch: number;
 
   constructor(data: boolean, epoch: number) {
     this.epoch = epoch;
-    this.wTagLo = new Int32Array(data ? TLB_SIZE : 0);
-    this.wTagHi = new Int32Array(data ? TLB_SIZE : 0).fill(NO_TAG);
-    this.wOff = new Int32Array(data ? TLB_SIZE : 0);
+    this.w = new Int32Array(data ? TLB_SIZE * 4 : 0).fill(NO_TAG);
   }
 
   clear(epoch: number): void {
     this.epoch = epoch;
-    this.tagHi.fill(NO_TAG);
-    this.wTagHi.fill(NO_TAG);
+    this.r.fill(NO_TAG);
+    this.w.fill(NO_TAG);
     if (this.anySuper) {
       this.supers.fill(0);
       this.anySuper = false;
@@ -2355,10 +2357,10 @@ class TlbSet {
         return;
       }
     }
-    const idx = (lo >>> 12) & TLB_MASK;
+    const e = ((lo >>> 12) & TLB_MASK) << 2;
     const tag = lo & ~0xfff;
-    if (this.tagLo[idx] === tag && this.tagHi[idx] === hi) this.tagHi[idx] = NO_TAG;
-    if (this.wTagHi.length && this.wTagLo[idx] === tag && this.wTagHi[idx] === hi) this.wTagHi[idx] = NO_TAG;
+    if (this.r[e] === tag && this.r[e + 1] === hi) this.r[e] = NO_TAG;
+    if (this.w.length && this.w[e] === tag && this.w[e + 1] === hi) this.w[e] = NO_TAG;
   }
 }
 

@@ -602,6 +602,32 @@ s_again:
 `,
     `${RECORDING_MTRAP}${U_EXIT}${VM_TABLES}`,
   );
+  check(
+    "an address with high word 0x40000000 never hits an empty TLB entry: loads and stores beyond RAM fault",
+    String.raw`
+    .option push
+    .option norvc                       /* rec_mtrap resumes at mepc + 4 */
+    la      t0, rec_mtrap
+    csrw    mtvec, t0
+    li      a3, 0x4000000000000000      /* no memory there (bare M-mode: the address is physical) */
+    li      s2, 0
+    ld      a4, 0(a3)
+    CHECK(1, s2, 5)
+    CHECKR(2, s4, a3)
+    li      s2, 0
+    lw      a4, 0(a3)
+    CHECK(3, s2, 5)
+    li      s2, 0
+    sd      a4, 0(a3)
+    CHECK(4, s2, 7)
+    li      a3, 0x4000000080000000      /* the same low word as RAM's first page */
+    li      s2, 0
+    ld      a4, 0(a3)
+    CHECK(5, s2, 5)
+    .option pop
+`,
+    RECORDING_MTRAP,
+  );
   // QEMU 7.2 keeps its M-mode TLB across that MRET (it flushes on mstatus writes only) and
   // loads the supervisor page: this one runs on ringzero alone.
   check(

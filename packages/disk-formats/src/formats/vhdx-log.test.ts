@@ -290,6 +290,24 @@ describe("hostile VHDX logs", () => {
       withLog.set(GUID, at + 48);
       new DataView(withLog.buffer).setUint32(at + 4, crc32c(withLog.subarray(at, at + 4096), 4), true);
     }
+    // a log region that is absurdly large or lies beyond the file: typed errors naming the header field
+    for (const [len, off, code] of [
+      [128 * MiB, LOG, DiskErrorCode.TOO_LARGE],
+      [LOG_LEN, 1024 * MiB, DiskErrorCode.OUT_OF_BOUNDS],
+      [LOG_LEN + 4096, LOG, DiskErrorCode.INVALID_HEADER],
+    ] as const) {
+      const b = withLog.slice();
+      for (const at of [64 * 1024, 128 * 1024]) {
+        const dv = new DataView(b.buffer, at, 4096);
+        dv.setUint32(68, len, true);
+        dv.setBigUint64(72, BigInt(off), true);
+        dv.setUint32(4, crc32c(b.subarray(at, at + 4096), 4), true);
+      }
+      await expect(VhdxImage.open(new MemoryStore("h", false, b), { readOnly: false })).rejects.toMatchObject({
+        code,
+        context: { format: "vhdx" },
+      });
+    }
     // sanity: the unmutated log replays
     const ok = await VhdxImage.open(new MemoryStore("ok", false, withLog.slice()), { readOnly: false });
     expect((await ok.read(0, 4096)).every((v, i) => v === pattern(4096, 3)[i])).toBe(true);

@@ -13,7 +13,7 @@ const MiB = 1024 * 1024;
 /** The log is read whole: refuse absurd log regions (Hyper-V and qemu-img use 1 MiB). */
 export const MAX_LOG_LENGTH = 64 * MiB;
 /** Bytes hashed while scanning; a hostile log of overlapping "valid-looking" headers cannot make the scan quadratic forever. */
-const MAX_SCAN_BYTES = 4 * 1024 * MiB;
+const MAX_SCAN_BYTES = 16 * MAX_LOG_LENGTH;
 /** Replayed writes stay below this file offset (64 TiB of payload plus metadata). */
 const MAX_FILE_OFFSET = 2 ** 46 + 2 ** 40;
 
