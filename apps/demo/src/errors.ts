@@ -2,6 +2,8 @@
 export const DemoErrorCode = {
   USAGE: "USAGE",
   MEMORY_SIZE: "MEMORY_SIZE",
+  /** The --monitor socket could not be created. */
+  MONITOR: "MONITOR",
 } as const;
 export type DemoErrorCode = (typeof DemoErrorCode)[keyof typeof DemoErrorCode];
 

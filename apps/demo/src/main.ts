@@ -1,4 +1,5 @@
 // `ringzero` command-line entry: argument parsing (zod-validated) and dispatch.
+import { rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -7,7 +8,9 @@ import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzer
 import { PlatformError } from "@ringzero/platform";
 import { z } from "zod";
 import { DemoError, DemoErrorCode } from "./errors.js";
+import { startMonitor } from "./monitor.js";
 import { parseMemorySize } from "./size.js";
+import { parseDrive, parseNet, parseShare } from "./specs.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
 
@@ -18,6 +21,18 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --initrd FILE      an initramfs for a Linux Image
   --append CMDLINE   the Linux command line (default "console=ttyS0")
   --memory SIZE      guest RAM, e.g. 256M or 1G (default 256M)
+  --drive FILE[,format=raw|qcow2|vmdk|vdi|vpc|vhdx|parallels][,readonly]
+                     a virtio-blk disk (repeatable: vda, vdb, ...)
+  --net user[,hostfwd=tcp:HOSTPORT-GUESTPORT][,restrict=on][,pcap=FILE]
+                     virtio-net on user-mode networking (10.0.2.0/24, gateway
+                     10.0.2.2 = the host's loopback); --net none (default)
+  --share DIR[,tag=T][,readonly]
+                     a host directory over virtio-9p (mount -t 9p -o trans=virtio T /mnt)
+  --console uart|virtio  the console on the 16550 UART (ttyS0, default) or
+                     virtio-console (hvc0; the default --append becomes console=hvc0)
+  --rng              a virtio-rng device
+  --balloon          a virtio-balloon device, driven through --monitor
+  --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
 
@@ -35,6 +50,10 @@ const RunOptions = z.object({
   memory: z.string().default("256M"),
   "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
   stats: z.boolean().default(false),
+  console: z.enum(["uart", "virtio"], { message: 'must be "uart" or "virtio"' }).default("uart"),
+  rng: z.boolean().default(false),
+  balloon: z.boolean().default(false),
+  monitor: z.string().min(1).optional(),
 });
 
 /** The embedded demo guest shipped with the package. */
@@ -85,6 +104,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         memory: { type: "string", short: "m" },
         "max-instructions": { type: "string" },
         stats: { type: "boolean" },
+        drive: { type: "string", multiple: true },
+        net: { type: "string" },
+        share: { type: "string", multiple: true },
+        console: { type: "string" },
+        rng: { type: "boolean" },
+        balloon: { type: "boolean" },
+        monitor: { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -98,23 +124,35 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     throw new DemoError(DemoErrorCode.USAGE, { option: i.path.join(".") }, `--${i.path.join(".")}: ${i.message}`);
   }
   const opts = parsed.data;
+  const drives = ((values.drive as string[] | undefined) ?? []).map(parseDrive);
+  const shares = ((values.share as string[] | undefined) ?? []).map(parseShare);
+  const net = values.net === undefined ? undefined : parseNet(values.net as string);
   const memory = parseMemorySize(opts.memory);
-  const vm = createVm(
+  const vm = await createVm(
     {
       memory,
       bios: opts.bios,
       kernel: opts.kernel ?? embeddedGuestPath(),
       initrd: opts.initrd,
       append: opts.append,
+      drives,
+      shares,
+      net,
+      console: opts.console,
+      rng: opts.rng,
+      balloon: opts.balloon,
     },
     { consoleOut: io.stdout, maxInstructions: opts["max-instructions"] },
   );
+  const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
   const detach = attachConsole(vm, io);
   let r: PowerOff;
   try {
     r = await vm.start();
   } finally {
     detach();
+    monitor?.close();
+    if (opts.monitor) rmSync(opts.monitor, { force: true });
   }
   if (opts.stats) {
     const s = vm.stats();

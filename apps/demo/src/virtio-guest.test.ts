@@ -55,6 +55,43 @@ describe("virtio probe guest", () => {
     },
   );
 
+  it("drives ringzero's virtio-blk (raw file), -net (user, restrict), -rng and -console the same way", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rz-vprobe-"));
+    const disk = join(dir, "disk.img");
+    writeFileSync(disk, "");
+    truncateSync(disk, 8 << 20);
+    let out = "";
+    const status = await main(
+      [
+        ...["run", "--kernel", guest, "--drive", `${disk},format=raw`],
+        ...["--net", "user,restrict=on", "--rng", "--console", "virtio"],
+      ],
+      {
+        stdout: (b) => {
+          out += new TextDecoder().decode(b);
+        },
+        stderr: (t) => {
+          out += t;
+        },
+      },
+    );
+    expect(out).toContain("virtio-blk: capacity 16384 sectors");
+    expect(out).toContain("virtio-blk: write status 0, read status 0, sector 1 read back ok");
+    expect(out).toContain("virtio-blk: flush status 0");
+    expect(out).toContain("virtio-blk: read past the end gives status 1");
+    expect(out).toMatch(
+      /virtio-net: mac 52:54:00:12:34:56\nvirtio-net: sent an ARP request, ARP reply from 10\.0\.2\.2/,
+    );
+    expect(out).toContain("virtio-rng: 64 bytes of entropy");
+    expect(out).toContain("hello from the virtio console\n");
+    expect(out).toContain("virtio probe guest: 4 devices, 0 failed");
+    expect(status).toBe(0);
+    // What the guest wrote is in the image, byte for byte.
+    const sector = readFileSync(disk).subarray(512, 1024);
+    expect(sector.subarray(0, 28).toString()).toBe("ringzero virtio-blk sector 1");
+    for (let i = 28; i < 512; i++) expect(sector[i]).toBe((i * 7 + 3) & 0xff);
+  });
+
   it("finds no device in ringzero's empty virtio-mmio slots and powers off cleanly", async () => {
     let out = "";
     const status = await main(["run", "--kernel", guest], {

@@ -5,27 +5,11 @@ import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { loadElf, parseElf } from "@ringzero/cpu-core";
 import { detectKernelFormat, type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
+import { attachDevices, type VmDevices } from "./devices.js";
+import { VmError, VmErrorCode } from "./errors.js";
 import { Vm } from "./vm.js";
 
-export const VmErrorCode = {
-  CONFIG_INVALID: "CONFIG_INVALID",
-  KERNEL_UNREADABLE: "KERNEL_UNREADABLE",
-  INITRD_UNREADABLE: "INITRD_UNREADABLE",
-  KERNEL_FORMAT: "KERNEL_FORMAT",
-  BIOS_MISMATCH: "BIOS_MISMATCH",
-} as const;
-export type VmErrorCode = (typeof VmErrorCode)[keyof typeof VmErrorCode];
-
-export class VmError extends Error {
-  override readonly name = "VmError";
-  constructor(
-    readonly code: VmErrorCode,
-    readonly context: Readonly<Record<string, unknown>>,
-    detail: string,
-  ) {
-    super(detail);
-  }
-}
+export { VmError, VmErrorCode };
 
 export interface CreateVmOptions {
   /** Console output (UART transmit and SBI console). */
@@ -44,9 +28,12 @@ const MAX_KERNEL = 256 * 1024 * 1024;
  * Creates a VM from a VmConfig and loads its guest: a Linux `Image` (or
  * Image.gz) with the built-in SBI, initrd and command line; or an ELF, in
  * S-mode on the SBI or bare metal in M-mode (`bios: "none"`, with HTIF
- * `tohost` honoured when the ELF has the symbol).
+ * `tohost` honoured when the ELF has the symbol). The config's virtio
+ * devices (drives through @ringzero/disk-formats, user networking through
+ * @ringzero/net-stack, 9p shares, console, rng, balloon) are opened and
+ * placed in the virtio-mmio slots; their host resources close when the VM stops.
  */
-export function createVm(config: VmConfigInput, options: CreateVmOptions): Vm {
+export async function createVm(config: VmConfigInput, options: CreateVmOptions): Promise<Vm & { devices: VmDevices }> {
   const parsed = VmConfigSchema.safeParse(config);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
@@ -98,12 +85,14 @@ export function createVm(config: VmConfigInput, options: CreateVmOptions): Vm {
     tohost: tohost === undefined ? undefined : Number(tohost),
     maxInstructions: options.maxInstructions,
   });
+  // Devices first: loadLinux writes their slots into the device tree.
+  const devices = await attachDevices(vm, c, { consoleOut: options.consoleOut });
   if (linux) {
-    vm.loadLinux({ kernel, initrd, append: c.append ?? DEFAULT_APPEND });
+    vm.loadLinux({ kernel, initrd, append: c.append ?? (c.console === "virtio" ? "console=hvc0" : DEFAULT_APPEND) });
   } else {
     vm.boot(Number(loadElf(vm.bus, kernel).entry), 0);
   }
-  return vm;
+  return Object.assign(vm, { devices });
 }
 
 function readHostFile(path: string, code: VmErrorCode, what: string): Uint8Array {

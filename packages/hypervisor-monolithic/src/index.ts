@@ -1,2 +1,3 @@
 export { type CreateVmOptions, createVm, DEFAULT_APPEND, VmError, VmErrorCode } from "./create.js";
+export { type AttachOptions, attachDevices, type VmDevices } from "./devices.js";
 export { type BoardOptions, type LinuxInput, type PowerOff, Vm, type VmState, type VmStats } from "./vm.js";

@@ -180,18 +180,78 @@ describe("createVm (from a VmConfig)", () => {
   it("rejects a bad config, a missing kernel and a non-kernel file with typed errors", async () => {
     const { createVm, VmError } = await import("./create.js");
     const out = { consoleOut: () => {} };
-    const code = (f: () => unknown) => {
+    const code = async (f: () => Promise<unknown>) => {
       try {
-        f();
+        await f();
       } catch (e) {
         return e instanceof VmError ? e.code : `untyped: ${String(e)}`;
       }
       return "no error";
     };
-    expect(code(() => createVm({ kernel: "x", memory: 3 }, out))).toBe("CONFIG_INVALID");
-    expect(code(() => createVm({ kernel: "/nonexistent/Image" }, out))).toBe("KERNEL_UNREADABLE");
-    expect(code(() => createVm({ kernel: import.meta.filename }, out))).toBe("KERNEL_FORMAT");
+    expect(await code(() => createVm({ kernel: "x", memory: 3 }, out))).toBe("CONFIG_INVALID");
+    expect(await code(() => createVm({ kernel: "/nonexistent/Image" }, out))).toBe("KERNEL_UNREADABLE");
+    expect(await code(() => createVm({ kernel: import.meta.filename }, out))).toBe("KERNEL_FORMAT");
   });
+
+  it.skipIf(!ok)(
+    "opens the config's virtio devices in slots 7 downwards; back ends that cannot open give DEVICE_OPEN",
+    async () => {
+      const { createVm, VmError } = await import("./create.js");
+      const { mkdtempSync, writeFileSync, mkdirSync } = await import("node:fs");
+      const { tmpdir } = await import("node:os");
+      const dir = mkdtempSync(join(tmpdir(), "rz-mono-dev-"));
+      const kernel = join(dir, "g.elf");
+      writeFileSync(kernel, buildElf(readFileSync(join(import.meta.dirname, "testdata/sbi-guest.S"), "utf8")));
+      const out = { consoleOut: () => {} };
+      const failure = async (extra: Record<string, unknown>) => {
+        try {
+          await createVm({ kernel, memory: 64 * 1024 * 1024, ...extra }, out);
+        } catch (e) {
+          return e instanceof VmError ? { code: e.code, context: e.context } : { untyped: String(e) };
+        }
+        return "no error";
+      };
+      // a qcow2 magic over a lying header: the disk-formats error is carried as the cause
+      const bad = new Uint8Array(512);
+      bad.set([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 3]);
+      writeFileSync(join(dir, "bad.qcow2"), bad);
+      expect(await failure({ drives: [{ path: join(dir, "missing.img") }] })).toMatchObject({
+        code: "DEVICE_OPEN",
+        context: { device: "drive 0" },
+      });
+      expect(await failure({ drives: [{ path: join(dir, "bad.qcow2") }] })).toMatchObject({
+        code: "DEVICE_OPEN",
+        context: { device: "drive 0", cause: expect.any(String) },
+      });
+      expect(await failure({ shares: [{ path: join(dir, "no-such-dir") }] })).toMatchObject({
+        code: "DEVICE_OPEN",
+        context: { device: "share 0" },
+      });
+      writeFileSync(join(dir, "disk.img"), new Uint8Array(1 << 20));
+      mkdirSync(join(dir, "share"));
+      const vm = await createVm(
+        {
+          kernel,
+          memory: 64 * 1024 * 1024,
+          drives: [{ path: join(dir, "disk.img"), format: "raw" }],
+          shares: [{ path: join(dir, "share") }],
+          console: "virtio",
+          rng: true,
+          balloon: true,
+        },
+        out,
+      );
+      expect(vm.devices.transports.map((t) => [t.slot, t.name])).toEqual([
+        [7, "blk0"],
+        [6, "9p0"],
+        [5, "console"],
+        [4, "rng"],
+        [3, "balloon"],
+      ]);
+      expect(vm.devices.balloon).toBeDefined();
+      expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
+    },
+  );
 
   it.skipIf(!ok)("boots an ELF from a file on the SBI", async () => {
     const { createVm } = await import("./create.js");
@@ -200,7 +260,7 @@ describe("createVm (from a VmConfig)", () => {
     const f = join(mkdtempSync(join(tmpdir(), "rz-mono-")), "g.elf");
     writeFileSync(f, buildElf(readFileSync(join(import.meta.dirname, "testdata/sbi-guest.S"), "utf8")));
     let text = "";
-    const vm = createVm(
+    const vm = await createVm(
       { kernel: f, memory: 64 * 1024 * 1024 },
       {
         consoleOut: (b) => {

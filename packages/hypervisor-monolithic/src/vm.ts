@@ -113,6 +113,8 @@ export class Vm {
   private result: PowerOff | undefined;
   private readonly input: number[] = [];
   private readonly virtioSlots: number[] = [];
+  private consoleInput: ((bytes: Uint8Array) => void) | undefined;
+  private readonly stopHooks: (() => void | Promise<void>)[] = [];
   private wake: (() => void) | undefined;
   private resumeWaiter: (() => void) | undefined;
   private readonly statsValue: VmStats = {
@@ -265,8 +267,19 @@ export class Vm {
 
   /** Feed console input (bytes typed on the host) to the guest's UART and SBI console. */
   sendInput(bytes: Uint8Array): void {
-    for (const b of bytes) this.input.push(b);
+    if (this.consoleInput) this.consoleInput(bytes);
+    else for (const b of bytes) this.input.push(b);
     this.wake?.();
+  }
+
+  /** Route console input elsewhere (a virtio console) instead of the UART. */
+  setConsoleInput(sink: ((bytes: Uint8Array) => void) | undefined): void {
+    this.consoleInput = sink;
+  }
+
+  /** Runs `fn` when the VM stops (device back ends close their host resources). */
+  onStop(fn: () => void | Promise<void>): void {
+    this.stopHooks.push(fn);
   }
 
   pause(): void {
@@ -319,12 +332,16 @@ export class Vm {
         }
         const exit = hart.run(Math.min(SLICE_INSTRUCTIONS, limit - hart.instret));
         this.statsValue.exits[exit.kind]++;
+        // Every exit kind checks the clock: a guest polling a device register
+        // (an MMIO exit per iteration) must still let host I/O completions in.
         if (exit.kind === "mmio") {
           this.mmioExit(exit);
+          if (performance.now() >= until) break;
           continue;
         }
         if (exit.kind === "ecall") {
           if (this.sbi) this.sbi.handle(0, hart.x);
+          if (performance.now() >= until) break;
           continue;
         }
         if (exit.kind === "halt") {
@@ -343,6 +360,13 @@ export class Vm {
       if (this.result !== undefined) break;
       if (idle) await this.sleepUntilInterrupt();
       else await new Promise<void>((r) => setImmediate(r));
+    }
+    for (const hook of this.stopHooks.splice(0)) {
+      try {
+        await hook();
+      } catch {
+        // a back end failing to close must not hide how the VM ended
+      }
     }
     return this.result as PowerOff;
   }

@@ -128,7 +128,7 @@ static int blk_io(u64 base, struct queue *vq, u32 type, u64 sector, u8 *data, u3
   return wait_used(base, vq, 2000) < 0 ? -1 : *status;
 }
 static int test_blk(u64 base, int slot) {
-  if (init_device(base, 0)) { puts_("virtio-blk: feature negotiation failed\n"); return 1; }
+  if (init_device(base, 1UL << 9 /* FLUSH */)) { puts_("virtio-blk: feature negotiation failed\n"); return 1; }
   struct queue *vq = setup_queue(base, slot, 0);
   if (!vq) return 1;
   R(base, STATUS) = S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK;

@@ -1,0 +1,133 @@
+// The VmConfig's virtio devices, placed in the board's virtio-mmio slots and
+// called inline from the vCPU loop's MMIO exits (ARCHITECTURE.md §4: the
+// monolithic build runs device models and back ends in the hypervisor).
+// Slots are given from 7 downwards in config order (drives first), as QEMU
+// virt assigns them, so the first drive is /dev/vda.
+import { openImage } from "@ringzero/disk-formats";
+import { NodeFileHost } from "@ringzero/disk-formats/node";
+import { capture, PcapWriter, type NetBackend as StackBackend, UserNet } from "@ringzero/net-stack";
+import type { VmConfig } from "@ringzero/platform";
+import {
+  arrayGuestMemory,
+  type BlockBackend,
+  type NetBackend,
+  NinePServer,
+  Virtio9p,
+  VirtioBalloon,
+  VirtioBlk,
+  VirtioConsole,
+  type VirtioDevice,
+  VirtioMmioTransport,
+  VirtioNet,
+  VirtioRng,
+} from "@ringzero/virtio";
+import { VmError, VmErrorCode } from "./errors.js";
+import type { Vm } from "./vm.js";
+
+/** Runs one back end's open; its failure (a DiskError, NinePError, socket error…) becomes a VmError naming the device. */
+async function opening<T>(device: string, path: string | undefined, open: () => T | Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    const cause = e as { code?: unknown; message?: unknown };
+    throw new VmError(
+      VmErrorCode.DEVICE_OPEN,
+      { device, path, cause: typeof cause.code === "string" ? cause.code : undefined },
+      `${device}${path ? ` (${path})` : ""}: ${String(cause.message ?? e)}`,
+    );
+  }
+}
+
+/** The devices a running VM exposes to its host (balloon target, statistics). */
+export interface VmDevices {
+  readonly transports: readonly {
+    readonly slot: number;
+    readonly name: string;
+    readonly transport: VirtioMmioTransport;
+  }[];
+  readonly balloon?: VirtioBalloon;
+  readonly console?: VirtioConsole;
+  readonly net?: VirtioNet;
+  readonly userNet?: UserNet;
+}
+
+export interface AttachOptions {
+  readonly consoleOut: (bytes: Uint8Array) => void;
+}
+
+/** Opens back ends and attaches every virtio device the config names. Closes what it opened on failure. */
+export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOptions): Promise<VmDevices> {
+  const memory = arrayGuestMemory(vm.bus.ramBase, new Uint8Array(vm.bus.buffer, 0, vm.bus.ramSize));
+  const transports: { slot: number; name: string; transport: VirtioMmioTransport }[] = [];
+  const closers: (() => void | Promise<void>)[] = [];
+  let slot = 8;
+  const place = (name: string, device: VirtioDevice) => {
+    slot--;
+    const transport = new VirtioMmioTransport({ device, memory });
+    transport.attachIrq(vm.attachVirtio(slot, transport));
+    transports.push({ slot, name, transport });
+  };
+  const out: { -readonly [K in keyof VmDevices]: VmDevices[K] } = { transports };
+  try {
+    const host = new NodeFileHost();
+    for (const [i, d] of config.drives.entries()) {
+      const image = await opening(`drive ${i}`, d.path, () =>
+        openImage(host, d.path, { format: d.format === "auto" ? undefined : d.format, readOnly: d.readOnly }),
+      );
+      closers.push(() => image.close());
+      place(
+        `blk${i}`,
+        new VirtioBlk({
+          backend: image as BlockBackend,
+          readOnly: d.readOnly,
+          serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
+        }),
+      );
+    }
+    if (config.net.mode === "user") {
+      const user = await opening("net user", undefined, () =>
+        UserNet.create({
+          restrict: config.net.restrict,
+          hostForwards: config.net.hostfwd.map((f) => ({
+            protocol: f.protocol,
+            hostPort: f.hostPort,
+            guestPort: f.guestPort,
+          })),
+        }),
+      );
+      closers.push(() => user.close());
+      let stack: StackBackend = user;
+      if (config.net.pcap) {
+        const file = config.net.pcap;
+        const pcap = await opening("net pcap", file, () => new PcapWriter(file));
+        closers.push(() => pcap.close());
+        stack = capture(user, pcap);
+      }
+      // net-stack's NetBackend (setReceiver) seen as virtio-net's (onFrame).
+      const backend: NetBackend = { send: (f) => stack.send(f), onFrame: (deliver) => stack.setReceiver(deliver) };
+      out.userNet = user;
+      out.net = new VirtioNet({ backend, mac: config.net.mac ?? "52:54:00:12:34:56" });
+      place("net0", out.net);
+    }
+    for (const [i, s] of config.shares.entries()) {
+      const server = await opening(`share ${i}`, s.path, () => new NinePServer({ root: s.path, readOnly: s.readOnly }));
+      place(`9p${i}`, new Virtio9p({ handler: server, mountTag: s.tag ?? `share${i}` }));
+    }
+    if (config.console === "virtio") {
+      out.console = new VirtioConsole({ output: options.consoleOut });
+      const con = out.console;
+      vm.setConsoleInput((b) => con.input(b));
+      place("console", con);
+    }
+    if (config.rng) place("rng", new VirtioRng());
+    if (config.balloon) {
+      out.balloon = new VirtioBalloon();
+      place("balloon", out.balloon);
+    }
+  } catch (e) {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => {});
+    throw e;
+  }
+  for (const c of closers) vm.onStop(c);
+  return out;
+}
