@@ -24,12 +24,17 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --drive FILE[,format=raw|qcow2|vmdk|vdi|vpc|vhdx|parallels][,readonly]
                      a virtio-blk disk (repeatable: vda, vdb, ...)
   --net user[,hostfwd=tcp:HOSTPORT-GUESTPORT][,restrict=on][,pcap=FILE]
+           [,dns-upstream=IP[:PORT]][,listen=PATH|127.0.0.1:PORT][,mac=MAC]
                      virtio-net on user-mode networking (10.0.2.0/24, gateway
-                     10.0.2.2 = the host's loopback); --net none (default)
+                     10.0.2.2 = the host's loopback); listen= puts it on a
+                     switch other ringzero processes join; --net none (default)
+  --net socket,connect=PATH|127.0.0.1:PORT[,mac=MAC]
+                     virtio-net on the switch of a ringzero run with listen=
   --share DIR[,tag=T][,readonly]
                      a host directory over virtio-9p (mount -t 9p -o trans=virtio T /mnt)
   --console uart|virtio  the console on the 16550 UART (ttyS0, default) or
-                     virtio-console (hvc0; the default --append becomes console=hvc0)
+                     virtio-console (the default --append becomes console=hvc1:
+                     Linux gives hvc0 to its SBI console driver)
   --rng              a virtio-rng device
   --balloon          a virtio-balloon device, driven through --monitor
   --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit

@@ -40,7 +40,18 @@ describe("device specs (QEMU-style key=value lists)", () => {
     expect(parseNet("user,hostfwd=tcp:127.0.0.1:8080-10.0.2.15:80").hostfwd).toEqual([
       { protocol: "tcp", hostPort: 8080, guestPort: 80 },
     ]);
-    expect(() => parseNet("tap")).toThrow(/"user" or "none"/);
+    expect(() => parseNet("tap")).toThrow(/"user", "socket" or "none"/);
+    expect(parseNet("user,listen=/tmp/sw.sock,dns-upstream=127.0.0.1:5353")).toMatchObject({
+      mode: "user",
+      listen: "/tmp/sw.sock",
+      dnsUpstream: { host: "127.0.0.1", port: 5353 },
+    });
+    expect(parseNet("user,dns-upstream=192.0.2.1").dnsUpstream).toEqual({ host: "192.0.2.1", port: 53 });
+    expect(parseNet("socket,connect=:4444,mac=52:54:00:12:34:57")).toMatchObject({ mode: "socket", connect: ":4444" });
+    expect(() => parseNet("socket")).toThrow(/needs connect/);
+    expect(() => parseNet("socket,connect=/s,hostfwd=tcp:1-2")).toThrow(/user mode/);
+    expect(() => parseNet("user,listen=0.0.0.0:80")).toThrow(/127\.0\.0\.1/);
+    expect(() => parseNet("user,dns-upstream=dns.example")).toThrow(/IPV4/);
     expect(() => parseNet("user,hostfwd=tcp:0.0.0.0:80-:80")).toThrow(/hostfwd/);
     expect(() => parseNet("user,hostfwd=tcp:70000-22")).toThrow(/hostPort/);
     expect(() => parseNet("none,restrict=on")).toThrow(/no options/);

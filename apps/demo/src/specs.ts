@@ -97,8 +97,9 @@ export function parseShare(spec: string): ShareConfig {
  */
 export function parseNet(spec: string): NetConfig {
   const [mode, ...rest] = splitSpec(spec);
-  if (mode !== "user" && mode !== "none") usage("net", spec, 'the mode is "user" or "none"');
-  const o = options("net", spec, rest, ["hostfwd", "restrict", "pcap", "mac"]);
+  if (mode !== "user" && mode !== "none" && mode !== "socket")
+    usage("net", spec, 'the mode is "user", "socket" or "none"');
+  const o = options("net", spec, rest, ["hostfwd", "restrict", "pcap", "mac", "dns-upstream", "listen", "connect"]);
   if (mode === "none" && o.size > 0) usage("net", spec, "none takes no options");
   const hostfwd = (o.get("hostfwd")?.split("\n") ?? []).map((f) => {
     const m = /^(tcp|udp):(?:(127\.0\.0\.1)?:)?(\d+)-(?:(?:10\.0\.2\.15)?:)?(\d+)$/.exec(f);
@@ -106,11 +107,21 @@ export function parseNet(spec: string): NetConfig {
       return usage("net", spec, `hostfwd=${f}: expected tcp:HOSTPORT-GUESTPORT (or QEMU's tcp::HOSTPORT-:GUESTPORT)`);
     return { protocol: m[1], hostPort: Number(m[3]), guestPort: Number(m[4]) };
   });
+  const up = o.get("dns-upstream");
+  let dnsUpstream: { host: string; port: number } | undefined;
+  if (up !== undefined) {
+    const m = /^([0-9.]+)(?::(\d+))?$/.exec(up);
+    if (!m) return usage("net", spec, `dns-upstream=${up}: expected IPV4[:PORT]`);
+    dnsUpstream = { host: m[1] as string, port: m[2] === undefined ? 53 : Number(m[2]) };
+  }
   return check(NetConfigSchema, "net", spec, {
     mode,
     hostfwd,
     restrict: flag("net", spec, o.get("restrict")),
     pcap: o.get("pcap"),
     mac: o.get("mac"),
+    dnsUpstream,
+    listen: o.get("listen"),
+    connect: o.get("connect"),
   });
 }

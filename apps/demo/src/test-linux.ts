@@ -58,7 +58,15 @@ export function drive(
       if (prompts > sent && sent < commands.length) {
         const c = commands[sent++];
         busy = true;
-        const line = typeof c === "string" ? c : await c(clean(raw));
+        let line: string;
+        try {
+          line = typeof c === "string" ? c : await c(clean(raw));
+        } catch (e) {
+          clearTimeout(timer);
+          child.kill("SIGKILL");
+          fail(e);
+          return;
+        }
         busy = false;
         child.stdin.write(`${line}\n`);
         void pump();

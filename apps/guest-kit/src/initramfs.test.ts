@@ -26,6 +26,10 @@ describe("initramfs", () => {
     expect(init).toContain(`echo "${LINUX_KIT_MARKER}"`);
     expect(init).toContain(`PS1='${LINUX_KIT_PROMPT}'`);
     expect((by.get("usr/share/udhcpc/default.script")?.mode ?? 0) & 0o111).toBe(0o111);
+    // where Debian's busybox looks for it
+    expect(Buffer.from(by.get("etc/udhcpc/default.script")?.data ?? []).toString()).toBe(
+      "/usr/share/udhcpc/default.script",
+    );
     expect(Buffer.from(by.get("etc/passwd")?.data ?? []).toString()).toMatch(/^root:x:0:0:/);
   });
 });

@@ -72,6 +72,7 @@ export function initramfsEntries(busybox: Uint8Array, applets: readonly string[]
     "tmp",
     "run",
     "etc",
+    "etc/udhcpc",
     "root",
     "var",
     "mnt",
@@ -98,6 +99,8 @@ export function initramfsEntries(busybox: Uint8Array, applets: readonly string[]
     data: Buffer.from(UDHCPC_SCRIPT),
     mode: 0o755,
   });
+  // Debian builds busybox with CONFIG_UDHCPC_DEFAULT_SCRIPT="/etc/udhcpc/default.script".
+  entries.push({ type: "symlink", path: "etc/udhcpc/default.script", target: "/usr/share/udhcpc/default.script" });
   entries.push({ type: "file", path: "etc/passwd", data: Buffer.from(PASSWD) });
   entries.push({ type: "file", path: "etc/group", data: Buffer.from(GROUP) });
   return entries;

@@ -28,7 +28,7 @@ import {
 import { ensureDebianPackages, KIT_BUILD_PACKAGES, requireTools, run } from "./run.js";
 
 /** Bump when the initramfs layout changes in a way the scripts' text does not show. */
-const INITRAMFS_RECIPE = "1";
+const INITRAMFS_RECIPE = "2"; // 2: /etc/udhcpc/default.script (Debian busybox's default path)
 
 export const linuxKitManifestSchema = z.object({
   kind: z.literal("ringzero-linux-guest-kit"),

@@ -21,6 +21,9 @@ export interface CreateVmOptions {
 /** The command line when none is given: the console on the UART, as QEMU users expect. */
 export const DEFAULT_APPEND = "console=ttyS0";
 
+/** The command line when none is given and the console is virtio-console. */
+export const VIRTIO_CONSOLE_APPEND = "console=hvc1";
+
 /** Largest decompressed Image.gz accepted (a hostile file must not exhaust memory). */
 const MAX_KERNEL = 256 * 1024 * 1024;
 
@@ -88,7 +91,13 @@ export async function createVm(config: VmConfigInput, options: CreateVmOptions):
   // Devices first: loadLinux writes their slots into the device tree.
   const devices = await attachDevices(vm, c, { consoleOut: options.consoleOut });
   if (linux) {
-    vm.loadLinux({ kernel, initrd, append: c.append ?? (c.console === "virtio" ? "console=hvc0" : DEFAULT_APPEND) });
+    // hvc_riscv_sbi (CONFIG_HVC_RISCV_SBI, in the reference config) always takes hvc0, so the
+    // virtio console is hvc1 (drivers/tty/hvc/hvc_console.c: hvc_alloc picks the next free index).
+    vm.loadLinux({
+      kernel,
+      initrd,
+      append: c.append ?? (c.console === "virtio" ? VIRTIO_CONSOLE_APPEND : DEFAULT_APPEND),
+    });
   } else {
     vm.boot(Number(loadElf(vm.bus, kernel).entry), 0);
   }

@@ -3,9 +3,19 @@
 // monolithic build runs device models and back ends in the hypervisor).
 // Slots are given from 7 downwards in config order (drives first), as QEMU
 // virt assigns them, so the first drive is /dev/vda.
+
+import { rmSync } from "node:fs";
+import { connect, createServer, type Server } from "node:net";
 import { openImage } from "@ringzero/disk-formats";
 import { NodeFileHost } from "@ringzero/disk-formats/node";
-import { capture, PcapWriter, type NetBackend as StackBackend, UserNet } from "@ringzero/net-stack";
+import {
+  capture,
+  PcapWriter,
+  type NetBackend as StackBackend,
+  StreamTransport,
+  UserNet,
+  VirtualSwitch,
+} from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
 import {
   arrayGuestMemory,
@@ -38,6 +48,41 @@ async function opening<T>(device: string, path: string | undefined, open: () => 
   }
 }
 
+/** net-stack's NetBackend (setReceiver) seen as virtio-net's (onFrame). */
+function nicBackend(stack: StackBackend): NetBackend {
+  return { send: (f) => stack.send(f), onFrame: (deliver) => stack.setReceiver(deliver) };
+}
+
+/** A Unix socket path, or [127.0.0.1]:PORT (the schema refuses any other host). */
+function endpointOf(spec: string): { path: string } | { host: string; port: number } {
+  const m = /^(?:127\.0\.0\.1)?:(\d+)$/.exec(spec);
+  return m ? { host: "127.0.0.1", port: Number(m[1]) } : { path: spec };
+}
+
+function listenSwitch(spec: string, sw: VirtualSwitch): Promise<Server> {
+  const ep = endpointOf(spec);
+  if ("path" in ep) rmSync(ep.path, { force: true });
+  const server = createServer((sock) => {
+    const unplug = sw.connect(new StreamTransport(sock));
+    sock.on("close", unplug);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(ep, () => resolve(server));
+  });
+}
+
+function connectSwitch(spec: string): Promise<StreamTransport> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(endpointOf(spec));
+    sock.once("error", reject);
+    sock.once("connect", () => {
+      sock.off("error", reject);
+      resolve(new StreamTransport(sock));
+    });
+  });
+}
+
 /** The devices a running VM exposes to its host (balloon target, statistics). */
 export interface VmDevices {
   readonly transports: readonly {
@@ -49,6 +94,8 @@ export interface VmDevices {
   readonly console?: VirtioConsole;
   readonly net?: VirtioNet;
   readonly userNet?: UserNet;
+  /** With `listen`: the switch joining this VM's NIC, the NAT and other processes' NICs. */
+  readonly netSwitch?: VirtualSwitch;
 }
 
 export interface AttachOptions {
@@ -84,29 +131,42 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
         }),
       );
     }
+    const mac = config.net.mac ?? "52:54:00:12:34:56";
     if (config.net.mode === "user") {
+      const n = config.net;
       const user = await opening("net user", undefined, () =>
         UserNet.create({
-          restrict: config.net.restrict,
-          hostForwards: config.net.hostfwd.map((f) => ({
-            protocol: f.protocol,
-            hostPort: f.hostPort,
-            guestPort: f.guestPort,
-          })),
+          restrict: n.restrict,
+          dnsUpstream: n.dnsUpstream,
+          hostForwards: n.hostfwd.map((f) => ({ protocol: f.protocol, hostPort: f.hostPort, guestPort: f.guestPort })),
         }),
       );
       closers.push(() => user.close());
       let stack: StackBackend = user;
-      if (config.net.pcap) {
-        const file = config.net.pcap;
+      if (n.pcap) {
+        const file = n.pcap;
         const pcap = await opening("net pcap", file, () => new PcapWriter(file));
         closers.push(() => pcap.close());
         stack = capture(user, pcap);
       }
-      // net-stack's NetBackend (setReceiver) seen as virtio-net's (onFrame).
-      const backend: NetBackend = { send: (f) => stack.send(f), onFrame: (deliver) => stack.setReceiver(deliver) };
+      if (n.listen) {
+        // The NIC and the NAT on a switch; other processes' NICs join through the endpoint.
+        const sw = new VirtualSwitch();
+        sw.connect(stack);
+        stack = sw.createPort();
+        const endpoint = n.listen;
+        const server = await opening("net listen", endpoint, () => listenSwitch(endpoint, sw));
+        closers.push(() => new Promise<void>((r) => server.close(() => r())));
+        out.netSwitch = sw;
+      }
       out.userNet = user;
-      out.net = new VirtioNet({ backend, mac: config.net.mac ?? "52:54:00:12:34:56" });
+      out.net = new VirtioNet({ backend: nicBackend(stack), mac });
+      place("net0", out.net);
+    } else if (config.net.mode === "socket") {
+      const endpoint = config.net.connect as string;
+      const link = await opening("net connect", endpoint, () => connectSwitch(endpoint));
+      closers.push(() => link.close());
+      out.net = new VirtioNet({ backend: nicBackend(link), mac });
       place("net0", out.net);
     }
     for (const [i, s] of config.shares.entries()) {

@@ -212,6 +212,10 @@ export class Vm {
     h.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
     h.writeCsr(0x303, BigInt(MIP_SSIP | MIP_STIP | MIP_SEIP)); // mideleg
     h.writeCsr(0x306, 7n); // mcounteren: cycle, time, instret
+    // scounteren: Linux 6.1 enables user counters only from its SBI PMU driver
+    // (riscv_pmu_sbi.c); our SBI has no PMU extension, so leave them on as that
+    // driver would — the vDSO's clock_gettime reads `time` in U-mode.
+    h.writeCsr(0x106, 7n);
     h.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE (Sstc)
     h.x[20] = 0; // a0 = hart id 0
     h.x[21] = 0;

@@ -13,38 +13,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { capture, PcapWriter } from "./pcap.js";
 import { VirtualSwitch } from "./switch.js";
+import { startTestDnsServer } from "./testing.js";
 import { NetnsGuest, requireNetns, UDHCPC_SCRIPT } from "./testing-internal/netns.js";
 import { UserNet } from "./user-net.js";
 
 const enabled = requireNetns();
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-/** A tiny authoritative DNS server: test.ringzero. A 192.0.2.7, everything else NXDOMAIN. */
-function dnsServer(): Promise<DgramSocket> {
-  const s = createSocket("udp4");
-  s.on("message", (q, r) => {
-    if (q.length < 12) return;
-    let i = 12;
-    const labels: string[] = [];
-    while (i < q.length && q[i] !== 0 && labels.length < 20) {
-      labels.push(q.subarray(i + 1, i + 1 + q[i]!).toString());
-      i += 1 + q[i]!;
-    }
-    const qEnd = i + 5;
-    const qtype = q.readUInt16BE(i + 1);
-    const name = labels.join(".").toLowerCase();
-    const found = name === "test.ringzero" && qtype === 1;
-    const head = Buffer.from(q.subarray(0, qEnd));
-    head[2] = 0x84 | (q[2]! & 1); // QR, AA, RD copied
-    head[3] = found ? 0x80 : 0x83;
-    head.writeUInt16BE(1, 4);
-    head.writeUInt16BE(found ? 1 : 0, 6);
-    head.writeUInt32BE(0, 8);
-    const ans = found ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]) : Buffer.alloc(0);
-    s.send(Buffer.concat([head, ans]), r.port, r.address);
-  });
-  return new Promise((res) => s.bind(0, "127.0.0.1", () => res(s)));
-}
 
 describe.skipIf(!enabled)("Linux kernel as guest (network namespace + TAP)", () => {
   let net: UserNet;
@@ -79,7 +53,7 @@ describe.skipIf(!enabled)("Linux kernel as guest (network namespace + TAP)", () 
     });
     await new Promise<void>((r) => http.listen(0, "127.0.0.1", () => r()));
     httpPort = (http.address() as { port: number }).port;
-    dns = await dnsServer();
+    dns = await startTestDnsServer({ "test.ringzero": "192.0.2.7" });
     echo = createSocket("udp4");
     echo.on("message", (m, r) => echo.send(Buffer.from(m.toString().toUpperCase()), r.port, r.address));
     await new Promise<void>((r) => echo.bind(0, "127.0.0.1", () => r()));

@@ -1,6 +1,7 @@
 // Test doubles for code that talks to a NetBackend (published at
 // "@ringzero/net-stack/testing", STYLE.md 8): a virtio-net device test can
 // plug a RecordingBackend in and inspect or inject frames.
+import { createSocket, type Socket as DgramSocket } from "node:dgram";
 import type { FrameReceiver, NetBackend } from "./backend.js";
 
 /** Records every frame sent to it and lets the test deliver frames to the attached receiver. */
@@ -52,4 +53,38 @@ export class LoopbackBackend implements NetBackend {
     this.closed = true;
     this.receiver = null;
   }
+}
+
+/**
+ * A tiny authoritative DNS server on 127.0.0.1 (an ephemeral UDP port) for
+ * tests of the forwarder: A records from `records` (name → IPv4), NXDOMAIN
+ * for everything else (RFC 1035 §4.1). Close the socket when done.
+ */
+export function startTestDnsServer(records: Readonly<Record<string, string>>): Promise<DgramSocket> {
+  const s = createSocket("udp4");
+  s.on("message", (q, r) => {
+    if (q.length < 12) return;
+    let i = 12;
+    const labels: string[] = [];
+    while (i < q.length && q[i] !== 0 && labels.length < 20) {
+      labels.push(q.subarray(i + 1, i + 1 + (q[i] as number)).toString());
+      i += 1 + (q[i] as number);
+    }
+    if (i + 5 > q.length) return;
+    const qEnd = i + 5;
+    const qtype = q.readUInt16BE(i + 1);
+    const addr = records[labels.join(".").toLowerCase()];
+    const found = addr !== undefined && qtype === 1;
+    const head = Buffer.from(q.subarray(0, qEnd));
+    head[2] = 0x84 | ((q[2] as number) & 1); // QR, AA, RD copied
+    head[3] = found ? 0x80 : 0x83; // RA; NOERROR or NXDOMAIN
+    head.writeUInt16BE(1, 4);
+    head.writeUInt16BE(found ? 1 : 0, 6);
+    head.writeUInt32BE(0, 8);
+    const ans = found
+      ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr.split(".").map(Number)])
+      : Buffer.alloc(0);
+    s.send(Buffer.concat([head, ans]), r.port, r.address);
+  });
+  return new Promise((res) => s.bind(0, "127.0.0.1", () => res(s)));
 }

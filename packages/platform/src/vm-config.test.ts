@@ -42,6 +42,11 @@ describe("VmConfig", () => {
       /hostPort/,
     ],
     [{ kernel: "Image", net: { mode: "user", mac: "nope" } }, /MAC/],
+    [{ kernel: "Image", net: { mode: "socket" } }, /socket mode needs connect/],
+    [{ kernel: "Image", net: { mode: "socket", connect: "/s", restrict: true } }, /belongs to the user mode/],
+    [{ kernel: "Image", net: { mode: "user", connect: "/s" } }, /connect is for socket mode/],
+    [{ kernel: "Image", net: { mode: "user", listen: "10.1.2.3:99" } }, /127\.0\.0\.1/],
+    [{ kernel: "Image", net: { mode: "user", dnsUpstream: { host: "localhost" } } }, /dnsUpstream/],
     [
       {
         kernel: "Image",

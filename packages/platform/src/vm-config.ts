@@ -31,7 +31,11 @@ export const ShareConfigSchema = z
 
 export const NetConfigSchema = z
   .object({
-    mode: z.enum(["none", "user"]).default("none"),
+    /**
+     * none; user (NAT, DHCP, DNS on 10.0.2.0/24); socket (the NIC joins the
+     * switch of another ringzero process that runs `user` with `listen`).
+     */
+    mode: z.enum(["none", "user", "socket"]).default("none"),
     /** Host port forwards (127.0.0.1:hostPort → guest:guestPort). */
     hostfwd: z
       .array(
@@ -49,13 +53,42 @@ export const NetConfigSchema = z
     restrict: z.boolean().default(false),
     /** Write the guest's traffic to this pcap file. */
     pcap: z.string().min(1).optional(),
+    /** The DNS forwarder's upstream (default: the host's resolver from /etc/resolv.conf). */
+    dnsUpstream: z
+      .object({ host: z.ipv4(), port: z.number().int().min(1).max(65535).default(53) })
+      .strict()
+      .optional(),
+    /**
+     * user mode: put the NIC and the NAT on a virtual switch and accept other
+     * VMs' NICs on this endpoint — a Unix socket path, or 127.0.0.1:PORT.
+     * Frames travel length-prefixed, as QEMU's `-netdev stream`.
+     */
+    listen: z.string().min(1).optional(),
+    /** socket mode: the endpoint of a switch to join (a Unix socket path or 127.0.0.1:PORT). */
+    connect: z.string().min(1).optional(),
     /** The guest NIC's MAC address (default 52:54:00:12:34:56, as QEMU). */
     mac: z
       .string()
       .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, "a MAC address like 52:54:00:12:34:56")
       .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((n, ctx) => {
+    const userOnly = ["hostfwd", "restrict", "pcap", "dnsUpstream", "listen"] as const;
+    if (n.mode === "socket") {
+      if (!n.connect) ctx.addIssue({ code: "custom", path: ["connect"], message: "socket mode needs connect" });
+      for (const k of userOnly)
+        if (k === "hostfwd" ? n.hostfwd.length > 0 : k === "restrict" ? n.restrict : n[k] !== undefined)
+          ctx.addIssue({ code: "custom", path: [k], message: `${k} belongs to the user mode (the switch's owner)` });
+    } else if (n.connect !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["connect"], message: "connect is for socket mode" });
+    }
+    for (const k of ["listen", "connect"] as const) {
+      const v = n[k];
+      if (v !== undefined && /^[^/]*:\d+$/.test(v) && !/^(127\.0\.0\.1)?:\d{1,5}$/.test(v))
+        ctx.addIssue({ code: "custom", path: [k], message: "a TCP endpoint must be on 127.0.0.1" });
+    }
+  });
 
 export const VmConfigSchema = z
   .object({
@@ -75,7 +108,7 @@ export const VmConfigSchema = z
     initrd: z.string().min(1).optional(),
     /** The Linux command line (/chosen bootargs); default "console=ttyS0" for a Linux Image. */
     append: z.string().max(4096, "command line longer than Linux's 4 KiB").optional(),
-    /** Where the guest console goes: the 16550 UART (ttyS0) or virtio-console (hvc0). */
+    /** Where the guest console goes: the 16550 UART (ttyS0) or virtio-console (hvc1 under a Linux with CONFIG_HVC_RISCV_SBI, which takes hvc0). */
     console: z.enum(["uart", "virtio"]).default("uart"),
     /** virtio-blk disks, in virtio-mmio slot order (vda, vdb, ...). */
     drives: z.array(DriveConfigSchema).max(4, "at most 4 drives").default([]),

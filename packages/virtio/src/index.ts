@@ -1,5 +1,22 @@
 // @ringzero/virtio: hypervisor-agnostic virtio 1.2 devices.
 
+export {
+  NinePErrno,
+  NinePError,
+  NinePErrorCode,
+  type NinePGauges,
+  type NinePHandler,
+  NinePServer,
+  type NinePServerConfig,
+  NinePServerConfigSchema,
+  type NinePServerOptions,
+  type NinePStats,
+  ninePConfigBytes,
+  VIRTIO_9P_MOUNT_TAG,
+  Virtio9p,
+  type Virtio9pOptions,
+  type Virtio9pStats,
+} from "./9p/index.js";
 export { type BlockBackend, FileBlockBackend, MemoryBlockBackend } from "./backends/block.js";
 export { LoopbackNetBackend, PcapNetBackend, pcapGlobalHeader, pcapRecord } from "./backends/net.js";
 export {
@@ -65,20 +82,3 @@ export {
   VirtioMmioTransport,
 } from "./mmio.js";
 export { type DescriptorChain, gather, SplitQueue, scatter, splitQueueLayout } from "./virtqueue.js";
-export {
-  NinePErrno,
-  NinePError,
-  NinePErrorCode,
-  type NinePGauges,
-  type NinePHandler,
-  NinePServer,
-  type NinePServerConfig,
-  NinePServerConfigSchema,
-  type NinePServerOptions,
-  type NinePStats,
-  ninePConfigBytes,
-  VIRTIO_9P_MOUNT_TAG,
-  Virtio9p,
-  type Virtio9pOptions,
-  type Virtio9pStats,
-} from "./9p/index.js";

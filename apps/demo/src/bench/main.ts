@@ -5,12 +5,16 @@
 // Linux: the guest kit (pnpm guest:linux) from process start to the busybox
 // prompt, ringzero (hypervisor-monolithic, built-in SBI) against
 // qemu-system-riscv64 -M virt -bios default (OpenSBI), same Image and initramfs.
+// I/O: virtio-blk and virtio-net throughput measured inside that guest
+// (guest-io.ts). `--only cpu,linux,io` picks sections; `--runs N` the medians.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { type IoFigures, ioCommands, parseIo, runScript, startIoSetup } from "./guest-io.js";
 
+const MiB = 1024 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../../../..");
 const cli = join(here, "..", "cli.js");
@@ -57,13 +61,15 @@ interface Row {
   qemu: number | undefined;
 }
 
-if (values.only !== undefined && values.only !== "cpu" && values.only !== "linux") {
-  console.error("bench: --only takes cpu or linux");
+const SECTIONS = ["cpu", "linux", "io"] as const;
+const only = new Set((values.only ?? SECTIONS.join(",")).split(","));
+if ([...only].some((o) => !(SECTIONS as readonly string[]).includes(o))) {
+  console.error(`bench: --only takes a comma list of ${SECTIONS.join(", ")}`);
   process.exit(2);
 }
 const rows: Row[] = [];
 let failed = false;
-for (const name of values.only === "linux" ? [] : [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
+for (const name of !only.has("cpu") ? [] : [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
   const elf = join(elfDir, name);
   if (!existsSync(elf)) {
     console.error(`bench: ${elf} not found (set RZ_BENCH_DIR or --elf-dir)`);
@@ -141,9 +147,13 @@ function printCpu(): void {
   }
 }
 
-if (values.only !== "cpu") {
-  const linux = await linuxBoot();
-  if (!linux) failed = true;
+if (only.has("linux") || only.has("io")) {
+  const kit = linuxKit();
+  if (!kit) failed = true;
+  else {
+    if (only.has("linux") && !(await linuxBoot(kit))) failed = true;
+    if (only.has("io") && !(await guestIo(kit))) failed = true;
+  }
 }
 process.exitCode = failed ? 1 : 0;
 
@@ -182,7 +192,7 @@ function bootToPrompt(cmd: string, args: string[], timeoutMs = 300_000): Promise
   });
 }
 
-async function linuxBoot(): Promise<boolean> {
+function linuxKit(): { image: string; initrd: string } | undefined {
   progress("Linux kit: pnpm guest:linux (the first build takes minutes)");
   const kitCli = join(repo, "apps", "guest-kit", "dist", "cli.js");
   const k = spawnSync(process.execPath, [kitCli, "--print-path"], {
@@ -191,11 +201,13 @@ async function linuxBoot(): Promise<boolean> {
   });
   if (k.status !== 0) {
     console.error("bench: could not build or find the Linux guest kit (pnpm guest:linux)");
-    return false;
+    return undefined;
   }
   const dir = k.stdout.trim();
-  const image = join(dir, "Image");
-  const initrd = join(dir, "initramfs.cpio.gz");
+  return { image: join(dir, "Image"), initrd: join(dir, "initramfs.cpio.gz") };
+}
+
+async function linuxBoot({ image, initrd }: { image: string; initrd: string }): Promise<boolean> {
   const rz: number[] = [];
   const qemu: number[] = [];
   const instructions: number[] = [];
@@ -249,4 +261,77 @@ async function linuxBoot(): Promise<boolean> {
     "(ringzero's count runs to power-off, a few hundred thousand past the prompt; Debian's QEMU has no TCG plugins to count)",
   );
   return true;
+}
+
+/** virtio-blk and virtio-net from inside the kit, ringzero against QEMU, median of `runs` boots each. */
+async function guestIo({ image, initrd }: { image: string; initrd: string }): Promise<boolean> {
+  const setup = await startIoSetup();
+  try {
+    const commands = ioCommands(setup);
+    const machines: [string, string, string[]][] = [
+      [
+        "ringzero (hypervisor-monolithic)",
+        process.execPath,
+        [cli, "run", "--kernel", image, "--initrd", initrd, "--drive", `${setup.image},format=raw`, "--net", "user"],
+      ],
+    ];
+    if (spawnSync("sh", ["-c", "command -v qemu-system-riscv64"]).status === 0) {
+      machines.push([
+        "qemu-system-riscv64 (TCG, slirp)",
+        "qemu-system-riscv64",
+        [
+          ...["-M", "virt", "-m", "256M", "-bios", "default", "-nographic"],
+          ...["-kernel", image, "-initrd", initrd, "-append", "console=ttyS0"],
+          ...["-global", "virtio-mmio.force-legacy=false"],
+          ...["-drive", `file=${setup.image},format=raw,if=none,id=d0`, "-device", "virtio-blk-device,drive=d0"],
+          ...["-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0"],
+        ],
+      ]);
+    }
+    const results: [string, IoFigures][] = [];
+    for (const [label, cmd, args] of machines) {
+      const all: IoFigures[] = [];
+      for (let i = 0; i < runs; i++) {
+        progress(`guest I/O: ${label} run ${i + 1}/${runs}`);
+        const r = await runScript(cmd, args, commands, MARKER, PROMPT);
+        const f = parseIo(r.out);
+        if (!f) {
+          console.error(`\nbench: ${label}: the guest I/O script did not finish\n${r.out.slice(-1500)}`);
+          return false;
+        }
+        all.push(f);
+      }
+      const pick = (k: keyof IoFigures) => median(all.map((f) => f[k]));
+      results.push([
+        label,
+        {
+          blkRead: pick("blkRead"),
+          blkWrite: pick("blkWrite"),
+          netDown: pick("netDown"),
+          netUp: pick("netUp"),
+          pingMs: pick("pingMs"),
+        },
+      ]);
+    }
+    progress("");
+    console.log(
+      `\nGuest I/O: Linux kit, measured in the guest, median of ${runs} boots (blk ${setup.blkMiB} MiB dd O_DIRECT bs=1M; TCP ${setup.blobBytes / MiB} MiB wget via 10.0.2.2)`,
+    );
+    const cols = ["blk read MB/s", "blk write MB/s", "tcp down MB/s", "tcp up MB/s", "ping ms"];
+    console.log(["machine".padEnd(34), ...cols.map((c) => c.padStart(15))].join(" "));
+    const keys: (keyof IoFigures)[] = ["blkRead", "blkWrite", "netDown", "netUp", "pingMs"];
+    for (const [label, f] of results) {
+      console.log([label.padEnd(34), ...keys.map((k) => fmt(f[k], k === "pingMs" ? 2 : 1).padStart(15))].join(" "));
+    }
+    const q = results[1]?.[1];
+    if (q) {
+      const rz = results[0][1];
+      console.log(
+        ["ringzero / qemu".padEnd(34), ...keys.map((k) => `${fmt(rz[k] / q[k], 2)}x`.padStart(15))].join(" "),
+      );
+    }
+    return true;
+  } finally {
+    setup.close();
+  }
 }

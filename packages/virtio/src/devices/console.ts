@@ -1,6 +1,7 @@
 // virtio-console (virtio 1.2 §5.3), port 0 only (no MULTIPORT): receiveq0
 // carries host input to the guest, transmitq0 guest output to the host.
-// Linux binds it to hvc0.
+// Linux binds it to the next free hvc index (hvc0, or hvc1 when
+// CONFIG_HVC_RISCV_SBI has taken hvc0 for the SBI console).
 import { z } from "zod";
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
