@@ -8,7 +8,7 @@ export type { Qcow2Snapshot } from "./formats/qcow2/snapshots.js";
 export { RawImage } from "./formats/raw.js";
 export { VdiImage } from "./formats/vdi.js";
 export { VhdxImage } from "./formats/vhdx.js";
-export { type VmdkCreateOptions, VmdkImage } from "./formats/vmdk.js";
+export { type VmdkCreateOptions, VmdkImage, type VmdkSubformat } from "./formats/vmdk.js";
 export { VpcImage, vhdGeometry } from "./formats/vpc.js";
 export { MemoryHost, MemoryStore } from "./io/memory.js";
 export { type ByteStore, readFull, type StoreHost } from "./io/store.js";

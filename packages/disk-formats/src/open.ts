@@ -8,7 +8,7 @@ import { Qcow2Image } from "./formats/qcow2/image.js";
 import { RawImage } from "./formats/raw.js";
 import { isVdi, VdiImage } from "./formats/vdi.js";
 import { isVhdx, VhdxImage } from "./formats/vhdx.js";
-import { isVmdkDescriptor, isVmdkSparse, VmdkImage } from "./formats/vmdk.js";
+import { isVmdkDescriptor, isVmdkSparse, VmdkImage, type VmdkSubformat } from "./formats/vmdk.js";
 import { isVpcFooter, isVpcHead, VpcImage } from "./formats/vpc.js";
 import { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 
@@ -148,7 +148,7 @@ export interface CreateOptions {
   /** Parallels cluster size (1 MiB by default). */
   parallels?: { clusterSize?: number };
   /** VMDK subformat (monolithicSparse by default). */
-  vmdk?: { subformat?: "monolithicSparse" | "monolithicFlat" | "streamOptimized" };
+  vmdk?: { subformat?: VmdkSubformat };
   /** qcow2 options. */
   qcow2?: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean };
 }

@@ -52,7 +52,7 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l|-c NAME|-a NAME|-d NAME [-f FMT] FILE
 formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
+create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
@@ -151,7 +151,11 @@ function parseKv(list: string[] | undefined): Record<string, string> {
 
 const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
 const VmdkOpts = z
-  .object({ subformat: z.enum(["monolithicSparse", "monolithicFlat", "streamOptimized"]).optional() })
+  .object({
+    subformat: z
+      .enum(["monolithicSparse", "monolithicFlat", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"])
+      .optional(),
+  })
   .strict();
 const VpcOpts = z
   .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), force_size: z.enum(["on", "off"]).optional() })

@@ -1,8 +1,9 @@
 // VMDK: a text descriptor listing extents (VMware "Virtual Disk Format 1.1").
 // Supported: monolithicSparse and streamOptimized (descriptor embedded in a
 // hosted sparse extent, "KDMV" header, grain directory -> grain tables ->
-// grains), monolithicFlat and other descriptor files with FLAT / SPARSE /
-// ZERO extents (twoGbMaxExtent* read through the same extent list).
+// grains), monolithicFlat, twoGbMaxExtentSparse/Flat (descriptor file plus
+// 2 GiB extent files, created as QEMU block/vmdk.c does) and other descriptor
+// files with FLAT / SPARSE / ZERO extents.
 // Little endian; offsets in the sparse header and tables are in sectors.
 import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
@@ -24,6 +25,8 @@ const MAX_GTES = 512;
 const MAX_GRAIN_SECTORS = (128 * 1024 * 1024) / SECTOR;
 const MAX_DESCRIPTOR = 1024 * 1024;
 const MAX_EXTENTS = 4096;
+/** QEMU vmdk_co_do_create: "VMDK has constant split size" 0x80000000 bytes per twoGbMaxExtent* extent. */
+const SPLIT_SECTORS = 0x80000000 / SECTOR;
 const GT_CACHE = 64;
 
 type Access = "RW" | "RDONLY" | "NOACCESS";
@@ -127,9 +130,17 @@ function parseSparseHeader(b: Uint8Array, base: number): SparseHeader {
   return h;
 }
 
+/** The subformats qemu-img creates (`-o subformat=`). */
+export type VmdkSubformat =
+  | "monolithicSparse"
+  | "monolithicFlat"
+  | "streamOptimized"
+  | "twoGbMaxExtentSparse"
+  | "twoGbMaxExtentFlat";
+
 export interface VmdkCreateOptions {
   size: number;
-  subformat?: "monolithicSparse" | "monolithicFlat" | "streamOptimized";
+  subformat?: VmdkSubformat;
 }
 
 export class VmdkImage implements BlockBackend {
@@ -234,7 +245,11 @@ export class VmdkImage implements BlockBackend {
     return new VmdkImage(extents, pos, readOnly, desc.createType, desc.cid, desc.parentCid, stores);
   }
 
-  /** Creates a VMDK laid out as qemu-img does (monolithicSparse by default). Flat extents need `host` and `name`. */
+  /**
+   * Creates a VMDK laid out as qemu-img does (monolithicSparse by default). Subformats with
+   * extent files (monolithicFlat, twoGbMaxExtent*) need `host` and `name`; `store` then holds
+   * the text descriptor.
+   */
   static async create(
     store: ByteStore,
     options: VmdkCreateOptions,
@@ -243,57 +258,48 @@ export class VmdkImage implements BlockBackend {
     checkSize(F, options.size);
     const sectors = Math.ceil(options.size / SECTOR);
     const sub = options.subformat ?? "monolithicSparse";
-    const base = (where.name ?? "disk.vmdk").split("/").pop()!;
+    const { prefix, postfix } = decompose(where.name ?? "disk.vmdk");
     await store.truncate(0);
-    if (sub === "monolithicFlat") {
-      if (!where.host || where.name === undefined)
-        throw fail(DiskErrorCode.INVALID_OPTIONS, undefined, "monolithicFlat needs a StoreHost for the -flat file");
-      const flatName = base.replace(/\.vmdk$/, "") + "-flat.vmdk";
-      const flat = await where.host.create(where.host.resolve(where.name, flatName));
-      await flat.truncate(sectors * SECTOR);
-      await flat.close();
-      await store.write(
-        0,
-        new TextEncoder().encode(descriptorText("monolithicFlat", `RW ${sectors} FLAT "${flatName}" 0`, sectors)),
+    if (sub === "monolithicSparse" || sub === "streamOptimized") {
+      const text = new TextEncoder().encode(
+        descriptorText(sub, `RW ${sectors} SPARSE "${prefix}${postfix}"\n`, sectors),
       );
+      await writeSparseExtent(store, sectors, sub === "streamOptimized", text);
       await store.flush();
       return VmdkImage.open(store, { readOnly: false, ...where });
     }
-    const grain = 128;
-    const gtes = 512;
-    const grains = Math.ceil(sectors / grain);
-    const gtCount = Math.ceil(grains / gtes);
-    const gtSectors = Math.ceil((gtes * 4) / SECTOR);
-    const gdSectors = Math.ceil((gtCount * 4) / SECTOR);
-    const descSectors = 20;
-    const rgd = 1 + descSectors;
-    const gd = rgd + gdSectors + gtSectors * gtCount;
-    const overHead = Math.ceil((gd + gdSectors + gtSectors * gtCount) / grain) * grain;
-    const stream = sub === "streamOptimized";
-    const meta = new Uint8Array(overHead * SECTOR);
-    const dv = new DataView(meta.buffer);
-    dv.setUint32(0, MAGIC, true);
-    dv.setUint32(4, stream ? 3 : 1, true);
-    dv.setUint32(8, FLAG_NL_TEST | FLAG_RGD | (stream ? FLAG_COMPRESSED | FLAG_MARKERS : 0), true);
-    dv.setBigUint64(12, BigInt(sectors), true);
-    dv.setBigUint64(20, BigInt(grain), true);
-    dv.setBigUint64(28, 1n, true);
-    dv.setBigUint64(36, BigInt(descSectors), true);
-    dv.setUint32(44, gtes, true);
-    dv.setBigUint64(48, BigInt(rgd), true);
-    dv.setBigUint64(56, BigInt(gd), true);
-    dv.setBigUint64(64, BigInt(overHead), true);
-    meta.set([0x0a, 0x20, 0x0d, 0x0a], 73);
-    dv.setUint16(77, stream ? 1 : 0, true);
-    const text = new TextEncoder().encode(descriptorText(sub, `RW ${sectors} SPARSE "${base}"`, sectors));
-    if (text.length > descSectors * SECTOR)
-      throw fail(DiskErrorCode.INVALID_OPTIONS, 28, "file name too long for the descriptor");
-    meta.set(text, SECTOR);
-    for (let i = 0; i < gtCount; i++) {
-      dv.setUint32(rgd * SECTOR + i * 4, rgd + gdSectors + i * gtSectors, true);
-      dv.setUint32(gd * SECTOR + i * 4, gd + gdSectors + i * gtSectors, true);
+    const host = where.host;
+    if (!host || where.name === undefined)
+      throw fail(DiskErrorCode.INVALID_OPTIONS, undefined, `${sub} needs a StoreHost for its extent files`);
+    const flat = sub !== "twoGbMaxExtentSparse";
+    // QEMU vmdk_co_do_create: split images use extents of split_size = 0x80000000 bytes (the last one
+    // shorter), named "%s-%c%03d%s" (prefix, 'f' or 's', index from 1, postfix) in vmdk_co_create_opts_cb;
+    // monolithicFlat has one "%s-flat%s" extent.
+    const split = sub !== "monolithicFlat";
+    const perExtent = split ? SPLIT_SECTORS : Math.max(sectors, 1);
+    const count = split ? Math.ceil(sectors / perExtent) : 1;
+    if (split && sectors === 0)
+      throw fail(DiskErrorCode.INVALID_OPTIONS, undefined, `${sub} needs a size above zero (no extents otherwise)`);
+    if (count > MAX_EXTENTS)
+      throw fail(DiskErrorCode.TOO_LARGE, undefined, `${sub} above ${MAX_EXTENTS} extents`, { size: options.size });
+    const lines: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const n = Math.min(perExtent, sectors - i * perExtent);
+      const file = split
+        ? `${prefix}-${flat ? "f" : "s"}${String(i + 1).padStart(3, "0")}${postfix}`
+        : `${prefix}-flat${postfix}`;
+      const es = await host.create(host.resolve(where.name, file));
+      try {
+        if (flat) await es.truncate(n * SECTOR);
+        else await writeSparseExtent(es, n, false, null);
+        await es.flush();
+      } finally {
+        await es.close();
+      }
+      lines.push(flat ? `RW ${n} FLAT "${file}" 0\n` : `RW ${n} SPARSE "${file}"\n`);
     }
-    await store.write(0, meta);
+    // The descriptor file is exactly the text (QEMU truncates it to desc_len).
+    await store.write(0, new TextEncoder().encode(descriptorText(sub, lines.join(""), sectors)));
     await store.flush();
     return VmdkImage.open(store, { readOnly: false, ...where });
   }
@@ -439,9 +445,11 @@ export class VmdkImage implements BlockBackend {
   }
 }
 
-function descriptorText(createType: string, extentLine: string, sectors: number): string {
-  const cid = (Math.floor(Math.random() * 0xfffffffe) + 1).toString(16).padStart(8, "0");
-  const cyl = Math.min(Math.floor(sectors / (16 * 63)), 16383);
+/** QEMU vmdk_co_do_create's descriptor template (adapter ide, hwversion 4); extent lines end in "\n". */
+function descriptorText(createType: string, extentLines: string, sectors: number): string {
+  const cid = (Math.floor(Math.random() * 0xfffffffe) + 1).toString(16); // "%" PRIx32, unpadded
+  // QEMU writes size / (63 * heads * 512) cylinders, uncapped.
+  const cyl = Math.floor(sectors / (16 * 63));
   return `# Disk DescriptorFile
 version=1
 CID=${cid}
@@ -449,8 +457,7 @@ parentCID=ffffffff
 createType="${createType}"
 
 # Extent description
-${extentLine}
-
+${extentLines}
 # The Disk Data Base
 #DDB
 
@@ -461,6 +468,68 @@ ddb.geometry.sectors = "63"
 ddb.adapterType = "ide"
 ddb.toolsVersion = "2147483647"
 `;
+}
+
+/**
+ * QEMU filename_decompose: the base name split at its last "." into prefix and postfix
+ * ("d.vmdk" -> "d", ".vmdk"; "d" -> "d", "").
+ */
+function decompose(name: string): { prefix: string; postfix: string } {
+  const base = name.slice(name.lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot < 0 ? { prefix: base, postfix: "" } : { prefix: base.slice(0, dot), postfix: base.slice(dot) };
+}
+
+/**
+ * Writes a hosted sparse extent header, its directories and (optionally) an embedded descriptor, as
+ * QEMU vmdk_init_extent does: 128-sector grains, 512-entry grain tables all preallocated after the
+ * redundant and the primary directory, the file truncated to the first grain (overHead). Only the
+ * non-zero sectors are written, so the extent stays sparse on the host.
+ */
+async function writeSparseExtent(
+  store: ByteStore,
+  sectors: number,
+  stream: boolean,
+  descriptor: Uint8Array | null,
+): Promise<void> {
+  const grain = 128;
+  const gtes = 512;
+  const grains = Math.ceil(sectors / grain);
+  const gtCount = Math.ceil(grains / gtes);
+  const gtSectors = Math.ceil((gtes * 4) / SECTOR);
+  const gdSectors = Math.ceil((gtCount * 4) / SECTOR);
+  const descSectors = 20;
+  const rgd = 1 + descSectors;
+  const gd = rgd + gdSectors + gtSectors * gtCount;
+  const overHead = Math.ceil((gd + gdSectors + gtSectors * gtCount) / grain) * grain;
+  if (descriptor && descriptor.length > descSectors * SECTOR)
+    throw fail(DiskErrorCode.INVALID_OPTIONS, 28, "file name too long for the descriptor");
+  const head = new Uint8Array(SECTOR);
+  const dv = new DataView(head.buffer);
+  dv.setUint32(0, MAGIC, true);
+  dv.setUint32(4, stream ? 3 : 1, true);
+  dv.setUint32(8, FLAG_NL_TEST | FLAG_RGD | (stream ? FLAG_COMPRESSED | FLAG_MARKERS : 0), true);
+  dv.setBigUint64(12, BigInt(sectors), true);
+  dv.setBigUint64(20, BigInt(grain), true);
+  dv.setBigUint64(28, 1n, true);
+  dv.setBigUint64(36, BigInt(descSectors), true);
+  dv.setUint32(44, gtes, true);
+  dv.setBigUint64(48, BigInt(rgd), true);
+  dv.setBigUint64(56, BigInt(gd), true);
+  dv.setBigUint64(64, BigInt(overHead), true);
+  head.set([0x0a, 0x20, 0x0d, 0x0a], 73);
+  dv.setUint16(77, stream ? 1 : 0, true);
+  const dirs = (dir: number) => {
+    const b = new Uint8Array(gdSectors * SECTOR);
+    const d = new DataView(b.buffer);
+    for (let i = 0; i < gtCount; i++) d.setUint32(i * 4, dir + gdSectors + i * gtSectors, true);
+    return b;
+  };
+  await store.truncate(overHead * SECTOR);
+  await store.write(0, head);
+  if (descriptor) await store.write(SECTOR, descriptor);
+  await store.write(rgd * SECTOR, dirs(rgd));
+  await store.write(gd * SECTOR, dirs(gd));
 }
 
 interface Descriptor {
