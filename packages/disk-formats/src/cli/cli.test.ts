@@ -106,6 +106,34 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     expect(firstDiff(new Uint8Array(readFileSync(t.path("back.raw"))), data)).toBe(-1);
   });
 
+  it("create and convert -O vmdk -o subformat=twoGbMaxExtentSparse|twoGbMaxExtentFlat: 5 GiB, data across the extents", async () => {
+    const GiB = 2 ** 30;
+    const src = t.path("split-src.qcow2");
+    qemuImg(["create", "-q", "-f", "qcow2", src, "5G"]);
+    qemuIo(src, [
+      `write -P 0x61 ${2 * GiB - 68 * 1024} 8k`,
+      `write -P 0x62 ${2 * GiB - 2048} 4k`,
+      `write -P 0x63 ${4 * GiB - 1000} 3000`,
+      `write -P 0x64 ${5 * GiB - 4096} 4k`,
+    ]);
+    for (const sub of ["twoGbMaxExtentSparse", "twoGbMaxExtentFlat"]) {
+      const c = t.path(`c-${sub}.vmdk`);
+      const q = t.path(`q-${sub}.vmdk`);
+      const r = await rz("create", "-f", "vmdk", "-o", `subformat=${sub}`, c, "5G");
+      expect([r.code, r.err]).toEqual([0, ""]);
+      expect(r.out).toBe(qemuImg(["create", "-f", "vmdk", "-o", `subformat=${sub}`, q, "5G"]).stdout.replace(q, c));
+      expect(qemuImg(["check", c]).stdout).toContain("No errors were found on the image.");
+      const out = t.path(`conv-${sub}.vmdk`);
+      const cv = await rz("convert", "-O", "vmdk", "-o", `subformat=${sub}`, src, out);
+      expect([cv.code, cv.err]).toEqual([0, ""]);
+      expect(qemuImg(["compare", "-f", "qcow2", "-F", "vmdk", src, out]).stdout).toBe("Images are identical.\n");
+      expect(qemuImg(["check", out]).stdout).toContain("No errors were found on the image.");
+      const info = JSON.parse((await rz("info", "--output", "json", out)).out);
+      expect(info["format-specific"].data["create-type"]).toBe(sub);
+      expect(info["format-specific"].data.extents).toHaveLength(3);
+    }
+  });
+
   it("compare: identical, mismatch offset, size mismatch in strict mode, exit codes", async () => {
     const a = t.path("cmp-a.raw");
     writeFileSync(a, pattern(1 << 20, 3));
