@@ -123,6 +123,21 @@ describe("bad input gives a clear error, never a crash", () => {
     expect(r.status).toBe(1);
     expect(r.err).toMatch(/memory size/);
   });
+  it("device back ends that cannot open, and bad device specs", async () => {
+    let r = await run(["run", "--drive", join(tmp, "missing.qcow2")]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/DEVICE_OPEN|drive 0 \(.*missing\.qcow2\)/);
+    writeFileSync(join(tmp, "lying.qcow2"), Buffer.from("QFI\xfb\0\0\0\x03garbage", "latin1"));
+    r = await run(["run", "--drive", join(tmp, "lying.qcow2")]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/drive 0/);
+    r = await run(["run", "--share", join(tmp, "no-such-dir")]);
+    expect(r.status).toBe(1);
+    expect(r.err).toMatch(/share 0/);
+    expect((await run(["run", "--net", "tap"])).status).toBe(2);
+    expect((await run(["run", "--drive", "x,format=floppy"])).status).toBe(2);
+    expect((await run(["run", "--console", "serial"])).status).toBe(2);
+  });
   it("an unknown option or firmware", async () => {
     expect((await run(["run", "--frobnicate"])).status).toBe(2);
     const r = await run(["run", "--bios", "opensbi.bin"]);
