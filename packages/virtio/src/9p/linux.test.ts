@@ -1,7 +1,8 @@
 // Interop with the real Linux v9fs client: boots the project's RISC-V Linux
 // guest kit on qemu-system-riscv64 and mounts this server over 9P/TCP
 // (trans=tcp speaks the same messages as trans=virtio; the virtio framing is
-// covered by device.test.ts). Opt-in, since it needs QEMU and the built kit:
+// covered by device.test.ts). It needs QEMU and the built kit; CI's
+// scripts/run-tests.mjs sets the variable, elsewhere:
 //   RINGZERO_9P_LINUX_KIT=$(pnpm -s guest:linux --print-path) \
 //     pnpm exec vitest run --project virtio src/9p/linux
 import { spawn } from "node:child_process";
