@@ -6,30 +6,16 @@
 
 import { rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
-import { openImage } from "@ringzero/disk-formats";
-import { NodeFileHost } from "@ringzero/disk-formats/node";
-import {
-  capture,
-  PcapWriter,
-  type NetBackend as StackBackend,
-  StreamTransport,
-  UserNet,
-  VirtualSwitch,
-} from "@ringzero/net-stack";
+import type { NetBackend as StackBackend, StreamTransport, UserNet, VirtualSwitch } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
-import {
-  arrayGuestMemory,
-  type BlockBackend,
-  type NetBackend,
-  NinePServer,
-  Virtio9p,
+import type {
+  BlockBackend,
+  NetBackend,
   VirtioBalloon,
-  VirtioBlk,
   VirtioConsole,
-  type VirtioDevice,
+  VirtioDevice,
   VirtioMmioTransport,
   VirtioNet,
-  VirtioRng,
 } from "@ringzero/virtio";
 import { VmError, VmErrorCode } from "./errors.js";
 import type { Vm } from "./vm.js";
@@ -59,11 +45,13 @@ function endpointOf(spec: string): { path: string } | { host: string; port: numb
   return m ? { host: "127.0.0.1", port: Number(m[1]) } : { path: spec };
 }
 
-function listenSwitch(spec: string, sw: VirtualSwitch): Promise<Server> {
+type NetStack = typeof import("@ringzero/net-stack");
+
+function listenSwitch(ns: NetStack, spec: string, sw: VirtualSwitch): Promise<Server> {
   const ep = endpointOf(spec);
   if ("path" in ep) rmSync(ep.path, { force: true });
   const server = createServer((sock) => {
-    const unplug = sw.connect(new StreamTransport(sock));
+    const unplug = sw.connect(new ns.StreamTransport(sock));
     sock.on("close", unplug);
   });
   return new Promise((resolve, reject) => {
@@ -72,13 +60,13 @@ function listenSwitch(spec: string, sw: VirtualSwitch): Promise<Server> {
   });
 }
 
-function connectSwitch(spec: string): Promise<StreamTransport> {
+function connectSwitch(ns: NetStack, spec: string): Promise<StreamTransport> {
   return new Promise((resolve, reject) => {
     const sock = connect(endpointOf(spec));
     sock.once("error", reject);
     sock.once("connect", () => {
       sock.off("error", reject);
-      resolve(new StreamTransport(sock));
+      resolve(new ns.StreamTransport(sock));
     });
   });
 }
@@ -104,6 +92,16 @@ export interface AttachOptions {
 
 /** Opens back ends and attaches every virtio device the config names. Closes what it opened on failure. */
 export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOptions): Promise<VmDevices> {
+  const wanted =
+    config.drives.length + config.shares.length > 0 ||
+    config.net.mode !== "none" ||
+    config.console === "virtio" ||
+    config.rng ||
+    config.balloon;
+  if (!wanted) return { transports: [] };
+  // Loaded on demand: a VM without devices (and every CLI start) skips ~70 ms of module loading.
+  const v = await import("@ringzero/virtio");
+  const { arrayGuestMemory, VirtioMmioTransport } = v;
   const memory = arrayGuestMemory(vm.bus.ramBase, new Uint8Array(vm.bus.buffer, 0, vm.bus.ramSize));
   const transports: { slot: number; name: string; transport: VirtioMmioTransport }[] = [];
   const closers: (() => void | Promise<void>)[] = [];
@@ -116,15 +114,25 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
   };
   const out: { -readonly [K in keyof VmDevices]: VmDevices[K] } = { transports };
   try {
-    const host = new NodeFileHost();
+    const disks =
+      config.drives.length > 0
+        ? {
+            openImage: (await import("@ringzero/disk-formats")).openImage,
+            host: new (await import("@ringzero/disk-formats/node")).NodeFileHost(),
+          }
+        : undefined;
     for (const [i, d] of config.drives.entries()) {
+      if (!disks) break;
       const image = await opening(`drive ${i}`, d.path, () =>
-        openImage(host, d.path, { format: d.format === "auto" ? undefined : d.format, readOnly: d.readOnly }),
+        disks.openImage(disks.host, d.path, {
+          format: d.format === "auto" ? undefined : d.format,
+          readOnly: d.readOnly,
+        }),
       );
       closers.push(() => image.close());
       place(
         `blk${i}`,
-        new VirtioBlk({
+        new v.VirtioBlk({
           backend: image as BlockBackend,
           readOnly: d.readOnly,
           serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
@@ -132,10 +140,11 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       );
     }
     const mac = config.net.mac ?? "52:54:00:12:34:56";
-    if (config.net.mode === "user") {
+    const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack") : undefined;
+    if (ns && config.net.mode === "user") {
       const n = config.net;
       const user = await opening("net user", undefined, () =>
-        UserNet.create({
+        ns.UserNet.create({
           restrict: n.restrict,
           dnsUpstream: n.dnsUpstream,
           hostForwards: n.hostfwd.map((f) => ({ protocol: f.protocol, hostPort: f.hostPort, guestPort: f.guestPort })),
@@ -145,43 +154,47 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       let stack: StackBackend = user;
       if (n.pcap) {
         const file = n.pcap;
-        const pcap = await opening("net pcap", file, () => new PcapWriter(file));
+        const pcap = await opening("net pcap", file, () => new ns.PcapWriter(file));
         closers.push(() => pcap.close());
-        stack = capture(user, pcap);
+        stack = ns.capture(user, pcap);
       }
       if (n.listen) {
         // The NIC and the NAT on a switch; other processes' NICs join through the endpoint.
-        const sw = new VirtualSwitch();
+        const sw = new ns.VirtualSwitch();
         sw.connect(stack);
         stack = sw.createPort();
         const endpoint = n.listen;
-        const server = await opening("net listen", endpoint, () => listenSwitch(endpoint, sw));
+        const server = await opening("net listen", endpoint, () => listenSwitch(ns, endpoint, sw));
         closers.push(() => new Promise<void>((r) => server.close(() => r())));
         out.netSwitch = sw;
       }
       out.userNet = user;
-      out.net = new VirtioNet({ backend: nicBackend(stack), mac });
+      out.net = new v.VirtioNet({ backend: nicBackend(stack), mac });
       place("net0", out.net);
-    } else if (config.net.mode === "socket") {
+    } else if (ns && config.net.mode === "socket") {
       const endpoint = config.net.connect as string;
-      const link = await opening("net connect", endpoint, () => connectSwitch(endpoint));
+      const link = await opening("net connect", endpoint, () => connectSwitch(ns, endpoint));
       closers.push(() => link.close());
-      out.net = new VirtioNet({ backend: nicBackend(link), mac });
+      out.net = new v.VirtioNet({ backend: nicBackend(link), mac });
       place("net0", out.net);
     }
     for (const [i, s] of config.shares.entries()) {
-      const server = await opening(`share ${i}`, s.path, () => new NinePServer({ root: s.path, readOnly: s.readOnly }));
-      place(`9p${i}`, new Virtio9p({ handler: server, mountTag: s.tag ?? `share${i}` }));
+      const server = await opening(
+        `share ${i}`,
+        s.path,
+        () => new v.NinePServer({ root: s.path, readOnly: s.readOnly }),
+      );
+      place(`9p${i}`, new v.Virtio9p({ handler: server, mountTag: s.tag ?? `share${i}` }));
     }
     if (config.console === "virtio") {
-      out.console = new VirtioConsole({ output: options.consoleOut });
+      out.console = new v.VirtioConsole({ output: options.consoleOut });
       const con = out.console;
       vm.setConsoleInput((b) => con.input(b));
       place("console", con);
     }
-    if (config.rng) place("rng", new VirtioRng());
+    if (config.rng) place("rng", new v.VirtioRng());
     if (config.balloon) {
-      out.balloon = new VirtioBalloon();
+      out.balloon = new v.VirtioBalloon();
       place("balloon", out.balloon);
     }
   } catch (e) {
