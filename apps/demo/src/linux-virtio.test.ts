@@ -102,7 +102,7 @@ describe.skipIf(skipLinux)("Linux drives ringzero's virtio devices", () => {
     const sock = join(dir, "monitor.sock");
     let info = "";
     const s = await drive(
-      ["--kernel", kit.image, "--initrd", kit.initrd, "--memory", "256M", "--balloon", "--monitor", sock],
+      ["--kernel", kit.image, "--initrd", kit.initrd, "--memory", "256M", "--balloon", "--monitor", sock, "--stats"],
       [
         async () => {
           expect(await monitor(sock, "balloon 192M")).toMatch(/^ok$/m);
@@ -119,5 +119,7 @@ describe.skipIf(skipLinux)("Linux drives ringzero's virtio devices", () => {
     expect(info).toMatch(/target 16384 pages, actual 16384 pages/);
     const released = Number(/released (\d+) bytes/.exec(info)?.[1]);
     expect(released).toBeGreaterThanOrEqual(64 * 1024 * 1024);
+    // and the VM's statistics at exit say so
+    expect(s.out).toMatch(/ringzero: balloon \d+ pages held, inflated 16384, deflated \d+, released (\d+) bytes/);
   }, 300_000);
 });

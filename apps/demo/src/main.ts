@@ -168,6 +168,19 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     io.stderr(
       `ringzero: ${s.instructions} instructions in ${s.runSeconds.toFixed(3)} s (${s.mips.toFixed(1)} MIPS), idle ${s.idleSeconds.toFixed(3)} s; exits: ${exits}; SBI calls ${s.sbiCalls}\n`,
     );
+    for (const t of vm.devices.transports) {
+      const c = Object.entries(t.transport.counters)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k} ${n}`);
+      if (c.length) io.stderr(`ringzero: ${t.name} guest errors: ${c.join(", ")}\n`);
+    }
+    const b = vm.devices.balloon;
+    if (b) {
+      const bs = b.stats;
+      io.stderr(
+        `ringzero: balloon ${b.actual} pages held, inflated ${bs.inflatedPages}, deflated ${bs.deflatedPages}, released ${bs.releasedBytes} bytes\n`,
+      );
+    }
   }
   switch (r.reason) {
     case "instruction-limit":
