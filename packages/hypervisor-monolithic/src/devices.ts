@@ -8,15 +8,7 @@ import { rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import type { NetBackend as StackBackend, StreamTransport, UserNet, VirtualSwitch } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
-import type {
-  BlockBackend,
-  NetBackend,
-  VirtioBalloon,
-  VirtioConsole,
-  VirtioDevice,
-  VirtioMmioTransport,
-  VirtioNet,
-} from "@ringzero/virtio";
+import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio";
 import { VmError, VmErrorCode } from "./errors.js";
 import type { Vm } from "./vm.js";
 
@@ -32,11 +24,6 @@ async function opening<T>(device: string, path: string | undefined, open: () => 
       `${device}${path ? ` (${path})` : ""}: ${String(cause.message ?? e)}`,
     );
   }
-}
-
-/** net-stack's NetBackend (setReceiver) seen as virtio-net's (onFrame). */
-function nicBackend(stack: StackBackend): NetBackend {
-  return { send: (f) => stack.send(f), onFrame: (deliver) => stack.setReceiver(deliver) };
 }
 
 /** A Unix socket path, or [127.0.0.1]:PORT (the schema refuses any other host). */
@@ -114,30 +101,18 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
   };
   const out: { -readonly [K in keyof VmDevices]: VmDevices[K] } = { transports };
   try {
-    const disks =
-      config.drives.length > 0
-        ? {
-            openImage: (await import("@ringzero/disk-formats")).openImage,
-            host: new (await import("@ringzero/disk-formats/node")).NodeFileHost(),
-          }
-        : undefined;
-    for (const [i, d] of config.drives.entries()) {
-      if (!disks) break;
-      const image = await opening(`drive ${i}`, d.path, () =>
-        disks.openImage(disks.host, d.path, {
-          format: d.format === "auto" ? undefined : d.format,
-          readOnly: d.readOnly,
-        }),
-      );
-      closers.push(() => image.close());
-      place(
-        `blk${i}`,
-        new v.VirtioBlk({
-          backend: image as BlockBackend,
-          readOnly: d.readOnly,
-          serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
-        }),
-      );
+    if (config.drives.length > 0) {
+      const { openImage } = await import("@ringzero/disk-formats");
+      const host = new (await import("@ringzero/disk-formats/node")).NodeFileHost();
+      for (const [i, d] of config.drives.entries()) {
+        const format = d.format === "auto" ? undefined : d.format;
+        const image = await opening(`drive ${i}`, d.path, () =>
+          openImage(host, d.path, { format, readOnly: d.readOnly }),
+        );
+        closers.push(() => image.close());
+        const serial = `ringzero-vd${String.fromCharCode(97 + i)}`;
+        place(`blk${i}`, new v.VirtioBlk({ backend: image, readOnly: d.readOnly, serial }));
+      }
     }
     const mac = config.net.mac ?? "52:54:00:12:34:56";
     const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack") : undefined;
@@ -169,13 +144,13 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
         out.netSwitch = sw;
       }
       out.userNet = user;
-      out.net = new v.VirtioNet({ backend: nicBackend(stack), mac });
+      out.net = new v.VirtioNet({ backend: stack, mac });
       place("net0", out.net);
     } else if (ns && config.net.mode === "socket") {
       const endpoint = config.net.connect as string;
       const link = await opening("net connect", endpoint, () => connectSwitch(ns, endpoint));
       closers.push(() => link.close());
-      out.net = new v.VirtioNet({ backend: nicBackend(link), mac });
+      out.net = new v.VirtioNet({ backend: link, mac });
       place("net0", out.net);
     }
     for (const [i, s] of config.shares.entries()) {

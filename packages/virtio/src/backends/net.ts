@@ -27,8 +27,8 @@ export class LoopbackNetBackend implements NetBackend {
     else this.sent.push(frame);
   }
 
-  onFrame(deliver: (frame: Uint8Array) => void): void {
-    this.deliver = deliver;
+  setReceiver(receiver: ((frame: Uint8Array) => void) | null): void {
+    this.deliver = receiver ?? undefined;
   }
 
   /** Delivers `frame` to the device attached to this end. */
@@ -95,11 +95,14 @@ export class PcapNetBackend implements NetBackend {
     this.inner.send(frame);
   }
 
-  onFrame(deliver: (frame: Uint8Array) => void): void {
-    this.inner.onFrame((frame) => {
-      this.record(frame);
-      deliver(frame);
-    });
+  setReceiver(receiver: ((frame: Uint8Array) => void) | null): void {
+    this.inner.setReceiver(
+      receiver &&
+        ((frame) => {
+          this.record(frame);
+          receiver(frame);
+        }),
+    );
   }
 
   /** Waits for pending writes and closes the file. */

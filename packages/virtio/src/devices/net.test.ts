@@ -135,7 +135,7 @@ describe("virtio-net", () => {
         send: () => {
           throw new Error("host network down");
         },
-        onFrame: () => {},
+        setReceiver: () => {},
       },
     });
     const drv = mockDriver(dev);

@@ -36,8 +36,12 @@ const TX = 1;
 export interface NetBackend {
   /** A frame the guest transmitted (the device's copy; the back end may keep it). */
   send(frame: Uint8Array): void;
-  /** The device registers its receiver: call it with each frame for the guest. */
-  onFrame(deliver: (frame: Uint8Array) => void): void;
+  /**
+   * The device registers its receiver (null detaches): call it with each
+   * frame for the guest. The shape of @ringzero/net-stack's NetBackend, so its
+   * UserNet, switch ports and stream transports plug in as they are.
+   */
+  setReceiver(receiver: ((frame: Uint8Array) => void) | null): void;
 }
 
 export interface VirtioNetOptions {
@@ -60,7 +64,7 @@ const Schema = z.object({
       typeof b === "object" &&
       b !== null &&
       typeof (b as NetBackend).send === "function" &&
-      typeof (b as NetBackend).onFrame === "function",
+      typeof (b as NetBackend).setReceiver === "function",
   ),
   mac: z.string().regex(MAC_RE).optional(),
   linkUp: z.boolean().default(true),
@@ -125,7 +129,7 @@ export class VirtioNet extends VirtioDevice {
     this.config.set(mac, VirtioNetConfig.mac);
     this.mac = mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
     this.setStatus(o.linkUp);
-    this.backend.onFrame((frame) => this.receive(frame));
+    this.backend.setReceiver((frame) => this.receive(frame));
   }
 
   get linkUp(): boolean {
