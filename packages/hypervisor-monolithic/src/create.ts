@@ -90,16 +90,21 @@ export async function createVm(config: VmConfigInput, options: CreateVmOptions):
   });
   // Devices first: loadLinux writes their slots into the device tree.
   const devices = await attachDevices(vm, c, { consoleOut: options.consoleOut });
-  if (linux) {
-    // hvc_riscv_sbi (CONFIG_HVC_RISCV_SBI, in the reference config) always takes hvc0, so the
-    // virtio console is hvc1 (drivers/tty/hvc/hvc_console.c: hvc_alloc picks the next free index).
-    vm.loadLinux({
-      kernel,
-      initrd,
-      append: c.append ?? (c.console === "virtio" ? VIRTIO_CONSOLE_APPEND : DEFAULT_APPEND),
-    });
-  } else {
-    vm.boot(Number(loadElf(vm.bus, kernel).entry), 0);
+  try {
+    if (linux) {
+      // hvc_riscv_sbi (CONFIG_HVC_RISCV_SBI, in the reference config) always takes hvc0, so the
+      // virtio console is hvc1 (drivers/tty/hvc/hvc_console.c: hvc_alloc picks the next free index).
+      vm.loadLinux({
+        kernel,
+        initrd,
+        append: c.append ?? (c.console === "virtio" ? VIRTIO_CONSOLE_APPEND : DEFAULT_APPEND),
+      });
+    } else {
+      vm.boot(Number(loadElf(vm.bus, kernel).entry), 0);
+    }
+  } catch (e) {
+    await vm.release(); // the opened back ends (listening sockets, image files) must not outlive the failure
+    throw e;
   }
   return Object.assign(vm, { devices });
 }

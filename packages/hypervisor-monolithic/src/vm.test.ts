@@ -253,6 +253,44 @@ describe("createVm (from a VmConfig)", () => {
     },
   );
 
+  it("a guest that fails to load after its devices opened releases them (a hostfwd port is free again)", async () => {
+    const { createVm } = await import("./create.js");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { createServer } = await import("node:net");
+    const listen = (port: number) =>
+      new Promise<import("node:net").Server>((resolve, reject) => {
+        const s = createServer();
+        s.once("error", reject);
+        s.listen(port, "127.0.0.1", () => resolve(s));
+      });
+    const probe = await listen(0);
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    // A Linux Image header claiming 128 MiB: it cannot fit in 64 MiB of RAM.
+    const h = new Uint8Array(64);
+    const dv = new DataView(h.buffer);
+    dv.setUint32(0, 0x0400006f, true);
+    dv.setBigUint64(8, 0x200000n, true);
+    dv.setBigUint64(16, 128n << 20n, true);
+    dv.setUint32(32, 2, true);
+    h.set(new TextEncoder().encode("RISCV\0\0\0RSC\x05"), 48);
+    const kernel = join(mkdtempSync(join(tmpdir(), "rz-mono-rel-")), "Image");
+    writeFileSync(kernel, h);
+    await expect(
+      createVm(
+        {
+          kernel,
+          memory: 64 * 1024 * 1024,
+          net: { mode: "user", hostfwd: [{ protocol: "tcp", hostPort: port, guestPort: 22 }] },
+        },
+        { consoleOut: () => {} },
+      ),
+    ).rejects.toThrow();
+    const again = await listen(port);
+    await new Promise((r) => again.close(r));
+  });
+
   it.skipIf(!ok)("boots an ELF from a file on the SBI", async () => {
     const { createVm } = await import("./create.js");
     const { mkdtempSync, writeFileSync } = await import("node:fs");

@@ -336,28 +336,21 @@ export class Vm {
         }
         const exit = hart.run(Math.min(SLICE_INSTRUCTIONS, limit - hart.instret));
         this.statsValue.exits[exit.kind]++;
-        // Every exit kind checks the clock: a guest polling a device register
-        // (an MMIO exit per iteration) must still let host I/O completions in.
-        if (exit.kind === "mmio") {
-          this.mmioExit(exit);
-          if (performance.now() >= until) break;
-          continue;
-        }
-        if (exit.kind === "ecall") {
+        if (exit.kind === "mmio") this.mmioExit(exit);
+        else if (exit.kind === "ecall") {
           if (this.sbi) this.sbi.handle(0, hart.x);
-          if (performance.now() >= until) break;
-          continue;
-        }
-        if (exit.kind === "halt") {
+        } else if (exit.kind === "halt") {
           this.powerOff({ status: exit.code, reason: "htif" });
           break;
-        }
-        if (exit.kind === "wfi") {
+        } else if (exit.kind === "wfi") {
           idle = true;
           break;
+        } else {
+          this.clint.poll();
+          this.rtc.poll();
         }
-        this.clint.poll();
-        this.rtc.poll();
+        // Every exit kind checks the clock: a guest polling a device register
+        // (an MMIO exit per iteration) must still let host I/O completions in.
         if (performance.now() >= until) break;
       }
       this.statsValue.runSeconds += (performance.now() - t0) / 1000;
@@ -365,6 +358,16 @@ export class Vm {
       if (idle) await this.sleepUntilInterrupt();
       else await new Promise<void>((r) => setImmediate(r));
     }
+    await this.release();
+    return this.result as PowerOff;
+  }
+
+  /**
+   * Runs the `onStop` hooks now (once): device back ends close their host
+   * resources. `start()` does it when the guest ends; call it for a VM that
+   * will never start.
+   */
+  async release(): Promise<void> {
     for (const hook of this.stopHooks.splice(0)) {
       try {
         await hook();
@@ -372,7 +375,6 @@ export class Vm {
         // a back end failing to close must not hide how the VM ended
       }
     }
-    return this.result as PowerOff;
   }
 
   private mmioExit(exit: Extract<HartExit, { kind: "mmio" }>): void {
