@@ -102,7 +102,18 @@ export function parseIo(out: string): IoFigures | undefined {
   return Object.values(f).every((v) => v !== undefined && Number.isFinite(v)) ? (f as IoFigures) : undefined;
 }
 
-/** Boots a machine, types the script one command per prompt, returns the console text. */
+export interface ScriptRun {
+  out: string;
+  stderr: string;
+  status: number | null;
+  /** Seconds from spawn to the first shell prompt (-1: none came). */
+  promptSeconds: number;
+}
+
+/**
+ * Boots a machine and types `commands` one per shell prompt (after the kit's
+ * init marker); resolves when the process ends (killed after `timeoutMs`).
+ */
 export function runScript(
   cmd: string,
   args: string[],
@@ -110,23 +121,29 @@ export function runScript(
   marker: string,
   prompt: string,
   timeoutMs = 600_000,
-): Promise<{ out: string; status: number | null }> {
+): Promise<ScriptRun> {
   return new Promise((done) => {
+    const t0 = process.hrtime.bigint();
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
+    let stderr = "";
     let sent = 0;
+    let promptSeconds = -1;
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString("latin1");
       const at = out.indexOf(marker);
       const prompts = at < 0 ? 0 : out.slice(at).split(prompt).length - 1;
+      if (prompts > 0 && promptSeconds < 0) promptSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (prompts > sent && sent < commands.length) child.stdin.write(`${commands[sent++]}\n`);
     });
-    child.stderr.resume();
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
     child.stdin.on("error", () => {});
     child.on("close", (status) => {
       clearTimeout(timer);
-      done({ out, status });
+      done({ out, stderr, status, promptSeconds });
     });
   });
 }

@@ -7,7 +7,7 @@
 // qemu-system-riscv64 -M virt -bios default (OpenSBI), same Image and initramfs.
 // I/O: virtio-blk and virtio-net throughput measured inside that guest
 // (guest-io.ts). `--only cpu,linux,io` picks sections; `--runs N` the medians.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -157,39 +157,10 @@ if (only.has("linux") || only.has("io")) {
 }
 process.exitCode = failed ? 1 : 0;
 
-interface BootRun {
-  promptSeconds: number;
-  status: number | null;
-  stderr: string;
-}
-
-/** Spawns a machine, waits for the kit's shell prompt, types `poweroff -f`, waits for the exit. */
-function bootToPrompt(cmd: string, args: string[], timeoutMs = 300_000): Promise<BootRun> {
-  return new Promise((done) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    let promptSeconds = -1;
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.stdout.on("data", (b: Buffer) => {
-      out += b.toString("latin1");
-      if (promptSeconds >= 0) return;
-      const at = out.indexOf(MARKER);
-      if (at >= 0 && out.indexOf(PROMPT, at) >= 0) {
-        promptSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-        child.stdin.write("poweroff -f\n");
-      }
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      err += b.toString();
-    });
-    child.stdin.on("error", () => {});
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      done({ promptSeconds, status: promptSeconds < 0 ? null : status, stderr: err });
-    });
-  });
+/** Boots to the kit's shell prompt and types `poweroff -f`; status null when no prompt came. */
+async function bootToPrompt(cmd: string, args: string[]) {
+  const r = await runScript(cmd, args, ["poweroff -f"], MARKER, PROMPT, 300_000);
+  return { ...r, status: r.promptSeconds < 0 ? null : r.status };
 }
 
 function linuxKit(): { image: string; initrd: string } | undefined {
