@@ -335,7 +335,6 @@ export class Hart {
       if (!(d >= 0 && d < 4096)) {
         this.pc = pc;
         if (!this.fillFetch()) {
-          this.pc = pc;
           pc = this.trapFromExc();
           limit = n;
           t++; // exceptions retire nothing but count against the budget
@@ -364,7 +363,6 @@ export class Hart {
         this.pc = pc;
         const hiPart = this.fetchCrossPage();
         if (hiPart < 0) {
-          this.pc = pc;
           pc = this.trapFromExc();
           limit = n;
           t++; // exceptions retire nothing but count against the budget
@@ -548,7 +546,6 @@ export class Hart {
             if (this.exc !== EXC_NONE) {
               this.pc = pc;
               if (this.exc === EXC_MMIO) return this.mmioReadExit(n, rd, 1 + f3, ilen);
-              this.pc = pc;
               pc = this.trapFromExc();
               limit = n;
               t++; // exceptions retire nothing but count against the budget
@@ -621,7 +618,6 @@ export class Hart {
               this.pc = pc;
               if (this.exc === EXC_MMIO) return this.mmioWriteExit(n, ilen);
               if (this.exc === EXC_HALT) return this.haltExit(n, ilen);
-              this.pc = pc;
               pc = this.trapFromExc();
               limit = n;
               t++; // exceptions retire nothing but count against the budget
