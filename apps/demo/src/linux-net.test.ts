@@ -79,9 +79,9 @@ describe.skipIf(skipLinux)("Linux on ringzero's user-mode network", () => {
     const dnsPort = (dns.address() as { port: number }).port;
     let fromHost = "";
     let second: Session | undefined;
-    // The link goes up first: the kit's udhcpc loops on "Network is down" otherwise (on QEMU too).
+    // udhcpc's deconfig event brings eth0 up (the kit's /etc/udhcpc/default.script).
     const up =
-      "ip link set lo up; ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 2>&1 | tail -1; ip -4 addr show eth0 | grep -o 'inet [0-9./]*'";
+      "ip link set lo up; udhcpc -i eth0 -n -q -t 5 2>&1 | tail -1; ip -4 addr show eth0 | grep -o 'inet [0-9./]*'";
     const first = await drive(
       [
         "--kernel",

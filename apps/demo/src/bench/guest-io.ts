@@ -70,7 +70,7 @@ export function ioCommands(s: IoSetup): string[] {
   const t = "cut -d' ' -f1 /proc/uptime";
   const n = s.blkMiB;
   return [
-    "ip link set lo up; ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 >/dev/null 2>&1; ip -4 addr show eth0 | grep -c inet",
+    "ip link set lo up; udhcpc -i eth0 -n -q -t 5 >/dev/null 2>&1; ip -4 addr show eth0 | grep -c inet",
     // reads are fast on QEMU: four passes keep the 10 ms clock's error small
     `dd if=/dev/vda of=/dev/null bs=1M count=${n} iflag=direct 2>/dev/null; a=$(${t}); for p in 1 2 3 4; do dd if=/dev/vda of=/dev/null bs=1M count=${n} iflag=direct 2>/dev/null; done; b=$(${t}); echo "RZIO blkread ${4 * n * MiB} $a $b"`,
     `dd if=/dev/zero of=/tmp/z bs=1M count=${n} 2>/dev/null; a=$(${t}); dd if=/tmp/z of=/dev/vda bs=1M count=${n} oflag=direct conv=fsync 2>/dev/null; b=$(${t}); rm /tmp/z; echo "RZIO blkwrite ${n * MiB} $a $b"`,
