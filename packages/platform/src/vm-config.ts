@@ -74,11 +74,17 @@ export const NetConfigSchema = z
   })
   .strict()
   .superRefine((n, ctx) => {
-    const userOnly = ["hostfwd", "restrict", "pcap", "dnsUpstream", "listen"] as const;
     if (n.mode === "socket") {
       if (!n.connect) ctx.addIssue({ code: "custom", path: ["connect"], message: "socket mode needs connect" });
-      for (const k of userOnly)
-        if (k === "hostfwd" ? n.hostfwd.length > 0 : k === "restrict" ? n.restrict : n[k] !== undefined)
+      const userOnly = {
+        hostfwd: n.hostfwd.length > 0,
+        restrict: n.restrict,
+        pcap: n.pcap,
+        dnsUpstream: n.dnsUpstream,
+        listen: n.listen,
+      };
+      for (const [k, set] of Object.entries(userOnly))
+        if (set)
           ctx.addIssue({ code: "custom", path: [k], message: `${k} belongs to the user mode (the switch's owner)` });
     } else if (n.connect !== undefined) {
       ctx.addIssue({ code: "custom", path: ["connect"], message: "connect is for socket mode" });
