@@ -8,6 +8,7 @@ import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzer
 import { PlatformError } from "@ringzero/platform";
 import { z } from "zod";
 import { DemoError, DemoErrorCode } from "./errors.js";
+import { nonZeroCounts } from "./format.js";
 import { startMonitor } from "./monitor.js";
 import { parseMemorySize } from "./size.js";
 import { parseDrive, parseNet, parseShare } from "./specs.js";
@@ -161,18 +162,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
   if (opts.stats) {
     const s = vm.stats();
-    const exits = Object.entries(s.exits)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(", ");
+    const exits = nonZeroCounts(s.exits);
     io.stderr(
       `ringzero: ${s.instructions} instructions in ${s.runSeconds.toFixed(3)} s (${s.mips.toFixed(1)} MIPS), idle ${s.idleSeconds.toFixed(3)} s; exits: ${exits}; SBI calls ${s.sbiCalls}\n`,
     );
     for (const t of vm.devices.transports) {
-      const c = Object.entries(t.transport.counters)
-        .filter(([, n]) => n > 0)
-        .map(([k, n]) => `${k} ${n}`);
-      if (c.length) io.stderr(`ringzero: ${t.name} guest errors: ${c.join(", ")}\n`);
+      const c = nonZeroCounts(t.transport.counters);
+      if (c) io.stderr(`ringzero: ${t.name} guest errors: ${c}\n`);
     }
     const b = vm.devices.balloon;
     if (b) {

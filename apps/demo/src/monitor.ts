@@ -10,6 +10,7 @@ import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import type { Vm, VmDevices } from "@ringzero/hypervisor-monolithic";
 import { DemoError, DemoErrorCode } from "./errors.js";
+import { nonZeroCounts } from "./format.js";
 import { parseMemorySize } from "./size.js";
 
 const PAGE = 4096;
@@ -43,10 +44,7 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
   }
   if (cmd === "info" && arg === "stats" && words.length === 2) {
     const s = vm.stats();
-    const exits = Object.entries(s.exits)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(", ");
+    const exits = nonZeroCounts(s.exits);
     return [
       `instructions ${s.instructions}, ${s.mips.toFixed(1)} MIPS, idle ${s.idleSeconds.toFixed(3)} s; exits: ${exits}`,
       "ok",
