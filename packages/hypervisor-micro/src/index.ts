@@ -1,1 +1,57 @@
-export {};
+// @ringzero/hypervisor-micro: the Hyper-V-style microkernel. Memory, CPU time,
+// hypercalls, SynIC-style ports. Nothing else (ARCHITECTURE.md §2, §4).
+export { HvClient, SintConnection, VpControl } from "./client.js";
+export {
+  HYPERCALL_NAMES,
+  Hypercall,
+  type HypercallName,
+  type HypercallSpec,
+  type SintConnectionTransfer,
+  type SlowCallName,
+  type SlowCalls,
+  type VpBoot,
+  type VpControlTransfer,
+} from "./hypercalls.js";
+export {
+  decodeIntercept,
+  encodeIntercept,
+  type HaltIntercept,
+  INTERCEPT_SINT,
+  type Intercept,
+  InterceptType,
+  type MmioIntercept,
+  type ResetIntercept,
+  type SbiIntercept,
+} from "./intercept.js";
+export {
+  type HvThreadInit,
+  type KernelEvent,
+  type KernelStats,
+  Microkernel,
+  type MicrokernelOptions,
+  ROOT_PARTITION_ID,
+  type VpThreadInit,
+} from "./kernel.js";
+export { GrantedMemory, type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
+export {
+  fail,
+  type HvResult,
+  HvStatus,
+  type HvStatusCode,
+  type HvStatusName,
+  HypercallError,
+  hvStatusName,
+  ok,
+  unwrap,
+} from "./status.js";
+export {
+  type HvMessage,
+  MESSAGE_PAYLOAD_MAX,
+  MessageQueue,
+  PORT_BUFFERS,
+  SINT_COUNT,
+  VpCounter,
+  type VpCounterName,
+  VpState,
+} from "./synic.js";
+export type { Paravisor, ParavisorContext, ParavisorFactory } from "./vp.js";

@@ -1,0 +1,207 @@
+// A partition thread's side of the microkernel: the slow hypercalls go to the
+// kernel thread over a MessagePort (replies wake the caller through its
+// doorbell); the fast ones (post message, signal event, assert interrupt,
+// complete intercept) run here against shared SynIC memory.
+import type { MessagePort } from "node:worker_threads";
+import { HYPERCALL_NAMES, type HypercallName, type SlowCallName, type SlowCalls } from "./hypercalls.js";
+import type { HvThreadInit } from "./kernel.js";
+import { GrantedMemory } from "./memory.js";
+import { fail, type HvResult, HvStatus, ok, unwrap } from "./status.js";
+import {
+  drainEventFlags,
+  MESSAGE_PAYLOAD_MAX,
+  type MessageQueue,
+  ringDoorbell,
+  SINT_COUNT,
+  setIrqLine,
+  signalEventFlag,
+  sintQueue,
+  Vp,
+} from "./synic.js";
+
+type WaitAsync = (
+  a: Int32Array,
+  index: number,
+  value: number,
+  timeout?: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+
+const INDEX = new Map(HYPERCALL_NAMES.map((n, i) => [n, i]));
+
+/** Counts fast hypercalls of this thread in the kernel-visible counters. */
+class Counters {
+  private readonly a: Int32Array;
+  constructor(buffer: SharedArrayBuffer) {
+    this.a = new Int32Array(buffer);
+  }
+  count(name: HypercallName): void {
+    Atomics.add(this.a, INDEX.get(name) as number, 1);
+  }
+}
+
+/** A connection to one SINT of a parent's or child's VP (PostMessageDirect / SignalEventDirect). */
+export class SintConnection {
+  private readonly area: Int32Array;
+  private readonly queue: MessageQueue;
+
+  constructor(
+    readonly partitionId: number,
+    readonly vpIndex: number,
+    readonly sint: number,
+    area: SharedArrayBuffer,
+    queues: SharedArrayBuffer,
+    private readonly counters: Counters,
+  ) {
+    this.area = new Int32Array(area);
+    this.queue = sintQueue(queues, sint);
+  }
+
+  /** HvCallPostMessageDirect: INVALID_PARAMETER (type 0, high bit, > 240 bytes), INSUFFICIENT_BUFFERS. */
+  postMessage(type: number, payload: Uint8Array, origin = 0): HvResult<void> {
+    this.counters.count("PostMessage");
+    // TLFS HvCallPostMessage: the type is non-zero with the MSB clear; payload <= 240 bytes.
+    if (type === 0 || type >>> 31 !== 0 || payload.length > MESSAGE_PAYLOAD_MAX)
+      return fail(HvStatus.INVALID_PARAMETER, "message type 1..0x7fffffff, payload <= 240 bytes");
+    if (!this.queue.post(type, origin, payload))
+      return fail(HvStatus.INSUFFICIENT_BUFFERS, "the port's 16 buffers are in use");
+    ringDoorbell(this.area);
+    return ok(undefined);
+  }
+
+  /** HvCallSignalEventDirect: true when the flag went clear -> set (the VP was woken). */
+  signalEvent(flag: number): HvResult<boolean> {
+    this.counters.count("SignalEvent");
+    if (!Number.isInteger(flag) || flag < 0 || flag >= 2048) return fail(HvStatus.INVALID_PARAMETER, "flag 0..2047");
+    return ok(signalEventFlag(this.area, this.sint, flag));
+  }
+}
+
+/** What the creator of a VP holds: interrupt lines and intercept completion. */
+export class VpControl {
+  readonly area: Int32Array;
+
+  constructor(
+    readonly partitionId: number,
+    readonly vpIndex: number,
+    area: SharedArrayBuffer,
+    private readonly counters: Counters,
+  ) {
+    this.area = new Int32Array(area);
+  }
+
+  /** Sets a PLIC source's level on the VP (1..127). */
+  assertInterrupt(source: number, level: boolean): HvResult<void> {
+    this.counters.count("AssertInterrupt");
+    if (!Number.isInteger(source) || source < 1 || source >= 128)
+      return fail(HvStatus.INVALID_PARAMETER, "source 1..127");
+    setIrqLine(this.area, source, level);
+    return ok(undefined);
+  }
+
+  /** Answers intercept `seq`: the MMIO read value, or (SBI) a0 value and a1. */
+  completeIntercept(seq: number, status: number, value = 0n, a1 = 0n): HvResult<void> {
+    this.counters.count("CompleteIntercept");
+    const a = this.area;
+    const v = BigInt.asUintN(64, value);
+    const w = BigInt.asUintN(64, a1);
+    Atomics.store(a, Vp.ICPT_STATUS, status);
+    Atomics.store(a, Vp.ICPT_VALUE_LO, Number(v & 0xffff_ffffn) | 0);
+    Atomics.store(a, Vp.ICPT_VALUE_HI, Number(v >> 32n) | 0);
+    Atomics.store(a, Vp.ICPT_A1_LO, Number(w & 0xffff_ffffn) | 0);
+    Atomics.store(a, Vp.ICPT_A1_HI, Number(w >> 32n) | 0);
+    // The sequence number is published last: the VP reads the reply after seeing it.
+    Atomics.store(a, Vp.ICPT_SEQ, seq | 0);
+    Atomics.notify(a, Vp.ICPT_SEQ);
+    return ok(undefined);
+  }
+
+  /** True once the VP's thread has ended. */
+  get stopped(): boolean {
+    return Atomics.load(this.area, Vp.STATE) === 4;
+  }
+}
+
+export class HvClient {
+  readonly partitionId: number;
+  readonly vpIndex: number;
+  /** This thread's VP area (doorbell, event flags, counters). */
+  readonly area: Int32Array;
+  private readonly queuesBuffer: SharedArrayBuffer;
+  private readonly port: MessagePort;
+  private readonly counters: Counters;
+  private readonly pending = new Map<number, (r: HvResult<unknown>) => void>();
+  private nextId = 1;
+
+  constructor(init: HvThreadInit) {
+    this.partitionId = init.partitionId;
+    this.vpIndex = init.vpIndex;
+    this.area = new Int32Array(init.area);
+    this.queuesBuffer = init.queues;
+    this.port = init.kernel;
+    this.counters = new Counters(init.counters);
+    this.port.on("message", (m: { id: number; result: HvResult<unknown> }) => {
+      const done = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      done?.(m.result);
+      if (this.pending.size === 0) this.port.unref();
+    });
+    this.port.unref();
+  }
+
+  /** A slow hypercall: resolves with its typed result (never rejects). */
+  call<K extends SlowCallName>(name: K, input: SlowCalls[K]["in"]): Promise<HvResult<SlowCalls[K]["out"]>> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve as (r: HvResult<unknown>) => void);
+      this.port.ref();
+      this.port.postMessage({ id, name, input });
+    });
+  }
+
+  /** A slow hypercall whose failure the caller cannot recover from (throws HypercallError). */
+  async must<K extends SlowCallName>(name: K, input: SlowCalls[K]["in"]): Promise<SlowCalls[K]["out"]> {
+    return unwrap(name, await this.call(name, input));
+  }
+
+  async connect(partitionId: number, vpIndex: number, sint: number): Promise<HvResult<SintConnection>> {
+    const r = await this.call("ConnectSint", { partitionId, vpIndex, sint });
+    if (r.status !== HvStatus.SUCCESS) return r;
+    const t = r.value;
+    return ok(new SintConnection(t.partitionId, t.vpIndex, t.sint, t.area, t.queues, this.counters));
+  }
+
+  async createVp(input: SlowCalls["CreateVp"]["in"]): Promise<HvResult<VpControl>> {
+    const r = await this.call("CreateVp", input);
+    if (r.status !== HvStatus.SUCCESS) return r;
+    return ok(new VpControl(r.value.partitionId, r.value.vpIndex, r.value.area, this.counters));
+  }
+
+  async acceptGrant(grantId: number): Promise<HvResult<GrantedMemory>> {
+    const r = await this.call("AcceptGrant", { grantId });
+    if (r.status !== HvStatus.SUCCESS) return r;
+    return ok(new GrantedMemory(r.value));
+  }
+
+  /** This thread's own message queue for `sint`. */
+  queue(sint: number): MessageQueue {
+    if (sint < 0 || sint >= SINT_COUNT) throw new RangeError(`SINT ${sint}`);
+    return sintQueue(this.queuesBuffer, sint);
+  }
+
+  /** Takes and clears this VP's set event flags of `sint`. */
+  drainEvents(sint: number, fn: (flag: number) => void): number {
+    return drainEventFlags(this.area, sint, fn);
+  }
+
+  get doorbell(): number {
+    return Atomics.load(this.area, Vp.DOORBELL);
+  }
+
+  /** Resolves when the doorbell moves past `seen` (or after `timeoutMs`); keeps the event loop alive. */
+  async waitDoorbell(seen: number, timeoutMs = 1000): Promise<void> {
+    // Atomics.waitAsync (ES2024; Node >= 16) keeps this thread's event loop running.
+    const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+    const r = waitAsync(this.area, Vp.DOORBELL, seen, timeoutMs);
+    if (r.async) await r.value;
+  }
+}

@@ -1,0 +1,511 @@
+// The microkernel (ARCHITECTURE.md §4): owns host memory (every partition's
+// guest-physical memory and the grants between partitions) and CPU time (one
+// worker thread per virtual processor), answers the slow hypercalls on the
+// thread that created it, and nothing else: no device, no disk, no network,
+// no VMBus. Partitions talk to it through their thread's HvClient.
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import {
+  HYPERCALL_NAMES,
+  Hypercall,
+  type HypercallName,
+  type SlowCallName,
+  type SlowCalls,
+  type VpBoot,
+} from "./hypercalls.js";
+import { type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
+import { fail, type HvResult, HvStatus, ok } from "./status.js";
+import { createSintQueues, createVpArea, ringDoorbell, Vp, VpCounter, VpState } from "./synic.js";
+
+/** Largest memory one region may have (typed-array indexing of the vCPU's bus). */
+const MAX_REGION = 2 ** 31;
+/** Memory the kernel hands out to all partitions together. */
+const DEFAULT_MEMORY_LIMIT = 8 * 2 ** 30;
+
+export const ROOT_PARTITION_ID = 1;
+
+interface Region extends RegionInfo {
+  readonly buffer: SharedArrayBuffer;
+}
+
+interface VpRecord {
+  readonly index: number;
+  readonly area: SharedArrayBuffer;
+  readonly queues: SharedArrayBuffer;
+  worker?: Worker;
+  exited: boolean;
+}
+
+interface PartitionRecord {
+  readonly id: number;
+  readonly name: string;
+  readonly parent: number;
+  readonly regions: Region[];
+  readonly vps: Map<number, VpRecord>;
+  readonly intercepts: { base: number; size: number }[];
+  deleted: boolean;
+}
+
+interface GrantRecord {
+  readonly id: number;
+  /** The partition whose memory it is. */
+  readonly owner: number;
+  /** The partition that made the grant (the owner, or its parent). */
+  readonly granter: number;
+  readonly grantee: number;
+  readonly gpa: number;
+  readonly size: number;
+  readonly writable: boolean;
+  readonly revoked: SharedArrayBuffer;
+  readonly region: Region;
+}
+
+/** A thread that may make hypercalls: the root's worker or a VP's worker. */
+interface Caller {
+  readonly partitionId: number;
+  readonly area: SharedArrayBuffer;
+  readonly port: MessagePort;
+}
+
+/** What a partition's thread receives to reach the kernel (inside workerData). */
+export interface HvThreadInit {
+  readonly partitionId: number;
+  readonly vpIndex: number;
+  readonly area: SharedArrayBuffer;
+  readonly queues: SharedArrayBuffer;
+  readonly kernel: MessagePort;
+  /** Fast-hypercall counters of this thread, by index in HYPERCALL_NAMES. */
+  readonly counters: SharedArrayBuffer;
+}
+
+/** workerData of a VP thread. */
+export interface VpThreadInit extends HvThreadInit {
+  readonly regions: readonly (RegionInfo & { buffer: SharedArrayBuffer })[];
+  readonly boot: VpBoot;
+  readonly intercepts: readonly { base: number; size: number }[];
+  /** The parent's VP 0 area and SINT queues, where intercept messages go. */
+  readonly parent: {
+    readonly partitionId: number;
+    readonly area: SharedArrayBuffer;
+    readonly queues: SharedArrayBuffer;
+  };
+  readonly paravisor?: string;
+  readonly paravisorData?: unknown;
+}
+
+export interface MicrokernelOptions {
+  /** Total bytes of partition memory the kernel may allocate (default 8 GiB). */
+  readonly memoryLimit?: number;
+  /** The VP thread's script (default: this package's vp-worker.js beside the built module). */
+  readonly vpWorker?: URL;
+}
+
+export type KernelEvent =
+  | { readonly kind: "vp-exit"; readonly partitionId: number; readonly vpIndex: number; readonly detail: string }
+  | { readonly kind: "thread-error"; readonly partitionId: number; readonly error: string };
+
+/** Statistics of the whole kernel, summed over threads. */
+export interface KernelStats {
+  readonly hypercalls: Record<string, number>;
+  readonly partitions: number;
+  readonly vps: number;
+  readonly memoryBytes: number;
+  readonly grants: number;
+}
+
+function builtSibling(name: string): URL {
+  const here = new URL(import.meta.url);
+  // Under vitest the kernel runs from src/*.ts; worker threads need the built JavaScript.
+  if (here.pathname.endsWith(".ts")) return new URL(`../dist/${name}`, here);
+  return new URL(`./${name}`, here);
+}
+
+export class Microkernel {
+  private readonly partitions = new Map<number, PartitionRecord>();
+  private readonly grants = new Map<number, GrantRecord>();
+  private readonly threads: { worker: Worker; counters: Int32Array }[] = [];
+  private readonly slowCounts = new Map<string, number>();
+  private readonly listeners: ((e: KernelEvent) => void)[] = [];
+  private nextPartition = ROOT_PARTITION_ID + 1;
+  private nextGrant = 1;
+  private memoryUsed = 0;
+  private readonly memoryLimit: number;
+  private readonly vpWorker: URL;
+  private rootCaller: Caller | undefined;
+  private shutDown = false;
+
+  constructor(options: MicrokernelOptions = {}) {
+    this.memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
+    this.vpWorker = options.vpWorker ?? builtSibling("vp-worker.js");
+    this.partitions.set(ROOT_PARTITION_ID, {
+      id: ROOT_PARTITION_ID,
+      name: "root",
+      parent: 0,
+      regions: [],
+      vps: new Map(),
+      intercepts: [],
+      deleted: false,
+    });
+  }
+
+  onEvent(fn: (e: KernelEvent) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /**
+   * Starts the root (parent) partition: `module` runs in a new worker thread
+   * with `workerData = { hv: HvThreadInit, data }`. Returns the worker (its
+   * host messages are the caller's business: console, power events).
+   */
+  startRoot(module: URL, data: unknown): Worker {
+    if (this.rootCaller) throw new Error("the root partition is already running");
+    const root = this.partitions.get(ROOT_PARTITION_ID) as PartitionRecord;
+    const vp: VpRecord = { index: 0, area: createVpArea(), queues: createSintQueues(), exited: false };
+    root.vps.set(0, vp);
+    const { port1, port2 } = new MessageChannel();
+    const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
+    const init: HvThreadInit = {
+      partitionId: ROOT_PARTITION_ID,
+      vpIndex: 0,
+      area: vp.area,
+      queues: vp.queues,
+      kernel: port2,
+      counters,
+    };
+    const worker = new Worker(module, { workerData: { hv: init, data }, transferList: [port2] });
+    vp.worker = worker;
+    this.rootCaller = { partitionId: ROOT_PARTITION_ID, area: vp.area, port: port1 };
+    this.serve(this.rootCaller);
+    this.watch(worker, ROOT_PARTITION_ID, counters);
+    return worker;
+  }
+
+  /** Stops every thread and frees every partition. */
+  async shutdown(): Promise<void> {
+    if (this.shutDown) return;
+    this.shutDown = true;
+    for (const p of this.partitions.values()) {
+      for (const vp of p.vps.values()) {
+        const a = new Int32Array(vp.area);
+        Atomics.store(a, Vp.STOP, 1);
+        ringDoorbell(a);
+      }
+    }
+    await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => 0)));
+    this.rootCaller?.port.close();
+  }
+
+  stats(): KernelStats {
+    const hypercalls: Record<string, number> = {};
+    for (const [k, v] of this.slowCounts) hypercalls[k] = v;
+    for (const t of this.threads) {
+      HYPERCALL_NAMES.forEach((name, i) => {
+        const n = Atomics.load(t.counters, i);
+        if (n) hypercalls[name] = (hypercalls[name] ?? 0) + n;
+      });
+    }
+    let vps = 0;
+    for (const p of this.partitions.values()) vps += p.vps.size;
+    return {
+      hypercalls,
+      partitions: this.partitions.size,
+      vps,
+      memoryBytes: this.memoryUsed,
+      grants: this.grants.size,
+    };
+  }
+
+  /** Counters of one VP (see VpCounter), or undefined. */
+  vpCounters(partitionId: number, vpIndex: number): Record<string, number> | undefined {
+    const vp = this.partitions.get(partitionId)?.vps.get(vpIndex);
+    if (!vp) return undefined;
+    const a = new Int32Array(vp.area);
+    const out: Record<string, number> = {};
+    for (const [k, i] of Object.entries(VpCounter)) out[k] = Atomics.load(a, Vp.COUNTERS + i) >>> 0;
+    out.instructions = out.instructionsLo + out.instructionsHi * 2 ** 32;
+    delete out.instructionsLo;
+    delete out.instructionsHi;
+    return out;
+  }
+
+  /** Children of the root, for statistics. */
+  partitionIds(): number[] {
+    return [...this.partitions.keys()];
+  }
+
+  // ---- the slow hypercalls ------------------------------------------------
+
+  /** Runs a slow hypercall as `caller` would (the worker protocol calls this; tests may too). */
+  hypercall<K extends SlowCallName>(
+    callerId: number,
+    name: K,
+    input: SlowCalls[K]["in"],
+  ): HvResult<SlowCalls[K]["out"]> {
+    this.slowCounts.set(name, (this.slowCounts.get(name) ?? 0) + 1);
+    const fn = this.calls[name] as (c: number, i: SlowCalls[K]["in"]) => HvResult<SlowCalls[K]["out"]>;
+    try {
+      return fn.call(this, callerId, input);
+    } catch (e) {
+      return fail(HvStatus.INVALID_PARAMETER, `${name}: ${(e as Error).message}`);
+    }
+  }
+
+  private readonly calls: { [K in SlowCallName]: (c: number, i: SlowCalls[K]["in"]) => HvResult<SlowCalls[K]["out"]> } =
+    {
+      CreatePartition: (c, i) => {
+        // Only the root creates partitions (TLFS: the CreatePartitions privilege).
+        if (c !== ROOT_PARTITION_ID) return fail(HvStatus.ACCESS_DENIED, "only the root partition creates partitions");
+        if (typeof i?.name !== "string" || i.name.length > 64)
+          return fail(HvStatus.INVALID_PARAMETER, "name: 0..64 chars");
+        const id = this.nextPartition++;
+        this.partitions.set(id, {
+          id,
+          name: i.name,
+          parent: c,
+          regions: [],
+          vps: new Map(),
+          intercepts: [],
+          deleted: false,
+        });
+        return ok({ partitionId: id });
+      },
+      DeletePartition: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        for (const vp of p.vps.values()) this.stopVp(vp);
+        for (const g of [...this.grants.values()]) {
+          if (g.owner === p.id || g.grantee === p.id || g.granter === p.id) this.revoke(g);
+        }
+        for (const r of p.regions) this.memoryUsed -= r.size;
+        p.regions.length = 0;
+        p.deleted = true;
+        this.partitions.delete(p.id);
+        return ok({});
+      },
+      MapGpaPages: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        const { gpa, size, kind } = i;
+        if (!isPageRange(gpa, size)) return fail(HvStatus.INVALID_ALIGNMENT, "gpa and size must be 4 KiB multiples");
+        if (size <= 0 || size > MAX_REGION || gpa + size > 2 ** 52 || (kind !== "ram" && kind !== "private"))
+          return fail(HvStatus.INVALID_PARAMETER, "size 4 KiB..2 GiB, kind ram|private");
+        if (p.vps.size > 0) return fail(HvStatus.INVALID_PARTITION_STATE, "map before the partition's VPs are created");
+        if (kind === "ram" && p.regions.some((r) => r.kind === "ram"))
+          return fail(HvStatus.INVALID_PARAMETER, "one ram region per partition");
+        if (p.regions.some((r) => gpa < r.gpa + r.size && r.gpa < gpa + size))
+          return fail(HvStatus.INVALID_PARAMETER, "overlaps a mapped region");
+        if (this.memoryUsed + size > this.memoryLimit)
+          return fail(HvStatus.INSUFFICIENT_MEMORY, `${this.memoryLimit - this.memoryUsed} bytes left`);
+        let buffer: SharedArrayBuffer;
+        try {
+          buffer = new SharedArrayBuffer(size);
+        } catch {
+          return fail(HvStatus.INSUFFICIENT_MEMORY, "the host refused the allocation");
+        }
+        p.regions.push({ gpa, size, kind: kind as MemoryKind, buffer });
+        this.memoryUsed += size;
+        return ok({});
+      },
+      UnmapGpaPages: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        const k = p.regions.findIndex((r) => r.gpa === i.gpa);
+        if (k < 0) return fail(HvStatus.INVALID_PARAMETER, "no region starts there");
+        if ([...p.vps.values()].some((v) => !v.exited)) return fail(HvStatus.INVALID_PARTITION_STATE, "VPs running");
+        const r = p.regions[k];
+        if ([...this.grants.values()].some((g) => g.region === r))
+          return fail(HvStatus.OBJECT_IN_USE, "grants on this region stand");
+        p.regions.splice(k, 1);
+        this.memoryUsed -= r.size;
+        return ok({});
+      },
+      InstallIntercept: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        const { base, size } = i;
+        if (
+          !Number.isSafeInteger(base) ||
+          !Number.isSafeInteger(size) ||
+          base < 0 ||
+          size <= 0 ||
+          base + size > 2 ** 32
+        )
+          return fail(HvStatus.INVALID_PARAMETER, "MMIO range below 4 GiB");
+        if (p.regions.some((r) => r.kind === "ram" && base < r.gpa + r.size && r.gpa < base + size))
+          return fail(HvStatus.INVALID_PARAMETER, "the range overlaps RAM");
+        if (p.vps.size > 0) return fail(HvStatus.INVALID_PARTITION_STATE, "install intercepts before creating VPs");
+        p.intercepts.push({ base, size });
+        return ok({});
+      },
+      CreateVp: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        if (!Number.isInteger(i.vpIndex) || i.vpIndex !== p.vps.size || i.vpIndex >= 1)
+          return fail(HvStatus.INVALID_VP_INDEX, "one VP per partition for now (index 0)");
+        const ram = p.regions.find((r) => r.kind === "ram");
+        if (!ram) return fail(HvStatus.INVALID_PARTITION_STATE, "map RAM before creating a VP");
+        const b = i.boot;
+        if (!b || !Number.isSafeInteger(b.pc) || (b.mode !== "supervisor" && b.mode !== "machine"))
+          return fail(HvStatus.INVALID_PARAMETER, "boot: pc and mode");
+        const parent = this.partitions.get(p.parent)?.vps.get(0);
+        if (!parent) return fail(HvStatus.INVALID_PARTITION_STATE, "the parent has no VP to take intercepts");
+        const vp: VpRecord = { index: i.vpIndex, area: createVpArea(), queues: createSintQueues(), exited: false };
+        const { port1, port2 } = new MessageChannel();
+        const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
+        const init: VpThreadInit = {
+          partitionId: p.id,
+          vpIndex: vp.index,
+          area: vp.area,
+          queues: vp.queues,
+          kernel: port2,
+          counters,
+          regions: p.regions.map((r) => ({ gpa: r.gpa, size: r.size, kind: r.kind, buffer: r.buffer })),
+          boot: b,
+          intercepts: [...p.intercepts],
+          parent: { partitionId: p.parent, area: parent.area, queues: parent.queues },
+          paravisor: i.paravisor,
+          paravisorData: i.paravisorData,
+        };
+        const worker = new Worker(this.vpWorker, { workerData: init, transferList: [port2] });
+        vp.worker = worker;
+        p.vps.set(vp.index, vp);
+        this.serve({ partitionId: p.id, area: vp.area, port: port1 });
+        this.watch(worker, p.id, counters, vp);
+        return ok({ partitionId: p.id, vpIndex: vp.index, area: vp.area });
+      },
+      GrantPages: (c, i) => {
+        const owner = this.partitions.get(i?.partitionId);
+        if (!owner) return fail(HvStatus.INVALID_PARTITION_ID, `no partition ${i?.partitionId}`);
+        // The owner grants its own pages; a parent may grant a child's pages only before the child runs (loading).
+        const mayGrant = owner.id === c || (owner.parent === c && owner.vps.size === 0);
+        if (!mayGrant) return fail(HvStatus.ACCESS_DENIED, "only the owner (or its parent before start) grants pages");
+        const grantee = this.partitions.get(i.grantee);
+        if (!grantee || grantee.id === owner.id) return fail(HvStatus.INVALID_PARTITION_ID, "grantee");
+        if (!isPageRange(i.gpa, i.size))
+          return fail(HvStatus.INVALID_ALIGNMENT, "gpa and size must be 4 KiB multiples");
+        const region = owner.regions.find((r) => i.gpa >= r.gpa && i.gpa + i.size <= r.gpa + r.size);
+        if (!region || i.size <= 0)
+          return fail(HvStatus.INVALID_PARAMETER, "the range is not inside one mapped region");
+        const id = this.nextGrant++;
+        this.grants.set(id, {
+          id,
+          owner: owner.id,
+          granter: c,
+          grantee: grantee.id,
+          gpa: i.gpa,
+          size: i.size,
+          writable: i.writable === true,
+          revoked: new SharedArrayBuffer(4),
+          region,
+        });
+        return ok({ grantId: id });
+      },
+      AcceptGrant: (c, i) => {
+        const g = this.grants.get(i?.grantId);
+        if (!g) return fail(HvStatus.INVALID_PARAMETER, `no grant ${i?.grantId}`);
+        if (g.grantee !== c) return fail(HvStatus.ACCESS_DENIED, "the grant is not to the caller");
+        const t: GrantTransfer = {
+          id: g.id,
+          owner: g.owner,
+          gpa: g.gpa,
+          size: g.size,
+          writable: g.writable,
+          buffer: g.region.buffer,
+          bufferOffset: g.gpa - g.region.gpa,
+          revoked: g.revoked,
+        };
+        return ok(t);
+      },
+      RevokeGrant: (c, i) => {
+        const g = this.grants.get(i?.grantId);
+        if (!g) return fail(HvStatus.INVALID_PARAMETER, `no grant ${i?.grantId}`);
+        if (g.granter !== c && g.owner !== c && g.grantee !== c)
+          return fail(HvStatus.ACCESS_DENIED, "neither owner, granter nor grantee");
+        this.revoke(g);
+        return ok({});
+      },
+      ConnectSint: (c, i) => {
+        const target = this.partitions.get(i?.partitionId);
+        if (!target) return fail(HvStatus.INVALID_PARTITION_ID, `no partition ${i?.partitionId}`);
+        const caller = this.partitions.get(c);
+        // Messages and events flow between a partition and its parent only.
+        if (!caller || !(target.parent === c || caller.parent === target.id))
+          return fail(HvStatus.ACCESS_DENIED, "connections join a parent and its child");
+        if (!Number.isInteger(i.sint) || i.sint < 1 || i.sint > 15)
+          return fail(HvStatus.INVALID_PARAMETER, "SINT 1..15 (SINT 0 carries intercepts)");
+        const vp = target.vps.get(i.vpIndex);
+        if (!vp) return fail(HvStatus.INVALID_VP_INDEX, `no VP ${i.vpIndex}`);
+        return ok({ partitionId: target.id, vpIndex: vp.index, sint: i.sint, area: vp.area, queues: vp.queues });
+      },
+      StopVp: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        const vp = p.vps.get(i.vpIndex);
+        if (!vp) return fail(HvStatus.INVALID_VP_INDEX, `no VP ${i.vpIndex}`);
+        this.stopVp(vp);
+        return ok({});
+      },
+    };
+
+  private child(caller: number, id: unknown): PartitionRecord | HvResult<never> {
+    const p = typeof id === "number" ? this.partitions.get(id) : undefined;
+    if (!p || p.id === ROOT_PARTITION_ID)
+      return fail(HvStatus.INVALID_PARTITION_ID, `no child partition ${String(id)}`);
+    if (p.parent !== caller) return fail(HvStatus.ACCESS_DENIED, `partition ${p.id} is not a child of ${caller}`);
+    return p;
+  }
+
+  private revoke(g: GrantRecord): void {
+    Atomics.store(new Int32Array(g.revoked), 0, 1);
+    this.grants.delete(g.id);
+  }
+
+  private stopVp(vp: VpRecord): void {
+    const a = new Int32Array(vp.area);
+    Atomics.store(a, Vp.STOP, 1);
+    ringDoorbell(a);
+  }
+
+  private serve(caller: Caller): void {
+    caller.port.on("message", (m: { id: number; name: SlowCallName; input: unknown }) => {
+      const known = (Hypercall as Record<string, { path: string }>)[m?.name];
+      const result =
+        known?.path === "slow"
+          ? this.hypercall(caller.partitionId, m.name, m.input as never)
+          : fail(HvStatus.INVALID_HYPERCALL_CODE, `no slow hypercall ${String(m?.name)}`);
+      caller.port.postMessage({ id: m?.id, result });
+      // A VP may be blocked in WFI or in an intercept wait: have it look at its port.
+      const a = new Int32Array(caller.area);
+      Atomics.store(a, Vp.HOST_MESSAGE, 1);
+      ringDoorbell(a);
+    });
+  }
+
+  private watch(worker: Worker, partitionId: number, counters: SharedArrayBuffer, vp?: VpRecord): void {
+    this.threads.push({ worker, counters: new Int32Array(counters) });
+    worker.on("error", (e) => {
+      for (const l of this.listeners) l({ kind: "thread-error", partitionId, error: String(e?.stack ?? e) });
+    });
+    worker.on("exit", (code) => {
+      if (vp) {
+        vp.exited = true;
+        Atomics.store(new Int32Array(vp.area), Vp.STATE, VpState.STOPPED);
+        for (const l of this.listeners)
+          l({ kind: "vp-exit", partitionId, vpIndex: vp.index, detail: `thread exit ${code}` });
+      }
+    });
+  }
+}
+
+function isPageRange(gpa: unknown, size: unknown): boolean {
+  return (
+    typeof gpa === "number" &&
+    typeof size === "number" &&
+    Number.isSafeInteger(gpa) &&
+    Number.isSafeInteger(size) &&
+    gpa >= 0 &&
+    gpa % PAGE_SIZE === 0 &&
+    size % PAGE_SIZE === 0
+  );
+}
+
+export type { HypercallName };

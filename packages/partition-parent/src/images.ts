@@ -1,0 +1,71 @@
+// Reading the guest's kernel and initrd from host files (the parent owns the
+// host's files): a RISC-V Linux Image (or Image.gz) or an ELF, as QEMU virt's
+// boot path takes them.
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { parseElf } from "@ringzero/cpu-core";
+import { detectKernelFormat, type VmConfig } from "@ringzero/platform";
+import { MicroVmError, MicroVmErrorCode } from "./errors.js";
+
+/** Largest decompressed Image.gz accepted (a hostile file must not exhaust memory). */
+const MAX_KERNEL = 256 * 1024 * 1024;
+
+export interface GuestImages {
+  readonly kind: "linux" | "elf";
+  readonly kernel: Uint8Array;
+  readonly initrd?: Uint8Array;
+  /** ELF: the HTIF tohost symbol, if any. */
+  readonly tohost?: number;
+}
+
+export function readGuestImages(c: VmConfig): GuestImages {
+  let kernel = readHostFile(c.kernel, MicroVmErrorCode.KERNEL_UNREADABLE, "kernel");
+  let format = detectKernelFormat(kernel);
+  if (format === "gzip") {
+    try {
+      kernel = gunzipSync(kernel, { maxOutputLength: MAX_KERNEL });
+    } catch (e) {
+      throw new MicroVmError(
+        MicroVmErrorCode.KERNEL_FORMAT,
+        { path: c.kernel },
+        `cannot decompress ${c.kernel}: ${(e as Error).message}`,
+      );
+    }
+    format = detectKernelFormat(kernel);
+  }
+  if (format !== "linux-image" && format !== "elf")
+    throw new MicroVmError(
+      MicroVmErrorCode.KERNEL_FORMAT,
+      { path: c.kernel },
+      `${c.kernel} is neither a RISC-V Linux Image nor an ELF file`,
+    );
+  const linux = format === "linux-image";
+  if (linux && c.bios === "none")
+    throw new MicroVmError(
+      MicroVmErrorCode.BIOS_MISMATCH,
+      { path: c.kernel },
+      "a Linux Image needs an SBI: use bios sbi (the default), not none",
+    );
+  if (!linux && (c.initrd !== undefined || c.append !== undefined))
+    throw new MicroVmError(
+      MicroVmErrorCode.KERNEL_FORMAT,
+      { path: c.kernel },
+      "an initrd and a command line need a Linux Image kernel",
+    );
+  const initrd =
+    c.initrd === undefined ? undefined : readHostFile(c.initrd, MicroVmErrorCode.INITRD_UNREADABLE, "initrd");
+  const tohost = linux ? undefined : parseElf(kernel).symbols.get("tohost");
+  return { kind: linux ? "linux" : "elf", kernel, initrd, tohost: tohost === undefined ? undefined : Number(tohost) };
+}
+
+function readHostFile(path: string, code: MicroVmErrorCode, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new MicroVmError(
+      code,
+      { path },
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
+}

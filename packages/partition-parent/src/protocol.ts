@@ -1,0 +1,49 @@
+// Messages between the host thread (the `ringzero` process's main thread,
+// where the microkernel runs) and the parent partition's thread. These are
+// host I/O (the console on stdio, power events), not guest-visible.
+import type { VmConfig } from "@ringzero/platform";
+
+export interface ParentInit {
+  readonly config: VmConfig;
+  /** URL of the child's paravisor module (partition-child's paravisor entry). */
+  readonly paravisor: string;
+  readonly maxInstructions?: number;
+}
+
+export type PowerOffReason =
+  | "shutdown"
+  | "reboot"
+  | "finisher-pass"
+  | "finisher-fail"
+  | "finisher-reset"
+  | "htif"
+  | "stopped"
+  | "instruction-limit"
+  | "wfi-forever"
+  | "error";
+
+export type ToHost =
+  | { readonly kind: "ready" }
+  | {
+      readonly kind: "error";
+      readonly code: string;
+      readonly message: string;
+      readonly context: Record<string, unknown>;
+    }
+  | { readonly kind: "console"; readonly bytes: Uint8Array }
+  | { readonly kind: "poweroff"; readonly status: number; readonly reason: PowerOffReason; readonly detail?: string }
+  | { readonly kind: "stats"; readonly id: number; readonly stats: ParentStats };
+
+export type FromHost =
+  | { readonly kind: "start" }
+  | { readonly kind: "input"; readonly bytes: Uint8Array }
+  | { readonly kind: "stop" }
+  | { readonly kind: "stats"; readonly id: number };
+
+export interface ParentStats {
+  /** Intercept messages the parent handled, by kind. */
+  readonly intercepts: Record<string, number>;
+  /** Intercept messages it could not decode (counted, dropped). */
+  readonly badIntercepts: number;
+  readonly uart: Record<string, number>;
+}

@@ -1,0 +1,150 @@
+// The micro VM as its user sees it (the same shape as hypervisor-monolithic's
+// Vm): the microkernel runs on the calling thread, the parent partition in a
+// worker thread that creates the child partition, whose VP runs in another.
+import type { Worker } from "node:worker_threads";
+import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro";
+import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
+import { MicroVmError, MicroVmErrorCode } from "./errors.js";
+import type { FromHost, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
+
+export interface MicroPowerOff {
+  readonly status: number;
+  readonly reason: PowerOffReason;
+  readonly detail?: string;
+}
+
+export interface CreateMicroVmOptions {
+  readonly consoleOut: (bytes: Uint8Array) => void;
+  /**
+   * URL of the child's paravisor module, as Hyper-V takes an OpenHCL image:
+   * `import.meta.resolve("@ringzero/partition-child")` for ringzero's own.
+   */
+  readonly paravisor: string;
+}
+
+export interface MicroVmStats {
+  readonly kernel: KernelStats;
+  /** Counters of the child's VP 0 (instructions, exits by path, idle and intercept time). */
+  readonly vp: Record<string, number>;
+  readonly parent: ParentStats;
+}
+
+function builtSibling(name: string): URL {
+  const here = new URL(import.meta.url);
+  if (here.pathname.endsWith(".ts")) return new URL(`../dist/${name}`, here);
+  return new URL(`./${name}`, here);
+}
+
+export class MicroVm {
+  private result: Promise<MicroPowerOff>;
+  private resolveResult!: (r: MicroPowerOff) => void;
+  private statsWaiters = new Map<number, (s: ParentStats) => void>();
+  private nextStats = 1;
+  private started = false;
+  private finished = false;
+
+  constructor(
+    readonly kernel: Microkernel,
+    private readonly parent: Worker,
+    private readonly childId: () => number,
+  ) {
+    this.result = new Promise((r) => {
+      this.resolveResult = r;
+    });
+  }
+
+  /** @internal wired by createMicroVm */
+  onParentMessage(m: ToHost): void {
+    if (m.kind === "poweroff") this.finish({ status: m.status, reason: m.reason, detail: m.detail });
+    else if (m.kind === "stats") {
+      this.statsWaiters.get(m.id)?.(m.stats);
+      this.statsWaiters.delete(m.id);
+    }
+  }
+
+  /** @internal */
+  finish(r: MicroPowerOff): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.resolveResult(r);
+  }
+
+  private post(m: FromHost): void {
+    this.parent.postMessage(m);
+  }
+
+  /** Runs the guest; resolves when it powers off or stop() is called. */
+  async start(): Promise<MicroPowerOff> {
+    if (this.started) throw new Error("MicroVm.start() twice");
+    this.started = true;
+    this.post({ kind: "start" });
+    const r = await this.result;
+    await this.kernel.shutdown();
+    return r;
+  }
+
+  stop(): void {
+    if (!this.started) {
+      this.finish({ status: 0, reason: "stopped" });
+      void this.kernel.shutdown();
+      return;
+    }
+    this.post({ kind: "stop" });
+  }
+
+  sendInput(bytes: Uint8Array): void {
+    this.post({ kind: "input", bytes });
+  }
+
+  async stats(): Promise<MicroVmStats> {
+    const id = this.nextStats++;
+    const parent = await new Promise<ParentStats>((resolve) => {
+      this.statsWaiters.set(id, resolve);
+      this.post({ kind: "stats", id });
+      setTimeout(() => resolve({ intercepts: {}, badIntercepts: 0, uart: {} }), 1000).unref();
+    });
+    return { kernel: this.kernel.stats(), vp: this.kernel.vpCounters(this.childId(), 0) ?? {}, parent };
+  }
+}
+
+/**
+ * Boots the microkernel and its parent partition, which creates the child
+ * partition and loads the guest; resolves once the guest is loaded (config
+ * and image errors surface here as MicroVmError), before it runs.
+ */
+export async function createMicroVm(config: VmConfigInput, options: CreateMicroVmOptions): Promise<MicroVm> {
+  const parsed = VmConfigSchema.safeParse(config);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new MicroVmError(
+      MicroVmErrorCode.CONFIG_INVALID,
+      { path: i.path.join(".") },
+      `${i.path.join(".")}: ${i.message}`,
+    );
+  }
+  const kernel = new Microkernel();
+  const paravisor = options.paravisor;
+  const worker = kernel.startRoot(builtSibling("worker.js"), { config: parsed.data, paravisor });
+  const vm = new MicroVm(kernel, worker, () => 2);
+  await new Promise<void>((resolve, reject) => {
+    worker.on("message", (m: ToHost) => {
+      if (m.kind === "ready") resolve();
+      else if (m.kind === "error") reject(new MicroVmError(m.code as MicroVmErrorCode, m.context, m.message));
+      else if (m.kind === "console") options.consoleOut(m.bytes);
+      else vm.onParentMessage(m);
+    });
+    worker.on("error", (e) => {
+      const err = new MicroVmError(MicroVmErrorCode.PARENT_CRASHED, {}, `the parent partition crashed: ${e.message}`);
+      reject(err);
+      vm.finish({ status: 1, reason: "error", detail: err.message });
+    });
+    worker.on("exit", (code) => {
+      reject(new MicroVmError(MicroVmErrorCode.PARENT_CRASHED, { code }, `the parent partition exited (${code})`));
+      vm.finish({ status: 1, reason: "error", detail: `the parent partition exited (${code})` });
+    });
+  }).catch(async (e) => {
+    await kernel.shutdown();
+    throw e;
+  });
+  return vm;
+}

@@ -1,0 +1,266 @@
+// The parent (root) partition's thread: what Hyper-V's root partition and its
+// per-VM worker process do. It owns the host's resources, creates the child
+// partition through hypercalls, loads the guest through a temporary grant,
+// emulates the legacy devices whose MMIO it intercepts (the 16550 UART and
+// the test finisher, as Hyper-V's worker process emulates COM ports), and
+// answers the child's routed SBI calls (console, reset).
+import { parentPort, workerData } from "node:worker_threads";
+import { HART_ISA, HART_MMU, parseElf } from "@ringzero/cpu-core";
+import {
+  decodeIntercept,
+  type GrantedMemory,
+  HvClient,
+  HvStatus,
+  type HvThreadInit,
+  INTERCEPT_SINT,
+  type Intercept,
+  unwrap,
+  type VpControl,
+} from "@ringzero/hypervisor-micro";
+import { buildVirtDeviceTree, loadLinuxBoot, SifiveTest, Uart16550, VIRT } from "@ringzero/platform";
+import { MicroVmError, MicroVmErrorCode } from "./errors.js";
+import { readGuestImages } from "./images.js";
+import type { FromHost, ParentInit, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
+
+const { hv: hvInit, data } = workerData as { hv: HvThreadInit; data: ParentInit };
+const port = parentPort;
+if (!port) throw new Error("partition-parent's worker runs in a worker thread");
+const send = (m: ToHost) => port.postMessage(m);
+
+/** The command line when none is given (as hypervisor-monolithic). */
+const DEFAULT_APPEND = "console=ttyS0";
+const VIRTIO_CONSOLE_APPEND = "console=hvc1";
+
+class Parent {
+  readonly hv = new HvClient(hvInit);
+  private vp: VpControl | undefined;
+  private childId = 0;
+  private readonly input: number[] = [];
+  private done = false;
+  private readonly stats: { intercepts: Record<string, number>; badIntercepts: number } = {
+    intercepts: {},
+    badIntercepts: 0,
+  };
+  readonly uart = new Uart16550({
+    irq: { set: (level) => this.vp?.assertInterrupt(VIRT.uart.irq, level) },
+    onTransmit: (bytes) => send({ kind: "console", bytes: bytes.slice() }),
+  });
+  readonly finisher = new SifiveTest((e) => {
+    if (e.kind === "pass") this.powerOff(0, "finisher-pass");
+    else if (e.kind === "fail") this.powerOff(e.code, "finisher-fail");
+    else this.powerOff(0, "finisher-reset");
+  });
+  private boot: { pc: number; a1: number; mode: "supervisor" | "machine" } | undefined;
+
+  /** Creates the child partition and loads the guest; the VP is created on "start". */
+  async prepare(): Promise<void> {
+    const c = data.config;
+    const images = readGuestImages(c);
+    const hv = this.hv;
+    this.childId = (await hv.must("CreatePartition", { name: "child" })).partitionId;
+    const child = this.childId;
+    await hv.must("MapGpaPages", { partitionId: child, gpa: VIRT.ram.base, size: c.memory, kind: "ram" });
+    // Loading: a grant of the child's RAM to this partition, revoked before the child runs.
+    const { grantId } = await hv.must("GrantPages", {
+      partitionId: child,
+      gpa: VIRT.ram.base,
+      size: c.memory,
+      grantee: hv.partitionId,
+      writable: true,
+    });
+    const ram = unwrap("AcceptGrant", await hv.acceptGrant(grantId));
+    try {
+      this.boot =
+        images.kind === "linux" ? this.loadLinux(ram, images.kernel, images.initrd) : this.loadElf(ram, images.kernel);
+    } finally {
+      await hv.must("RevokeGrant", { grantId });
+    }
+    // Legacy devices emulated here: the child's accesses become intercept messages.
+    await hv.must("InstallIntercept", { partitionId: child, base: VIRT.uart.base, size: VIRT.uart.size });
+    await hv.must("InstallIntercept", { partitionId: child, base: VIRT.test.base, size: VIRT.test.size });
+  }
+
+  private loadLinux(ram: GrantedMemory, kernel: Uint8Array, initrd: Uint8Array | undefined) {
+    const c = data.config;
+    const rngSeed = new Uint8Array(64);
+    crypto.getRandomValues(rngSeed);
+    const loaded = loadLinuxBoot(
+      {
+        ramBase: ram.gpa,
+        ramSize: ram.size,
+        write: (pa, bytes) => {
+          if (!ram.write(pa, bytes))
+            throw new MicroVmError(MicroVmErrorCode.KERNEL_FORMAT, { pa }, "image outside RAM");
+        },
+      },
+      {
+        kernel,
+        initrd,
+        dtb: (layout) =>
+          buildVirtDeviceTree({
+            memory: { base: ram.gpa, size: ram.size },
+            isa: HART_ISA,
+            devices: { virtio: [] },
+            mmuType: `riscv,${HART_MMU}`,
+            chosen: {
+              bootargs: c.append ?? (c.console === "virtio" ? VIRTIO_CONSOLE_APPEND : DEFAULT_APPEND),
+              initrd: layout.initrd ? { start: layout.initrd.start, end: layout.initrd.end } : undefined,
+              rngSeed,
+            },
+          }),
+      },
+    );
+    return { pc: loaded.layout.entry, a1: loaded.layout.dtb.start, mode: "supervisor" as const };
+  }
+
+  private loadElf(ram: GrantedMemory, bytes: Uint8Array) {
+    const img = parseElf(bytes);
+    for (const s of img.segments) {
+      if (s.memSize === 0) continue;
+      const body = new Uint8Array(s.memSize);
+      body.set(bytes.subarray(s.offset, s.offset + s.fileSize));
+      if (!ram.write(s.paddr, body))
+        throw new MicroVmError(MicroVmErrorCode.KERNEL_FORMAT, { paddr: s.paddr }, "ELF segment outside RAM");
+    }
+    return {
+      pc: Number(img.entry),
+      a1: 0,
+      mode: data.config.bios === "sbi" ? ("supervisor" as const) : ("machine" as const),
+    };
+  }
+
+  async start(): Promise<void> {
+    const boot = this.boot;
+    if (!boot) throw new Error("prepare() first");
+    const r = await this.hv.createVp({
+      partitionId: this.childId,
+      vpIndex: 0,
+      boot: { pc: boot.pc, a0: 0, a1: boot.a1, mode: boot.mode },
+      paravisor: data.paravisor,
+      paravisorData: { devices: [] },
+    });
+    this.vp = unwrap("CreateVp", r);
+    void this.serve();
+  }
+
+  /** The parent's event loop: intercept messages from the child on SINT 0. */
+  private async serve(): Promise<void> {
+    const q = this.hv.queue(INTERCEPT_SINT);
+    while (!this.done) {
+      const seen = this.hv.doorbell;
+      for (let m = q.take(); m; m = q.take()) {
+        const i = decodeIntercept(m.type, m.payload);
+        if (!i || m.origin !== this.childId) {
+          this.stats.badIntercepts++;
+          continue;
+        }
+        this.stats.intercepts[i.kind] = (this.stats.intercepts[i.kind] ?? 0) + 1;
+        this.intercept(i);
+      }
+      this.feedUart();
+      if (this.vp?.stopped && !this.done) this.powerOff(1, "error", "the child's VP thread ended");
+      if (this.done) break;
+      await this.hv.waitDoorbell(seen, 200);
+    }
+  }
+
+  private intercept(i: Intercept): void {
+    const vp = this.vp;
+    if (!vp) return;
+    switch (i.kind) {
+      case "mmio": {
+        const dev = this.deviceAt(i.address);
+        if (i.write) {
+          dev?.device.write(i.address - dev.base, i.size, i.size === 8 ? i.value : Number(i.value));
+          if (!i.posted) vp.completeIntercept(i.seq, dev ? HvStatus.SUCCESS : HvStatus.INVALID_PARAMETER);
+        } else {
+          const v = dev?.device.read(i.address - dev.base, i.size);
+          vp.completeIntercept(i.seq, v === undefined ? HvStatus.INVALID_PARAMETER : HvStatus.SUCCESS, BigInt(v ?? 0));
+        }
+        this.feedUart();
+        return;
+      }
+      case "sbi":
+        if (i.op === "write") send({ kind: "console", bytes: i.bytes });
+        else {
+          const bytes = this.input.splice(0, Math.min(i.max, 8));
+          let v = 0n;
+          bytes.forEach((b, k) => {
+            v |= BigInt(b) << BigInt(8 * k);
+          });
+          vp.completeIntercept(i.seq, HvStatus.SUCCESS, v, BigInt(bytes.length));
+        }
+        return;
+      case "reset":
+        if (i.type === "shutdown") this.powerOff(i.reason === 0 ? 0 : 1, "shutdown");
+        else this.powerOff(0, "reboot", i.type);
+        return;
+      case "halt":
+        this.powerOff(i.code, i.reason === "htif" ? "htif" : i.reason === "wfi-forever" ? "wfi-forever" : "error");
+        return;
+    }
+  }
+
+  private deviceAt(address: number) {
+    if (address >= VIRT.uart.base && address < VIRT.uart.base + VIRT.uart.size)
+      return { base: VIRT.uart.base, device: this.uart };
+    if (address >= VIRT.test.base && address < VIRT.test.base + VIRT.test.size)
+      return { base: VIRT.test.base, device: this.finisher };
+    return undefined;
+  }
+
+  sendInput(bytes: Uint8Array): void {
+    for (const b of bytes) this.input.push(b);
+    this.feedUart();
+    // Wake our own loop so the UART interrupt reaches the child now.
+    Atomics.add(this.hv.area, 0, 1);
+    Atomics.notify(this.hv.area, 0);
+  }
+
+  private feedUart(): void {
+    if (this.input.length === 0) return;
+    const n = this.uart.pushInput(Uint8Array.from(this.input.slice(0, 16)));
+    this.input.splice(0, n);
+  }
+
+  statsNow(): ParentStats {
+    return {
+      intercepts: { ...this.stats.intercepts },
+      badIntercepts: this.stats.badIntercepts,
+      uart: { ...this.uart.counters } as unknown as Record<string, number>,
+    };
+  }
+
+  powerOff(status: number, reason: PowerOffReason, detail?: string): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.childId) void this.hv.call("StopVp", { partitionId: this.childId, vpIndex: 0 });
+    send({ kind: "poweroff", status, reason, detail });
+  }
+}
+
+const parent = new Parent();
+port.on("message", (m: FromHost) => {
+  if (m.kind === "input") parent.sendInput(m.bytes);
+  else if (m.kind === "stop") parent.powerOff(0, "stopped");
+  else if (m.kind === "stats") send({ kind: "stats", id: m.id, stats: parent.statsNow() });
+  else if (m.kind === "start")
+    parent
+      .start()
+      .catch((e) =>
+        send({ kind: "error", code: MicroVmErrorCode.HYPERCALL_FAILED, message: String(e?.message ?? e), context: {} }),
+      );
+});
+try {
+  await parent.prepare();
+  send({ kind: "ready" });
+} catch (e) {
+  const err = e as { code?: string; message?: string; context?: Record<string, unknown>; status?: number };
+  const code =
+    e instanceof MicroVmError
+      ? e.code
+      : err.status !== undefined
+        ? MicroVmErrorCode.HYPERCALL_FAILED
+        : MicroVmErrorCode.KERNEL_FORMAT;
+  send({ kind: "error", code, message: String(err.message ?? e), context: err.context ?? {} });
+}
