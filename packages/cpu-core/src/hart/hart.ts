@@ -416,10 +416,13 @@ export class Hart {
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
+          // target = (rs1 + imm) & ~1 (RISC-V unpriv 20191213 §2.5): the carry into the high word
+          // comes from the full 64-bit sum; clearing bit 0 afterwards cannot change it.
           const imm = insn >> 20;
           const blo = x[rs1 << 1];
-          const lo = (blo + imm) & ~1;
-          const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (lo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          const sum = (blo + imm) | 0;
+          const hi = (x[(rs1 << 1) + 1] + (imm >> 31) + (sum >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+          const lo = sum & ~1;
           if (rd) {
             const v = pc + ilen;
             x[rd << 1] = v | 0;

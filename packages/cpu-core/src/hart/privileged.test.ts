@@ -802,3 +802,59 @@ cross: .dword 0
 `,
   );
 });
+
+describe("jalr, c.jr and c.jalr targets (RISC-V unpriv 20191213 §2.5, §16.4)", () => {
+  // target = (rs1 + imm) & ~1 over all 64 bits: the carry out of the low word comes from the
+  // sum, not from the sum with bit 0 cleared (an odd rs1 with imm <= 0 once gained 2^32).
+  check(
+    "odd targets in RAM (low word bit 31 set) land on the instruction; far targets fault with the 64-bit address",
+    String.raw`
+    .option norelax
+    la      t0, far_trap
+    csrw    mtvec, t0
+    .option push
+    .option norvc
+1:  auipc   t0, 0                       /* the issue's shape: auipc; addi odd; jalr 0(t0) */
+    addi    t0, t0, 17                  /* 1b + 17: odd, low word bit 31 set */
+    jalr    t1, 0(t0)
+    j       fail
+2:  .option pop                         /* 2b = 1b + 16 */
+    la      t0, 3f+1
+    jalr    t1, -2(t0)                  /* imm < 0 with an odd base */
+    j       fail
+    nop
+3:  la      t0, 4f+2047
+    jalr    t1, -2046(t0)               /* odd base, odd sum */
+    j       fail
+4:  la      t0, 5f+1
+    c.jr    t0
+    j       fail
+5:  la      t0, 6f+1
+    c.jalr  t0
+    j       fail
+6:  la      s11, 7f
+    li      t0, 0xffffffff              /* carry into the high word: 0x1_0000_0000 */
+    jalr    t1, 2(t0)
+    j       fail
+7:  CHECK(1, s2, 1)                     /* instruction access fault */
+    li      t1, 0x100000000
+    CHECKR(2, s3, t1)
+    CHECKR(3, s4, t1)
+    la      s11, 8f
+    li      t0, 0x100000001             /* borrow from the high word: 0xffff_fff0 */
+    jalr    t1, -17(t0)
+    j       fail
+8:  li      t1, 0xfffffff0
+    CHECKR(4, s3, t1)
+    CHECKR(5, s4, t1)
+`,
+    String.raw`
+    .align 4
+far_trap:
+    csrr    s2, mcause
+    csrr    s3, mepc
+    csrr    s4, mtval
+    jr      s11
+`,
+  );
+});

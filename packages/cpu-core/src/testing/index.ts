@@ -4,5 +4,6 @@
 export { type RunResult, runElf } from "./machine.js";
 export { PRELUDE } from "./prelude.js";
 export { QEMU, type QemuResult, runQemu } from "./qemu.js";
+export { type RandomProgram, type RandomProgramStats, randomControlFlowProgram } from "./random-programs.js";
 export { rng } from "./rng.js";
 export { buildElf, GCC, haveTool, requireTool } from "./toolchain.js";
