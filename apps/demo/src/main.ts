@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CpuError } from "@ringzero/cpu-core";
 import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzero/hypervisor-monolithic";
-import { PlatformError } from "@ringzero/platform";
+import { createMicroVm, type MicroPowerOff, MicroVmError, MicroVmErrorCode } from "@ringzero/partition-parent";
+import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
@@ -41,6 +42,11 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
+  --hypervisor monolithic|micro
+                     monolithic (default): one thread, every device inline (ESXi-style);
+                     micro: a microkernel with the guest's vCPU in a child partition
+                     thread and the legacy devices in a parent partition thread
+                     (Hyper-V-style); virtio devices are not yet available under micro
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
 (the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
@@ -49,6 +55,7 @@ symbol is honoured (HTIF). On a terminal the console is raw: Ctrl-A x quits.
 `;
 
 const RunOptions = z.object({
+  hypervisor: z.enum(["monolithic", "micro"], { message: 'must be "monolithic" or "micro"' }).default("monolithic"),
   bios: z.enum(["sbi", "none"], { message: 'must be "sbi" or "none"' }).default("sbi"),
   kernel: z.string().min(1).optional(),
   initrd: z.string().min(1).optional(),
@@ -80,11 +87,18 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (e) {
-    if (e instanceof DemoError || e instanceof CpuError || e instanceof PlatformError || e instanceof VmError) {
+    if (
+      e instanceof DemoError ||
+      e instanceof CpuError ||
+      e instanceof PlatformError ||
+      e instanceof VmError ||
+      e instanceof MicroVmError
+    ) {
       io.stderr(`ringzero: ${e.message}\n`);
       const usage =
         (e instanceof DemoError && e.code === DemoErrorCode.USAGE) ||
-        (e instanceof VmError && e.code === VmErrorCode.BIOS_MISMATCH);
+        (e instanceof VmError && e.code === VmErrorCode.BIOS_MISMATCH) ||
+        (e instanceof MicroVmError && e.code === MicroVmErrorCode.BIOS_MISMATCH);
       return usage ? 2 : 1;
     }
     throw e;
@@ -117,6 +131,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         rng: { type: "boolean" },
         balloon: { type: "boolean" },
         monitor: { type: "string" },
+        hypervisor: { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -134,6 +149,29 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const shares = ((values.share as string[] | undefined) ?? []).map(parseShare);
   const net = values.net === undefined ? undefined : parseNet(values.net as string);
   const memory = parseMemorySize(opts.memory);
+  if (opts.hypervisor === "micro") {
+    const unsupported = [
+      drives.length > 0 && "--drive",
+      shares.length > 0 && "--share",
+      net !== undefined && net.mode !== "none" && "--net",
+      opts.console === "virtio" && "--console virtio",
+      opts.rng && "--rng",
+      opts.balloon && "--balloon",
+      opts.monitor && "--monitor",
+      opts["max-instructions"] !== undefined && "--max-instructions",
+    ].filter((x): x is string => typeof x === "string");
+    if (unsupported.length > 0)
+      throw new DemoError(
+        DemoErrorCode.USAGE,
+        { options: unsupported },
+        `${unsupported.join(", ")}: not yet available with --hypervisor micro`,
+      );
+    return runMicro(
+      { memory, bios: opts.bios, kernel: opts.kernel ?? embeddedGuestPath(), initrd: opts.initrd, append: opts.append },
+      opts.stats,
+      io,
+    );
+  }
   const vm = await createVm(
     {
       memory,
@@ -190,10 +228,39 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
+/** `run --hypervisor micro`: the microkernel here, the parent and the child partition in worker threads. */
+async function runMicro(config: VmConfigInput, stats: boolean, io: Io): Promise<number> {
+  const vm = await createMicroVm(config, {
+    consoleOut: io.stdout,
+    paravisor: import.meta.resolve("@ringzero/partition-child"),
+  });
+  const detach = attachConsole(vm, io);
+  let r: MicroPowerOff;
+  try {
+    r = await vm.start();
+  } finally {
+    detach();
+  }
+  if (stats) {
+    const s = await vm.stats();
+    const v = s.vp;
+    const seconds = (v.runMicros ?? 0) / 1e6;
+    io.stderr(
+      `ringzero: ${v.instructions ?? 0} instructions in ${seconds.toFixed(3)} s (${seconds > 0 ? ((v.instructions ?? 0) / seconds / 1e6).toFixed(1) : "0.0"} MIPS), idle ${((v.idleMicros ?? 0) / 1e6).toFixed(3)} s; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}, wfi ${v.exitsWfi ?? 0}; intercept wait ${((v.interceptWaitMicros ?? 0) / 1e6).toFixed(3)} s\n`,
+    );
+    io.stderr(`ringzero: hypercalls: ${nonZeroCounts(s.kernel.hypercalls)}\n`);
+  }
+  if (r.reason === "wfi-forever") {
+    io.stderr("ringzero: the guest waits (WFI) with every interrupt disabled and can never wake; stopping\n");
+    return 1;
+  }
+  return r.status;
+}
+
 const CTRL_A = 0x01;
 
 /** Console input: raw mode with QEMU's Ctrl-A escape on a terminal, plain bytes from a pipe. */
-function attachConsole(vm: Vm, io: Io): () => void {
+function attachConsole(vm: Pick<Vm, "sendInput" | "stop">, io: Io): () => void {
   const stdin = io.stdin;
   if (!stdin) return () => {};
   const tty = stdin.isTTY === true;

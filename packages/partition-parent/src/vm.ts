@@ -41,6 +41,7 @@ export class MicroVm {
   private statsWaiters = new Map<number, (s: ParentStats) => void>();
   private nextStats = 1;
   private started = false;
+  private finalStats: MicroVmStats | undefined;
   private finished = false;
 
   constructor(
@@ -79,6 +80,8 @@ export class MicroVm {
     this.started = true;
     this.post({ kind: "start" });
     const r = await this.result;
+    // The last figures, while the parent still answers; then every thread ends.
+    this.finalStats = await this.stats();
     await this.kernel.shutdown();
     return r;
   }
@@ -96,12 +99,18 @@ export class MicroVm {
     this.post({ kind: "input", bytes });
   }
 
+  /** Statistics now (or, once the VM ended, as it ended). */
   async stats(): Promise<MicroVmStats> {
+    if (this.finalStats) return this.finalStats;
     const id = this.nextStats++;
     const parent = await new Promise<ParentStats>((resolve) => {
-      this.statsWaiters.set(id, resolve);
+      // A parent that does not answer (crashed, shut down) gives empty figures, not a hang.
+      const timer = setTimeout(() => resolve({ intercepts: {}, badIntercepts: 0, uart: {} }), 1000);
+      this.statsWaiters.set(id, (s) => {
+        clearTimeout(timer);
+        resolve(s);
+      });
       this.post({ kind: "stats", id });
-      setTimeout(() => resolve({ intercepts: {}, badIntercepts: 0, uart: {} }), 1000).unref();
     });
     return { kernel: this.kernel.stats(), vp: this.kernel.vpCounters(this.childId(), 0) ?? {}, parent };
   }

@@ -1,0 +1,66 @@
+// The micro VM end to end: microkernel on this thread, the parent partition
+// and the child's VP in worker threads (which run the built JavaScript: CI
+// builds before it tests).
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { createMicroVm, MicroVmError, MicroVmErrorCode } from "./index.js";
+
+const HELLO = fileURLToPath(new URL("../../../apps/demo/guests/hello/hello.elf", import.meta.url));
+const PARAVISOR = new URL("../../partition-child/dist/index.js", import.meta.url).href;
+const built =
+  existsSync(new URL("../dist/worker.js", import.meta.url)) &&
+  existsSync(new URL("../../hypervisor-micro/dist/vp-worker.js", import.meta.url));
+
+// CI builds before it tests: there a missing build is a failure, not a skip.
+if (process.env.CI === "true" && !built) throw new Error("run `pnpm build` first: the VP and parent threads run dist/");
+
+describe.runIf(built)("createMicroVm", () => {
+  it("runs the demo guest with its exits split between microkernel, paravisor and parent", async () => {
+    const out: Uint8Array[] = [];
+    const vm = await createMicroVm(
+      { kernel: HELLO, memory: 16 * 1024 * 1024 },
+      { consoleOut: (b) => out.push(b), paravisor: PARAVISOR },
+    );
+    const r = await vm.start();
+    const text = Buffer.concat(out).toString();
+    expect(r).toEqual({ status: 0, reason: "shutdown" });
+    expect(text).toContain("fib(40)            = 102334155");
+    expect(text).toContain("bye");
+    const s = await vm.stats();
+    // UART bytes leave as intercepts; the RTC is the paravisor's; SBI TIME and SRST reach the microkernel.
+    expect(s.vp.exitsIntercept).toBeGreaterThan(100);
+    expect(s.vp.exitsParavisor).toBeGreaterThan(0);
+    expect(s.vp.exitsMicrokernel).toBeGreaterThan(0);
+    expect(s.vp.instructions).toBeGreaterThan(1000);
+    expect(s.kernel.hypercalls.CreateVp).toBe(1);
+    expect(s.kernel.hypercalls.RevokeGrant).toBe(1);
+    expect(s.parent.intercepts.mmio).toBe(s.vp.exitsIntercept);
+    expect(s.parent.badIntercepts).toBe(0);
+  });
+
+  it("stop() ends a running guest", async () => {
+    const vm = await createMicroVm({ kernel: HELLO }, { consoleOut: () => {}, paravisor: PARAVISOR });
+    const run = vm.start();
+    vm.stop();
+    const r = await run;
+    expect(["stopped", "shutdown"]).toContain(r.reason);
+  });
+
+  it("reports unreadable and mismatched images as typed errors before the guest runs", async () => {
+    const attempt = (config: Parameters<typeof createMicroVm>[0]) =>
+      createMicroVm(config, { consoleOut: () => {}, paravisor: PARAVISOR }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const missing = await attempt({ kernel: "/nonexistent/Image" });
+    expect(missing).toBeInstanceOf(MicroVmError);
+    expect((missing as MicroVmError).code).toBe(MicroVmErrorCode.KERNEL_UNREADABLE);
+    const notElf = await attempt({ kernel: fileURLToPath(import.meta.url) });
+    expect((notElf as MicroVmError).code).toBe(MicroVmErrorCode.KERNEL_FORMAT);
+    const bad = await attempt({ kernel: HELLO, memory: 3 });
+    expect((bad as MicroVmError).code).toBe(MicroVmErrorCode.CONFIG_INVALID);
+    const withInitrd = await attempt({ kernel: HELLO, initrd: HELLO });
+    expect((withInitrd as MicroVmError).code).toBe(MicroVmErrorCode.KERNEL_FORMAT);
+  });
+});
