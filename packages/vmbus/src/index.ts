@@ -1,4 +1,22 @@
 // Public surface of @ringzero/vmbus (STYLE.md §8: named exports only).
+
+export {
+  Channel,
+  type ChannelCounters,
+  type ChannelState,
+  ControlPoster,
+  type ControlTransport,
+  type RingMirror,
+  type SignalTransport,
+} from "./channel.js";
+export {
+  ClientChannel,
+  type ClientOffer,
+  type ClientOpenOptions,
+  VmbusClient,
+  type VmbusClientCounters,
+  type VmbusClientOptions,
+} from "./client.js";
 export { VmbusError, VmbusErrorCode } from "./errors.js";
 export {
   decodeGpaDirectHeader,
@@ -10,6 +28,48 @@ export {
   PAGE_SIZE,
   pagesSpanned,
 } from "./gpa.js";
+export { FlatGuestMemory } from "./memory.js";
+export {
+  type AllOffersDelivered,
+  type CloseChannel,
+  type ControlMessage,
+  type ControlMessageInput,
+  decodeMessage,
+  encodeGpadlMessages,
+  encodeMessage,
+  GPADL_BODY_MAX_PFNS,
+  GPADL_HEADER_MAX_DATA,
+  GpadlAssembly,
+  type GpadlBody,
+  type GpadlCreated,
+  type GpadlHeader,
+  type GpadlTeardown,
+  type GpadlTorndown,
+  type InitiateContact,
+  MAX_MESSAGE_SIZE,
+  MESSAGE_HEADER_SIZE,
+  MessageType,
+  type OfferChannel,
+  type OpenChannel,
+  type OpenChannelResult,
+  type RelidReleased,
+  type RequestOffers,
+  type RescindChannelOffer,
+  readGuid,
+  Status,
+  type Unload,
+  type UnloadComplete,
+  USER_DATA_SIZE,
+  type VersionResponse,
+  VmbusVersion,
+  writeGuid,
+} from "./messages.js";
+export {
+  RequestChannel,
+  type RequestChannelOptions,
+  type RequestCounters,
+  type RequestOptions,
+} from "./requests.js";
 export {
   allocateRing,
   type IncomingPacket,
@@ -30,3 +90,12 @@ export {
   RingWriter,
   type RingWriterCounters,
 } from "./ring.js";
+export {
+  SERVER_VERSIONS,
+  ServerChannel,
+  type ServerOfferOptions,
+  VmbusServer,
+  type VmbusServerCounters,
+  type VmbusServerOptions,
+} from "./server.js";
+export { createLocalTransport, type LocalTransportOptions, type TransportEndpoint } from "./transports/local.js";
