@@ -205,3 +205,67 @@ export class HvClient {
     if (r.async) await r.value;
   }
 }
+
+/** The message type a SintTransport's control messages carry (VMBus: HvPostMessage type 1, vmbus.md §2.1). */
+export const CHANNEL_MESSAGE_TYPE = 1;
+
+/**
+ * A two-way message-and-signal link between this thread's VP and a peer
+ * partition's VP over one SINT: control messages travel by PostMessage into
+ * the peer's SINT queue, signals set the peer's event flag (one per channel
+ * ID, vmbus.md §2.8). It has the shape of @ringzero/vmbus's ControlTransport
+ * and SignalTransport without depending on it. The owner calls `poll()` when
+ * its doorbell moves.
+ */
+export class SintTransport {
+  private readonly messageHandlers: ((m: Uint8Array) => void)[] = [];
+  private readonly signalHandlers: ((id: number) => void)[] = [];
+  private readonly inbox: MessageQueue;
+  readonly counters = { messagesOut: 0, messagesIn: 0, signalsOut: 0, signalsIn: 0, refused: 0, foreign: 0 };
+
+  constructor(
+    private readonly hv: HvClient,
+    private readonly peer: SintConnection,
+  ) {
+    this.inbox = hv.queue(peer.sint);
+  }
+
+  post(message: Uint8Array): boolean {
+    const r = this.peer.postMessage(CHANNEL_MESSAGE_TYPE, message, this.hv.partitionId);
+    if (r.status !== HvStatus.SUCCESS) {
+      this.counters.refused++;
+      return false;
+    }
+    this.counters.messagesOut++;
+    return true;
+  }
+
+  onMessage(handler: (message: Uint8Array) => void): void {
+    this.messageHandlers.push(handler);
+  }
+
+  signal(channelId: number): void {
+    this.counters.signalsOut++;
+    this.peer.signalEvent(channelId);
+  }
+
+  onSignal(handler: (channelId: number) => void): void {
+    this.signalHandlers.push(handler);
+  }
+
+  /** Delivers queued messages (only the peer's; others are counted and dropped), then set event flags. */
+  poll(): void {
+    for (let m = this.inbox.take(); m; m = this.inbox.take()) {
+      if (m.type !== CHANNEL_MESSAGE_TYPE || m.origin !== this.peer.partitionId) {
+        this.counters.foreign++;
+        continue;
+      }
+      this.counters.messagesIn++;
+      for (const h of this.messageHandlers) h(m.payload);
+    }
+    this.hv.drainEvents(this.peer.sint, (id) => {
+      this.counters.signalsIn++;
+      for (const h of this.signalHandlers) h(id);
+    });
+  }
+}

@@ -15,6 +15,15 @@ export interface BlockBackend {
   discard(offset: number, length: number): Promise<void>;
   /** Afterwards the range reads as zeros; with `mayUnmap` space may be released. */
   writeZeroes(offset: number, length: number, options?: { mayUnmap?: boolean }): Promise<void>;
+  /**
+   * Optional scatter read straight into the driver's buffers (views of guest
+   * memory, in order, `length` bytes in all). A back end that can reach guest
+   * memory itself (a VMBus client naming guest pages) avoids the bounce copy.
+   * Guest memory may then change while the request is in flight, as with DMA.
+   */
+  readv?(offset: number, buffers: readonly Uint8Array[]): Promise<void>;
+  /** Optional gather write from the driver's buffers (views of guest memory). */
+  writev?(offset: number, buffers: readonly Uint8Array[]): Promise<void>;
 }
 
 function checkRange(size: number, offset: number, length: number): void {

@@ -64,6 +64,49 @@ describe("virtio-blk", () => {
     expect((f >> BigInt(VirtioBlkFeature.RO)) & 1n).toBe(0n);
   });
 
+  it("uses a back end's readv/writev on the guest's own buffers (odd segment splits, status byte untouched)", async () => {
+    const disk = new MemoryBlockBackend(64 * 1024);
+    const calls: { op: string; offset: number; lengths: number[] }[] = [];
+    const sg = Object.assign(disk, {
+      readv: async (offset: number, bufs: readonly Uint8Array[]) => {
+        calls.push({ op: "readv", offset, lengths: bufs.map((b) => b.length) });
+        let o = offset;
+        for (const b of bufs) {
+          b.set(disk.bytes.subarray(o, o + b.length));
+          o += b.length;
+        }
+      },
+      writev: async (offset: number, bufs: readonly Uint8Array[]) => {
+        calls.push({ op: "writev", offset, lengths: bufs.map((b) => b.length) });
+        let o = offset;
+        for (const b of bufs) {
+          disk.bytes.set(b, o);
+          o += b.length;
+        }
+      },
+    });
+    const { q } = setup(sg);
+    const data = pattern(1536, 9);
+    // Header and data in one descriptor (the header's 16 bytes must be skipped), then two odd pieces.
+    const first = new Uint8Array(16 + 100);
+    first.set(hdr(VirtioBlkType.OUT, 3));
+    first.set(data.subarray(0, 100), 16);
+    const w = await request(q, [first, data.subarray(100, 1001), data.subarray(1001)], [1]);
+    expect(w.status).toBe(VirtioBlkStatus.OK);
+    expect(disk.bytes.subarray(1536, 3072)).toEqual(data);
+    // Data and status byte in one writable descriptor: readv gets all but the last byte.
+    const r = await request(q, [hdr(VirtioBlkType.IN, 3)], [700, 837]);
+    expect(r.status).toBe(VirtioBlkStatus.OK);
+    expect(r.len).toBe(1537);
+    expect(Buffer.concat([r.written[0] as Uint8Array, (r.written[1] as Uint8Array).subarray(0, 836)])).toEqual(
+      Buffer.from(data),
+    );
+    expect(calls).toEqual([
+      { op: "writev", offset: 1536, lengths: [100, 901, 535] },
+      { op: "readv", offset: 1536, lengths: [700, 836] },
+    ]);
+  });
+
   it("writes then reads sectors (direct and indirect chains, several data segments)", async () => {
     const { q, disk } = setup();
     const data = pattern(1024, 3);

@@ -244,8 +244,26 @@ export class VirtioBlk extends VirtioDevice {
           this.guestError(ctx, "malformedRequest", done);
           return;
         }
-        const buf = new Uint8Array(inLen);
         this.stats.reads++;
+        const readv = this.backend.readv;
+        if (readv) {
+          // Zero-copy: the back end fills the guest's buffers (all but the status byte).
+          const bufs = firstBytes(chain.writable, inLen);
+          this.run(
+            done,
+            attempt(() => readv.call(this.backend, off, bufs)),
+            () => {
+              this.stats.bytesRead += inLen;
+              chain.writable.forEach((b, i) => {
+                if (b.length > 0) ctx.memory.written?.(chain.writableAddrs[i] as number, b.length);
+              });
+              return true;
+            },
+            inLen,
+          );
+          return;
+        }
+        const buf = new Uint8Array(inLen);
         // Bounce buffer: guest memory is written only if the device was not reset meanwhile.
         this.run(
           done,
@@ -275,9 +293,22 @@ export class VirtioBlk extends VirtioDevice {
           this.guestError(ctx, "malformedRequest", done);
           return;
         }
+        this.stats.writes++;
+        const writev = this.backend.writev;
+        if (writev) {
+          const bufs = firstBytes(skipBytes(chain.readable, HEADER), outLen);
+          this.run(
+            done,
+            attempt(() => writev.call(this.backend, off, bufs)),
+            () => {
+              this.stats.bytesWritten += outLen;
+              return true;
+            },
+          );
+          return;
+        }
         const data = new Uint8Array(outLen);
         gather(chain.readable, HEADER, data);
-        this.stats.writes++;
         this.run(
           done,
           attempt(() => this.backend.write(off, data)),
@@ -438,6 +469,34 @@ export class VirtioBlk extends VirtioDevice {
     q.push(chain, dataWritten + 1);
     ctx.signalUsed(q);
   }
+}
+
+/** The first `n` bytes of a buffer list, as views (no copy). */
+function firstBytes(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let left = n;
+  for (const b of bufs) {
+    if (left <= 0) break;
+    const take = Math.min(b.length, left);
+    if (take > 0) out.push(b.subarray(0, take));
+    left -= take;
+  }
+  return out;
+}
+
+/** The buffer list without its first `n` bytes, as views. */
+function skipBytes(bufs: readonly Uint8Array[], n: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = n;
+  for (const b of bufs) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(b.subarray(skip));
+    skip = 0;
+  }
+  return out;
 }
 
 function lastByte(bufs: readonly Uint8Array[]): { buf: Uint8Array; index: number; desc: number } | undefined {

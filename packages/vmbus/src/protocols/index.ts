@@ -1,0 +1,117 @@
+// ringzero's device protocols over VMBus channels: what a VSC in a child
+// partition's paravisor and a VSP in the parent say to each other for
+// storage, network, console and entropy. Little-endian, versioned by the
+// interface GUID, every decoder total (malformed input -> undefined, never a
+// throw). Modelled on Hyper-V's storvsc/netvsc split: requests carry the
+// guest's buffers as GPA-direct ranges (vmbus.md §2.6) so the VSP moves data
+// straight into guest memory; small messages travel in-band.
+
+/** Interface (class) GUIDs of the offers. */
+export const DeviceInterface = {
+  storage: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a31",
+  network: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a32",
+  console: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a33",
+  rng: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a34",
+} as const;
+export type DeviceKind = keyof typeof DeviceInterface;
+
+/** The instance GUID of device `index` of a kind (stable across VSP restarts, so a re-offer matches). */
+export function deviceInstanceId(kind: DeviceKind, index: number): string {
+  const k = Object.keys(DeviceInterface).indexOf(kind);
+  const tail = ((k << 8) | (index & 0xff)).toString(16).padStart(12, "0");
+  return `72696e67-7a65-726f-8000-${tail}`;
+}
+
+// ---- storage ----------------------------------------------------------------
+
+export const StorageOp = { READ: 1, WRITE: 2, FLUSH: 3, DISCARD: 4, WRITE_ZEROES: 5, INFO: 6 } as const;
+export type StorageOp = (typeof StorageOp)[keyof typeof StorageOp];
+const STORAGE_OPS = new Set<number>(Object.values(StorageOp));
+
+export const StorageStatus = { OK: 0, IO_ERROR: 1, UNSUPPORTED: 2, BAD_REQUEST: 3, READ_ONLY: 4 } as const;
+export type StorageStatus = (typeof StorageStatus)[keyof typeof StorageStatus];
+
+export const STORAGE_FLAG_MAY_UNMAP = 1;
+export const STORAGE_REQUEST_SIZE = 24;
+
+/** {op u32, flags u32, offset u64, length u64}; READ/WRITE name the data as GPA-direct ranges. */
+export interface StorageRequest {
+  readonly op: StorageOp;
+  readonly flags: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export function encodeStorageRequest(r: StorageRequest): Uint8Array {
+  const b = new Uint8Array(STORAGE_REQUEST_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, r.op, true);
+  v.setUint32(4, r.flags, true);
+  v.setBigUint64(8, BigInt(r.offset), true);
+  v.setBigUint64(16, BigInt(r.length), true);
+  return b;
+}
+
+export function decodeStorageRequest(b: Uint8Array): StorageRequest | undefined {
+  if (b.length < STORAGE_REQUEST_SIZE) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const op = v.getUint32(0, true);
+  if (!STORAGE_OPS.has(op)) return undefined;
+  const offset = v.getBigUint64(8, true);
+  const length = v.getBigUint64(16, true);
+  if (offset > BigInt(Number.MAX_SAFE_INTEGER) || length > 0xffff_ffffn) return undefined;
+  return { op: op as StorageOp, flags: v.getUint32(4, true), offset: Number(offset), length: Number(length) };
+}
+
+/** Completion: {status u32, reserved u32, size u64 (INFO), flags u32 (INFO: bit 0 read-only), reserved u32}. */
+export interface StorageCompletion {
+  readonly status: StorageStatus;
+  readonly size?: number;
+  readonly readOnly?: boolean;
+}
+
+export function encodeStorageCompletion(c: StorageCompletion): Uint8Array {
+  const b = new Uint8Array(24);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, c.status, true);
+  v.setBigUint64(8, BigInt(c.size ?? 0), true);
+  v.setUint32(16, c.readOnly ? 1 : 0, true);
+  return b;
+}
+
+export function decodeStorageCompletion(b: Uint8Array): StorageCompletion | undefined {
+  if (b.length < 24) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const status = v.getUint32(0, true);
+  if (status > StorageStatus.READ_ONLY) return undefined;
+  const size = v.getBigUint64(8, true);
+  if (size > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return { status: status as StorageStatus, size: Number(size), readOnly: (v.getUint32(16, true) & 1) === 1 };
+}
+
+// ---- network, console --------------------------------------------------------
+// One in-band packet per Ethernet frame (network) or per chunk of bytes
+// (console), both directions; no completions: a full ring drops (network) or
+// queues (console), as a NIC without receive buffers would.
+
+/** Largest frame a network packet carries (Ethernet + VLAN tag, no FCS). */
+export const NETWORK_MAX_FRAME = 1518 + 4;
+/** Largest console chunk per packet. */
+export const CONSOLE_MAX_CHUNK = 4096;
+
+// ---- rng ---------------------------------------------------------------------
+
+/** Request: {length u32} (1..RNG_MAX_REQUEST); completion: the bytes. */
+export const RNG_MAX_REQUEST = 4096;
+
+export function encodeRngRequest(length: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(0, length, true);
+  return b;
+}
+
+export function decodeRngRequest(b: Uint8Array): number | undefined {
+  if (b.length < 4) return undefined;
+  const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
+  return n >= 1 && n <= RNG_MAX_REQUEST ? n : undefined;
+}
