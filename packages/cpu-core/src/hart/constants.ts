@@ -111,6 +111,11 @@ export const Csr = {
   pmpcfg0: 0x3a0,
   pmpaddr0: 0x3b0,
   mseccfg: 0x747,
+  tselect: 0x7a0,
+  tdata1: 0x7a1,
+  tdata2: 0x7a2,
+  tdata3: 0x7a3,
+  tinfo: 0x7a4,
   mcycle: 0xb00,
   minstret: 0xb02,
 } as const;

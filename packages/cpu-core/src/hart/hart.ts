@@ -46,6 +46,7 @@ import {
   SSTATUS_MASK,
 } from "./constants.js";
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, PAGE_ALLOW, PAGE_DENY, Pmp } from "./pmp.js";
+import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -116,6 +117,8 @@ export class Hart {
   readonly options: HartOptions;
   readonly hartId: number;
   readonly pmp = new Pmp();
+  /** Sdtrig debug triggers (tselect, tdata1-3, tinfo; debug spec 1.0 §5.7). */
+  readonly triggers = new Triggers();
 
   pc = 0;
   priv = PRV_M;
@@ -322,6 +325,18 @@ export class Hart {
           pc = this.pc;
         }
         limit = Math.min(end - t, n + TIMER_POLL);
+        if (this.triggers.exec) {
+          // Sdtrig execute triggers (debug spec 1.0 §5.7.13): while one is armed, every instruction
+          // comes through here first; the breakpoint precedes any fetch fault (priv 1.12 §3.1.15)
+          limit = n;
+          if (this.triggers.execAt(pc, this.priv) && this.execTriggerFires(pc)) {
+            this.pc = pc;
+            this.trap(Cause.BREAKPOINT, 0n, false);
+            pc = this.pc;
+            t++; // exceptions retire nothing but count against the budget
+            continue;
+          }
+        }
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
         rTlb = this.rTlb;
@@ -1271,7 +1286,13 @@ export class Hart {
       this.setFault(access, lo, hi, false);
       return -1;
     }
-    if (fill && pmp === PAGE_ALLOW && this.bus.inRam(page, 4096)) {
+    // (a page a load/store trigger watches is never cached: its accesses take the slow paths, which check)
+    if (
+      fill &&
+      pmp === PAGE_ALLOW &&
+      this.bus.inRam(page, 4096) &&
+      !(this.triggers.data && this.triggers.pageWatched(lo, hi))
+    ) {
       const off = page - this.bus.ramBase;
       const idx = (lo >>> 12) & TLB_MASK;
       if (access === ACCESS_READ) {
@@ -1403,6 +1424,7 @@ export class Hart {
   /** General read: misaligned, page-crossing, MMIO. Returns the low word; high word in rhi (size 8). */
   private readSlow(lo: number, hi: number, size: number, access: number): number {
     this.exc = EXC_NONE;
+    if (this.triggers.data && this.dataTrigger(lo, hi, size, TRIG_LOAD)) return 0;
     const pageOff = lo & 0xfff;
     if (pageOff + size > 4096) {
       // Misaligned across a page: byte by byte (QEMU completes misaligned accesses).
@@ -1455,6 +1477,7 @@ export class Hart {
   /** General write: misaligned, page-crossing, MMIO, HTIF tohost. */
   private writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
     this.exc = EXC_NONE;
+    if (this.triggers.data && this.dataTrigger(lo, hi, size, TRIG_STORE)) return;
     const pageOff = lo & 0xfff;
     if (pageOff + size > 4096) {
       // Check every byte's translation before writing any (a store is all-or-nothing).
@@ -1506,6 +1529,29 @@ export class Hart {
       this.exc = EXC_HALT;
       this.haltCode = (vlo >>> 1) | ((vhi & 1) << 31);
     }
+  }
+
+  /**
+   * A load/store trigger on bytes [addr, addr+size) sets exc to a breakpoint (tval 0, as QEMU):
+   * before translation, since a load/store/AMO address breakpoint outranks the access's page and
+   * access faults and address-misaligned (priv 1.12 §3.1.15, Table 3.7).
+   */
+  private dataTrigger(lo: number, hi: number, size: number, ops: number): boolean {
+    if (!this.triggers.matchData(lo, hi, size, ops, this.priv)) return false;
+    this.exc = Cause.BREAKPOINT;
+    this.excTval = 0n;
+    return true;
+  }
+
+  /** Does an execute trigger armed at pc fire? Size-specific ones need the instruction's length. */
+  private execTriggerFires(pc: number): boolean {
+    const t = this.triggers;
+    if (t.matchExec(pc, this.priv, 0)) return true;
+    const pa = this.translate(pc | 0, Math.floor(pc / TWO32) | 0, ACCESS_EXEC, false);
+    this.exc = EXC_NONE;
+    if (pa < 0 || !this.bus.inRam(pa, 2)) return false; // unfetchable: only size=any matches
+    const p0 = this.bus.u16[(pa - this.bus.ramBase) >> 1];
+    return t.matchExec(pc, this.priv, (p0 & 3) === 3 ? 4 : 2);
   }
 
   /** Make this.pc's page the fetch page (fetchVa/fetchOff); false with exc set on a fault. */
@@ -1579,6 +1625,10 @@ export class Hart {
     if (isLr && rs2 !== 0) return this.illegalExc(insn);
     const valid = [0x00, 0x01, 0x02, 0x03, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c].includes(f5);
     if (!valid) return this.illegalExc(insn);
+    // Load/store triggers: LR loads, an AMO loads and stores (either kind of trigger fires on it);
+    // SC stores only when it succeeds (checked below, once the reservation is known)
+    if (this.triggers.data && f5 !== 0x03 && this.dataTrigger(lo, hi, size, isLr ? TRIG_LOAD : TRIG_LOAD | TRIG_STORE))
+      return this.exc;
     // LR/SC/AMOs must be naturally aligned (unpriv §8.2/§8.4)
     if (lo & (size - 1)) {
       this.exc = isLr ? Cause.LOAD_MISALIGNED : Cause.STORE_MISALIGNED;
@@ -1599,6 +1649,7 @@ export class Hart {
     if (f5 === 0x03) {
       // SC
       const ok = this.reservation === pa;
+      if (ok && this.triggers.data && this.dataTrigger(lo, hi, size, TRIG_STORE)) return this.exc; // (the trap drops the reservation)
       this.reservation = -1;
       if (ok) {
         i32[w] = x[rs2 << 1];
@@ -1878,6 +1929,17 @@ export class Hart {
         return this.mtval;
       case Csr.mseccfg:
         return 0n;
+      // Sdtrig (debug spec 1.0 §5.7.1-5): M-mode CSRs; tdata3 (textra) is not implemented: 0
+      case Csr.tselect:
+        return BigInt(this.triggers.tselect);
+      case Csr.tdata1:
+        return this.triggers.tdata1[this.triggers.tselect];
+      case Csr.tdata2:
+        return this.triggers.tdata2[this.triggers.tselect];
+      case Csr.tdata3:
+        return 0n;
+      case Csr.tinfo:
+        return TINFO;
     }
     if (csr >= Csr.pmpcfg0 && csr <= Csr.pmpcfg0 + 15) {
       if (csr & 1) return undefined; // odd pmpcfg do not exist on RV64
@@ -2007,6 +2069,18 @@ export class Hart {
         this.instretOffset = Number(BigInt.asIntN(53, v)) - (this.instret + this.nRun + 1);
         return true;
       case Csr.mseccfg:
+        return true;
+      case Csr.tselect:
+        this.triggers.writeSelect(v);
+        return true;
+      case Csr.tdata1:
+      case Csr.tdata2:
+        if (csr === Csr.tdata1) this.triggers.writeData1(v);
+        else this.triggers.writeData2(v);
+        this.flushTlb(); // pages a load/store trigger now watches must leave the data TLBs
+        return true;
+      case Csr.tdata3: // textra: WARL 0
+      case Csr.tinfo: // read-only fields: writes are ignored (§5.7.5)
         return true;
     }
     if (csr >= Csr.pmpcfg0 && csr <= Csr.pmpcfg0 + 15) {

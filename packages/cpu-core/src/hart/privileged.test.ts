@@ -858,3 +858,372 @@ far_trap:
 `,
   );
 });
+
+describe("Sdtrig debug triggers (debug spec 1.0 §5.7; priv 1.12 §3.1.15)", () => {
+  // Arm the selected trigger: tdata2 = address, tdata1 = control; clear the trap record.
+  const ARM = (ctl: string, addr: string) => String.raw`
+    la      t0, ${addr}
+    csrw    tdata2, t0
+    li      t0, ${ctl}
+    csrw    tdata1, t0
+    li      s2, 0
+    li      s5, 0`;
+  const TRIG_DATA = String.raw`
+    .data
+    .align 6
+    .dword 0
+tdat: .dword 0x1111, 0x2222, 0x3333, 0x4444
+`;
+  // The trap points are 4-byte instructions (the recording handlers skip 4 bytes): norvc.
+  check(
+    "reset state and WARL CSRs; mcontrol6 and mcontrol execute, load, store and AMO triggers in M-mode raise breakpoints before the instruction",
+    String.raw`
+    .option norvc
+    la      t0, rec_mtrap
+    csrw    mtvec, t0
+    csrr    a0, tselect
+    CHECK(1, a0, 0)
+    csrr    a0, tdata1
+    li      t1, 0x2000000000000000      /* type 2 (mcontrol), nothing enabled: QEMU's reset value */
+    CHECKR(2, a0, t1)
+    csrr    a0, tdata2
+    CHECK(3, a0, 0)
+    csrr    a0, tdata3
+    CHECK(4, a0, 0)
+    csrr    a0, tinfo
+    andi    a0, a0, 0x44                /* types 2 and 6 */
+    CHECK(5, a0, 0x44)
+    li      t0, 1
+    csrw    tselect, t0
+    csrr    a0, tselect
+    CHECK(6, a0, 1)
+    li      t0, 2                       /* no trigger 2: tselect is WARL and keeps 1 */
+    csrw    tselect, t0
+    csrr    a0, tselect
+    CHECK(7, a0, 1)
+    csrw    tselect, zero
+    li      t0, 0x600000000000005c      /* m s u execute store, no load: reads back */
+    csrw    tdata1, t0
+    csrr    a0, tdata1
+    CHECKR(8, a0, t0)
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+
+    /* execute (m): the breakpoint is taken before the instruction, tval 0 */
+    ${ARM("0x6000000000000044", "1f")}
+    li      a1, 0
+    nop
+1:  li      a1, 7
+    CHECK(10, s2, 3)
+    la      t1, 1b
+    CHECKR(11, s3, t1)
+    CHECK(12, s4, 0)
+    CHECK(13, a1, 0)                    /* skipped by the handler: never executed */
+    li      s2, 0
+    la      a2, 1b
+    lw      a0, 0(a2)                   /* a load from the execute trigger's address */
+    CHECK(14, s2, 0)
+
+    /* load: an access that touches tdata2 fires; others do not; the load does not write rd */
+    ${ARM("0x6000000000000041", "tdat")}
+    la      a2, tdat
+    li      a0, -5
+2:  lw      a0, 0(a2)
+    CHECK(20, s2, 3)
+    la      t1, 2b
+    CHECKR(21, s3, t1)
+    CHECK(22, s4, 0)
+    CHECK(23, a0, -5)
+    li      s2, 0
+    ld      a0, -4(a2)                  /* misaligned, covers tdat */
+    CHECK(24, s2, 3)
+    li      s2, 0
+    lw      a0, 8(a2)
+    lb      a0, -1(a2)
+    sd      a0, 0(a2)                   /* a store: not a load trigger */
+    CHECK(25, s2, 0)
+    ld      a0, 0(a2)                   /* after accesses to its page, a matching one still fires */
+    CHECK(26, s2, 3)
+    li      t0, 0x3333
+    sd      t0, 0(a2)
+
+    /* store: fires before memory changes; loads do not fire */
+    ${ARM("0x6000000000000042", "tdat")}
+    li      t0, 0x5555
+3:  sd      t0, 0(a2)
+    CHECK(30, s2, 3)
+    la      t1, 3b
+    CHECKR(31, s3, t1)
+    ld      a0, 0(a2)
+    CHECK(32, a0, 0x3333)               /* the store did not happen */
+    li      s2, 0
+    sw      t0, 8(a2)
+    CHECK(33, s2, 0)
+
+    /* AMOs both load and store: a load or a store trigger fires */
+    li      s2, 0
+    amoadd.w a0, t0, (a2)
+    CHECK(40, s2, 3)
+    ${ARM("0x6000000000000041", "tdat")}
+    amoswap.d a0, t0, (a2)
+    CHECK(41, s2, 3)
+    ld      a0, 0(a2)
+    CHECK(42, a0, 0x3333)
+    li      s2, 0
+    lr.d    a0, (a2)
+    CHECK(43, s2, 3)
+
+    /* 8-bit size: a byte access at tdata2 fires */
+    ${ARM("0x6000000000010041", "tdat+3")}
+    lb      a0, 3(a2)
+    CHECK(50, s2, 3)
+
+    /* mcontrol (type 2): execute and load */
+    ${ARM("0x2000000000000044", "4f")}
+    li      a1, 0
+4:  li      a1, 7
+    CHECK(60, s2, 3)
+    CHECK(61, a1, 0)
+    ${ARM("0x2000000000000041", "tdat+8")}
+    ld      a0, 8(a2)
+    CHECK(62, s2, 3)
+    csrr    a0, tdata1
+    li      t1, 0x2000000000000041
+    CHECKR(63, a0, t1)
+
+    /* a trigger in M-mode only does not fire in M with m=0 */
+    ${ARM("0x6000000000000019", "tdat")}  /* s u load */
+    ld      a0, 0(a2)
+    CHECK(70, s2, 0)
+
+    /* trigger 1, while trigger 0 is disabled */
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+    li      t0, 1
+    csrw    tselect, t0
+    ${ARM("0x6000000000000041", "tdat+16")}
+    ld      a0, 16(a2)
+    CHECK(80, s2, 3)
+    li      s2, 0
+    ld      a0, 0(a2)
+    CHECK(82, s2, 0)
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+    csrw    tselect, zero
+`,
+    `${RECORDING_MTRAP}${TRIG_DATA}`,
+  );
+
+  check(
+    "U-mode triggers (u bit) fire in U, not in M; S-mode triggers match virtual addresses under Sv39 and delegate through medeleg",
+    String.raw`
+    .option norvc
+    la      t0, u_mtrap
+    csrw    mtvec, t0
+    ${PMP_ALL}
+    /* trigger 0: U loads of tdat; trigger 1: U execution of u_pt */
+    ${ARM("0x6000000000000009", "tdat")}
+    li      t0, 1
+    csrw    tselect, t0
+    ${ARM("0x600000000000000c", "u_pt")}
+    csrw    tselect, zero
+    la      a2, tdat
+    ld      a0, 0(a2)                   /* M-mode: no u trigger fires */
+    CHECK(1, s2, 0)
+    ${enter("U", "in_u")}
+in_u:
+    la      a2, tdat
+1:  ld      a0, 0(a2)
+    CHECK(2, s2, 3)                     /* taken to M (not delegated) and back to U */
+    la      t1, 1b
+    CHECKR(3, s3, t1)
+    li      s2, 0
+    li      a1, 0
+u_pt:
+    li      a1, 7
+    CHECK(4, s2, 3)
+    CHECK(5, a1, 0)
+    ecall                               /* back to M */
+back_m:
+    CHECK(6, s2, 8)
+    /* clear both triggers before S-mode */
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+    li      t0, 1
+    csrw    tselect, t0
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+    csrw    tselect, zero
+
+    ${VM_BUILD}
+    li      t0, (1 << 3)
+    csrs    medeleg, t0                 /* breakpoints from S go to S */
+    /* trigger 0: S loads of VA 0x40001000 (pg_ro); trigger 1: S execution of s_pt */
+    li      t0, 0x40001000
+    csrw    tdata2, t0
+    li      t0, 0x6000000000000011
+    csrw    tdata1, t0
+    li      t0, 1
+    csrw    tselect, t0
+    ${ARM("0x6000000000000014", "s_pt")}
+    csrw    tselect, zero
+    ${enter("S", "in_s")}
+in_s:
+    li      s5, 0
+    li      a2, 0x40001000
+2:  ld      a0, 0(a2)
+    CHECK(10, s5, 3)                    /* delegated: the S handler recorded it */
+    la      t1, 2b
+    CHECKR(11, s6, t1)
+    CHECK(12, s7, 0)
+    CHECK(13, s2, 0)                    /* M saw nothing */
+    li      s5, 0
+    la      a2, pg_ro                   /* the same page through its physical address (identity VA) */
+    ld      a0, 0(a2)
+    CHECK(14, s5, 0)
+    li      a1, 0
+s_pt:
+    li      a1, 7
+    CHECK(15, s5, 3)
+    CHECK(16, a1, 0)
+    la      t1, s_pt
+    CHECKR(17, s6, t1)
+`,
+    `${RECORDING_MTRAP}
+    .align 4
+u_mtrap:                                /* rec_mtrap, except that an ecall from U continues in M at back_m */
+    csrr    s2, mcause
+    li      t0, 8
+    beq     s2, t0, 1f
+    csrr    s3, mepc
+    csrr    s4, mtval
+    addi    t0, s3, 4
+    csrw    mepc, t0
+    mret
+1:  la      t0, back_m
+    csrw    mepc, t0
+    li      t0, (3 << 11)
+    csrs    mstatus, t0
+    mret
+${VM_TABLES}
+tdat: .dword 0x1111, 0x2222
+`,
+  );
+
+  // Where QEMU 7.2 departs from the spec, ringzero follows the spec: tinfo.version = 1 and type
+  // 15 (QEMU: 0, types 2 and 6 only); writing 0 to tdata1 disables the trigger (QEMU ignores the
+  // write); vs/vu are 0 without the H extension (QEMU keeps them); size selects the access size
+  // (QEMU 7.2 reads it as a byte length); a load or store matches when tdata2 is one of the bytes
+  // it accesses (QEMU matches any overlap with [tdata2, tdata2+8)); a load/store address
+  // breakpoint outranks the access's own faults (QEMU translates first).
+  check(
+    "spec details: tinfo, disabling by writing 0, WARL fields, size, compare values, priority over access faults, SC",
+    String.raw`
+    .option norvc
+    la      t0, rec_mtrap
+    csrw    mtvec, t0
+    la      a2, tdat
+    csrr    a0, tinfo
+    li      t1, 0x01008044              /* version 1; types 2, 6, 15 */
+    CHECKR(1, a0, t1)
+    ${ARM("0x6000000000000044", "1f")}
+    csrw    tdata1, zero                /* writing 0 disables the trigger: type 15 */
+    csrr    a0, tdata1
+    li      t1, 0xf000000000000000
+    CHECKR(2, a0, t1)
+1:  nop
+    CHECK(3, s2, 0)
+    li      t0, 0x3000000000000041      /* icount is not implemented: the write is ignored */
+    csrw    tdata1, t0
+    csrr    a0, tdata1
+    CHECKR(4, a0, t1)
+    li      t0, 0x6800000007ffffff      /* dmode, hit, vs, vu, select, size 7, action, chain, match, uncertainen */
+    csrw    tdata1, t0
+    csrr    a0, tdata1
+    li      t1, 0x600000000000005f
+    CHECKR(5, a0, t1)
+    li      t0, 0x2000000000200041      /* mcontrol sizehi:sizelo = 4 (48-bit) is not implemented: any */
+    csrw    tdata1, t0
+    csrr    a0, tdata1
+    li      t1, 0x2000000000000041
+    CHECKR(6, a0, t1)
+
+    /* size 3 (32-bit): only 4-byte accesses */
+    ${ARM("0x6000000000030041", "tdat")}
+    lb      a0, 0(a2)
+    lh      a0, 0(a2)
+    ld      a0, 0(a2)
+    CHECK(10, s2, 0)
+    lw      a0, 0(a2)
+    CHECK(11, s2, 3)
+
+    /* compare values: the bytes accessed */
+    ${ARM("0x6000000000000043", "tdat")}
+    lw      a0, 4(a2)
+    lb      a0, 1(a2)
+    sw      a0, 4(a2)
+    lb      a0, -1(a2)
+    CHECK(20, s2, 0)
+    lw      a0, -2(a2)                  /* misaligned, touches tdat and tdat+1 */
+    CHECK(21, s2, 3)
+    li      s2, 0
+    lb      a0, 0(a2)
+    CHECK(22, s2, 3)
+
+    /* the breakpoint outranks an access fault and a misaligned AMO (priv 1.12 Table 3.7) */
+    li      t0, 0xffffffff80000000
+    csrw    tdata2, t0
+    li      s2, 0
+    li      a3, 0xffffffff80000000
+    ld      a0, 0(a3)
+    CHECK(30, s2, 3)
+    ${ARM("0x6000000000000041", "tdat+2")}
+    addi    a3, a2, 2
+    amoadd.w a0, a0, (a3)
+    CHECK(31, s2, 3)
+
+    /* SC stores only when it succeeds */
+    ${ARM("0x6000000000000042", "tdat")}
+    sc.d    a0, a0, (a2)                /* no reservation: fails, no store, no breakpoint */
+    CHECK(40, s2, 0)
+    CHECK(41, a0, 1)
+    lr.d    a0, (a2)
+    sc.d    a0, a0, (a2)
+    CHECK(42, s2, 3)
+
+    /* execute with size 2: compressed instructions only */
+    ${ARM("0x6000000000020044", "5f")}
+    li      a1, 0
+5:  li      a1, 7
+    CHECK(50, s2, 0)
+    CHECK(51, a1, 7)
+    ${ARM("0x6000000000020044", "6f")}
+    .option rvc
+6:  c.li    a1, 3
+    .option norvc
+    CHECK(52, s2, 3)
+    li      t0, 0x6000000000000000
+    csrw    tdata1, t0
+`,
+    `    .align 4
+rec_mtrap:
+    csrr    s2, mcause
+    csrr    s3, mepc
+    csrr    s4, mtval
+    csrr    t0, mepc
+    lhu     t1, 0(t0)
+    andi    t1, t1, 3
+    li      t2, 3
+    addi    t0, t0, 2                   /* skip the instruction: 2 or 4 bytes */
+    bne     t1, t2, 1f
+    addi    t0, t0, 2
+1:  csrw    mepc, t0
+    mret
+    .data
+    .align 6
+    .dword 0
+tdat: .dword 0x1111, 0x2222
+`,
+    { qemu: false },
+  );
+});
