@@ -99,3 +99,12 @@ export {
   type VmbusServerOptions,
 } from "./server.js";
 export { createLocalTransport, type LocalTransportOptions, type TransportEndpoint } from "./transports/local.js";
+export {
+  createWorkerSignalArea,
+  MAX_SIGNAL_ID,
+  type PortLike,
+  WORKER_SIGNAL_AREA_BYTES,
+  WorkerEndpoint,
+  type WorkerEndpointCounters,
+  type WorkerEndpointOptions,
+} from "./transports/worker.js";
