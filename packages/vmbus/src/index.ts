@@ -99,6 +99,7 @@ export {
   type VmbusServerOptions,
 } from "./server.js";
 export { createLocalTransport, type LocalTransportOptions, type TransportEndpoint } from "./transports/local.js";
+export { FrameKind, MAX_FRAME, SocketEndpoint, type SocketEndpointCounters } from "./transports/socket.js";
 export {
   createWorkerSignalArea,
   MAX_SIGNAL_ID,

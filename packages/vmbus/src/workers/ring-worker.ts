@@ -23,6 +23,8 @@ export interface RingWorkerData {
   batch?: number;
   /** Give up after this long without progress (deadlock detector). */
   stallMs?: number;
+  /** echo: polls of an empty ring before sleeping (0 = sleep at once). */
+  spin?: number;
 }
 
 export interface RingWorkerResult {
@@ -191,6 +193,10 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
     if (sig) ep.signal(d.channelId);
     if (r.error) return result(d, false, packets, w.counters.bytes, t0, ep, waits, w.counters.full, r.error.message);
     if (progress > 0) continue;
+    // Adaptive polling (vmbus.md §5.14): spin briefly before sleeping; the reader stays masked meanwhile.
+    let spun = 0;
+    while (!held && spun < (d.spin ?? 0) && r.isEmpty() && ep.doorbell() === seen) spun++;
+    if (!held && !r.isEmpty()) continue;
     if (!held && r.unmaskAndCheck()) {
       r.setMask(true);
       continue;
