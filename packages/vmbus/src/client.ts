@@ -106,6 +106,8 @@ export class VmbusClient {
   readonly #errorListeners: ((e: VmbusError) => void)[] = [];
   /** Replies keyed by kind and id. */
   readonly #waiters = new Map<string, Waiter<ControlMessage>>();
+  /** Replies still owed by the host for waits already settled locally (teardown cut short by a rescind). */
+  readonly #late = new Set<string>();
   #nextGpadlId = 0xe1e10; // Linux connection.c next_gpadl_handle
   #version = 0;
 
@@ -364,8 +366,9 @@ export class VmbusClient {
         if (!this.#settle("gpadl", m.gpadlId, m)) this.#violation("unexpected GPADL_CREATED", { gpadlId: m.gpadlId });
         return;
       case MessageType.GPADL_TORNDOWN:
-        if (!this.#settle("torndown", m.gpadlId, m))
+        if (!this.#settle("torndown", m.gpadlId, m) && !this.#late.delete(`torndown:${m.gpadlId}`)) {
           this.#violation("unexpected GPADL_TORNDOWN", { gpadlId: m.gpadlId });
+        }
         return;
       case MessageType.OPEN_CHANNEL_RESULT:
         if (!this.#settle("open", m.channelId, m))
@@ -399,6 +402,7 @@ export class VmbusClient {
       if (t) {
         clearTimeout(t.timer);
         this.#waiters.delete(`torndown:${entry.channel.gpadlId}`);
+        this.#late.add(`torndown:${entry.channel.gpadlId}`);
         t.resolve({ type: MessageType.GPADL_TORNDOWN, gpadlId: entry.channel.gpadlId });
       }
       entry.channel.setError(reason);
