@@ -136,9 +136,15 @@ describe("differential vs QEMU: random control flow and memory at computed addre
     expect(all.reduce((n, s) => n + s.branches, 0)).toBeGreaterThan(seeds.length * 4);
   });
 
-  for (const seed of seeds) {
-    it.skipIf(!ok)(`seed ${seed}`, () => {
-      const elf = buildElf(randomControlFlowProgram(seed).source);
+  // M-mode at RAM's own addresses (0x8000_xxxx), and S-mode under Sv39 at its kernel-style alias
+  // 0xffff_ffff_8000_xxxx, where every pc, link and auipc result has a non-zero high word
+  const runs = [
+    ...seeds.map((seed) => ({ seed, highAlias: false })),
+    ...seeds.slice(0, 12).map((seed) => ({ seed: seed + 1000, highAlias: true })),
+  ];
+  for (const { seed, highAlias } of runs) {
+    it.skipIf(!ok)(`seed ${seed}${highAlias ? " (S-mode, Sv39, at 0xffff_ffff_8000_0000)" : ""}`, () => {
+      const elf = buildElf(randomControlFlowProgram(seed, { highAlias }).source);
       const ours = runElf(elf, { maxInstructions: 1_000_000 });
       const ref = runQemu(elf);
       expect(ref.code).toBe(0);

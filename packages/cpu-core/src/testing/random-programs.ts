@@ -5,6 +5,9 @@
 // is (rs1 + imm) & ~1), and "far" jumps, loads and stores whose addresses sit
 // next to the 2^31, 2^32 and 2^64 boundaries of the (lo, hi) word pair and
 // fault on both machines (the trap handler logs mcause/mepc/mtval and resumes).
+// With `highAlias` the same kind of program runs in S-mode under Sv39 at the
+// kernel-style alias 0xffff_ffff_8000_0000 of RAM, so that code, links and
+// data addresses all have a non-zero high word.
 // The program ends by printing every register, the trap log and a checksum of
 // the memory the stores wrote, so any divergence shows in the output.
 import { PRELUDE } from "./prelude.js";
@@ -58,13 +61,31 @@ const SCRATCH = 4096;
 const hex = (v: bigint) => `0x${BigInt.asUintN(64, v).toString(16)}`;
 const off = (k: number) => (k < 0 ? `${k}` : `+${k}`);
 
+export interface RandomProgramOptions {
+  /** Basic blocks (default 24). */
+  blocks?: number;
+  /**
+   * Run the blocks in S-mode under Sv39 at the kernel-style alias 0xffff_ffff_8000_0000 of RAM
+   * (high word all ones, low word bit 31 set): every pc, link, auipc result and data address then
+   * has a non-zero high word; far addresses page-fault.
+   */
+  highAlias?: boolean;
+}
+
+/** The Sv39 gigapage alias of RAM (0x8000_0000) at VA 0xffff_ffff_8000_0000: VA = PA + ALIAS. */
+const ALIAS = 0xffff_ffff_0000_0000n;
+
 /**
  * A random program of `blocks` basic blocks. Every transfer goes forward (to a
  * later block), so the program always ends; far accesses and jumps fault and
  * the handler resumes after them; an unexpected trap ends the program early
  * (its log entry is printed, so the dumps then differ).
  */
-export function randomControlFlowProgram(seed: number, blocks = 24): RandomProgram {
+export function randomControlFlowProgram(seed: number, opts: RandomProgramOptions = {}): RandomProgram {
+  const blocks = opts.blocks ?? 24;
+  const alias = opts.highAlias === true;
+  // in alias mode the gigapage at 0xffff_ffff_8000_0000 is RAM: far addresses stay out of it
+  const aliased = (a: bigint) => alias && a >= -0x8000_0000n && a < -0x4000_0000n;
   const r = rng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
@@ -173,7 +194,7 @@ export function randomControlFlowProgram(seed: number, blocks = 24): RandomProgr
       imm = e - d;
       const t = BigInt.asIntN(64, BigInt.asUintN(64, v + BigInt(imm)) & ~1n);
       // fault on both machines: no RAM or device there, and |target| < 2^52 (mepc holds 53 bits here)
-      if (t >= -(1n << 52n) && t < 1n << 52n && (t < 0n || t >= 0x9000_0000n)) break;
+      if (t >= -(1n << 52n) && t < 1n << 52n && (t < 0n || t >= 0x9000_0000n) && !aliased(t)) break;
     }
     stats.farJumps++;
     // the sum carries or borrows between the words: the high word of the target is not rs1's
@@ -193,20 +214,23 @@ export function randomControlFlowProgram(seed: number, blocks = 24): RandomProgr
     const store = r() < 0.5;
     const [op, size] = store ? pick(STORES) : pick(LOADS);
     const imm = int(-256, 255) * size;
+    const useLui = r() >= 0.5;
     let v: bigint;
-    do {
+    let lui = -1;
+    for (;;) {
       v = BigInt.asUintN(64, farValue()) & ~BigInt(size - 1);
-    } while (BigInt.asIntN(64, v + BigInt(imm)) >= 0n);
-    out.push(`    la s10, .Lr${label}`);
-    if (r() < 0.5) emit(`li ${base}, ${hex(v)}`);
-    else {
+      lui = -1;
       // lui builds a sign-extended 0xffff_ffff_8xxx_x000 the way compiled code does
-      const hiPart = Number((BigInt.asUintN(64, v) >> 12n) & 0xfffffn);
-      if (hiPart >= 0x80000 && BigInt.asUintN(64, v) >> 32n === 0xffff_ffffn) {
-        v = BigInt.asIntN(64, BigInt.asUintN(64, v) & ~0xfffn);
-        emit(`lui ${base}, ${hex(BigInt(hiPart))}`);
-      } else emit(`li ${base}, ${hex(v)}`);
+      const hiPart = Number((v >> 12n) & 0xfffffn);
+      if (useLui && hiPart >= 0x80000 && v >> 32n === 0xffff_ffffn) {
+        v &= ~0xfffn;
+        lui = hiPart;
+      }
+      const a = BigInt.asIntN(64, v + BigInt(imm));
+      if (a < 0n && !aliased(a)) break;
     }
+    out.push(`    la s10, .Lr${label}`);
+    emit(lui >= 0 ? `lui ${base}, ${hex(BigInt(lui))}` : `li ${base}, ${hex(v)}`);
     emit(`${op} ${reg()}, ${imm}(${base})`);
     out.push(`.Lr${label++}:`);
     emit("la s10, rt_unexpected");
@@ -244,7 +268,7 @@ export function randomControlFlowProgram(seed: number, blocks = 24): RandomProgr
       emit(`addi ${tR}, ${tR}, ${k2}`);
     } else {
       // a jump table in .data, as a switch statement compiles
-      table.push(`    .dword ${t}${off(bias - imm)}`);
+      table.push(`    .dword ${t}${off(bias - imm)}${alias ? ` + ${hex(ALIAS)}` : ""}`);
       const base = reg();
       emit(`la ${base}, rt_table+${8 * (table.length - 1)}`);
       emit(`ld ${tR}, 0(${base})`);
@@ -275,12 +299,45 @@ export function randomControlFlowProgram(seed: number, blocks = 24): RandomProgr
   const init = POOL.map(
     (x) => `    li x${x}, ${hex(BigInt(int(0, 0xffff_ffff)) * 0x1_0000_0000n + BigInt(int(0, 0xffff_ffff)))}`,
   );
+  const scratchCsr = alias ? "sscratch" : "mscratch";
+  // Sv39 (priv 1.12 §4.4): root[0] the devices (RW), root[2] RAM at its own address and
+  // root[510] the same RAM at 0xffff_ffff_8000_0000 (RWX, A and D set); S-mode from rt_start there
+  const enterAlias = String.raw`
+    la a0, rt_root
+    li t0, (0x80000000 >> 12) << 10
+    ori t0, t0, 0xcf
+    sd t0, 16(a0)
+    li t1, 8 * 510
+    add t1, t1, a0
+    sd t0, 0(t1)
+    li t0, 0xc7
+    sd t0, 0(a0)
+    srli t0, a0, 12
+    li t1, 8 << 60
+    or t0, t0, t1
+    csrw satp, t0
+    sfence.vma
+    li t0, -1
+    csrw pmpaddr0, t0
+    li t0, 0x1f
+    csrw pmpcfg0, t0
+    li t0, 3 << 11
+    csrc mstatus, t0
+    li t0, 1 << 11
+    csrs mstatus, t0
+    la t0, rt_start
+    li t1, ${hex(ALIAS)}
+    add t0, t0, t1
+    csrw mepc, t0
+    mret`;
   const source = `${PRELUDE}
     .option norelax
 test_main:
     la t0, rt_trap
     csrw mtvec, t0
     la s9, rt_log
+${alias ? enterAlias : ""}
+rt_start:
     la s10, rt_unexpected
 ${init.join("\n")}
 ${out.join("\n")}
@@ -288,10 +345,10 @@ rt_end:
 B${blocks}:
     la s10, rt_dump
 rt_dump:
-    csrw mscratch, x31
+    csrw ${scratchCsr}, x31
     la x31, rt_regs
 ${Array.from({ length: 30 }, (_, i) => `    sd x${i + 1}, ${8 * (i + 1)}(x31)`).join("\n")}
-    csrr t0, mscratch
+    csrr t0, ${scratchCsr}
     sd t0, 248(x31)
     la s1, rt_regs
     li s2, 1
@@ -302,8 +359,9 @@ ${Array.from({ length: 30 }, (_, i) => `    sd x${i + 1}, ${8 * (i + 1)}(x31)`).
     addi s2, s2, 1
     li t0, 32
     blt s2, t0, 1b
-    ld s3, 8 * 25(s1)           /* the saved s9: end of the trap log */
+    ld s3, 8 * 25(s1)           /* the saved s9: end of the trap log (an M-mode, physical address) */
     la s2, rt_log
+${alias ? `    li t0, ${hex(ALIAS)}\n    add s3, s3, t0` : ""}
 2:  bgeu s2, s3, 3f
     ld a0, 0(s2)
     call puthex
@@ -334,7 +392,8 @@ rt_trap:
     csrr t6, mtval
     sd t6, 16(s9)
     addi s9, s9, 24
-    jr s10
+    csrw mepc, s10              /* resume there, in the mode the trap came from */
+    mret
     .data
     .align 3
 rt_regs: .space 256
@@ -343,6 +402,7 @@ rt_table:
 ${table.join("\n") || "    .dword 0"}
     .align 12
 rt_scratch: .space ${SCRATCH + 4096}
+${alias ? "    .align 12\nrt_root: .space 4096" : ""}
 `;
   return { source, stats };
 }
