@@ -3,12 +3,13 @@
 // worker.postMessage and through a MessageChannel, in the same run.
 // Figures: round trip at depth 1 (p50/p99), packets/s and MB/s at depths
 // 1/8/32 for 64 B / 512 B / 4 KiB payloads, signals (doorbells) per packet.
-// Each cell runs for a fixed time, REPS times; the median is printed.
+// Each cell runs for a fixed time, REPS times interleaved across the three
+// transports; the median is printed.
 // Options: --ms N (time per cell, default 300), --reps N (default 3).
 import { Worker } from "node:worker_threads";
 import { PACKET_FLAG_COMPLETION_REQUESTED, PacketType, RING_CONTROL_SIZE, RingReader, RingWriter } from "./ring.js";
 import { createWorkerSignalArea, WorkerEndpoint } from "./transports/worker.js";
-import type { RingWorkerResult } from "./workers/ring-worker.js";
+import { AdaptiveSpin, type RingWorkerResult } from "./workers/ring-worker.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number) => {
@@ -20,7 +21,7 @@ const REPS = opt("reps", 3);
 const SIZES = [64, 512, 4096];
 const DEPTHS = [1, 8, 32];
 const RING_DATA = 256 * 1024;
-/** Empty-ring polls before Atomics.wait (both ends); --spin 0 measures pure notify/wake. */
+/** Maximum empty-ring polls before Atomics.wait (adaptive, both ends); --spin 0 measures pure notify/wake. */
 const SPIN = opt("spin", 2000);
 
 interface Cell {
@@ -67,6 +68,7 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
   };
   const lat: number[] = [];
   const sentAt = new Float64Array(depth + 1);
+  const spin = new AdaptiveSpin(SPIN);
   let inflight = 0;
   let tid = 0;
   let completed = 0;
@@ -95,8 +97,7 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
     if (r.commit()) ep.signal(1);
     if (r.error) throw r.error;
     if (progress === 0) {
-      for (let i = 0; i < SPIN && r.isEmpty() && ep.doorbell() === seen; i++);
-      if (!r.isEmpty()) continue;
+      if (spin.run(r, ep, seen)) continue;
       if (r.unmaskAndCheck()) {
         r.setMask(true);
       } else {
@@ -174,9 +175,7 @@ async function messageCell(kind: "postMessage" | "MessageChannel", size: number,
   };
 }
 
-async function medianCell(run: () => Promise<Cell>): Promise<Cell> {
-  const cells: Cell[] = [];
-  for (let i = 0; i < REPS; i++) cells.push(await run());
+function medianOf(cells: Cell[]): Cell {
   const pps = median(cells.map((c) => c.pps));
   const best = cells.find((c) => c.pps === pps)!;
   return { ...best, signalsPerPacket: median(cells.map((c) => c.signalsPerPacket)) };
@@ -206,9 +205,14 @@ async function main(): Promise<void> {
   const latencies: string[] = [];
   for (const size of SIZES) {
     for (const depth of DEPTHS) {
-      const ring = await medianCell(() => ringCell(size, depth));
-      const pm = await medianCell(() => messageCell("postMessage", size, depth));
-      const mc = await medianCell(() => messageCell("MessageChannel", size, depth));
+      // Interleaved repetitions, so a burst of load on the machine hits all three alike.
+      const runs: Cell[][] = [[], [], []];
+      for (let i = 0; i < REPS; i++) {
+        runs[0].push(await ringCell(size, depth));
+        runs[1].push(await messageCell("postMessage", size, depth));
+        runs[2].push(await messageCell("MessageChannel", size, depth));
+      }
+      const [ring, pm, mc] = runs.map(medianOf);
       rows.push([
         `${size} B`,
         String(depth),

@@ -57,6 +57,33 @@ export function stressFill(out: Uint8Array, seq: number, n: number): void {
   for (let i = 6; i < n; i++) out[i] = (seq + i) & 0xff;
 }
 
+/**
+ * Spin-then-sleep with an adaptive budget (like an adaptive mutex): a spin
+ * that found work doubles the budget (up to `max`), one that did not halves
+ * it (down to a 16-poll probe). On a busy machine spinning steals the CPU the
+ * peer needs, so the budget collapses and the loop sleeps at once.
+ */
+export class AdaptiveSpin {
+  readonly max: number;
+  budget: number;
+
+  constructor(max: number) {
+    this.max = max;
+    this.budget = max;
+  }
+
+  /** Polls `r` while it is empty and no signal arrived; true if work appeared (do not sleep). */
+  run(r: RingReader, ep: WorkerEndpoint, seen: number): boolean {
+    if (this.max === 0) return false;
+    const budget = this.budget;
+    let i = 0;
+    while (i < budget && r.isEmpty() && ep.doorbell() === seen) i++;
+    const hit = i < budget;
+    this.budget = hit ? Math.min(this.max, budget * 2) : Math.max(16, budget >> 1);
+    return hit && !r.isEmpty();
+  }
+}
+
 function runSend(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
   const w = new RingWriter(d.tx!);
   const count = d.count ?? 1_000_000;
@@ -162,6 +189,7 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
   let packets = 0;
   let waits = 0;
   let held: typeof reply | undefined; // a completion that did not fit yet
+  const spin = new AdaptiveSpin(d.spin ?? 0);
   r.setMask(true);
   for (;;) {
     const seen = ep.doorbell();
@@ -193,10 +221,8 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
     if (sig) ep.signal(d.channelId);
     if (r.error) return result(d, false, packets, w.counters.bytes, t0, ep, waits, w.counters.full, r.error.message);
     if (progress > 0) continue;
-    // Adaptive polling (vmbus.md §5.14): spin briefly before sleeping; the reader stays masked meanwhile.
-    let spun = 0;
-    while (!held && spun < (d.spin ?? 0) && r.isEmpty() && ep.doorbell() === seen) spun++;
-    if (!held && !r.isEmpty()) continue;
+    // Adaptive polling (vmbus.md §5.14): spin before sleeping while spinning pays off.
+    if (!held && spin.run(r, ep, seen)) continue;
     if (!held && r.unmaskAndCheck()) {
       r.setMask(true);
       continue;
