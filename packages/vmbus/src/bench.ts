@@ -203,6 +203,12 @@ async function main(): Promise<void> {
     ],
   ];
   const latencies: string[] = [];
+  // Warm-up (discarded): get the ring, worker and message paths JIT-compiled before the first cell.
+  for (const size of SIZES) {
+    await ringCell(size, 32);
+    await messageCell("postMessage", size, 32);
+    await messageCell("MessageChannel", size, 32);
+  }
   for (const size of SIZES) {
     for (const depth of DEPTHS) {
       // Interleaved repetitions, so a burst of load on the machine hits all three alike.
