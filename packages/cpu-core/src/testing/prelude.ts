@@ -21,12 +21,16 @@ _start:
     li      TESTNUM, 0
     j       test_main
 
+/* both ends wait for LSR.TEMT first: QEMU drops bytes still in the transmitter when the
+   finisher stops the machine (16550 datasheet: TEMT = THR and shift register empty) */
 pass:
+    call    drain
     li      t0, FINISHER
     li      t1, 0x5555
     sw      t1, 0(t0)
 1:  j       1b
 fail:
+    call    drain
     li      t0, FINISHER
     slli    t1, TESTNUM, 16
     li      t2, 0x3333
@@ -53,6 +57,13 @@ putc:
     andi    t5, t5, 0x20
     beqz    t5, 1b
     sb      a0, 0(t4)
+    ret
+/* drain: waits for LSR.TEMT; clobbers t4, t5 */
+drain:
+    li      t4, UART0
+1:  lbu     t5, 5(t4)
+    andi    t5, t5, 0x40
+    beqz    t5, 1b
     ret
 /* puthex(a0): 16 hex digits and a newline; clobbers a0-a3, t4, t5 */
 puthex:
