@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CpuError } from "@ringzero/cpu-core";
 import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzero/hypervisor-monolithic";
+import { paravisorModuleUrl } from "@ringzero/partition-child";
 import { createMicroVm, type MicroPowerOff, MicroVmError, MicroVmErrorCode } from "@ringzero/partition-parent";
 import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
@@ -46,7 +47,9 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      monolithic (default): one thread, every device inline (ESXi-style);
                      micro: a microkernel with the guest's vCPU in a child partition
                      thread and the legacy devices in a parent partition thread
-                     (Hyper-V-style); virtio devices are not yet available under micro
+                     (Hyper-V-style), virtio back ends in the parent over VMBus;
+                     not yet under micro: --share, --net socket/listen=, --monitor,
+                     --max-instructions
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
 (the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
@@ -151,12 +154,8 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const memory = parseMemorySize(opts.memory);
   if (opts.hypervisor === "micro") {
     const unsupported = [
-      drives.length > 0 && "--drive",
       shares.length > 0 && "--share",
-      net !== undefined && net.mode !== "none" && "--net",
-      opts.console === "virtio" && "--console virtio",
-      opts.rng && "--rng",
-      opts.balloon && "--balloon",
+      net !== undefined && (net.mode === "socket" || net.listen !== undefined) && "--net socket/listen=",
       opts.monitor && "--monitor",
       opts["max-instructions"] !== undefined && "--max-instructions",
     ].filter((x): x is string => typeof x === "string");
@@ -167,7 +166,18 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         `${unsupported.join(", ")}: not yet available with --hypervisor micro`,
       );
     return runMicro(
-      { memory, bios: opts.bios, kernel: opts.kernel ?? embeddedGuestPath(), initrd: opts.initrd, append: opts.append },
+      {
+        memory,
+        bios: opts.bios,
+        kernel: opts.kernel ?? embeddedGuestPath(),
+        initrd: opts.initrd,
+        append: opts.append,
+        drives,
+        net,
+        console: opts.console,
+        rng: opts.rng,
+        balloon: opts.balloon,
+      },
       opts.stats,
       io,
     );
@@ -232,7 +242,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
 async function runMicro(config: VmConfigInput, stats: boolean, io: Io): Promise<number> {
   const vm = await createMicroVm(config, {
     consoleOut: io.stdout,
-    paravisor: import.meta.resolve("@ringzero/partition-child"),
+    paravisor: paravisorModuleUrl(),
   });
   const detach = attachConsole(vm, io);
   let r: MicroPowerOff;

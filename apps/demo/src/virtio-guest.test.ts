@@ -92,6 +92,44 @@ describe("virtio probe guest", () => {
     for (let i = 28; i < 512; i++) expect(sector[i]).toBe((i * 7 + 3) & 0xff);
   });
 
+  it("drives the same devices under --hypervisor micro: virtio in the child's paravisor, back ends in the parent over VMBus", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rz-vprobe-"));
+    const disk = join(dir, "disk.img");
+    writeFileSync(disk, "");
+    truncateSync(disk, 8 << 20);
+    let out = "";
+    const status = await main(
+      [
+        ...["run", "--hypervisor", "micro", "--kernel", guest, "--drive", `${disk},format=raw`],
+        ...["--net", "user,restrict=on", "--rng", "--console", "virtio", "--stats"],
+      ],
+      {
+        stdout: (b) => {
+          out += new TextDecoder().decode(b);
+        },
+        stderr: (t) => {
+          out += t;
+        },
+      },
+    );
+    expect(out).toContain("virtio-blk: capacity 16384 sectors");
+    expect(out).toContain("virtio-blk: write status 0, read status 0, sector 1 read back ok");
+    expect(out).toContain("virtio-blk: flush status 0");
+    expect(out).toContain("virtio-blk: read past the end gives status 1");
+    expect(out).toMatch(/virtio-net: sent an ARP request, ARP reply from 10\.0\.2\.2/);
+    expect(out).toContain("virtio-rng: 64 bytes of entropy");
+    expect(out).toContain("hello from the virtio console\n");
+    expect(out).toContain("virtio probe guest: 4 devices, 0 failed");
+    // The exits took the paravisor path, and VMBus carried the I/O.
+    expect(out).toMatch(/exits by path: microkernel [1-9]\d*, paravisor [1-9]\d*, intercept \d+/);
+    expect(out).toMatch(/PostMessage [1-9]/);
+    expect(out).toMatch(/SignalEvent [1-9]/);
+    expect(status).toBe(0);
+    const sector = readFileSync(disk).subarray(512, 1024);
+    expect(sector.subarray(0, 28).toString()).toBe("ringzero virtio-blk sector 1");
+    for (let i = 28; i < 512; i++) expect(sector[i]).toBe((i * 7 + 3) & 0xff);
+  });
+
   it("finds no device in ringzero's empty virtio-mmio slots and powers off cleanly", async () => {
     let out = "";
     const status = await main(["run", "--kernel", guest], {

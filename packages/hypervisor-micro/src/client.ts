@@ -197,12 +197,19 @@ export class HvClient {
     return Atomics.load(this.area, Vp.DOORBELL);
   }
 
-  /** Resolves when the doorbell moves past `seen` (or after `timeoutMs`); keeps the event loop alive. */
+  /** Resolves when the doorbell moves past `seen` (or after `timeoutMs`); keeps the event loop alive meanwhile. */
   async waitDoorbell(seen: number, timeoutMs = 1000): Promise<void> {
-    // Atomics.waitAsync (ES2024; Node >= 16) keeps this thread's event loop running.
+    // Atomics.waitAsync (ES2024; Node >= 16) lets this thread's event loop run, but a pending
+    // wait does not keep the loop alive in Node: a timer of the same length does.
     const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
     const r = waitAsync(this.area, Vp.DOORBELL, seen, timeoutMs);
-    if (r.async) await r.value;
+    if (!r.async) return;
+    const keepAlive = setTimeout(() => {}, timeoutMs + 10);
+    try {
+      await r.value;
+    } finally {
+      clearTimeout(keepAlive);
+    }
   }
 }
 

@@ -171,7 +171,11 @@ export class Microkernel {
       kernel: port2,
       counters,
     };
-    const worker = new Worker(module, { workerData: { hv: init, data }, transferList: [port2] });
+    const worker = new Worker(module, {
+      workerData: { hv: init, data },
+      transferList: [port2],
+      execArgv: builtCodeExecArgv(),
+    });
     vp.worker = worker;
     this.rootCaller = { partitionId: ROOT_PARTITION_ID, area: vp.area, port: port1 };
     this.serve(this.rootCaller);
@@ -365,7 +369,11 @@ export class Microkernel {
           paravisor: i.paravisor,
           paravisorData: i.paravisorData,
         };
-        const worker = new Worker(this.vpWorker, { workerData: init, transferList: [port2] });
+        const worker = new Worker(this.vpWorker, {
+          workerData: init,
+          transferList: [port2],
+          execArgv: builtCodeExecArgv(),
+        });
         vp.worker = worker;
         p.vps.set(vp.index, vp);
         this.serve({ partitionId: p.id, area: vp.area, port: port1 });
@@ -509,3 +517,23 @@ function isPageRange(gpa: unknown, size: unknown): boolean {
 }
 
 export type { HypercallName };
+
+// Partition threads run built JavaScript: drop a "--conditions" export condition
+// that maps workspace packages to TypeScript sources (test runners set one), keep
+// every other flag the process was started with.
+function builtCodeExecArgv(): string[] {
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--conditions" || a === "-C") {
+      if (argv[i + 1] === SOURCE_CONDITION) {
+        i++;
+        continue;
+      }
+    } else if (a === `--conditions=${SOURCE_CONDITION}` || a === `-C=${SOURCE_CONDITION}`) continue;
+    out.push(a);
+  }
+  return out;
+}
+const SOURCE_CONDITION = "@ringzero/source";

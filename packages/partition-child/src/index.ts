@@ -1,4 +1,14 @@
 // @ringzero/partition-child: what runs in a child partition's VP thread above
-// the guest — an OpenHCL-style paravisor that emulates the board devices the
-// microkernel does not own and the parent did not intercept.
-export { createParavisor, type ParavisorData, ParavisorDataSchema } from "./paravisor.js";
+// the guest — an OpenHCL-style paravisor whose virtio-mmio devices are VMBus
+// clients of the parent's VSPs.
+
+export { paravisorModuleUrl } from "./module.js";
+export {
+  createParavisor,
+  type ParavisorData,
+  ParavisorDataSchema,
+  SETUP_SINT,
+  SetupMessage,
+  VMBUS_SINT,
+} from "./paravisor.js";
+export { ConsoleVsc, NetworkVsc, StorageError, type StorageInfo, StorageVsc } from "./vsc.js";

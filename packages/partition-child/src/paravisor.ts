@@ -1,33 +1,229 @@
 // The child partition's paravisor (vmbus.md §3.3: OpenHCL's place in the
-// partition): it runs in the VP's thread at a higher privilege than the
-// guest and emulates, for the unmodified guest, the devices of QEMU virt's
-// board that are neither the microkernel's (PLIC, CLINT) nor intercepted by
-// the parent (UART, finisher): the goldfish RTC and the eight virtio-mmio
-// slots.
-import type { Paravisor, ParavisorContext } from "@ringzero/hypervisor-micro";
+// partition): it runs in the VP's thread above the guest and emulates, for
+// the unmodified guest, the devices of QEMU virt's board that are neither
+// the microkernel's (PLIC, CLINT) nor intercepted by the parent (UART,
+// finisher): the goldfish RTC and the eight virtio-mmio slots. The virtio
+// devices are @ringzero/virtio's models; their back ends are VSCs on VMBus
+// channels to the parent's VSPs. No disk image, socket or host file is ever
+// opened here.
+import {
+  type HvClient,
+  HvStatus,
+  type Paravisor,
+  type ParavisorContext,
+  type RegionInfo,
+  SintTransport,
+  unwrap,
+} from "@ringzero/hypervisor-micro";
 import { EmptyVirtioSlot, GoldfishRtc, VIRT } from "@ringzero/platform";
+import {
+  arrayGuestMemory,
+  VirtioBalloon,
+  VirtioBlk,
+  VirtioConsole,
+  type VirtioDevice,
+  VirtioMmioTransport,
+  VirtioNet,
+  VirtioRng,
+} from "@ringzero/virtio";
+import { type ClientChannel, type ClientOffer, VmbusClient } from "@ringzero/vmbus";
+import { DeviceInterface } from "@ringzero/vmbus/protocols";
 import { z } from "zod";
+import { PageAllocator } from "./gpa.js";
+import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
+
+/** SINT of VMBus control messages and channel events (vmbus.md §2.1: VMBUS_SINT = 2). */
+export const VMBUS_SINT = 2;
+/** SINT of the partition-setup handshake (the grants the parent needs before VMBus starts). */
+export const SETUP_SINT = 3;
+export const SetupMessage = { HELLO: 0x10, READY: 0x11 } as const;
+
+const DeviceSchema = z.discriminatedUnion("kind", [
+  z
+    .object({
+      kind: z.literal("blk"),
+      slot: z.number().int().min(0).max(7),
+      instanceId: z.string(),
+      serial: z.string().max(20),
+    })
+    .strict(),
+  z
+    .object({ kind: z.literal("net"), slot: z.number().int().min(0).max(7), instanceId: z.string(), mac: z.string() })
+    .strict(),
+  z.object({ kind: z.literal("console"), slot: z.number().int().min(0).max(7), instanceId: z.string() }).strict(),
+  z.object({ kind: z.literal("rng"), slot: z.number().int().min(0).max(7) }).strict(),
+  z.object({ kind: z.literal("balloon"), slot: z.number().int().min(0).max(7) }).strict(),
+]);
 
 export const ParavisorDataSchema = z
   .object({
-    /** virtio devices by slot (filled by the parent from the VmConfig). */
-    devices: z.array(z.object({ slot: z.number().int().min(0).max(7), kind: z.string() }).strict()).max(8),
+    /** The parent partition's ID (VMBus server). */
+    parent: z.number().int().min(1),
+    /** The virtio devices by slot (from the VmConfig, placed by the parent). */
+    devices: z.array(DeviceSchema).max(8),
+    /** Ring bytes per direction for storage and network channels (power of two). */
+    ringBytes: z
+      .number()
+      .int()
+      .min(16384)
+      .max(4 * 1024 * 1024)
+      .default(256 * 1024),
   })
   .strict();
-export type ParavisorData = z.output<typeof ParavisorDataSchema>;
+export type ParavisorData = z.input<typeof ParavisorDataSchema>;
 
-export function createParavisor(ctx: ParavisorContext): Paravisor {
-  ParavisorDataSchema.parse(ctx.data);
-  const rtc = new GoldfishRtc({
-    irq: ctx.irq(VIRT.rtc.irq),
-    clock: () => BigInt(Date.now()) * 1_000_000n,
+type Region = RegionInfo & { buffer: SharedArrayBuffer };
+
+export interface ParavisorCounters {
+  readonly vmbus: Record<string, number>;
+  readonly devices: Record<string, Record<string, number>>;
+}
+
+/** Runs `p` to completion while pumping this thread's SINT transports (the VP loop is not running yet). */
+async function pumping<T>(hv: HvClient, poll: () => void, p: Promise<T>): Promise<T> {
+  let done = false;
+  const settled = p.finally(() => {
+    done = true;
   });
+  while (!done) {
+    const seen = hv.doorbell;
+    poll();
+    if (done) break;
+    await Promise.race([settled.catch(() => {}), hv.waitDoorbell(seen, 50)]);
+  }
+  return settled;
+}
+
+export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor> {
+  const data = ParavisorDataSchema.parse(ctx.data);
+  const hv = ctx.hv;
+  const rtc = new GoldfishRtc({ irq: ctx.irq(VIRT.rtc.irq), clock: () => BigInt(Date.now()) * 1_000_000n });
   ctx.addMmio("rtc", VIRT.rtc.base, VIRT.rtc.size, rtc);
+  const ram = ctx.regions.find((r) => r.kind === "ram") as Region;
+  const memory = arrayGuestMemory(ram.gpa, new Uint8Array(ram.buffer));
+  const used = new Set(data.devices.map((d) => d.slot));
   for (let slot = 0; slot < VIRT.virtio.count; slot++) {
-    ctx.addMmio(`virtio${slot}`, VIRT.virtio.base + slot * VIRT.virtio.stride, VIRT.virtio.size, new EmptyVirtioSlot());
+    if (!used.has(slot))
+      ctx.addMmio(
+        `virtio${slot}`,
+        VIRT.virtio.base + slot * VIRT.virtio.stride,
+        VIRT.virtio.size,
+        new EmptyVirtioSlot(),
+      );
+  }
+  const place = (slot: number, device: VirtioDevice) => {
+    const transport = new VirtioMmioTransport({ device, memory, irq: ctx.irq(VIRT.virtio.firstIrq + slot) });
+    ctx.addMmio(`virtio${slot}`, VIRT.virtio.base + slot * VIRT.virtio.stride, VIRT.virtio.size, transport);
+    return transport;
+  };
+  const counters: { vmbus: Record<string, number>; devices: Record<string, Record<string, number>> } = {
+    vmbus: {},
+    devices: {},
+  };
+  const pollers: (() => void)[] = [() => rtc.poll()];
+  const needsBus = data.devices.some((d) => d.kind === "blk" || d.kind === "net" || d.kind === "console");
+  let transport: SintTransport | undefined;
+  if (needsBus) {
+    const priv = ctx.regions.find((r) => r.kind === "private") as Region | undefined;
+    if (!priv) throw new Error("the paravisor needs a private memory region for its rings");
+    transport = await connectParent(hv, data.parent, ram, priv);
+    const t = transport;
+    pollers.unshift(() => t.poll());
+    const client = new VmbusClient({ control: t, signals: t });
+    const offers = new Map<string, ClientOffer>();
+    client.onOffer((o) => offers.set(o.instanceId, o));
+    await pumping(hv, () => t.poll(), client.connect());
+    const alloc = new PageAllocator(priv);
+    const open = async (instanceId: string, ringBytes: number): Promise<ClientChannel> => {
+      const offer = offers.get(instanceId);
+      if (!offer) throw new Error(`the parent offered no channel ${instanceId}`);
+      const ring = alloc.allocate(2 * (4096 + ringBytes));
+      if (!ring) throw new Error("paravisor ring memory exhausted");
+      return pumping(
+        hv,
+        () => t.poll(),
+        client.open(offer, { ring: ring.view, ringGpadl: ring.range, downstreamOffset: 4096 + ringBytes }),
+      );
+    };
+    for (const d of data.devices) {
+      if (d.kind === "blk") {
+        const channel = await open(d.instanceId, data.ringBytes);
+        if (channel.offer.interfaceId !== DeviceInterface.storage) throw new Error(`${d.instanceId} is not storage`);
+        const vsc = await pumping(hv, () => t.poll(), StorageVsc.connect(channel, ram));
+        const blk = new VirtioBlk({ backend: vsc, serial: d.serial });
+        const tr = place(d.slot, blk);
+        counters.devices[`blk@${d.slot}`] = vsc.counters;
+        void tr;
+      } else if (d.kind === "net") {
+        const channel = await open(d.instanceId, data.ringBytes);
+        const vsc = new NetworkVsc(channel);
+        place(d.slot, new VirtioNet({ backend: vsc, mac: d.mac }));
+        counters.devices[`net@${d.slot}`] = vsc.counters;
+      } else if (d.kind === "console") {
+        const channel = await open(d.instanceId, 16384);
+        let con: VirtioConsole | undefined;
+        const vsc = new ConsoleVsc(channel, (b) => con?.input(b));
+        con = new VirtioConsole({ output: (b) => vsc.write(b) });
+        place(d.slot, con);
+        counters.devices[`console@${d.slot}`] = vsc.counters;
+      }
+    }
+    counters.vmbus = t.counters;
+  }
+  for (const d of data.devices) {
+    // Entropy and the balloon need no host resource: they stay in the paravisor.
+    if (d.kind === "rng") place(d.slot, new VirtioRng());
+    else if (d.kind === "balloon") place(d.slot, new VirtioBalloon());
   }
   return {
-    poll: () => rtc.poll(),
+    poll: () => {
+      for (const p of pollers) p();
+    },
     nextDeadlineMs: () => rtc.nanosUntilAlarm() / 1e6,
   };
+}
+
+/**
+ * The setup handshake: grant the parent the ring pages and the guest's RAM
+ * (the pages GPADLs and GPA-direct packets may name), tell it the grant IDs
+ * on SINT 3 and wait until it has accepted them; then VMBus runs on SINT 2.
+ */
+async function connectParent(hv: HvClient, parent: number, ram: Region, priv: Region): Promise<SintTransport> {
+  const ringGrant = await hv.must("GrantPages", {
+    partitionId: hv.partitionId,
+    gpa: priv.gpa,
+    size: priv.size,
+    grantee: parent,
+    writable: true,
+  });
+  const ramGrant = await hv.must("GrantPages", {
+    partitionId: hv.partitionId,
+    gpa: ram.gpa,
+    size: ram.size,
+    grantee: parent,
+    writable: true,
+  });
+  const setup = unwrap("ConnectSint", await hv.connect(parent, 0, SETUP_SINT));
+  const hello = new Uint8Array(8);
+  new DataView(hello.buffer).setUint32(0, ringGrant.grantId, true);
+  new DataView(hello.buffer).setUint32(4, ramGrant.grantId, true);
+  const t0 = performance.now();
+  while (setup.postMessage(SetupMessage.HELLO, hello, hv.partitionId).status !== HvStatus.SUCCESS) {
+    if (performance.now() - t0 > 5000) throw new Error("the parent does not take setup messages");
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const inbox = hv.queue(SETUP_SINT);
+  for (;;) {
+    const seen = hv.doorbell;
+    const m = inbox.take();
+    if (m && m.origin === parent && m.type === SetupMessage.READY) {
+      const status = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength).getUint32(0, true);
+      if (status !== 0) throw new Error(`the parent refused the setup (status ${status})`);
+      break;
+    }
+    if (m) continue;
+    if (performance.now() - t0 > 10_000) throw new Error("the parent did not answer the setup");
+    await hv.waitDoorbell(seen, 100);
+  }
+  return new SintTransport(hv, unwrap("ConnectSint", await hv.connect(parent, 0, VMBUS_SINT)));
 }

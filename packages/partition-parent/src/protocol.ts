@@ -46,4 +46,6 @@ export interface ParentStats {
   /** Intercept messages it could not decode (counted, dropped). */
   readonly badIntercepts: number;
   readonly uart: Record<string, number>;
+  /** VMBus and VSP counters. */
+  readonly devices?: Record<string, unknown>;
 }

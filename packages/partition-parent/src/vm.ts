@@ -17,7 +17,7 @@ export interface CreateMicroVmOptions {
   readonly consoleOut: (bytes: Uint8Array) => void;
   /**
    * URL of the child's paravisor module, as Hyper-V takes an OpenHCL image:
-   * `import.meta.resolve("@ringzero/partition-child")` for ringzero's own.
+   * `paravisorModuleUrl()` of @ringzero/partition-child for ringzero's own.
    */
   readonly paravisor: string;
 }

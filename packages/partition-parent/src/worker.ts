@@ -18,6 +18,7 @@ import {
   type VpControl,
 } from "@ringzero/hypervisor-micro";
 import { buildVirtDeviceTree, loadLinuxBoot, SifiveTest, Uart16550, VIRT } from "@ringzero/platform";
+import { ParentDevices, PRIVATE_GPA, PRIVATE_SIZE } from "./devices.js";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import { readGuestImages } from "./images.js";
 import type { FromHost, ParentInit, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
@@ -51,15 +52,20 @@ class Parent {
     else this.powerOff(0, "finisher-reset");
   });
   private boot: { pc: number; a1: number; mode: "supervisor" | "machine" } | undefined;
+  private devices: ParentDevices | undefined;
 
   /** Creates the child partition and loads the guest; the VP is created on "start". */
   async prepare(): Promise<void> {
     const c = data.config;
     const images = readGuestImages(c);
     const hv = this.hv;
+    this.devices = await ParentDevices.open(c, (bytes) => send({ kind: "console", bytes: bytes.slice() }));
     this.childId = (await hv.must("CreatePartition", { name: "child" })).partitionId;
     const child = this.childId;
     await hv.must("MapGpaPages", { partitionId: child, gpa: VIRT.ram.base, size: c.memory, kind: "ram" });
+    // The paravisor's own pages (VMBus rings): the guest cannot address them.
+    if (this.devices.needsBus)
+      await hv.must("MapGpaPages", { partitionId: child, gpa: PRIVATE_GPA, size: PRIVATE_SIZE, kind: "private" });
     // Loading: a grant of the child's RAM to this partition, revoked before the child runs.
     const { grantId } = await hv.must("GrantPages", {
       partitionId: child,
@@ -100,7 +106,7 @@ class Parent {
           buildVirtDeviceTree({
             memory: { base: ram.gpa, size: ram.size },
             isa: HART_ISA,
-            devices: { virtio: [] },
+            devices: { virtio: (this.devices?.paravisor ?? []).map((d) => d.slot) },
             mmuType: `riscv,${HART_MMU}`,
             chosen: {
               bootargs: c.append ?? (c.console === "virtio" ? VIRTIO_CONSOLE_APPEND : DEFAULT_APPEND),
@@ -137,9 +143,10 @@ class Parent {
       vpIndex: 0,
       boot: { pc: boot.pc, a0: 0, a1: boot.a1, mode: boot.mode },
       paravisor: data.paravisor,
-      paravisorData: { devices: [] },
+      paravisorData: { parent: this.hv.partitionId, devices: this.devices?.paravisor ?? [] },
     });
     this.vp = unwrap("CreateVp", r);
+    await this.devices?.serve(this.hv, this.childId);
     void this.serve();
   }
 
@@ -158,6 +165,7 @@ class Parent {
         this.intercept(i);
       }
       this.feedUart();
+      await this.devices?.poll(this.hv);
       if (this.vp?.stopped && !this.done) this.powerOff(1, "error", "the child's VP thread ended");
       if (this.done) break;
       await this.hv.waitDoorbell(seen, 200);
@@ -210,6 +218,7 @@ class Parent {
   }
 
   sendInput(bytes: Uint8Array): void {
+    if (this.devices?.consoleInput(bytes)) return;
     for (const b of bytes) this.input.push(b);
     this.feedUart();
     // Wake our own loop so the UART interrupt reaches the child now.
@@ -235,7 +244,8 @@ class Parent {
     if (this.done) return;
     this.done = true;
     if (this.childId) void this.hv.call("StopVp", { partitionId: this.childId, vpIndex: 0 });
-    send({ kind: "poweroff", status, reason, detail });
+    void this.devices?.close().finally(() => send({ kind: "poweroff", status, reason, detail }));
+    if (!this.devices) send({ kind: "poweroff", status, reason, detail });
   }
 }
 

@@ -1,0 +1,247 @@
+// The parent's device side of a micro VM: it opens every host resource the
+// VmConfig names before the child exists (so a missing image is an error
+// before the guest runs, as under hypervisor-monolithic), then, once the
+// child's VP runs, answers the paravisor's setup, serves VMBus and offers one
+// channel per device.
+import {
+  type GrantedMemory,
+  type HvClient,
+  HvStatus,
+  type SintConnection,
+  SintTransport,
+  unwrap,
+} from "@ringzero/hypervisor-micro";
+import type { NetBackend } from "@ringzero/net-stack";
+import type { VmConfig } from "@ringzero/platform";
+import { type GpaRange, type ServerChannel, VmbusServer } from "@ringzero/vmbus";
+import { DeviceInterface, deviceInstanceId } from "@ringzero/vmbus/protocols";
+import { MicroVmError, MicroVmErrorCode } from "./errors.js";
+import { ConsoleVsp, type DiskImage, NetworkVsp, StorageVsp } from "./vsp.js";
+
+/** The SINTs and setup messages the paravisor uses (partition-child's constants; no dependency on it). */
+const VMBUS_SINT = 2;
+const SETUP_SINT = 3;
+const SETUP_HELLO = 0x10;
+const SETUP_READY = 0x11;
+
+/** Paravisor-private memory (ring pages), above any RAM the VmConfig allows. */
+export const PRIVATE_GPA = 0x2_0000_0000;
+export const PRIVATE_SIZE = 4 * 1024 * 1024;
+
+export type ParavisorDevice =
+  | { kind: "blk"; slot: number; instanceId: string; serial: string }
+  | { kind: "net"; slot: number; instanceId: string; mac: string }
+  | { kind: "console"; slot: number; instanceId: string }
+  | { kind: "rng"; slot: number }
+  | { kind: "balloon"; slot: number };
+
+interface Service {
+  readonly kind: "storage" | "network" | "console";
+  readonly instanceId: string;
+  readonly vsp: StorageVsp | NetworkVsp | ConsoleVsp;
+}
+
+/** Runs one back end's open; its failure becomes DEVICE_OPEN naming the device. */
+async function opening<T>(device: string, path: string | undefined, open: () => T | Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    const cause = e as { code?: unknown; message?: unknown };
+    throw new MicroVmError(
+      MicroVmErrorCode.DEVICE_OPEN,
+      { device, path, cause: typeof cause.code === "string" ? cause.code : undefined },
+      `${device}${path ? ` (${path})` : ""}: ${String(cause.message ?? e)}`,
+    );
+  }
+}
+
+export class ParentDevices {
+  readonly paravisor: ParavisorDevice[] = [];
+  private readonly services: Service[] = [];
+  private readonly closers: (() => void | Promise<void>)[] = [];
+  private ram: GrantedMemory | undefined;
+  private rings: GrantedMemory | undefined;
+  private transport: SintTransport | undefined;
+  private setupReply: SintConnection | undefined;
+  private server: VmbusServer | undefined;
+  private console: ConsoleVsp | undefined;
+  private childId = 0;
+
+  /** Opens the back ends of `config` and places the devices in slots 7, 6, ... (first drive = vda). */
+  static async open(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<ParentDevices> {
+    const d = new ParentDevices();
+    try {
+      await d.openAll(config, consoleOut);
+    } catch (e) {
+      await d.close();
+      throw e;
+    }
+    return d;
+  }
+
+  get needsBus(): boolean {
+    return this.services.length > 0;
+  }
+
+  private async openAll(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<void> {
+    let slot = 8;
+    if (config.shares.length > 0)
+      throw new MicroVmError(
+        MicroVmErrorCode.DEVICE_OPEN,
+        { device: "share" },
+        "virtio-9p shares are not yet available under the microkernel",
+      );
+    if (config.drives.length > 0) {
+      const { openImage } = await import("@ringzero/disk-formats");
+      const host = new (await import("@ringzero/disk-formats/node")).NodeFileHost();
+      for (const [i, drive] of config.drives.entries()) {
+        const format = drive.format === "auto" ? undefined : drive.format;
+        const image = await opening(`drive ${i}`, drive.path, () =>
+          openImage(host, drive.path, { format, readOnly: drive.readOnly }),
+        );
+        this.closers.push(() => image.close());
+        const instanceId = deviceInstanceId("storage", i);
+        const disk: DiskImage = drive.readOnly ? readOnlyView(image) : image;
+        this.services.push({ kind: "storage", instanceId, vsp: new StorageVsp(disk, () => this.ram) });
+        this.paravisor.push({
+          kind: "blk",
+          slot: --slot,
+          instanceId,
+          serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
+        });
+      }
+    }
+    const net = config.net;
+    if (net.mode === "socket" || net.listen)
+      throw new MicroVmError(
+        MicroVmErrorCode.DEVICE_OPEN,
+        { device: "net" },
+        "switch sockets (listen=, socket) are not yet available under the microkernel",
+      );
+    if (net.mode === "user") {
+      const ns = await import("@ringzero/net-stack");
+      const user = await opening("net user", undefined, () =>
+        ns.UserNet.create({
+          restrict: net.restrict,
+          dnsUpstream: net.dnsUpstream,
+          hostForwards: net.hostfwd.map((f) => ({
+            protocol: f.protocol,
+            hostPort: f.hostPort,
+            guestPort: f.guestPort,
+          })),
+        }),
+      );
+      this.closers.push(() => user.close());
+      let backend: NetBackend = user;
+      if (net.pcap) {
+        const file = net.pcap;
+        const pcap = await opening("net pcap", file, () => new ns.PcapWriter(file));
+        this.closers.push(() => pcap.close());
+        backend = ns.capture(user, pcap);
+      }
+      const instanceId = deviceInstanceId("network", 0);
+      this.services.push({ kind: "network", instanceId, vsp: new NetworkVsp(backend) });
+      this.paravisor.push({ kind: "net", slot: --slot, instanceId, mac: net.mac ?? "52:54:00:12:34:56" });
+    }
+    if (config.console === "virtio") {
+      const instanceId = deviceInstanceId("console", 0);
+      this.console = new ConsoleVsp(consoleOut);
+      this.services.push({ kind: "console", instanceId, vsp: this.console });
+      this.paravisor.push({ kind: "console", slot: --slot, instanceId });
+    }
+    if (config.rng) this.paravisor.push({ kind: "rng", slot: --slot });
+    if (config.balloon) this.paravisor.push({ kind: "balloon", slot: --slot });
+  }
+
+  /** Host console input for a virtio console; false when the console is the UART. */
+  consoleInput(bytes: Uint8Array): boolean {
+    if (!this.console) return false;
+    this.console.input(bytes);
+    return true;
+  }
+
+  /** The child's VP runs: connect to its SINTs, serve VMBus, offer the channels. */
+  async serve(hv: HvClient, childId: number): Promise<void> {
+    if (!this.needsBus) return;
+    this.childId = childId;
+    this.setupReply = unwrap("ConnectSint", await hv.connect(childId, 0, SETUP_SINT));
+    const t = new SintTransport(hv, unwrap("ConnectSint", await hv.connect(childId, 0, VMBUS_SINT)));
+    this.transport = t;
+    const server = new VmbusServer({ control: t, signals: t, mapGpadl: (ranges) => this.mapGpadl(ranges) });
+    this.server = server;
+    for (const s of this.services) {
+      const interfaceId = DeviceInterface[s.kind];
+      const ch = server.offer({ interfaceId, instanceId: s.instanceId });
+      this.watch(ch, s);
+    }
+  }
+
+  private watch(ch: ServerChannel, s: Service): void {
+    ch.onStateChange((state) => {
+      if (state === "open") s.vsp.attach(ch);
+    });
+  }
+
+  /** The ring GPADL: one page-contiguous range inside the rings grant (OpenVMM gpadl_ring.rs requires one range). */
+  private mapGpadl(ranges: readonly GpaRange[]): Uint8Array | undefined {
+    const rings = this.rings;
+    if (!rings || ranges.length !== 1) return undefined;
+    const r = ranges[0] as GpaRange;
+    if (r.byteOffset !== 0 || r.pfns.length === 0 || r.byteCount !== r.pfns.length * 4096) return undefined;
+    for (let i = 1; i < r.pfns.length; i++) if (r.pfns[i] !== (r.pfns[0] as number) + i) return undefined;
+    return rings.view((r.pfns[0] as number) * 4096, r.byteCount);
+  }
+
+  /** Called from the parent's loop when the doorbell moves: the setup handshake, then VMBus. */
+  async poll(hv: HvClient): Promise<void> {
+    if (!this.needsBus) return;
+    const inbox = hv.queue(SETUP_SINT);
+    for (let m = inbox.take(); m; m = inbox.take()) {
+      if (m.origin !== this.childId || m.type !== SETUP_HELLO || m.payload.length < 8) continue;
+      const v = new DataView(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength);
+      const rings = await hv.acceptGrant(v.getUint32(0, true));
+      const ram = await hv.acceptGrant(v.getUint32(4, true));
+      let status = 1;
+      if (
+        rings.status === HvStatus.SUCCESS &&
+        ram.status === HvStatus.SUCCESS &&
+        rings.value.owner === this.childId &&
+        ram.value.owner === this.childId
+      ) {
+        this.rings = rings.value;
+        this.ram = ram.value;
+        status = 0;
+      }
+      const reply = new Uint8Array(4);
+      new DataView(reply.buffer).setUint32(0, status, true);
+      this.setupReply?.postMessage(SETUP_READY, reply, hv.partitionId);
+    }
+    this.transport?.poll();
+  }
+
+  stats(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    if (this.transport) out.vmbus = { ...this.transport.counters };
+    if (this.server) out.server = { ...this.server.counters };
+    for (const s of this.services)
+      out[`${s.kind}:${s.instanceId.slice(-4)}`] = { ...(s.vsp as { counters?: object }).counters };
+    return out;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
+  }
+}
+
+/** A read-only drive: writes refused here even if the image layer would take them. */
+function readOnlyView(image: DiskImage): DiskImage {
+  return {
+    readOnly: true,
+    size: () => image.size(),
+    readInto: (o, b) => image.readInto(o, b),
+    write: () => Promise.reject(new Error("read-only")),
+    flush: () => Promise.resolve(),
+    discard: () => Promise.reject(new Error("read-only")),
+    writeZeroes: () => Promise.reject(new Error("read-only")),
+  };
+}

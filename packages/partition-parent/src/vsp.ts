@@ -1,0 +1,271 @@
+// Virtualization service providers: the parent's ends of the VMBus channels.
+// Each owns a host resource (a disk image, the user-mode network, the
+// console) and serves the child's VSC. Everything the child sends is
+// checked: ranges must lie inside the RAM grant the child gave, lengths must
+// agree; a violation is answered with BAD_REQUEST and counted, never thrown.
+import type { GrantedMemory } from "@ringzero/hypervisor-micro";
+import type { NetBackend } from "@ringzero/net-stack";
+import {
+  decodeGpaDirectHeader,
+  type IncomingPacket,
+  PacketType,
+  RequestChannel,
+  type ServerChannel,
+  VmbusError,
+} from "@ringzero/vmbus";
+import {
+  CONSOLE_MAX_CHUNK,
+  decodeStorageRequest,
+  encodeStorageCompletion,
+  NETWORK_MAX_FRAME,
+  StorageOp,
+  StorageStatus,
+} from "@ringzero/vmbus/protocols";
+
+/** The members of @ringzero/disk-formats' BlockBackend the storage VSP uses. */
+export interface DiskImage {
+  readonly readOnly: boolean;
+  size(): number;
+  readInto(offset: number, buf: Uint8Array): Promise<void>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  flush(): Promise<void>;
+  discard(offset: number, length: number): Promise<void>;
+  writeZeroes(offset: number, length: number, options?: { mayUnmap?: boolean }): Promise<void>;
+}
+
+export interface StorageVspCounters {
+  requests: number;
+  reads: number;
+  writes: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** Requests refused: malformed, outside the disk, buffers outside the grant. */
+  badRequests: number;
+  ioErrors: number;
+}
+
+const PAGE = 4096;
+
+/** Views of guest memory for GPA ranges, page by page where pages are not contiguous; undefined if any byte is not granted. */
+export function viewsOfRanges(
+  ram: GrantedMemory,
+  header: Uint8Array,
+): { views: Uint8Array[]; bytes: number } | undefined {
+  const ranges = decodeGpaDirectHeader(header);
+  if (ranges instanceof VmbusError) return undefined;
+  const views: Uint8Array[] = [];
+  let bytes = 0;
+  for (const r of ranges) {
+    let left = r.byteCount;
+    let offset = r.byteOffset;
+    for (let i = 0; i < r.pfns.length && left > 0; i++) {
+      // Merge runs of consecutive page numbers into one view.
+      let run = 1;
+      while (i + run < r.pfns.length && r.pfns[i + run] === (r.pfns[i] as number) + run) run++;
+      const n = Math.min(run * PAGE - offset, left);
+      const v = ram.view((r.pfns[i] as number) * PAGE + offset, n);
+      if (!v) return undefined;
+      views.push(v);
+      bytes += n;
+      left -= n;
+      offset = 0;
+      i += run - 1;
+    }
+    if (left !== 0) return undefined;
+  }
+  return { views, bytes };
+}
+
+/** Serves one disk image on one channel (storvsp's role). */
+export class StorageVsp {
+  readonly counters: StorageVspCounters = {
+    requests: 0,
+    reads: 0,
+    writes: 0,
+    bytesRead: 0,
+    bytesWritten: 0,
+    badRequests: 0,
+    ioErrors: 0,
+  };
+  private rc: RequestChannel | undefined;
+
+  constructor(
+    private readonly image: DiskImage,
+    private readonly ram: () => GrantedMemory | undefined,
+  ) {}
+
+  /** Starts serving an opened channel (again after a re-offer). */
+  attach(channel: ServerChannel): void {
+    this.rc?.dispose();
+    this.rc = new RequestChannel(channel, { onPacket: (p) => this.onPacket(p) });
+  }
+
+  private onPacket(p: IncomingPacket): void {
+    const rc = this.rc;
+    if (!rc) return;
+    this.counters.requests++;
+    const done = (status: number, extra: { size?: number; readOnly?: boolean } = {}) =>
+      rc.complete(p.transactionId, encodeStorageCompletion({ status: status as never, ...extra }));
+    const bad = () => {
+      this.counters.badRequests++;
+      done(StorageStatus.BAD_REQUEST);
+    };
+    const r = decodeStorageRequest(p.payload);
+    if (!r) {
+      bad();
+      return;
+    }
+    const img = this.image;
+    const inDisk = r.offset + r.length <= img.size();
+    const writing = r.op === StorageOp.WRITE || r.op === StorageOp.DISCARD || r.op === StorageOp.WRITE_ZEROES;
+    if (writing && img.readOnly) {
+      done(StorageStatus.READ_ONLY);
+      return;
+    }
+    let work: Promise<void>;
+    switch (r.op) {
+      case StorageOp.INFO: {
+        done(StorageStatus.OK, { size: img.size(), readOnly: img.readOnly });
+        return;
+      }
+      case StorageOp.READ:
+      case StorageOp.WRITE: {
+        const ram = this.ram();
+        const v = p.type === PacketType.GPA_DIRECT && ram ? viewsOfRanges(ram, p.header) : undefined;
+        if (!v || v.bytes !== r.length || !inDisk) {
+          bad();
+          return;
+        }
+        work = r.op === StorageOp.READ ? this.readViews(r.offset, v.views) : this.writeViews(r.offset, v.views);
+        break;
+      }
+      case StorageOp.FLUSH:
+        work = img.flush();
+        break;
+      case StorageOp.DISCARD:
+        if (!inDisk) {
+          bad();
+          return;
+        }
+        work = img.discard(r.offset, r.length);
+        break;
+      case StorageOp.WRITE_ZEROES:
+        if (!inDisk) {
+          bad();
+          return;
+        }
+        work = img.writeZeroes(r.offset, r.length, { mayUnmap: (r.flags & 1) === 1 });
+        break;
+      default: {
+        done(StorageStatus.UNSUPPORTED);
+        return;
+      }
+    }
+    work.then(
+      () => done(StorageStatus.OK),
+      () => {
+        this.counters.ioErrors++;
+        done(StorageStatus.IO_ERROR);
+      },
+    );
+  }
+
+  private async readViews(offset: number, views: Uint8Array[]): Promise<void> {
+    this.counters.reads++;
+    let o = offset;
+    for (const v of views) {
+      await this.image.readInto(o, v);
+      o += v.length;
+    }
+    this.counters.bytesRead += o - offset;
+  }
+
+  private async writeViews(offset: number, views: Uint8Array[]): Promise<void> {
+    this.counters.writes++;
+    let o = offset;
+    for (const v of views) {
+      // A copy: the guest may change its buffer while the image layer still holds it.
+      await this.image.write(o, v.slice());
+      o += v.length;
+    }
+    this.counters.bytesWritten += o - offset;
+  }
+}
+
+/** Bridges a channel and a net-stack back end (netvsp's role): one in-band packet per frame. */
+export class NetworkVsp {
+  readonly counters = { toGuest: 0, fromGuest: 0, dropped: 0, malformed: 0 };
+  private channel: ServerChannel | undefined;
+
+  constructor(private readonly backend: NetBackend) {
+    backend.setReceiver((frame) => this.toGuest(frame));
+  }
+
+  attach(channel: ServerChannel): void {
+    this.channel = channel;
+    channel.onSignal(() => this.pump());
+    this.pump();
+  }
+
+  private toGuest(frame: Uint8Array): void {
+    const ch = this.channel;
+    if (!ch || ch.state !== "open" || frame.length > NETWORK_MAX_FRAME) {
+      this.counters.dropped++;
+      return;
+    }
+    if (ch.send({ type: PacketType.IN_BAND, payload: frame })) this.counters.toGuest++;
+    else this.counters.dropped++;
+  }
+
+  private pump(): void {
+    const ch = this.channel;
+    if (!ch || ch.state !== "open") return;
+    ch.receive((p) => {
+      if (p.type !== PacketType.IN_BAND || p.payload.length > NETWORK_MAX_FRAME || p.payload.length < 14) {
+        this.counters.malformed++;
+        return;
+      }
+      this.counters.fromGuest++;
+      this.backend.send(p.payload);
+    });
+  }
+}
+
+/** The virtio console's far end: guest output to the host, host input to the guest. */
+export class ConsoleVsp {
+  private channel: ServerChannel | undefined;
+  private readonly pending: Uint8Array[] = [];
+
+  constructor(private readonly output: (bytes: Uint8Array) => void) {}
+
+  attach(channel: ServerChannel): void {
+    this.channel = channel;
+    channel.onSignal(() => this.pump());
+    this.pump();
+  }
+
+  input(bytes: Uint8Array): void {
+    for (let o = 0; o < bytes.length; o += CONSOLE_MAX_CHUNK) this.pending.push(bytes.slice(o, o + CONSOLE_MAX_CHUNK));
+    this.flush();
+  }
+
+  private flush(): void {
+    const ch = this.channel;
+    if (!ch || ch.state !== "open") return;
+    while (
+      this.pending.length > 0 &&
+      ch.writer.write({ type: PacketType.IN_BAND, payload: this.pending[0] as Uint8Array })
+    )
+      this.pending.shift();
+    ch.flush();
+  }
+
+  private pump(): void {
+    const ch = this.channel;
+    if (!ch || ch.state !== "open") return;
+    ch.receive((p) => {
+      if (p.type === PacketType.IN_BAND) this.output(p.payload);
+    });
+    this.flush();
+  }
+}
