@@ -33,6 +33,14 @@ const ZERO_LO = 1; // bit 0 (L2, v3): reads as zeros
 const L2_TABLE_CACHE = 256;
 const REFBLOCK_CACHE = 256;
 
+/** A copy-on-write metadata transaction (snapshot create/delete/apply). */
+interface MetaTxn {
+  /** Refcount changes by cluster index, relative to the current refcounts. */
+  readonly delta: Map<number, number>;
+  /** Contents to write into newly allocated clusters (host offset -> bytes). */
+  readonly fresh: Map<number, Uint8Array>;
+}
+
 type L2Entry =
   | { kind: "unallocated" }
   | { kind: "zero"; host: number; copied: boolean }
@@ -649,6 +657,9 @@ export class Qcow2Image implements BlockBackend {
     const block = new Uint8Array(this.cs);
     if (selfCovered) this.writeRc(block, c % this.rbEntries, 1);
     await this.metaWrite(c * this.cs, block);
+    // The block must be on disk before the table entry naming it (QEMU's alloc_refcount_block flushes
+    // here too): a disk that reorders the two writes would otherwise leave an entry past the end of the file.
+    await this.store.flush();
     this.rbClusters.add(c);
     this.rbCache.set(c * this.cs, block);
     const [hi, lo] = encodeOffset(c * this.cs, 0);
@@ -1178,44 +1189,51 @@ export class Qcow2Image implements BlockBackend {
     await this.writeHeader();
   }
 
+  // ------------------------------------------------------- snapshots
+  //
+  // qcow2.txt "Snapshots": a snapshot is an L1 table plus an entry in the
+  // snapshot table; a cluster's refcount counts every path (L1 -> L2 -> data)
+  // reaching it, and the COPIED flag (bit 63 of L1/L2 entries) must be set
+  // exactly when the refcount is 1 ("Cluster mapping": "1 for clusters whose
+  // refcount is exactly one"). Creating, deleting or applying a snapshot
+  // changes refcounts and COPIED flags together, and no order of in-place
+  // writes keeps them in step: raising a refcount before clearing the flag is
+  // an OFLAG_COPIED error, clearing the flag first is one too (refcount 1
+  // without the flag). So these operations are copy-on-write transactions:
+  // every structure they change (active L1 table, L2 tables whose flags
+  // change, snapshot table, refcount blocks, refcount table) is written anew
+  // into free clusters, flushed, and one write of header bytes 36..71
+  // (l1_size, l1_table_offset, refcount_table_offset,
+  // refcount_table_clusters, nb_snapshots, snapshots_offset: qcow2.txt
+  // "Header") switches the image to them, then flushed. A kill before that
+  // write leaves the old image (plus unreferenced clusters past its end), a
+  // kill after it the new one; the old structures are freed by the new
+  // refcounts themselves, so nothing leaks.
+
   /**
-   * Creates an internal snapshot of the current disk state (qcow2.txt
-   * "Snapshots"), as `qemu-img snapshot -c` does: refcounts of every L2
-   * table and cluster reached from the active L1 are raised and their COPIED
-   * flags cleared, the L1 table is copied, a new snapshot table is written,
-   * then the header points to it and the old table is freed.
+   * Creates an internal snapshot of the current disk state (`qemu-img
+   * snapshot -c`, QEMU's qcow2_snapshot_create). The snapshot takes over the
+   * current L1 table and L2 tables; the active disk gets a new L1 table and
+   * copies of the L2 tables with COPIED flags cleared (their data clusters
+   * are now shared), all in one transaction.
    */
   async createSnapshot(name: string): Promise<Qcow2Snapshot> {
     this.checkWritable();
     if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
     if (this.snapshots.some((x) => x.name === name))
       throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, name }, "a snapshot with this name exists");
-    const cs = this.cs;
-    for (let i = 0; i < this.hdr.l1Size; i++) {
-      const l2 = this.l1Offset(i);
-      if (l2 === 0) continue;
-      await this.updateRefcount(l2 / cs, 1);
-      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
-      for (let j = 0; j < this.l2Entries; j++) {
-        const e = this.decodeL2(table, j, l2);
-        if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) await this.updateRefcount(e.host / cs, 1);
-        else if (e.kind === "compressed")
-          for (let c = Math.floor(e.host / cs); c <= Math.floor((e.host + e.bytes - 1) / cs); c++)
-            await this.updateRefcount(c, 1);
-        if (e.kind !== "compressed") table[j * this.stride] = table[j * this.stride]! & 0x7f;
-      }
-      await this.metaWrite(l2, table);
-      this.l1[i * 8] = this.l1[i * 8]! & 0x7f;
-    }
-    await this.metaWrite(this.hdr.l1TableOffset, this.l1);
-    const l1Copy = this.hdr.l1Size > 0 ? await this.allocClusters(Math.ceil((this.hdr.l1Size * 8) / cs)) : 0;
-    if (l1Copy) await this.metaWrite(l1Copy, this.l1.slice());
+    await this.markClean();
+    const t = this.newTxn();
+    const l1 = this.l1.slice();
+    // every active path is duplicated: the L2 tables and clusters reached from the active L1 gain a reference
+    await this.txnTree(t, l1, 1);
     const ids = this.snapshots.map((x) => Number.parseInt(x.id, 10)).filter((n) => Number.isFinite(n));
     const now = Date.now();
     const snap: Qcow2Snapshot = {
       id: String(ids.length ? Math.max(...ids) + 1 : 1),
       name,
-      l1TableOffset: l1Copy,
+      // the current L1 table (already counted once, by the header) becomes the snapshot's
+      l1TableOffset: this.hdr.l1Size > 0 ? this.hdr.l1TableOffset : 0,
       l1Size: this.hdr.l1Size,
       dateSec: Math.floor(now / 1000),
       dateNsec: (now % 1000) * 1e6,
@@ -1224,28 +1242,57 @@ export class Qcow2Image implements BlockBackend {
       diskSize: this.hdr.size,
       icount: 0,
     };
-    await this.writeSnapshotTable([...this.snapshots, snap]);
+    await this.commitTxn(t, l1, [...this.snapshots, snap], false);
     return snap;
   }
 
-  /** Adds `delta` to the refcount of every L2 table and data cluster reachable from an L1 table (QEMU's qcow2_update_snapshot_refcount). */
-  private async treeRefcounts(l1: Uint8Array, delta: 1 | -1): Promise<void> {
-    const cs = this.cs;
-    const dv = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
-    for (let i = 0; i < l1.length / 8; i++) {
-      const l2 = (dv.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((dv.getUint32(i * 8 + 4) & 0xfffffe00) >>> 0);
-      if (l2 === 0) continue;
-      // the table is read before its own refcount may drop to zero
-      const table = (await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2)).slice();
-      for (let j = 0; j < this.l2Entries; j++) {
-        const e = this.decodeL2(table, j, l2);
-        if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) await this.updateRefcount(e.host / cs, delta);
-        else if (e.kind === "compressed")
-          for (let c = Math.floor(e.host / cs); c <= Math.floor((e.host + e.bytes - 1) / cs); c++)
-            await this.updateRefcount(c, delta);
-      }
-      await this.updateRefcount(l2 / cs, delta);
-    }
+  /**
+   * Reverts the disk to a snapshot (`qemu-img snapshot -a`, QEMU's
+   * qcow2_snapshot_goto): the active disk gets a new L1 table copied from the
+   * snapshot's (its tree gains a reference), the old active tree and L1 table
+   * lose theirs, in one transaction.
+   */
+  async applySnapshot(nameOrId: string): Promise<void> {
+    this.checkWritable();
+    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
+    const snap = this.findSnapshot(nameOrId);
+    if (snap.diskSize !== null && snap.diskSize !== this.hdr.size)
+      throw new DiskError(
+        DiskErrorCode.UNSUPPORTED,
+        { format: F, snapshot: snap.id, snapshotSize: snap.diskSize, size: this.hdr.size },
+        "snapshot of a different disk size",
+      );
+    const snapL1 = await this.snapshotL1(snap);
+    await this.markClean();
+    const t = this.newTxn();
+    const l1 = new Uint8Array(Math.max(snap.l1Size, this.hdr.l1Size) * 8);
+    l1.set(snapL1);
+    await this.txnTree(t, l1, 1);
+    await this.txnTree(t, this.l1, -1);
+    await this.commitTxn(t, l1, null, true);
+  }
+
+  /**
+   * Deletes a snapshot (`qemu-img snapshot -d`, QEMU's qcow2_snapshot_delete):
+   * a snapshot table without it, its tree and L1 table losing their
+   * references, and the active tables whose COPIED flags change (clusters
+   * no longer shared) rewritten, in one transaction.
+   */
+  async deleteSnapshot(nameOrId: string): Promise<void> {
+    this.checkWritable();
+    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
+    const snap = this.findSnapshot(nameOrId);
+    const snapL1 = await this.snapshotL1(snap);
+    await this.markClean();
+    const t = this.newTxn();
+    await this.txnTree(t, snapL1, -1);
+    this.txnRange(t, snap.l1TableOffset, snap.l1Size * 8, -1);
+    await this.commitTxn(
+      t,
+      this.l1.slice(),
+      this.snapshots.filter((x) => x !== snap),
+      true,
+    );
   }
 
   /** Reads and validates a snapshot's L1 table (entries aligned, inside the file, off static metadata). */
@@ -1289,89 +1336,222 @@ export class Qcow2Image implements BlockBackend {
     return snap;
   }
 
-  /** Writes a new snapshot table, points the header at it, then frees the old one (a kill in between only leaks). */
-  private async writeSnapshotTable(all: Qcow2Snapshot[]): Promise<void> {
+  private newTxn(): MetaTxn {
+    return { delta: new Map(), fresh: new Map() };
+  }
+
+  private txnRef(t: MetaTxn, cluster: number, d: number): void {
+    const v = (t.delta.get(cluster) ?? 0) + d;
+    if (v === 0) t.delta.delete(cluster);
+    else t.delta.set(cluster, v);
+  }
+
+  /** Adds `d` to the refcount of every cluster of the byte range [off, off+bytes). */
+  private txnRange(t: MetaTxn, off: number, bytes: number, d: number): void {
+    if (bytes <= 0) return;
+    for (let c = Math.floor(off / this.cs); c <= Math.floor((off + bytes - 1) / this.cs); c++) this.txnRef(t, c, d);
+  }
+
+  /** Allocates `n` free clusters for the transaction (refcount 1 in the new refcounts; nothing written yet). */
+  private async txnAlloc(t: MetaTxn, n: number): Promise<number> {
+    const start = await this.findFree(n);
+    this.nextFree = start + n;
+    for (let c = start; c < start + n; c++) this.txnRef(t, c, 1);
+    return start * this.cs;
+  }
+
+  /**
+   * Adds `d` to every L2 table and cluster reachable from `l1` (QEMU's
+   * qcow2_update_snapshot_refcount): a table reached twice counts twice, and
+   * so do its clusters, as qemu-img check counts them.
+   */
+  private async txnTree(t: MetaTxn, l1: Uint8Array, d: number): Promise<void> {
+    const dv = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    for (let i = 0; i < l1.length / 8; i++) {
+      const l2 = (dv.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((dv.getUint32(i * 8 + 4) & 0xfffffe00) >>> 0);
+      if (l2 === 0) continue;
+      this.txnRef(t, l2 / this.cs, d);
+      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.decodeL2(table, j, l2);
+        if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) this.txnRef(t, e.host / this.cs, d);
+        else if (e.kind === "compressed") this.txnRange(t, e.host, e.bytes, d);
+      }
+    }
+  }
+
+  private async txnRc(t: MetaTxn, c: number): Promise<number> {
+    return (await this.getRefcount(c)) + (t.delta.get(c) ?? 0);
+  }
+
+  /**
+   * Commits a snapshot transaction: `l1` becomes the active L1 table (in new
+   * clusters; `freeOldL1`: the current one loses its reference), `snapshots`
+   * the snapshot table (null: unchanged). COPIED flags of the new active tree
+   * are set from the new refcounts, copying the L2 tables whose flags change;
+   * the refcount blocks that change and the refcount table are copied; then
+   * the header switch (see "snapshots" above).
+   */
+  private async commitTxn(
+    t: MetaTxn,
+    l1: Uint8Array,
+    snapshots: Qcow2Snapshot[] | null,
+    freeOldL1: boolean,
+  ): Promise<void> {
     const cs = this.cs;
-    const table = serializeSnapshots(all);
-    const tableAt = all.length > 0 ? await this.allocClusters(Math.ceil(table.length / cs)) : 0;
-    if (tableAt) await this.metaWrite(tableAt, table);
+    const l1dv = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    if (freeOldL1) this.txnRange(t, this.hdr.l1TableOffset, this.hdr.l1Size * 8, -1);
+    // COPIED flags of the new active tree: data entries first (copying an L2 table moves one
+    // reference from the old table to the copy, so data refcounts do not depend on it) ...
+    for (let i = 0; i < l1.length / 8; i++) {
+      const l2 = (l1dv.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((l1dv.getUint32(i * 8 + 4) & 0xfffffe00) >>> 0);
+      if (l2 === 0) continue;
+      const table = (await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2)).slice();
+      const tdv = new DataView(table.buffer);
+      let changed = false;
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.decodeL2(table, j, l2);
+        if (!(e.kind === "normal" || (e.kind === "zero" && e.host !== 0))) continue;
+        const want = (await this.txnRc(t, e.host / cs)) === 1;
+        if (e.copied === want) continue;
+        const hi = tdv.getUint32(j * 8);
+        tdv.setUint32(j * 8, want ? (hi | COPIED_HI) >>> 0 : hi & ~COPIED_HI);
+        changed = true;
+      }
+      if (!changed) continue;
+      const copy = await this.txnAlloc(t, 1);
+      t.fresh.set(copy, table);
+      this.txnRef(t, l2 / cs, -1);
+      const [hi, lo] = encodeOffset(copy, 0);
+      setEntry(l1dv, i * 8, hi, lo);
+    }
+    // ... then the L1 entries, from the L2 tables' new refcounts.
+    for (let i = 0; i < l1.length / 8; i++) {
+      const l2 = (l1dv.getUint32(i * 8) & 0x00ffffff) * 2 ** 32 + ((l1dv.getUint32(i * 8 + 4) & 0xfffffe00) >>> 0);
+      if (l2 === 0) continue;
+      const [hi, lo] = encodeOffset(l2, (await this.txnRc(t, l2 / cs)) === 1 ? COPIED_HI : 0);
+      setEntry(l1dv, i * 8, hi, lo);
+    }
+    const l1At = l1.length > 0 ? await this.txnAlloc(t, Math.ceil(l1.length / cs)) : 0;
+    if (l1At) t.fresh.set(l1At, l1);
+    let snapAt = this.hdr.snapshotsOffset;
+    let snapBytes = this.snapshotTableBytes;
+    if (snapshots !== null) {
+      if (this.hdr.nbSnapshots > 0) this.txnRange(t, this.hdr.snapshotsOffset, this.snapshotTableBytes, -1);
+      const table = serializeSnapshots(snapshots);
+      snapAt = snapshots.length > 0 ? await this.txnAlloc(t, Math.ceil(table.length / cs)) : 0;
+      if (snapAt) t.fresh.set(snapAt, table);
+      snapBytes = snapshots.length > 0 ? table.length : 0;
+    }
+    // Refcount blocks and table: every block holding a changed refcount is copied into a new
+    // cluster (whose own refcount may land in yet another block: repeated until stable), the
+    // table is copied (grown if a block index lies past it), and the old ones lose their reference.
+    const oldEntries = this.reftable.length / 8;
+    const blockAt = new Map<number, number>(); // reftable index -> new block's host offset
+    let rtAt = 0;
+    let rtClusters = 0;
+    for (;;) {
+      let grew = false;
+      for (const c of [...t.delta.keys()]) {
+        const ti = Math.floor(c / this.rbEntries);
+        if (blockAt.has(ti)) continue;
+        blockAt.set(ti, await this.txnAlloc(t, 1));
+        if (ti < oldEntries && this.rtOffset(ti) !== 0) this.txnRef(t, this.rtOffset(ti) / cs, -1);
+        grew = true;
+      }
+      const entries = Math.max(oldEntries, ...[...blockAt.keys()].map((ti) => ti + 1));
+      const need = Math.ceil((entries * 8) / cs);
+      if (need * cs > MAX_REFTABLE_BYTES)
+        throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: 56 }, "refcount table would exceed 8 MiB");
+      if (need > rtClusters) {
+        if (rtAt === 0) this.txnRange(t, this.hdr.refcountTableOffset, this.hdr.refcountTableClusters * cs, -1);
+        else this.txnRange(t, rtAt, rtClusters * cs, -1); // a too small table allocated on a previous pass: unused
+        rtClusters = need;
+        rtAt = await this.txnAlloc(t, need);
+        grew = true;
+      }
+      if (!grew) break;
+    }
+    // New block contents (checked before anything is written: a refcount below zero means the
+    // image was already inconsistent, and the operation stops with nothing changed).
+    const table = new Uint8Array(rtClusters * cs);
+    table.set(this.reftable.subarray(0, Math.min(this.reftable.length, table.length)));
+    const rtdv = new DataView(table.buffer);
+    const blocks = new Map<number, Uint8Array>(); // host -> content
+    for (const [ti, at] of blockAt) {
+      const old = ti < oldEntries ? this.rtOffset(ti) : 0;
+      const block = old !== 0 ? (await this.loadRb(old)).slice() : new Uint8Array(cs);
+      for (let i = 0; i < this.rbEntries; i++) {
+        const c = ti * this.rbEntries + i;
+        const d = t.delta.get(c);
+        if (d === undefined) continue;
+        const v = this.readRc(block, i) + d;
+        if (v < 0)
+          throw new DiskError(
+            DiskErrorCode.CORRUPT,
+            { format: F, offset: old, cluster: c },
+            "refcount would drop below zero",
+          );
+        if (v > this.maxRefcount())
+          throw new DiskError(DiskErrorCode.TOO_LARGE, { format: F, offset: old, cluster: c }, "refcount overflow");
+        this.writeRc(block, i, v);
+      }
+      blocks.set(at, block);
+      const [hi, lo] = encodeOffset(at, 0);
+      setEntry(rtdv, ti * 8, hi, lo);
+    }
+    // Write everything new, flush, switch, flush.
+    for (const [at, bytes] of t.fresh) await this.metaWrite(at, bytes);
+    for (const [at, bytes] of blocks) await this.metaWrite(at, bytes);
+    await this.metaWrite(rtAt, table);
     await this.store.flush();
-    const oldOff = this.hdr.snapshotsOffset;
-    const oldBytes = this.hdr.nbSnapshots > 0 ? this.snapshotTableBytes : 0;
-    this.hdr = { ...this.hdr, nbSnapshots: all.length, snapshotsOffset: tableAt };
-    const hb = new Uint8Array(12);
+    const nbSnapshots = snapshots === null ? this.hdr.nbSnapshots : snapshots.length;
+    const hb = new Uint8Array(36);
     const hdv = new DataView(hb.buffer);
-    hdv.setUint32(0, all.length);
-    hdv.setBigUint64(4, BigInt(tableAt));
-    await this.metaWrite(60, hb); // nb_snapshots and snapshots_offset in one write
+    hdv.setUint32(0, l1.length / 8); // l1_size (header offset 36)
+    hdv.setBigUint64(4, BigInt(l1At)); // l1_table_offset (40)
+    hdv.setBigUint64(12, BigInt(rtAt)); // refcount_table_offset (48)
+    hdv.setUint32(20, rtClusters); // refcount_table_clusters (56)
+    hdv.setUint32(24, nbSnapshots); // nb_snapshots (60)
+    hdv.setBigUint64(28, BigInt(snapAt)); // snapshots_offset (64)
+    await this.metaWrite(36, hb);
     await this.store.flush();
-    this.snapshots = all;
-    this.snapshotTableBytes = all.length > 0 ? table.length : 0;
-    if (oldBytes > 0)
-      for (let c = oldOff / cs; c <= Math.floor((oldOff + oldBytes - 1) / cs); c++) await this.updateRefcount(c, -1);
-  }
-
-  /**
-   * Reverts the disk to a snapshot (`qemu-img snapshot -a`, QEMU's
-   * qcow2_snapshot_goto): the snapshot's tree gains a reference, the active
-   * L1 table is overwritten with the snapshot's (COPIED flags clear), the
-   * old active tree loses its reference, then COPIED flags are recomputed.
-   * A kill at any point leaves leaks or COPIED mismatches, never a cluster
-   * in use with a refcount too low.
-   */
-  async applySnapshot(nameOrId: string): Promise<void> {
-    this.checkWritable();
-    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
-    const snap = this.findSnapshot(nameOrId);
-    if (snap.diskSize !== null && snap.diskSize !== this.hdr.size)
-      throw new DiskError(
-        DiskErrorCode.UNSUPPORTED,
-        { format: F, snapshot: snap.id, snapshotSize: snap.diskSize, size: this.hdr.size },
-        "snapshot of a different disk size",
-      );
-    if (snap.l1Size > this.hdr.l1Size)
-      throw new DiskError(
-        DiskErrorCode.UNSUPPORTED,
-        { format: F, snapshot: snap.id },
-        "snapshot L1 larger than the active one",
-      );
-    const snapL1 = await this.snapshotL1(snap);
-    await this.treeRefcounts(snapL1, 1);
-    await this.store.flush();
-    const oldL1 = this.l1.slice();
-    const next = new Uint8Array(this.l1.length);
-    next.set(snapL1);
-    for (let i = 0; i < snap.l1Size; i++) next[i * 8] = next[i * 8]! & 0x7f;
-    this.l1.set(next);
-    await this.metaWrite(this.hdr.l1TableOffset, this.l1);
-    await this.store.flush();
-    this.l2Cache.clear();
-    await this.treeRefcounts(oldL1, -1);
-    await this.repairCopiedFlags();
-    await this.store.flush();
-  }
-
-  /**
-   * Deletes a snapshot (`qemu-img snapshot -d`, QEMU's qcow2_snapshot_delete):
-   * the table without it is written first, then its tree and its L1 table
-   * lose their references and the active COPIED flags are recomputed.
-   */
-  async deleteSnapshot(nameOrId: string): Promise<void> {
-    this.checkWritable();
-    if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
-    const snap = this.findSnapshot(nameOrId);
-    const snapL1 = await this.snapshotL1(snap);
-    await this.writeSnapshotTable(this.snapshots.filter((x) => x !== snap));
-    await this.treeRefcounts(snapL1, -1);
-    if (snap.l1Size > 0)
-      for (
-        let c = snap.l1TableOffset / this.cs;
-        c <= Math.floor((snap.l1TableOffset + snap.l1Size * 8 - 1) / this.cs);
-        c++
-      )
-        await this.updateRefcount(c, -1);
-    await this.repairCopiedFlags();
-    await this.store.flush();
+    // The in-memory view follows.
+    for (const [ti, at] of blockAt) {
+      const old = ti < oldEntries ? this.rtOffset(ti) : 0;
+      if (old !== 0) {
+        this.rbCache.delete(old);
+        this.rbClusters.delete(old / cs);
+      }
+      this.rbCache.set(at, blocks.get(at)!);
+      this.rbClusters.add(at / cs);
+    }
+    this.reftable = table;
+    this.rtdv = rtdv;
+    for (const [c, d] of t.delta)
+      if (d < 0 && this.l2Clusters.has(c) && (await this.getRefcount(c)) === 0) {
+        this.l2Clusters.delete(c);
+        this.l2Cache.delete(c * cs);
+      }
+    for (const [at, bytes] of t.fresh)
+      if (at !== l1At && at !== snapAt) {
+        this.l2Clusters.add(at / cs);
+        this.l2Cache.set(at, bytes);
+      }
+    this.l1 = l1;
+    this.l1dv = l1dv;
+    this.hdr = {
+      ...this.hdr,
+      l1Size: l1.length / 8,
+      l1TableOffset: l1At,
+      refcountTableOffset: rtAt,
+      refcountTableClusters: rtClusters,
+      nbSnapshots,
+      snapshotsOffset: snapAt,
+    };
+    if (snapshots !== null) this.snapshots = snapshots;
+    this.snapshotTableBytes = snapBytes;
+    this.compTail = 0;
   }
 
   async resize(newSize: number): Promise<void> {
