@@ -23,6 +23,12 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** Do not open backing files (their data reads as zeros). */
   noBacking?: boolean;
+  /**
+   * Opened to be checked (qemu's BDRV_O_CHECK): damage that the format's
+   * check() reports (VHDX BAT entries past the end of the file) does not
+   * refuse the open.
+   */
+  forCheck?: boolean;
   maxChainDepth?: number;
 }
 
@@ -107,7 +113,7 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
                 : fmt === "parallels"
                   ? await ParallelsImage.open(store, { readOnly })
                   : fmt === "vhdx"
-                    ? await VhdxImage.open(store, { readOnly })
+                    ? await VhdxImage.open(store, { readOnly, forCheck: !!options.forCheck })
                     : await RawImage.open(store, { readOnly });
     } catch (e) {
       await store.close().catch(() => {});

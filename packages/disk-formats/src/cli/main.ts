@@ -275,6 +275,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
   const output = Output.parse(v.output);
   const file = p[0]!;
   const img = await openImage(host, file, { readOnly: true, noBacking: true, ...openFmt(v) });
+  warn(io, img);
   try {
     const disk = actualSize(file);
     const j: Record<string, unknown> = { "virtual-size": img.size(), filename: file, format: img.format };
@@ -422,7 +423,12 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
   const output = Output.parse(v.output);
   const repair = z.enum(["leaks", "all"]).optional().parse(v.r);
   const file = p[0]!;
-  const img = await openImage(host, file, { readOnly: repair === undefined, noBacking: true, ...openFmt(v) });
+  const img = await openImage(host, file, {
+    readOnly: repair === undefined,
+    noBacking: true,
+    forCheck: true,
+    ...openFmt(v),
+  });
   try {
     if (img instanceof VdiImage) {
       const r = await img.check();
@@ -442,19 +448,27 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
     }
     if (img instanceof VhdxImage) {
       // qemu-img: a log replayed by the read-write open is one corruption fixed; without -r, the open refuses it.
+      // BAT entries past the end of the file are corruptions (QEMU's vhdx_co_check), and so is a corrupt
+      // first region table here (QEMU refuses to open such an image).
       const fixed = img.logReplayed ? 1 : 0;
+      const r = img.check();
       if (output === "json")
         io.stdout(
-          `${JSON.stringify({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx" }, null, 4)}\n`,
+          `${JSON.stringify({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
         );
       else if (!v.q) {
         if (fixed)
           io.stdout(
             "The following inconsistencies were found and repaired:\n\n    0 leaked clusters\n    1 corruptions\n\nDouble checking the fixed image now...\n",
           );
-        io.stdout("No errors were found on the image.\n");
+        for (const m of r.messages) io.stderr(`${m}\n`);
+        io.stdout(
+          r.corruptions === 0
+            ? "No errors were found on the image.\n"
+            : `\n${r.corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.\n`,
+        );
       }
-      return 0;
+      return r.corruptions > 0 ? 2 : 0;
     }
     if (!(img instanceof Qcow2Image)) {
       io.stderr("ringzero-img: This image format does not support checks\n");
@@ -604,6 +618,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
   const outFormat = Format.parse(v.O ?? "raw");
   if (v.c && outFormat !== "qcow2") throw new UsageError("Compression not supported for this file format");
   const src = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  warn(io, src);
   try {
     const fo = formatOptions(outFormat, v.o as string[] | undefined);
     // Like qemu-img convert (cache=unsafe on the target), the output is not fsynced.
@@ -623,6 +638,11 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
   }
 }
 
+/** Prints what an open found but did not refuse (a VHDX whose first region table is corrupt). */
+function warn(io: CliIo, img: Image): void {
+  if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${w}\n`);
+}
+
 /** File names of the layers of a chain, top first (as the host resolves them). */
 function chainNames(img: Image, file: string, host: StoreHost): string[] {
   const names = [file];
@@ -640,6 +660,7 @@ async function map(args: string[], io: CliIo, host: StoreHost): Promise<number> 
   const { values: v, positionals: p } = parse(args, { ...fmtOpt, ...outputOpt }, [1, 1]);
   const output = Output.parse(v.output);
   const img = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  warn(io, img);
   try {
     const extents = await allocationMap(img);
     if (output === "json") {
@@ -687,6 +708,7 @@ async function compare(args: string[], io: CliIo, host: StoreHost): Promise<numb
     [2, 2],
   );
   const a = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  warn(io, a);
   try {
     const b = await openImage(host, p[1]!, {
       readOnly: true,

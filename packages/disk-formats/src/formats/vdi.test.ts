@@ -123,7 +123,7 @@ describe("hostile VDI", () => {
   const put32 = (b: Uint8Array, off: number, v: number) => new DataView(b.buffer).setUint32(off, v, true);
   const cases: Array<[string, (b: Uint8Array) => void, DiskErrorCode, number]> = [
     ["signature", (b) => put32(b, 0x40, 1), DiskErrorCode.BAD_MAGIC, 0x40],
-    ["version 2", (b) => put32(b, 0x44, 0x00020000), DiskErrorCode.INVALID_HEADER, 0x44],
+    ["version 2", (b) => put32(b, 0x44, 0x00020000), DiskErrorCode.UNSUPPORTED, 0x44],
     ["differencing", (b) => put32(b, 0x4c, 4), DiskErrorCode.UNSUPPORTED, 0x4c],
     ["block size 3000", (b) => put32(b, 0x178, 3000), DiskErrorCode.INVALID_HEADER, 0x178],
     ["sector size", (b) => put32(b, 0x168, 4096), DiskErrorCode.INVALID_HEADER, 0x168],

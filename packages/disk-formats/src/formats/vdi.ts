@@ -34,6 +34,8 @@ const OFF = {
   blockExtra: 0x17c,
   blocksInImage: 0x180,
   blocksAllocated: 0x184,
+  uuidLink: 0x1a8,
+  uuidParent: 0x1b8,
 } as const;
 
 const Header = z
@@ -120,6 +122,19 @@ export class VdiImage implements BlockBackend {
       blocksInImage: dv.getUint32(OFF.blocksInImage, true),
       blocksAllocated: dv.getUint32(OFF.blocksAllocated, true),
     };
+    // QEMU's vdi_open reads version 1.1 only, and refuses linked or differencing images by their
+    // UUIDs (uuid_link at 0x1a8, uuid_parent at 0x1b8 must be null) whatever the image type says.
+    if (raw.version !== 0x00010001)
+      throw fail(
+        DiskErrorCode.UNSUPPORTED,
+        OFF.version,
+        `VDI version ${raw.version >>> 16}.${raw.version & 0xffff} (only 1.1 is read, as by QEMU)`,
+        { version: raw.version },
+      );
+    if (!isZero(b.subarray(OFF.uuidLink, OFF.uuidLink + 16)))
+      throw fail(DiskErrorCode.UNSUPPORTED, OFF.uuidLink, "linked VDI image (non-null link UUID)");
+    if (!isZero(b.subarray(OFF.uuidParent, OFF.uuidParent + 16)))
+      throw fail(DiskErrorCode.UNSUPPORTED, OFF.uuidParent, "differencing VDI image (non-null parent UUID)");
     if (raw.imageType === 3 || raw.imageType === 4)
       throw fail(DiskErrorCode.UNSUPPORTED, OFF.imageType, "VDI undo/differencing images");
     const parsed = Header.safeParse(raw);

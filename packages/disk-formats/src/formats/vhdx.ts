@@ -107,6 +107,10 @@ export class VhdxImage implements BlockBackend {
   private closed = false;
   private headersUpdated = false;
   private replayed = false;
+  /** Problems found by an open for check (`forCheck`), reported by check() as corruptions. */
+  private problems: string[] = [];
+  /** Non-fatal findings of the open (a corrupt first region table), for the caller to show. */
+  readonly warnings: string[] = [];
 
   private constructor(
     private readonly store: ByteStore,
@@ -134,9 +138,16 @@ export class VhdxImage implements BlockBackend {
     return this.virtSize;
   }
 
-  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<VhdxImage> {
+  /**
+   * Opens an image. `forCheck`: BAT entries past the end of the file are
+   * recorded for check() instead of refusing the open (QEMU's vhdx_open skips
+   * vhdx_check_bat_entries under BDRV_O_CHECK, and vhdx_co_check counts them).
+   */
+  static async open(store: ByteStore, options: { readOnly?: boolean; forCheck?: boolean } = {}): Promise<VhdxImage> {
     const readOnly = options.readOnly ?? store.readOnly;
     const fileSize = await store.size();
+    const problems: string[] = [];
+    const warnings: string[] = [];
     if (fileSize < REGION2 + REGION_SIZE)
       throw fail(DiskErrorCode.TRUNCATED, 0, "file shorter than the VHDX headers", { fileSize });
     const id = new Uint8Array(8);
@@ -168,8 +179,17 @@ export class VhdxImage implements BlockBackend {
       const b = new Uint8Array(REGION_SIZE);
       await readFull(store, at, b);
       const dv = new DataView(b.buffer);
-      if (new TextDecoder("latin1").decode(b.subarray(0, 4)) !== "regi" || dv.getUint32(4, true) !== crc32c(b, 4))
+      if (new TextDecoder("latin1").decode(b.subarray(0, 4)) !== "regi" || dv.getUint32(4, true) !== crc32c(b, 4)) {
+        // MS-VHDX 2.2.3: both copies should be identical; QEMU refuses the image when the first is
+        // invalid. Here the second is used, and the damage is reported: a warning on every open,
+        // a corruption for check.
+        if (at === REGION1) {
+          const m = "region table 1 is corrupt (signature or CRC-32C): using region table 2";
+          warnings.push(m);
+          problems.push(`ERROR ${m}`);
+        }
         continue;
+      }
       const n = dv.getUint32(8, true);
       if (n > 2047) throw fail(DiskErrorCode.INVALID_HEADER, at + 8, "too many region entries");
       regions = new Map();
@@ -270,6 +290,27 @@ export class VhdxImage implements BlockBackend {
       const state = Number(v & 7n);
       const off = Number(v >> 20n) * MiB;
       const at = batR.offset + i * 8;
+      if (state === State.FULLY_PRESENT) {
+        // QEMU's vhdx_check_bat_entries: a present block (or sector bitmap block, same state value)
+        // must start and end inside the file; the last block may be partial (as QEMU once wrote them).
+        const p = i - Math.floor(i / (chunkRatio + 1));
+        const length = isBitmap ? MiB : Math.max(0, Math.min(blockSize, virtSize - p * blockSize));
+        let m = "";
+        if (!Number.isSafeInteger(off) || off >= fileSize)
+          m = `VHDX BAT entry ${i} start offset ${off} points after end of file (${fileSize}). Image has probably been truncated.`;
+        else if (off + length > fileSize)
+          m = `VHDX BAT entry ${i} end offset ${off + length} points after end of file (${fileSize}). Image has probably been truncated.`;
+        if (m) {
+          if (!options.forCheck)
+            throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "block beyond end of file (truncated image)", {
+              entry: i,
+              fileOffset: off,
+              fileSize,
+            });
+          problems.push(m);
+          continue;
+        }
+      }
       if (isBitmap) continue;
       if (state === State.PARTIALLY_PRESENT)
         throw fail(DiskErrorCode.UNSUPPORTED, at, "partially present blocks (differencing)");
@@ -278,8 +319,6 @@ export class VhdxImage implements BlockBackend {
           throw fail(DiskErrorCode.BAD_ENTRY, at, `BAT state ${state}`);
         continue;
       }
-      if (!Number.isSafeInteger(off) || off >= fileSize)
-        throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "block beyond end of file", { fileOffset: off, fileSize });
       for (const [a, b] of metaRanges)
         if (off < b && off + blockSize > a)
           throw fail(DiskErrorCode.METADATA_OVERLAP, at, "block overlaps headers, log, BAT or metadata", {
@@ -290,7 +329,15 @@ export class VhdxImage implements BlockBackend {
       end = Math.max(end, off + blockSize);
     }
     for (const [, b] of metaRanges) end = Math.max(end, Math.ceil(b / MiB) * MiB);
-    return new VhdxImage(store, header, bat, batR.offset, blockSize, chunkRatio, virtSize, logical, readOnly, end);
+    const img = new VhdxImage(store, header, bat, batR.offset, blockSize, chunkRatio, virtSize, logical, readOnly, end);
+    img.problems = problems;
+    img.warnings.push(...warnings);
+    return img;
+  }
+
+  /** What an open for check found (BAT entries past the end of the file, a corrupt region table), as qemu-img check counts them. */
+  check(): { corruptions: number; messages: string[] } {
+    return { corruptions: this.problems.length, messages: [...this.problems] };
   }
 
   /**

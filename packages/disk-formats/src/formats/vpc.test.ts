@@ -190,16 +190,35 @@ describe("hostile VHD", () => {
       DiskErrorCode.BAD_MAGIC,
       0,
     ],
-    ["dynamic header offset beyond file", (b) => dv(b).setBigUint64(16, 1n << 40n), DiskErrorCode.OUT_OF_BOUNDS, 16],
+    ["footer checksum", (b) => dv(b).setUint32(24, 1234), DiskErrorCode.INVALID_HEADER, 64],
+    [
+      "dynamic header offset beyond file",
+      (b) => sealed(b, () => dv(b).setBigUint64(16, 1n << 40n)),
+      DiskErrorCode.OUT_OF_BOUNDS,
+      16,
+    ],
     ["bad dynamic header cookie", (b) => b.fill(0, 512, 520), DiskErrorCode.BAD_MAGIC, 512],
-    ["disk type 9", (b) => dv(b).setUint32(60, 9), DiskErrorCode.INVALID_HEADER, 60],
+    ["disk type 9", (b) => sealed(b, () => dv(b).setUint32(60, 9)), DiskErrorCode.INVALID_HEADER, 60],
     ["block size 3000", (b) => dv(b).setUint32(512 + 32, 3000), DiskErrorCode.INVALID_HEADER, 512 + 32],
     ["BAT too small for the size", (b) => dv(b).setUint32(512 + 28, 1), DiskErrorCode.INVALID_HEADER, 512 + 28],
     ["BAT entries absurd", (b) => dv(b).setUint32(512 + 28, 1 << 30), DiskErrorCode.OUT_OF_BOUNDS, 512 + 16],
     ["BAT entry beyond file", (b) => dv(b).setUint32(1536, 1 << 30), DiskErrorCode.OUT_OF_BOUNDS, 1536],
     ["BAT entry into the headers", (b) => dv(b).setUint32(1536, 1), DiskErrorCode.METADATA_OVERLAP, 1536],
-    ["differencing without a parent", (b) => dv(b).setUint32(60, 4), DiskErrorCode.INVALID_HEADER, 512 + 64],
+    [
+      "differencing without a parent",
+      (b) => sealed(b, () => dv(b).setUint32(60, 4)),
+      DiskErrorCode.INVALID_HEADER,
+      512 + 64,
+    ],
   ];
+  /** Applies a footer change (copy at offset 0) and recomputes the footer checksum, so the field itself is checked. */
+  function sealed(b: Uint8Array, change: () => void): void {
+    change();
+    dv(b).setUint32(64, 0);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += b[i]!;
+    dv(b).setUint32(64, ~sum >>> 0);
+  }
   for (const [name, mutate, code, offset] of cases) {
     it(name, async () => {
       const b = await sample();

@@ -97,6 +97,12 @@ export function vhdGeometry(totalSectors: number): { cylinders: number; heads: n
 function parseFooter(b: Uint8Array, where: number): Footer | null {
   if (dec.decode(b.subarray(0, 8)) !== "conectix") return null;
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  // VHD spec "Hard Disk Footer Format", Checksum: QEMU refuses a footer whose checksum does not
+  // match ("Incorrect header checksum"), without falling back to the other copy; so does this.
+  const stored = dv.getUint32(64);
+  const computed = checksum(b, 64);
+  if (stored !== computed)
+    throw fail(DiskErrorCode.INVALID_HEADER, where + 64, "footer checksum mismatch", { stored, computed });
   const current = dv.getBigUint64(48);
   if (current > BigInt(Number.MAX_SAFE_INTEGER))
     throw fail(DiskErrorCode.TOO_LARGE, where + 48, "current size exceeds 2^53");
@@ -290,6 +296,13 @@ export class VpcImage implements BlockBackend {
       used.add(e);
       free = Math.max(free, start + bitmapSize + h.blockSize);
     }
+    // QEMU's vpc_open: the end of the last block (free_data_block_offset) must lie inside the
+    // file, else the image was truncated (a block may reach into the trailing footer copy).
+    if (free > fileSize)
+      throw fail(DiskErrorCode.TRUNCATED, h.tableOffset, "free_data_block_offset past the end of file (truncated)", {
+        freeDataBlockOffset: free,
+        fileSize,
+      });
     let parentName: string | null = null;
     let parentUuid: Uint8Array | null = null;
     if (footer.diskType === TYPE_DIFFERENCING) {

@@ -102,7 +102,8 @@ const HeaderFields = z
     if (h.l1TableOffset % cs !== 0 && h.l1Size > 0) issue("l1TableOffset", "L1 table not cluster aligned");
     if (h.refcountTableOffset % cs !== 0) issue("refcountTableOffset", "refcount table not cluster aligned");
     if (h.refcountTableClusters * cs > MAX_REFTABLE_BYTES) issue("refcountTableClusters", "refcount table too large");
-    if (h.nbSnapshots > 0 && h.snapshotsOffset % cs !== 0) issue("snapshotsOffset", "snapshot table not aligned");
+    // QEMU's qcow2_validate_table checks the offset even when nb_snapshots is 0 ("Snapshot table offset invalid").
+    if (h.snapshotsOffset % cs !== 0) issue("snapshotsOffset", "snapshot table not aligned");
     if (h.compressionType !== 0 && !bit(h.incompatibleFeatures, Incompat.COMPRESSION))
       issue("compressionType", "non-zlib compression type without the compression-type feature bit");
   });
@@ -226,8 +227,20 @@ export function parseHeader(buf: Uint8Array, fileSize: number): Qcow2Header {
     if (pos + 8 + len > extEnd)
       throw headerError(DiskErrorCode.INVALID_HEADER, pos, "header extension runs past its area", { type, len });
     const data = buf.slice(pos + 8, pos + 8 + len);
-    if (type === Ext.BACKING_FORMAT) backingFormat = dec.decode(data);
-    else if (type === Ext.FEATURE_TABLE) {
+    if (type === Ext.BACKING_FORMAT) {
+      // QEMU keeps the format name in a 16-byte buffer and refuses longer ones
+      // ("ext_backing_format: len=N too large (>=16)"); so does this.
+      if (len >= 16)
+        throw headerError(
+          DiskErrorCode.INVALID_HEADER,
+          pos + 4,
+          "backing format extension too long (16 bytes or more)",
+          {
+            len,
+          },
+        );
+      backingFormat = dec.decode(data);
+    } else if (type === Ext.FEATURE_TABLE) {
       for (let i = 0; i + 48 <= len; i += 48) {
         const nameBytes = data.subarray(i + 2, i + 48);
         const nul = nameBytes.indexOf(0);
