@@ -1,5 +1,5 @@
 // ringzero-img against qemu-img: same verbs, same outputs where qemu-img's are stable, same exit codes.
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
 import { runCli } from "./main.js";
@@ -104,6 +104,29 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     expect(chk.json["compressed-clusters"]).toBeGreaterThan(0);
     expect((await rz("convert", "-O", "raw", t.path("cc.qcow2"), t.path("back.raw"))).code).toBe(0);
     expect(firstDiff(new Uint8Array(readFileSync(t.path("back.raw"))), data)).toBe(-1);
+  });
+
+  it("a failed convert removes the files it created (raw, qcow2, split VMDK outputs)", async () => {
+    // a source whose last data cluster lies past the end of the file: open succeeds, the copy fails half-way
+    const src = t.path("broken.qcow2");
+    qemuImg(["create", "-q", "-f", "qcow2", "-o", "cluster_size=4k", src, "5G"]);
+    qemuIo(src, ["write -P 0x61 0 64k", "write -P 0x62 3G 4k"]);
+    const size = readFileSync(src).length;
+    writeFileSync(src, readFileSync(src).subarray(0, size - 4096));
+    const before = new Set(readdirSync(t.dir));
+    for (const [fmt, opt] of [
+      ["raw", []],
+      ["qcow2", []],
+      ["vmdk", ["-o", "subformat=twoGbMaxExtentSparse"]],
+    ] as const) {
+      const out = t.path(`failed-${fmt}.img`);
+      const r = await rz("convert", "-O", fmt, ...opt, src, out);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/^ringzero-img: .*OUT_OF_BOUNDS.*\n$/);
+      expect(r.err.split("\n")).toHaveLength(2); // one line
+      expect(existsSync(out)).toBe(false);
+    }
+    expect(readdirSync(t.dir).filter((n) => !before.has(n))).toEqual([]);
   });
 
   it("create and convert -O vmdk -o subformat=twoGbMaxExtentSparse|twoGbMaxExtentFlat: 5 GiB, data across the extents", async () => {

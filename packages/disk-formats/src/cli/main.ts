@@ -13,7 +13,7 @@ import { VhdxImage } from "../formats/vhdx.js";
 import { VmdkImage } from "../formats/vmdk.js";
 import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
-import type { StoreHost } from "../io/store.js";
+import type { ByteStore, StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "./sizes.js";
 
@@ -622,16 +622,25 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
   try {
     const fo = formatOptions(outFormat, v.o as string[] | undefined);
     // Like qemu-img convert (cache=unsafe on the target), the output is not fsynced.
-    const outHost = io.host ?? new NodeFileHost({ sync: false });
-    const dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
+    const outHost = new RecordingHost(io.host ?? new NodeFileHost({ sync: false }));
     const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
+    let dst: Image | null = null;
     try {
+      dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
       await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096 }, progress);
       await dst.flush();
+      const done = dst;
+      dst = null;
+      await done.close();
+    } catch (e) {
+      // A failed conversion removes the files it created (the output, a VMDK's extent files)
+      // instead of leaving a full-size image of partial content; the error is reported as is.
+      await dst?.close().catch(() => {});
+      await outHost.removeCreated();
+      throw e;
     } finally {
-      await dst.close();
+      progress.end();
     }
-    progress.end();
     return 0;
   } finally {
     await src.close();
@@ -641,6 +650,33 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
 /** Prints what an open found but did not refuse (a VHDX whose first region table is corrupt). */
 function warn(io: CliIo, img: Image): void {
   if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${w}\n`);
+}
+
+/** A host that remembers the files it created, to remove them when the operation fails. */
+class RecordingHost implements StoreHost {
+  private readonly created: string[] = [];
+  constructor(private readonly inner: StoreHost) {}
+  open(name: string, options: { readOnly: boolean }): Promise<ByteStore> {
+    return this.inner.open(name, options);
+  }
+  async create(name: string): Promise<ByteStore> {
+    const s = await this.inner.create(name);
+    this.created.push(name);
+    return s;
+  }
+  resolve(base: string, name: string): string {
+    return this.inner.resolve(base, name);
+  }
+  canonical(name: string): Promise<string> {
+    return this.inner.canonical(name);
+  }
+  exists(name: string): Promise<boolean> {
+    return this.inner.exists(name);
+  }
+  /** Best effort: a file that cannot be removed stays (the original error matters more). */
+  async removeCreated(): Promise<void> {
+    for (const name of this.created.splice(0)) await this.inner.remove?.(name).catch(() => {});
+  }
 }
 
 /** File names of the layers of a chain, top first (as the host resolves them). */

@@ -158,4 +158,8 @@ export class MemoryHost implements StoreHost {
   async exists(name: string): Promise<boolean> {
     return this.files.has(name);
   }
+
+  async remove(name: string): Promise<void> {
+    this.files.delete(name);
+  }
 }

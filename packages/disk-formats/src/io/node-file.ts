@@ -1,7 +1,7 @@
 // Node implementation of the I/O layer: files through node:fs/promises.
 // The only module of the library that imports node:fs.
 import { constants } from "node:fs";
-import { access, type FileHandle, open, realpath } from "node:fs/promises";
+import { access, type FileHandle, open, realpath, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import type { ByteStore, StoreHost } from "./store.js";
@@ -107,5 +107,9 @@ export class NodeFileHost implements StoreHost {
     } catch {
       return false;
     }
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(name, { force: true });
   }
 }

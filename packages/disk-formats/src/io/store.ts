@@ -36,6 +36,8 @@ export interface StoreHost {
   /** A canonical key for cycle detection in backing chains. */
   canonical(name: string): Promise<string>;
   exists(name: string): Promise<boolean>;
+  /** Deletes a file (a failed conversion removes the files it created); hosts without it leave them. */
+  remove?(name: string): Promise<void>;
 }
 
 /** Reads exactly `length` bytes at `offset`; bytes beyond the end of the store read as zero. Returns the count actually present. */
