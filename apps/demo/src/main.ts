@@ -9,6 +9,7 @@ import { paravisorModuleUrl } from "@ringzero/partition-child";
 import { createMicroVm, type MicroPowerOff, MicroVmError, MicroVmErrorCode } from "@ringzero/partition-parent";
 import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
+import { compareCommand } from "./compare/command.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
 import { startMonitor } from "./monitor.js";
@@ -16,6 +17,7 @@ import { parseMemorySize } from "./size.js";
 import { parseDrive, parseNet, parseShare } from "./specs.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
+       ringzero compare [--runs N] [--kernel Image --initrd FILE] [--json F] [--svg F] [--html F]  (see compare --help)
 
   --bios sbi         (default) the hypervisor's built-in SBI; the kernel starts in S-mode
   --bios none        no firmware: the ELF starts in M-mode at its entry (bare metal)
@@ -114,6 +116,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     io.stderr(USAGE);
     return verb === undefined ? 2 : 0;
   }
+  if (verb === "compare") return compareCommand(rest, io);
   if (verb !== "run") throw new DemoError(DemoErrorCode.USAGE, { verb }, `unknown command "${verb}"\n${USAGE}`);
   let values: Record<string, unknown>;
   try {

@@ -1,0 +1,295 @@
+// The workloads compare runs under each hypervisor, and how each turns a VM
+// run into measures. Everything here is measured on this machine, now.
+import type { VmConfigInput } from "@ringzero/platform";
+import { type IoSetup, ioCommands } from "../bench/guest-io.js";
+import { type GeneratedGuests, writeGuests } from "./guests.js";
+import { EXIT_KINDS, EXIT_PATHS, type Hypervisor, na, type Sample, type Section, value } from "./measures.js";
+import { countTcb, findWorkspacePackages, TCB_ROOT } from "./tcb.js";
+import { runVm, type VmRun } from "./vmrun.js";
+
+// The guest kit's /init marker and prompt (apps/guest-kit: LINUX_KIT_MARKER, LINUX_KIT_PROMPT).
+export const KIT_MARKER = "ringzero-guest: init done";
+export const KIT_PROMPT = "rz# ";
+
+const MiB = 1024 * 1024;
+
+/** The CPU workload: a bare-metal ELF such as rzbench (M-mode, no SBI), or the generated ALU loop. */
+export type CpuGuest = { readonly kind: "elf"; readonly path: string } | { readonly kind: "loop" };
+
+export interface WorkloadContext {
+  readonly memory: number;
+  readonly embedded: string;
+  readonly guests: GeneratedGuests;
+  readonly cpu: CpuGuest;
+  readonly kernel?: string;
+  readonly initrd?: string;
+  readonly append?: string;
+  /** Scratch disk and HTTP server for the Linux I/O rows (blk, net). */
+  readonly io?: IoSetup;
+  readonly linuxTimeoutMs: number;
+  readonly sections: ReadonlySet<Section>;
+  /** Where the repository's sources are looked up for the TCB. */
+  readonly sourceFrom: string;
+}
+
+export interface Workload {
+  readonly id: string;
+  /** The measures this workload produces (ids in MEASURES). */
+  readonly measures: readonly string[];
+  /** Static figures are measured once, not per run. */
+  readonly once?: boolean;
+  run(hv: Hypervisor, ctx: WorkloadContext): Promise<Sample>;
+}
+
+const GUEST_TIMEOUT_MS = 120_000;
+
+function ended(r: VmRun, what: string): string | undefined {
+  if (r.timedOut) return `${what} did not power off within the timeout`;
+  if (r.status !== 0) return `${what} ended with status ${r.status} (${r.reason}${r.detail ? `: ${r.detail}` : ""})`;
+  return undefined;
+}
+
+const start: Workload = {
+  id: "start",
+  measures: ["start.create", "start.first"],
+  async run(hv, ctx) {
+    const r = await runVm(hv, { memory: ctx.memory, kernel: ctx.guests.start }, GUEST_TIMEOUT_MS);
+    const bad = ended(r, "the start guest");
+    if (bad) return { "start.create": na(bad), "start.first": na(bad) };
+    return {
+      "start.create": value(r.createMs),
+      "start.first": r.firstOutputMs === undefined ? na("no console byte came") : value(r.firstOutputMs),
+    };
+  },
+};
+
+const EMBEDDED_IDS = [
+  "exits.total",
+  "exits.rate",
+  ...EXIT_KINDS.map((k) => `exits.kind.${k}`),
+  ...EXIT_PATHS.map((p) => `exits.path.${p}`),
+  "exits.rtt",
+  "exits.hypercalls",
+  "exits.sbi",
+  "exits.wall",
+  "mem.rss",
+];
+
+const embedded: Workload = {
+  id: "embedded",
+  measures: EMBEDDED_IDS,
+  async run(hv, ctx) {
+    const r = await runVm(hv, { memory: ctx.memory, kernel: ctx.embedded }, GUEST_TIMEOUT_MS);
+    const bad = ended(r, "the embedded guest");
+    if (bad) return Object.fromEntries(EMBEDDED_IDS.map((id) => [id, na(bad)]));
+    const s = r.stats;
+    const perSecond = (n: number) => (s.runSeconds > 0 ? value(n / s.runSeconds) : na("no vCPU run time recorded"));
+    const out: Sample = {
+      "exits.total": value(s.totalExits),
+      "exits.rate": perSecond(s.totalExits),
+      "exits.wall": value(r.wallMs),
+      "mem.rss": value(r.rssDelta / MiB),
+    };
+    for (const k of EXIT_KINDS) {
+      const n = s.exitsByKind[k];
+      out[`exits.kind.${k}`] =
+        n === undefined
+          ? na("micro counts these exits by path (microkernel/paravisor/intercept), not by kind")
+          : perSecond(n);
+    }
+    for (const p of EXIT_PATHS) {
+      const n = s.exitsByPath[p];
+      out[`exits.path.${p}`] =
+        n !== undefined
+          ? perSecond(n)
+          : hv === "monolithic"
+            ? na("no such path: mono handles every exit inline")
+            : na("no inline path: every exit goes to the microkernel, the paravisor or the parent");
+    }
+    if (hv === "micro") {
+      const total = Object.values(s.hypercalls ?? {}).reduce((a, b) => a + b, 0);
+      out["exits.hypercalls"] = value(total);
+      const ic = s.exitsByPath.intercept ?? 0;
+      out["exits.rtt"] =
+        ic > 0 && s.interceptWaitSeconds !== undefined
+          ? value((s.interceptWaitSeconds / ic) * 1e6)
+          : na("no intercepts in this run");
+      out["exits.sbi"] = na("not counted by MicroVm.stats() (SBI ecalls are in the microkernel path)");
+    } else {
+      out["exits.hypercalls"] = na("no microkernel: device models are direct calls");
+      out["exits.rtt"] = na("no round trip: exits are handled inline by direct calls");
+      out["exits.sbi"] = s.sbiCalls === undefined ? na("not counted") : value(s.sbiCalls);
+    }
+    return out;
+  },
+};
+
+const cpu: Workload = {
+  id: "cpu",
+  measures: ["cpu.mips", "cpu.wall", "exits.per-minstr"],
+  async run(hv, ctx) {
+    const config: VmConfigInput =
+      ctx.cpu.kind === "elf"
+        ? { memory: ctx.memory, kernel: ctx.cpu.path, bios: "none" }
+        : { memory: ctx.memory, kernel: ctx.guests.loop };
+    const r = await runVm(hv, config, 600_000);
+    const bad = ended(r, "the CPU guest");
+    if (bad) return { "cpu.mips": na(bad), "cpu.wall": na(bad), "exits.per-minstr": na(bad) };
+    const s = r.stats;
+    return {
+      "cpu.mips": s.runSeconds > 0 ? value(s.instructions / s.runSeconds / 1e6) : na("no vCPU run time recorded"),
+      "cpu.wall": value(r.wallMs / 1000),
+      "exits.per-minstr": value(s.totalExits / (s.instructions / 1e6)),
+    };
+  },
+};
+
+let tcbCache: Map<string, Sample> | undefined;
+const tcb: Workload = {
+  id: "tcb",
+  measures: ["tcb.lines", "tcb.files"],
+  once: true,
+  async run(hv, ctx) {
+    if (!tcbCache) {
+      tcbCache = new Map();
+      const packages = findWorkspacePackages(ctx.sourceFrom);
+      for (const h of ["monolithic", "micro"] as const) {
+        if (!packages) {
+          const why = na("the ringzero sources are not beside this install (run from the repository)");
+          tcbCache.set(h, { "tcb.lines": why, "tcb.files": why });
+          continue;
+        }
+        const c = countTcb(packages, TCB_ROOT[h]);
+        tcbCache.set(h, { "tcb.lines": value(c.lines), "tcb.files": value(c.files) });
+      }
+    }
+    return tcbCache.get(hv) as Sample;
+  },
+};
+
+/** Console text of a Linux session, with the kit's prompt counting and per-prompt commands. */
+function linuxSession(
+  hv: Hypervisor,
+  config: VmConfigInput,
+  commands: readonly string[],
+  bootTimeoutMs: number,
+  totalTimeoutMs: number,
+): Promise<{ run: VmRun; out: string; promptMs?: number }> {
+  let out = "";
+  let sent = 0;
+  let promptMs: number | undefined;
+  const t0 = performance.now();
+  let bootTimer: NodeJS.Timeout | undefined;
+  let control: { send(t: string): void; stop(): void } | undefined;
+  return runVm(hv, config, totalTimeoutMs, {
+    attach(c) {
+      control = c;
+      bootTimer = setTimeout(() => c.stop(), bootTimeoutMs);
+    },
+    onOutput(bytes) {
+      out += Buffer.from(bytes).toString("latin1");
+      const at = out.indexOf(KIT_MARKER);
+      const prompts = at < 0 ? 0 : out.slice(at).split(KIT_PROMPT).length - 1;
+      if (prompts > 0 && promptMs === undefined) {
+        promptMs = performance.now() - t0;
+        clearTimeout(bootTimer);
+      }
+      if (prompts > sent && sent < commands.length) control?.send(`${commands[sent++]}\n`);
+    },
+  })
+    .then((run) => ({ run, out, promptMs }))
+    .finally(() => clearTimeout(bootTimer));
+}
+
+/** "RZIO tag BYTES T0 T1" lines (guest uptime seconds) → MB/s. */
+function ioRate(out: string, tag: string): number | undefined {
+  const m = new RegExp(`RZIO ${tag} (\\d+) ([\\d.]+) ([\\d.]+)`).exec(out);
+  if (!m) return undefined;
+  return Number(m[1]) / Math.max(0.01, Number(m[3]) - Number(m[2])) / 1e6;
+}
+
+const LINUX_IDS: Record<"boot" | "blk" | "net", string[]> = {
+  boot: ["boot.shell"],
+  blk: ["blk.read", "blk.write"],
+  net: ["net.down", "net.up", "net.ping"],
+};
+
+const linux: Workload = {
+  id: "linux",
+  measures: Object.values(LINUX_IDS).flat(),
+  async run(hv, ctx) {
+    const want = (["boot", "blk", "net"] as const).filter((s) => ctx.sections.has(s));
+    const ids = want.flatMap((s) => LINUX_IDS[s]);
+    if (!ctx.kernel) {
+      const why = na("needs --kernel Image --initrd FILE (the Linux guest kit: pnpm guest:linux --print-path)");
+      return Object.fromEntries(ids.map((id) => [id, why]));
+    }
+    const blk = want.includes("blk") && ctx.io !== undefined;
+    const net = want.includes("net") && ctx.io !== undefined;
+    // guest-io's script, one command per prompt: 0 DHCP, 1 blk read, 2 blk write, 3 TCP down, 4 TCP up, 5 ping, 6 poweroff
+    const all = ctx.io ? ioCommands(ctx.io) : [];
+    const commands = [
+      ...(net ? [all[0]] : []),
+      ...(blk ? [all[1], all[2]] : []),
+      ...(net ? [all[3], all[4], all[5]] : []),
+      "poweroff -f",
+    ];
+    const config: VmConfigInput = {
+      memory: ctx.memory,
+      kernel: ctx.kernel,
+      initrd: ctx.initrd,
+      append: ctx.append,
+      drives: blk && ctx.io ? [{ path: ctx.io.image, format: "raw" }] : [],
+      net: net ? { mode: "user" } : undefined,
+    };
+    const s = await linuxSession(hv, config, commands, ctx.linuxTimeoutMs, ctx.linuxTimeoutMs + 300_000);
+    const out: Sample = {};
+    if (s.promptMs === undefined) {
+      const tail = s.out.replace(/\r/g, "").trim().split("\n").slice(-1)[0]?.slice(0, 100) ?? "";
+      const why =
+        s.run.timedOut || s.run.reason === "stopped"
+          ? `no shell prompt within ${Math.round(ctx.linuxTimeoutMs / 1000)} s${tail ? ` (last console line: "${tail}")` : " (no console output)"}`
+          : `the guest ended before its shell prompt: status ${s.run.status} (${s.run.reason}${s.run.detail ? `: ${s.run.detail}` : ""})`;
+      return Object.fromEntries(ids.map((id) => [id, na(why)]));
+    }
+    if (want.includes("boot")) out["boot.shell"] = value(s.promptMs / 1000);
+    const missing = (what: string) =>
+      na(
+        `${what}: no figure in the guest's output (${s.run.timedOut ? "session timed out" : `ended ${s.run.reason}`})`,
+      );
+    const rate = (id: string, tag: string) => {
+      const r = ioRate(s.out, tag);
+      out[id] = r === undefined ? missing(tag) : value(r);
+    };
+    if (want.includes("blk")) {
+      if (!blk) out["blk.read"] = out["blk.write"] = na("no scratch disk");
+      else {
+        rate("blk.read", "blkread");
+        rate("blk.write", "blkwrite");
+      }
+    }
+    if (want.includes("net")) {
+      if (!net) out["net.down"] = out["net.up"] = out["net.ping"] = na("no HTTP server");
+      else {
+        rate("net.down", "netdown");
+        rate("net.up", "netup");
+        const ping = /RZIO ping round-trip min\/avg\/max = [\d.]+\/([\d.]+)\//.exec(s.out);
+        out["net.ping"] = ping ? value(Number(ping[1])) : missing("ping");
+      }
+    }
+    return out;
+  },
+};
+
+const fault: Workload = {
+  id: "fault",
+  measures: ["fault.survives"],
+  async run() {
+    const why = na("not measured yet: no way to make a device back end fail mid-I/O through the public APIs");
+    return { "fault.survives": why };
+  },
+};
+
+export const WORKLOADS: readonly Workload[] = [start, embedded, cpu, tcb, linux, fault];
+
+export { writeGuests };
