@@ -47,6 +47,7 @@ export const MEASURES: readonly MeasureDef[] = [
   m("exits.sbi", "exits", "SBI calls per run", "count", "none"),
   m("exits.wall", "exits", "embedded guest wall time", "ms", "lower"),
   m("mem.rss", "mem", "host RSS per VM", "MiB", "lower"),
+  m("mem.linux", "mem", "host RSS per VM, Linux", "MiB", "lower"),
   m("tcb.lines", "tcb", "TCB source lines", "lines", "lower"),
   m("tcb.files", "tcb", "TCB source files", "files", "lower"),
   m("boot.shell", "boot", "Linux boot to shell", "s", "lower"),

@@ -25,6 +25,13 @@ function selected(w: Workload, sections: ReadonlySet<Section>): string[] {
 export async function runAll(o: RunnerOptions): Promise<CompareRecord[]> {
   const records: CompareRecord[] = [];
   const sections = o.context.sections;
+  for (const w of o.workloads) {
+    if (!w.warmup || selected(w, sections).length === 0) continue;
+    for (const hv of HYPERVISORS) {
+      o.progress?.(`warm-up · ${w.id} · ${hv}`);
+      await w.run(hv, o.context).catch(() => undefined);
+    }
+  }
   for (let run = 1; run <= o.runs; run++) {
     const order: readonly Hypervisor[] = run % 2 === 1 ? HYPERVISORS : [...HYPERVISORS].reverse();
     for (const w of o.workloads) {

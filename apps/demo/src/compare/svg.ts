@@ -51,6 +51,11 @@ export function chartRows(summary: readonly Summary[]): ChartRow[] {
   return rows;
 }
 
+/** 2^p as "4×" or "1/4×". */
+function tickLabel(p: number): string {
+  return p >= 0 ? `${2 ** p}×` : `1/${2 ** -p}×`;
+}
+
 /** The chart as an SVG document. */
 export function renderSvg(
   summary: readonly Summary[],
@@ -74,12 +79,14 @@ export function renderSvg(
     `<text x="16" y="44" fill="#555">${escapeXml(subtitle)}</text>`,
   );
   const axisBottom = TOP + rows.length * ROW;
+  const step = hi - lo > 10 ? 2 : 1;
   for (let p = lo; p <= hi; p++) {
+    if (p % step !== 0) continue;
     const v = 2 ** p;
     const tx = x(v);
     out.push(
       `<line x1="${tx.toFixed(1)}" y1="${TOP - 6}" x2="${tx.toFixed(1)}" y2="${axisBottom}" stroke="${p === 0 ? "#333" : "#ddd"}" stroke-width="${p === 0 ? 1.5 : 1}"/>`,
-      `<text x="${tx.toFixed(1)}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${escapeXml(formatRatio(v))}</text>`,
+      `<text x="${tx.toFixed(1)}" y="${axisBottom + 16}" text-anchor="middle" fill="#333">${escapeXml(tickLabel(p))}</text>`,
     );
   }
   out.push(

@@ -38,6 +38,8 @@ export interface Workload {
   readonly measures: readonly string[];
   /** Static figures are measured once, not per run. */
   readonly once?: boolean;
+  /** Short workloads get one discarded run per hypervisor first (cold JIT and module loading). */
+  readonly warmup?: boolean;
   run(hv: Hypervisor, ctx: WorkloadContext): Promise<Sample>;
 }
 
@@ -51,6 +53,7 @@ function ended(r: VmRun, what: string): string | undefined {
 
 const start: Workload = {
   id: "start",
+  warmup: true,
   measures: ["start.create", "start.first"],
   async run(hv, ctx) {
     const r = await runVm(hv, { memory: ctx.memory, kernel: ctx.guests.start }, GUEST_TIMEOUT_MS);
@@ -77,6 +80,7 @@ const EMBEDDED_IDS = [
 
 const embedded: Workload = {
   id: "embedded",
+  warmup: true,
   measures: EMBEDDED_IDS,
   async run(hv, ctx) {
     const r = await runVm(hv, { memory: ctx.memory, kernel: ctx.embedded }, GUEST_TIMEOUT_MS);
@@ -216,10 +220,10 @@ const LINUX_IDS: Record<"boot" | "blk" | "net", string[]> = {
 
 const linux: Workload = {
   id: "linux",
-  measures: Object.values(LINUX_IDS).flat(),
+  measures: [...Object.values(LINUX_IDS).flat(), "mem.linux"],
   async run(hv, ctx) {
     const want = (["boot", "blk", "net"] as const).filter((s) => ctx.sections.has(s));
-    const ids = want.flatMap((s) => LINUX_IDS[s]);
+    const ids = [...want.flatMap((s) => LINUX_IDS[s]), ...(ctx.sections.has("mem") ? ["mem.linux"] : [])];
     if (!ctx.kernel) {
       const why = na("needs --kernel Image --initrd FILE (the Linux guest kit: pnpm guest:linux --print-path)");
       return Object.fromEntries(ids.map((id) => [id, why]));
@@ -253,6 +257,7 @@ const linux: Workload = {
       return Object.fromEntries(ids.map((id) => [id, na(why)]));
     }
     if (want.includes("boot")) out["boot.shell"] = value(s.promptMs / 1000);
+    if (ctx.sections.has("mem")) out["mem.linux"] = value(s.run.rssDelta / MiB);
     const missing = (what: string) =>
       na(
         `${what}: no figure in the guest's output (${s.run.timedOut ? "session timed out" : `ended ${s.run.reason}`})`,

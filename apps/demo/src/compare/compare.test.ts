@@ -1,0 +1,94 @@
+// CI: `ringzero compare --runs 1 --json` on the embedded guest (the CPU row on
+// the generated loop, to keep it short): the document matches its schema and
+// every measure has both columns — a value, or an explicit reason.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../main.js";
+import { HYPERVISORS, MEASURES } from "./measures.js";
+import { type CompareReport, CompareReportSchema } from "./schema.js";
+
+const dir = mkdtempSync(join(tmpdir(), "rz-compare-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("ringzero compare --runs 1 --json (embedded guest)", () => {
+  let status: number;
+  let table = "";
+  let stderr = "";
+  let report: CompareReport;
+  beforeAll(async () => {
+    status = await main(
+      [
+        ...["compare", "--runs", "1", "--cpu-elf", "loop"],
+        ...["--json", join(dir, "c.json"), "--svg", join(dir, "c.svg"), "--html", join(dir, "c.html")],
+      ],
+      {
+        stdout: (b) => {
+          table += Buffer.from(b).toString();
+        },
+        stderr: (t) => {
+          stderr += t;
+        },
+      },
+    );
+    report = CompareReportSchema.parse(JSON.parse(readFileSync(join(dir, "c.json"), "utf8")));
+  }, 240_000);
+
+  it("exits 0, quietly (no progress when stderr is not a terminal)", () => {
+    expect(status).toBe(0);
+    expect(stderr).toBe("");
+  });
+
+  it("has a record for every measure under both hypervisors: a value or a reason", () => {
+    expect(report.measures.map((m) => m.id)).toEqual(MEASURES.map((m) => m.id));
+    for (const m of MEASURES) {
+      for (const hv of HYPERVISORS) {
+        const rs = report.records.filter((r) => r.measure === m.id && r.hypervisor === hv);
+        expect(rs, `${m.id} ${hv}`).toHaveLength(1);
+        const r = rs[0];
+        if (r.value === null) expect(r.reason, `${m.id} ${hv}`).toMatch(/\S{3}/);
+        else expect(Number.isFinite(r.value)).toBe(true);
+      }
+    }
+  });
+
+  it("measures the rows that need no Linux on both sides", () => {
+    const both = ["start.create", "start.first", "cpu.mips", "exits.total", "exits.rate", "tcb.lines"];
+    for (const id of both) {
+      for (const hv of HYPERVISORS) {
+        const r = report.records.find((x) => x.measure === id && x.hypervisor === hv);
+        expect(r?.value, `${id} ${hv}: ${r?.reason}`).toBeGreaterThan(0);
+      }
+    }
+    // RSS: a mono VM whose guest touches a few pages may add nothing measurable; micro adds its threads
+    const rss = HYPERVISORS.map((hv) => report.records.find((x) => x.measure === "mem.rss" && x.hypervisor === hv));
+    expect(rss[0]?.value).toBeGreaterThanOrEqual(0);
+    expect(rss[1]?.value).toBeGreaterThan(0);
+    // the same guest takes the same number of exits under both architectures
+    const exits = HYPERVISORS.map((hv) =>
+      report.records.find((x) => x.measure === "exits.total" && x.hypervisor === hv),
+    );
+    expect(exits[0]?.value).toBe(exits[1]?.value);
+    // Linux rows without --kernel say how to get them
+    const boot = report.records.find((x) => x.measure === "boot.shell");
+    expect(boot?.reason).toMatch(/--kernel/);
+  });
+
+  it("prints the table with an n/a footnote per reason, and machine and versions in the JSON", () => {
+    expect(table).toMatch(/guest MIPS\s+MIPS\s+[\d.,]+\s+[\d.,]+\s+[\d.]+×/);
+    expect(table).toMatch(/\[1\] /);
+    expect(report.machine.cpus).toBeGreaterThan(0);
+    expect(report.versions["@ringzero/hypervisor-micro"]).toBeDefined();
+    expect(report.summary.length).toBe(MEASURES.length);
+  });
+
+  it("writes an SVG chart and a self-contained HTML page", () => {
+    const svg = readFileSync(join(dir, "c.svg"), "utf8");
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="960" height="\d+"/);
+    expect(svg).toContain("guest MIPS (MIPS)");
+    const html = readFileSync(join(dir, "c.html"), "utf8");
+    expect(html).toContain("<svg");
+    expect(html).not.toMatch(/<script|<link|src="http/);
+  });
+});
