@@ -207,4 +207,25 @@ describe.skipIf(!HAVE_QEMU)("checks compared with qemu-img on mutated images", (
     });
     await bothRefuse(f, "qcow2", DiskErrorCode.INVALID_HEADER, /ext_backing_format: len=16 too large/);
   });
+  it("VMDK: a sparse extent's capacity and its descriptor line disagree: the capacity counts, as in qemu-img", async () => {
+    const m = t.path("m.vmdk");
+    qemuImg(["create", "-q", "-f", "vmdk", m, "8M"]);
+    qemuIo(m, ["write -P 4 0 64k", "write -P 5 3M 64k"], "vmdk");
+    for (const sectors of [8192, 32768]) {
+      const f = mutate(m, `m-${sectors}.vmdk`, (_b, dv) => {
+        dv.setBigUint64(12, BigInt(sectors), true);
+        return undefined;
+      });
+      const q = JSON.parse(qemuImg(["info", "--output", "json", f]).stdout)["virtual-size"];
+      const img = await openImage(host, f, { readOnly: true });
+      expect([sectors, img.size()]).toEqual([sectors, q]);
+      expect((await img.read(0, 65536)).every((x) => x === 4)).toBe(true);
+      await img.close();
+      // the same content through both
+      const r = await rz("convert", "-O", "raw", f, `${f}.rz.raw`);
+      expect(r.code).toBe(0);
+      qemuImg(["convert", "-O", "raw", f, `${f}.q.raw`]);
+      expect(Buffer.compare(readFileSync(`${f}.rz.raw`), readFileSync(`${f}.q.raw`))).toBe(0);
+    }
+  });
 });

@@ -233,9 +233,9 @@ export class VmdkImage implements BlockBackend {
           }
           if (x.type === "FLAT")
             extents.push({ kind: "flat", store: es, file: x.file, start: pos, bytes, offset: x.offset * SECTOR });
-          else extents.push(await openSparse(es, x.file, pos, bytes));
+          else extents.push(await openSparse(es, x.file, pos));
         }
-        pos += bytes;
+        pos += extents.at(-1)!.bytes;
         if (!Number.isSafeInteger(pos)) throw fail(DiskErrorCode.TOO_LARGE, undefined, "extents exceed 2^53 bytes");
       }
     } catch (e) {
@@ -591,7 +591,13 @@ function parseDescriptor(text: string): Descriptor {
   return { createType, cid, parentCid, extents };
 }
 
-async function openSparse(store: ByteStore, file: string, start: number, bytes: number): Promise<SparseExtent> {
+/**
+ * Opens a sparse extent. Its size is the header's capacity, whatever its
+ * descriptor line says: QEMU's rule (vmdk_open_vmdk4 adds the extent with
+ * `header.capacity` sectors and ignores the line's size), so both agree on
+ * the virtual size.
+ */
+async function openSparse(store: ByteStore, file: string, start: number): Promise<SparseExtent> {
   const fileSize = await store.size();
   if (fileSize < SECTOR) throw fail(DiskErrorCode.TRUNCATED, 0, "sparse extent shorter than its header", { file });
   const hb = new Uint8Array(SECTOR);
@@ -609,8 +615,7 @@ async function openSparse(store: ByteStore, file: string, start: number, bytes: 
   if (h.gdOffset > BigInt(Math.floor(fileSize / SECTOR)))
     throw fail(DiskErrorCode.OUT_OF_BOUNDS, 56, "grain directory beyond end of file");
   const grain = h.grainSize * SECTOR;
-  if (h.capacity * SECTOR < bytes)
-    throw fail(DiskErrorCode.INVALID_HEADER, 12, "extent capacity smaller than the descriptor says", { file });
+  const bytes = h.capacity * SECTOR;
   const gdEntries = Math.ceil(h.capacity / h.grainSize / h.gtes);
   const readDir = async (sector: number, at: number): Promise<Uint32Array> => {
     if (sector * SECTOR + gdEntries * 4 > fileSize)
