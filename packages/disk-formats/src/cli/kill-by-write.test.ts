@@ -171,6 +171,16 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img killed at every write index", () => {
     });
   });
 
+  for (const img of ["s4k.qcow2", "s512.qcow2"])
+    it(`resize --shrink to 8 MiB + 40 KiB (${img}: whole L2 tables and a straddling one, shared with a snapshot)`, async () => {
+      await killEverywhere({
+        name: `shrink-${img}`,
+        files: [img],
+        argv: ["resize", "--shrink", img, "8232k"],
+        checks: [[img, "qcow2"]],
+      });
+    });
+
   it("commit: the top image reads the same at every kill point", async () => {
     await killEverywhere({
       name: "commit",

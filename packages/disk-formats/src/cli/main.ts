@@ -825,7 +825,9 @@ async function resize(args: string[], io: CliIo, host: StoreHost): Promise<numbe
     if (newSize < 0) throw new UsageError("New image size must be positive");
     if (newSize < img.size() && !v.shrink)
       throw new UsageError("Use the --shrink option to perform a shrink operation.");
-    await img.resize(newSize);
+    // --shrink is the consent qcow2 needs to drop allocated clusters past the new end.
+    if (img instanceof Qcow2Image) await img.resize(newSize, { shrink: !!v.shrink });
+    else await img.resize(newSize);
     if (!v.q) io.stdout("Image resized.\n");
     return 0;
   } finally {

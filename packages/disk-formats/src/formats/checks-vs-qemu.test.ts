@@ -228,4 +228,36 @@ describe.skipIf(!HAVE_QEMU)("checks compared with qemu-img on mutated images", (
       expect(Buffer.compare(readFileSync(`${f}.rz.raw`), readFileSync(`${f}.q.raw`))).toBe(0);
     }
   });
+  it("sizes that are not a multiple of 512: created rounded up, read as qemu-img reads them", async () => {
+    for (const fmt of ["qcow2", "vdi"] as const) {
+      // created here: qemu-img create rounds up to sectors, and so does this
+      const f = t.path(`odd.${fmt}`);
+      expect((await rz("create", "-f", fmt, f, "1000")).code).toBe(0);
+      const q = JSON.parse(qemuImg(["info", "--output", "json", "-f", fmt, f]).stdout)["virtual-size"];
+      expect([fmt, q]).toEqual([fmt, 1024]);
+      expect(JSON.parse((await rz("info", "--output", "json", f)).out)["virtual-size"]).toBe(1024);
+    }
+    // header sizes written odd: qcow2 reads them rounded down (qcow2_do_open), VDI rounded up (vdi_open)
+    const q2 = t.path("odd-h.qcow2");
+    qemuImg(["create", "-q", "-f", "qcow2", q2, "1M"]);
+    const vd = t.path("odd-h.vdi");
+    qemuImg(["create", "-q", "-f", "vdi", vd, "1M"]);
+    for (const [f, off, le] of [
+      [q2, 24, false],
+      [vd, 0x170, true],
+    ] as const) {
+      const m = mutate(f, `m-${f.split("/").pop()}`, (_b, dv) => {
+        dv.setBigUint64(off, BigInt(1024 * 1024 - 700), le);
+        return undefined;
+      });
+      const q = JSON.parse(qemuImg(["info", "--output", "json", m]).stdout)["virtual-size"];
+      const r = await rz("info", "--output", "json", m);
+      expect([m, JSON.parse(r.out)["virtual-size"]]).toEqual([m, q]);
+    }
+    // resize: qemu-img refuses sizes that are not multiples of 512, and so does this
+    expect(qemuImg(["resize", q2, "2000000"], { allowFail: true }).stderr).toMatch(/multiple of 512/);
+    const r = await rz("resize", q2, "2000000");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/multiple of 512/);
+  });
 });

@@ -116,7 +116,8 @@ export class VdiImage implements BlockBackend {
       offsetBmap: dv.getUint32(OFF.offsetBmap, true),
       offsetData: dv.getUint32(OFF.offsetData, true),
       sectorSize: dv.getUint32(OFF.sectorSize, true),
-      diskSize: Number(diskSize),
+      // QEMU's vdi_open accepts an odd disk size ("VBoxManage convertfromraw" makes them) and rounds it up to sectors.
+      diskSize: Math.ceil(Number(diskSize) / 512) * 512,
       blockSize: dv.getUint32(OFF.blockSize, true),
       blockExtra: dv.getUint32(OFF.blockExtra, true),
       blocksInImage: dv.getUint32(OFF.blocksInImage, true),
@@ -181,8 +182,10 @@ export class VdiImage implements BlockBackend {
   /** Creates a dynamic (default) or fixed VDI image of `size` bytes, laid out as QEMU does. */
   static async create(store: ByteStore, options: { size: number; fixed?: boolean }): Promise<VdiImage> {
     checkSize(F, options.size);
+    // qemu-img create rounds the size up to whole sectors.
+    const size = Math.ceil(options.size / 512) * 512;
     const bs = DEFAULT_BLOCK;
-    const blocks = Math.ceil(options.size / bs);
+    const blocks = Math.ceil(size / bs);
     if (blocks > MAX_BLOCKS) throw fail(DiskErrorCode.TOO_LARGE, OFF.diskSize, "disk too large for VDI");
     const offsetBmap = 0x200;
     const offsetData = offsetBmap + Math.ceil((blocks * 4) / 512) * 512;
@@ -196,7 +199,7 @@ export class VdiImage implements BlockBackend {
     dv.setUint32(OFF.offsetBmap, offsetBmap, true);
     dv.setUint32(OFF.offsetData, offsetData, true);
     dv.setUint32(OFF.sectorSize, 512, true);
-    dv.setBigUint64(OFF.diskSize, BigInt(options.size), true);
+    dv.setBigUint64(OFF.diskSize, BigInt(size), true);
     dv.setUint32(OFF.blockSize, bs, true);
     dv.setUint32(OFF.blocksInImage, blocks, true);
     dv.setUint32(OFF.blocksAllocated, options.fixed ? blocks : 0, true);

@@ -238,7 +238,8 @@ export class Qcow2Image implements BlockBackend {
     await readFull(store, hdr.l1TableOffset, l1);
     const reftable = new Uint8Array(hdr.refcountTableClusters * cs);
     await readFull(store, hdr.refcountTableOffset, reftable);
-    const img = new Qcow2Image(store, hdr, readOnly, fileSize, l1, reftable);
+    // QEMU's qcow2_do_open: total_sectors = size / 512, so a size that is not a multiple of 512 reads rounded down.
+    const img = new Qcow2Image(store, { ...hdr, size: hdr.size - (hdr.size % 512) }, readOnly, fileSize, l1, reftable);
     await img.loadSnapshots();
     img.validateTables();
     if (!readOnly) {
@@ -1554,15 +1555,23 @@ export class Qcow2Image implements BlockBackend {
     this.compTail = 0;
   }
 
-  async resize(newSize: number): Promise<void> {
+  /**
+   * Changes the virtual size. Growing writes a larger L1 table when needed.
+   * Shrinking drops the guest clusters past the new end (see shrink());
+   * allocated ones are dropped only with `shrink: true` (qemu-img resize
+   * --shrink), else the call is refused with INVALID_REQUEST.
+   */
+  async resize(newSize: number, options: { shrink?: boolean } = {}): Promise<void> {
     this.checkWritable();
     checkSize(F, newSize);
-    if (newSize < this.hdr.size)
+    // QEMU's qcow2_co_truncate: "The new size must be a multiple of 512".
+    if (newSize % 512 !== 0)
       throw new DiskError(
-        DiskErrorCode.UNSUPPORTED,
-        { format: F, size: this.hdr.size, newSize },
-        "shrinking qcow2 images",
+        DiskErrorCode.INVALID_REQUEST,
+        { format: F, newSize },
+        "the new size must be a multiple of 512",
       );
+    if (newSize < this.hdr.size) return this.shrink(newSize, options.shrink === true);
     const need = Math.ceil(newSize / this.cs / this.l2Entries);
     if (need * 8 > MAX_L1_BYTES)
       throw new DiskError(
@@ -1588,6 +1597,130 @@ export class Qcow2Image implements BlockBackend {
     } else {
       this.hdr = { ...this.hdr, size: newSize };
       await this.writeHeader();
+    }
+  }
+
+  /**
+   * Shrinks the disk as QEMU's qcow2_co_truncate does: the clusters past the
+   * new end are freed (L2 tables wholly past it are unhooked from the L1
+   * table and a table straddling it has its entries past the end cleared,
+   * flushed, then the refcounts they held drop), the tail of a partial last
+   * cluster is zeroed (a later growth reads zeros there), the header's size is written
+   * and flushed, and the file is cut after its last cluster in use. The L1
+   * table keeps its size (qcow2.txt "Header": l1_size need only be large
+   * enough). References are removed before refcounts drop, so a kill at any
+   * point leaves at worst leaks; before the header write the disk keeps its
+   * old size with the tail already dropped (as in QEMU).
+   */
+  private async shrink(newSize: number, dropData: boolean): Promise<void> {
+    const cs = this.cs;
+    const cut = Math.ceil(newSize / cs) * cs; // first byte of the clusters dropped whole
+    const firstGc = cut / cs;
+    if (!dropData) {
+      for (let i = Math.floor(firstGc / this.l2Entries); i < this.hdr.l1Size; i++) {
+        const l2 = this.l1Offset(i);
+        if (l2 === 0) continue;
+        const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+        for (let j = 0; j < this.l2Entries; j++) {
+          const gc = i * this.l2Entries + j;
+          if (gc < firstGc) continue;
+          const e = this.decodeL2(table, j, l2);
+          if (e.kind === "normal" || e.kind === "compressed" || (e.kind === "zero" && e.host !== 0))
+            throw new DiskError(
+              DiskErrorCode.INVALID_REQUEST,
+              { format: F, size: this.hdr.size, newSize, guestOffset: gc * cs },
+              "shrinking would drop allocated clusters (pass shrink: true, as qemu-img resize --shrink)",
+            );
+        }
+      }
+    }
+    // References go first: the L1 entries of the L2 tables wholly past the cut (one write), and the
+    // entries past the cut of the table straddling it (one write, into a copy if it is shared);
+    // flushed; then the refcounts they held drop, one write per refcount block.
+    const drops = new Map<number, number>();
+    const firstWhole = Math.ceil(firstGc / this.l2Entries);
+    const straddling = Math.floor(firstGc / this.l2Entries);
+    if (straddling < firstWhole && straddling < this.hdr.l1Size && this.l1Offset(straddling) !== 0) {
+      const l2 = await this.writableL2(straddling);
+      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+      const j0 = firstGc % this.l2Entries;
+      const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
+      for (let j = j0; j < this.l2Entries; j++) {
+        this.dropsOf(drops, this.decodeL2(table, j, l2));
+        setEntry(dv, j * this.stride, 0, 0);
+      }
+      await this.metaWrite(l2 + j0 * this.stride, table.subarray(j0 * this.stride));
+    }
+    const unhooked: number[] = [];
+    for (let i = firstWhole; i < this.hdr.l1Size; i++) {
+      const l2 = this.l1Offset(i);
+      if (l2 === 0) continue;
+      // A table shared with a snapshot loses this path's reference, and so do its clusters
+      // (refcounts count the L1 tables reaching a cluster; see copyL2).
+      const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+      for (let j = 0; j < this.l2Entries; j++) this.dropsOf(drops, this.decodeL2(table, j, l2));
+      drops.set(l2 / cs, (drops.get(l2 / cs) ?? 0) + 1);
+      unhooked.push(l2);
+      setEntry(this.l1dv, i * 8, 0, 0);
+    }
+    if (unhooked.length > 0) {
+      const a = firstWhole * 8;
+      await this.metaWrite(this.hdr.l1TableOffset + a, this.l1.subarray(a, this.hdr.l1Size * 8));
+    }
+    await this.store.flush();
+    await this.dropRefcounts(drops);
+    for (const l2 of unhooked)
+      if ((await this.getRefcount(l2 / cs)) === 0) {
+        this.l2Clusters.delete(l2 / cs);
+        this.l2Cache.delete(l2);
+      }
+    if (newSize < cut && newSize < this.hdr.size)
+      await this.zeroOrDiscard(newSize, Math.min(cut, this.hdr.size) - newSize, "zero");
+    await this.store.flush();
+    this.hdr = { ...this.hdr, size: newSize };
+    await this.writeHeader();
+    await this.store.flush();
+    // The file ends after its last cluster in use (QEMU's qcow2_get_last_cluster).
+    let last = Math.ceil(this.fileSize / cs) - 1;
+    while (last > 0 && (await this.getRefcount(last)) === 0 && this.metaName(last) === null) last--;
+    if ((last + 1) * cs < this.fileSize) {
+      await this.store.truncate((last + 1) * cs);
+      this.fileSize = (last + 1) * cs;
+      if (this.compTail > this.fileSize) this.compTail = 0;
+    }
+  }
+
+  /** Adds the references an L2 entry holds to `drops` (cluster -> count), as release() drops them. */
+  private dropsOf(drops: Map<number, number>, e: L2Entry): void {
+    const add = (c: number) => drops.set(c, (drops.get(c) ?? 0) + 1);
+    if (e.kind === "normal" || (e.kind === "zero" && e.host !== 0)) add(e.host / this.cs);
+    else if (e.kind === "compressed")
+      for (let c = Math.floor(e.host / this.cs); c <= Math.floor((e.host + e.bytes - 1) / this.cs); c++) add(c);
+  }
+
+  /** Lowers refcounts by `drops` (cluster -> count), one write per refcount block; all checked before any is changed. */
+  private async dropRefcounts(drops: Map<number, number>): Promise<void> {
+    const byBlock = new Map<number, number[]>();
+    for (const [c, n] of drops) {
+      if ((await this.getRefcount(c)) < n)
+        throw new DiskError(DiskErrorCode.CORRUPT, { format: F, cluster: c }, "refcount would drop below zero");
+      const ti = Math.floor(c / this.rbEntries);
+      const list = byBlock.get(ti);
+      if (list) list.push(c);
+      else byBlock.set(ti, [c]);
+    }
+    for (const [ti, clusters] of byBlock) {
+      const b = this.rtOffset(ti);
+      const block = await this.loadRb(b);
+      let lo = Number.POSITIVE_INFINITY;
+      let hi = 0;
+      for (const c of clusters) {
+        const i = c % this.rbEntries;
+        const [s, e] = this.writeRc(block, i, this.readRc(block, i) - drops.get(c)!);
+        lo = Math.min(lo, s);
+        hi = Math.max(hi, e);
+      }
+      await this.rcWrite(b, block, lo, hi);
     }
   }
 
@@ -1798,6 +1931,8 @@ export class Qcow2Image implements BlockBackend {
     const cb = options.clusterBits ?? 16;
     const order = options.refcountOrder ?? 4;
     checkSize(F, options.size);
+    // qemu-img create rounds the size up to whole sectors.
+    options = { ...options, size: Math.ceil(options.size / 512) * 512 };
     if (!Number.isInteger(cb) || cb < 9 || cb > 21)
       throw new DiskError(
         DiskErrorCode.INVALID_OPTIONS,
