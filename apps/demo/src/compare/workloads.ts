@@ -171,38 +171,68 @@ const tcb: Workload = {
   },
 };
 
-/** Console text of a Linux session, with the kit's prompt counting and per-prompt commands. */
+/** Seconds one guest command (a transfer, ping) may take before the session is given up. */
+export const COMMAND_TIMEOUT_MS = 120_000;
+
+interface LinuxSession {
+  readonly run: VmRun;
+  readonly out: string;
+  readonly promptMs?: number;
+  /** The command that did not come back to a prompt within COMMAND_TIMEOUT_MS. */
+  readonly stuck?: string;
+}
+
+/**
+ * Boots the kit and types `commands` one per shell prompt. The boot gets
+ * `bootTimeoutMs` to reach the prompt and each command COMMAND_TIMEOUT_MS;
+ * then the VM is stopped and the session says where it stood.
+ */
 function linuxSession(
   hv: Hypervisor,
   config: VmConfigInput,
   commands: readonly string[],
   bootTimeoutMs: number,
-  totalTimeoutMs: number,
-): Promise<{ run: VmRun; out: string; promptMs?: number }> {
+  commandTimeoutMs = COMMAND_TIMEOUT_MS,
+): Promise<LinuxSession> {
   let out = "";
   let sent = 0;
   let promptMs: number | undefined;
+  let stuck: string | undefined;
   const t0 = performance.now();
-  let bootTimer: NodeJS.Timeout | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
   let control: { send(t: string): void; stop(): void } | undefined;
-  return runVm(hv, config, totalTimeoutMs, {
+  const total = bootTimeoutMs + commands.length * commandTimeoutMs + 10_000;
+  return runVm(hv, config, total, {
     attach(c) {
       control = c;
-      bootTimer = setTimeout(() => c.stop(), bootTimeoutMs);
+      watchdog = setTimeout(() => c.stop(), bootTimeoutMs);
     },
     onOutput(bytes) {
       out += Buffer.from(bytes).toString("latin1");
       const at = out.indexOf(KIT_MARKER);
       const prompts = at < 0 ? 0 : out.slice(at).split(KIT_PROMPT).length - 1;
-      if (prompts > 0 && promptMs === undefined) {
-        promptMs = performance.now() - t0;
-        clearTimeout(bootTimer);
+      if (prompts > 0 && promptMs === undefined) promptMs = performance.now() - t0;
+      if (prompts > sent && sent < commands.length) {
+        const cmd = commands[sent++];
+        clearTimeout(watchdog);
+        if (cmd !== "poweroff -f") {
+          watchdog = setTimeout(() => {
+            stuck = cmd;
+            control?.stop();
+          }, commandTimeoutMs);
+        }
+        control?.send(`${cmd}\n`);
       }
-      if (prompts > sent && sent < commands.length) control?.send(`${commands[sent++]}\n`);
     },
   })
-    .then((run) => ({ run, out, promptMs }))
-    .finally(() => clearTimeout(bootTimer));
+    .then((run) => ({ run, out, promptMs, stuck }))
+    .finally(() => clearTimeout(watchdog));
+}
+
+/** The first words of a shell command, for a reason text. */
+function brief(cmd: string): string {
+  const first = cmd.split(";").find((p) => /wget|dd |ping|udhcpc/.test(p)) ?? cmd;
+  return first.trim().replace(/\s+/g, " ").slice(0, 60);
 }
 
 /** "RZIO tag BYTES T0 T1" lines (guest uptime seconds) → MB/s. */
@@ -246,7 +276,7 @@ const linux: Workload = {
       drives: blk && ctx.io ? [{ path: ctx.io.image, format: "raw" }] : [],
       net: net ? { mode: "user" } : undefined,
     };
-    const s = await linuxSession(hv, config, commands, ctx.linuxTimeoutMs, ctx.linuxTimeoutMs + 300_000);
+    const s = await linuxSession(hv, config, commands, ctx.linuxTimeoutMs);
     const out: Sample = {};
     if (s.promptMs === undefined) {
       const tail = s.out.replace(/\r/g, "").trim().split("\n").slice(-1)[0]?.slice(0, 100) ?? "";
@@ -260,7 +290,9 @@ const linux: Workload = {
     if (ctx.sections.has("mem")) out["mem.linux"] = value(s.run.rssDelta / MiB);
     const missing = (what: string) =>
       na(
-        `${what}: no figure in the guest's output (${s.run.timedOut ? "session timed out" : `ended ${s.run.reason}`})`,
+        s.stuck !== undefined
+          ? `${what}: the guest command did not finish within ${COMMAND_TIMEOUT_MS / 1000} s (stopped at: ${brief(s.stuck)})`
+          : `${what}: no figure in the guest's output (the session ended ${s.run.timedOut ? "by timeout" : s.run.reason})`,
       );
     const rate = (id: string, tag: string) => {
       const r = ioRate(s.out, tag);
