@@ -560,6 +560,8 @@ async function copyContent(
 ): Promise<void> {
   const size = src.size();
   const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
+  const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  let turn = 0;
   let pos = 0;
   while (pos < size) {
     const st: Extent = await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
@@ -567,9 +569,13 @@ async function copyContent(
     let start = Math.floor(st.start / gran) * gran;
     const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
     if (st.kind === "data") {
-      // The next chunk is read while this one is written (one read ahead).
+      // The next chunk is read while this one is written (one read ahead), into two buffers used
+      // in turn: a buffer is refilled only after the write of its previous content has completed
+      // (fresh 1 MiB buffers per read cost page faults, a third of the read time in the bench).
       const readAhead = (at: number) => {
-        const r = src.read(at, Math.min(CHUNK, end - at));
+        const b = buffers[turn]!.subarray(0, Math.min(CHUNK, end - at));
+        turn ^= 1;
+        const r = src.readInto(at, b).then(() => b);
         r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
         return r;
       };

@@ -38,6 +38,24 @@ describe.skipIf(!HAVE_QEMU)("VHDX interop with qemu-img", () => {
   });
   afterAll(() => t.cleanup());
 
+  it("a new block past the end of the file: only the written bytes go out, the file reaches the block's end", async () => {
+    const f = t.path("tail.vhdx");
+    const img = await createImage(host, f, { format: "vhdx", size: 64 * MiB });
+    // mid-block writes: the block is allocated by a write that neither starts nor ends it
+    await img.write(40 * MiB + 100, pattern(5000, 7));
+    await img.write(MiB, pattern(3000, 8));
+    await img.close();
+    expect(qemuImg(["check", f], { allowFail: true }).status).toBe(0); // a present block past EOF would be a corruption
+    const raw = t.path("tail.raw");
+    qemuImg(["convert", "-O", "raw", f, raw]);
+    const back = readRange(raw, 0, 64 * MiB);
+    expect(firstDiff(back.subarray(40 * MiB + 100, 40 * MiB + 5100), pattern(5000, 7))).toBe(-1);
+    expect(firstDiff(back.subarray(MiB, MiB + 3000), pattern(3000, 8))).toBe(-1);
+    back.fill(0, 40 * MiB + 100, 40 * MiB + 5100);
+    back.fill(0, MiB, MiB + 3000);
+    expect(back.every((x) => x === 0)).toBe(true);
+  });
+
   it("reads what qemu-io wrote (dynamic and fixed, 6 GiB sparse, block-crossing)", async () => {
     const f = t.path("q.vhdx");
     qemuImg(["create", "-f", "vhdx", f, "6G"]);

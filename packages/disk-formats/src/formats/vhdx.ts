@@ -549,11 +549,19 @@ export class VhdxImage implements BlockBackend {
       const host = this.hostOf(b);
       if (host !== null) await this.store.write(host + inOff, part);
       else if (!isZero(part)) {
-        // New block at the end (1 MiB aligned): data first, then the BAT entry.
+        // New block at the end (1 MiB aligned): data first, then the BAT entry. Past the end of
+        // the file only `part` is written and the file extended to the block's end (the rest reads
+        // as zeros, and a present block must lie inside the file: MS-VHDX 2.5, QEMU's BAT check);
+        // over old bytes (a file with a tail past its last block) the whole block is written.
         const at = this.end;
-        const full = new Uint8Array(this.blockSize);
-        full.set(part, inOff);
-        await this.store.write(at, full);
+        if (at >= (await this.store.size())) {
+          await this.store.write(at + inOff, part);
+          if (inOff + n < this.blockSize) await this.store.truncate(at + this.blockSize);
+        } else {
+          const full = new Uint8Array(this.blockSize);
+          full.set(part, inOff);
+          await this.store.write(at, full);
+        }
         const v = (BigInt(at / MiB) << 20n) | BigInt(State.FULLY_PRESENT);
         this.bat[this.batIndex(b)] = v;
         await this.store.write(this.batOffset + this.batIndex(b) * 8, le64big(v));
