@@ -13,7 +13,10 @@ import {
   RequestChannel,
 } from "@ringzero/vmbus";
 import {
+  CONSOLE_MAX_CHUNK,
+  decodeFramed,
   decodeStorageCompletion,
+  encodeDataHeader,
   encodeStorageRequest,
   NETWORK_MAX_FRAME,
   StorageOp,
@@ -143,7 +146,8 @@ export class NetworkVsc implements NetBackend {
       this.counters.dropped++;
       return;
     }
-    if (this.channel.send({ type: PacketType.IN_BAND, payload: frame })) this.counters.sent++;
+    if (this.channel.send({ type: PacketType.IN_BAND, payload: [encodeDataHeader(frame.length), frame] }))
+      this.counters.sent++;
     else this.counters.dropped++;
   }
 
@@ -155,12 +159,13 @@ export class NetworkVsc implements NetBackend {
   pump(): void {
     if (this.channel.state !== "open") return;
     this.channel.receive((p) => {
-      if (p.type !== PacketType.IN_BAND || p.payload.length > NETWORK_MAX_FRAME) {
+      const frame = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, NETWORK_MAX_FRAME) : undefined;
+      if (!frame) {
         this.counters.malformed++;
         return;
       }
       this.counters.received++;
-      this.receiver?.(p.payload);
+      this.receiver?.(frame);
     });
   }
 }
@@ -178,13 +183,15 @@ export class ConsoleVsc {
   }
 
   write(bytes: Uint8Array): void {
-    this.pending.push(bytes.slice());
+    for (let o = 0; o < bytes.length; o += CONSOLE_MAX_CHUNK) this.pending.push(bytes.slice(o, o + CONSOLE_MAX_CHUNK));
     this.flush();
   }
 
   private flush(): void {
     while (this.pending.length > 0 && this.channel.state === "open") {
-      if (!this.channel.writer.write({ type: PacketType.IN_BAND, payload: this.pending[0] as Uint8Array })) break;
+      const chunk = this.pending[0] as Uint8Array;
+      if (!this.channel.writer.write({ type: PacketType.IN_BAND, payload: [encodeDataHeader(chunk.length), chunk] }))
+        break;
       this.counters.out += (this.pending.shift() as Uint8Array).length;
     }
     if (this.channel.state === "open") this.channel.flush();
@@ -193,9 +200,10 @@ export class ConsoleVsc {
   pump(): void {
     if (this.channel.state !== "open") return;
     this.channel.receive((p) => {
-      if (p.type !== PacketType.IN_BAND) return;
-      this.counters.in += p.payload.length;
-      this.input(p.payload);
+      const chunk = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, CONSOLE_MAX_CHUNK) : undefined;
+      if (!chunk) return;
+      this.counters.in += chunk.length;
+      this.input(chunk);
     });
     this.flush(); // the signal may mean ring space freed
   }

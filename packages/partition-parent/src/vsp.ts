@@ -15,7 +15,9 @@ import {
 } from "@ringzero/vmbus";
 import {
   CONSOLE_MAX_CHUNK,
+  decodeFramed,
   decodeStorageRequest,
+  encodeDataHeader,
   encodeStorageCompletion,
   NETWORK_MAX_FRAME,
   StorageOp,
@@ -213,7 +215,8 @@ export class NetworkVsp {
       this.counters.dropped++;
       return;
     }
-    if (ch.send({ type: PacketType.IN_BAND, payload: frame })) this.counters.toGuest++;
+    if (ch.send({ type: PacketType.IN_BAND, payload: [encodeDataHeader(frame.length), frame] }))
+      this.counters.toGuest++;
     else this.counters.dropped++;
   }
 
@@ -221,12 +224,13 @@ export class NetworkVsp {
     const ch = this.channel;
     if (!ch || ch.state !== "open") return;
     ch.receive((p) => {
-      if (p.type !== PacketType.IN_BAND || p.payload.length > NETWORK_MAX_FRAME || p.payload.length < 14) {
+      const frame = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, NETWORK_MAX_FRAME) : undefined;
+      if (!frame || frame.length < 14) {
         this.counters.malformed++;
         return;
       }
       this.counters.fromGuest++;
-      this.backend.send(p.payload);
+      this.backend.send(frame);
     });
   }
 }
@@ -254,7 +258,10 @@ export class ConsoleVsp {
     if (!ch || ch.state !== "open") return;
     while (
       this.pending.length > 0 &&
-      ch.writer.write({ type: PacketType.IN_BAND, payload: this.pending[0] as Uint8Array })
+      ch.writer.write({
+        type: PacketType.IN_BAND,
+        payload: [encodeDataHeader((this.pending[0] as Uint8Array).length), this.pending[0] as Uint8Array],
+      })
     )
       this.pending.shift();
     ch.flush();
@@ -264,7 +271,8 @@ export class ConsoleVsp {
     const ch = this.channel;
     if (!ch || ch.state !== "open") return;
     ch.receive((p) => {
-      if (p.type === PacketType.IN_BAND) this.output(p.payload);
+      const chunk = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, CONSOLE_MAX_CHUNK) : undefined;
+      if (chunk) this.output(chunk);
     });
     this.flush();
   }

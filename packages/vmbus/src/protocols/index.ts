@@ -92,7 +92,24 @@ export function decodeStorageCompletion(b: Uint8Array): StorageCompletion | unde
 // ---- network, console --------------------------------------------------------
 // One in-band packet per Ethernet frame (network) or per chunk of bytes
 // (console), both directions; no completions: a full ring drops (network) or
-// queues (console), as a NIC without receive buffers would.
+// queues (console), as a NIC without receive buffers would. A packet's payload
+// is padded to 8 bytes on the ring (§ ring layout), so each one starts with
+// {length u32, reserved u32} and the data follows.
+
+/** The 8-byte header in front of a network frame or console chunk of `length` bytes. */
+export function encodeDataHeader(length: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(0, length, true);
+  return b;
+}
+
+/** The data of a framed payload, or undefined when its length exceeds `max` or the payload. */
+export function decodeFramed(payload: Uint8Array, max: number): Uint8Array | undefined {
+  if (payload.length < 8) return undefined;
+  const n = new DataView(payload.buffer, payload.byteOffset, 8).getUint32(0, true);
+  if (n > max || n > payload.length - 8) return undefined;
+  return payload.subarray(8, 8 + n);
+}
 
 /** Largest frame a network packet carries (Ethernet + VLAN tag, no FCS). */
 export const NETWORK_MAX_FRAME = 1518 + 4;
