@@ -155,6 +155,19 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const shares = ((values.share as string[] | undefined) ?? []).map(parseShare);
   const net = values.net === undefined ? undefined : parseNet(values.net as string);
   const memory = parseMemorySize(opts.memory);
+  const config = {
+    memory,
+    bios: opts.bios,
+    kernel: opts.kernel ?? embeddedGuestPath(),
+    initrd: opts.initrd,
+    append: opts.append,
+    drives,
+    shares,
+    net,
+    console: opts.console,
+    rng: opts.rng,
+    balloon: opts.balloon,
+  };
   if (opts.hypervisor === "micro") {
     const unsupported = [
       shares.length > 0 && "--share",
@@ -168,39 +181,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         { options: unsupported },
         `${unsupported.join(", ")}: not yet available with --hypervisor micro`,
       );
-    return runMicro(
-      {
-        memory,
-        bios: opts.bios,
-        kernel: opts.kernel ?? embeddedGuestPath(),
-        initrd: opts.initrd,
-        append: opts.append,
-        drives,
-        net,
-        console: opts.console,
-        rng: opts.rng,
-        balloon: opts.balloon,
-      },
-      opts.stats,
-      io,
-    );
+    return runMicro(config, opts.stats, io);
   }
-  const vm = await createVm(
-    {
-      memory,
-      bios: opts.bios,
-      kernel: opts.kernel ?? embeddedGuestPath(),
-      initrd: opts.initrd,
-      append: opts.append,
-      drives,
-      shares,
-      net,
-      console: opts.console,
-      rng: opts.rng,
-      balloon: opts.balloon,
-    },
-    { consoleOut: io.stdout, maxInstructions: opts["max-instructions"] },
-  );
+  const vm = await createVm(config, { consoleOut: io.stdout, maxInstructions: opts["max-instructions"] });
   const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
   const detach = attachConsole(vm, io);
   let r: PowerOff;

@@ -16,7 +16,7 @@ import type { VmConfig } from "@ringzero/platform";
 import { type GpaRange, type ServerChannel, VmbusServer } from "@ringzero/vmbus";
 import { DeviceInterface, deviceInstanceId } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
-import { ConsoleVsp, type DiskImage, NetworkVsp, StorageVsp } from "./vsp.js";
+import { ConsoleVsp, NetworkVsp, StorageVsp } from "./vsp.js";
 
 /** The SINTs and setup messages the paravisor uses (partition-child's constants; no dependency on it). */
 const VMBUS_SINT = 2;
@@ -101,8 +101,8 @@ export class ParentDevices {
         );
         this.closers.push(() => image.close());
         const instanceId = deviceInstanceId("storage", i);
-        const disk: DiskImage = drive.readOnly ? readOnlyView(image) : image;
-        this.services.push({ kind: "storage", instanceId, vsp: new StorageVsp(disk, () => this.ram) });
+        // opened read-only, the image refuses writes and the VSP answers READ_ONLY
+        this.services.push({ kind: "storage", instanceId, vsp: new StorageVsp(image, () => this.ram) });
         this.paravisor.push({
           kind: "blk",
           slot: --slot,
@@ -231,17 +231,4 @@ export class ParentDevices {
   async close(): Promise<void> {
     for (const c of this.closers.splice(0).reverse()) await Promise.resolve(c()).catch(() => {});
   }
-}
-
-/** A read-only drive: writes refused here even if the image layer would take them. */
-function readOnlyView(image: DiskImage): DiskImage {
-  return {
-    readOnly: true,
-    size: () => image.size(),
-    readInto: (o, b) => image.readInto(o, b),
-    write: () => Promise.reject(new Error("read-only")),
-    flush: () => Promise.resolve(),
-    discard: () => Promise.reject(new Error("read-only")),
-    writeZeroes: () => Promise.reject(new Error("read-only")),
-  };
 }

@@ -3,8 +3,10 @@
 // console) and serves the child's VSC. Everything the child sends is
 // checked: ranges must lie inside the RAM grant the child gave, lengths must
 // agree; a violation is answered with BAD_REQUEST and counted, never thrown.
+
 import type { GrantedMemory } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
+import type { BlockBackend } from "@ringzero/virtio";
 import {
   decodeGpaDirectHeader,
   type IncomingPacket,
@@ -23,17 +25,6 @@ import {
   StorageOp,
   StorageStatus,
 } from "@ringzero/vmbus/protocols";
-
-/** The members of @ringzero/disk-formats' BlockBackend the storage VSP uses. */
-export interface DiskImage {
-  readonly readOnly: boolean;
-  size(): number;
-  readInto(offset: number, buf: Uint8Array): Promise<void>;
-  write(offset: number, data: Uint8Array): Promise<void>;
-  flush(): Promise<void>;
-  discard(offset: number, length: number): Promise<void>;
-  writeZeroes(offset: number, length: number, options?: { mayUnmap?: boolean }): Promise<void>;
-}
 
 export interface StorageVspCounters {
   requests: number;
@@ -92,7 +83,7 @@ export class StorageVsp {
   private rc: RequestChannel | undefined;
 
   constructor(
-    private readonly image: DiskImage,
+    private readonly image: BlockBackend,
     private readonly ram: () => GrantedMemory | undefined,
   ) {}
 

@@ -106,7 +106,7 @@ export function encodeDataHeader(length: number): Uint8Array {
 /** The data of a framed payload, or undefined when its length exceeds `max` or the payload. */
 export function decodeFramed(payload: Uint8Array, max: number): Uint8Array | undefined {
   if (payload.length < 8) return undefined;
-  const n = new DataView(payload.buffer, payload.byteOffset, 8).getUint32(0, true);
+  const n = (payload[0] | (payload[1] << 8) | (payload[2] << 16) | (payload[3] << 24)) >>> 0;
   if (n > max || n > payload.length - 8) return undefined;
   return payload.subarray(8, 8 + n);
 }
