@@ -20,6 +20,11 @@ for (const group of ["packages", "apps"]) {
 }
 const work = mkdtempSync(join(tmpdir(), "rz-publish-"));
 let failures = 0;
+function problem(message) {
+  failures++;
+  console.error(`publish check: ${message}`);
+}
+const zodRange = JSON.parse(readFileSync(join(pkgs[0].dir, "package.json"), "utf8")).dependencies?.zod;
 try {
   const tarballs = [];
   for (const p of pkgs) {
@@ -31,7 +36,31 @@ try {
     }
     const out = execFileSync("pnpm", ["pack", "--pack-destination", work], { cwd: p.dir, encoding: "utf8" });
     const tgz = out.trim().split("\n").pop().trim();
-    tarballs.push(tgz.startsWith("/") ? tgz : join(work, tgz));
+    const tarball = tgz.startsWith("/") ? tgz : join(work, tgz);
+    tarballs.push(tarball);
+    // Metadata npm users expect, and a tarball with only what a user runs.
+    const pj = JSON.parse(readFileSync(join(p.dir, "package.json"), "utf8"));
+    for (const field of ["license", "repository", "homepage", "bugs", "keywords"]) {
+      if (!pj[field]) problem(`${p.name}: package.json has no "${field}"`);
+    }
+    if (pj.repository && !pj.repository.directory) problem(`${p.name}: repository has no "directory"`);
+    if (pj.dependencies?.zod && pj.dependencies.zod !== zodRange) {
+      problem(`${p.name}: zod ${pj.dependencies.zod}, other packages ${zodRange}`);
+    }
+    for (const bin of Object.values(pj.bin ?? {})) {
+      if (bin.startsWith("./")) problem(`${p.name}: bin ${bin} is rewritten by npm publish (write it without "./")`);
+    }
+    const files = execFileSync("tar", ["tzf", tarball], { encoding: "utf8" }).split("\n");
+    if (!files.includes("package/LICENSE")) problem(`${p.name}: no LICENSE in the tarball`);
+    for (const f of files) {
+      if (/\.d\.ts\.map$|\.test\.|test-linux|testing-internal|\/bench\/main\./.test(f))
+        problem(`${p.name}: ships ${f}`);
+    }
+    for (const f of files.filter((f) => f.endsWith(".js.map"))) {
+      const map = JSON.parse(execFileSync("tar", ["xzOf", tarball, f], { encoding: "utf8" }));
+      if (!map.sourcesContent) problem(`${p.name}: ${f} has no sourcesContent`);
+      break;
+    }
   }
   const app = join(work, "app");
   execFileSync("mkdir", ["-p", app]);

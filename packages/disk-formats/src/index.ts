@@ -10,6 +10,8 @@ export { VdiImage } from "./formats/vdi.js";
 export { VhdxImage } from "./formats/vhdx.js";
 export { type VmdkCreateOptions, VmdkImage, type VmdkSubformat } from "./formats/vmdk.js";
 export { VpcImage, vhdGeometry } from "./formats/vpc.js";
+export { type FatEntry, FatFs, FLOPPY, type FloppyFormat } from "./fs/fat.js";
+export { buildIso, type IsoEntry, type IsoFile, IsoFs } from "./fs/iso9660.js";
 export { MemoryHost, MemoryStore } from "./io/memory.js";
 export { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 export {
