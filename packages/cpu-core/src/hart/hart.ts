@@ -45,7 +45,16 @@ import {
   S_INTERRUPTS,
   SSTATUS_MASK,
 } from "./constants.js";
+import { mulHiU32 } from "./mul.js";
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, PAGE_ALLOW, PAGE_DENY, Pmp } from "./pmp.js";
+import {
+  type Block,
+  type CodeSource,
+  type Engine,
+  HOT_THRESHOLD,
+  Translator,
+  type TranslatorStats,
+} from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
@@ -84,6 +93,12 @@ export interface HartOptions {
   readonly tohost?: number;
   /** HTIF fromhost physical address. */
   readonly fromhost?: number;
+  /**
+   * What executes guest code behind run(): the interpreter (default) or the binary translator
+   * (blocks compiled to JavaScript, the interpreter for everything they leave out). Same exits,
+   * traps, instret and TLB/PMP rules either way.
+   */
+  readonly engine?: Engine;
 }
 
 const TLB_BITS = 12;
@@ -191,6 +206,9 @@ export class Hart {
 
   private readonly ctab: Int32Array;
   private readonly timeSource: () => number;
+  /** The binary translator (engine "translator"), or undefined. */
+  private readonly tr: Translator | undefined;
+  private readonly codeSource: CodeSource;
 
   constructor(bus: Bus, options: HartOptions = {}) {
     this.bus = bus;
@@ -208,6 +226,29 @@ export class Hart {
     this.xTlb = this.xSet.r;
     this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
     if (options.tohost !== undefined) bus.watch(options.tohost);
+    this.codeSource = { u16: bus.u16, ctab: this.ctab, magic: options.magic === true };
+    if (options.engine === "translator") {
+      this.tr = new Translator(bus.ramSize);
+      this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
+    }
+  }
+
+  /** The engine executing guest code. */
+  get engine(): Engine {
+    return this.tr === undefined ? "interpreter" : "translator";
+  }
+
+  /** Translator counters (blocks, compile time, cache hits), or undefined under the interpreter. */
+  translatorStats(): Readonly<TranslatorStats> | undefined {
+    return this.tr?.stats;
+  }
+
+  /**
+   * Drop every translated block, as fence.i does: call it after writing guest code into RAM from
+   * the host (loaders, DMA of code the guest will not fence.i itself). A no-op for the interpreter.
+   */
+  invalidateTranslations(): void {
+    this.tr?.flush();
   }
 
   // ------------------------------------------------------------------ public API
@@ -292,6 +333,14 @@ export class Hart {
 
   run(budget: number): HartExit {
     if (this.mmioPending) throw new CpuError(CpuErrorCode.MMIO_PENDING, { address: this.mmioAddr });
+    return this.tr === undefined ? this.exec(budget, 0) : this.runTranslated(budget, this.tr);
+  }
+
+  /**
+   * The interpreter: up to `budget` instructions or exceptions. Interrupts are checked first when
+   * `first` is 0; the translator steps single instructions with exec(1, 1) (no check: it has its own).
+   */
+  private exec(budget: number, first: number): HartExit {
     const x = this.x;
     const bus = this.bus;
     const u8 = bus.u8;
@@ -306,7 +355,7 @@ export class Hart {
     let fetchOff = this.fetchOff;
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run (a trap storm must still end the run)
-    let limit = 0; // check interrupts before the first instruction
+    let limit = first; // 0: check interrupts before the first instruction
     const end = budget;
 
     for (;;) {
@@ -953,6 +1002,7 @@ export class Hart {
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
+          if (f3 === 1 && this.tr !== undefined) this.tr.flush(); // FENCE.I: translated code is an i-cache
           break;
         case 28: {
           // opcode 0x73
@@ -1050,6 +1100,119 @@ export class Hart {
     }
   }
 
+  // ------------------------------------------------------------------ translator engine
+
+  /**
+   * The translator's run loop: the interpreter's budget and interrupt checks (at the same
+   * instruction counts: a block runs only when it fits before the next check), translated blocks
+   * where they exist, and exec(1, 1) for one instruction or trap everywhere else (cold code,
+   * untranslated instructions, the instruction a block left before: TLB miss, MMIO, fault).
+   * this.pc and this.instret are current between blocks (nRun stays 0).
+   */
+  private runTranslated(budget: number, tr: Translator): HartExit {
+    const st = tr.stats;
+    const x = this.x;
+    const bus = this.bus;
+    const u8 = bus.u8;
+    const u16 = bus.u16;
+    const i32 = bus.i32;
+    const ctab = this.ctab;
+    const src = this.codeSource;
+    let n = 0; // instructions retired in this run
+    let t = 0; // exceptions taken in this run
+    let limit = 0;
+    const end = budget;
+    let prev: Block | undefined; // the block that just ran (its successor cache chains blocks)
+    let step = false; // the next instruction is the interpreter's (a block left before it)
+    for (;;) {
+      if (n >= limit) {
+        if (n + t >= end) return { kind: "budget" };
+        const irq = this.pendingInterrupt();
+        if (irq >= 0) {
+          this.trap(irq, 0n, true);
+          prev = undefined;
+        }
+        limit = Math.min(end - t, n + TIMER_POLL);
+      }
+      const pc = this.pc;
+      let sys = false;
+      if (!step && !this.triggers.exec) {
+        let d = pc - this.fetchVa;
+        if (!(d >= 0 && d < 4096)) {
+          if (this.fillFetch()) d = pc - this.fetchVa;
+          else {
+            this.exc = EXC_NONE; // the interpreter takes the fetch fault
+            d = -1;
+          }
+        }
+        if (d >= 0) {
+          const key = this.fetchOff + d;
+          let b: Block;
+          if (prev !== undefined && prev.k0 === key && (prev.b0 as Block).valid) b = prev.b0 as Block;
+          else if (prev !== undefined && prev.k1 === key && (prev.b1 as Block).valid) b = prev.b1 as Block;
+          else {
+            b = tr.lookup(key);
+            if (prev !== undefined) {
+              prev.k1 = prev.k0;
+              prev.b1 = prev.b0;
+              prev.k0 = key;
+              prev.b0 = b;
+            }
+          }
+          st.lookups++;
+          if (b.len < 0 && ++b.count >= HOT_THRESHOLD) tr.compile(b, src);
+          const fn = b.fn;
+          if (fn !== undefined) {
+            st.hits++;
+            if (n + b.len <= limit) {
+              const npc = fn(x, u8, u16, i32, this.rTlb, this.wTlb, pc, tr, this);
+              const k = tr.ret;
+              n += k;
+              this.instret += k;
+              st.blockInstructions += k;
+              this.pc = npc;
+              step = k < b.len;
+              prev = b;
+              continue;
+            }
+          }
+          const p0 = u16[key >> 1];
+          sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;
+        }
+      }
+      // the interpreter: one instruction or one trap (or an exit)
+      step = false;
+      prev = undefined;
+      st.interpreted++;
+      const before = this.instret;
+      const ex = this.exec(1, this.triggers.exec ? 0 : 1);
+      if (ex.kind !== "budget") return ex;
+      if (this.instret !== before) {
+        n++;
+        if (sys) limit = n; // CSR writes, xRET: check interrupts before the next instruction
+      } else {
+        t++;
+        limit = n;
+      }
+    }
+  }
+
+  /** A store (or A/D update) wrote RAM offset `off`: drop the translations of its page. */
+  private codeWritten(off: number): void {
+    const tr = this.tr;
+    if (tr !== undefined && tr.codePages[off >>> 12] === 1) tr.invalidatePage(off >>> 12);
+  }
+
+  /** A page now holds translations: remove it from every write TLB so its stores take writeSlow. */
+  private dropWriteTlbPage(page: number): void {
+    const off = page * 4096;
+    for (const set of this.dataSets) {
+      if (set === undefined) continue;
+      const w = set.w;
+      for (let e = 0; e < w.length; e += 4) if (w[e + 2] === off && w[e] !== NO_TAG) w[e] = NO_TAG;
+    }
+  }
+
   // ------------------------------------------------------------------ FP glue
 
   private fpLoad(insn: number, f3: number, rd: number, rs1: number): number {
@@ -1079,10 +1242,13 @@ export class Hart {
 
   // ------------------------------------------------------------------ M extension
 
-  private mdLo = 0;
-  private mdHi = 0;
+  /** @internal results of mulDiv (read by translated blocks too) */
+  mdLo = 0;
+  /** @internal */
+  mdHi = 0;
 
-  private mulDiv(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
+  /** @internal M-extension 64-bit op f3 (MUL..REMU) into mdLo/mdHi; translated blocks call it. */
+  mulDiv(f3: number, alo: number, ahi: number, blo: number, bhi: number): void {
     switch (f3) {
       case 0: // MUL: low 64 bits of the product
         this.mdLo = Math.imul(alo, blo);
@@ -1298,7 +1464,12 @@ export class Hart {
       if (access === ACCESS_READ) {
         if (level) this.dSet.addSuper(lo, hi, level);
         setEntry(this.rTlb, idx, lo, hi, off);
-      } else if (access === ACCESS_WRITE && !this.bus.watchedPages.has(off / 4096)) {
+      } else if (
+        access === ACCESS_WRITE &&
+        !this.bus.watchedPages.has(off / 4096) &&
+        !(this.tr !== undefined && this.tr.codePages[off / 4096] === 1)
+      ) {
+        // (pages holding translations stay out of the write TLB: their stores invalidate, below)
         if (level) this.dSet.addSuper(lo, hi, level);
         setEntry(this.wTlb, idx, lo, hi, off);
       }
@@ -1391,6 +1562,7 @@ export class Hart {
           return -1;
         }
         u8[off] = (plo | need) & 0xff;
+        this.codeWritten(off);
       }
       if (ppn >= 2 ** 41) {
         this.setFault(access, lo, hi, false); // beyond this board's physical space
@@ -1495,6 +1667,7 @@ export class Hart {
       }
       for (let i = 0; i < size; i++) {
         this.bus.u8[pas[i] - this.bus.ramBase] = (i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4))) & 0xff;
+        this.codeWritten(pas[i] - this.bus.ramBase);
       }
       this.reservation = -1;
       return;
@@ -1522,6 +1695,7 @@ export class Hart {
     const off = pa - this.bus.ramBase;
     const u8 = this.bus.u8;
     for (let i = 0; i < size; i++) u8[off + i] = (i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4))) & 0xff;
+    this.codeWritten(off);
     if (this.reservation >= 0 && Math.abs(this.reservation - pa) < 8) this.reservation = -1;
     // HTIF (riscv-tests / Spike): a write of (code << 1) | 1 to tohost ends the run.
     const tohost = this.options.tohost;
@@ -1654,6 +1828,7 @@ export class Hart {
       if (ok) {
         i32[w] = x[rs2 << 1];
         if (size === 8) i32[w + 1] = x[(rs2 << 1) + 1];
+        this.codeWritten(w << 2);
       }
       if (rd) {
         x[rd << 1] = ok ? 0 : 1;
@@ -1702,6 +1877,7 @@ export class Hart {
       }
       i32[w] = nlo;
       if (size === 8) i32[w + 1] = nhi;
+      this.codeWritten(w << 2);
       if (this.reservation === pa) this.reservation = -1;
     }
     if (rd) {
@@ -2364,20 +2540,6 @@ function legalTvec(v: bigint): number {
 /** mepc/sepc: bit 0 is zero (IALIGN=16); 53 significant bits, sign-extended. */
 function legalEpc(v: bigint): number {
   return Number(BigInt.asIntN(53, v & ~1n));
-}
-
-/** High 32 bits of the unsigned 64-bit product of two 32-bit values. */
-function mulHiU32(a: number, b: number): number {
-  const a0 = a & 0xffff;
-  const a1 = a >>> 16;
-  const b0 = b & 0xffff;
-  const b1 = b >>> 16;
-  const p00 = a0 * b0;
-  const p01 = a0 * b1;
-  const p10 = a1 * b0;
-  const p11 = a1 * b1;
-  const mid = (p00 >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
-  return (p11 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16)) | 0;
 }
 
 /** Fill TLB entry idx: the page of (lo, hi) is at RAM byte offset off. */

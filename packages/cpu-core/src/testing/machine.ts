@@ -3,6 +3,13 @@
 import { loadElf } from "../elf.js";
 import { Bus } from "../hart/bus.js";
 import { Hart, type HartOptions } from "../hart/hart.js";
+import type { Engine } from "../hart/translator.js";
+
+/** The engine tests run under when they do not choose one: RINGZERO_ENGINE, else the hart's default. */
+export function defaultTestEngine(): Engine | undefined {
+  const e = typeof process === "undefined" ? undefined : process.env.RINGZERO_ENGINE;
+  return e === "interpreter" || e === "translator" ? e : undefined;
+}
 
 export interface RunResult {
   /** Finisher/HTIF exit code (0 = pass), or undefined when the budget ran out. */
@@ -19,7 +26,11 @@ export function runElf(
   const bus = new Bus({ ramBase: 0x80000000, ramSize: opts.ramSize ?? 16 * 1024 * 1024 });
   const img = loadElf(bus, elf);
   const tohost = img.symbols.get("tohost");
-  const hart = new Hart(bus, { ...opts.hart, tohost: tohost === undefined ? undefined : Number(tohost) });
+  const hart = new Hart(bus, {
+    engine: defaultTestEngine(),
+    ...opts.hart,
+    tohost: tohost === undefined ? undefined : Number(tohost),
+  });
   hart.pc = Number(img.entry);
   let output = "";
   const max = opts.maxInstructions ?? 50_000_000;

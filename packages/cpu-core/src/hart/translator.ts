@@ -1,0 +1,608 @@
+// The binary translator's compiler and cache (DESIGN: README "Engines").
+//
+// A block is a run of guest instructions inside one 4 KiB physical page,
+// entered at one physical address and translated to one JavaScript function
+// (new Function): x registers live in int32 locals (lo, hi) for the block;
+// loads and stores take the same software-TLB hit path as the interpreter and
+// leave the block *before* the instruction on a miss (the interpreter then
+// executes it: slow paths, MMIO, faults), so every exit leaves exactly the
+// architectural state the interpreter would. A block ends after a branch,
+// jal or jalr, before an instruction it does not translate, at the page end
+// or after MAX_BLOCK instructions.
+//
+// Translated code depends on nothing but the instruction bytes: the privilege,
+// MPRV/SUM/MXR, satp and PMP enter through the TLB set passed at run time, and
+// the pc is a parameter (blocks are position-independent). So the cache key is
+// the physical address alone (RAM byte offset) and the translation context is
+// empty; a page that holds translations is kept out of every write TLB, so each
+// store to it takes the slow path, which drops the page's translations.
+
+import { mulHiU32 } from "./mul.js";
+
+/** Which engine executes guest code behind `hart.run()`. */
+export type Engine = "interpreter" | "translator";
+
+export const ENGINES: readonly Engine[] = ["interpreter", "translator"];
+
+/** A block function: returns the next pc and stores the number of retired instructions in `t.ret`. */
+export type BlockFn = (
+  x: Int32Array,
+  u8: Uint8Array,
+  u16: Uint16Array,
+  i32: Int32Array,
+  rt: Int32Array,
+  wt: Int32Array,
+  pc: number,
+  t: Translator,
+  h: unknown,
+) => number;
+
+/** One cache entry: a compiled block, a counter for code not yet hot, or an untranslatable start (len 0). */
+export interface Block {
+  readonly key: number;
+  fn: BlockFn | undefined;
+  /** Instructions in the block (0: the first instruction is left to the interpreter). */
+  len: number;
+  /** Visits before compilation. */
+  count: number;
+  valid: boolean;
+  /** Last two successors (chaining without a map lookup): physical key and entry. */
+  k0: number;
+  b0: Block | undefined;
+  k1: number;
+  b1: Block | undefined;
+}
+
+/** Counters of the translator (all since construction or resetStats). */
+export interface TranslatorStats {
+  blocksTranslated: number;
+  instructionsTranslated: number;
+  /** Characters of generated JavaScript. */
+  hostCodeBytes: number;
+  compileMs: number;
+  /** Block entries looked up (by physical address). */
+  lookups: number;
+  /** Lookups that found a compiled block. */
+  hits: number;
+  /** Instructions retired inside translated blocks. */
+  blockInstructions: number;
+  /** Instructions (or traps) the interpreter stepped. */
+  interpreted: number;
+  /** Pages whose translations were dropped by a store, and whole-cache flushes (fence.i). */
+  pageInvalidations: number;
+  flushes: number;
+}
+
+const MAX_BLOCK = 64;
+/** Visits of a block start before it is compiled (cold code stays in the interpreter). */
+export const HOT_THRESHOLD = 2;
+const TWO32 = 4294967296;
+
+/** Decoding input: RAM views and the RVC expansion table. */
+export interface CodeSource {
+  readonly u16: Uint16Array;
+  readonly ctab: Int32Array;
+  readonly magic: boolean;
+}
+
+export class Translator {
+  /** Retired-instruction count of the last block run (written by block code). */
+  ret = 0;
+  readonly stats: TranslatorStats = newStats();
+  private readonly map = new Map<number, Block>();
+  /** Per physical page (RAM-relative page number): 1 when translations (or decode markers) exist. */
+  readonly codePages: Uint8Array;
+  private readonly pageBlocks = new Map<number, Block[]>();
+  /** Called when a page becomes a code page (the hart drops it from every write TLB). */
+  onNewCodePage: (page: number) => void = () => {};
+
+  constructor(ramSize: number) {
+    this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
+  }
+
+  /** The cache entry for a physical RAM offset (created as a counter on first sight). */
+  lookup(key: number): Block {
+    this.stats.lookups++;
+    let b = this.map.get(key);
+    if (b === undefined) {
+      b = { key, fn: undefined, len: -1, count: 0, valid: true, k0: -1, b0: undefined, k1: -1, b1: undefined };
+      this.map.set(key, b);
+    }
+    return b;
+  }
+
+  /** Translate the block at physical offset `key` (decoded from `src`). */
+  compile(b: Block, src: CodeSource): void {
+    const t0 = performance.now();
+    const gen = generate(b.key, src);
+    b.len = gen.len;
+    if (gen.len > 0) {
+      const factory = new Function("mulHiU32", gen.source) as (m: typeof mulHiU32) => BlockFn;
+      b.fn = factory(mulHiU32);
+      this.stats.blocksTranslated++;
+      this.stats.instructionsTranslated += gen.len;
+      this.stats.hostCodeBytes += gen.source.length;
+    }
+    const page = b.key >>> 12;
+    let list = this.pageBlocks.get(page);
+    if (list === undefined) {
+      list = [];
+      this.pageBlocks.set(page, list);
+    }
+    list.push(b);
+    if (!this.codePages[page]) {
+      this.codePages[page] = 1;
+      this.onNewCodePage(page);
+    }
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** A store reached a code page: drop its translations (self-modifying code). */
+  invalidatePage(page: number): void {
+    const list = this.pageBlocks.get(page);
+    if (list !== undefined) {
+      for (const b of list) {
+        b.valid = false;
+        if (this.map.get(b.key) === b) this.map.delete(b.key);
+      }
+      this.pageBlocks.delete(page);
+    }
+    this.codePages[page] = 0;
+    this.stats.pageInvalidations++;
+  }
+
+  /** fence.i (or a host write to RAM): drop every translation. */
+  flush(): void {
+    for (const b of this.map.values()) b.valid = false;
+    this.map.clear();
+    this.pageBlocks.clear();
+    this.codePages.fill(0);
+    this.stats.flushes++;
+  }
+
+  resetStats(): void {
+    Object.assign(this.stats, newStats());
+  }
+}
+
+function newStats(): TranslatorStats {
+  return {
+    blocksTranslated: 0,
+    instructionsTranslated: 0,
+    hostCodeBytes: 0,
+    compileMs: 0,
+    lookups: 0,
+    hits: 0,
+    blockInstructions: 0,
+    interpreted: 0,
+    pageInvalidations: 0,
+    flushes: 0,
+  };
+}
+
+// ------------------------------------------------------------------ code generation
+
+interface Generated {
+  len: number;
+  source: string;
+}
+
+/** Generate the block at RAM offset `start`; len 0 when its first instruction is not translated. */
+export function generate(start: number, src: CodeSource): Generated {
+  const { u16, ctab } = src;
+  const used = new Set<number>();
+  const dirty = new Set<number>();
+  const body: string[] = [];
+  const L = (r: number): string => {
+    if (r === 0) return "0";
+    used.add(r);
+    return `l${r}`;
+  };
+  const H = (r: number): string => {
+    if (r === 0) return "0";
+    used.add(r);
+    return `h${r}`;
+  };
+  /** Assign rd from two expressions evaluated before either is written (rd may be a source). */
+  const set = (rd: number, lo: string, hi: string): void => {
+    if (rd === 0) return;
+    used.add(rd);
+    dirty.add(rd);
+    body.push(`{ const lo_ = ${lo}, hi_ = ${hi}; l${rd} = lo_; h${rd} = hi_; }`);
+  };
+  /** Write the dirty registers back and leave: `k` instructions retired, next pc `pcExpr`. */
+  const exit = (k: number, pcExpr: string): string => {
+    const wb: string[] = [];
+    for (const r of dirty) wb.push(`x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`);
+    return `${wb.join(" ")} t.ret = ${k}; return ${pcExpr};`;
+  };
+  const pcPlus = (d: number): string => (d === 0 ? "pc" : `pc + ${d}`);
+
+  let off = 0; // byte offset of the current instruction from the block start
+  let k = 0; // instructions translated so far
+  const pageEnd = 4096 - (start & 4095);
+  let ended = false;
+  while (k < MAX_BLOCK && off < pageEnd) {
+    const fo = start + off;
+    const p0 = u16[fo >> 1];
+    let insn: number;
+    let ilen: number;
+    if ((p0 & 3) !== 3) {
+      insn = ctab[p0];
+      ilen = 2;
+      if (insn === 0) break;
+    } else {
+      if (off + 4 > pageEnd) break;
+      insn = p0 | (u16[(fo >> 1) + 1] << 16);
+      ilen = 4;
+    }
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const rs2 = (insn >> 20) & 31;
+    const f3 = (insn >> 12) & 7;
+    const f7 = insn >>> 25;
+    const op = (insn >>> 2) & 31;
+    let ok = true;
+    switch (op) {
+      case 13: // LUI
+        set(rd, `${insn & 0xfffff000}`, `${insn >> 31}`);
+        break;
+      case 5: // AUIPC
+        if (rd) {
+          body.push(`{ const v = ${pcPlus(off + (insn & 0xfffff000))};`);
+          set(rd, "v | 0", `Math.floor(v / ${TWO32}) | 0`);
+          body.push("}");
+        }
+        break;
+      case 27: {
+        // JAL
+        const imm =
+          ((insn >> 31) << 20) | (((insn >> 21) & 0x3ff) << 1) | (((insn >> 20) & 1) << 11) | (insn & 0xff000);
+        if (rd) {
+          body.push(`{ const v = ${pcPlus(off + ilen)};`);
+          set(rd, "v | 0", `Math.floor(v / ${TWO32}) | 0`);
+          body.push("}");
+        }
+        body.push(exit(k + 1, pcPlus(off + imm)));
+        ended = true;
+        break;
+      }
+      case 25: {
+        // JALR: target = (rs1 + imm) & ~1 with the carry from the full sum; far targets go to the interpreter
+        if (f3 !== 0) {
+          ok = false;
+          break;
+        }
+        const imm = insn >> 20;
+        body.push(`{ const b = ${L(rs1)}; const s = (b + ${imm}) | 0;`);
+        body.push(`const th = (${H(rs1)} + ${imm >> 31} + (s >>> 0 < b >>> 0 ? 1 : 0)) | 0; const tl = s & -2;`);
+        body.push(`if (th >= 0x100000 || th < -0x100000) { ${exit(k, pcPlus(off))} }`);
+        if (rd) {
+          body.push(`{ const v = ${pcPlus(off + ilen)};`);
+          set(rd, "v | 0", `Math.floor(v / ${TWO32}) | 0`);
+          body.push("}");
+        }
+        body.push(exit(k + 1, `th * ${TWO32} + (tl >>> 0)`));
+        body.push("}");
+        ended = true;
+        break;
+      }
+      case 24: {
+        // BRANCH
+        const a = L(rs1);
+        const ah = H(rs1);
+        const b = L(rs2);
+        const bh = H(rs2);
+        let cond: string;
+        switch (f3) {
+          case 0:
+            cond = `${a} === ${b} && ${ah} === ${bh}`;
+            break;
+          case 1:
+            cond = `${a} !== ${b} || ${ah} !== ${bh}`;
+            break;
+          case 4:
+            cond = `${ah} < ${bh} || (${ah} === ${bh} && ${a} >>> 0 < ${b} >>> 0)`;
+            break;
+          case 5:
+            cond = `${ah} > ${bh} || (${ah} === ${bh} && ${a} >>> 0 >= ${b} >>> 0)`;
+            break;
+          case 6:
+            cond = `${ah} >>> 0 < ${bh} >>> 0 || (${ah} === ${bh} && ${a} >>> 0 < ${b} >>> 0)`;
+            break;
+          case 7:
+            cond = `${ah} >>> 0 > ${bh} >>> 0 || (${ah} === ${bh} && ${a} >>> 0 >= ${b} >>> 0)`;
+            break;
+          default:
+            cond = "";
+        }
+        if (cond === "") {
+          ok = false;
+          break;
+        }
+        const imm =
+          ((insn >> 31) << 12) | (((insn >> 25) & 0x3f) << 5) | (((insn >> 8) & 0xf) << 1) | (((insn >> 7) & 1) << 11);
+        body.push(`if (${cond}) { ${exit(k + 1, pcPlus(off + imm))} }`);
+        body.push(exit(k + 1, pcPlus(off + ilen)));
+        ended = true;
+        break;
+      }
+      case 0: {
+        // LOAD: the interpreter's TLB hit path; a miss leaves before the instruction
+        if (f3 === 7) {
+          ok = false;
+          break;
+        }
+        const imm = insn >> 20;
+        const size = 1 << (f3 & 3);
+        body.push(`{ const b = ${L(rs1)}; const lo = (b + ${imm}) | 0;`);
+        body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
+        body.push("const e = ((lo >>> 12) & 4095) << 2;");
+        const align = size > 1 ? ` || (lo & ${size - 1}) !== 0` : "";
+        body.push(`if (rt[e] !== (lo & -4096) || rt[e + 1] !== hi${align}) { ${exit(k, pcPlus(off))} }`);
+        body.push("const o = rt[e + 2] + (lo & 4095);");
+        switch (f3) {
+          case 0: // LB
+            set(rd, "(u8[o] << 24) >> 24", "(u8[o] << 24) >> 31");
+            break;
+          case 1: // LH
+            set(rd, "(u16[o >> 1] << 16) >> 16", "(u16[o >> 1] << 16) >> 31");
+            break;
+          case 2: // LW
+            set(rd, "i32[o >> 2]", "i32[o >> 2] >> 31");
+            break;
+          case 3: // LD
+            set(rd, "i32[o >> 2]", "i32[(o >> 2) + 1]");
+            break;
+          case 4: // LBU
+            set(rd, "u8[o]", "0");
+            break;
+          case 5: // LHU
+            set(rd, "u16[o >> 1]", "0");
+            break;
+          default: // LWU
+            set(rd, "i32[o >> 2]", "0");
+        }
+        body.push("}");
+        break;
+      }
+      case 8: {
+        // STORE (code pages are never in the write TLB: their stores miss and invalidate)
+        if (f3 > 3) {
+          ok = false;
+          break;
+        }
+        const imm = ((insn >> 25) << 5) | ((insn >> 7) & 31);
+        const size = 1 << f3;
+        body.push(`{ const b = ${L(rs1)}; const lo = (b + ${imm}) | 0;`);
+        body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
+        body.push("const e = ((lo >>> 12) & 4095) << 2;");
+        const align = size > 1 ? ` || (lo & ${size - 1}) !== 0` : "";
+        body.push(`if (wt[e] !== (lo & -4096) || wt[e + 1] !== hi${align}) { ${exit(k, pcPlus(off))} }`);
+        body.push("const o = wt[e + 2] + (lo & 4095);");
+        const v = L(rs2);
+        switch (f3) {
+          case 0:
+            body.push(`u8[o] = ${v};`);
+            break;
+          case 1:
+            body.push(`u16[o >> 1] = ${v};`);
+            break;
+          case 2:
+            body.push(`i32[o >> 2] = ${v};`);
+            break;
+          default:
+            body.push(`i32[o >> 2] = ${v}; i32[(o >> 2) + 1] = ${H(rs2)};`);
+        }
+        body.push("}");
+        break;
+      }
+      case 4: {
+        // OP-IMM
+        const imm = insn >> 20;
+        const ih = imm >> 31;
+        const a = L(rs1);
+        const ah = H(rs1);
+        switch (f3) {
+          case 0: // ADDI
+            if (rs1 === 0) set(rd, `${imm}`, `${ih}`);
+            else if (imm === 0) set(rd, a, ah);
+            else
+              set(
+                rd,
+                `(${a} + ${imm}) | 0`,
+                `(${ah} + ${ih} + (((${a} + ${imm}) | 0) >>> 0 < ${a} >>> 0 ? 1 : 0)) | 0`,
+              );
+            break;
+          case 2: // SLTI (rd = x0, rs1 = x0: the magic HINT when enabled)
+            if (rd === 0 && rs1 === 0 && src.magic) {
+              ok = false;
+              break;
+            }
+            set(rd, `${ah} < ${ih} || (${ah} === ${ih} && ${a} >>> 0 < ${imm >>> 0}) ? 1 : 0`, "0");
+            break;
+          case 3: // SLTIU
+            set(rd, `${ah} >>> 0 < ${ih >>> 0} || (${ah} === ${ih} && ${a} >>> 0 < ${imm >>> 0}) ? 1 : 0`, "0");
+            break;
+          case 4: // XORI
+            set(rd, `${a} ^ ${imm}`, `${ah} ^ ${ih}`);
+            break;
+          case 6: // ORI
+            set(rd, `${a} | ${imm}`, `${ah} | ${ih}`);
+            break;
+          case 7: // ANDI
+            set(rd, `${a} & ${imm}`, `${ah} & ${ih}`);
+            break;
+          case 1: {
+            // SLLI
+            if (insn >>> 26 !== 0) {
+              ok = false;
+              break;
+            }
+            const sh = imm & 63;
+            if (sh === 0) set(rd, a, ah);
+            else if (sh < 32) set(rd, `${a} << ${sh}`, `(${ah} << ${sh}) | (${a} >>> ${32 - sh})`);
+            else set(rd, "0", `${a} << ${sh - 32}`);
+            break;
+          }
+          default: {
+            // SRLI / SRAI
+            const top = insn >>> 26;
+            const sh = imm & 63;
+            if (top !== 0 && top !== 0x10) {
+              ok = false;
+              break;
+            }
+            if (sh === 0) set(rd, a, ah);
+            else if (sh < 32)
+              set(
+                rd,
+                `(${a} >>> ${sh}) | (${ah} << ${32 - sh})`,
+                top === 0 ? `(${ah} >>> ${sh}) | 0` : `${ah} >> ${sh}`,
+              );
+            else if (top === 0) set(rd, `(${ah} >>> ${sh - 32}) | 0`, "0");
+            else set(rd, `${ah} >> ${sh - 32}`, `${ah} >> 31`);
+          }
+        }
+        break;
+      }
+      case 6: {
+        // OP-IMM-32
+        const imm = insn >> 20;
+        const a = L(rs1);
+        let v: string;
+        if (f3 === 0) v = `(${a} + ${imm}) | 0`;
+        else if (f3 === 1 && f7 === 0) v = `${a} << ${imm & 31}`;
+        else if (f3 === 5 && f7 === 0) v = `(${a} >>> ${imm & 31}) | 0`;
+        else if (f3 === 5 && f7 === 0x20) v = `${a} >> ${imm & 31}`;
+        else {
+          ok = false;
+          break;
+        }
+        if (rd) {
+          body.push(`{ const v = ${v};`);
+          set(rd, "v", "v >> 31");
+          body.push("}");
+        }
+        break;
+      }
+      case 12: {
+        // OP
+        const a = L(rs1);
+        const ah = H(rs1);
+        const b = L(rs2);
+        const bh = H(rs2);
+        if (!rd) {
+          ok = f7 === 0 || (f7 === 0x20 && (f3 === 0 || f3 === 5)) || f7 === 1;
+          break;
+        }
+        body.push(`{ const a = ${a}, ah = ${ah}, b = ${b}, bh = ${bh}; let lo, hi;`);
+        if (f7 === 0) {
+          switch (f3) {
+            case 0:
+              body.push("lo = (a + b) | 0; hi = (ah + bh + (lo >>> 0 < a >>> 0 ? 1 : 0)) | 0;");
+              break;
+            case 1:
+              body.push(
+                "{ const sh = b & 63; if (sh === 0) { lo = a; hi = ah; } else if (sh < 32) { hi = (ah << sh) | (a >>> (32 - sh)); lo = a << sh; } else { hi = a << (sh - 32); lo = 0; } }",
+              );
+              break;
+            case 2:
+              body.push("lo = ah < bh || (ah === bh && a >>> 0 < b >>> 0) ? 1 : 0; hi = 0;");
+              break;
+            case 3:
+              body.push("lo = ah >>> 0 < bh >>> 0 || (ah === bh && a >>> 0 < b >>> 0) ? 1 : 0; hi = 0;");
+              break;
+            case 4:
+              body.push("lo = a ^ b; hi = ah ^ bh;");
+              break;
+            case 5:
+              body.push(
+                "{ const sh = b & 63; if (sh === 0) { lo = a; hi = ah; } else if (sh < 32) { lo = (a >>> sh) | (ah << (32 - sh)); hi = (ah >>> sh) | 0; } else { lo = (ah >>> (sh - 32)) | 0; hi = 0; } }",
+              );
+              break;
+            case 6:
+              body.push("lo = a | b; hi = ah | bh;");
+              break;
+            default:
+              body.push("lo = a & b; hi = ah & bh;");
+          }
+        } else if (f7 === 0x20 && f3 === 0) {
+          body.push("lo = (a - b) | 0; hi = (ah - bh - (a >>> 0 < b >>> 0 ? 1 : 0)) | 0;");
+        } else if (f7 === 0x20 && f3 === 5) {
+          body.push(
+            "{ const sh = b & 63; if (sh === 0) { lo = a; hi = ah; } else if (sh < 32) { lo = (a >>> sh) | (ah << (32 - sh)); hi = ah >> sh; } else { lo = ah >> (sh - 32); hi = ah >> 31; } }",
+          );
+        } else if (f7 === 1) {
+          if (f3 === 0)
+            body.push("lo = Math.imul(a, b); hi = (mulHiU32(a, b) + Math.imul(a, bh) + Math.imul(ah, b)) | 0;");
+          else body.push(`h.mulDiv(${f3}, a, ah, b, bh); lo = h.mdLo; hi = h.mdHi;`);
+        } else {
+          body.push("}");
+          ok = false;
+          break;
+        }
+        set(rd, "lo", "hi");
+        body.push("}");
+        break;
+      }
+      case 14: {
+        // OP-32
+        const a = L(rs1);
+        const b = L(rs2);
+        let v: string | undefined;
+        if (f7 === 0) {
+          if (f3 === 0) v = `(${a} + ${b}) | 0`;
+          else if (f3 === 1) v = `${a} << (${b} & 31)`;
+          else if (f3 === 5) v = `(${a} >>> (${b} & 31)) | 0`;
+        } else if (f7 === 0x20) {
+          if (f3 === 0) v = `(${a} - ${b}) | 0`;
+          else if (f3 === 5) v = `${a} >> (${b} & 31)`;
+        } else if (f7 === 1) {
+          switch (f3) {
+            case 0:
+              v = `Math.imul(${a}, ${b})`;
+              break;
+            case 4:
+              v = `(${b}) === 0 ? -1 : (${a}) === -0x80000000 && (${b}) === -1 ? (${a}) : ((${a}) / (${b})) | 0`;
+              break;
+            case 5:
+              v = `(${b}) === 0 ? -1 : ((${a} >>> 0) / (${b} >>> 0)) | 0`;
+              break;
+            case 6:
+              v = `(${b}) === 0 ? (${a}) : (${a}) === -0x80000000 && (${b}) === -1 ? 0 : ((${a}) % (${b})) | 0`;
+              break;
+            case 7:
+              v = `(${b}) === 0 ? (${a}) : ((${a} >>> 0) % (${b} >>> 0)) | 0`;
+              break;
+          }
+        }
+        if (v === undefined) {
+          ok = false;
+          break;
+        }
+        if (rd) {
+          body.push(`{ const v = ${v};`);
+          set(rd, "v", "v >> 31");
+          body.push("}");
+        }
+        break;
+      }
+      case 3: // MISC-MEM: FENCE is a no-op on one in-order hart; FENCE.I drops translations (interpreter)
+        ok = f3 === 0;
+        break;
+      default:
+        ok = false;
+    }
+    if (!ok) break;
+    k++;
+    off += ilen;
+    if (ended) break;
+  }
+  if (k === 0) return { len: 0, source: "" };
+  if (!ended) body.push(exit(k, pcPlus(off)));
+  const decl: string[] = [];
+  for (const r of [...used].sort((p, q) => p - q)) decl.push(`let l${r} = x[${r << 1}], h${r} = x[${(r << 1) + 1}];`);
+  const source = `"use strict";\nreturn function block_${start.toString(16)}(x, u8, u16, i32, rt, wt, pc, t, h) {\n${decl.join("\n")}\n${body.join("\n")}\n};`;
+  return { len: k, source };
+}
