@@ -31,12 +31,23 @@ const INDEX = new Map(HYPERCALL_NAMES.map((n, i) => [n, i]));
 /** Counts fast hypercalls of this thread in the kernel-visible counters. */
 class Counters {
   private readonly a: Int32Array;
-  constructor(buffer: SharedArrayBuffer) {
+  constructor(readonly buffer: SharedArrayBuffer) {
     this.a = new Int32Array(buffer);
   }
   count(name: HypercallName): void {
     Atomics.add(this.a, INDEX.get(name) as number, 1);
   }
+}
+
+/** A SintConnection as it crosses to another thread of the same partition (structured-cloneable). */
+export interface SharedSintConnection {
+  readonly partitionId: number;
+  readonly vpIndex: number;
+  readonly sint: number;
+  readonly area: SharedArrayBuffer;
+  readonly queues: SharedArrayBuffer;
+  /** The hypercall counters of the thread that connected (fast calls are counted there). */
+  readonly counters: SharedArrayBuffer;
 }
 
 /** A connection to one SINT of a parent's or child's VP (PostMessageDirect / SignalEventDirect). */
@@ -48,12 +59,34 @@ export class SintConnection {
     readonly partitionId: number,
     readonly vpIndex: number,
     readonly sint: number,
-    area: SharedArrayBuffer,
-    queues: SharedArrayBuffer,
+    private readonly areaBuffer: SharedArrayBuffer,
+    private readonly queuesBuffer: SharedArrayBuffer,
     private readonly counters: Counters,
   ) {
-    this.area = new Int32Array(area);
-    this.queue = sintQueue(queues, sint);
+    this.area = new Int32Array(areaBuffer);
+    this.queue = sintQueue(queuesBuffer, sint);
+  }
+
+  /**
+   * The connection for another thread of the caller's partition (a device
+   * worker that signals the peer itself): it reaches only this SINT of this
+   * VP, as the original does.
+   */
+  share(): SharedSintConnection {
+    return {
+      partitionId: this.partitionId,
+      vpIndex: this.vpIndex,
+      sint: this.sint,
+      area: this.areaBuffer,
+      queues: this.queuesBuffer,
+      counters: this.counters.buffer,
+    };
+  }
+
+  /** The far end of `share()`. */
+  static fromShared(s: SharedSintConnection): SintConnection {
+    if (s.sint < 0 || s.sint >= SINT_COUNT) throw new RangeError(`SINT ${s.sint}`);
+    return new SintConnection(s.partitionId, s.vpIndex, s.sint, s.area, s.queues, new Counters(s.counters));
   }
 
   /** HvCallPostMessageDirect: INVALID_PARAMETER (type 0, high bit, > 240 bytes), INSUFFICIENT_BUFFERS. */

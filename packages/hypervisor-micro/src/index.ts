@@ -1,6 +1,13 @@
 // @ringzero/hypervisor-micro: the Hyper-V-style microkernel. Memory, CPU time,
 // hypercalls, SynIC-style ports. Nothing else (ARCHITECTURE.md §2, §4).
-export { CHANNEL_MESSAGE_TYPE, HvClient, SintConnection, SintTransport, VpControl } from "./client.js";
+export {
+  CHANNEL_MESSAGE_TYPE,
+  HvClient,
+  type SharedSintConnection,
+  SintConnection,
+  SintTransport,
+  VpControl,
+} from "./client.js";
 export {
   HYPERCALL_NAMES,
   Hypercall,

@@ -44,8 +44,10 @@ export class GrantedMemory {
   readonly writable: boolean;
   private readonly bytes: Uint8Array;
   private readonly flag: Int32Array;
+  private readonly source: GrantTransfer;
 
   constructor(t: GrantTransfer) {
+    this.source = t;
     this.id = t.id;
     this.owner = t.owner;
     this.gpa = t.gpa;
@@ -53,6 +55,14 @@ export class GrantedMemory {
     this.writable = t.writable;
     this.bytes = new Uint8Array(t.buffer, t.bufferOffset, t.size);
     this.flag = new Int32Array(t.revoked);
+  }
+
+  /**
+   * The grant as it crosses to another thread of the same partition (a VSP
+   * worker): the same pages and the same revoked flag, checked the same way.
+   */
+  transfer(): GrantTransfer {
+    return this.source;
   }
 
   get revoked(): boolean {

@@ -57,6 +57,8 @@ export class Channel {
   protected onViolation: (e: VmbusError) => void = () => {};
   /** @internal */
   mirror: RingMirror | undefined;
+  /** @internal the ring views, once opened (see channelDataPlane). */
+  ringMemory: { outgoing: Uint8Array; incoming: Uint8Array } | undefined;
 
   constructor(channelId: number, state: ChannelState, signals: SignalTransport) {
     this.channelId = channelId;

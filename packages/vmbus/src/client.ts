@@ -218,6 +218,7 @@ export class VmbusClient {
       const writer = new RingWriter(outgoing, { initialize: true });
       new RingWriter(incoming, { initialize: true });
       channel.attachRings(writer, new RingReader(incoming));
+      channel.ringMemory = { outgoing, incoming };
       if (this.#o.mirror) {
         this.#o.mirror.attach(offer.channelId, outgoing, incoming);
         channel.mirror = this.#o.mirror;

@@ -17,6 +17,7 @@ export {
   type VmbusClientCounters,
   type VmbusClientOptions,
 } from "./client.js";
+export { type ChannelDataPlane, channelDataPlane, DataPlaneChannel } from "./dataplane.js";
 export { VmbusError, VmbusErrorCode } from "./errors.js";
 export {
   decodeGpaDirectHeader,

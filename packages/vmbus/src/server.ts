@@ -77,7 +77,6 @@ export class ServerChannel extends Channel {
     new Set<number>();
   /** @internal the instance queued to take this ID once the guest releases it. */ reoffer: ServerChannel | undefined;
   /** @internal */ userData: Uint8Array = new Uint8Array(0);
-  /** @internal */ ringMemory: { outgoing: Uint8Array; incoming: Uint8Array } | undefined;
 
   constructor(
     channelId: number,
