@@ -1,13 +1,16 @@
 // The `ringzero` command end to end (in-process): the embedded guest, rzbench
 // from ../shared/bench to its PASS line, riscv-tests-style tohost, and bad input.
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { parseElf } from "@ringzero/cpu-core";
 import { buildElf, requireTool } from "@ringzero/cpu-core/testing";
+import { parseSize } from "@ringzero/disk-formats";
 import { describe, expect, it } from "vitest";
 import { main } from "./main.js";
+import { parseMemorySize } from "./size.js";
 
 async function run(args: string[]): Promise<{ status: number; out: string; err: string }> {
   let out = "";
@@ -134,14 +137,14 @@ describe("bad input gives a clear error, never a crash", () => {
     r = await run(["run", "--share", join(tmp, "no-such-dir")]);
     expect(r.status).toBe(1);
     expect(r.err).toMatch(/share 0/);
-    expect((await run(["run", "--net", "tap"])).status).toBe(2);
-    expect((await run(["run", "--drive", "x,format=floppy"])).status).toBe(2);
-    expect((await run(["run", "--console", "serial"])).status).toBe(2);
+    expect((await run(["run", "--net", "tap"])).status).toBe(1);
+    expect((await run(["run", "--drive", "x,format=floppy"])).status).toBe(1);
+    expect((await run(["run", "--console", "serial"])).status).toBe(1);
   });
   it("an unknown option or firmware", async () => {
-    expect((await run(["run", "--frobnicate"])).status).toBe(2);
+    expect((await run(["run", "--frobnicate"])).status).toBe(1);
     const r = await run(["run", "--bios", "opensbi.bin"]);
-    expect(r.status).toBe(2);
+    expect(r.status).toBe(1);
     expect(r.err).toMatch(/"sbi" or "none"/);
   });
   it("a guest that never ends stops at --max-instructions with status 124", async () => {
@@ -282,7 +285,110 @@ msg_end:
     expect((await run(["run", "--initrd", f])).err).toMatch(/need a Linux Image/);
     expect((await run(["run", "--bios", "none", "--kernel", f])).err).toMatch(/needs an SBI/);
     const r = await run(["run", "--kernel", f, "--append", "x".repeat(5000)]);
-    expect(r.status).toBe(2);
+    expect(r.status).toBe(1);
     expect(r.err).toMatch(/4 KiB/);
+  });
+});
+
+describe("command-line conventions (QEMU's and qemu-img's)", () => {
+  const version = JSON.parse(readFileSync(resolve(import.meta.dirname, "../package.json"), "utf8")).version;
+  it("--version and -V print the version on stdout", async () => {
+    for (const flag of ["--version", "-V"]) {
+      expect(await run([flag])).toEqual({ status: 0, out: `ringzero version ${version}\n`, err: "" });
+    }
+  });
+  it("the command and every subcommand answer -h/--help on stdout with exit 0", async () => {
+    for (const args of [
+      ["--help"],
+      ["-h"],
+      ["help"],
+      ["run", "--help"],
+      ["run", "-h"],
+      ["run", "--memory", "1G", "-h"],
+    ]) {
+      const r = await run(args);
+      expect(r.err).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.out).toMatch(/^usage: ringzero run /);
+      expect(r.out).toContain("--memory SIZE");
+    }
+    for (const flag of ["--help", "-h"]) {
+      const r = await run(["compare", flag]);
+      expect(r).toMatchObject({ status: 0, err: "" });
+      expect(r.out).toMatch(/^usage: ringzero compare /);
+    }
+  });
+  it("an unknown option: one line and a pointer to --help on stderr, exit 1", async () => {
+    expect(await run(["run", "--frobnicate"])).toEqual({
+      status: 1,
+      out: "",
+      err: "ringzero: unrecognized option '--frobnicate'\nTry 'ringzero run --help' for more information\n",
+    });
+    expect(await run(["compare", "--frobnicate"])).toEqual({
+      status: 1,
+      out: "",
+      err: "ringzero: unrecognized option '--frobnicate'\nTry 'ringzero compare --help' for more information\n",
+    });
+    expect((await run(["run", "-Z"])).err).toBe(
+      "ringzero: unrecognized option '-Z'\nTry 'ringzero run --help' for more information\n",
+    );
+  });
+  it("usage errors and bad values exit 1, with one line", async () => {
+    expect(await run(["run", "--memory"])).toEqual({
+      status: 1,
+      out: "",
+      err: "ringzero: option '--memory' requires an argument\nTry 'ringzero run --help' for more information\n",
+    });
+    expect((await run(["run", "-m"])).err).toMatch(/^ringzero: option '-m' requires an argument\n/);
+    expect((await run(["run", "--stats=yes"])).err).toMatch(/^ringzero: option '--stats' doesn't allow an argument\n/);
+    expect((await run(["run", "extra"])).err).toMatch(/^ringzero: unexpected argument 'extra'\n/);
+    expect(await run(["frob"])).toEqual({
+      status: 1,
+      out: "",
+      err: `ringzero: unknown command "frob"\nTry 'ringzero --help' for more information\n`,
+    });
+    const image = join(tmp, "usage-Image");
+    writeFileSync(image, imageHeader(0x200000, 0x10000));
+    const none = await run([]);
+    expect(none.status).toBe(1);
+    expect(none.err).toMatch(/^usage: ringzero run/);
+    for (const args of [
+      ["run", "--memory", "lots"],
+      ["run", "--hypervisor", "kvm"],
+      ["run", "--max-instructions", "many"],
+      ["compare", "--runs", "0"],
+      ["compare", "--memory", "lots"],
+      ["run", "--bios", "none", "--kernel", image], // a Linux Image needs an SBI (was exit 2)
+    ]) {
+      const r = await run(args);
+      expect(r.status, args.join(" ")).toBe(1);
+      expect(r.err.trimEnd().split("\n").length, r.err).toBeLessThanOrEqual(2);
+    }
+  });
+  it("--memory takes the sizes ringzero-img takes (one parser: @ringzero/disk-formats' parseSize)", async () => {
+    expect(parseMemorySize("1.5G")).toBe(1.5 * 2 ** 30);
+    expect(parseMemorySize("1.5g")).toBe(1.5 * 2 ** 30);
+    expect(parseMemorySize("262144K")).toBe(256 * 2 ** 20);
+    expect(parseMemorySize("256MiB")).toBe(256 * 2 ** 20);
+    expect(parseMemorySize("256")).toBe(256 * 2 ** 20); // a bare number < 4096 is MiB, as qemu's -m
+    expect(parseMemorySize("268435456")).toBe(256 * 2 ** 20);
+    expect(parseSize("1.5G")).toBe(parseMemorySize("1.5G"));
+    const r = await run(["run", "--memory", "1.5G", "--max-instructions", "1000"]);
+    expect(r.err).toMatch(/stopped after/);
+    expect(r.status).toBe(124);
+  });
+  const cli = resolve(import.meta.dirname, "../dist/cli.js");
+  it.skipIf(!existsSync(cli))("the real process: --version, --help, an unknown option (dist/cli.js)", () => {
+    const v = spawnSync(process.execPath, [cli, "--version"], { encoding: "utf8" });
+    expect([v.status, v.stdout, v.stderr]).toEqual([0, `ringzero version ${version}\n`, ""]);
+    const h = spawnSync(process.execPath, [cli, "run", "--help"], { encoding: "utf8" });
+    expect([h.status, h.stderr]).toEqual([0, ""]);
+    expect(h.stdout).toMatch(/^usage: ringzero run /);
+    const u = spawnSync(process.execPath, [cli, "run", "--frobnicate"], { encoding: "utf8" });
+    expect([u.status, u.stdout, u.stderr]).toEqual([
+      1,
+      "",
+      "ringzero: unrecognized option '--frobnicate'\nTry 'ringzero run --help' for more information\n",
+    ]);
   });
 });

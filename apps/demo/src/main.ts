@@ -4,11 +4,12 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CpuError } from "@ringzero/cpu-core";
-import { createVm, type PowerOff, type Vm, VmError, VmErrorCode } from "@ringzero/hypervisor-monolithic";
+import { createVm, type PowerOff, type Vm, VmError } from "@ringzero/hypervisor-monolithic";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
-import { createMicroVm, type MicroPowerOff, MicroVmError, MicroVmErrorCode } from "@ringzero/partition-parent";
+import { createMicroVm, type MicroPowerOff, MicroVmError } from "@ringzero/partition-parent";
 import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
+import { argsError, packageVersion, tryHelp } from "./args.js";
 import { compareCommand } from "./compare/command.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
@@ -18,6 +19,7 @@ import { parseDrive, parseNet, parseShare } from "./specs.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
        ringzero compare [--runs N] [--kernel Image --initrd FILE] [--json F] [--svg F] [--html F]  (see compare --help)
+       ringzero --help | --version | COMMAND --help
 
   --bios sbi         (default) the hypervisor's built-in SBI; the kernel starts in S-mode
   --bios none        no firmware: the ELF starts in M-mode at its entry (bare metal)
@@ -100,11 +102,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       e instanceof MicroVmError
     ) {
       io.stderr(`ringzero: ${e.message}\n`);
-      const usage =
-        (e instanceof DemoError && e.code === DemoErrorCode.USAGE) ||
-        (e instanceof VmError && e.code === VmErrorCode.BIOS_MISMATCH) ||
-        (e instanceof MicroVmError && e.code === MicroVmErrorCode.BIOS_MISMATCH);
-      return usage ? 2 : 1;
+      return 1; // usage errors, bad values and failures alike, as qemu and qemu-img
     }
     throw e;
   }
@@ -112,12 +110,20 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 
 async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const [verb, ...rest] = argv;
-  if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
+  if (verb === "--help" || verb === "-h" || verb === "help") {
+    io.stdout(new TextEncoder().encode(USAGE));
+    return 0;
+  }
+  if (verb === "--version" || verb === "-V") {
+    io.stdout(new TextEncoder().encode(`ringzero version ${packageVersion()}\n`));
+    return 0;
+  }
+  if (verb === undefined) {
     io.stderr(USAGE);
-    return verb === undefined ? 2 : 0;
+    return 1;
   }
   if (verb === "compare") return compareCommand(rest, io);
-  if (verb !== "run") throw new DemoError(DemoErrorCode.USAGE, { verb }, `unknown command "${verb}"\n${USAGE}`);
+  if (verb !== "run") throw new DemoError(DemoErrorCode.USAGE, { verb }, `unknown command "${verb}"\n${tryHelp()}`);
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({
@@ -138,12 +144,17 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         balloon: { type: "boolean" },
         monitor: { type: "string" },
         hypervisor: { type: "string" },
+        help: { type: "boolean", short: "h" },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (e) {
-    throw new DemoError(DemoErrorCode.USAGE, {}, `${(e as Error).message}\n${USAGE}`);
+    throw argsError(e, "run", rest);
+  }
+  if (values.help) {
+    io.stdout(new TextEncoder().encode(USAGE));
+    return 0;
   }
   const parsed = RunOptions.safeParse(values);
   if (!parsed.success) {

@@ -1,16 +1,17 @@
+import { parseSize } from "@ringzero/disk-formats";
 import { DemoError, DemoErrorCode } from "./errors.js";
 
-const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
-
-/** Parse a QEMU-style memory size ("256M", "1G", "65536K", plain bytes; a bare number < 4096 means MiB, as QEMU's -m). */
+/**
+ * Parse a guest memory size with the size syntax `ringzero-img` takes
+ * (@ringzero/disk-formats' `parseSize`: "256M", "1.5G", "65536K", "256MiB",
+ * plain bytes); a bare number < 4096 means MiB, as QEMU's -m.
+ */
 export function parseMemorySize(text: string, limits = { min: 1024 * 1024, max: 2 * 1024 ** 3 }): number {
-  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
-  if (!m)
+  const t = text.trim();
+  const bytes = /^\d+$/.test(t) && Number(t) < 4096 ? Number(t) * 1024 ** 2 : parseSize(t);
+  if (bytes === null)
     throw new DemoError(DemoErrorCode.MEMORY_SIZE, { value: text }, `invalid memory size "${text}" (try 256M or 1G)`);
-  const unit = m[2].toUpperCase();
-  let bytes = Number(m[1]) * UNITS[unit];
-  if (unit === "" && Number(m[1]) < 4096) bytes = Number(m[1]) * 1024 ** 2;
-  if (!Number.isSafeInteger(bytes) || bytes < limits.min || bytes > limits.max) {
+  if (bytes < limits.min || bytes > limits.max) {
     throw new DemoError(
       DemoErrorCode.MEMORY_SIZE,
       { value: text, bytes, min: limits.min, max: limits.max },

@@ -23,3 +23,4 @@ export {
   openImage,
   probeFormat,
 } from "./open.js";
+export { parseSize, sizeToStr } from "./sizes.js";

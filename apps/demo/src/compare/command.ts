@@ -7,6 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { argsError, tryHelp } from "../args.js";
 import { type IoSetup, startIoSetup } from "../bench/guest-io.js";
 import { DemoError, DemoErrorCode } from "../errors.js";
 import { parseMemorySize } from "../size.js";
@@ -72,7 +73,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const embeddedGuest = join(here, "..", "..", "guests", "hello", "hello.elf");
 
 function usage(detail: string): DemoError {
-  return new DemoError(DemoErrorCode.USAGE, {}, `${detail}\n${COMPARE_USAGE}`);
+  return new DemoError(DemoErrorCode.USAGE, {}, `${detail}\n${tryHelp("compare")}`);
 }
 
 /** `ringzero compare ARGS`; resolves to the exit status. `tty` shows progress (default: stderr is a terminal). */
@@ -82,7 +83,7 @@ export async function compareCommand(
   tty = process.stderr.isTTY === true,
 ): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
-    io.stderr(COMPARE_USAGE);
+    io.stdout(new TextEncoder().encode(COMPARE_USAGE));
     return 0;
   }
   let values: Record<string, unknown>;
@@ -94,7 +95,7 @@ export async function compareCommand(
       allowPositionals: false,
     }));
   } catch (e) {
-    throw usage((e as Error).message);
+    throw argsError(e, "compare", argv);
   }
   const parsed = Options.safeParse(values);
   if (!parsed.success) {

@@ -1,9 +1,9 @@
 // ringzero-img against qemu-img: same verbs, same outputs where qemu-img's are stable, same exit codes.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseSize, sizeToStr } from "../sizes.js";
 import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
 import { runCli } from "./main.js";
-import { parseSize, sizeToStr } from "./sizes.js";
 
 async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = "";
@@ -29,6 +29,15 @@ describe("sizes", () => {
     expect(parseSize("10Q")).toBeNull();
     expect(parseSize("9E")).toBeNull(); // beyond 2^53
     expect(parseSize("0.3")).toBeNull();
+    // qemu_strtosz's suffixes are case-insensitive; B is bytes; KiB/GB spellings as `ringzero --memory` takes them
+    expect(parseSize("1.5g")).toBe(1.5 * 2 ** 30);
+    expect(parseSize("2t")).toBe(2 * 2 ** 40);
+    expect(parseSize("100B")).toBe(100);
+    expect(parseSize("256MiB")).toBe(256 * 2 ** 20);
+    expect(parseSize("1GB")).toBe(2 ** 30);
+    expect(parseSize("1.5")).toBeNull();
+    expect(parseSize("-1M")).toBeNull();
+    expect(parseSize("1MiBs")).toBeNull();
   });
   it("prints sizes like qemu's size_to_str", () => {
     expect(sizeToStr(0)).toBe("0 B");
@@ -343,5 +352,75 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img convert between every format", () => {
       expect((await rz("convert", "-f", to, "-O", "raw", b, back)).code).toBe(0);
       expect((await rz("compare", src, back)).out).toBe("Images are identical.\n");
     }
+  });
+});
+
+describe("command-line conventions (qemu-img's)", () => {
+  const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+  it("--version and -V print the version on stdout", async () => {
+    for (const flag of ["--version", "-V"]) {
+      expect(await rz(flag)).toEqual({ code: 0, out: `ringzero-img version ${version}\n`, err: "" });
+    }
+  });
+  it("every command answers -h/--help on stdout with exit 0", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const top = await rz(flag);
+      expect(top.code).toBe(0);
+      expect(top.out).toMatch(/^usage: ringzero-img COMMAND/);
+    }
+    for (const verb of [
+      "create",
+      "info",
+      "check",
+      "convert",
+      "map",
+      "compare",
+      "resize",
+      "commit",
+      "rebase",
+      "snapshot",
+    ]) {
+      for (const flag of ["--help", "-h"]) {
+        const r = await rz(verb, flag);
+        expect(r.err).toBe("");
+        expect(r.code).toBe(0);
+        expect(r.out).toMatch(new RegExp(`^usage: ringzero-img ${verb} `));
+        expect(r.out).toContain("formats: raw, qcow2");
+      }
+    }
+    expect((await rz("convert", "--help")).out).toContain("-o options");
+  });
+  it("an unknown option: one line and a pointer to --help on stderr, exit 1, for every command", async () => {
+    for (const verb of ["info", "convert", "compare", "check"]) {
+      const r = await rz(verb, "--frobnicate", "x");
+      expect(r).toEqual({
+        code: 1,
+        out: "",
+        err: `ringzero-img: unrecognized option '--frobnicate'\nTry 'ringzero-img ${verb} --help' for more information\n`,
+      });
+    }
+    expect((await rz("info", "-Z", "x")).err).toMatch(/^ringzero-img: unrecognized option '-Z'\n/);
+  });
+  it("usage errors and bad values exit 1 everywhere (compare's I/O errors stay 2)", async () => {
+    expect(await rz()).toEqual({
+      code: 1,
+      out: "",
+      err: "ringzero-img: Not enough arguments\nTry 'ringzero-img --help' for more information\n",
+    });
+    expect((await rz("frob")).err).toBe(
+      "ringzero-img: Command not found: frob\nTry 'ringzero-img --help' for more information\n",
+    );
+    expect((await rz("frob")).code).toBe(1);
+    const missing = await rz("convert", "-O");
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^ringzero-img: option '-O' requires an argument\nTry 'ringzero-img convert --help'/);
+    expect(await rz("compare", "a")).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/Expecting more arguments\nTry 'ringzero-img compare --help'/),
+    });
+    expect((await rz("compare", "-f", "floppy", "a", "b")).code).toBe(1);
+    expect((await rz("info", "a", "b")).code).toBe(1);
+    const bad = await rz("create", "-f", "raw", "x.raw", "lots");
+    expect(bad).toMatchObject({ code: 1, err: "ringzero-img: Invalid image size specified: 'lots'\n" });
   });
 });

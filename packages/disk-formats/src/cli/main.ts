@@ -1,7 +1,7 @@
 // ringzero-img: qemu-img's verbs over this library. Exit codes follow
 // qemu-img: 0 success, 1 error; check: 2 corruptions, 3 leaks only,
 // 63 format without checks; compare: 1 mismatch, 2 error.
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
@@ -15,7 +15,7 @@ import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
-import { parseSize, sizeToStr } from "./sizes.js";
+import { parseSize, sizeToStr } from "../sizes.js";
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -25,7 +25,15 @@ export interface CliIo {
   host?: StoreHost;
 }
 
-class UsageError extends Error {}
+/** A command-line mistake: exit 1; `tryHelp` adds qemu-img's "Try '… --help'" line. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly tryHelp = false,
+  ) {
+    super(message);
+  }
+}
 
 const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vhdx", "vmdk", "parallels"], {
   message: "unknown or unsupported format",
@@ -40,7 +48,11 @@ const SizeArg = z.string().transform((s, ctx) => {
 });
 const Output = z.enum(["human", "json"]).default("human");
 
+const FORMATS_HELP = "formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels";
+const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
+
 const USAGE = `usage: ringzero-img COMMAND [options]
+       ringzero-img --help | --version | COMMAND --help
   create [-q] -f FMT [-b BACKING [-F BFMT]] [-o OPTS] FILE [SIZE]
   info [-f FMT] [--output human|json] FILE
   check [-q] [-f FMT] [--output human|json] [-r leaks|all] FILE
@@ -51,12 +63,60 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   commit [-q] [-d] [-f FMT] FILE
   rebase [-q] [-u] [-f FMT] -b BACKING [-F BFMT] FILE
   snapshot -l|-c NAME|-a NAME|-d NAME [-f FMT] FILE
-formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels
-create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
+${FORMATS_HELP}
+${CREATE_OPTIONS_HELP}`;
+
+const VERBS = ["create", "info", "check", "convert", "map", "compare", "resize", "commit", "rebase", "snapshot"];
+
+/** `ringzero-img VERB --help`: that verb's line of USAGE, the formats and, for create/convert, the -o options. */
+function verbUsage(verb: string): string {
+  const line = USAGE.split("\n").find((l) => l.startsWith(`  ${verb} `)) ?? `  ${verb}`;
+  const extra = verb === "create" || verb === "convert" ? `\n${CREATE_OPTIONS_HELP}` : "";
+  return `usage: ringzero-img ${line.trim()}\n${FORMATS_HELP}${extra}\n`;
+}
+
+/** The package's version, read when asked (the CLI may run from a bundle in tests). */
+export function packageVersion(): string {
+  try {
+    return JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** node:util parseArgs errors as one getopt-style line. */
+function argsErrorMessage(e: Error & { code?: string }, args: readonly string[]): string {
+  const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? "";
+  switch (e.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `unrecognized option '${quoted}'`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `Unexpected argument: ${quoted}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE": {
+      // "-O, --O <value>": the spelling the user wrote
+      const names = quoted.match(/--?[\w-]+/g) ?? [quoted];
+      const name = names.find((n) => args.some((a) => a === n || a.startsWith(`${n}=`))) ?? names[0];
+      return /argument missing/.test(e.message)
+        ? `option '${name}' requires an argument`
+        : `option '${name}' doesn't allow an argument`;
+    }
+    default:
+      return e.message;
+  }
+}
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const host = io.host ?? new NodeFileHost();
   const [verb, ...rest] = argv;
+  const tryHelp = `Try 'ringzero-img${verb !== undefined && VERBS.includes(verb) ? ` ${verb}` : ""} --help' for more information\n`;
+  if (verb === "--version" || verb === "-V") {
+    io.stdout(`ringzero-img version ${packageVersion()}\n`);
+    return 0;
+  }
+  if (verb !== undefined && VERBS.includes(verb) && (rest.includes("--help") || rest.includes("-h"))) {
+    io.stdout(verbUsage(verb));
+    return 0;
+  }
   try {
     switch (verb) {
       case "create":
@@ -86,22 +146,31 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       default:
         io.stderr(
-          `ringzero-img: ${verb === undefined ? "Not enough arguments" : `Command not found: ${verb}`}\n${USAGE}\n`,
+          `ringzero-img: ${verb === undefined ? "Not enough arguments" : `Command not found: ${verb}`}\n${tryHelp}`,
         );
         return 1;
     }
   } catch (e) {
-    const code = verb === "compare" ? 2 : 1;
-    if (e instanceof UsageError) io.stderr(`ringzero-img: ${e.message}\n`);
-    else if (e instanceof z.ZodError) io.stderr(`ringzero-img: ${e.issues.map((i) => i.message).join("; ")}\n`);
-    else if (e instanceof DiskError) {
+    // Usage errors and bad values exit 1 for every verb, as qemu-img's error_exit; compare's I/O errors exit 2.
+    if (e instanceof UsageError) {
+      io.stderr(`ringzero-img: ${e.message}\n${e.tryHelp ? tryHelp : ""}`);
+      return 1;
+    }
+    if (e instanceof z.ZodError) {
+      io.stderr(`ringzero-img: ${e.issues.map((i) => i.message).join("; ")}\n`);
+      return 1;
+    }
+    if (e instanceof Error && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      io.stderr(`ringzero-img: ${argsErrorMessage(e, rest)}\n${tryHelp}`);
+      return 1;
+    }
+    if (e instanceof DiskError) {
       const where = e.offset !== undefined ? ` at offset ${e.offset}` : "";
       const file = typeof e.context.file === "string" ? `${e.context.file}: ` : "";
       io.stderr(`ringzero-img: ${file}${e.detail || e.code} (${e.code}, ${e.format}${where})\n`);
-    } else if (e instanceof Error && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
-      io.stderr(`ringzero-img: ${e.message}\n`);
-    else throw e;
-    return code;
+      return verb === "compare" ? 2 : 1;
+    }
+    throw e;
   }
 }
 
@@ -117,9 +186,9 @@ function parse(
     values: Values;
     positionals: string[];
   };
-  if (r.positionals.length < positionals[0]) throw new UsageError("Expecting more arguments");
+  if (r.positionals.length < positionals[0]) throw new UsageError("Expecting more arguments", true);
   if (r.positionals.length > positionals[1])
-    throw new UsageError(`Unexpected argument: ${r.positionals[positionals[1]]}`);
+    throw new UsageError(`Unexpected argument: ${r.positionals[positionals[1]]}`, true);
   return r;
 }
 

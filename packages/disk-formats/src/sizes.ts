@@ -1,8 +1,7 @@
 // Sizes as qemu-img reads and prints them.
 
 const UNITS: Record<string, number> = {
-  b: 1,
-  k: 2 ** 10,
+  B: 1,
   K: 2 ** 10,
   M: 2 ** 20,
   G: 2 ** 30,
@@ -11,11 +10,18 @@ const UNITS: Record<string, number> = {
   E: 2 ** 60,
 };
 
-/** Parses "10G", "512k", "1.5M", "4096" (bytes). Returns null when malformed or not a safe integer. */
+/**
+ * Parses a size as QEMU's `qemu_strtosz` does, the one size syntax of
+ * `ringzero-img` and `ringzero --memory`: a decimal number with an optional
+ * fraction and an optional binary suffix, case-insensitive: "4096" (bytes),
+ * "512k", "1.5M", "10G", "2T". "KiB"/"MiB"/"GB"-style spellings are accepted
+ * too. Returns null when malformed, not a whole number of bytes, or past
+ * 2^53.
+ */
 export function parseSize(text: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)([bkKMGTPE])?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?)(?:([KMGTPE])(?:i?B)?|B)?$/i.exec(text.trim());
   if (!m) return null;
-  const v = Number(m[1]) * (m[2] ? UNITS[m[2]]! : 1);
+  const v = Number(m[1]) * (m[2] ? UNITS[m[2].toUpperCase()]! : 1);
   const n = Math.round(v);
   if (!Number.isSafeInteger(n) || Math.abs(v - n) > 1e-6) return null;
   return n;
