@@ -94,6 +94,12 @@ export const Hypercall = {
     summary: "stop a child's VP (the partition powers off)",
     errors: ["ACCESS_DENIED", "INVALID_PARTITION_ID", "INVALID_VP_INDEX"],
   },
+  SetPartitionSchedule: {
+    code: 0x8008,
+    path: "slow",
+    summary: "set a child's CPU weight (relative share of the budget) and cap (% of one CPU, 0 = none)",
+    errors: ["ACCESS_DENIED", "INVALID_PARTITION_ID", "INVALID_PARAMETER"],
+  },
   PostMessage: {
     code: 0x00c1,
     path: "fast",
@@ -126,7 +132,10 @@ export const HYPERCALL_NAMES = Object.keys(Hypercall) as HypercallName[];
 // ---- inputs and outputs of the slow calls (structured-cloneable) ----------
 
 export interface SlowCalls {
-  CreatePartition: { in: { name: string }; out: { partitionId: number } };
+  CreatePartition: {
+    in: { name: string; schedule?: import("./sched.js").ScheduleInput };
+    out: { partitionId: number };
+  };
   DeletePartition: { in: { partitionId: number }; out: Record<string, never> };
   MapGpaPages: {
     in: { partitionId: number; gpa: number; size: number; kind: "ram" | "private" };
@@ -154,6 +163,11 @@ export interface SlowCalls {
   RevokeGrant: { in: { grantId: number }; out: Record<string, never> };
   ConnectSint: { in: { partitionId: number; vpIndex: number; sint: number }; out: SintConnectionTransfer };
   StopVp: { in: { partitionId: number; vpIndex: number }; out: Record<string, never> };
+  /** Weight 1..65535 (default 256), capPercent 0..100 (default 0 = uncapped); see README "Scheduling". */
+  SetPartitionSchedule: {
+    in: { partitionId: number; weight?: number; capPercent?: number };
+    out: Record<string, never>;
+  };
 }
 export type SlowCallName = keyof SlowCalls;
 

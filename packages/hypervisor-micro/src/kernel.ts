@@ -13,6 +13,14 @@ import {
   type VpBoot,
 } from "./hypercalls.js";
 import { type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
+import {
+  CpuBudgetSchema,
+  type CreditGrant,
+  distributeCredits,
+  SCHED_PERIOD_MS,
+  type Schedule,
+  ScheduleSchema,
+} from "./sched.js";
 import { fail, type HvResult, HvStatus, ok } from "./status.js";
 import { createSintQueues, createVpArea, ringDoorbell, Vp, VpCounter, VpState } from "./synic.js";
 
@@ -33,6 +41,10 @@ interface VpRecord {
   readonly queues: SharedArrayBuffer;
   worker?: Worker;
   exited: boolean;
+  /** Counter values at the last accounting tick (CPU µs, WFI µs, parked µs). */
+  tickCpu: number;
+  tickIdle: number;
+  tickParked: number;
 }
 
 interface PartitionRecord {
@@ -43,6 +55,10 @@ interface PartitionRecord {
   readonly vps: Map<number, VpRecord>;
   readonly intercepts: { base: number; size: number }[];
   deleted: boolean;
+  schedule: Schedule;
+  /** Parked µs of VPs that are gone, and of the live ones up to their last tick. */
+  parkedMicros: number;
+  metered: boolean;
 }
 
 interface GrantRecord {
@@ -97,6 +113,12 @@ export interface MicrokernelOptions {
   readonly memoryLimit?: number;
   /** The VP thread's script (default: this package's vp-worker.js beside the built module). */
   readonly vpWorker?: URL;
+  /**
+   * The CPU budget all child partitions share, in % of one host CPU (the
+   * "capped budget" their weights split); 0 or absent = unlimited: weights
+   * then have nothing to divide and only caps meter partitions (sched.ts).
+   */
+  readonly cpuBudgetPercent?: number;
 }
 
 export type KernelEvent =
@@ -110,6 +132,33 @@ export interface KernelStats {
   readonly vps: number;
   readonly memoryBytes: number;
   readonly grants: number;
+  readonly scheduler: SchedulerStats;
+}
+
+/** The credit scheduler's figures (README "Scheduling"). */
+export interface SchedulerStats {
+  /** The children's shared CPU budget, % of one host CPU; 0 = unlimited. */
+  readonly budgetPercent: number;
+  readonly periodMs: number;
+  readonly partitions: readonly PartitionCpuStats[];
+}
+
+export interface PartitionCpuStats {
+  readonly partitionId: number;
+  readonly name: string;
+  readonly weight: number;
+  /** % of one host CPU; 0 = uncapped. */
+  readonly capPercent: number;
+  /** False: neither a budget nor a cap applies; its VPs never park. */
+  readonly metered: boolean;
+  /** CPU time of its VPs' threads (µs): guest, paravisor and VP code. */
+  readonly cpuMicros: number;
+  /** Time its VPs spent parked for want of credit (µs). */
+  readonly parkedMicros: number;
+  /** Time its VPs' threads were runnable but the host OS ran something else (µs, Linux; a 32-bit counter). */
+  readonly stealMicros: number;
+  /** Credit balance of its VP now (µs). */
+  readonly creditMicros: number;
 }
 
 function builtSibling(name: string): URL {
@@ -132,19 +181,21 @@ export class Microkernel {
   private readonly vpWorker: URL;
   private rootCaller: Caller | undefined;
   private shutDown = false;
+  private budgetPercent: number;
+  private ticker: ReturnType<typeof setInterval> | undefined;
+  private lastTick = 0;
 
   constructor(options: MicrokernelOptions = {}) {
     this.memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
     this.vpWorker = options.vpWorker ?? builtSibling("vp-worker.js");
-    this.partitions.set(ROOT_PARTITION_ID, {
-      id: ROOT_PARTITION_ID,
-      name: "root",
-      parent: 0,
-      regions: [],
-      vps: new Map(),
-      intercepts: [],
-      deleted: false,
-    });
+    this.budgetPercent = CpuBudgetSchema.parse(options.cpuBudgetPercent ?? 0);
+    this.partitions.set(ROOT_PARTITION_ID, newPartition(ROOT_PARTITION_ID, "root", 0, ScheduleSchema.parse({})));
+  }
+
+  /** Sets the children's shared CPU budget (% of one host CPU; 0 = unlimited). A host decision, not a hypercall. */
+  setCpuBudget(percent: number): void {
+    this.budgetPercent = CpuBudgetSchema.parse(percent);
+    this.reschedule();
   }
 
   onEvent(fn: (e: KernelEvent) => void): void {
@@ -159,7 +210,7 @@ export class Microkernel {
   startRoot(module: URL, data: unknown): Worker {
     if (this.rootCaller) throw new Error("the root partition is already running");
     const root = this.partitions.get(ROOT_PARTITION_ID) as PartitionRecord;
-    const vp: VpRecord = { index: 0, area: createVpArea(), queues: createSintQueues(), exited: false };
+    const vp = newVp(0);
     root.vps.set(0, vp);
     const { port1, port2 } = new MessageChannel();
     const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
@@ -187,11 +238,14 @@ export class Microkernel {
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
     this.shutDown = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
     for (const p of this.partitions.values()) {
       for (const vp of p.vps.values()) {
         const a = new Int32Array(vp.area);
         Atomics.store(a, Vp.STOP, 1);
         ringDoorbell(a);
+        Atomics.notify(a, Vp.SCHED_CREDIT);
       }
     }
     await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => 0)));
@@ -215,7 +269,100 @@ export class Microkernel {
       vps,
       memoryBytes: this.memoryUsed,
       grants: this.grants.size,
+      scheduler: {
+        budgetPercent: this.budgetPercent,
+        periodMs: SCHED_PERIOD_MS,
+        partitions: [...this.partitions.values()]
+          .filter((p) => p.id !== ROOT_PARTITION_ID)
+          .map((p) => this.cpuStats(p)),
+      },
     };
+  }
+
+  private cpuStats(p: PartitionRecord): PartitionCpuStats {
+    let cpu = 0;
+    let parked = p.parkedMicros;
+    let credit = 0;
+    let steal = 0;
+    for (const vp of p.vps.values()) {
+      const a = new Int32Array(vp.area);
+      steal += Atomics.load(a, Vp.COUNTERS + VpCounter.stealMicros) >>> 0;
+      cpu += readCpuMicros(a);
+      parked += (Atomics.load(a, Vp.COUNTERS + VpCounter.throttledMicros) - vp.tickParked) >>> 0;
+      credit += Atomics.load(a, Vp.SCHED_CREDIT);
+    }
+    return {
+      partitionId: p.id,
+      name: p.name,
+      weight: p.schedule.weight,
+      capPercent: p.schedule.capPercent,
+      metered: p.metered,
+      cpuMicros: cpu,
+      parkedMicros: parked,
+      stealMicros: steal,
+      creditMicros: p.metered ? credit : 0,
+    };
+  }
+
+  // ---- the credit scheduler (sched.ts) ---------------------------------------
+
+  /** Starts the accounting tick when some partition is metered, stops it (and unmeters every VP) otherwise. */
+  private reschedule(): void {
+    if (this.shutDown) return;
+    const needed = [...this.partitions.values()].some(
+      (p) =>
+        p.id !== ROOT_PARTITION_ID &&
+        (this.budgetPercent > 0 || p.schedule.capPercent > 0) &&
+        [...p.vps.values()].some((v) => !v.exited),
+    );
+    if (needed && !this.ticker) {
+      this.lastTick = performance.now() - SCHED_PERIOD_MS;
+      this.ticker = setInterval(() => this.tick(), SCHED_PERIOD_MS);
+      this.ticker.unref();
+    }
+    if (needed) this.tick();
+    else if (this.ticker) {
+      clearInterval(this.ticker);
+      this.ticker = undefined;
+      for (const p of this.partitions.values()) {
+        p.metered = false;
+        for (const vp of p.vps.values()) unmeter(new Int32Array(vp.area));
+      }
+    }
+  }
+
+  /** One accounting period: measure each child's use, distribute credit by weight within budget and caps. */
+  private tick(): void {
+    const now = performance.now();
+    // Real elapsed time (timers are late on a busy thread), bounded so a stalled kernel grants no flood.
+    const periodMicros = Math.min(Math.max(now - this.lastTick, 1), 5 * SCHED_PERIOD_MS) * 1000;
+    this.lastTick = now;
+    const live: { p: PartitionRecord; a: Int32Array; used: number; slept: boolean }[] = [];
+    for (const p of this.partitions.values()) {
+      if (p.id === ROOT_PARTITION_ID) continue;
+      const vp = p.vps.get(0);
+      if (!vp || vp.exited) continue;
+      const a = new Int32Array(vp.area);
+      const cpu = readCpuMicros(a);
+      const idle = Atomics.load(a, Vp.COUNTERS + VpCounter.idleMicros);
+      const parked = Atomics.load(a, Vp.COUNTERS + VpCounter.throttledMicros);
+      const used = Math.max(0, cpu - vp.tickCpu);
+      const slept = ((idle - vp.tickIdle) | 0) !== 0;
+      p.parkedMicros += (parked - vp.tickParked) >>> 0;
+      vp.tickCpu = cpu;
+      vp.tickIdle = idle;
+      vp.tickParked = parked;
+      live.push({ p, a, used, slept });
+    }
+    const grants = distributeCredits(
+      live.map(({ p, used, slept }) => ({ weight: p.schedule.weight, capPercent: p.schedule.capPercent, used, slept })),
+      periodMicros,
+      this.budgetPercent,
+    );
+    live.forEach(({ p, a }, i) => {
+      p.metered = (grants[i] as CreditGrant).metered;
+      credit(a, grants[i] as CreditGrant);
+    });
   }
 
   /** Counters of one VP (see VpCounter), or undefined. */
@@ -228,6 +375,9 @@ export class Microkernel {
     out.instructions = out.instructionsLo + out.instructionsHi * 2 ** 32;
     delete out.instructionsLo;
     delete out.instructionsHi;
+    out.cpuMicros = readCpuMicros(a);
+    delete out.cpuMicrosLo;
+    delete out.cpuMicrosHi;
     return out;
   }
 
@@ -260,16 +410,10 @@ export class Microkernel {
         if (c !== ROOT_PARTITION_ID) return fail(HvStatus.ACCESS_DENIED, "only the root partition creates partitions");
         if (typeof i?.name !== "string" || i.name.length > 64)
           return fail(HvStatus.INVALID_PARAMETER, "name: 0..64 chars");
+        const schedule = ScheduleSchema.safeParse(i.schedule ?? {});
+        if (!schedule.success) return fail(HvStatus.INVALID_PARAMETER, `schedule: ${schedule.error.message}`);
         const id = this.nextPartition++;
-        this.partitions.set(id, {
-          id,
-          name: i.name,
-          parent: c,
-          regions: [],
-          vps: new Map(),
-          intercepts: [],
-          deleted: false,
-        });
+        this.partitions.set(id, newPartition(id, i.name, c, schedule.data));
         return ok({ partitionId: id });
       },
       DeletePartition: (c, i) => {
@@ -283,6 +427,7 @@ export class Microkernel {
         p.regions.length = 0;
         p.deleted = true;
         this.partitions.delete(p.id);
+        this.reschedule();
         return ok({});
       },
       MapGpaPages: (c, i) => {
@@ -352,7 +497,7 @@ export class Microkernel {
           return fail(HvStatus.INVALID_PARAMETER, "boot: pc and mode");
         const parent = this.partitions.get(p.parent)?.vps.get(0);
         if (!parent) return fail(HvStatus.INVALID_PARTITION_STATE, "the parent has no VP to take intercepts");
-        const vp: VpRecord = { index: i.vpIndex, area: createVpArea(), queues: createSintQueues(), exited: false };
+        const vp = newVp(i.vpIndex);
         const { port1, port2 } = new MessageChannel();
         const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
         const init: VpThreadInit = {
@@ -378,6 +523,8 @@ export class Microkernel {
         p.vps.set(vp.index, vp);
         this.serve({ partitionId: p.id, area: vp.area, port: port1 });
         this.watch(worker, p.id, counters, vp);
+        // Metered from its first instruction: the tick grants its first credit before the thread starts.
+        this.reschedule();
         return ok({ partitionId: p.id, vpIndex: vp.index, area: vp.area });
       },
       GrantPages: (c, i) => {
@@ -452,6 +599,16 @@ export class Microkernel {
         this.stopVp(vp);
         return ok({});
       },
+      SetPartitionSchedule: (c, i) => {
+        const p = this.child(c, i?.partitionId);
+        if ("status" in p) return p;
+        const { partitionId: _, ...rest } = i;
+        const schedule = ScheduleSchema.safeParse(rest);
+        if (!schedule.success) return fail(HvStatus.INVALID_PARAMETER, schedule.error.message);
+        p.schedule = schedule.data;
+        this.reschedule();
+        return ok({});
+      },
     };
 
   private child(caller: number, id: unknown): PartitionRecord | HvResult<never> {
@@ -471,6 +628,7 @@ export class Microkernel {
     const a = new Int32Array(vp.area);
     Atomics.store(a, Vp.STOP, 1);
     ringDoorbell(a);
+    Atomics.notify(a, Vp.SCHED_CREDIT);
   }
 
   private serve(caller: Caller): void {
@@ -497,11 +655,70 @@ export class Microkernel {
       if (vp) {
         vp.exited = true;
         Atomics.store(new Int32Array(vp.area), Vp.STATE, VpState.STOPPED);
+        this.reschedule();
         for (const l of this.listeners)
           l({ kind: "vp-exit", partitionId, vpIndex: vp.index, detail: `thread exit ${code}` });
       }
     });
   }
+}
+
+function newPartition(id: number, name: string, parent: number, schedule: Schedule): PartitionRecord {
+  return {
+    id,
+    name,
+    parent,
+    regions: [],
+    vps: new Map(),
+    intercepts: [],
+    deleted: false,
+    schedule,
+    parkedMicros: 0,
+    metered: false,
+  };
+}
+
+function newVp(index: number): VpRecord {
+  return {
+    index,
+    area: createVpArea(),
+    queues: createSintQueues(),
+    exited: false,
+    tickCpu: 0,
+    tickIdle: 0,
+    tickParked: 0,
+  };
+}
+
+/** The VP thread's CPU time (µs), published as two words; re-read if the high word moved meanwhile. */
+function readCpuMicros(a: Int32Array): number {
+  for (;;) {
+    const hi = Atomics.load(a, Vp.COUNTERS + VpCounter.cpuMicrosHi);
+    const lo = Atomics.load(a, Vp.COUNTERS + VpCounter.cpuMicrosLo) >>> 0;
+    if (Atomics.load(a, Vp.COUNTERS + VpCounter.cpuMicrosHi) === hi) return hi * 2 ** 32 + lo;
+  }
+}
+
+/** Adds a period's credit to a VP, clamped to its ceiling (debt stands), and wakes it if parked. */
+function credit(a: Int32Array, g: CreditGrant): void {
+  if (!g.metered) {
+    unmeter(a);
+    return;
+  }
+  let old: number;
+  let next: number;
+  do {
+    old = Atomics.load(a, Vp.SCHED_CREDIT);
+    // The floor only keeps the word an Int32 (2^30 µs of debt is 18 minutes).
+    next = Math.max(-(2 ** 30), Math.min(g.ceiling, old + g.grant));
+  } while (Atomics.compareExchange(a, Vp.SCHED_CREDIT, old, next) !== old);
+  Atomics.store(a, Vp.SCHED_METERED, 1);
+  if (next > 0) Atomics.notify(a, Vp.SCHED_CREDIT);
+}
+
+/** The VP stops spending credit; a parked one resumes. */
+function unmeter(a: Int32Array): void {
+  if (Atomics.exchange(a, Vp.SCHED_METERED, 0) !== 0) Atomics.notify(a, Vp.SCHED_CREDIT);
 }
 
 function isPageRange(gpa: unknown, size: unknown): boolean {

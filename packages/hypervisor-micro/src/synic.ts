@@ -25,6 +25,10 @@ export const Vp = {
   ICPT_VALUE_HI: 11,
   ICPT_A1_LO: 12,
   ICPT_A1_HI: 13,
+  /** Credit scheduler (sched.ts): 1 = the VP spends credit and parks when it is gone; 0 = never parks. */
+  SCHED_METERED: 16,
+  /** Credit in µs of CPU time: the kernel adds each period and notifies, the VP subtracts what it used. */
+  SCHED_CREDIT: 17,
   /** Interrupt line levels by PLIC source (0..127); written with Atomics.store. */
   IRQ_LINES: 64,
   /** Event flags: 16 SINTs x 64 words (2048 flags each), TLFS hv_synic_event_flags. */
@@ -33,7 +37,8 @@ export const Vp = {
   COUNTERS: 1536,
 } as const;
 
-export const VpState = { CREATED: 0, RUNNING: 1, IDLE: 2, INTERCEPT: 3, STOPPED: 4 } as const;
+/** PARKED: out of credit, waiting in Atomics.wait for the next accounting period (sched.ts). */
+export const VpState = { CREATED: 0, RUNNING: 1, IDLE: 2, INTERCEPT: 3, STOPPED: 4, PARKED: 5 } as const;
 
 export const SINT_COUNT = 16;
 export const EVENT_FLAGS_PER_SINT = 2048;
@@ -63,8 +68,13 @@ export const VpCounter = {
   eventsDelivered: 12,
   messagesDelivered: 13,
   doorbellWakeups: 14,
-  /** Milliseconds of CPU time the scheduler withheld (cap or credits exhausted). */
+  /** Microseconds parked by the scheduler (credit exhausted: cap or the partition's share of the budget). */
   throttledMicros: 15,
+  /** CPU time of the VP's thread in µs (guest, paravisor and VP code; /proc/thread-self/schedstat on Linux). */
+  cpuMicrosLo: 16,
+  cpuMicrosHi: 17,
+  /** Microseconds the VP's thread was runnable but the host OS ran something else (steal; Linux only). */
+  stealMicros: 18,
 } as const;
 export type VpCounterName = keyof typeof VpCounter;
 

@@ -32,12 +32,18 @@ import { HvClient } from "./client.js";
 import { encodeIntercept, INTERCEPT_SINT, type Intercept } from "./intercept.js";
 import type { VpThreadInit } from "./kernel.js";
 import type { RegionInfo } from "./memory.js";
+import { ThreadCpuClock } from "./sched.js";
 import { HvStatus } from "./status.js";
 import { IRQ_LINE_COUNT, type MessageQueue, ringDoorbell, sintQueue, Vp, VpCounter, VpState } from "./synic.js";
 
 const SLICE = 200_000;
 const YIELD_MS = 20;
 const INTERCEPT_TIMEOUT_MS = 10_000;
+/** CPU time is sampled (and credit spent) at the first slice boundary this long after the last sample. */
+const SAMPLE_METERED_MS = 1;
+const SAMPLE_UNMETERED_MS = 10;
+/** A parked VP re-checks STOP and its credit at least this often, in case a notify was missed. */
+const PARK_RECHECK_MS = 250;
 
 /** What a paravisor gets from the VP it runs on. */
 export interface ParavisorContext {
@@ -93,6 +99,10 @@ export class VpHost {
   private lastDoorbell = -1;
   private readonly lineLevels = new Int8Array(IRQ_LINE_COUNT);
   private readonly lines: IrqLine[] = [];
+  private readonly cpuClock = new ThreadCpuClock();
+  private cpuLast = 0;
+  private stealLast = 0;
+  private lastSample = 0;
 
   constructor(private readonly init: VpThreadInit) {
     this.hv = new HvClient(init);
@@ -206,6 +216,11 @@ export class VpHost {
     const hart = this.hart;
     const a = this.area;
     Atomics.store(a, Vp.STATE, VpState.RUNNING);
+    // Start-up (module loading, the paravisor) counts as the partition's CPU time but is not charged as credit.
+    this.cpuLast = Math.floor(this.cpuClock.micros());
+    this.stealLast = Math.floor(this.cpuClock.stealMicros);
+    this.lastSample = performance.now();
+    this.account(this.lastSample);
     let lastYield = performance.now();
     let lastInstret = hart.instret;
     while (!this.stopped) {
@@ -220,6 +235,8 @@ export class VpHost {
       lastInstret = hart.instret;
       this.addInstructions(done);
       if (exit.kind === "wfi") this.sleep();
+      if (t1 - this.lastSample >= (Atomics.load(a, Vp.SCHED_METERED) ? SAMPLE_METERED_MS : SAMPLE_UNMETERED_MS))
+        this.account(t1);
       // Paravisor completions are promises: let their microtasks run, and the event loop now and then.
       if (this.paravisor) await undefined;
       if (t1 - lastYield >= YIELD_MS) {
@@ -227,8 +244,47 @@ export class VpHost {
         lastYield = performance.now();
       }
     }
+    this.account(performance.now());
+    this.cpuClock.close();
     Atomics.store(a, Vp.STATE, VpState.STOPPED);
     await this.paravisor?.stop?.();
+  }
+
+  /**
+   * The slice boundary's scheduler check (sched.ts): publish this thread's CPU
+   * time and, when the partition is metered, spend it from the credit; none
+   * left: park until the kernel's next accounting period refills it.
+   */
+  private account(now: number): void {
+    const a = this.area;
+    this.lastSample = now;
+    const cpu = Math.floor(this.cpuClock.micros());
+    const used = cpu - this.cpuLast;
+    this.cpuLast = cpu;
+    const steal = Math.floor(this.cpuClock.stealMicros);
+    this.count("stealMicros", steal - this.stealLast);
+    this.stealLast = steal;
+    Atomics.store(a, Vp.COUNTERS + VpCounter.cpuMicrosLo, (cpu % 2 ** 32) | 0);
+    Atomics.store(a, Vp.COUNTERS + VpCounter.cpuMicrosHi, Math.floor(cpu / 2 ** 32));
+    if (Atomics.load(a, Vp.SCHED_METERED) === 0) return;
+    if (Atomics.sub(a, Vp.SCHED_CREDIT, used) - used <= 0) this.park();
+  }
+
+  /** Out of credit: block on the credit word until the kernel adds some (or stops the VP, or stops metering). */
+  private park(): void {
+    const a = this.area;
+    const t0 = performance.now();
+    Atomics.store(a, Vp.STATE, VpState.PARKED);
+    for (;;) {
+      if (this.stopped || Atomics.load(a, Vp.STOP) !== 0 || Atomics.load(a, Vp.SCHED_METERED) === 0) break;
+      const credit = Atomics.load(a, Vp.SCHED_CREDIT);
+      if (credit > 0) break;
+      Atomics.wait(a, Vp.SCHED_CREDIT, credit, PARK_RECHECK_MS);
+    }
+    Atomics.store(a, Vp.STATE, VpState.RUNNING);
+    const ms = performance.now() - t0;
+    this.cpuClock.blocked(ms);
+    this.count("throttledMicros", Math.round(ms * 1000));
   }
 
   private addInstructions(n: number): void {
@@ -314,7 +370,9 @@ export class VpHost {
       Atomics.wait(a, Vp.DOORBELL, db, ms);
     }
     Atomics.store(a, Vp.STATE, VpState.RUNNING);
-    this.count("idleMicros", Math.round((performance.now() - t0) * 1000));
+    const ms = performance.now() - t0;
+    this.cpuClock.blocked(ms);
+    this.count("idleMicros", Math.round(ms * 1000));
   }
 
   private halt(reason: "htif" | "wfi-forever" | "error", code: number): void {
@@ -411,7 +469,9 @@ export class VpHost {
       Atomics.wait(a, Vp.ICPT_SEQ, cur, left);
     }
     Atomics.store(a, Vp.STATE, VpState.RUNNING);
-    this.count("interceptWaitMicros", Math.round((performance.now() - t0) * 1000));
+    const waited = performance.now() - t0;
+    this.cpuClock.blocked(waited);
+    this.count("interceptWaitMicros", Math.round(waited * 1000));
     const lo = BigInt(Atomics.load(a, Vp.ICPT_VALUE_LO) >>> 0);
     const hi = BigInt(Atomics.load(a, Vp.ICPT_VALUE_HI) >>> 0);
     const a1lo = BigInt(Atomics.load(a, Vp.ICPT_A1_LO) >>> 0);

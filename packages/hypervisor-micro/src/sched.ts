@@ -1,0 +1,197 @@
+// CPU time (ARCHITECTURE.md §4): a credit scheduler in the spirit of Xen's
+// credit1 (xen/common/sched/credit.c: csched_acct). Every accounting period
+// the kernel thread hands each metered partition credit, in microseconds of
+// CPU time, by weight out of the CPU budget and never above its cap; a VP
+// spends credit as its thread burns CPU and, once its partition's credit is
+// gone, parks in Atomics.wait until the next period's credit wakes it. The
+// host OS still places the VP threads on cores: the scheduler cannot run a
+// thread, only withhold CPU from it, so weights decide the split of a capped
+// budget (contention the kernel creates) and caps are hard ceilings.
+//
+// Shared words of a VP area (see synic.ts Vp.SCHED_*): METERED (0: the VP
+// never parks), CREDIT (µs, the kernel adds, the VP subtracts); the VP
+// publishes its thread's CPU time as a counter (cpuMicrosLo/Hi) and its parked
+// time (throttledMicros).
+import { closeSync, openSync, readSync } from "node:fs";
+import { z } from "zod";
+
+/** Xen credit1's default weight (CSCHED_DEFAULT_WEIGHT); weights are relative. */
+export const DEFAULT_WEIGHT = 256;
+export const MAX_WEIGHT = 65_535;
+/** Accounting period of the kernel's credit tick (Xen credit1: 10 ms ticks, 30 ms accounting). */
+export const SCHED_PERIOD_MS = 20;
+/**
+ * Credit a partition may hold, in periods of its grant: enough to catch up
+ * after the host OS kept its thread off the CPU for a while (steal), not
+ * enough to hoard.
+ */
+const CEILING_PERIODS = 5;
+/** Smallest ceiling (µs), so a partition that just woke has room for a few slices. */
+const MIN_CEILING = 2_000;
+/** A partition that slept in WFI during a period is granted at most this multiple of what it used, plus MIN_SLEEPER_GRANT. */
+const SLEEPER_HEADROOM = 2;
+const MIN_SLEEPER_GRANT = 1_000;
+
+/** A partition's scheduling parameters (SetPartitionSchedule, CreatePartition). */
+export const ScheduleSchema = z
+  .object({
+    /** Relative share of the CPU budget under contention, 1..65535 (default 256). */
+    weight: z.number().int().min(1).max(MAX_WEIGHT).default(DEFAULT_WEIGHT),
+    /** Hard ceiling in % of one host CPU; 0 = uncapped (one VP per partition, so 1..100). */
+    capPercent: z.number().int().min(0).max(100).default(0),
+  })
+  .strict();
+export type Schedule = z.output<typeof ScheduleSchema>;
+export type ScheduleInput = z.input<typeof ScheduleSchema>;
+
+/** The CPU budget all child partitions share, in % of one host CPU; 0 = unlimited (no pool). */
+export const CpuBudgetSchema = z
+  .number()
+  .min(0)
+  .max(100 * 1024);
+
+/** One partition's view at the accounting tick. */
+export interface AccountInput {
+  readonly weight: number;
+  readonly capPercent: number;
+  /** CPU time its VPs used during the period (µs). */
+  readonly used: number;
+  /** One of its VPs slept in WFI during the period (it ran out of work, not of credit). */
+  readonly slept: boolean;
+}
+
+export interface CreditGrant {
+  /** False: the partition is not metered (no budget and no cap) and never parks. */
+  readonly metered: boolean;
+  /** Credit added this period (µs). */
+  readonly grant: number;
+  /**
+   * Its credit is clamped to at most this after the grant. Debt is never
+   * forgiven: a slice that overran (a long translation, a GC pause) is paid
+   * back by parking longer, or a cap would not hold on average.
+   */
+  readonly ceiling: number;
+}
+
+/**
+ * One accounting period: the budget (budgetPercent × period, or nothing when
+ * 0) is water-filled by weight over the partitions, each limited by its cap
+ * and, when it slept in WFI, by SLEEPER_HEADROOM × what it used (work
+ * conservation: what an idle partition does not need goes to the busy ones,
+ * where Xen credit1 takes idle domains off its active list). Without a
+ * budget, a capped partition gets cap × period and an uncapped one is not
+ * metered at all.
+ */
+export function distributeCredits(
+  parts: readonly AccountInput[],
+  periodMicros: number,
+  budgetPercent: number,
+): CreditGrant[] {
+  const capLimit = (p: AccountInput) =>
+    p.capPercent > 0 ? (p.capPercent * periodMicros) / 100 : Number.POSITIVE_INFINITY;
+  const grants = parts.map((p) => (budgetPercent > 0 || p.capPercent > 0 ? 0 : Number.NaN));
+  if (budgetPercent <= 0) {
+    parts.forEach((p, i) => {
+      if (p.capPercent > 0) grants[i] = capLimit(p);
+    });
+  } else {
+    const limit = parts.map((p) =>
+      Math.min(capLimit(p), p.slept ? SLEEPER_HEADROOM * p.used + MIN_SLEEPER_GRANT : Number.POSITIVE_INFINITY),
+    );
+    // Water-filling: share what is left by weight among the open partitions; whoever's fair share
+    // reaches its limit gets the limit and leaves; repeat until nobody saturates.
+    const budget = (budgetPercent * periodMicros) / 100;
+    const open = new Set(parts.map((_, i) => i));
+    let fixed = 0;
+    while (open.size > 0) {
+      const left = Math.max(0, budget - fixed);
+      let w = 0;
+      for (const i of open) w += parts[i].weight;
+      const saturated = [...open].filter((i) => (left * parts[i].weight) / w >= limit[i]);
+      if (saturated.length === 0) {
+        for (const i of open) grants[i] = (left * parts[i].weight) / w;
+        break;
+      }
+      for (const i of saturated) {
+        grants[i] = limit[i];
+        fixed += limit[i];
+        open.delete(i);
+      }
+    }
+  }
+  return grants.map((g) =>
+    Number.isNaN(g)
+      ? { metered: false, grant: 0, ceiling: 0 }
+      : { metered: true, grant: Math.floor(g), ceiling: Math.max(MIN_CEILING, Math.ceil(CEILING_PERIODS * g)) },
+  );
+}
+
+/**
+ * CPU time of the calling thread in µs: /proc/thread-self/schedstat (Linux:
+ * nanoseconds on CPU, then nanoseconds runnable but waiting for a CPU, the
+ * host's steal; one pread per sample) or, elsewhere, wall time minus the
+ * time the caller reports as blocked (and no steal figure).
+ */
+export class ThreadCpuClock {
+  private fd: number | undefined;
+  private readonly buf = Buffer.alloc(96);
+  private readonly t0 = performance.now();
+  private blockedMs = 0;
+
+  constructor() {
+    try {
+      this.fd = openSync("/proc/thread-self/schedstat", "r");
+      if (!Number.isFinite(this.read())) this.close();
+    } catch {
+      this.fd = undefined;
+    }
+  }
+
+  /** True when the figure is the thread's real CPU time. */
+  get exact(): boolean {
+    return this.fd !== undefined;
+  }
+
+  /** Blocked time (WFI, park) for the fallback clock. */
+  blocked(ms: number): void {
+    this.blockedMs += ms;
+  }
+
+  /** Microseconds this thread spent runnable but off the CPU (host contention), as of the last micros(). */
+  stealMicros = 0;
+
+  micros(): number {
+    if (this.fd !== undefined) {
+      const v = this.read();
+      if (Number.isFinite(v)) return v;
+      this.close();
+    }
+    return Math.max(0, (performance.now() - this.t0 - this.blockedMs) * 1000);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  /** "run_ns wait_ns slices\n": returns run µs, keeps wait µs in stealMicros. */
+  private read(): number {
+    const n = readSync(this.fd as number, this.buf, 0, this.buf.length, 0);
+    const fields = [0, 0];
+    let f = 0;
+    let digits = 0;
+    for (let i = 0; i < n && f < 2; i++) {
+      const c = this.buf[i] - 48;
+      if (c >= 0 && c <= 9) {
+        fields[f] = fields[f] * 10 + c;
+        digits++;
+      } else if (digits > 0) {
+        f++;
+        digits = 0;
+      } else return Number.NaN;
+    }
+    if (f < 2) return Number.NaN;
+    this.stealMicros = fields[1] / 1000;
+    return fields[0] / 1000;
+  }
+}
