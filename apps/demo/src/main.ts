@@ -29,16 +29,19 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --append CMDLINE   the Linux command line (default "console=ttyS0")
   --memory SIZE      guest RAM, e.g. 256M or 1G (default 256M)
   --drive FILE[,format=raw|qcow2|vmdk|vdi|vpc|vhdx|parallels][,readonly]
-                     a virtio-blk disk (repeatable: vda, vdb, ...)
+                     a virtio-blk disk (repeatable: vda, vdb, ...); QEMU's
+                     file=FILE,format=FMT,if=virtio spelling works too
   --net user[,hostfwd=tcp:HOSTPORT-GUESTPORT][,restrict=on][,pcap=FILE]
            [,dns-upstream=IP[:PORT]][,listen=PATH|127.0.0.1:PORT][,mac=MAC]
+           [,net=ADDR/PREFIX][,host=IP][,dns=IP][,dhcpstart=IP]
                      virtio-net on user-mode networking (10.0.2.0/24, gateway
                      10.0.2.2 = the host's loopback); listen= puts it on a
                      switch other ringzero processes join; --net none (default)
   --net socket,connect=PATH|127.0.0.1:PORT[,mac=MAC]
                      virtio-net on the switch of a ringzero run with listen=
   --share DIR[,tag=T][,readonly]
-                     a host directory over virtio-9p (mount -t 9p -o trans=virtio T /mnt)
+                     a host directory over virtio-9p (mount -t 9p -o trans=virtio T /mnt);
+                     QEMU's -virtfs spelling local,path=DIR,mount_tag=T works too
   --console uart|virtio  the console on the 16550 UART (ttyS0, default) or
                      virtio-console (the default --append becomes console=hvc1:
                      Linux gives hvc0 to its SBI console driver)

@@ -21,6 +21,55 @@ describe("device specs (QEMU-style key=value lists)", () => {
     expect(() => parseDrive("d.img,if=ide")).toThrow(/if=virtio/);
     expect(() => parseDrive("d.img,format=raw,format=qcow2")).toThrow(/twice/);
   });
+  it("--drive in QEMU's spelling: file=FILE,format=…,if=virtio,media=disk", () => {
+    expect(parseDrive("file=d.qcow2,format=qcow2,if=virtio")).toEqual({
+      path: "d.qcow2",
+      format: "qcow2",
+      readOnly: false,
+    });
+    expect(parseDrive("format=raw,file=a,,b.img,readonly=on,media=disk")).toEqual({
+      path: "a,b.img",
+      format: "raw",
+      readOnly: true,
+    });
+    expect(parseDrive("x=y.img")).toEqual({ path: "x=y.img", format: "auto", readOnly: false }); // not a key: a file
+    expect(() => parseDrive("d.img,file=e.img")).toThrow(/given twice/);
+    expect(() => parseDrive("format=raw")).toThrow(/no file/);
+    expect(() => parseDrive("file=d.img,media=cdrom")).toThrow(/media=disk/);
+  });
+  it("--share in QEMU's -virtfs spelling: local,path=DIR,mount_tag=T", () => {
+    expect(parseShare("local,path=/srv/x,mount_tag=host,readonly=on")).toEqual({
+      path: "/srv/x",
+      tag: "host",
+      readOnly: true,
+    });
+    expect(parseShare("path=/srv/x,tag=t")).toEqual({ path: "/srv/x", tag: "t", readOnly: false });
+    expect(parseShare("local")).toEqual({ path: "local", readOnly: false }); // a directory named local
+    expect(() => parseShare("/srv/x,path=/srv/y")).toThrow(/given twice/);
+    expect(() => parseShare("path=/x,tag=a,mount_tag=b")).toThrow(/same key/);
+  });
+  it("--net user takes QEMU's net=, host=, dns=, dhcpstart= and derives .2/.3/.15 as QEMU (net-stack's parser)", () => {
+    expect(parseNet("user,net=10.0.3.0/24")).toMatchObject({
+      mode: "user",
+      network: "10.0.3.0/24",
+      gateway: "10.0.3.2",
+      dns: "10.0.3.3",
+      dhcpStart: "10.0.3.15",
+    });
+    expect(parseNet("user,net=192.168.76.0/24,host=192.168.76.1,dhcpstart=192.168.76.100")).toMatchObject({
+      gateway: "192.168.76.1",
+      dns: "192.168.76.3",
+      dhcpStart: "192.168.76.100",
+    });
+    expect(parseNet("user,net=10.0.3.0/24,hostfwd=tcp::2222-10.0.3.15:22").hostfwd).toEqual([
+      { protocol: "tcp", hostPort: 2222, guestPort: 22 },
+    ]);
+    expect(parseNet("user")).not.toHaveProperty("network");
+    expect(() => parseNet("user,net=10.0.3.0/24,hostfwd=tcp::2222-10.0.2.15:22")).toThrow(/10\.0\.3\.15/);
+    expect(() => parseNet("user,net=10.0.3.0/24,host=10.0.2.2")).toThrow(/--net .*gateway is outside/);
+    expect(() => parseNet("user,net=ten")).toThrow(/net=ten/);
+    expect(() => parseNet("socket,connect=/s,net=10.0.3.0/24")).toThrow(/user mode/);
+  });
   it("--share", () => {
     expect(parseShare("/srv/x,tag=host,readonly")).toEqual({ path: "/srv/x", tag: "host", readOnly: true });
     expect(parseShare("/srv/x")).toEqual({ path: "/srv/x", readOnly: false });

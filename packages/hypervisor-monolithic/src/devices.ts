@@ -120,6 +120,10 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       const n = config.net;
       const user = await opening("net user", undefined, () =>
         ns.UserNet.create({
+          network: n.network,
+          gateway: n.gateway,
+          dns: n.dns,
+          dhcpStart: n.dhcpStart,
           restrict: n.restrict,
           dnsUpstream: n.dnsUpstream,
           hostForwards: n.hostfwd.map((f) => ({ protocol: f.protocol, hostPort: f.hostPort, guestPort: f.guestPort })),

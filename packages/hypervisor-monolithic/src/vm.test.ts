@@ -291,6 +291,35 @@ describe("createVm (from a VmConfig)", () => {
     await new Promise((r) => again.close(r));
   });
 
+  it("user networking on another network: QEMU's net= with .2/.3/.15 derived", async () => {
+    const { createVm } = await import("./create.js");
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const h = new Uint8Array(64);
+    const dv = new DataView(h.buffer);
+    dv.setUint32(0, 0x0400006f, true);
+    dv.setBigUint64(8, 0x200000n, true);
+    dv.setBigUint64(16, 0x10000n, true);
+    dv.setUint32(32, 2, true);
+    h.set(new TextEncoder().encode("RISCV\0\0\0RSC\x05"), 48);
+    const kernel = join(mkdtempSync(join(tmpdir(), "rz-mono-net-")), "Image");
+    writeFileSync(kernel, h);
+    const vm = await createVm(
+      { kernel, memory: 64 * 1024 * 1024, net: { mode: "user", network: "10.0.3.0/24" } },
+      { consoleOut: () => {} },
+    );
+    try {
+      expect(vm.devices.userNet?.config).toMatchObject({
+        network: "10.0.3.0/24",
+        gateway: "10.0.3.2",
+        dns: "10.0.3.3",
+        dhcpStart: "10.0.3.15",
+      });
+    } finally {
+      await vm.release();
+    }
+  });
+
   it.skipIf(!ok)("boots an ELF from a file on the SBI", async () => {
     const { createVm } = await import("./create.js");
     const { mkdtempSync, writeFileSync } = await import("node:fs");

@@ -73,3 +73,19 @@ describe("EgressPolicy", () => {
     expect(new EgressPolicy(true, [{ cidr: "0.0.0.0/0" }], []).permits("tcp", ip("8.8.8.8"), 53)).toBe(false);
   });
 });
+
+describe("a network given alone (QEMU's derivation)", () => {
+  it("UserNet configs get .2/.3/.15 of the network", () => {
+    expect(parseUserNetConfig({ network: "10.0.3.0/24" })).toMatchObject({
+      gateway: "10.0.3.2",
+      dns: "10.0.3.3",
+      dhcpStart: "10.0.3.15",
+    });
+    expect(parseUserNetConfig({})).toMatchObject({
+      network: "10.0.2.0/24",
+      gateway: "10.0.2.2",
+      dhcpStart: "10.0.2.15",
+    });
+    expect(() => parseUserNetConfig({ network: "10.0.3.0/24", gateway: "10.0.2.2" })).toThrow();
+  });
+});

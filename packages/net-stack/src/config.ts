@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { NetError, NetErrorCode } from "./errors.js";
-import { type Ipv4, inSubnet, parseIpv4 } from "./wire/addr.js";
+import { type Ipv4, inSubnet, ipToString, parseIpv4, prefixMask } from "./wire/addr.js";
 
 const port = z.number().int().min(1).max(65535);
 
@@ -101,8 +101,34 @@ export function splitCidr(cidr: string): [Ipv4, number] {
   return [parseIpv4(a!)!, Number(p)];
 }
 
+/**
+ * QEMU's rule (net/slirp.c) for a network given without the addresses in it:
+ * the network is masked, and the gateway, DNS and first DHCP address not given
+ * are network | (0.0.2.2, 0.0.2.3, 0.0.2.15 & ~mask) — .2, .3 and .15 of a /24
+ * ("10.0.3.0/24" → 10.0.3.2, 10.0.3.3, 10.0.3.15). Other input is returned as is.
+ */
+export function withQemuAddresses(input: unknown): unknown {
+  if (typeof input !== "object" || input === null) return input;
+  const c = input as Record<string, unknown>;
+  const m = typeof c.network === "string" ? /^([0-9.]+)\/(\d{1,2})$/.exec(c.network) : null;
+  const ip = m ? parseIpv4(m[1]!) : null;
+  const prefix = m ? Number(m[2]) : 33;
+  if (ip === null || prefix > 32) return input;
+  const mask = prefixMask(prefix);
+  const net = (ip & mask) >>> 0;
+  const at = (low: number) => ipToString((net | (low & ~mask)) >>> 0);
+  return {
+    ...c,
+    network: `${ipToString(net)}/${prefix}`,
+    gateway: c.gateway ?? at(0x0202),
+    dns: c.dns ?? at(0x0203),
+    dhcpStart: c.dhcpStart ?? at(0x020f),
+  };
+}
+
+/** Validates a configuration, deriving the addresses of a network given alone as QEMU does (`withQemuAddresses`). */
 export function parseUserNetConfig(input: unknown): UserNetConfig {
-  const r = UserNetConfigSchema.safeParse(input ?? {});
+  const r = UserNetConfigSchema.safeParse(withQemuAddresses(input ?? {}));
   if (!r.success) throw new NetError(NetErrorCode.CONFIG_INVALID, { issues: r.error.issues.map((i) => i.message) });
   return r.data;
 }

@@ -11,9 +11,10 @@ export {
   type UserNetConfig,
   type UserNetConfigInput,
   UserNetConfigSchema,
+  withQemuAddresses,
 } from "./config.js";
 export { NetError, NetErrorCode } from "./errors.js";
-export { type NetdevUser, parseNetdevUser } from "./netdev.js";
+export { type NetdevUser, parseNetdevUser, splitQemuOpts } from "./netdev.js";
 export { capture, LINKTYPE_ETHERNET, PcapWriter } from "./pcap.js";
 export { parseUserNetState, type UserNetState, UserNetStateSchema } from "./persist.js";
 export { DropReason, NetStats, type NetStatsSnapshot } from "./stats.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseNetdevUser } from "./netdev.js";
+import { parseNetdevUser, splitQemuOpts } from "./netdev.js";
 
 describe("parseNetdevUser", () => {
   it("accepts the short and the QEMU hostfwd forms, restrict and pcap", () => {
@@ -33,5 +33,39 @@ describe("parseNetdevUser", () => {
     ]) {
       expect(() => parseNetdevUser(bad), bad).toThrow(expect.objectContaining({ code: "CONFIG_INVALID" }));
     }
+  });
+});
+
+describe("net= as QEMU reads it", () => {
+  it("derives host .2, dns .3 and dhcpstart .15 from the network alone", () => {
+    expect(parseNetdevUser("user,net=10.0.3.0/24").config).toMatchObject({
+      network: "10.0.3.0/24",
+      gateway: "10.0.3.2",
+      dns: "10.0.3.3",
+      dhcpStart: "10.0.3.15",
+    });
+    // QEMU masks the network and ORs 0.0.2.2 / 0.0.2.3 / 0.0.2.15 under the mask
+    expect(parseNetdevUser("user,net=172.16.9.9/16").config).toMatchObject({
+      network: "172.16.0.0/16",
+      gateway: "172.16.2.2",
+      dns: "172.16.2.3",
+      dhcpStart: "172.16.2.15",
+    });
+    expect(parseNetdevUser("user,net=192.168.7.0").config).toMatchObject({
+      network: "192.168.7.0/24",
+      gateway: "192.168.7.2",
+    });
+    expect(parseNetdevUser("user,net=192.168.7.0/255.255.255.0").config.network).toBe("192.168.7.0/24");
+    expect(parseNetdevUser("user,net=10.0.3.0/24,dns=10.0.3.53").config).toMatchObject({
+      gateway: "10.0.3.2",
+      dns: "10.0.3.53",
+    });
+    for (const bad of ["user,net=10.0.3.0/40", "user,net=10.0.3.0/255.0.255.0", "user,net=ten"]) {
+      expect(() => parseNetdevUser(bad), bad).toThrow(expect.objectContaining({ code: "CONFIG_INVALID" }));
+    }
+  });
+  it("reads ',,' as a comma inside a value", () => {
+    expect(parseNetdevUser("user,pcap=a,,b.pcap,restrict=on")).toMatchObject({ pcap: "a,b.pcap" });
+    expect(splitQemuOpts("a,,b,c=d,,e,")).toEqual(["a,b", "c=d,e", ""]);
   });
 });

@@ -51,6 +51,15 @@ export const NetConfigSchema = z
       .default([]),
     /** No egress at all (services and host forwards only). */
     restrict: z.boolean().default(false),
+    /**
+     * user mode: the virtual network (QEMU's net=, default 10.0.2.0/24) and the
+     * addresses in it (host=, dns=, dhcpstart=); a network given alone brings
+     * .2, .3 and .15 as in QEMU (derived by @ringzero/net-stack).
+     */
+    network: z.cidrv4().optional(),
+    gateway: z.ipv4().optional(),
+    dns: z.ipv4().optional(),
+    dhcpStart: z.ipv4().optional(),
     /** Write the guest's traffic to this pcap file. */
     pcap: z.string().min(1).optional(),
     /** The DNS forwarder's upstream (default: the host's resolver from /etc/resolv.conf). */
@@ -82,6 +91,10 @@ export const NetConfigSchema = z
         pcap: n.pcap,
         dnsUpstream: n.dnsUpstream,
         listen: n.listen,
+        network: n.network,
+        gateway: n.gateway,
+        dns: n.dns,
+        dhcpStart: n.dhcpStart,
       };
       for (const [k, set] of Object.entries(userOnly))
         if (set)
