@@ -24,6 +24,18 @@ export const DEFAULT_APPEND = "console=ttyS0";
 /** The command line when none is given and the console is virtio-console. */
 export const VIRTIO_CONSOLE_APPEND = "console=hvc1";
 
+/**
+ * What `createVm` takes: a VmConfig whose kernel and initrd may also be the
+ * file's bytes (a browser has no files) and whose memory may be a size string
+ * as `ringzero --memory` and `ringzero-img` read it ("256M", "1.5G", "262144K";
+ * @ringzero/disk-formats' `parseSize`; a string without a suffix is bytes).
+ */
+export type CreateVmConfig = Omit<VmConfigInput, "kernel" | "initrd" | "memory"> & {
+  kernel: string | Uint8Array;
+  initrd?: string | Uint8Array;
+  memory?: number | string;
+};
+
 /** Largest decompressed Image.gz accepted (a hostile file must not exhaust memory). */
 const MAX_KERNEL = 256 * 1024 * 1024;
 
@@ -36,14 +48,30 @@ const MAX_KERNEL = 256 * 1024 * 1024;
  * @ringzero/net-stack, 9p shares, console, rng, balloon) are opened and
  * placed in the virtio-mmio slots; their host resources close when the VM stops.
  */
-export async function createVm(config: VmConfigInput, options: CreateVmOptions): Promise<Vm & { devices: VmDevices }> {
-  const parsed = VmConfigSchema.safeParse(config);
+export async function createVm(config: CreateVmConfig, options: CreateVmOptions): Promise<Vm & { devices: VmDevices }> {
+  // Bytes stand in the schema as a name for messages; a size string becomes bytes.
+  const kernelBytes = config.kernel instanceof Uint8Array ? config.kernel : undefined;
+  const initrdBytes = config.initrd instanceof Uint8Array ? config.initrd : undefined;
+  let memory = config.memory;
+  if (typeof memory === "string") {
+    const { parseSize } = await import("@ringzero/disk-formats");
+    const bytes = parseSize(memory);
+    if (bytes === null)
+      throw new VmError(VmErrorCode.CONFIG_INVALID, { path: "memory" }, `memory: invalid size "${memory}" (try 256M)`);
+    memory = bytes;
+  }
+  const parsed = VmConfigSchema.safeParse({
+    ...config,
+    memory,
+    kernel: kernelBytes ? "(kernel bytes)" : config.kernel,
+    initrd: initrdBytes ? "(initrd bytes)" : config.initrd,
+  });
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new VmError(VmErrorCode.CONFIG_INVALID, { path: i.path.join(".") }, `${i.path.join(".")}: ${i.message}`);
   }
   const c = parsed.data;
-  let kernel = readHostFile(c.kernel, VmErrorCode.KERNEL_UNREADABLE, "kernel");
+  let kernel = kernelBytes ?? readHostFile(c.kernel, VmErrorCode.KERNEL_UNREADABLE, "kernel");
   let format = detectKernelFormat(kernel);
   if (format === "gzip") {
     try {
@@ -79,7 +107,9 @@ export async function createVm(config: VmConfigInput, options: CreateVmOptions):
       "an initrd and a command line need a Linux Image kernel",
     );
   }
-  const initrd = c.initrd === undefined ? undefined : readHostFile(c.initrd, VmErrorCode.INITRD_UNREADABLE, "initrd");
+  const initrd =
+    initrdBytes ??
+    (c.initrd === undefined ? undefined : readHostFile(c.initrd, VmErrorCode.INITRD_UNREADABLE, "initrd"));
   const tohost = linux ? undefined : parseElf(kernel).symbols.get("tohost");
   const vm = new Vm({
     memory: c.memory,

@@ -1,4 +1,5 @@
 export {
+  type CreateVmConfig,
   type CreateVmOptions,
   createVm,
   DEFAULT_APPEND,

@@ -291,6 +291,31 @@ describe("createVm (from a VmConfig)", () => {
     await new Promise((r) => again.close(r));
   });
 
+  it("takes the kernel and initrd as bytes and the memory as a size string", async () => {
+    const { createVm, VmError } = await import("./create.js");
+    const h = new Uint8Array(64);
+    const dv = new DataView(h.buffer);
+    dv.setUint32(0, 0x0400006f, true);
+    dv.setBigUint64(8, 0x200000n, true);
+    dv.setBigUint64(16, 0x10000n, true);
+    dv.setUint32(32, 2, true);
+    h.set(new TextEncoder().encode("RISCV\0\0\0RSC\x05"), 48);
+    const vm = await createVm(
+      { kernel: h, initrd: new Uint8Array(4096).fill(7), memory: "96M" },
+      { consoleOut: () => {} },
+    );
+    expect(vm.stats().instructions).toBe(0);
+    await vm.release();
+    const failure = (config: Parameters<typeof createVm>[0]) =>
+      createVm(config, { consoleOut: () => {} }).then(
+        () => "no error",
+        (e) => (e instanceof VmError ? `${e.code}: ${e.message}` : String(e)),
+      );
+    expect(await failure({ kernel: h, memory: "lots" })).toMatch(/^CONFIG_INVALID: memory: invalid size/);
+    expect(await failure({ kernel: h, memory: "3M" })).toMatch(/^CONFIG_INVALID: memory/); // not a multiple of 2 MiB
+    expect(await failure({ kernel: new Uint8Array(100) })).toMatch(/^KERNEL_FORMAT: \(kernel bytes\) is neither/);
+  });
+
   it("user networking on another network: QEMU's net= with .2/.3/.15 derived", async () => {
     const { createVm } = await import("./create.js");
     const { mkdtempSync, writeFileSync } = await import("node:fs");
