@@ -36,10 +36,20 @@ export {
   type KernelStats,
   Microkernel,
   type MicrokernelOptions,
+  type PartitionCpuStats,
   ROOT_PARTITION_ID,
+  type SchedulerStats,
   type VpThreadInit,
 } from "./kernel.js";
 export { GrantedMemory, type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
+export {
+  DEFAULT_WEIGHT,
+  MAX_WEIGHT,
+  SCHED_PERIOD_MS,
+  type Schedule,
+  type ScheduleInput,
+  ScheduleSchema,
+} from "./sched.js";
 export {
   fail,
   type HvResult,
