@@ -8,6 +8,7 @@ import { PRELUDE } from "../testing/prelude.js";
 import { runQemu } from "../testing/qemu.js";
 import { rng } from "../testing/rng.js";
 import { buildElf, requireTool } from "../testing/toolchain.js";
+import { ENGINES } from "./translator.js";
 
 const D_EDGE = [
   0x0000000000000000n,
@@ -103,11 +104,13 @@ describe("differential vs QEMU: random F/D streams through the hart", () => {
   for (const seed of [11, 12, 13, 14, 15, 16]) {
     it.skipIf(!ok)(`seed ${seed}`, () => {
       const elf = buildElf(program(seed, 300));
-      const ours = runElf(elf, { maxInstructions: 2_000_000 });
       const ref = runQemu(elf);
       expect(ref.code).toBe(0);
-      expect(ours.code).toBe(0);
-      expect(ours.output.split("\n")).toEqual(ref.output.split("\n"));
+      for (const engine of ENGINES) {
+        const ours = runElf(elf, { maxInstructions: 2_000_000, hart: { engine, translateAfter: 1 } });
+        expect(ours.code, engine).toBe(0);
+        expect(ours.output.split("\n"), engine).toEqual(ref.output.split("\n"));
+      }
     });
   }
 });

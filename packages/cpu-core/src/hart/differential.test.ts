@@ -9,6 +9,10 @@ import { runQemu } from "../testing/qemu.js";
 import { randomControlFlowProgram } from "../testing/random-programs.js";
 import { rng } from "../testing/rng.js";
 import { buildElf, requireTool } from "../testing/toolchain.js";
+import { ENGINES } from "./translator.js";
+
+// ringzero runs every program under both engines (the translator compiling on first sight)
+const engines = ENGINES.map((engine) => ({ engine, translateAfter: 1 }));
 
 const R_OPS = [
   "add",
@@ -106,12 +110,14 @@ describe("differential vs QEMU: random RV64IMC streams", () => {
   for (const seed of Array.from({ length: 16 }, (_, i) => i + 1)) {
     it.skipIf(!ok)(`seed ${seed}`, () => {
       const elf = buildElf(randomAluProgram(seed, 600));
-      const ours = runElf(elf, { maxInstructions: 1_000_000 });
       const ref = runQemu(elf);
       expect(ref.code).toBe(0);
-      expect(ours.code).toBe(0);
-      expect(ours.output).toBe(ref.output);
-      expect(ours.output.split("\n").length).toBe(32);
+      for (const hart of engines) {
+        const ours = runElf(elf, { maxInstructions: 1_000_000, hart });
+        expect(ours.code, hart.engine).toBe(0);
+        expect(ours.output, hart.engine).toBe(ref.output);
+        expect(ours.output.split("\n").length).toBe(32);
+      }
     });
   }
 });
@@ -145,13 +151,15 @@ describe("differential vs QEMU: random control flow and memory at computed addre
   for (const { seed, highAlias } of runs) {
     it.skipIf(!ok)(`seed ${seed}${highAlias ? " (S-mode, Sv39, at 0xffff_ffff_8000_0000)" : ""}`, () => {
       const elf = buildElf(randomControlFlowProgram(seed, { highAlias }).source);
-      const ours = runElf(elf, { maxInstructions: 1_000_000 });
       const ref = runQemu(elf);
       expect(ref.code).toBe(0);
-      expect(ours.output).toBe(ref.output);
-      expect(ours.code).toBe(0);
-      // 31 registers, at least one trap-log entry (the far accesses) and the checksum
-      expect(ours.output.split("\n").length).toBeGreaterThan(32);
+      for (const hart of engines) {
+        const ours = runElf(elf, { maxInstructions: 1_000_000, hart });
+        expect(ours.output, hart.engine).toBe(ref.output);
+        expect(ours.code, hart.engine).toBe(0);
+        // 31 registers, at least one trap-log entry (the far accesses) and the checksum
+        expect(ours.output.split("\n").length).toBeGreaterThan(32);
+      }
     });
   }
 });

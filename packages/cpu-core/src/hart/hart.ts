@@ -48,10 +48,12 @@ import {
 import { mulHiU32 } from "./mul.js";
 import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, PAGE_ALLOW, PAGE_DENY, Pmp } from "./pmp.js";
 import {
+  ABS,
   type Block,
   type CodeSource,
   type Engine,
   HOT_THRESHOLD,
+  STEP,
   Translator,
   type TranslatorStats,
 } from "./translator.js";
@@ -99,6 +101,11 @@ export interface HartOptions {
    * traps, instret and TLB/PMP rules either way.
    */
   readonly engine?: Engine;
+  /**
+   * Translator: visits of a block start before it is compiled (default 2: code run once stays in
+   * the interpreter). 1 compiles everything the translator reaches (tests).
+   */
+  readonly translateAfter?: number;
 }
 
 const TLB_BITS = 12;
@@ -170,7 +177,8 @@ export class Hart {
   private satpRoot = 0;
   private instretOffset = 0;
   private cycleOffset = 0;
-  private reservation = -1;
+  /** @internal LR reservation (physical address) or -1; translated FP stores leave while one is held. */
+  reservation = -1;
 
   // --- exits / faults ---
   private exc = EXC_NONE;
@@ -228,7 +236,7 @@ export class Hart {
     if (options.tohost !== undefined) bus.watch(options.tohost);
     this.codeSource = { u16: bus.u16, ctab: this.ctab, magic: options.magic === true };
     if (options.engine === "translator") {
-      this.tr = new Translator(bus.ramSize);
+      this.tr = new Translator(bus.ramSize, options.translateAfter ?? HOT_THRESHOLD);
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
     }
   }
@@ -1136,6 +1144,7 @@ export class Hart {
       }
       const pc = this.pc;
       let sys = false;
+      let chunk = 1;
       if (!step && !this.triggers.exec) {
         let d = pc - this.fetchVa;
         if (!(d >= 0 && d < 4096)) {
@@ -1160,31 +1169,43 @@ export class Hart {
             }
           }
           st.lookups++;
-          if (b.len < 0 && ++b.count >= HOT_THRESHOLD) tr.compile(b, src);
+          if (b.len < 0 && ++b.count >= tr.threshold) tr.compile(b, src);
           const fn = b.fn;
           if (fn !== undefined) {
             st.hits++;
             if (n + b.len <= limit) {
-              const npc = fn(x, u8, u16, i32, this.rTlb, this.wTlb, pc, tr, this);
-              const k = tr.ret;
+              const r = fn(x, u8, u16, i32, this.rTlb, this.wTlb, tr, this, limit - n);
+              const rk = tr.ret;
+              const k = rk & ~STEP;
               n += k;
               this.instret += k;
               st.blockInstructions += k;
-              this.pc = npc;
-              step = k < b.len;
+              this.pc = r === ABS ? tr.npc : pc + r;
+              step = rk !== k;
               prev = b;
               continue;
             }
+            chunk = limit - n; // the interpreter runs up to the check the block would overrun
           }
           const p0 = u16[key >> 1];
           sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;
         }
       }
-      // the interpreter: one instruction or one trap (or an exit)
+      // the interpreter: one instruction or one trap (or an exit); or `chunk` of them
       step = false;
       prev = undefined;
-      st.interpreted++;
       const before = this.instret;
+      if (chunk > 1) {
+        const ex = this.exec(chunk, chunk);
+        const dn = this.instret - before;
+        st.interpreted += chunk;
+        if (ex.kind !== "budget") return ex;
+        n += dn;
+        t += chunk - dn;
+        if (dn < chunk) limit = n; // it trapped: check before the next instruction
+        continue;
+      }
+      st.interpreted++;
       const ex = this.exec(1, this.triggers.exec ? 0 : 1);
       if (ex.kind !== "budget") return ex;
       if (this.instret !== before) {

@@ -7,6 +7,7 @@ import { runElf } from "../testing/machine.js";
 import { PRELUDE } from "../testing/prelude.js";
 import { runQemu } from "../testing/qemu.js";
 import { buildElf, haveTool, requireTool } from "../testing/toolchain.js";
+import { ENGINES } from "./translator.js";
 
 const gccOk = requireTool("riscv64-unknown-elf-gcc");
 const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));
@@ -14,8 +15,16 @@ const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-sy
 function check(name: string, body: string, extra = "", opts: { qemu?: boolean } = {}): void {
   it.skipIf(!gccOk)(name, () => {
     const elf = buildElf(`${PRELUDE}\ntest_main:\n${body}\n    j pass\n${extra}`);
-    const ours = runElf(elf, { maxInstructions: 5_000_000 });
+    // both engines (the translator compiling on first sight): same result, same instret
+    const [ours, translated] = ENGINES.map((engine) =>
+      runElf(elf, { maxInstructions: 5_000_000, hart: { engine, translateAfter: 1 } }),
+    );
     expect({ code: ours.code, output: ours.output }).toEqual({ code: 0, output: expect.any(String) });
+    expect({ code: translated.code, output: translated.output, instret: translated.instret }).toEqual({
+      code: ours.code,
+      output: ours.output,
+      instret: ours.instret,
+    });
     if (qemuOk && opts.qemu !== false) {
       const ref = runQemu(elf);
       expect(ref.code).toBe(0);

@@ -17,6 +17,8 @@
 // empty; a page that holds translations is kept out of every write TLB, so each
 // store to it takes the slow path, which drops the page's translations.
 
+import { execFp } from "../fpu/index.js";
+import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
 
 /** Which engine executes guest code behind `hart.run()`. */
@@ -24,7 +26,13 @@ export type Engine = "interpreter" | "translator";
 
 export const ENGINES: readonly Engine[] = ["interpreter", "translator"];
 
-/** A block function: returns the next pc and stores the number of retired instructions in `t.ret`. */
+/**
+ * A block function, entered with `h.pc` at its first instruction: stores the number of retired
+ * instructions in `t.ret` and returns the next pc relative to the block's (a small integer: no
+ * double is boxed per block), or ABS with the next pc in `t.npc` (jalr). A block that branches
+ * back to its own start loops inside while `room` (instructions before the next interrupt
+ * check) allows another pass.
+ */
 export type BlockFn = (
   x: Int32Array,
   u8: Uint8Array,
@@ -32,10 +40,16 @@ export type BlockFn = (
   i32: Int32Array,
   rt: Int32Array,
   wt: Int32Array,
-  pc: number,
   t: Translator,
   h: unknown,
+  room: number,
 ) => number;
+
+/** Set in `t.ret` when the block left before an instruction the interpreter must execute next. */
+export const STEP = 0x40000000;
+
+/** Return value of a block whose next pc is absolute (in `t.npc`). */
+export const ABS = 0x40000000;
 
 /** One cache entry: a compiled block, a counter for code not yet hot, or an untranslatable start (len 0). */
 export interface Block {
@@ -73,7 +87,7 @@ export interface TranslatorStats {
   flushes: number;
 }
 
-const MAX_BLOCK = 64;
+const MAX_BLOCK = 32;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
 export const HOT_THRESHOLD = 2;
 const TWO32 = 4294967296;
@@ -88,6 +102,8 @@ export interface CodeSource {
 export class Translator {
   /** Retired-instruction count of the last block run (written by block code). */
   ret = 0;
+  /** Absolute next pc when a block returns ABS. */
+  npc = 0;
   readonly stats: TranslatorStats = newStats();
   private readonly map = new Map<number, Block>();
   /** Per physical page (RAM-relative page number): 1 when translations (or decode markers) exist. */
@@ -96,7 +112,11 @@ export class Translator {
   /** Called when a page becomes a code page (the hart drops it from every write TLB). */
   onNewCodePage: (page: number) => void = () => {};
 
-  constructor(ramSize: number) {
+  /** Visits of a block start before it is compiled. */
+  readonly threshold: number;
+
+  constructor(ramSize: number, threshold = HOT_THRESHOLD) {
+    this.threshold = Math.max(1, threshold);
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
   }
 
@@ -117,8 +137,11 @@ export class Translator {
     const gen = generate(b.key, src);
     b.len = gen.len;
     if (gen.len > 0) {
-      const factory = new Function("mulHiU32", gen.source) as (m: typeof mulHiU32) => BlockFn;
-      b.fn = factory(mulHiU32);
+      const factory = new Function("mulHiU32", "execFp", gen.source) as (
+        m: typeof mulHiU32,
+        e: typeof execFp,
+      ) => BlockFn;
+      b.fn = factory(mulHiU32, execFp);
       this.stats.blocksTranslated++;
       this.stats.instructionsTranslated += gen.len;
       this.stats.hostCodeBytes += gen.source.length;
@@ -210,19 +233,44 @@ export function generate(start: number, src: CodeSource): Generated {
     dirty.add(rd);
     body.push(`{ const lo_ = ${lo}, hi_ = ${hi}; l${rd} = lo_; h${rd} = hi_; }`);
   };
-  /** Write the dirty registers back and leave: `k` instructions retired, next pc `pcExpr`. */
-  const exit = (k: number, pcExpr: string): string => {
-    const wb: string[] = [];
-    for (const r of dirty) wb.push(`x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`);
-    return `${wb.join(" ")} t.ret = ${k}; return ${pcExpr};`;
+  /**
+   * Leave: write the dirty registers back, `k` instructions retired (plus earlier passes of a
+   * loop), return `ret` (pc delta or ABS). Resolved once the block is complete: a looping block
+   * writes back every register it writes anywhere.
+   */
+  const exits: { k: number; dirty: number[]; before: boolean }[] = [];
+  const exit = (k: number, ret: number): string => {
+    exits.push({ k, dirty: [...dirty], before: false });
+    return `@X${exits.length - 1}@ return ${ret};`;
   };
-  const pcPlus = (d: number): string => (d === 0 ? "pc" : `pc + ${d}`);
+  /** Leave before the instruction at `off`, for the interpreter to execute it (t.ret has STEP set). */
+  const exitBefore = (): string => {
+    exits.push({ k, dirty: [...dirty], before: true });
+    return `@X${exits.length - 1}@ return ${off};`;
+  };
+  let usesPc = false;
+  /** The absolute address of block offset d (link values, auipc). */
+  const pcPlus = (d: number): string => {
+    usesPc = true;
+    return d === 0 ? "pc" : `pc + ${d}`;
+  };
+  let loops = false;
+  let usesFp = false;
+  /** F/D need mstatus.FS != Off (priv 1.12 §3.1.6.6): otherwise the interpreter raises illegal. */
+  const fsCheck = (): void => {
+    usesFp = true;
+    body.push(`if ((h.mstatus & ${MSTATUS_FS}) === 0) { ${exitBefore()} }`);
+  };
 
   let off = 0; // byte offset of the current instruction from the block start
   let k = 0; // instructions translated so far
   const pageEnd = 4096 - (start & 4095);
+  const pageStart = -(start & 4095);
   let ended = false;
-  while (k < MAX_BLOCK && off < pageEnd) {
+  let next = Number.NaN; // where a followed jal continues the trace
+  const visited = new Set<number>();
+  while (k < MAX_BLOCK && off < pageEnd && off >= pageStart && !visited.has(off)) {
+    visited.add(off);
     const fo = start + off;
     const p0 = u16[fo >> 1];
     let insn: number;
@@ -263,8 +311,18 @@ export function generate(start: number, src: CodeSource): Generated {
           set(rd, "v | 0", `Math.floor(v / ${TWO32}) | 0`);
           body.push("}");
         }
-        body.push(exit(k + 1, pcPlus(off + imm)));
-        ended = true;
+        const target = off + imm;
+        if (target === 0) {
+          // a loop onto the block's start: another pass while it fits before the next check
+          loops = true;
+          body.push(`done += ${k + 1}; if (done + @LEN@ <= room) continue; ${exit(0, 0)}`);
+          ended = true;
+        } else if (target >= pageStart && target < pageEnd && !visited.has(target)) {
+          next = target; // the trace goes on at the target (same page)
+        } else {
+          body.push(exit(k + 1, target));
+          ended = true;
+        }
         break;
       }
       case 25: {
@@ -276,13 +334,13 @@ export function generate(start: number, src: CodeSource): Generated {
         const imm = insn >> 20;
         body.push(`{ const b = ${L(rs1)}; const s = (b + ${imm}) | 0;`);
         body.push(`const th = (${H(rs1)} + ${imm >> 31} + (s >>> 0 < b >>> 0 ? 1 : 0)) | 0; const tl = s & -2;`);
-        body.push(`if (th >= 0x100000 || th < -0x100000) { ${exit(k, pcPlus(off))} }`);
+        body.push(`if (th >= 0x100000 || th < -0x100000) { ${exitBefore()} }`);
         if (rd) {
           body.push(`{ const v = ${pcPlus(off + ilen)};`);
           set(rd, "v | 0", `Math.floor(v / ${TWO32}) | 0`);
           body.push("}");
         }
-        body.push(exit(k + 1, `th * ${TWO32} + (tl >>> 0)`));
+        body.push(`t.npc = th * ${TWO32} + (tl >>> 0); ${exit(k + 1, ABS)}`);
         body.push("}");
         ended = true;
         break;
@@ -322,9 +380,11 @@ export function generate(start: number, src: CodeSource): Generated {
         }
         const imm =
           ((insn >> 31) << 12) | (((insn >> 25) & 0x3f) << 5) | (((insn >> 8) & 0xf) << 1) | (((insn >> 7) & 1) << 11);
-        body.push(`if (${cond}) { ${exit(k + 1, pcPlus(off + imm))} }`);
-        body.push(exit(k + 1, pcPlus(off + ilen)));
-        ended = true;
+        // the taken side leaves (or loops); the trace goes on through the fall-through side
+        if (off + imm === 0) {
+          loops = true;
+          body.push(`if (${cond}) { done += ${k + 1}; if (done + @LEN@ <= room) continue; ${exit(0, 0)} }`);
+        } else body.push(`if (${cond}) { ${exit(k + 1, off + imm)} }`);
         break;
       }
       case 0: {
@@ -339,7 +399,7 @@ export function generate(start: number, src: CodeSource): Generated {
         body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
         body.push("const e = ((lo >>> 12) & 4095) << 2;");
         const align = size > 1 ? ` || (lo & ${size - 1}) !== 0` : "";
-        body.push(`if (rt[e] !== (lo & -4096) || rt[e + 1] !== hi${align}) { ${exit(k, pcPlus(off))} }`);
+        body.push(`if (rt[e] !== (lo & -4096) || rt[e + 1] !== hi${align}) { ${exitBefore()} }`);
         body.push("const o = rt[e + 2] + (lo & 4095);");
         switch (f3) {
           case 0: // LB
@@ -378,7 +438,7 @@ export function generate(start: number, src: CodeSource): Generated {
         body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
         body.push("const e = ((lo >>> 12) & 4095) << 2;");
         const align = size > 1 ? ` || (lo & ${size - 1}) !== 0` : "";
-        body.push(`if (wt[e] !== (lo & -4096) || wt[e + 1] !== hi${align}) { ${exit(k, pcPlus(off))} }`);
+        body.push(`if (wt[e] !== (lo & -4096) || wt[e + 1] !== hi${align}) { ${exitBefore()} }`);
         body.push("const o = wt[e + 2] + (lo & 4095);");
         const v = L(rs2);
         switch (f3) {
@@ -591,18 +651,92 @@ export function generate(start: number, src: CodeSource): Generated {
       case 3: // MISC-MEM: FENCE is a no-op on one in-order hart; FENCE.I drops translations (interpreter)
         ok = f3 === 0;
         break;
+      case 1: {
+        // LOAD-FP: FLW (NaN-boxed), FLD; aligned TLB hits only
+        if (f3 !== 2 && f3 !== 3) {
+          ok = false;
+          break;
+        }
+        fsCheck();
+        const imm = insn >> 20;
+        const size = f3 === 2 ? 4 : 8;
+        body.push(`{ const b = ${L(rs1)}; const lo = (b + ${imm}) | 0;`);
+        body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
+        body.push("const e = ((lo >>> 12) & 4095) << 2;");
+        body.push(`if (rt[e] !== (lo & -4096) || rt[e + 1] !== hi || (lo & ${size - 1}) !== 0) { ${exitBefore()} }`);
+        body.push("const o = (rt[e + 2] + (lo & 4095)) >> 2;");
+        body.push(`fw[${rd << 1}] = i32[o]; fw[${(rd << 1) + 1}] = ${size === 4 ? "-1" : "i32[o + 1]"};`);
+        body.push(`h.mstatus |= ${MSTATUS_FS}; }`);
+        break;
+      }
+      case 9: {
+        // STORE-FP: FSW, FSD; aligned TLB hits only, and not while a reservation is held (the
+        // interpreter's store path clears a reservation it overlaps)
+        if (f3 !== 2 && f3 !== 3) {
+          ok = false;
+          break;
+        }
+        fsCheck();
+        const imm = ((insn >> 25) << 5) | ((insn >> 7) & 31);
+        const size = f3 === 2 ? 4 : 8;
+        body.push(`{ const b = ${L(rs1)}; const lo = (b + ${imm}) | 0;`);
+        body.push(`const hi = (${H(rs1)} + ${imm >> 31} + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;`);
+        body.push("const e = ((lo >>> 12) & 4095) << 2;");
+        body.push(
+          `if (wt[e] !== (lo & -4096) || wt[e + 1] !== hi || (lo & ${size - 1}) !== 0 || h.reservation >= 0) { ${exitBefore()} }`,
+        );
+        body.push("const o = (wt[e + 2] + (lo & 4095)) >> 2;");
+        body.push(`i32[o] = fw[${rs2 << 1}];${size === 8 ? ` i32[o + 1] = fw[${(rs2 << 1) + 1}];` : ""} }`);
+        break;
+      }
+      case 16: // FMADD
+      case 17: // FMSUB
+      case 18: // FNMSUB
+      case 19: // FNMADD
+      case 20: {
+        // OP-FP: executed by the FPU module on the hart's register file; integer sources are
+        // written back first, integer results reloaded after
+        fsCheck();
+        const f5 = insn >>> 27;
+        const intSrc = op === 20 && (f5 === 0x1a || f5 === 0x1e);
+        const intDst = op === 20 && (f5 === 0x14 || f5 === 0x18 || f5 === 0x1c);
+        if (intSrc && rs1 !== 0 && dirty.has(rs1))
+          body.push(`x[${rs1 << 1}] = l${rs1}; x[${(rs1 << 1) + 1}] = h${rs1};`);
+        body.push(`if (!execFp(h, ${insn | 0})) { ${exitBefore()} }`);
+        body.push(`h.mstatus |= ${MSTATUS_FS};`);
+        if (intDst && rd !== 0) {
+          used.add(rd);
+          body.push(`l${rd} = x[${rd << 1}]; h${rd} = x[${(rd << 1) + 1}];`);
+        }
+        break;
+      }
       default:
         ok = false;
     }
     if (!ok) break;
     k++;
-    off += ilen;
     if (ended) break;
+    if (!Number.isNaN(next)) {
+      off = next;
+      next = Number.NaN;
+    } else off += ilen;
   }
   if (k === 0) return { len: 0, source: "" };
-  if (!ended) body.push(exit(k, pcPlus(off)));
-  const decl: string[] = [];
+  if (!ended) body.push(exit(k, off));
+  const decl: string[] = usesFp ? ["const fw = h.fw;"] : [];
+  if (usesPc) decl.push("const pc = h.pc;");
+  const all = [...dirty];
+  const text = body
+    .join("\n")
+    .replaceAll("@LEN@", `${k}`)
+    .replace(/@X(\d+)@/g, (_, i: string) => {
+      const e = exits[Number(i)];
+      const wb = (loops ? all : e.dirty).map((r) => `x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`).join(" ");
+      const n = loops ? `done + ${e.k}` : `${e.k}`;
+      return `${wb} t.ret = ${e.before ? `(${n}) | ${STEP}` : n};`;
+    });
   for (const r of [...used].sort((p, q) => p - q)) decl.push(`let l${r} = x[${r << 1}], h${r} = x[${(r << 1) + 1}];`);
-  const source = `"use strict";\nreturn function block_${start.toString(16)}(x, u8, u16, i32, rt, wt, pc, t, h) {\n${decl.join("\n")}\n${body.join("\n")}\n};`;
+  const code = loops ? `let done = 0;\nfor (;;) {\n${text}\n}` : text;
+  const source = `"use strict";\nreturn function block_${start.toString(16)}(x, u8, u16, i32, rt, wt, t, h, room) {\n${decl.join("\n")}\n${code}\n};`;
   return { len: k, source };
 }

@@ -26,8 +26,9 @@ export function runElf(
   const bus = new Bus({ ramBase: 0x80000000, ramSize: opts.ramSize ?? 16 * 1024 * 1024 });
   const img = loadElf(bus, elf);
   const tohost = img.symbols.get("tohost");
+  const engine = defaultTestEngine();
   const hart = new Hart(bus, {
-    engine: defaultTestEngine(),
+    ...(engine === "translator" ? { engine, translateAfter: 1 } : { engine }),
     ...opts.hart,
     tohost: tohost === undefined ? undefined : Number(tohost),
   });

@@ -1,0 +1,333 @@
+// The binary translator against the interpreter (and QEMU where the ISA fixes
+// the answer): lock-step runs of random programs, self-modifying code, fence.i,
+// interrupts at block boundaries, traps inside blocks, and the cache's counters.
+import { describe, expect, it } from "vitest";
+import { archState, runLockstep } from "../testing/lockstep.js";
+import { runElf } from "../testing/machine.js";
+import { PRELUDE } from "../testing/prelude.js";
+import { runQemu } from "../testing/qemu.js";
+import { randomControlFlowProgram } from "../testing/random-programs.js";
+import { buildElf, haveTool, requireTool } from "../testing/toolchain.js";
+import { Bus } from "./bus.js";
+import { MIP_MSIP } from "./constants.js";
+import { Hart } from "./hart.js";
+
+const gccOk = requireTool("riscv64-unknown-elf-gcc");
+const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));
+
+const program = (body: string, extra = "") => buildElf(`${PRELUDE}\ntest_main:\n${body}\n    j pass\n${extra}`);
+
+/** Both engines (translator compiling on first sight) must agree on code, output and instret. */
+function bothEngines(elf: Uint8Array, maxInstructions = 5_000_000) {
+  const i = runElf(elf, { maxInstructions, hart: { engine: "interpreter" } });
+  const t = runElf(elf, { maxInstructions, hart: { engine: "translator", translateAfter: 1 } });
+  expect({ code: t.code, output: t.output, instret: t.instret }).toEqual({
+    code: i.code,
+    output: i.output,
+    instret: i.instret,
+  });
+  return { i, t };
+}
+
+// patchme returns the immediate of its first instruction; the loop rewrites it each pass
+const PATCH_LOOP = (fence: string) => String.raw`
+    li      s0, 0
+    li      s1, 0
+    la      s2, patchme
+    li      s3, 100
+1:  jalr    ra, 0(s2)
+    add     s0, s0, a0
+    addi    t1, s1, 1
+    slli    t1, t1, 20
+    li      t2, 0x513          /* addi a0, zero, 0 */
+    or      t1, t1, t2
+    sw      t1, 0(s2)
+    ${fence}
+    addi    s1, s1, 1
+    blt     s1, s3, 1b
+    mv      a0, s0
+    call    puthex
+`;
+const PATCHME = (align: number) => String.raw`
+    .align ${align}
+    .option push
+    .option norvc
+patchme:
+    addi    a0, zero, 0
+    ret
+    .option pop
+`;
+
+describe("translator: self-modifying code", () => {
+  for (const [name, fence, align] of [
+    ["a patched function on the same page, with fence.i", "fence.i", 2],
+    ["a patched function on another page, with fence.i", "fence.i", 12],
+    ["a patched function on the same page, no fence.i (the store alone invalidates)", "", 2],
+    ["a patched function on another page, no fence.i", "", 12],
+  ] as const) {
+    it.skipIf(!gccOk)(name, () => {
+      const elf = program(PATCH_LOOP(fence), PATCHME(align));
+      const { t } = bothEngines(elf);
+      expect(t.code).toBe(0);
+      expect(t.output).toBe("0000000000001356\n"); // 0 + 1 + ... + 99
+      const st = t.hart.translatorStats();
+      expect(st?.blocksTranslated).toBeGreaterThan(0);
+      if (fence) expect(st?.flushes).toBeGreaterThanOrEqual(100);
+      else expect(st?.pageInvalidations).toBeGreaterThanOrEqual(99);
+      if (qemuOk && fence) expect(runQemu(elf).output).toBe(t.output);
+    });
+  }
+
+  it.skipIf(!gccOk)("a store that rewrites the next instruction of the running block", () => {
+    const elf = program(String.raw`
+    li      s0, 0
+    li      s1, 0
+    la      s2, 2f
+    li      s3, 100
+    .option push
+    .option norvc
+1:  addi    t1, s1, 1
+    slli    t1, t1, 20
+    li      t2, 0x513
+    or      t1, t1, t2
+    sw      t1, 0(s2)
+2:  addi    a0, zero, 0
+    add     s0, s0, a0
+    addi    s1, s1, 1
+    blt     s1, s3, 1b
+    .option pop
+    mv      a0, s0
+    call    puthex
+`);
+    const { t } = bothEngines(elf);
+    expect(t.output).toBe("00000000000013ba\n"); // 1 + 2 + ... + 100
+    expect(runLockstep(elf, { seed: 7 }).divergence).toBeUndefined();
+  });
+
+  it("host writes to RAM take effect after invalidateTranslations()", () => {
+    const bus = new Bus({ ramBase: 0x8000_0000, ramSize: 1 << 16 });
+    // addi a0, a0, 1 ; j .-4 (a hot two-instruction loop)
+    bus.i32[0] = 0x00150513;
+    bus.i32[1] = 0xffdff06f | 0;
+    const hart = new Hart(bus, { engine: "translator" });
+    hart.pc = 0x8000_0000;
+    hart.run(1000);
+    expect(hart.x[20]).toBe(500);
+    bus.i32[0] = 0x00250513; // addi a0, a0, 2
+    hart.invalidateTranslations();
+    hart.run(1000);
+    expect(hart.x[20]).toBe(1500);
+    expect(hart.translatorStats()?.flushes).toBe(1);
+  });
+});
+
+describe("translator: lock-step with the interpreter", () => {
+  const seeds = Array.from({ length: 16 }, (_, i) => 1000 + i);
+  for (const seed of seeds) {
+    it.skipIf(!gccOk)(`random control flow, seed ${seed}`, () => {
+      const elf = buildElf(randomControlFlowProgram(seed).source);
+      const r = runLockstep(elf, { seed, maxInstructions: 1_000_000 });
+      expect(r.divergence).toBeUndefined();
+      expect(r.code).toBe(0);
+    });
+  }
+  for (const seed of seeds.slice(0, 8)) {
+    it.skipIf(!gccOk)(`random control flow, seed ${seed + 1000} (S-mode, Sv39, high alias)`, () => {
+      const elf = buildElf(randomControlFlowProgram(seed + 1000, { highAlias: true }).source);
+      const r = runLockstep(elf, { seed, maxInstructions: 1_000_000 });
+      expect(r.divergence).toBeUndefined();
+      expect(r.code).toBe(0);
+    });
+  }
+
+  it.skipIf(!gccOk)("page faults inside hot blocks: mepc/mtval and the registers before the fault", () => {
+    // a hot loop of loads and stores walks up to an unmapped page under Sv39; the handler records
+    // mcause/mepc/mtval, the loop goes on (the faulting iteration is skipped)
+    const elf = program(
+      String.raw`
+    la      t0, mtrap
+    csrw    mtvec, t0
+    li      t0, -1
+    csrw    pmpaddr0, t0
+    li      t0, 0x1f             /* NAPOT, RWX: S-mode may use all memory */
+    csrw    pmpcfg0, t0
+    /* Sv39 identity map of RAM's first gigapage except the page 'hole' (a 4 KiB level-0 table) */
+    la      t0, l2
+    la      t1, l1
+    srli    t1, t1, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 1
+    li      t2, 0x80000000
+    srli    t2, t2, 30
+    slli    t2, t2, 3
+    add     t0, t0, t2
+    sd      t1, 0(t0)
+    /* l1[0..511]: 2 MiB leaves, except the one holding 'hole', which points at l0 */
+    la      t0, l1
+    li      t3, 0
+    li      t4, 512
+    li      t5, 0x80000000
+1:  srli    t1, t5, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 0xcf        /* V R W X A D */
+    sd      t1, 0(t0)
+    addi    t0, t0, 8
+    li      t6, 0x200000
+    add     t5, t5, t6
+    addi    t3, t3, 1
+    blt     t3, t4, 1b
+    la      t5, hole
+    li      t6, 0x200000
+    addi    t6, t6, -1
+    not     t6, t6
+    and     t5, t5, t6          /* 2 MiB region of hole */
+    li      t6, 0x80000000
+    sub     t6, t5, t6
+    srli    t6, t6, 21
+    slli    t6, t6, 3
+    la      t0, l1
+    add     t0, t0, t6
+    la      t1, l0
+    srli    t1, t1, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 1
+    sd      t1, 0(t0)
+    /* l0: 4 KiB leaves for that 2 MiB, except 'hole' */
+    la      t0, l0
+    li      t3, 0
+    li      t4, 512
+1:  srli    t1, t5, 12
+    slli    t1, t1, 10
+    ori     t1, t1, 0xcf
+    la      t2, hole
+    bne     t5, t2, 2f
+    li      t1, 0
+2:  sd      t1, 0(t0)
+    addi    t0, t0, 8
+    li      t6, 4096
+    add     t5, t5, t6
+    addi    t3, t3, 1
+    blt     t3, t4, 1b
+    /* satp = Sv39 | l2; run the loop in S-mode with MPRV-free plain S accesses */
+    la      t0, l2
+    srli    t0, t0, 12
+    li      t1, 8
+    slli    t1, t1, 60
+    or      t0, t0, t1
+    csrw    satp, t0
+    sfence.vma
+    li      t0, 0x1800
+    csrc    mstatus, t0
+    li      t0, 0x800
+    csrs    mstatus, t0         /* MPP = S */
+    la      t0, sloop
+    csrw    mepc, t0
+    mret
+sloop:
+    la      s1, hole
+    li      t0, 8192
+    sub     s1, s1, t0          /* two pages below the hole */
+    li      s0, 0
+    li      s3, 0
+1:  ld      t1, 0(s1)
+    add     s0, s0, t1
+    addi    t1, t1, 3
+    sd      t1, 8(s1)
+    addi    s1, s1, 16
+    addi    s3, s3, 1
+    li      t2, 1024
+    blt     s3, t2, 1b
+    ecall
+    .align 4
+mtrap:
+    csrr    t0, mcause
+    li      t1, 9                /* ecall from S: done */
+    beq     t0, t1, 3f
+    addi    s4, s4, 1            /* faults seen */
+    csrr    s5, mepc
+    csrr    s6, mtval
+    addi    t0, s5, 4
+    csrw    mepc, t0
+    mret
+3:  mv      a0, s0
+    call    puthex
+    mv      a0, s4
+    call    puthex
+    mv      a0, s6
+    call    puthex
+    j       pass
+`,
+      String.raw`
+    .data
+    .align 12
+l2: .space 4096
+l1: .space 4096
+l0: .space 4096
+    .space 8192
+hole: .space 4096
+    .space 8192
+`,
+    );
+    const { t } = bothEngines(elf);
+    expect(t.code).toBe(0);
+    const lines = t.output.trim().split("\n");
+    expect(Number.parseInt(lines[1], 16)).toBe(512); // 256 loads and 256 stores into the hole
+    const r = runLockstep(elf, { seed: 3 });
+    expect(r.divergence).toBeUndefined();
+    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+  });
+});
+
+describe("translator: interrupts and the run budget", () => {
+  // addi a0, a0, 1 ; bne a0, zero, .-4 : a hot loop (one looping block); mtvec spins
+  function pair() {
+    const make = (engine: "interpreter" | "translator") => {
+      const bus = new Bus({ ramBase: 0x8000_0000, ramSize: 1 << 16 });
+      bus.i32[0] = 0x00150513;
+      bus.i32[1] = 0xfe051ee3 | 0;
+      bus.i32[64] = 0x0000006f; // j . at 0x8000_0100
+      const hart = new Hart(bus, { engine, translateAfter: 1 });
+      hart.writeCsr(0x305, 0x8000_0100n); // mtvec
+      hart.writeCsr(0x304, 8n); // mie.MSIE
+      hart.writeCsr(0x300, 8n); // mstatus.MIE
+      hart.pc = 0x8000_0000;
+      return hart;
+    };
+    return [make("interpreter"), make("translator")] as const;
+  }
+
+  it("the budget is exact and an interrupt is taken at the same instruction", () => {
+    const [a, b] = pair();
+    for (const budget of [1, 2, 3, 7, 100, 4095, 4096, 4097, 10_000, 12_345]) {
+      expect(a.run(budget)).toEqual(b.run(budget));
+      expect(archState(b)).toEqual(archState(a));
+    }
+    a.setInterrupt(MIP_MSIP, true);
+    b.setInterrupt(MIP_MSIP, true);
+    expect(a.run(5000)).toEqual(b.run(5000));
+    expect(archState(b)).toEqual(archState(a));
+    expect(a.mcause).toBe((1n << 63n) | 3n);
+    expect(b.translatorStats()?.blockInstructions).toBeGreaterThan(20_000);
+  });
+});
+
+describe("translator: counters", () => {
+  it.skipIf(!gccOk)("a hot loop runs in translated blocks", () => {
+    const elf = program(String.raw`
+    li      t0, 0
+    li      t1, 200000
+1:  addi    t0, t0, 1
+    blt     t0, t1, 1b
+`);
+    const r = runElf(elf, { hart: { engine: "translator" } });
+    expect(r.code).toBe(0);
+    const st = r.hart.translatorStats();
+    expect(st).toBeDefined();
+    if (!st) return;
+    expect(st.blocksTranslated).toBeGreaterThan(0);
+    expect(st.blockInstructions / r.instret).toBeGreaterThan(0.95);
+    expect(st.hits).toBeLessThanOrEqual(st.lookups);
+    expect(st.compileMs).toBeGreaterThan(0);
+    expect(new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 })).translatorStats()).toBeUndefined();
+  });
+});
