@@ -9,7 +9,14 @@
 // Options: --ms N (window per case, default 3000), --warmup N (default 500).
 import type { Microkernel } from "./kernel.js";
 import type { ScheduleInput } from "./sched.js";
-import { type CpuShare, cpuKernel, cpuWorkload, measureShares, startCpuPartition } from "./testing/cpu-guest.js";
+import {
+  type CpuShare,
+  cpuKernel,
+  cpuWorkload,
+  idleWorkload,
+  measureShares,
+  startCpuPartition,
+} from "./testing/cpu-guest.js";
 
 const args = process.argv.slice(2);
 const opt = (name: string, d: number) => {
@@ -22,7 +29,7 @@ const WARMUP = opt("warmup", 500);
 interface Case {
   readonly label: string;
   readonly budget: number;
-  readonly parts: readonly { name: string; schedule: ScheduleInput; target: number }[];
+  readonly parts: readonly { name: string; schedule: ScheduleInput; target: number; idle?: boolean }[];
   readonly check: (xs: CpuShare[]) => string;
 }
 
@@ -72,6 +79,15 @@ const CASES: Case[] = [
     check: (xs) => capCheck(xs, 0.25),
   },
   {
+    label: "weights 1:1, budget 60 %, one partition idle in WFI (its share goes to the busy one)",
+    budget: 60,
+    parts: [
+      { name: "busy", schedule: {}, target: 0.6 },
+      { name: "idle", schedule: {}, target: 0, idle: true },
+    ],
+    check: (xs) => `busy got ${(100 * xs[0].share).toFixed(1)} % of the 60 % budget (a fixed split would give 30 %)`,
+  },
+  {
     label: "no schedule (as before)",
     budget: 0,
     parts: [{ name: "free", schedule: {}, target: Number.NaN }],
@@ -84,7 +100,7 @@ const pct = (x: number) => (Number.isNaN(x) ? "   -  " : `${(100 * x).toFixed(1)
 async function runCase(c: Case, workload: ReturnType<typeof cpuWorkload>): Promise<void> {
   const k: Microkernel = cpuKernel(c.budget);
   try {
-    const ids = c.parts.map((p) => startCpuPartition(k, p.name, workload, p.schedule));
+    const ids = c.parts.map((p) => startCpuPartition(k, p.name, p.idle ? idleWorkload() : workload, p.schedule));
     const t0 = performance.now();
     while (ids.some((id) => !k.vpCounters(id, 0)?.instructions) && performance.now() - t0 < 10_000)
       await new Promise((r) => setTimeout(r, 20));

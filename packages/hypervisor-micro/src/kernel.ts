@@ -347,7 +347,8 @@ export class Microkernel {
       const idle = Atomics.load(a, Vp.COUNTERS + VpCounter.idleMicros);
       const parked = Atomics.load(a, Vp.COUNTERS + VpCounter.throttledMicros);
       const used = Math.max(0, cpu - vp.tickCpu);
-      const slept = ((idle - vp.tickIdle) | 0) !== 0;
+      // Slept in WFI during the period, or is asleep now (idleMicros moves only when a sleep ends).
+      const slept = ((idle - vp.tickIdle) | 0) !== 0 || Atomics.load(a, Vp.STATE) === VpState.IDLE;
       p.parkedMicros += (parked - vp.tickParked) >>> 0;
       vp.tickCpu = cpu;
       vp.tickIdle = idle;

@@ -40,6 +40,22 @@ export function cpuWorkload(): CpuWorkload {
   return { name: "alu-loop", entry: RAM_BASE, segments: [{ gpa: RAM_BASE, bytes: loopCode() }] };
 }
 
+/** An idle guest: enables the machine software interrupt (nobody raises it) and sleeps in WFI forever. */
+export function idleWorkload(): CpuWorkload {
+  const words = [
+    0x0080_0293, // addi t0, zero, 8 (MSIE)
+    (0x304 << 20) | (5 << 15) | (1 << 12) | 0x73, // csrw mie, t0
+    0x1050_0073, // wfi
+    0xffdf_f06f, // j .-4
+  ];
+  const out = new Uint8Array(words.length * 4);
+  const dv = new DataView(out.buffer);
+  words.forEach((w, i) => {
+    dv.setUint32(i * 4, w >>> 0, true);
+  });
+  return { name: "idle", entry: RAM_BASE, segments: [{ gpa: RAM_BASE, bytes: out }] };
+}
+
 /** addi t1,t1,1; xor t2,t2,t1; addi t0,t0,-1; j back (RV64I, unprivileged spec ch. 2), forever. */
 function loopCode(): Uint8Array {
   const addi = (rd: number, rs1: number, imm: number) => ((imm & 0xfff) << 20) | (rs1 << 15) | (rd << 7) | 0x13;
