@@ -24,6 +24,8 @@ import {
 import { fail, type HvResult, HvStatus, ok } from "./status.js";
 import { createSintQueues, createVpArea, ringDoorbell, Vp, VpCounter, VpState } from "./synic.js";
 
+/** Per-period decay of the host-share sums (about ten periods of memory). */
+const HOST_DECAY = 0.9;
 /** Largest memory one region may have (typed-array indexing of the vCPU's bus). */
 const MAX_REGION = 2 ** 31;
 /** Memory the kernel hands out to all partitions together. */
@@ -45,6 +47,10 @@ interface VpRecord {
   tickCpu: number;
   tickIdle: number;
   tickParked: number;
+  tickSteal: number;
+  /** Decaying sums of run and steal µs: hostShare = run / (run + steal). */
+  hostRun: number;
+  hostWait: number;
 }
 
 interface PartitionRecord {
@@ -337,7 +343,7 @@ export class Microkernel {
     // Real elapsed time (timers are late on a busy thread), bounded so a stalled kernel grants no flood.
     const periodMicros = Math.min(Math.max(now - this.lastTick, 1), 5 * SCHED_PERIOD_MS) * 1000;
     this.lastTick = now;
-    const live: { p: PartitionRecord; a: Int32Array; used: number; slept: boolean }[] = [];
+    const live: { p: PartitionRecord; a: Int32Array; used: number; slept: boolean; hostShare: number }[] = [];
     for (const p of this.partitions.values()) {
       if (p.id === ROOT_PARTITION_ID) continue;
       const vp = p.vps.get(0);
@@ -349,14 +355,26 @@ export class Microkernel {
       const used = Math.max(0, cpu - vp.tickCpu);
       // Slept in WFI during the period, or is asleep now (idleMicros moves only when a sleep ends).
       const slept = ((idle - vp.tickIdle) | 0) !== 0 || Atomics.load(a, Vp.STATE) === VpState.IDLE;
+      const steal = Atomics.load(a, Vp.COUNTERS + VpCounter.stealMicros);
       p.parkedMicros += (parked - vp.tickParked) >>> 0;
+      // Host share over the last ~10 periods (each period's sums decay by HOST_DECAY).
+      vp.hostRun = vp.hostRun * HOST_DECAY + used;
+      vp.hostWait = vp.hostWait * HOST_DECAY + ((steal - vp.tickSteal) >>> 0);
+      const hostShare = vp.hostRun + vp.hostWait > 0 ? vp.hostRun / (vp.hostRun + vp.hostWait) : 1;
       vp.tickCpu = cpu;
       vp.tickIdle = idle;
       vp.tickParked = parked;
-      live.push({ p, a, used, slept });
+      vp.tickSteal = steal;
+      live.push({ p, a, used, slept, hostShare });
     }
     const grants = distributeCredits(
-      live.map(({ p, used, slept }) => ({ weight: p.schedule.weight, capPercent: p.schedule.capPercent, used, slept })),
+      live.map(({ p, used, slept, hostShare }) => ({
+        weight: p.schedule.weight,
+        capPercent: p.schedule.capPercent,
+        used,
+        slept,
+        hostShare,
+      })),
       periodMicros,
       this.budgetPercent,
     );
@@ -688,6 +706,9 @@ function newVp(index: number): VpRecord {
     tickCpu: 0,
     tickIdle: 0,
     tickParked: 0,
+    tickSteal: 0,
+    hostRun: 0,
+    hostWait: 0,
   };
 }
 

@@ -35,6 +35,15 @@ describe("distributeCredits: one accounting period", () => {
     expect(g[1].grant).toBe(17_000);
   });
 
+  it("with a budget, steal shrinks the budget so each busy partition can spend its grant, by weight", () => {
+    const g = distributeCredits([{ ...busy(512), hostShare: 0.4 }, busy(256)], P, 100);
+    // 0.4 of the time it is runnable: 0.4 - 0.25 × 0.6 = 0.25 of a period at most, the other one half of that.
+    expect(g[0].grant).toBe(5000);
+    expect(g[1].grant).toBe(2500);
+    const free = distributeCredits([{ ...busy(512), hostShare: 1 }, busy(256)], P, 150);
+    expect(free.map((x) => x.grant)).toEqual([20_000, 10_000]);
+  });
+
   it("without a budget only capped partitions are metered", () => {
     const g = distributeCredits([busy(256, 25), busy(256)], P, 0);
     expect(g[0]).toMatchObject({ metered: true, grant: 5000 });

@@ -26,11 +26,22 @@ export const SCHED_PERIOD_MS = 20;
  * enough to hoard.
  */
 const CEILING_PERIODS = 5;
-/** Smallest ceiling (µs), so a partition that just woke has room for a few slices. */
-const MIN_CEILING = 2_000;
+/**
+ * Smallest ceiling (µs): one credit1 time slice (30 ms, CSCHED_DEFAULT_TSLICE_MS),
+ * so a light partition, whose five periods are little, does not lose its
+ * credit while the host keeps its thread waiting.
+ */
+const MIN_CEILING = 30_000;
 /** A partition that slept in WFI during a period is granted at most this multiple of what it used, plus MIN_SLEEPER_GRANT. */
 const SLEEPER_HEADROOM = 2;
 const MIN_SLEEPER_GRANT = 1_000;
+/**
+ * With a budget, a busy partition whose thread the host runs for a share h of
+ * its runnable time is granted at most max(h/2, h - STEAL_SLACK × (1 - h)) of
+ * a period: all of it without steal, less than h the more the host steals
+ * (its share wobbles), never nothing.
+ */
+const STEAL_SLACK = 0.25;
 
 /** A partition's scheduling parameters (SetPartitionSchedule, CreatePartition). */
 export const ScheduleSchema = z
@@ -58,6 +69,11 @@ export interface AccountInput {
   readonly used: number;
   /** One of its VPs slept in WFI during the period (it ran out of work, not of credit). */
   readonly slept: boolean;
+  /**
+   * The fraction of the time its VP thread was runnable that the host OS let
+   * it run (recent history; 1 = no steal). Absent: 1.
+   */
+  readonly hostShare?: number;
 }
 
 export interface CreditGrant {
@@ -98,32 +114,49 @@ export function distributeCredits(
     const limit = parts.map((p) =>
       Math.min(capLimit(p), p.slept ? SLEEPER_HEADROOM * p.used + MIN_SLEEPER_GRANT : Number.POSITIVE_INFINITY),
     );
-    // Water-filling: share what is left by weight among the open partitions; whoever's fair share
-    // reaches its limit gets the limit and leaves; repeat until nobody saturates.
     const budget = (budgetPercent * periodMicros) / 100;
-    const open = new Set(parts.map((_, i) => i));
-    let fixed = 0;
-    while (open.size > 0) {
-      const left = Math.max(0, budget - fixed);
-      let w = 0;
-      for (const i of open) w += parts[i].weight;
-      const saturated = [...open].filter((i) => (left * parts[i].weight) / w >= limit[i]);
-      if (saturated.length === 0) {
-        for (const i of open) grants[i] = (left * parts[i].weight) / w;
-        break;
-      }
-      for (const i of saturated) {
-        grants[i] = limit[i];
-        fixed += limit[i];
-        open.delete(i);
-      }
-    }
+    waterFill(parts, limit, budget, grants);
+    // Steal-aware: a busy partition whose thread the host runs only part of the time it is runnable
+    // cannot spend more than that part of the period. Shrink the budget until each can spend its
+    // grant, so the weights divide what the host actually gives instead of the host deciding.
+    let scale = 1;
+    parts.forEach((p, i) => {
+      const h = p.hostShare ?? 1;
+      const can = Math.max(h / 2, h - STEAL_SLACK * (1 - h)) * periodMicros;
+      if (!p.slept && grants[i] > can) scale = Math.min(scale, can / grants[i]);
+    });
+    if (scale < 1) waterFill(parts, limit, budget * scale, grants);
   }
   return grants.map((g) =>
     Number.isNaN(g)
       ? { metered: false, grant: 0, ceiling: 0 }
       : { metered: true, grant: Math.floor(g), ceiling: Math.max(MIN_CEILING, Math.ceil(CEILING_PERIODS * g)) },
   );
+}
+
+/**
+ * Water-filling: share what is left by weight among the open partitions;
+ * whoever's fair share reaches its limit gets the limit and leaves; repeat
+ * until nobody saturates.
+ */
+function waterFill(parts: readonly AccountInput[], limit: readonly number[], budget: number, grants: number[]): void {
+  const open = new Set(parts.map((_, i) => i));
+  let fixed = 0;
+  while (open.size > 0) {
+    const left = Math.max(0, budget - fixed);
+    let w = 0;
+    for (const i of open) w += parts[i].weight;
+    const saturated = [...open].filter((i) => (left * parts[i].weight) / w >= limit[i]);
+    if (saturated.length === 0) {
+      for (const i of open) grants[i] = (left * parts[i].weight) / w;
+      return;
+    }
+    for (const i of saturated) {
+      grants[i] = limit[i];
+      fixed += limit[i];
+      open.delete(i);
+    }
+  }
 }
 
 /**
