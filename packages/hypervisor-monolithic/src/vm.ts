@@ -112,6 +112,15 @@ export class Vm {
   private stateValue: VmState = "created";
   private result: PowerOff | undefined;
   private readonly input: number[] = [];
+  /**
+   * Hold host input until the guest's UART driver is receiving: for a Linux
+   * guest, until a tty has opened the port — the received-data interrupt on
+   * and the FIFO enabled, which Linux's 8250 driver does last in its startup
+   * (its probe turns every interrupt on for a moment with the FIFO off, and
+   * probe and startup read RBR and clear the FIFO: input fed earlier is
+   * lost). ELF guests may poll the UART with interrupts off: input at once.
+   */
+  private holdInputUntilReceiving = false;
   private readonly virtioSlots: number[] = [];
   private consoleInput: ((bytes: Uint8Array) => void) | undefined;
   private readonly stopHooks: (() => void | Promise<void>)[] = [];
@@ -266,6 +275,7 @@ export class Vm {
         }),
     });
     this.boot(loaded.layout.entry, loaded.layout.dtb.start);
+    this.holdInputUntilReceiving = true;
     return loaded;
   }
 
@@ -391,7 +401,8 @@ export class Vm {
 
   /** Move queued host input into the UART's receive FIFO as it has room. */
   private feedUart(): void {
-    if (this.input.length === 0) return;
+    if (this.input.length === 0 || (this.holdInputUntilReceiving && !(this.uart.receiving && this.uart.fifoEnabled)))
+      return;
     const n = this.uart.pushInput(Uint8Array.from(this.input.slice(0, 16)));
     this.input.splice(0, n);
   }

@@ -176,6 +176,20 @@ export class Uart16550 implements MmioDevice {
     return this.inputLength;
   }
 
+  /**
+   * The guest's driver takes input: the received-data interrupt is enabled
+   * (Linux's 8250 driver enables it when the tty is opened, after its probe
+   * and startup have cleared the FIFOs). A VMM can hold host input until then.
+   */
+  get receiving(): boolean {
+    return (this.ier & IER_RDI) !== 0;
+  }
+
+  /** FIFO mode (FCR bit 0): a 16-byte receive FIFO instead of the one-byte RBR. */
+  get fifoEnabled(): boolean {
+    return (this.fcr & FCR_ENABLE) !== 0;
+  }
+
   read(offset: number, size: AccessSize): number {
     if (size !== 1 || offset < 0 || offset > 7) {
       this.counters.badAccesses++;
