@@ -96,7 +96,8 @@ export interface CreditGrant {
  * conservation: what an idle partition does not need goes to the busy ones,
  * where Xen credit1 takes idle domains off its active list). Without a
  * budget, a capped partition gets cap × period and an uncapped one is not
- * metered at all.
+ * metered at all. With a budget and host steal, the budget shrinks until
+ * every busy partition can spend its grant (see STEAL_SLACK).
  */
 export function distributeCredits(
   parts: readonly AccountInput[],
