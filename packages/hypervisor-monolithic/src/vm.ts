@@ -14,12 +14,12 @@ import {
   MIP_MTIP,
   MIP_SEIP,
   MIP_SSIP,
-  MIP_STIP,
 } from "@ringzero/cpu-core";
 import {
   buildVirtDeviceTree,
   Clint,
   EmptyVirtioSlot,
+  enterKernel,
   type FinisherEvent,
   GoldfishRtc,
   hostTickClock,
@@ -211,26 +211,12 @@ export class Vm {
    * bare-metal entry (M-mode).
    */
   boot(entry: number, dtb = 0): void {
-    const h = this.hart;
-    h.pc = entry;
-    if (!this.options.sbi) return;
-    // What OpenSBI does before jumping to the kernel: PMP open, delegation,
-    // counters visible, Sstc enabled.
-    h.writeCsr(0x3b0, (1n << 54n) - 1n); // pmpaddr0: everything
-    h.writeCsr(0x3a0, 0x1fn); // pmpcfg0: NAPOT RWX
-    h.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
-    h.writeCsr(0x303, BigInt(MIP_SSIP | MIP_STIP | MIP_SEIP)); // mideleg
-    h.writeCsr(0x306, 7n); // mcounteren: cycle, time, instret
-    // scounteren: Linux 6.1 enables user counters only from its SBI PMU driver
-    // (riscv_pmu_sbi.c); our SBI has no PMU extension, so leave them on as that
-    // driver would — the vDSO's clock_gettime reads `time` in U-mode.
-    h.writeCsr(0x106, 7n);
-    h.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE (Sstc)
-    h.x[20] = 0; // a0 = hart id 0
-    h.x[21] = 0;
-    h.x[22] = dtb | 0; // a1 = DTB physical address
-    h.x[23] = Math.floor(dtb / 2 ** 32);
-    h.setPrivilege(1);
+    if (!this.options.sbi) {
+      this.hart.pc = entry;
+      return;
+    }
+    // What OpenSBI does before jumping to the kernel (platform's enterKernel).
+    enterKernel(this.hart, { entry, dtb, hartId: 0 });
   }
 
   /**

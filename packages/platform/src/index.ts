@@ -82,6 +82,7 @@ export {
   planLinuxBoot,
   type Range,
 } from "./loaders/placement.js";
+export { enterKernel, type KernelEntry } from "./sbi/enter-kernel.js";
 export {
   type ResetType,
   SBI_IMPL_ID,
