@@ -147,4 +147,31 @@ describe("proof: two CPU-bound partitions and a capped one (issue 9)", () => {
     expect(x.share).toBeLessThanOrEqual(0.3);
     expect(x.parked).toBeGreaterThan(0.1);
   }, 20_000);
+
+  it("by default nothing is metered: no tick, no parking; lifting a cap at run time unparks", async () => {
+    k = cpuKernel();
+    const a = startCpuPartition(k, "free", workload);
+    await running(k, [a]);
+    const [x] = await measureShares(k, [a], 500);
+    const st = k.stats().scheduler.partitions[0];
+    expect(st).toMatchObject({ metered: false, parkedMicros: 0 });
+    expect(x.share).toBeGreaterThan(0);
+    // A cap set while it runs meters it at once; lifting the cap ends metering (and any park).
+    expect(k.hypercall(ROOT, "SetPartitionSchedule", { partitionId: a, capPercent: 10 }).status).toBe(0);
+    expect(k.stats().scheduler.partitions[0].metered).toBe(true);
+    // Its first park ends (and is counted) after a slice or two; slices are long while rzbench warms up.
+    const t0 = performance.now();
+    while (k.stats().scheduler.partitions[0].parkedMicros === 0 && performance.now() - t0 < 3000)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(k.stats().scheduler.partitions[0].parkedMicros).toBeGreaterThan(0);
+    expect(k.hypercall(ROOT, "SetPartitionSchedule", { partitionId: a }).status).toBe(0);
+    expect(k.stats().scheduler.partitions[0].metered).toBe(false);
+    // A park under way ends at once (its time is counted when it ends, once the host runs the thread).
+    await new Promise((r) => setTimeout(r, 500));
+    const before = k.vpCounters(a, 0) ?? {};
+    await new Promise((r) => setTimeout(r, 300));
+    const after = k.vpCounters(a, 0) ?? {};
+    expect(after.throttledMicros).toBe(before.throttledMicros);
+    expect(after.instructions).toBeGreaterThan(before.instructions);
+  }, 20_000);
 });
