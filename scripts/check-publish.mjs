@@ -79,6 +79,19 @@ try {
       console.error(`import ${p.name} from its tarball failed:\n${e.stderr}`);
     }
   }
+  // The commands, as npm installed them: --version answers with the package's version.
+  for (const p of pkgs) {
+    const pj = JSON.parse(readFileSync(join(p.dir, "package.json"), "utf8"));
+    for (const bin of Object.keys(pj.bin ?? {})) {
+      try {
+        const out = execFileSync(join(app, "node_modules", ".bin", bin), ["--version"], { encoding: "utf8" });
+        if (out !== `${bin} version ${pj.version}\n`) problem(`${bin} --version printed ${JSON.stringify(out)}`);
+        else console.log(`publish check: ${bin} --version runs from the installed tarball`);
+      } catch (e) {
+        problem(`${bin} --version from the installed tarball failed:\n${e.stderr ?? e.message}`);
+      }
+    }
+  }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
