@@ -32,6 +32,7 @@ import {
   type ResetType,
   SbiServer,
   SifiveTest,
+  serveMmioExit,
   Uart16550,
   VIRT,
 } from "@ringzero/platform";
@@ -374,15 +375,7 @@ export class Vm {
   }
 
   private mmioExit(exit: Extract<HartExit, { kind: "mmio" }>): void {
-    if (exit.op === "read") {
-      const v = this.mmio.read(exit.address, exit.size);
-      if (v === undefined) this.hart.failMmio();
-      else this.hart.completeMmio(BigInt(v));
-    } else if (this.mmio.write(exit.address, exit.size, exit.value)) {
-      this.hart.completeMmio();
-    } else {
-      this.hart.failMmio();
-    }
+    serveMmioExit(this.hart, this.mmio, exit);
   }
 
   /** Move queued host input into the UART's receive FIFO as it has room. */

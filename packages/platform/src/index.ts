@@ -13,6 +13,7 @@ export {
   GoldfishRtcStateSchema,
   hostWallClockNs,
 } from "./devices/goldfish-rtc.js";
+export { serveMmioExit } from "./devices/mmio-exit.js";
 export {
   Plic,
   type PlicConfig,
