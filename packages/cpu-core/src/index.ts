@@ -39,6 +39,7 @@ export {
   PRV_U,
 } from "./hart/constants.js";
 export { Hart, type HartExit, type HartOptions } from "./hart/hart.js";
+export { ENGINES, type Engine, type TranslatorStats } from "./hart/translator.js";
 export { CSR_NAMES } from "./isa/csr-names.js";
 export { decode, insnLength } from "./isa/decode.js";
 export { createDisasmState, type DisasmOptions, type DisasmState, disassemble, operandValues } from "./isa/disasm.js";
