@@ -278,6 +278,34 @@ hole: .space 4096
   });
 });
 
+describe("translator: forward branches inside a trace", () => {
+  it.skipIf(!gccOk)("nested if/else in a hot loop: skipped instructions are not counted", () => {
+    const elf = program(String.raw`
+    li      s0, 0
+    li      s1, 0
+    li      s3, 3000
+1:  andi    t0, s1, 1
+    beqz    t0, 2f
+    addi    s0, s0, 3
+    andi    t1, s1, 2
+    bnez    t1, 3f
+    addi    s0, s0, 5
+3:  xori    s0, s0, 1
+2:  addi    s1, s1, 1
+    andi    t2, s1, 7
+    bnez    t2, 4f
+    addi    s0, s0, 7
+4:  blt     s1, s3, 1b
+    mv      a0, s0
+    call    puthex
+`);
+    const { t } = bothEngines(elf);
+    expect(t.code).toBe(0);
+    expect(runLockstep(elf, { seed: 11 }).divergence).toBeUndefined();
+    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+  });
+});
+
 describe("translator: interrupts and the run budget", () => {
   // addi a0, a0, 1 ; bne a0, zero, .-4 : a hot loop (one looping block); mtvec spins
   function pair() {

@@ -269,8 +269,17 @@ export function generate(start: number, src: CodeSource): Generated {
   let ended = false;
   let next = Number.NaN; // where a followed jal continues the trace
   const visited = new Set<number>();
+  // Forward branches whose target the trace reaches: a labelled block around the skipped
+  // instructions (break = taken), `sk` counting what the break skipped; properly nested only.
+  const labels: { id: number; target: number; kb: number }[] = [];
+  const skips: number[] = [];
   while (k < MAX_BLOCK && off < pageEnd && off >= pageStart && !visited.has(off)) {
     visited.add(off);
+    while (labels.length > 0 && labels[labels.length - 1].target === off) {
+      const l = labels.pop() as { id: number; target: number; kb: number };
+      skips[l.id] = k - l.kb - 1;
+      body.push("}");
+    }
     const fo = start + off;
     const p0 = u16[fo >> 1];
     let insn: number;
@@ -315,7 +324,7 @@ export function generate(start: number, src: CodeSource): Generated {
         if (target === 0) {
           // a loop onto the block's start: another pass while it fits before the next check
           loops = true;
-          body.push(`done += ${k + 1}; if (done + @LEN@ <= room) continue; ${exit(0, 0)}`);
+          body.push(`done += ${k + 1}@SKD@; if (done + @LEN@ <= room) continue; ${exit(0, 0)}`);
           ended = true;
         } else if (target >= pageStart && target < pageEnd && !visited.has(target)) {
           next = target; // the trace goes on at the target (same page)
@@ -383,7 +392,17 @@ export function generate(start: number, src: CodeSource): Generated {
         // the taken side leaves (or loops); the trace goes on through the fall-through side
         if (off + imm === 0) {
           loops = true;
-          body.push(`if (${cond}) { done += ${k + 1}; if (done + @LEN@ <= room) continue; ${exit(0, 0)} }`);
+          body.push(`if (${cond}) { done += ${k + 1}@SKD@; if (done + @LEN@ <= room) continue; ${exit(0, 0)} }`);
+        } else if (
+          off + imm > off &&
+          off + imm < pageEnd &&
+          (labels.length === 0 || off + imm <= labels[labels.length - 1].target)
+        ) {
+          const id = skips.length;
+          skips.push(0);
+          labels.push({ id, target: off + imm, kb: k });
+          body.push(`L${id}: {`);
+          body.push(`if (${cond}) { sk += @SK${id}@; break L${id}; }`);
         } else body.push(`if (${cond}) { ${exit(k + 1, off + imm)} }`);
         break;
       }
@@ -723,16 +742,26 @@ export function generate(start: number, src: CodeSource): Generated {
   }
   if (k === 0) return { len: 0, source: "" };
   if (!ended) body.push(exit(k, off));
+  // labels the trace did not reach: their break leaves to the branch target
+  while (labels.length > 0) {
+    const l = labels.pop() as { id: number; target: number; kb: number };
+    body.push("}");
+    body.push(exit(l.kb + 1, l.target));
+  }
+  const usesSkip = skips.length > 0;
   const decl: string[] = usesFp ? ["const fw = h.fw;"] : [];
+  if (usesSkip) decl.push("let sk = 0;");
   if (usesPc) decl.push("const pc = h.pc;");
   const all = [...dirty];
   const text = body
     .join("\n")
     .replaceAll("@LEN@", `${k}`)
+    .replaceAll("@SKD@", usesSkip ? " - sk; sk = 0" : "")
+    .replace(/@SK(\d+)@/g, (_, i: string) => `${skips[Number(i)]}`)
     .replace(/@X(\d+)@/g, (_, i: string) => {
       const e = exits[Number(i)];
       const wb = (loops ? all : e.dirty).map((r) => `x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`).join(" ");
-      const n = loops ? `done + ${e.k}` : `${e.k}`;
+      const n = `${loops ? "done + " : ""}${e.k}${usesSkip ? " - sk" : ""}`;
       return `${wb} t.ret = ${e.before ? `(${n}) | ${STEP}` : n};`;
     });
   for (const r of [...used].sort((p, q) => p - q)) decl.push(`let l${r} = x[${r << 1}], h${r} = x[${(r << 1) + 1}];`);
