@@ -11,6 +11,7 @@ import { buildElf, haveTool, requireTool } from "../testing/toolchain.js";
 import { Bus } from "./bus.js";
 import { MIP_MSIP } from "./constants.js";
 import { Hart } from "./hart.js";
+import { generate } from "./translator.js";
 
 const gccOk = requireTool("riscv64-unknown-elf-gcc");
 const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));
@@ -357,5 +358,38 @@ describe("translator: counters", () => {
     expect(st.hits).toBeLessThanOrEqual(st.lookups);
     expect(st.compileMs).toBeGreaterThan(0);
     expect(new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 })).translatorStats()).toBeUndefined();
+  });
+});
+
+describe("translator: generated code (golden)", () => {
+  it("a looping trace: registers in locals, the load's TLB hit path inline, one exit per way out", () => {
+    const bus = new Bus({ ramBase: 0x8000_0000, ramSize: 1 << 16 });
+    // 0: addi a0, a0, 1 ; 4: ld a1, 8(a0) ; 8: bne a0, a1, 0 (back to the start) ; 12: (untranslated: ecall)
+    bus.i32[0] = 0x00150513;
+    bus.i32[1] = 0x00853583;
+    bus.i32[2] = 0xfeb51ce3 | 0;
+    bus.i32[3] = 0x00000073;
+    const { source, len } = generate(0, { u16: bus.u16, ctab: new Int32Array(65536), magic: false });
+    expect(len).toBe(3);
+    expect(source).toMatchInlineSnapshot(`
+      ""use strict";
+      return function block_0(x, u8, u16, i32, rt, wt, t, h, room) {
+      let l10 = x[20], h10 = x[21];
+      let l11 = x[22], h11 = x[23];
+      let done = 0;
+      for (;;) {
+      { const lo_ = (l10 + 1) | 0, hi_ = (h10 + 0 + (((l10 + 1) | 0) >>> 0 < l10 >>> 0 ? 1 : 0)) | 0; l10 = lo_; h10 = hi_; }
+      { const b = l10; const lo = (b + 8) | 0;
+      const hi = (h10 + 0 + (lo >>> 0 < b >>> 0 ? 1 : 0)) | 0;
+      const e = ((lo >>> 12) & 4095) << 2;
+      if (rt[e] !== (lo & -4096) || rt[e + 1] !== hi || (lo & 7) !== 0) { x[20] = l10; x[21] = h10; x[22] = l11; x[23] = h11; t.ret = (done + 1) | 1073741824; return 4; }
+      const o = rt[e + 2] + (lo & 4095);
+      { const lo_ = i32[o >> 2], hi_ = i32[(o >> 2) + 1]; l11 = lo_; h11 = hi_; }
+      }
+      if (l10 !== l11 || h10 !== h11) { done += 3; if (done + 3 <= room) continue; x[20] = l10; x[21] = h10; x[22] = l11; x[23] = h11; t.ret = done + 0; return 0; }
+      x[20] = l10; x[21] = h10; x[22] = l11; x[23] = h11; t.ret = done + 3; return 12;
+      }
+      };"
+    `);
   });
 });
