@@ -88,6 +88,8 @@ export interface TranslatorStats {
 }
 
 const MAX_BLOCK = 32;
+/** Cache entries (counters, markers and traces) before the whole cache is dropped. */
+const MAX_ENTRIES = 1 << 18;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
 export const HOT_THRESHOLD = 2;
 const TWO32 = 4294967296;
@@ -122,9 +124,10 @@ export class Translator {
 
   /** The cache entry for a physical RAM offset (created as a counter on first sight). */
   lookup(key: number): Block {
-    this.stats.lookups++;
     let b = this.map.get(key);
     if (b === undefined) {
+      // every block start seen gets an entry (a visit counter while cold): bound the cache
+      if (this.map.size >= MAX_ENTRIES) this.flush();
       b = { key, fn: undefined, len: -1, count: 0, valid: true, k0: -1, b0: undefined, k1: -1, b1: undefined };
       this.map.set(key, b);
     }
