@@ -5,9 +5,17 @@
 // 1/8/32 for 64 B / 512 B / 4 KiB payloads, signals (doorbells) per packet.
 // Each cell runs for a fixed time, REPS times interleaved across the three
 // transports; the median is printed.
-// Options: --ms N (time per cell, default 300), --reps N (default 3).
+// Options: --ms N (time per cell, default 300), --reps N (default 3),
+// --sizes 64,512 and --depths 32 (subsets), --spin N.
 import { Worker } from "node:worker_threads";
-import { PACKET_FLAG_COMPLETION_REQUESTED, PacketType, RING_CONTROL_SIZE, RingReader, RingWriter } from "./ring.js";
+import {
+  createPacketInfo,
+  PACKET_FLAG_COMPLETION_REQUESTED,
+  PacketType,
+  RING_CONTROL_SIZE,
+  RingReader,
+  RingWriter,
+} from "./ring.js";
 import { createWorkerSignalArea, WorkerEndpoint } from "./transports/worker.js";
 import { AdaptiveSpin, type RingWorkerResult } from "./workers/ring-worker.js";
 
@@ -18,8 +26,12 @@ const opt = (name: string, d: number) => {
 };
 const MS = opt("ms", 300);
 const REPS = opt("reps", 3);
-const SIZES = [64, 512, 4096];
-const DEPTHS = [1, 8, 32];
+const list = (name: string, d: number[]) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1].split(",").map(Number) : d;
+};
+const SIZES = list("sizes", [64, 512, 4096]);
+const DEPTHS = list("depths", [1, 8, 32]);
 const RING_DATA = 256 * 1024;
 /** Maximum empty-ring polls before Atomics.wait (adaptive, both ends); --spin 0 measures pure notify/wake. */
 const SPIN = opt("spin", 2000);
@@ -60,12 +72,10 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
   const done = new Promise<RingWorkerResult>((res) => worker.once("message", res));
   await new Promise((res) => worker.once("online", res));
   const ep = new WorkerEndpoint({ area, side: 0 });
-  const req = {
-    type: PacketType.IN_BAND as number,
-    flags: PACKET_FLAG_COMPLETION_REQUESTED,
-    transactionId: 0n,
-    payload: new Uint8Array(size),
-  };
+  // Zero-allocation paths both ways: writeRaw (u32 transaction id halves) and readInto.
+  const payload = new Uint8Array(size);
+  const rx = new Uint8Array(RING_DATA);
+  const info = createPacketInfo();
   const lat: number[] = [];
   const sentAt = new Float64Array(depth + 1);
   const spin = new AdaptiveSpin(SPIN);
@@ -80,15 +90,14 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
     ep.poll();
     let progress = 0;
     while (inflight < depth) {
-      req.transactionId = BigInt(tid);
-      if (!w.write(req)) break;
+      if (!w.writeRaw(PacketType.IN_BAND, PACKET_FLAG_COMPLETION_REQUESTED, tid >>> 0, 0, payload)) break;
       if (depth === 1) sentAt[0] = performance.now();
       tid++;
       inflight++;
       progress++;
     }
     if (w.commit()) ep.signal(1);
-    for (let p = r.read(); p !== undefined; p = r.read()) {
+    while (r.readInto(rx, info) >= 0) {
       if (depth === 1) lat.push(performance.now() - sentAt[0]);
       inflight--;
       completed++;

@@ -73,6 +73,7 @@ export {
 } from "./requests.js";
 export {
   allocateRing,
+  createPacketInfo,
   type IncomingPacket,
   isAcceptedPacketType,
   maxPayload,
@@ -80,8 +81,11 @@ export {
   PACKET_DESCRIPTOR_SIZE,
   PACKET_FLAG_COMPLETION_REQUESTED,
   PACKET_FOOTER_SIZE,
+  type PacketInfo,
   PacketType,
   packetRingSize,
+  READ_NONE,
+  READ_TOO_SMALL,
   RING_CONTROL_SIZE,
   RING_FEATURE_PENDING_SEND_SIZE,
   RING_MIN_DATA_SIZE,

@@ -6,7 +6,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { VmbusErrorCode } from "./errors.js";
-import { maxPayload, PacketType, RING_CONTROL_SIZE, RingReader, RingWriter } from "./ring.js";
+import {
+  createPacketInfo,
+  maxPayload,
+  PacketType,
+  READ_NONE,
+  READ_TOO_SMALL,
+  RING_CONTROL_SIZE,
+  RingReader,
+  RingWriter,
+} from "./ring.js";
 
 const CANARY = 0xa5;
 const GUARD = 256;
@@ -229,6 +238,135 @@ describe("ring properties", () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it("writeRaw + readInto (the zero-allocation paths) deliver exactly what write + read do, across wraps", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(4096, 8192),
+        fc.integer({ min: 0, max: 3 }),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.nat(7)), {
+          minLength: 50,
+          maxLength: 150,
+        }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        (dataSize, shift, steps, seed) => {
+          const { mem, canariesIntact } = guardedRing(dataSize, shift);
+          const w = new RingWriter(mem, { initialize: true });
+          const r = new RingReader(mem);
+          const sizes = fc.sample(sizeArb(dataSize), { numRuns: 500, seed: seed + shift });
+          const big = new Uint8Array(dataSize);
+          const small = new Uint8Array(24);
+          const info = createPacketInfo();
+          const queue: { payload: Uint8Array; lo: number; hi: number }[] = [];
+          let next = 0;
+          const check = (mode: number): boolean => {
+            if (mode === 0) {
+              const p = r.read();
+              if (!p) return false;
+              const e = queue.shift()!;
+              expect(p.transactionId).toBe((BigInt(e.hi) << 32n) | BigInt(e.lo));
+              expectPadded(p.payload, e.payload);
+              return true;
+            }
+            let into = mode === 1 ? small : big;
+            let n = r.readInto(into, info);
+            if (n === READ_NONE) return false;
+            if (n === READ_TOO_SMALL) {
+              expect(info.payloadLength).toBeGreaterThan(small.length);
+              into = big;
+              n = r.readInto(big, info);
+            }
+            const e = queue.shift()!;
+            expect([info.type, info.flags, info.transactionIdLow, info.transactionIdHigh]).toEqual([
+              PacketType.IN_BAND,
+              0,
+              e.lo,
+              e.hi,
+            ]);
+            expect(n).toBe(info.payloadLength);
+            expectPadded(into.subarray(0, n), e.payload);
+            return true;
+          };
+          for (const [writes, reads, mode] of steps) {
+            for (let i = 0; i < writes; i++) {
+              const n = sizes[next % sizes.length];
+              const buf = fill(n + (mode & 3), seed + next); // payloadLength below the buffer's length
+              const lo = (seed * 7 + next) >>> 0;
+              const hi = next & 1 ? next : 0;
+              if (!w.writeRaw(PacketType.IN_BAND, 0, lo, hi, buf, n)) break;
+              next++;
+              queue.push({ payload: buf.subarray(0, n), lo, hi });
+            }
+            w.commit();
+            for (let i = 0; i < reads; i++) if (!check(mode % 3)) break;
+            r.commit();
+          }
+          while (check(2));
+          expect(queue.length).toBe(0);
+          expect(r.error).toBeUndefined();
+          expect(r.counters.bytes).toBe(w.counters.bytes);
+          expect(canariesIntact()).toBe(true);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it("readInto sees the same packets and the same violation as read on identically corrupted rings", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(4096, 8192),
+        fc.array(fc.integer({ min: 0, max: 900 }), { minLength: 1, maxLength: 20 }),
+        fc.array(
+          fc.oneof(
+            fc.record({ word: fc.integer({ min: 0, max: 1 }), value: fc.integer({ min: 0, max: 0xffff_ffff }) }),
+            fc.record({ at: fc.integer({ min: 0, max: 8191 }), value: fc.integer({ min: 0, max: 0xffff }) }),
+          ),
+          { minLength: 1, maxLength: 8 },
+        ),
+        (dataSize, sizes, corruptions) => {
+          const rings = [guardedRing(dataSize, 0), guardedRing(dataSize, 1)];
+          for (const { mem } of rings) {
+            const w = new RingWriter(mem, { initialize: true });
+            for (const n of sizes) {
+              const type = n % 5 === 0 ? PacketType.COMPLETION : PacketType.IN_BAND;
+              if (!w.write({ type, flags: n & 1, transactionId: BigInt(n * 977), payload: fill(n, n) })) break;
+            }
+            w.commit();
+            const ctrl = new DataView(mem.buffer, mem.byteOffset, RING_CONTROL_SIZE);
+            const data = new DataView(mem.buffer, mem.byteOffset + RING_CONTROL_SIZE, dataSize);
+            for (const c of corruptions) {
+              if ("word" in c) ctrl.setUint32(c.word * 4, c.value, true);
+              else data.setUint16((c.at % dataSize) & ~1, c.value, true);
+            }
+          }
+          const a = new RingReader(rings[0].mem);
+          const b = new RingReader(rings[1].mem);
+          const buf = new Uint8Array(dataSize);
+          const hdr = new Uint8Array(dataSize);
+          const info = createPacketInfo();
+          for (let i = 0; i < 100; i++) {
+            const p = a.read();
+            const n = b.readInto(buf, info, hdr);
+            expect(n).not.toBe(READ_TOO_SMALL);
+            if (!p) {
+              expect(n).toBe(READ_NONE);
+              break;
+            }
+            expect(info.type).toBe(p.type);
+            expect(info.flags).toBe(p.flags);
+            expect((BigInt(info.transactionIdHigh) << 32n) | BigInt(info.transactionIdLow)).toBe(p.transactionId);
+            expect(buf.subarray(0, n)).toEqual(p.payload);
+            expect(hdr.subarray(0, info.headerLength)).toEqual(p.header);
+          }
+          expect(b.error?.code).toBe(a.error?.code);
+          expect(b.counters).toEqual(a.counters);
+          expect(rings[0].canariesIntact() && rings[1].canariesIntact()).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

@@ -3,10 +3,13 @@ import { VmbusError, VmbusErrorCode } from "./errors.js";
 import { encodeGpaDirectHeader } from "./gpa.js";
 import {
   allocateRing,
+  createPacketInfo,
   maxPayload,
   PACKET_FLAG_COMPLETION_REQUESTED,
   PacketType,
   packetRingSize,
+  READ_NONE,
+  READ_TOO_SMALL,
   RING_CONTROL_SIZE,
   RingControl,
   RingReader,
@@ -84,6 +87,41 @@ describe("ring layout (vmbus.md §2.5, §2.6)", () => {
     expect(p.ranges).toEqual([{ byteCount: 5000, byteOffset: 100, pfns: [7, 8] }]);
     expect(Array.from(p.payload)).toEqual([...bytes(3), ...bytes(5, 9)]);
     expect(r.read()).toBeUndefined();
+    expect(r.error).toBeUndefined();
+  });
+
+  it("readInto and writeRaw: same packet as write/read, GPA ranges decoded, too-small buffers consume nothing", () => {
+    const { w, r } = ring();
+    const header = encodeGpaDirectHeader([{ byteCount: 5000, byteOffset: 100, pfns: [7, 8] }]);
+    w.write({ type: PacketType.GPA_DIRECT, transactionId: 2n ** 64n - 1n, header, payload: bytes(11) });
+    expect(w.writeRaw(PacketType.IN_BAND, PACKET_FLAG_COMPLETION_REQUESTED, 0xffff_ffff, 7, bytes(30), 5)).toBe(true);
+    expect(() => w.writeRaw(PacketType.IN_BAND, 0, 0, 0, bytes(4), 5)).toThrow(VmbusError);
+    expect(() => w.writeRaw(PacketType.GPADL, 0, 0, 0, bytes(4))).toThrow(VmbusError);
+    w.commit();
+    const info = createPacketInfo();
+    const out = new Uint8Array(64);
+    expect(r.readInto(new Uint8Array(8), info)).toBe(READ_TOO_SMALL);
+    expect(info.payloadLength).toBe(16);
+    expect(r.readInto(out, info, new Uint8Array(8))).toBe(READ_TOO_SMALL);
+    expect(r.counters.packets).toBe(0);
+    const hdr = new Uint8Array(64);
+    expect(r.readInto(out, info, hdr)).toBe(16);
+    expect(info).toEqual({
+      type: PacketType.GPA_DIRECT,
+      flags: 0,
+      transactionIdLow: 0xffff_ffff,
+      transactionIdHigh: 0xffff_ffff,
+      headerLength: header.length,
+      payloadLength: 16,
+      ranges: [{ byteCount: 5000, byteOffset: 100, pfns: [7, 8] }],
+    });
+    expect(hdr.subarray(0, header.length)).toEqual(header);
+    expect(Array.from(out.subarray(0, 16))).toEqual([...bytes(11), 0, 0, 0, 0, 0]);
+    const p = r.read()!;
+    expect(p.transactionId).toBe((7n << 32n) | 0xffff_ffffn);
+    expect(p.flags).toBe(PACKET_FLAG_COMPLETION_REQUESTED);
+    expect(Array.from(p.payload)).toEqual([...bytes(30).subarray(0, 5), 0, 0, 0]);
+    expect(r.readInto(out, info)).toBe(READ_NONE);
     expect(r.error).toBeUndefined();
   });
 
@@ -285,6 +323,14 @@ describe("hostile shared state is latched, never thrown", () => {
       expect(r.counters.violations, name).toBe(1);
       expect(r.read(), name).toBeUndefined(); // latched
       expect(r.counters.violations, name).toBe(1);
+      // The zero-allocation path applies the same checks.
+      const again = ring();
+      again.w.write({ type: PacketType.IN_BAND, header: new Uint8Array(8), payload: bytes(20) });
+      again.w.commit();
+      corrupt(again.dv, again.data);
+      expect(again.r.readInto(new Uint8Array(4096), createPacketInfo()), name).toBe(READ_NONE);
+      expect(again.r.error?.code, name).toBe(code);
+      expect(again.r.counters.violations, name).toBe(1);
     }
   });
 

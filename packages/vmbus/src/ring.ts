@@ -108,6 +108,43 @@ export interface IncomingPacket {
 }
 
 /**
+ * What `RingReader.readInto` fills in instead of allocating an IncomingPacket
+ * (reuse one object per loop: `createPacketInfo()`).
+ */
+export interface PacketInfo {
+  type: number;
+  flags: number;
+  /** Low 32 bits of transaction_id (unsigned). */
+  transactionIdLow: number;
+  /** High 32 bits of transaction_id (unsigned). */
+  transactionIdHigh: number;
+  /** Bytes between the descriptor and data_offset8 * 8 (copied into `header` if one was given). */
+  headerLength: number;
+  /** (length8 - data_offset8) * 8: the payload plus its zero padding to 8. */
+  payloadLength: number;
+  /** For GPA_DIRECT packets: the validated ranges; undefined otherwise. */
+  ranges: GpaRange[] | undefined;
+}
+
+/** A fresh PacketInfo for `RingReader.readInto`. */
+export function createPacketInfo(): PacketInfo {
+  return {
+    type: 0,
+    flags: 0,
+    transactionIdLow: 0,
+    transactionIdHigh: 0,
+    headerLength: 0,
+    payloadLength: 0,
+    ranges: undefined,
+  };
+}
+
+/** readInto: nothing to read (empty ring, or a violation is latched in `error`). */
+export const READ_NONE = -1;
+/** readInto: the next packet's payload (or header) does not fit the buffers given; nothing consumed. */
+export const READ_TOO_SMALL = -2;
+
+/**
  * Ring bytes a packet consumes, footer included: 16 + header + payload rounded
  * up to 8 + 8 (OpenVMM PacketSize; vmbus.md §2.6 worked size).
  */
@@ -166,6 +203,8 @@ function geometry(mem: Uint8Array): number {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Copies up to this many bytes with a loop instead of a subarray + set (no allocation, cheaper when small). */
+const SMALL_COPY = 64;
 
 export interface RingWriterCounters {
   /** Packets written (committed or not). */
@@ -254,19 +293,53 @@ export class RingWriter {
    * can ever hold -> VmbusError.
    */
   write(p: OutgoingPacket): boolean {
-    const type = p.type;
-    const flags = p.flags ?? 0;
-    if (!isAcceptedPacketType(type) || (flags & ~PACKET_FLAG_COMPLETION_REQUESTED) !== 0) {
-      throw new VmbusError(VmbusErrorCode.PACKET_INVALID, { type, flags }, "unknown packet type or flags");
-    }
-    const header = p.header;
-    const hlen = header === undefined ? 0 : header.length;
-    if ((hlen & 7) !== 0)
-      throw new VmbusError(VmbusErrorCode.PACKET_INVALID, { headerLength: hlen }, "header not a multiple of 8");
     const payload = p.payload;
     let plen = 0;
     if (payload instanceof Uint8Array) plen = payload.length;
     else for (let i = 0; i < payload.length; i++) plen += payload[i].length;
+    return this.#put(p.type, p.flags ?? 0, p.transactionId, 0, 0, p.header, payload, plen);
+  }
+
+  /**
+   * `write` without the packet object and without a bigint: the transaction id
+   * as two u32 halves, the payload as the first `payloadLength` bytes of
+   * `payload` (default all). Allocates nothing. Same checks, same result.
+   */
+  writeRaw(
+    type: number,
+    flags: number,
+    transactionIdLow: number,
+    transactionIdHigh: number,
+    payload: Uint8Array,
+    payloadLength: number = payload.length,
+    header?: Uint8Array,
+  ): boolean {
+    if (!Number.isInteger(payloadLength) || payloadLength < 0 || payloadLength > payload.length) {
+      throw new VmbusError(
+        VmbusErrorCode.PACKET_INVALID,
+        { payloadLength, available: payload.length },
+        "payloadLength outside the payload buffer",
+      );
+    }
+    return this.#put(type, flags, undefined, transactionIdLow, transactionIdHigh, header, payload, payloadLength);
+  }
+
+  #put(
+    type: number,
+    flags: number,
+    tid: bigint | undefined,
+    tidLow: number,
+    tidHigh: number,
+    header: Uint8Array | undefined,
+    payload: Uint8Array | readonly Uint8Array[],
+    plen: number,
+  ): boolean {
+    if (!isAcceptedPacketType(type) || (flags & ~PACKET_FLAG_COMPLETION_REQUESTED) !== 0) {
+      throw new VmbusError(VmbusErrorCode.PACKET_INVALID, { type, flags }, "unknown packet type or flags");
+    }
+    const hlen = header === undefined ? 0 : header.length;
+    if ((hlen & 7) !== 0)
+      throw new VmbusError(VmbusErrorCode.PACKET_INVALID, { headerLength: hlen }, "header not a multiple of 8");
     const len = PACKET_DESCRIPTOR_SIZE + hlen + ((plen + 7) & ~7);
     const need = len + PACKET_FOOTER_SIZE;
     const size = this.dataSize;
@@ -311,21 +384,21 @@ export class RingWriter {
     dv.setUint16(start + 4, len >>> 3, true);
     dv.setUint16(start + 6, flags, true);
     let pos = (start + 8) & mask;
-    const tid = p.transactionId;
     if (tid === undefined) {
-      dv.setUint32(pos, 0, true);
-      dv.setUint32(pos + 4, 0, true);
+      dv.setUint32(pos, tidLow >>> 0, true);
+      dv.setUint32(pos + 4, tidHigh >>> 0, true);
     } else {
       dv.setBigUint64(pos, tid, true);
     }
     pos = (pos + 8) & mask;
-    if (hlen !== 0) pos = this.#copyIn(header!, pos);
-    if (payload instanceof Uint8Array) pos = this.#copyIn(payload, pos);
-    else for (let i = 0; i < payload.length; i++) pos = this.#copyIn(payload[i], pos);
+    if (hlen !== 0) pos = this.#copyIn(header!, hlen, pos);
+    if (payload instanceof Uint8Array) pos = this.#copyIn(payload, plen, pos);
+    else for (let i = 0; i < payload.length; i++) pos = this.#copyIn(payload[i], payload[i].length, pos);
     const pad = (8 - (plen & 7)) & 7;
     if (pad !== 0) {
       // The padding ends on an 8-byte boundary, so it never straddles the wrap. Payload zero padded (Linux channel.c).
-      this.#data.fill(0, pos, pos + pad);
+      const data = this.#data;
+      for (let i = 0; i < pad; i++) data[pos + i] = 0;
       pos = (pos + pad) & mask;
     }
     // Footer: u64 with the packet start in the high 32 bits (Linux ring_buffer.c prev_indices).
@@ -337,15 +410,18 @@ export class RingWriter {
     return true;
   }
 
-  #copyIn(src: Uint8Array, pos: number): number {
-    const n = src.length;
+  /** Copies src[0..n) in at pos: one copy, or two split at the wrap. */
+  #copyIn(src: Uint8Array, n: number, pos: number): number {
+    const data = this.#data;
     const first = this.dataSize - pos;
     if (n <= first) {
-      this.#data.set(src, pos);
+      if (n === src.length) data.set(src, pos);
+      else if (n <= SMALL_COPY) for (let i = 0; i < n; i++) data[pos + i] = src[i];
+      else data.set(src.subarray(0, n), pos);
       return (pos + n) & this.#mask;
     }
-    this.#data.set(src.subarray(0, first), pos);
-    this.#data.set(src.subarray(first), 0);
+    data.set(src.subarray(0, first), pos);
+    data.set(src.subarray(first, n), 0);
     return n - first;
   }
 
@@ -433,7 +509,87 @@ export class RingReader {
    * violation (latched in `error`). Never throws, never reads outside mem.
    */
   read(): IncomingPacket | undefined {
-    if (this.#error !== undefined) return undefined;
+    if (!this.#next()) return undefined;
+    const start = this.#rpos;
+    const mask = this.#mask;
+    const hlen = this.#hlen;
+    const plen = this.#plen;
+    const lo = this.#tidLow;
+    const hi = this.#tidHigh;
+    const transactionId = (lo | hi) === 0 ? 0n : (BigInt(hi) << 32n) | BigInt(lo);
+    const p3 = (start + PACKET_DESCRIPTOR_SIZE) & mask;
+    const header = hlen === 0 ? EMPTY : this.#copyOut(p3, hlen);
+    const payload = plen === 0 ? EMPTY : this.#copyOut((p3 + hlen) & mask, plen);
+    let ranges: GpaRange[] | undefined;
+    if (this.#type === PacketType.GPA_DIRECT) {
+      // Validated on the copy, so the peer cannot change it after the check (vmbus.md §3.4 CoCo rule).
+      const r = decodeGpaDirectHeader(header);
+      if (r instanceof VmbusError)
+        return this.#violate(VmbusErrorCode.GPA_RANGE_INVALID, { offset: start, detail: r.message });
+      ranges = r;
+    }
+    this.#consume();
+    const packet: IncomingPacket = { type: this.#type, flags: this.#flags, transactionId, header, payload };
+    if (ranges !== undefined) packet.ranges = ranges;
+    return packet;
+  }
+
+  /**
+   * `read` without allocating: the payload is copied into `payload[0..n)`, the
+   * header (if any) into `header` when given (GPA_DIRECT headers are always
+   * copied, validated and decoded into `info.ranges`), the descriptor's fields
+   * into `info`. Returns n = `info.payloadLength` (≥ 0) when a packet was
+   * consumed; READ_NONE when empty or after a violation (see `error`);
+   * READ_TOO_SMALL when `payload` (or a given `header`) is shorter than the
+   * packet's — nothing is consumed and `info` says the sizes needed. Same
+   * validation as `read`; never throws, never reads outside mem.
+   */
+  readInto(payload: Uint8Array, info: PacketInfo, header?: Uint8Array): number {
+    if (!this.#next()) return READ_NONE;
+    const start = this.#rpos;
+    const mask = this.#mask;
+    const hlen = this.#hlen;
+    const plen = this.#plen;
+    const type = this.#type;
+    info.type = type;
+    info.flags = this.#flags;
+    info.transactionIdLow = this.#tidLow;
+    info.transactionIdHigh = this.#tidHigh;
+    info.headerLength = hlen;
+    info.payloadLength = plen;
+    info.ranges = undefined;
+    if (plen > payload.length || (header !== undefined && hlen > header.length)) return READ_TOO_SMALL;
+    const p3 = (start + PACKET_DESCRIPTOR_SIZE) & mask;
+    if (type === PacketType.GPA_DIRECT) {
+      // Validated on a private copy, so the peer cannot change it after the check (vmbus.md §3.4 CoCo rule).
+      const copy = this.#copyOut(p3, hlen);
+      const r = decodeGpaDirectHeader(copy);
+      if (r instanceof VmbusError)
+        return this.#violate(VmbusErrorCode.GPA_RANGE_INVALID, { offset: start, detail: r.message }) ?? READ_NONE;
+      info.ranges = r;
+      if (header !== undefined) header.set(copy);
+    } else if (header !== undefined && hlen !== 0) {
+      this.#copyTo(p3, hlen, header);
+    }
+    if (plen !== 0) this.#copyTo((p3 + hlen) & mask, plen, payload);
+    this.#consume();
+    return plen;
+  }
+
+  // Fields of the packet at #rpos, set by #next() once its descriptor is validated.
+  #type = 0;
+  #flags = 0;
+  #tidLow = 0;
+  #tidHigh = 0;
+  #hlen = 0;
+  #plen = 0;
+
+  /**
+   * Validates the descriptor at #rpos against the published write index and
+   * loads its fields; false when empty or on a violation (latched).
+   */
+  #next(): boolean {
+    if (this.#error !== undefined) return false;
     const size = this.dataSize;
     const mask = this.#mask;
     const start = this.#rpos;
@@ -441,53 +597,56 @@ export class RingReader {
     if (w === start) {
       w = Atomics.load(this.#ctrl, W_WRITE) >>> 0;
       // vmbus.md §2.5 / §5.10: index < size and a multiple of 8.
-      if (w >= size || (w & 7) !== 0)
-        return this.#violate(VmbusErrorCode.RING_INDEX_INVALID, { write: w, side: "reader" });
+      if (w >= size || (w & 7) !== 0) {
+        this.#violate(VmbusErrorCode.RING_INDEX_INVALID, { write: w, side: "reader" });
+        return false;
+      }
       this.#cachedWrite = w;
-      if (w === start) return undefined;
+      if (w === start) return false;
     }
     const avail = (w - start) & mask;
     const dv = this.#dv;
     // Descriptor first half (never straddles: start is 8-aligned). Linux hyperv.h struct vmpacket_descriptor.
+    // Each field is read from shared memory once, into a local, and checked there.
     const type = dv.getUint16(start, true);
     const off8 = dv.getUint16(start + 2, true);
     const len8 = dv.getUint16(start + 4, true);
     const flags = dv.getUint16(start + 6, true);
     // OpenVMM vmbus_ring read checks (vmbus.md §2.6): data_offset8 >= 2, length8 >= data_offset8,
     // length (+ footer) within the bytes available, known type and flags.
-    if (off8 < 2 || len8 < off8) return this.#violate(VmbusErrorCode.DESCRIPTOR_INVALID, { offset: start, off8, len8 });
+    if (off8 < 2 || len8 < off8) {
+      this.#violate(VmbusErrorCode.DESCRIPTOR_INVALID, { offset: start, off8, len8 });
+      return false;
+    }
     const len = len8 * 8;
     if (len + PACKET_FOOTER_SIZE > avail) {
-      return this.#violate(VmbusErrorCode.PACKET_TRUNCATED, { offset: start, len8, available: avail });
+      this.#violate(VmbusErrorCode.PACKET_TRUNCATED, { offset: start, len8, available: avail });
+      return false;
     }
-    if (type >= 16 || ACCEPTED_TYPES[type] !== 1)
-      return this.#violate(VmbusErrorCode.PACKET_TYPE_UNKNOWN, { offset: start, type });
+    if (type >= 16 || ACCEPTED_TYPES[type] !== 1) {
+      this.#violate(VmbusErrorCode.PACKET_TYPE_UNKNOWN, { offset: start, type });
+      return false;
+    }
     if ((flags & ~PACKET_FLAG_COMPLETION_REQUESTED) !== 0) {
-      return this.#violate(VmbusErrorCode.PACKET_FLAGS_UNKNOWN, { offset: start, flags });
+      this.#violate(VmbusErrorCode.PACKET_FLAGS_UNKNOWN, { offset: start, flags });
+      return false;
     }
     const p2 = (start + 8) & mask;
-    const lo = dv.getUint32(p2, true);
-    const hi = dv.getUint32(p2 + 4, true);
-    const transactionId = (lo | hi) === 0 ? 0n : (BigInt(hi) << 32n) | BigInt(lo);
-    const hlen = off8 * 8 - PACKET_DESCRIPTOR_SIZE;
-    const p3 = (p2 + 8) & mask;
-    const header = hlen === 0 ? EMPTY : this.#copyOut(p3, hlen);
-    const plen = len - off8 * 8;
-    const payload = plen === 0 ? EMPTY : this.#copyOut((p3 + hlen) & mask, plen);
-    let ranges: GpaRange[] | undefined;
-    if (type === PacketType.GPA_DIRECT) {
-      // Validated on the copy, so the peer cannot change it after the check (vmbus.md §3.4 CoCo rule).
-      const r = decodeGpaDirectHeader(header);
-      if (r instanceof VmbusError)
-        return this.#violate(VmbusErrorCode.GPA_RANGE_INVALID, { offset: start, detail: r.message });
-      ranges = r;
-    }
-    this.#rpos = (start + len + PACKET_FOOTER_SIZE) & mask;
+    this.#type = type;
+    this.#flags = flags;
+    this.#tidLow = dv.getUint32(p2, true);
+    this.#tidHigh = dv.getUint32(p2 + 4, true);
+    this.#hlen = off8 * 8 - PACKET_DESCRIPTOR_SIZE;
+    this.#plen = len - off8 * 8;
+    return true;
+  }
+
+  /** Moves past the packet #next() validated. */
+  #consume(): void {
+    const used = PACKET_DESCRIPTOR_SIZE + this.#hlen + this.#plen + PACKET_FOOTER_SIZE;
+    this.#rpos = (this.#rpos + used) & this.#mask;
     this.counters.packets++;
-    this.counters.bytes += len + PACKET_FOOTER_SIZE;
-    const packet: IncomingPacket = { type, flags, transactionId, header, payload };
-    if (ranges !== undefined) packet.ranges = ranges;
-    return packet;
+    this.counters.bytes += used;
   }
 
   #copyOut(pos: number, n: number): Uint8Array {
@@ -497,6 +656,19 @@ export class RingReader {
     out.set(this.#data.subarray(pos));
     out.set(this.#data.subarray(0, n - first), first);
     return out;
+  }
+
+  /** Copies n bytes at pos into out[0..n): one copy, or two split at the wrap. */
+  #copyTo(pos: number, n: number, out: Uint8Array): void {
+    const data = this.#data;
+    const first = this.dataSize - pos;
+    if (n <= first) {
+      if (n <= SMALL_COPY) for (let i = 0; i < n; i++) out[i] = data[pos + i];
+      else out.set(data.subarray(pos, pos + n));
+      return;
+    }
+    out.set(data.subarray(pos));
+    out.set(data.subarray(0, n - first), first);
   }
 
   /** Bytes read but not yet committed. */

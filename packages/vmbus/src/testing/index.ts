@@ -2,7 +2,7 @@
 // at ./testing). A loopback bus (server + client over the same-thread
 // transport, flat guest memory), a fake peer that records and answers, and a
 // hostile peer that corrupts rings and control messages.
-import type { ControlTransport, SignalTransport } from "../channel.js";
+import type { Channel, ControlTransport, SignalTransport } from "../channel.js";
 import { type ClientChannel, type ClientOffer, VmbusClient } from "../client.js";
 import { type GpaRange, PAGE_SIZE } from "../gpa.js";
 import { FlatGuestMemory } from "../memory.js";
@@ -94,7 +94,7 @@ export class FakePeer {
   respond: (p: IncomingPacket) => Uint8Array | undefined;
 
   constructor(
-    channel: ServerChannel | ClientChannel,
+    channel: ServerChannel | ClientChannel | Channel,
     respond: (p: IncomingPacket) => Uint8Array | undefined = (p) => p.payload,
   ) {
     this.respond = respond;

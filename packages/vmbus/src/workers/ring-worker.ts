@@ -7,7 +7,7 @@
 // commit says so, mask while draining, unmask and re-check before sleeping.
 // Sleeping is Atomics.wait on the endpoint's doorbell (worker threads may block).
 import { parentPort, workerData } from "node:worker_threads";
-import { PACKET_FLAG_COMPLETION_REQUESTED, PacketType, RingReader, RingWriter } from "../ring.js";
+import { createPacketInfo, PACKET_FLAG_COMPLETION_REQUESTED, PacketType, RingReader, RingWriter } from "../ring.js";
 import { WorkerEndpoint } from "../transports/worker.js";
 
 export interface RingWorkerData {
@@ -184,11 +184,13 @@ function runReceive(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
 function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
   const r = new RingReader(d.rx!);
   const w = new RingWriter(d.tx!);
-  const reply = { type: PacketType.COMPLETION as number, transactionId: 0n, payload: new Uint8Array(0) as Uint8Array };
+  // Zero-allocation loop: readInto a scratch buffer, writeRaw the completion from it.
+  const buf = new Uint8Array(r.dataSize);
+  const info = createPacketInfo();
   const t0 = performance.now();
   let packets = 0;
   let waits = 0;
-  let held: typeof reply | undefined; // a completion that did not fit yet
+  let held: { lo: number; hi: number; payload: Uint8Array } | undefined; // a completion that did not fit yet
   const spin = new AdaptiveSpin(d.spin ?? 0);
   r.setMask(true);
   for (;;) {
@@ -196,25 +198,25 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
     ep.poll();
     let progress = 0;
     if (held) {
-      if (w.write(held)) {
+      if (w.writeRaw(PacketType.COMPLETION, 0, held.lo, held.hi, held.payload)) {
         held = undefined;
         progress++;
       }
     }
     while (!held) {
-      const p = r.read();
-      if (!p) break;
+      const n = r.readInto(buf, info);
+      if (n < 0) break;
       progress++;
-      if (p.type === PacketType.SYNCH) {
+      if (info.type === PacketType.SYNCH) {
         if (r.commit()) ep.signal(d.channelId);
         if (w.commit()) ep.signal(d.channelId);
         return result(d, true, packets, w.counters.bytes, t0, ep, waits, w.counters.full);
       }
       packets++;
-      if ((p.flags & PACKET_FLAG_COMPLETION_REQUESTED) === 0) continue;
-      reply.transactionId = p.transactionId;
-      reply.payload = p.payload;
-      if (!w.write(reply)) held = { ...reply };
+      if ((info.flags & PACKET_FLAG_COMPLETION_REQUESTED) === 0) continue;
+      if (!w.writeRaw(PacketType.COMPLETION, 0, info.transactionIdLow, info.transactionIdHigh, buf, n)) {
+        held = { lo: info.transactionIdLow, hi: info.transactionIdHigh, payload: buf.slice(0, n) };
+      }
     }
     let sig = r.commit();
     sig = w.commit() || sig;
