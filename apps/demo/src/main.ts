@@ -50,6 +50,8 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
+  --engine interpreter|translator
+                     what executes guest code (default interpreter, or RINGZERO_ENGINE)
   --hypervisor monolithic|micro
                      monolithic (default): one thread, every device inline (ESXi-style);
                      micro: a microkernel with the guest's vCPU in a child partition
@@ -77,6 +79,7 @@ const RunOptions = z.object({
   rng: z.boolean().default(false),
   balloon: z.boolean().default(false),
   monitor: z.string().min(1).optional(),
+  engine: z.enum(["interpreter", "translator"], { message: 'must be "interpreter" or "translator"' }).optional(),
 });
 
 /** The embedded demo guest shipped with the package. */
@@ -147,6 +150,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         balloon: { type: "boolean" },
         monitor: { type: "string" },
         hypervisor: { type: "string" },
+        engine: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -197,7 +201,11 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       );
     return runMicro(config, opts.stats, io);
   }
-  const vm = await createVm(config, { consoleOut: io.stdout, maxInstructions: opts["max-instructions"] });
+  const vm = await createVm(config, {
+    consoleOut: io.stdout,
+    maxInstructions: opts["max-instructions"],
+    engine: opts.engine,
+  });
   const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
   const detach = attachConsole(vm, io);
   let r: PowerOff;

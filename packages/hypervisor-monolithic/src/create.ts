@@ -3,7 +3,7 @@
 // Image, Image.gz, ELF) and loads it as QEMU virt's boot path would.
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { loadElf, parseElf } from "@ringzero/cpu-core";
+import { type Engine, loadElf, parseElf } from "@ringzero/cpu-core";
 import { detectKernelFormat, type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import { attachDevices, type VmDevices } from "./devices.js";
 import { VmError, VmErrorCode } from "./errors.js";
@@ -16,6 +16,17 @@ export interface CreateVmOptions {
   readonly consoleOut: (bytes: Uint8Array) => void;
   /** Power off (reason "instruction-limit") after this many instructions. */
   readonly maxInstructions?: number;
+  /**
+   * What executes guest code: the interpreter or the binary translator; default the
+   * RINGZERO_ENGINE environment variable when it names one, else the hart's default.
+   */
+  readonly engine?: Engine;
+}
+
+/** RINGZERO_ENGINE when it names an engine ("interpreter" or "translator"). */
+function engineFromEnv(): Engine | undefined {
+  const e = typeof process === "undefined" ? undefined : process.env.RINGZERO_ENGINE;
+  return e === "interpreter" || e === "translator" ? e : undefined;
 }
 
 /** The command line when none is given: the console on the UART, as QEMU users expect. */
@@ -117,6 +128,7 @@ export async function createVm(config: CreateVmConfig, options: CreateVmOptions)
     consoleOut: options.consoleOut,
     tohost: tohost === undefined ? undefined : Number(tohost),
     maxInstructions: options.maxInstructions,
+    engine: options.engine ?? engineFromEnv(),
   });
   // Devices first: loadLinux writes their slots into the device tree.
   const devices = await attachDevices(vm, c, { consoleOut: options.consoleOut });

@@ -5,6 +5,7 @@
 import {
   Bus,
   Csr,
+  type Engine,
   HART_ISA,
   HART_MMU,
   Hart,
@@ -81,6 +82,8 @@ export interface BoardOptions {
   readonly tohost?: number;
   /** Power off (reason "instruction-limit") after this many instructions. */
   readonly maxInstructions?: number;
+  /** What executes guest code: the interpreter (default) or the binary translator. */
+  readonly engine?: Engine;
 }
 
 export interface LinuxInput {
@@ -143,6 +146,7 @@ export class Vm {
       sbiEcallExit: options.sbi,
       timeSource: () => this.clock(),
       tohost: options.tohost,
+      engine: options.engine,
     });
     this.hart = hart;
     // An interrupt raised from outside the vCPU loop (a device completing host
