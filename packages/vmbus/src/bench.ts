@@ -35,6 +35,10 @@ const DEPTHS = list("depths", [1, 8, 32]);
 const RING_DATA = 256 * 1024;
 /** Maximum empty-ring polls before Atomics.wait (adaptive, both ends); --spin 0 measures pure notify/wake. */
 const SPIN = opt("spin", 2000);
+/** --commit-every N: commit (and signal if due) after N packets at both ends instead of once per drained batch (default). */
+const COMMIT_EVERY = opt("commit-every", Number.POSITIVE_INFINITY);
+/** --ring-only: skip the postMessage / MessageChannel cells (for profiling the ring path alone). */
+const RING_ONLY = args.includes("--ring-only");
 
 interface Cell {
   pps: number;
@@ -67,6 +71,7 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
       rx: toWorker,
       tx: fromWorker,
       spin: SPIN,
+      commitEvery: COMMIT_EVERY,
     },
   });
   const done = new Promise<RingWorkerResult>((res) => worker.once("message", res));
@@ -97,7 +102,7 @@ async function ringCell(size: number, depth: number): Promise<Cell> {
       progress++;
     }
     if (w.commit()) ep.signal(1);
-    while (r.readInto(rx, info) >= 0) {
+    for (let n = 0; n < COMMIT_EVERY && r.readInto(rx, info) >= 0; n++) {
       if (depth === 1) lat.push(performance.now() - sentAt[0]);
       inflight--;
       completed++;
@@ -215,6 +220,7 @@ async function main(): Promise<void> {
   // Warm-up (discarded): get the ring, worker and message paths JIT-compiled before the first cell.
   for (const size of SIZES) {
     await ringCell(size, 32);
+    if (RING_ONLY) continue;
     await messageCell("postMessage", size, 32);
     await messageCell("MessageChannel", size, 32);
   }
@@ -224,8 +230,12 @@ async function main(): Promise<void> {
       const runs: Cell[][] = [[], [], []];
       for (let i = 0; i < REPS; i++) {
         runs[0].push(await ringCell(size, depth));
+        if (RING_ONLY) continue;
         runs[1].push(await messageCell("postMessage", size, depth));
         runs[2].push(await messageCell("MessageChannel", size, depth));
+      }
+      if (RING_ONLY) {
+        runs[1] = runs[2] = [{ pps: Number.NaN, mbps: Number.NaN, signalsPerPacket: Number.NaN, lat: [] }];
       }
       const [ring, pm, mc] = runs.map(medianOf);
       rows.push([

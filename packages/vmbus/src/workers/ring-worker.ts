@@ -25,6 +25,8 @@ export interface RingWorkerData {
   stallMs?: number;
   /** echo: polls of an empty ring before sleeping (0 = sleep at once). */
   spin?: number;
+  /** echo: commit (and signal if due) after this many completions (default: once per drained batch). */
+  commitEvery?: number;
 }
 
 export interface RingWorkerResult {
@@ -58,14 +60,22 @@ export function stressFill(out: Uint8Array, seq: number, n: number): void {
 }
 
 /**
- * Spin-then-sleep with an adaptive budget (like an adaptive mutex): a spin
- * that found work doubles the budget (up to `max`), one that did not halves
- * it (down to a 16-poll probe). On a busy machine spinning steals the CPU the
- * peer needs, so the budget collapses and the loop sleeps at once.
+ * Spin-then-sleep with an adaptive budget (like an adaptive mutex). A spin
+ * that found work doubles the budget (up to `max` polls); one that did not
+ * halves it (down to a 16-poll probe), because on a busy machine spinning
+ * steals the CPU the peer needs. A collapsed budget would never hit again
+ * (16 polls are ~0.3 µs, a peer's batch takes microseconds), so after
+ * `PROBE_EVERY` misses in a row one spin runs with the full budget: when the
+ * machine has become idle it hits and the budget stays up; under load it
+ * costs one wasted spin per `PROBE_EVERY` sleeps.
  */
 export class AdaptiveSpin {
+  static readonly PROBE_EVERY = 64;
   readonly max: number;
   budget: number;
+  /** Spins that found work / ran out of budget. */
+  readonly stats = { hits: 0, misses: 0 };
+  #missRun = 0;
 
   constructor(max: number) {
     this.max = max;
@@ -78,9 +88,20 @@ export class AdaptiveSpin {
     const budget = this.budget;
     let i = 0;
     while (i < budget && r.isEmpty() && ep.doorbell() === seen) i++;
-    const hit = i < budget;
-    this.budget = hit ? Math.min(this.max, budget * 2) : Math.max(16, budget >> 1);
-    return hit && !r.isEmpty();
+    if (i < budget) {
+      this.stats.hits++;
+      this.#missRun = 0;
+      this.budget = Math.min(this.max, budget * 2);
+      return !r.isEmpty();
+    }
+    this.stats.misses++;
+    if (++this.#missRun >= AdaptiveSpin.PROBE_EVERY) {
+      this.#missRun = 0;
+      this.budget = this.max;
+    } else {
+      this.budget = Math.max(16, budget >> 1);
+    }
+    return false;
   }
 }
 
@@ -192,6 +213,7 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
   let waits = 0;
   let held: { lo: number; hi: number; payload: Uint8Array } | undefined; // a completion that did not fit yet
   const spin = new AdaptiveSpin(d.spin ?? 0);
+  const commitEvery = d.commitEvery ?? Number.POSITIVE_INFINITY;
   r.setMask(true);
   for (;;) {
     const seen = ep.doorbell();
@@ -217,6 +239,7 @@ function runEcho(d: RingWorkerData, ep: WorkerEndpoint): RingWorkerResult {
       if (!w.writeRaw(PacketType.COMPLETION, 0, info.transactionIdLow, info.transactionIdHigh, buf, n)) {
         held = { lo: info.transactionIdLow, hi: info.transactionIdHigh, payload: buf.slice(0, n) };
       }
+      if (progress >= commitEvery) break;
     }
     let sig = r.commit();
     sig = w.commit() || sig;
