@@ -119,6 +119,8 @@ const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
+/** Instructions the translator's run loop hands the interpreter at once in cold code (not yet translated). */
+const COLD_CHUNK = 64;
 const TWO32 = 4294967296;
 const SATP_BARE = 0;
 const SATP_SV39 = 8;
@@ -1186,6 +1188,10 @@ export class Hart {
               continue;
             }
             chunk = limit - n; // the interpreter runs up to the check the block would overrun
+          } else if (b.len < 0) {
+            // cold code (a visit counter): the interpreter runs a few instructions at its own
+            // speed instead of one per lookup; the next lookup counts wherever they end
+            chunk = Math.min(limit - n, COLD_CHUNK);
           }
           const p0 = u16[key >> 1];
           sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;

@@ -344,7 +344,7 @@ describe("translator: counters", () => {
   it.skipIf(!gccOk)("a hot loop runs in translated blocks", () => {
     const elf = program(String.raw`
     li      t0, 0
-    li      t1, 200000
+    li      t1, 2000000
 1:  addi    t0, t0, 1
     blt     t0, t1, 1b
 `);
