@@ -1,5 +1,6 @@
 // `ringzero` command-line entry: argument parsing (zod-validated) and dispatch.
 import { rmSync } from "node:fs";
+import type { Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -13,7 +14,7 @@ import { argsError, packageVersion, tryHelp } from "./args.js";
 import { compareCommand } from "./compare/command.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
-import { startMonitor } from "./monitor.js";
+import { microMonitorCommand, startCommandMonitor, startMonitor } from "./monitor.js";
 import { parseMemorySize } from "./size.js";
 import { parseDrive, parseNet, parseShare } from "./specs.js";
 
@@ -47,7 +48,9 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      Linux gives hvc0 to its SBI console driver)
   --rng              a virtio-rng device
   --balloon          a virtio-balloon device, driven through --monitor
-  --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit
+  --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit;
+                     under micro: vsp kill|restart storage|network|console, info vsp,
+                     info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
   --engine interpreter|translator
@@ -57,7 +60,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      micro: a microkernel with the guest's vCPU in a child partition
                      thread and the legacy devices in a parent partition thread
                      (Hyper-V-style), virtio back ends in the parent over VMBus;
-                     not yet under micro: --share, --net socket/listen=, --monitor,
+                     not yet under micro: --share, --net socket/listen=,
                      --max-instructions
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
@@ -190,7 +193,6 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     const unsupported = [
       shares.length > 0 && "--share",
       net !== undefined && (net.mode === "socket" || net.listen !== undefined) && "--net socket/listen=",
-      opts.monitor && "--monitor",
       opts["max-instructions"] !== undefined && "--max-instructions",
     ].filter((x): x is string => typeof x === "string");
     if (unsupported.length > 0)
@@ -199,7 +201,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         { options: unsupported },
         `${unsupported.join(", ")}: not yet available with --hypervisor micro`,
       );
-    return runMicro(config, opts.stats, io);
+    return runMicro(config, opts.stats, io, opts.monitor);
   }
   const vm = await createVm(config, {
     consoleOut: io.stdout,
@@ -247,17 +249,26 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
 }
 
 /** `run --hypervisor micro`: the microkernel here, the parent and the child partition in worker threads. */
-async function runMicro(config: VmConfigInput, stats: boolean, io: Io): Promise<number> {
+async function runMicro(config: VmConfigInput, stats: boolean, io: Io, monitorPath?: string): Promise<number> {
   const vm = await createMicroVm(config, {
     consoleOut: io.stdout,
     paravisor: paravisorModuleUrl(),
   });
+  let monitor: Server | undefined;
+  try {
+    monitor = monitorPath ? await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, l)) : undefined;
+  } catch (e) {
+    vm.stop();
+    throw e;
+  }
   const detach = attachConsole(vm, io);
   let r: MicroPowerOff;
   try {
     r = await vm.start();
   } finally {
     detach();
+    monitor?.close();
+    if (monitorPath) rmSync(monitorPath, { force: true });
   }
   if (stats) {
     const s = await vm.stats();

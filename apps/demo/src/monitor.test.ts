@@ -3,9 +3,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Vm, VmDevices } from "@ringzero/hypervisor-monolithic";
+import type { MicroVm } from "@ringzero/partition-parent";
 import { describe, expect, it } from "vitest";
 import { DemoError } from "./errors.js";
-import { monitorCommand, startMonitor } from "./monitor.js";
+import { microMonitorCommand, monitorCommand, startMonitor } from "./monitor.js";
 
 const MiB = 2 ** 20;
 /** The part of VirtioBalloon the monitor uses. */
@@ -78,5 +79,44 @@ describe("the --monitor commands", () => {
     await expect(startMonitor(join(path, "x", "y.sock"), vm, { transports: [] }, MiB)).rejects.toBeInstanceOf(
       DemoError,
     );
+  });
+
+  it("closing the monitor drops a client still connected (it must not keep the process alive)", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "rz-mon-")), "mon.sock");
+    const server = await startMonitor(path, vm, { transports: [] }, 256 * MiB);
+    const s = connect(path);
+    s.on("error", () => {});
+    await new Promise((r) => s.once("connect", r));
+    const closed = new Promise((r) => s.once("close", r));
+    const serverClosed = new Promise((r) => server.close(r));
+    await closed;
+    await serverClosed;
+    expect(s.destroyed).toBe(true);
+  });
+
+  it("answers the micro commands and refuses unknown ones with the list", async () => {
+    const calls: string[] = [];
+    const micro = {
+      vsp: async (action: string, name: string) => {
+        calls.push(`${action} ${name}`);
+        return name === "storage"
+          ? { ok: true, message: "killed storage0" }
+          : { ok: false, message: `no VSP named ${name}` };
+      },
+      stats: async () => ({
+        vp: { instructions: 7, exitsMicrokernel: 1, exitsParavisor: 2, exitsIntercept: 3 },
+        parent: { devices: { storage0: { requests: 4, vsp: { kills: 2, restarts: 2 } }, vmbus: { signalsIn: 1 } } },
+      }),
+      stop: () => {
+        calls.push("stop");
+      },
+    } as unknown as MicroVm;
+    expect(await microMonitorCommand(micro, "vsp kill storage")).toEqual(["killed storage0", "ok"]);
+    expect(await microMonitorCommand(micro, "vsp restart nope")).toEqual(["error: no VSP named nope"]);
+    expect(await microMonitorCommand(micro, "info vsp")).toEqual(["storage0: kills 2, restarts 2", "ok"]);
+    expect((await microMonitorCommand(micro, "info stats"))[0]).toMatch(/^instructions 7; .*paravisor 2, intercept 3/);
+    expect((await microMonitorCommand(micro, "vsp kill"))[0]).toMatch(/^error: unknown command .*vsp kill NAME/);
+    expect(await microMonitorCommand(micro, "quit")).toEqual(["ok"]);
+    expect(calls).toEqual(["kill storage", "restart nope", "stop"]);
   });
 });

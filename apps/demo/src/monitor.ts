@@ -6,9 +6,17 @@
 //   info balloon     target, actual, inflated/deflated pages, bytes released
 //   info stats       instructions, MIPS, exits
 //   quit             stop the VM
+// Under --hypervisor micro (microMonitorCommand):
+//   vsp kill NAME    terminate a device back end's worker mid-request
+//                    (storage, storage0.., network, console): the parent
+//                    rescinds its channel, starts a new one and re-offers it
+//   vsp restart NAME the same, gracefully (requests in flight answered first)
+//   info vsp         per back end: restarts, kills, crashes, rescinds
+//   info stats, quit as above
 import { rmSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Vm, VmDevices } from "@ringzero/hypervisor-monolithic";
+import type { MicroVm } from "@ringzero/partition-parent";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
 import { parseMemorySize } from "./size.js";
@@ -57,11 +65,56 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
   return [`error: unknown command "${line.trim().slice(0, 80)}" (balloon SIZE, info balloon, info stats, quit)`];
 }
 
+const MICRO_COMMANDS = "vsp kill NAME, vsp restart NAME, info vsp, info stats, quit";
+
+/** One monitor command for a micro VM; resolves with the reply lines. */
+export async function microMonitorCommand(vm: MicroVm, line: string): Promise<string[]> {
+  const words = line.trim().split(/\s+/).filter(Boolean);
+  const [cmd, arg, name] = words;
+  if (cmd === undefined) return [];
+  if (cmd === "vsp" && (arg === "kill" || arg === "restart") && name !== undefined && words.length === 3) {
+    const r = await vm.vsp(arg, name);
+    return r.ok ? [r.message, "ok"] : [`error: ${r.message}`];
+  }
+  if (cmd === "info" && arg === "vsp" && words.length === 2) {
+    const devices = (await vm.stats()).parent.devices ?? {};
+    const lines = Object.entries(devices)
+      .filter(([, v]) => typeof v === "object" && v !== null && "vsp" in v)
+      .map(([k, v]) => `${k}: ${nonZeroCounts((v as { vsp: Record<string, number> }).vsp) || "no events"}`);
+    return [...lines, "ok"];
+  }
+  if (cmd === "info" && arg === "stats" && words.length === 2) {
+    const s = await vm.stats();
+    const v = s.vp;
+    return [
+      `instructions ${v.instructions ?? 0}; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}`,
+      "ok",
+    ];
+  }
+  if (cmd === "quit" && words.length === 1) {
+    vm.stop();
+    return ["ok"];
+  }
+  return [`error: unknown command "${line.trim().slice(0, 80)}" (${MICRO_COMMANDS})`];
+}
+
 /** Listens on a Unix socket at `path` until the returned server is closed. */
 export function startMonitor(path: string, vm: Vm, devices: VmDevices, memory: number): Promise<Server> {
+  return startCommandMonitor(path, (line) => monitorCommand(vm, devices, memory, line));
+}
+
+/** The monitor socket for any command handler; replies go out in command order. */
+export function startCommandMonitor(
+  path: string,
+  handler: (line: string) => string[] | Promise<string[]>,
+): Promise<Server> {
   rmSync(path, { force: true });
+  const clients = new Set<Socket>();
   const server = createServer((sock) => {
+    clients.add(sock);
+    sock.once("close", () => clients.delete(sock));
     let pending = "";
+    let replies: Promise<void> = Promise.resolve();
     sock.setEncoding("utf8");
     sock.on("error", () => {});
     sock.on("data", (chunk: string) => {
@@ -74,8 +127,10 @@ export function startMonitor(path: string, vm: Vm, devices: VmDevices, memory: n
       while (nl >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        const reply = monitorCommand(vm, devices, memory, line);
-        if (reply.length) sock.write(`${reply.join("\n")}\n`);
+        replies = replies.then(async () => {
+          const reply = await Promise.resolve(handler(line)).catch((e: Error) => [`error: ${e.message}`]);
+          if (reply.length && !sock.destroyed) sock.write(`${reply.join("\n")}\n`);
+        });
         nl = pending.indexOf("\n");
       }
     });
@@ -84,6 +139,12 @@ export function startMonitor(path: string, vm: Vm, devices: VmDevices, memory: n
     server.once("error", (e: NodeJS.ErrnoException) =>
       reject(new DemoError(DemoErrorCode.MONITOR, { path, errno: e.code }, `--monitor ${path}: ${e.message}`)),
     );
+    // Closing the monitor also drops its connections: a client left connected must not keep the process alive.
+    const close = server.close.bind(server);
+    server.close = (cb?: (err?: Error) => void) => {
+      for (const c of clients) c.destroy();
+      return close(cb);
+    };
     server.listen(path, () => resolve(server));
   });
 }

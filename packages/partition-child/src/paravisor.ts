@@ -26,7 +26,7 @@ import {
   VirtioNet,
   VirtioRng,
 } from "@ringzero/virtio";
-import { type ClientChannel, type ClientOffer, VmbusClient } from "@ringzero/vmbus";
+import { type ClientChannel, type ClientOffer, type GpaRange, VmbusClient } from "@ringzero/vmbus";
 import { DeviceInterface } from "@ringzero/vmbus/protocols";
 import { z } from "zod";
 import { PageAllocator } from "./gpa.js";
@@ -73,6 +73,12 @@ export const ParavisorDataSchema = z
 export type ParavisorData = z.input<typeof ParavisorDataSchema>;
 
 type Region = RegionInfo & { buffer: SharedArrayBuffer };
+
+/** A VSC that survives its channel being rescinded and re-offered. */
+interface Reconnectable {
+  detach(): void;
+  attach(channel: ClientChannel): void;
+}
 
 export interface ParavisorCounters {
   readonly vmbus: Record<string, number>;
@@ -134,40 +140,71 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     client.onOffer((o) => offers.set(o.instanceId, o));
     await pumping(hv, () => t.poll(), client.connect());
     const alloc = new PageAllocator(priv);
-    const open = async (instanceId: string, ringBytes: number): Promise<ClientChannel> => {
-      const offer = offers.get(instanceId);
+    /** Each device keeps its ring pages for life: a re-offered channel reopens on them (re-initialized). */
+    const rings = new Map<string, { view: Uint8Array; range: GpaRange; downstreamOffset: number }>();
+    const open = async (
+      instanceId: string,
+      ringBytes: number,
+      offer = offers.get(instanceId),
+    ): Promise<ClientChannel> => {
       if (!offer) throw new Error(`the parent offered no channel ${instanceId}`);
-      const ring = alloc.allocate(2 * (4096 + ringBytes));
-      if (!ring) throw new Error("paravisor ring memory exhausted");
-      return pumping(
-        hv,
-        () => t.poll(),
-        client.open(offer, { ring: ring.view, ringGpadl: ring.range, downstreamOffset: 4096 + ringBytes }),
-      );
+      let ring = rings.get(instanceId);
+      if (!ring) {
+        const a = alloc.allocate(2 * (4096 + ringBytes));
+        if (!a) throw new Error("paravisor ring memory exhausted");
+        ring = { ...a, downstreamOffset: 4096 + ringBytes };
+        rings.set(instanceId, ring);
+      }
+      return client.open(offer, { ring: ring.view, ringGpadl: ring.range, downstreamOffset: ring.downstreamOffset });
     };
+    /** What a rescind and a re-offer do to each device's VSC (vmbus.md §4: the VSC reconnects). */
+    const reconnectable = new Map<string, { ringBytes: number; vsc: Reconnectable }>();
+    const stats = { rescinds: 0, reoffers: 0, reopenFailures: 0 };
+    counters.devices.vmbusChannels = stats;
     for (const d of data.devices) {
       if (d.kind === "blk") {
-        const channel = await open(d.instanceId, data.ringBytes);
+        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, data.ringBytes));
         if (channel.offer.interfaceId !== DeviceInterface.storage) throw new Error(`${d.instanceId} is not storage`);
         const vsc = await pumping(hv, () => t.poll(), StorageVsc.connect(channel, ram));
-        const blk = new VirtioBlk({ backend: vsc, serial: d.serial });
-        const tr = place(d.slot, blk);
+        place(d.slot, new VirtioBlk({ backend: vsc, serial: d.serial }));
         counters.devices[`blk@${d.slot}`] = vsc.counters;
-        void tr;
+        reconnectable.set(d.instanceId, { ringBytes: data.ringBytes, vsc });
       } else if (d.kind === "net") {
-        const channel = await open(d.instanceId, data.ringBytes);
+        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, data.ringBytes));
         const vsc = new NetworkVsc(channel);
         place(d.slot, new VirtioNet({ backend: vsc, mac: d.mac }));
         counters.devices[`net@${d.slot}`] = vsc.counters;
+        reconnectable.set(d.instanceId, { ringBytes: data.ringBytes, vsc });
       } else if (d.kind === "console") {
-        const channel = await open(d.instanceId, 16384);
+        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
         let con: VirtioConsole | undefined;
         const vsc = new ConsoleVsc(channel, (b) => con?.input(b));
         con = new VirtioConsole({ output: (b) => vsc.write(b) });
         place(d.slot, con);
         counters.devices[`console@${d.slot}`] = vsc.counters;
+        reconnectable.set(d.instanceId, { ringBytes: 16384, vsc });
       }
     }
+    const rescinded = new Set<string>();
+    client.onRescind((offer) => {
+      const r = reconnectable.get(offer.instanceId);
+      if (!r) return;
+      stats.rescinds++;
+      rescinded.add(offer.instanceId);
+      r.vsc.detach();
+    });
+    client.onOffer((offer) => {
+      offers.set(offer.instanceId, offer);
+      const r = reconnectable.get(offer.instanceId);
+      if (!r || !rescinded.delete(offer.instanceId)) return; // the offers already open are replayed at subscription
+      stats.reoffers++;
+      open(offer.instanceId, r.ringBytes, offer).then(
+        (channel) => r.vsc.attach(channel),
+        () => {
+          stats.reopenFailures++; // requests fail after the VSC's reconnect timeout
+        },
+      );
+    });
     counters.vmbus = t.counters;
   }
   for (const d of data.devices) {

@@ -11,6 +11,8 @@ import {
   type IncomingPacket,
   PacketType,
   RequestChannel,
+  VmbusError,
+  VmbusErrorCode,
 } from "@ringzero/vmbus";
 import {
   CONSOLE_MAX_CHUNK,
@@ -26,6 +28,14 @@ import { rangeOfView } from "./gpa.js";
 
 /** Disk requests can wait on a slow host disk; give them longer than the 5 s control default. */
 const STORAGE_TIMEOUT_MS = 60_000;
+/** How long requests wait for a rescinded storage channel to be offered again before they fail. */
+const RECONNECT_TIMEOUT_MS = 30_000;
+/** Failures that mean "the channel went away", not "the request failed": re-issued on the next channel. */
+const CHANNEL_GONE: ReadonlySet<string> = new Set([
+  VmbusErrorCode.CHANNEL_REVOKED,
+  VmbusErrorCode.CLOSED,
+  VmbusErrorCode.INVALID_STATE,
+]);
 
 export class StorageError extends Error {
   constructor(
@@ -42,17 +52,26 @@ export interface StorageInfo {
   readonly readOnly: boolean;
 }
 
-/** A virtio-blk BlockBackend whose every request is a storage-protocol packet to the parent. */
+/**
+ * A virtio-blk BlockBackend whose every request is a storage-protocol packet
+ * to the parent. When the parent rescinds the channel (its VSP died or is
+ * being serviced), requests in flight and new ones wait for the re-offered
+ * channel and are issued again there: the guest sees latency, not an error
+ * (reads and writes of whole ranges are idempotent).
+ */
 export class StorageVsc implements BlockBackend {
   readonly readOnly: boolean;
   private readonly sizeBytes: number;
-  readonly counters = { requests: 0, bytes: 0, errors: 0 };
+  readonly counters = { requests: 0, bytes: 0, errors: 0, reissued: 0, reconnects: 0 };
+  private rc: RequestChannel | undefined;
+  private waiters: { resolve: (rc: RequestChannel) => void; reject: (e: Error) => void }[] = [];
 
   private constructor(
-    private readonly rc: RequestChannel,
+    rc: RequestChannel,
     private readonly ram: { gpa: number; buffer: SharedArrayBuffer },
     info: StorageInfo,
   ) {
+    this.rc = rc;
     this.sizeBytes = info.size;
     this.readOnly = info.readOnly;
   }
@@ -66,6 +85,43 @@ export class StorageVsc implements BlockBackend {
     return new StorageVsc(rc, ram, { size: c.size ?? 0, readOnly: c.readOnly === true });
   }
 
+  /** The channel was rescinded: requests wait for `attach`. */
+  detach(): void {
+    this.rc?.dispose();
+    this.rc = undefined;
+  }
+
+  /** The re-offered channel is open: waiting and re-issued requests go there. */
+  attach(channel: ClientChannel): void {
+    this.rc?.dispose();
+    const rc = new RequestChannel(channel, { timeoutMs: STORAGE_TIMEOUT_MS });
+    this.rc = rc;
+    this.counters.reconnects++;
+    for (const w of this.waiters.splice(0)) w.resolve(rc);
+  }
+
+  get connected(): boolean {
+    return this.rc !== undefined;
+  }
+
+  private channel(): Promise<RequestChannel> {
+    if (this.rc) return Promise.resolve(this.rc);
+    return new Promise((resolve, reject) => {
+      const w = {
+        resolve: (rc: RequestChannel) => {
+          clearTimeout(timer);
+          resolve(rc);
+        },
+        reject,
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new StorageError(StorageStatus.IO_ERROR, "the storage VSP was not offered again in time"));
+      }, RECONNECT_TIMEOUT_MS);
+      this.waiters.push(w);
+    });
+  }
+
   size(): number {
     return this.sizeBytes;
   }
@@ -73,10 +129,25 @@ export class StorageVsc implements BlockBackend {
   private async call(op: StorageOp, offset: number, length: number, ranges?: GpaRange[], flags = 0): Promise<void> {
     this.counters.requests++;
     const header = ranges ? encodeGpaDirectHeader(ranges) : undefined;
-    const p: IncomingPacket = await this.rc.request(encodeStorageRequest({ op, flags, offset, length }), {
-      type: ranges ? PacketType.GPA_DIRECT : PacketType.IN_BAND,
-      header,
-    });
+    let p: IncomingPacket;
+    for (;;) {
+      const rc = await this.channel();
+      try {
+        p = await rc.request(encodeStorageRequest({ op, flags, offset, length }), {
+          type: ranges ? PacketType.GPA_DIRECT : PacketType.IN_BAND,
+          header,
+        });
+        break;
+      } catch (e) {
+        const gone = rc.channel.state !== "open" || (e instanceof VmbusError && CHANNEL_GONE.has(e.code));
+        if (!gone) {
+          this.counters.errors++;
+          throw e;
+        }
+        if (this.rc === rc) this.detach();
+        this.counters.reissued++;
+      }
+    }
     const c = decodeStorageCompletion(p.payload);
     if (!c || c.status !== StorageStatus.OK) {
       this.counters.errors++;
@@ -132,17 +203,52 @@ export class StorageVsc implements BlockBackend {
   }
 }
 
-/** A virtio-net NetBackend: frames both ways as in-band packets; a full ring drops (counted), as a NIC would. */
-export class NetworkVsc implements NetBackend {
-  private receiver: ((frame: Uint8Array) => void) | null = null;
-  readonly counters = { sent: 0, received: 0, dropped: 0, malformed: 0 };
+/**
+ * A VSC on a channel that can be rescinded and re-offered: `detach` drops
+ * the channel (network frames are then dropped, as a NIC without link;
+ * console output waits, bounded), `attach` moves to the reopened one.
+ */
+abstract class Rebindable {
+  abstract readonly counters: { reconnects: number };
+  protected channel: ClientChannel | undefined;
+  private unsubscribe: (() => void) | undefined;
 
-  constructor(private readonly channel: ClientChannel) {
-    channel.onSignal(() => this.pump());
+  constructor(channel: ClientChannel) {
+    this.bind(channel);
+  }
+
+  abstract pump(): void;
+
+  private bind(channel: ClientChannel): void {
+    this.unsubscribe?.();
+    this.channel = channel;
+    this.unsubscribe = channel.onSignal(() => this.pump());
+  }
+
+  detach(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.channel = undefined;
+  }
+
+  attach(channel: ClientChannel): void {
+    this.counters.reconnects++;
+    this.bind(channel);
+    this.pump();
+  }
+}
+
+/** A virtio-net NetBackend: frames both ways as in-band packets; a full ring drops (counted), as a NIC would. */
+export class NetworkVsc extends Rebindable implements NetBackend {
+  private receiver: ((frame: Uint8Array) => void) | null = null;
+  readonly counters = { sent: 0, received: 0, dropped: 0, malformed: 0, reconnects: 0 };
+
+  constructor(channel: ClientChannel) {
+    super(channel);
   }
 
   send(frame: Uint8Array): void {
-    if (frame.length > NETWORK_MAX_FRAME || this.channel.state !== "open") {
+    if (frame.length > NETWORK_MAX_FRAME || !this.channel || this.channel.state !== "open") {
       this.counters.dropped++;
       return;
     }
@@ -157,7 +263,7 @@ export class NetworkVsc implements NetBackend {
   }
 
   pump(): void {
-    if (this.channel.state !== "open") return;
+    if (!this.channel || this.channel.state !== "open") return;
     this.channel.receive((p) => {
       const frame = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, NETWORK_MAX_FRAME) : undefined;
       if (!frame) {
@@ -171,34 +277,37 @@ export class NetworkVsc implements NetBackend {
 }
 
 /** The console's byte stream both ways (guest output to the parent, host input to the guest). */
-export class ConsoleVsc {
+export class ConsoleVsc extends Rebindable {
   private readonly pending: Uint8Array[] = [];
-  readonly counters = { out: 0, in: 0 };
+  readonly counters = { out: 0, in: 0, reconnects: 0 };
 
   constructor(
-    private readonly channel: ClientChannel,
+    channel: ClientChannel,
     private readonly input: (bytes: Uint8Array) => void,
   ) {
-    channel.onSignal(() => this.pump());
+    super(channel);
   }
 
   write(bytes: Uint8Array): void {
     for (let o = 0; o < bytes.length; o += CONSOLE_MAX_CHUNK) this.pending.push(bytes.slice(o, o + CONSOLE_MAX_CHUNK));
+    // Without a channel, keep the newest 64 KiB of output.
+    while (!this.channel && this.pending.length > (64 * 1024) / CONSOLE_MAX_CHUNK) this.pending.shift();
     this.flush();
   }
 
   private flush(): void {
-    while (this.pending.length > 0 && this.channel.state === "open") {
+    const ch = this.channel;
+    if (!ch || ch.state !== "open") return;
+    while (this.pending.length > 0) {
       const chunk = this.pending[0] as Uint8Array;
-      if (!this.channel.writer.write({ type: PacketType.IN_BAND, payload: [encodeDataHeader(chunk.length), chunk] }))
-        break;
+      if (!ch.writer.write({ type: PacketType.IN_BAND, payload: [encodeDataHeader(chunk.length), chunk] })) break;
       this.counters.out += (this.pending.shift() as Uint8Array).length;
     }
-    if (this.channel.state === "open") this.channel.flush();
+    ch.flush();
   }
 
   pump(): void {
-    if (this.channel.state !== "open") return;
+    if (!this.channel || this.channel.state !== "open") return;
     this.channel.receive((p) => {
       const chunk = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, CONSOLE_MAX_CHUNK) : undefined;
       if (!chunk) return;

@@ -13,10 +13,10 @@ import {
 } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
-import { type GpaRange, type ServerChannel, VmbusServer } from "@ringzero/vmbus";
+import { type GpaRange, VmbusServer } from "@ringzero/vmbus";
 import { DeviceInterface, deviceInstanceId } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
-import { ConsoleVsp, NetworkVsp, StorageVsp } from "./vsp.js";
+import { VspHost } from "./vsp-host.js";
 
 /** The SINTs and setup messages the paravisor uses (partition-child's constants; no dependency on it). */
 const VMBUS_SINT = 2;
@@ -35,10 +35,18 @@ export type ParavisorDevice =
   | { kind: "rng"; slot: number }
   | { kind: "balloon"; slot: number };
 
-interface Service {
-  readonly kind: "storage" | "network" | "console";
-  readonly instanceId: string;
-  readonly vsp: StorageVsp | NetworkVsp | ConsoleVsp;
+/** Frames for one consumer, handed over once per turn of the event loop. */
+function batcher(flush: (items: Uint8Array[]) => void): (item: Uint8Array) => void {
+  let items: Uint8Array[] = [];
+  return (item) => {
+    if (items.length === 0)
+      queueMicrotask(() => {
+        const out = items;
+        items = [];
+        flush(out);
+      });
+    items.push(item);
+  };
 }
 
 /** Runs one back end's open; its failure becomes DEVICE_OPEN naming the device. */
@@ -57,14 +65,15 @@ async function opening<T>(device: string, path: string | undefined, open: () => 
 
 export class ParentDevices {
   readonly paravisor: ParavisorDevice[] = [];
-  private readonly services: Service[] = [];
+  /** One VSP worker per device, named storage0.., network0, console0. */
+  readonly vsps: VspHost[] = [];
   private readonly closers: (() => void | Promise<void>)[] = [];
   private ram: GrantedMemory | undefined;
   private rings: GrantedMemory | undefined;
   private transport: SintTransport | undefined;
   private setupReply: SintConnection | undefined;
   private server: VmbusServer | undefined;
-  private console: ConsoleVsp | undefined;
+  private console: VspHost | undefined;
   private childId = 0;
 
   /** Opens the back ends of `config` and places the devices in slots 7, 6, ... (first drive = vda). */
@@ -80,7 +89,7 @@ export class ParentDevices {
   }
 
   get needsBus(): boolean {
-    return this.services.length > 0;
+    return this.vsps.length > 0;
   }
 
   private async openAll(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<void> {
@@ -91,25 +100,25 @@ export class ParentDevices {
         { device: "share" },
         "virtio-9p shares are not yet available under the microkernel",
       );
-    if (config.drives.length > 0) {
-      const { openImage } = await import("@ringzero/disk-formats");
-      const host = new (await import("@ringzero/disk-formats/node")).NodeFileHost();
-      for (const [i, drive] of config.drives.entries()) {
-        const format = drive.format === "auto" ? undefined : drive.format;
-        const image = await opening(`drive ${i}`, drive.path, () =>
-          openImage(host, drive.path, { format, readOnly: drive.readOnly }),
-        );
-        this.closers.push(() => image.close());
-        const instanceId = deviceInstanceId("storage", i);
-        // opened read-only, the image refuses writes and the VSP answers READ_ONLY
-        this.services.push({ kind: "storage", instanceId, vsp: new StorageVsp(image, () => this.ram) });
-        this.paravisor.push({
-          kind: "blk",
-          slot: --slot,
-          instanceId,
-          serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
-        });
-      }
+    for (const [i, drive] of config.drives.entries()) {
+      const format = drive.format === "auto" ? undefined : drive.format;
+      const instanceId = deviceInstanceId("storage", i);
+      // The VSP worker opens the image (again after a restart); opened read-only, the image refuses writes.
+      const vsp = new VspHost({
+        name: `storage${i}`,
+        kind: "storage",
+        init: { kind: "storage", drive: { path: drive.path, format, readOnly: drive.readOnly } },
+        interfaceId: DeviceInterface.storage,
+        instanceId,
+      });
+      await opening(`drive ${i}`, drive.path, () => vsp.start());
+      this.adopt(vsp);
+      this.paravisor.push({
+        kind: "blk",
+        slot: --slot,
+        instanceId,
+        serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
+      });
     }
     const net = config.net;
     if (net.mode === "socket" || net.listen)
@@ -140,17 +149,52 @@ export class ParentDevices {
         backend = ns.capture(user, pcap);
       }
       const instanceId = deviceInstanceId("network", 0);
-      this.services.push({ kind: "network", instanceId, vsp: new NetworkVsp(backend) });
+      const toNat = backend;
+      const vsp = new VspHost({
+        name: "network0",
+        kind: "network",
+        init: { kind: "network" },
+        interfaceId: DeviceInterface.network,
+        instanceId,
+        onFrames: (frames) => {
+          for (const f of frames) toNat.send(f);
+        },
+      });
+      backend.setReceiver(batcher((frames) => vsp.sendFrames(frames)));
+      await opening("net user", undefined, () => vsp.start());
+      this.adopt(vsp);
       this.paravisor.push({ kind: "net", slot: --slot, instanceId, mac: net.mac ?? "52:54:00:12:34:56" });
     }
     if (config.console === "virtio") {
       const instanceId = deviceInstanceId("console", 0);
-      this.console = new ConsoleVsp(consoleOut);
-      this.services.push({ kind: "console", instanceId, vsp: this.console });
+      const vsp = new VspHost({
+        name: "console0",
+        kind: "console",
+        init: { kind: "console" },
+        interfaceId: DeviceInterface.console,
+        instanceId,
+        onConsole: (chunks) => {
+          for (const c of chunks) consoleOut(c);
+        },
+      });
+      await opening("console", undefined, () => vsp.start());
+      this.adopt(vsp);
+      this.console = vsp;
       this.paravisor.push({ kind: "console", slot: --slot, instanceId });
     }
     if (config.rng) this.paravisor.push({ kind: "rng", slot: --slot });
     if (config.balloon) this.paravisor.push({ kind: "balloon", slot: --slot });
+  }
+
+  private adopt(vsp: VspHost): void {
+    this.vsps.push(vsp);
+    this.closers.push(() => vsp.close());
+  }
+
+  /** The VSPs a monitor name designates: "storage" (every drive), "storage1", "network", "console". */
+  find(name: string): VspHost[] {
+    const n = name.toLowerCase();
+    return this.vsps.filter((v) => v.name === n || v.o.kind === n || (n === "net" && v.o.kind === "network"));
   }
 
   /** Host console input for a virtio console; false when the console is the UART. */
@@ -169,17 +213,8 @@ export class ParentDevices {
     this.transport = t;
     const server = new VmbusServer({ control: t, signals: t, mapGpadl: (ranges) => this.mapGpadl(ranges) });
     this.server = server;
-    for (const s of this.services) {
-      const interfaceId = DeviceInterface[s.kind];
-      const ch = server.offer({ interfaceId, instanceId: s.instanceId });
-      this.watch(ch, s);
-    }
-  }
-
-  private watch(ch: ServerChannel, s: Service): void {
-    ch.onStateChange((state) => {
-      if (state === "open") s.vsp.attach(ch);
-    });
+    const signal = unwrap("ConnectSint", await hv.connect(childId, 0, VMBUS_SINT)).share();
+    for (const v of this.vsps) v.offer(server, signal, () => this.ram);
   }
 
   /** The ring GPADL: one page-contiguous range inside the rings grant (OpenVMM gpadl_ring.rs requires one range). */
@@ -219,12 +254,11 @@ export class ParentDevices {
     this.transport?.poll();
   }
 
-  stats(): Record<string, unknown> {
+  async stats(): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     if (this.transport) out.vmbus = { ...this.transport.counters };
     if (this.server) out.server = { ...this.server.counters };
-    for (const s of this.services)
-      out[`${s.kind}:${s.instanceId.slice(-4)}`] = { ...(s.vsp as { counters?: object }).counters };
+    for (const v of this.vsps) out[v.name] = { ...(await v.deviceCounters()), vsp: { ...v.counters } };
     return out;
   }
 

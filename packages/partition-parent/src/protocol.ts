@@ -32,13 +32,15 @@ export type ToHost =
     }
   | { readonly kind: "console"; readonly bytes: Uint8Array }
   | { readonly kind: "poweroff"; readonly status: number; readonly reason: PowerOffReason; readonly detail?: string }
-  | { readonly kind: "stats"; readonly id: number; readonly stats: ParentStats };
+  | { readonly kind: "stats"; readonly id: number; readonly stats: ParentStats }
+  | { readonly kind: "vsp"; readonly id: number; readonly ok: boolean; readonly message: string };
 
 export type FromHost =
   | { readonly kind: "start" }
   | { readonly kind: "input"; readonly bytes: Uint8Array }
   | { readonly kind: "stop" }
-  | { readonly kind: "stats"; readonly id: number };
+  | { readonly kind: "stats"; readonly id: number }
+  | { readonly kind: "vsp"; readonly id: number; readonly action: "kill" | "restart"; readonly name: string };
 
 export interface ParentStats {
   /** Intercept messages the parent handled, by kind. */

@@ -39,6 +39,7 @@ export class MicroVm {
   private result: Promise<MicroPowerOff>;
   private resolveResult!: (r: MicroPowerOff) => void;
   private statsWaiters = new Map<number, (s: ParentStats) => void>();
+  private vspWaiters = new Map<number, (r: { ok: boolean; message: string }) => void>();
   private nextStats = 1;
   private started = false;
   private finalStats: MicroVmStats | undefined;
@@ -60,6 +61,9 @@ export class MicroVm {
     else if (m.kind === "stats") {
       this.statsWaiters.get(m.id)?.(m.stats);
       this.statsWaiters.delete(m.id);
+    } else if (m.kind === "vsp") {
+      this.vspWaiters.get(m.id)?.({ ok: m.ok, message: m.message });
+      this.vspWaiters.delete(m.id);
     }
   }
 
@@ -67,6 +71,8 @@ export class MicroVm {
   finish(r: MicroPowerOff): void {
     if (this.finished) return;
     this.finished = true;
+    for (const w of this.vspWaiters.values()) w({ ok: false, message: "the VM ended" });
+    this.vspWaiters.clear();
     this.resolveResult(r);
   }
 
@@ -93,6 +99,23 @@ export class MicroVm {
       return;
     }
     this.post({ kind: "stop" });
+  }
+
+  /**
+   * Fault injection and servicing of the parent's device back ends: "kill"
+   * terminates the VSP's worker wherever it is (requests in flight and all),
+   * "restart" lets it answer what it holds first. Either way the parent
+   * rescinds the channel, starts a new worker and offers the device again;
+   * the child re-issues what was in flight. `name`: storage, storage0..,
+   * network, console. Resolves once the successor is running.
+   */
+  vsp(action: "kill" | "restart", name: string): Promise<{ ok: boolean; message: string }> {
+    if (!this.started || this.finished) return Promise.resolve({ ok: false, message: "the VM is not running" });
+    const id = this.nextStats++;
+    return new Promise((resolve) => {
+      this.vspWaiters.set(id, resolve);
+      this.post({ kind: "vsp", id, action, name });
+    });
   }
 
   sendInput(bytes: Uint8Array): void {

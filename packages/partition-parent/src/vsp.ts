@@ -8,11 +8,11 @@ import type { GrantedMemory } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import type { BlockBackend } from "@ringzero/virtio";
 import {
+  type Channel,
   decodeGpaDirectHeader,
   type IncomingPacket,
   PacketType,
   RequestChannel,
-  type ServerChannel,
   VmbusError,
 } from "@ringzero/vmbus";
 import {
@@ -81,14 +81,15 @@ export class StorageVsp {
     ioErrors: 0,
   };
   private rc: RequestChannel | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
-    private readonly image: BlockBackend,
+    private readonly image: BlockBackend & { close?(): Promise<void> | void },
     private readonly ram: () => GrantedMemory | undefined,
   ) {}
 
   /** Starts serving an opened channel (again after a re-offer). */
-  attach(channel: ServerChannel): void {
+  attach(channel: Channel): void {
     this.rc?.dispose();
     this.rc = new RequestChannel(channel, { onPacket: (p) => this.onPacket(p) });
   }
@@ -97,8 +98,9 @@ export class StorageVsp {
     const rc = this.rc;
     if (!rc) return;
     this.counters.requests++;
-    const done = (status: number, extra: { size?: number; readOnly?: boolean } = {}) =>
+    const done = (status: number, extra: { size?: number; readOnly?: boolean } = {}) => {
       rc.complete(p.transactionId, encodeStorageCompletion({ status: status as never, ...extra }));
+    };
     const bad = () => {
       this.counters.badRequests++;
       done(StorageStatus.BAD_REQUEST);
@@ -154,13 +156,23 @@ export class StorageVsp {
         return;
       }
     }
-    work.then(
+    const settled = work.then(
       () => done(StorageStatus.OK),
       () => {
         this.counters.ioErrors++;
         done(StorageStatus.IO_ERROR);
       },
     );
+    this.inFlight.add(settled);
+    void settled.finally(() => this.inFlight.delete(settled));
+  }
+
+  /** Graceful stop: stop taking requests, answer those in flight, flush and close the image. */
+  async quiesce(): Promise<void> {
+    this.rc?.dispose();
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.image.flush().catch(() => {});
+    await Promise.resolve(this.image.close?.()).catch(() => {});
   }
 
   private async readViews(offset: number, views: Uint8Array[]): Promise<void> {
@@ -188,13 +200,13 @@ export class StorageVsp {
 /** Bridges a channel and a net-stack back end (netvsp's role): one in-band packet per frame. */
 export class NetworkVsp {
   readonly counters = { toGuest: 0, fromGuest: 0, dropped: 0, malformed: 0 };
-  private channel: ServerChannel | undefined;
+  private channel: Channel | undefined;
 
   constructor(private readonly backend: NetBackend) {
     backend.setReceiver((frame) => this.toGuest(frame));
   }
 
-  attach(channel: ServerChannel): void {
+  attach(channel: Channel): void {
     this.channel = channel;
     channel.onSignal(() => this.pump());
     this.pump();
@@ -228,12 +240,13 @@ export class NetworkVsp {
 
 /** The virtio console's far end: guest output to the host, host input to the guest. */
 export class ConsoleVsp {
-  private channel: ServerChannel | undefined;
+  readonly counters = { out: 0, in: 0 };
+  private channel: Channel | undefined;
   private readonly pending: Uint8Array[] = [];
 
   constructor(private readonly output: (bytes: Uint8Array) => void) {}
 
-  attach(channel: ServerChannel): void {
+  attach(channel: Channel): void {
     this.channel = channel;
     channel.onSignal(() => this.pump());
     this.pump();
@@ -254,7 +267,7 @@ export class ConsoleVsp {
         payload: [encodeDataHeader((this.pending[0] as Uint8Array).length), this.pending[0] as Uint8Array],
       })
     )
-      this.pending.shift();
+      this.counters.in += (this.pending.shift() as Uint8Array).length;
     ch.flush();
   }
 
@@ -263,7 +276,9 @@ export class ConsoleVsp {
     if (!ch || ch.state !== "open") return;
     ch.receive((p) => {
       const chunk = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, CONSOLE_MAX_CHUNK) : undefined;
-      if (chunk) this.output(chunk);
+      if (!chunk) return;
+      this.counters.out += chunk.length;
+      this.output(chunk);
     });
     this.flush();
   }

@@ -232,11 +232,28 @@ class Parent {
     this.input.splice(0, n);
   }
 
-  statsNow(): ParentStats {
+  async statsNow(): Promise<ParentStats> {
     return {
       intercepts: { ...this.stats.intercepts },
       badIntercepts: this.stats.badIntercepts,
       uart: { ...this.uart.counters } as unknown as Record<string, number>,
+      devices: this.devices ? await this.devices.stats() : undefined,
+    };
+  }
+
+  /** Fault injection and servicing (`vsp kill NAME`, `vsp restart NAME`). */
+  async vsp(action: "kill" | "restart", name: string): Promise<{ ok: boolean; message: string }> {
+    const targets = this.devices?.find(name) ?? [];
+    if (targets.length === 0) {
+      const known = (this.devices?.vsps ?? []).map((v) => v.name).join(", ") || "none";
+      return { ok: false, message: `no VSP named ${name} (this VM has: ${known})` };
+    }
+    const r = await Promise.allSettled(targets.map((v) => (action === "kill" ? v.kill() : v.restart())));
+    const failed = r.flatMap((x) => (x.status === "rejected" ? [String((x.reason as Error).message)] : []));
+    if (failed.length > 0) return { ok: false, message: failed.join("; ") };
+    return {
+      ok: true,
+      message: `${action === "kill" ? "killed" : "restarted"} ${targets.map((v) => v.name).join(", ")}`,
     };
   }
 
@@ -253,7 +270,8 @@ const parent = new Parent();
 port.on("message", (m: FromHost) => {
   if (m.kind === "input") parent.sendInput(m.bytes);
   else if (m.kind === "stop") parent.powerOff(0, "stopped");
-  else if (m.kind === "stats") send({ kind: "stats", id: m.id, stats: parent.statsNow() });
+  else if (m.kind === "stats") void parent.statsNow().then((stats) => send({ kind: "stats", id: m.id, stats }));
+  else if (m.kind === "vsp") void parent.vsp(m.action, m.name).then((r) => send({ kind: "vsp", id: m.id, ...r }));
   else if (m.kind === "start")
     parent
       .start()

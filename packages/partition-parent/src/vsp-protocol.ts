@@ -1,0 +1,44 @@
+// Messages between the parent partition's thread and its VSP workers.
+import type { GrantTransfer, SharedSintConnection } from "@ringzero/hypervisor-micro";
+import type { ChannelDataPlane } from "@ringzero/vmbus";
+
+export type VspKind = "storage" | "network" | "console";
+
+export type VspInit =
+  | {
+      readonly kind: "storage";
+      readonly drive: { readonly path: string; readonly format?: string; readonly readOnly: boolean };
+    }
+  | { readonly kind: "network" }
+  | { readonly kind: "console" };
+
+export type ToVsp =
+  /** Take over: open the resource (a warm spare has its modules loaded already). */
+  | { readonly kind: "open" }
+  | {
+      readonly kind: "attach";
+      readonly plane: ChannelDataPlane;
+      /** The child's VMBus SINT: the worker signals the guest end itself. */
+      readonly signal: SharedSintConnection;
+      /** One Int32 the parent thread bumps (and notifies) when the child signals the channel. */
+      readonly doorbell: SharedArrayBuffer;
+      /** The child's RAM grant (storage reads and writes guest buffers named by GPA). */
+      readonly ram?: GrantTransfer;
+    }
+  | { readonly kind: "detach" }
+  | { readonly kind: "frames"; readonly frames: Uint8Array[] }
+  | { readonly kind: "input"; readonly bytes: Uint8Array }
+  | { readonly kind: "counters"; readonly id: number }
+  | { readonly kind: "stop" };
+
+export type VspToParent =
+  /** Modules loaded: the worker can take over. */
+  | { readonly kind: "loaded" }
+  /** The resource is open: the worker serves. */
+  | { readonly kind: "ready" }
+  | { readonly kind: "error"; readonly message: string; readonly code?: string }
+  | { readonly kind: "violation"; readonly code: string; readonly message: string }
+  | { readonly kind: "frames"; readonly frames: Uint8Array[] }
+  | { readonly kind: "console"; readonly chunks: Uint8Array[] }
+  | { readonly kind: "counters"; readonly id: number; readonly counters: Record<string, number> }
+  | { readonly kind: "stopped" };

@@ -1,0 +1,154 @@
+// One VSP in its own worker thread of the parent partition (as a Hyper-V
+// device runs in the root's worker process, or an OpenVMM device out of
+// process): it serves one channel's rings, which the parent thread hands it
+// as a data plane, and owns what the device needs (the disk image for
+// storage). What must outlive it stays with the parent thread: the VMBus
+// control plane (so the channel can be rescinded and re-offered) and the
+// user-mode network's connections (network frames and console bytes cross
+// the worker's port). Killing this thread loses only the requests it held,
+// which the child's VSC re-issues on the re-offered channel.
+import { parentPort, workerData } from "node:worker_threads";
+import type { FormatName } from "@ringzero/disk-formats";
+import { GrantedMemory, SintConnection } from "@ringzero/hypervisor-micro";
+import type { NetBackend } from "@ringzero/net-stack";
+import { DataPlaneChannel } from "@ringzero/vmbus";
+import { ConsoleVsp, NetworkVsp, StorageVsp } from "./vsp.js";
+import type { ToVsp, VspInit, VspToParent } from "./vsp-protocol.js";
+
+const init = workerData as VspInit;
+const port = parentPort;
+if (!port) throw new Error("a VSP runs in a worker thread");
+const send = (m: VspToParent, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
+
+/** Frames or bytes for the parent thread, sent once per turn of the event loop. */
+class Batch {
+  private items: Uint8Array[] = [];
+  constructor(private readonly flush: (items: Uint8Array[]) => void) {}
+  push(b: Uint8Array): void {
+    if (this.items.length === 0) queueMicrotask(() => this.drain());
+    this.items.push(b);
+  }
+  private drain(): void {
+    const items = this.items;
+    this.items = [];
+    if (items.length > 0) this.flush(items);
+  }
+}
+
+let ram: GrantedMemory | undefined;
+let channel: DataPlaneChannel | undefined;
+let doorbell: Int32Array | undefined;
+let stopping = false;
+let receiveFrame: ((frame: Uint8Array) => void) | null = null;
+
+// Modules load at spawn (a warm spare waits here); the resource opens on "open", when this worker takes over.
+const diskFormats = init.kind === "storage" ? await import("@ringzero/disk-formats") : undefined;
+const diskFormatsNode = init.kind === "storage" ? await import("@ringzero/disk-formats/node") : undefined;
+
+async function createVsp(): Promise<StorageVsp | NetworkVsp | ConsoleVsp> {
+  if (init.kind === "storage" && diskFormats && diskFormatsNode) {
+    const d = init.drive;
+    const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost(), d.path, {
+      format: d.format as FormatName | undefined,
+      readOnly: d.readOnly,
+    });
+    return new StorageVsp(image, () => ram);
+  }
+  if (init.kind === "network") {
+    const frames = new Batch((items) => send({ kind: "frames", frames: items }));
+    const backend: NetBackend = {
+      send: (frame) => frames.push(frame.slice()),
+      setReceiver: (r) => {
+        receiveFrame = r;
+      },
+    } as NetBackend;
+    return new NetworkVsp(backend);
+  }
+  const out = new Batch((items) => send({ kind: "console", chunks: items }));
+  return new ConsoleVsp((bytes) => out.push(bytes.slice()));
+}
+
+let vsp: StorageVsp | NetworkVsp | ConsoleVsp | undefined;
+
+async function open(): Promise<void> {
+  try {
+    vsp = await createVsp();
+  } catch (e) {
+    const err = e as { code?: unknown; message?: unknown };
+    send({
+      kind: "error",
+      message: String(err.message ?? e),
+      code: typeof err.code === "string" ? err.code : undefined,
+    });
+    process.exit(1);
+  }
+  send({ kind: "ready" });
+}
+
+type WaitAsync = (
+  a: Int32Array,
+  index: number,
+  value: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+
+/** Waits for the parent thread's doorbell and hands each ring to the channel (no polling). */
+async function serveSignals(db: Int32Array, ch: DataPlaneChannel): Promise<void> {
+  while (channel === ch && !stopping) {
+    const seen = Atomics.load(db, 0);
+    ch.deliverSignal();
+    const w = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(db, 0, seen);
+    if (w.async) await w.value;
+  }
+}
+
+port.on("message", (m: ToVsp) => {
+  if (m.kind === "open") {
+    void open();
+    return;
+  }
+  if (!vsp) {
+    if (m.kind === "stop") process.exit(0); // a spare that never took over
+    return;
+  }
+  const v = vsp;
+  switch (m.kind) {
+    case "attach": {
+      channel?.detach();
+      ram = m.ram ? new GrantedMemory(m.ram) : undefined;
+      const sint = SintConnection.fromShared(m.signal);
+      const ch = new DataPlaneChannel(m.plane, { signal: (id) => sint.signalEvent(id), onSignal: () => {} }, (e) =>
+        send({ kind: "violation", code: e.code, message: e.message }),
+      );
+      channel = ch;
+      doorbell = new Int32Array(m.doorbell);
+      v.attach(ch);
+      void serveSignals(doorbell, ch);
+      return;
+    }
+    case "detach":
+      channel?.detach();
+      channel = undefined;
+      if (doorbell) Atomics.notify(doorbell, 0);
+      return;
+    case "frames":
+      for (const f of m.frames) receiveFrame?.(f);
+      return;
+    case "input":
+      if (v instanceof ConsoleVsp) v.input(m.bytes);
+      return;
+    case "counters":
+      send({ kind: "counters", id: m.id, counters: { ...v.counters } });
+      return;
+    case "stop":
+      // Graceful: finish what is in flight, flush and close the image, then end.
+      stopping = true;
+      void (async () => {
+        if (v instanceof StorageVsp) await v.quiesce();
+        channel?.detach();
+        send({ kind: "stopped" });
+        process.exit(0);
+      })();
+      return;
+  }
+});
+send({ kind: "loaded" });
