@@ -194,7 +194,6 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       r.vsc.detach();
     });
     client.onOffer((offer) => {
-      offers.set(offer.instanceId, offer);
       const r = reconnectable.get(offer.instanceId);
       if (!r || !rescinded.delete(offer.instanceId)) return; // the offers already open are replayed at subscription
       stats.reoffers++;

@@ -17,6 +17,7 @@ import { type GpaRange, VmbusServer } from "@ringzero/vmbus";
 import { DeviceInterface, deviceInstanceId } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import { VspHost } from "./vsp-host.js";
+import { batcher } from "./vsp-protocol.js";
 
 /** The SINTs and setup messages the paravisor uses (partition-child's constants; no dependency on it). */
 const VMBUS_SINT = 2;
@@ -34,20 +35,6 @@ export type ParavisorDevice =
   | { kind: "console"; slot: number; instanceId: string }
   | { kind: "rng"; slot: number }
   | { kind: "balloon"; slot: number };
-
-/** Frames for one consumer, handed over once per turn of the event loop. */
-function batcher(flush: (items: Uint8Array[]) => void): (item: Uint8Array) => void {
-  let items: Uint8Array[] = [];
-  return (item) => {
-    if (items.length === 0)
-      queueMicrotask(() => {
-        const out = items;
-        items = [];
-        flush(out);
-      });
-    items.push(item);
-  };
-}
 
 /** Runs one back end's open; its failure becomes DEVICE_OPEN naming the device. */
 async function opening<T>(device: string, path: string | undefined, open: () => T | Promise<T>): Promise<T> {

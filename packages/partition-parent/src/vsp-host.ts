@@ -255,6 +255,10 @@ export class VspHost {
     return exited;
   }
 
+  private settleExits(): void {
+    for (const w of this.exitWaiters.splice(0)) w();
+  }
+
   private nextExit(): Promise<void> {
     return new Promise((r) => this.exitWaiters.push(r));
   }
@@ -268,7 +272,7 @@ export class VspHost {
     else if (how === "graceful") this.counters.graceful++;
     else this.counters.crashes++;
     if (this.closed) {
-      for (const w of this.exitWaiters.splice(0)) w();
+      this.settleExits();
       return;
     }
     const quick = performance.now() - this.startedAt < CRASH_WINDOW_MS && how === undefined;
@@ -276,17 +280,17 @@ export class VspHost {
     this.rescindAndReoffer();
     if (this.quickDeaths >= CRASH_LOOP) {
       // A crash loop: leave the device rescinded; the child's requests fail after its own timeout.
-      for (const w of this.exitWaiters.splice(0)) w();
+      this.settleExits();
       return;
     }
     this.counters.restarts++;
     this.start().then(
       () => {
-        for (const w of this.exitWaiters.splice(0)) w();
+        this.settleExits();
       },
       () => {
         this.counters.crashes++;
-        for (const w of this.exitWaiters.splice(0)) w();
+        this.settleExits();
       },
     );
   }

@@ -42,3 +42,17 @@ export type VspToParent =
   | { readonly kind: "console"; readonly chunks: Uint8Array[] }
   | { readonly kind: "counters"; readonly id: number; readonly counters: Record<string, number> }
   | { readonly kind: "stopped" };
+
+/** Frames or bytes for the other thread, handed over once per turn of the event loop (one postMessage per batch). */
+export function batcher(flush: (items: Uint8Array[]) => void): (item: Uint8Array) => void {
+  let items: Uint8Array[] = [];
+  return (item) => {
+    if (items.length === 0)
+      queueMicrotask(() => {
+        const out = items;
+        items = [];
+        flush(out);
+      });
+    items.push(item);
+  };
+}

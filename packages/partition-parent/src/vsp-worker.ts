@@ -13,27 +13,12 @@ import { GrantedMemory, SintConnection } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import { DataPlaneChannel } from "@ringzero/vmbus";
 import { ConsoleVsp, NetworkVsp, StorageVsp } from "./vsp.js";
-import type { ToVsp, VspInit, VspToParent } from "./vsp-protocol.js";
+import { batcher, type ToVsp, type VspInit, type VspToParent } from "./vsp-protocol.js";
 
 const init = workerData as VspInit;
 const port = parentPort;
 if (!port) throw new Error("a VSP runs in a worker thread");
 const send = (m: VspToParent, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
-
-/** Frames or bytes for the parent thread, sent once per turn of the event loop. */
-class Batch {
-  private items: Uint8Array[] = [];
-  constructor(private readonly flush: (items: Uint8Array[]) => void) {}
-  push(b: Uint8Array): void {
-    if (this.items.length === 0) queueMicrotask(() => this.drain());
-    this.items.push(b);
-  }
-  private drain(): void {
-    const items = this.items;
-    this.items = [];
-    if (items.length > 0) this.flush(items);
-  }
-}
 
 let ram: GrantedMemory | undefined;
 let channel: DataPlaneChannel | undefined;
@@ -55,17 +40,17 @@ async function createVsp(): Promise<StorageVsp | NetworkVsp | ConsoleVsp> {
     return new StorageVsp(image, () => ram);
   }
   if (init.kind === "network") {
-    const frames = new Batch((items) => send({ kind: "frames", frames: items }));
+    const frames = batcher((items) => send({ kind: "frames", frames: items }));
     const backend: NetBackend = {
-      send: (frame) => frames.push(frame.slice()),
+      send: (frame) => frames(frame.slice()),
       setReceiver: (r) => {
         receiveFrame = r;
       },
     } as NetBackend;
     return new NetworkVsp(backend);
   }
-  const out = new Batch((items) => send({ kind: "console", chunks: items }));
-  return new ConsoleVsp((bytes) => out.push(bytes.slice()));
+  const out = batcher((items) => send({ kind: "console", chunks: items }));
+  return new ConsoleVsp((bytes) => out(bytes.slice()));
 }
 
 let vsp: StorageVsp | NetworkVsp | ConsoleVsp | undefined;

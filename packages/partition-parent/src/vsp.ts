@@ -81,7 +81,8 @@ export class StorageVsp {
     ioErrors: 0,
   };
   private rc: RequestChannel | undefined;
-  private readonly inFlight = new Set<Promise<void>>();
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
 
   constructor(
     private readonly image: BlockBackend & { close?(): Promise<void> | void },
@@ -98,9 +99,8 @@ export class StorageVsp {
     const rc = this.rc;
     if (!rc) return;
     this.counters.requests++;
-    const done = (status: number, extra: { size?: number; readOnly?: boolean } = {}) => {
+    const done = (status: number, extra: { size?: number; readOnly?: boolean } = {}) =>
       rc.complete(p.transactionId, encodeStorageCompletion({ status: status as never, ...extra }));
-    };
     const bad = () => {
       this.counters.badRequests++;
       done(StorageStatus.BAD_REQUEST);
@@ -156,21 +156,24 @@ export class StorageVsp {
         return;
       }
     }
-    const settled = work.then(
-      () => done(StorageStatus.OK),
+    this.inFlight++;
+    const finish = (status: number) => {
+      done(status);
+      if (--this.inFlight === 0) this.drained?.();
+    };
+    work.then(
+      () => finish(StorageStatus.OK),
       () => {
         this.counters.ioErrors++;
-        done(StorageStatus.IO_ERROR);
+        finish(StorageStatus.IO_ERROR);
       },
     );
-    this.inFlight.add(settled);
-    void settled.finally(() => this.inFlight.delete(settled));
   }
 
   /** Graceful stop: stop taking requests, answer those in flight, flush and close the image. */
   async quiesce(): Promise<void> {
     this.rc?.dispose();
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
     await this.image.flush().catch(() => {});
     await Promise.resolve(this.image.close?.()).catch(() => {});
   }
