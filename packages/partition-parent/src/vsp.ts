@@ -173,7 +173,10 @@ export class StorageVsp {
   /** Graceful stop: stop taking requests, answer those in flight, flush and close the image. */
   async quiesce(): Promise<void> {
     this.rc?.dispose();
-    if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
+    if (this.inFlight > 0)
+      await new Promise<void>((r) => {
+        this.drained = r;
+      });
     await this.image.flush().catch(() => {});
     await Promise.resolve(this.image.close?.()).catch(() => {});
   }
