@@ -95,6 +95,28 @@ describe.skipIf(skipLinux)("Linux under hypervisor-micro (ringzero run --hypervi
     expect(again.status).toBe(0);
   }, 300_000);
 
+  it("virtio-9p: a host directory through the 9P VSP (the server in the parent, the transport in the paravisor)", async () => {
+    const share = mkdtempSync(join(dir, "share-"));
+    const big = randomBytes(1 << 20);
+    writeFileSync(join(share, "from-host.txt"), "written by the host\n");
+    writeFileSync(join(share, "big.bin"), big);
+    const s = await drive(
+      ["--hypervisor", "micro", "--kernel", kit.image, "--initrd", kit.initrd, "--share", `${share},tag=hostshare`],
+      [
+        "mkdir -p /mnt && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hostshare /mnt && cat /mnt/from-host.txt",
+        "sha256sum /mnt/big.bin; cp /mnt/big.bin /mnt/copy.bin && mkdir /mnt/sub && mv /mnt/copy.bin /mnt/sub/ && ls /mnt/sub",
+        "echo 'written by the guest' > /mnt/from-guest.txt && umount /mnt && echo unmounted",
+        "poweroff -f",
+      ],
+    );
+    expect(s.out).toContain("written by the host");
+    expect(s.out).toContain(`${sha(big)}  /mnt/big.bin`);
+    expect(s.out).toContain("unmounted");
+    expect(s.status).toBe(0);
+    expect(readFileSync(join(share, "sub", "copy.bin")).equals(big)).toBe(true);
+    expect(readFileSync(join(share, "from-guest.txt"), "utf8")).toBe("written by the guest\n");
+  }, 300_000);
+
   it("virtio-console: the shell runs on hvc1, its bytes carried by a VMBus channel", async () => {
     const s = await drive(
       ["--hypervisor", "micro", "--kernel", kit.image, "--initrd", kit.initrd, "--console", "virtio"],

@@ -49,7 +49,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --rng              a virtio-rng device
   --balloon          a virtio-balloon device, driven through --monitor
   --monitor PATH     a control socket (Unix): balloon SIZE, info balloon, info stats, quit;
-                     under micro: vsp kill|restart storage|network|console, info vsp,
+                     under micro: vsp kill|restart storage|9p|network|console, info vsp,
                      info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
@@ -60,8 +60,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      micro: a microkernel with the guest's vCPU in a child partition
                      thread and the legacy devices in a parent partition thread
                      (Hyper-V-style), virtio back ends in the parent over VMBus;
-                     not yet under micro: --share, --net socket/listen=,
-                     --max-instructions
+                     not yet under micro: --net socket/listen=, --max-instructions
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
 (the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
@@ -191,7 +190,6 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   };
   if (opts.hypervisor === "micro") {
     const unsupported = [
-      shares.length > 0 && "--share",
       net !== undefined && (net.mode === "socket" || net.listen !== undefined) && "--net socket/listen=",
       opts["max-instructions"] !== undefined && "--max-instructions",
     ].filter((x): x is string => typeof x === "string");

@@ -8,7 +8,7 @@
 //   quit             stop the VM
 // Under --hypervisor micro (microMonitorCommand):
 //   vsp kill NAME    terminate a device back end's worker mid-request
-//                    (storage, storage0.., network, console): the parent
+//                    (storage, storage0.., 9p, 9p0.., network, console): the parent
 //                    rescinds its channel, starts a new one and re-offers it
 //   vsp restart NAME the same, gracefully (requests in flight answered first)
 //   info vsp         per back end: restarts, kills, crashes, rescinds

@@ -234,7 +234,12 @@ export class VpHost {
       const done = hart.instret - lastInstret;
       lastInstret = hart.instret;
       this.addInstructions(done);
-      if (exit.kind === "wfi") this.sleep();
+      if (exit.kind === "wfi") {
+        // Paravisor work this slice started (a request still to be sent, a completion still to be
+        // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
+        if (this.paravisor) await new Promise<void>((r) => setImmediate(r));
+        this.sleep();
+      }
       if (t1 - this.lastSample >= (Atomics.load(a, Vp.SCHED_METERED) ? SAMPLE_METERED_MS : SAMPLE_UNMETERED_MS))
         this.account(t1);
       // Paravisor completions are promises: let their microtasks run, and the event loop now and then.

@@ -18,6 +18,7 @@ import {
 import { EmptyVirtioSlot, GoldfishRtc, VIRT } from "@ringzero/platform";
 import {
   arrayGuestMemory,
+  Virtio9p,
   VirtioBalloon,
   VirtioBlk,
   VirtioConsole,
@@ -27,9 +28,10 @@ import {
   VirtioRng,
 } from "@ringzero/virtio";
 import { type ClientChannel, type ClientOffer, type GpaRange, VmbusClient } from "@ringzero/vmbus";
-import { DeviceInterface } from "@ringzero/vmbus/protocols";
+import { DeviceInterface, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
 import { z } from "zod";
 import { PageAllocator } from "./gpa.js";
+import { NinePVsc } from "./ninep-vsc.js";
 import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
 
 /** SINT of VMBus control messages and channel events (vmbus.md §2.1: VMBUS_SINT = 2). */
@@ -51,6 +53,14 @@ const DeviceSchema = z.discriminatedUnion("kind", [
     .object({ kind: z.literal("net"), slot: z.number().int().min(0).max(7), instanceId: z.string(), mac: z.string() })
     .strict(),
   z.object({ kind: z.literal("console"), slot: z.number().int().min(0).max(7), instanceId: z.string() }).strict(),
+  z
+    .object({
+      kind: z.literal("9p"),
+      slot: z.number().int().min(0).max(7),
+      instanceId: z.string(),
+      mountTag: z.string().min(1).max(255),
+    })
+    .strict(),
   z.object({ kind: z.literal("rng"), slot: z.number().int().min(0).max(7) }).strict(),
   z.object({ kind: z.literal("balloon"), slot: z.number().int().min(0).max(7) }).strict(),
 ]);
@@ -127,7 +137,7 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     devices: {},
   };
   const pollers: (() => void)[] = [() => rtc.poll()];
-  const needsBus = data.devices.some((d) => d.kind === "blk" || d.kind === "net" || d.kind === "console");
+  const needsBus = data.devices.some((d) => d.kind !== "rng" && d.kind !== "balloon");
   let transport: SintTransport | undefined;
   if (needsBus) {
     const priv = ctx.regions.find((r) => r.kind === "private") as Region | undefined;
@@ -175,6 +185,15 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
         place(d.slot, new VirtioNet({ backend: vsc, mac: d.mac }));
         counters.devices[`net@${d.slot}`] = vsc.counters;
         reconnectable.set(d.instanceId, { ringBytes: data.ringBytes, vsc });
+      } else if (d.kind === "9p") {
+        // Rings that hold two largest messages each way (9P requests and replies are one packet each).
+        const ringBytes = 1024 * 1024;
+        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, ringBytes));
+        if (channel.offer.interfaceId !== DeviceInterface.ninep) throw new Error(`${d.instanceId} is not 9P`);
+        const vsc = new NinePVsc(channel);
+        place(d.slot, new Virtio9p({ handler: vsc, mountTag: d.mountTag, maxRequestBytes: NINEP_MAX_MESSAGE }));
+        counters.devices[`9p@${d.slot}`] = vsc.counters as unknown as Record<string, number>;
+        reconnectable.set(d.instanceId, { ringBytes, vsc });
       } else if (d.kind === "console") {
         const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
         let con: VirtioConsole | undefined;

@@ -11,6 +11,7 @@ import {
   type IncomingPacket,
   PacketType,
   RequestChannel,
+  type RequestOptions,
   VmbusError,
   VmbusErrorCode,
 } from "@ringzero/vmbus";
@@ -53,51 +54,55 @@ export interface StorageInfo {
 }
 
 /**
- * A virtio-blk BlockBackend whose every request is a storage-protocol packet
- * to the parent. When the parent rescinds the channel (its VSP died or is
- * being serviced), requests in flight and new ones wait for the re-offered
- * channel and are issued again there: the guest sees latency, not an error
- * (reads and writes of whole ranges are idempotent).
+ * Requests on a channel that can be rescinded and re-offered: when the parent
+ * rescinds it (its VSP died or is being serviced), requests in flight and new
+ * ones wait for the re-offered channel and are issued again there, so the
+ * guest sees latency, not an error. `prepare` runs on each new channel before
+ * anything is re-issued (state the VSP lost is rebuilt there).
  */
-export class StorageVsc implements BlockBackend {
-  readonly readOnly: boolean;
-  private readonly sizeBytes: number;
-  readonly counters = { requests: 0, bytes: 0, errors: 0, reissued: 0, reconnects: 0 };
+export abstract class Reissuing {
+  abstract readonly counters: { errors: number; reissued: number; reconnects: number };
   private rc: RequestChannel | undefined;
   private waiters: { resolve: (rc: RequestChannel) => void; reject: (e: Error) => void }[] = [];
+  private generation = 0;
 
-  private constructor(
+  constructor(
     rc: RequestChannel,
-    private readonly ram: { gpa: number; buffer: SharedArrayBuffer },
-    info: StorageInfo,
+    private readonly timeoutMs: number,
+    private readonly gone: () => Error,
   ) {
     this.rc = rc;
-    this.sizeBytes = info.size;
-    this.readOnly = info.readOnly;
-  }
-
-  /** Opens the storage protocol on an open channel: asks the VSP for the disk's size and mode. */
-  static async connect(channel: ClientChannel, ram: { gpa: number; buffer: SharedArrayBuffer }): Promise<StorageVsc> {
-    const rc = new RequestChannel(channel, { timeoutMs: STORAGE_TIMEOUT_MS });
-    const p = await rc.request(encodeStorageRequest({ op: StorageOp.INFO, flags: 0, offset: 0, length: 0 }));
-    const c = decodeStorageCompletion(p.payload);
-    if (!c || c.status !== StorageStatus.OK) throw new StorageError(c?.status ?? -1, "storage VSP refused INFO");
-    return new StorageVsc(rc, ram, { size: c.size ?? 0, readOnly: c.readOnly === true });
   }
 
   /** The channel was rescinded: requests wait for `attach`. */
   detach(): void {
+    this.generation++;
     this.rc?.dispose();
     this.rc = undefined;
   }
 
-  /** The re-offered channel is open: waiting and re-issued requests go there. */
+  /** The re-offered channel is open: rebuild what the VSP lost, then waiting and re-issued requests go there. */
   attach(channel: ClientChannel): void {
-    this.rc?.dispose();
-    const rc = new RequestChannel(channel, { timeoutMs: STORAGE_TIMEOUT_MS });
-    this.rc = rc;
+    this.detach();
+    const generation = this.generation;
+    const rc = new RequestChannel(channel, { timeoutMs: this.timeoutMs });
     this.counters.reconnects++;
-    for (const w of this.waiters.splice(0)) w.resolve(rc);
+    this.prepare(rc).then(
+      () => {
+        if (generation !== this.generation) return; // rescinded again meanwhile: the next attach serves them
+        this.rc = rc;
+        for (const w of this.waiters.splice(0)) w.resolve(rc);
+      },
+      () => {
+        // The new VSP failed the rebuild: its channel is of no use; wait for the next one.
+        if (generation === this.generation) rc.dispose();
+      },
+    );
+  }
+
+  /** Runs on a new channel before it serves requests. */
+  protected prepare(_rc: RequestChannel): Promise<void> {
+    return Promise.resolve();
   }
 
   get connected(): boolean {
@@ -116,28 +121,18 @@ export class StorageVsc implements BlockBackend {
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new StorageError(StorageStatus.IO_ERROR, "the storage VSP was not offered again in time"));
+        reject(this.gone());
       }, RECONNECT_TIMEOUT_MS);
       this.waiters.push(w);
     });
   }
 
-  size(): number {
-    return this.sizeBytes;
-  }
-
-  private async call(op: StorageOp, offset: number, length: number, ranges?: GpaRange[], flags = 0): Promise<void> {
-    this.counters.requests++;
-    const header = ranges ? encodeGpaDirectHeader(ranges) : undefined;
-    let p: IncomingPacket;
+  /** Sends a request, re-issuing it on the next channel as long as the channel, not the request, failed. */
+  protected async issue(payload: Uint8Array | readonly Uint8Array[], o: RequestOptions = {}): Promise<IncomingPacket> {
     for (;;) {
       const rc = await this.channel();
       try {
-        p = await rc.request(encodeStorageRequest({ op, flags, offset, length }), {
-          type: ranges ? PacketType.GPA_DIRECT : PacketType.IN_BAND,
-          header,
-        });
-        break;
+        return await rc.request(payload, o);
       } catch (e) {
         const gone = rc.channel.state !== "open" || (e instanceof VmbusError && CHANNEL_GONE.has(e.code));
         if (!gone) {
@@ -148,6 +143,53 @@ export class StorageVsc implements BlockBackend {
         this.counters.reissued++;
       }
     }
+  }
+}
+
+/**
+ * A virtio-blk BlockBackend whose every request is a storage-protocol packet
+ * to the parent; re-issued on the re-offered channel after a rescind (reads
+ * and writes of whole ranges are idempotent).
+ */
+export class StorageVsc extends Reissuing implements BlockBackend {
+  readonly readOnly: boolean;
+  private readonly sizeBytes: number;
+  readonly counters = { requests: 0, bytes: 0, errors: 0, reissued: 0, reconnects: 0 };
+
+  private constructor(
+    rc: RequestChannel,
+    private readonly ram: { gpa: number; buffer: SharedArrayBuffer },
+    info: StorageInfo,
+  ) {
+    super(
+      rc,
+      STORAGE_TIMEOUT_MS,
+      () => new StorageError(StorageStatus.IO_ERROR, "the storage VSP was not offered again in time"),
+    );
+    this.sizeBytes = info.size;
+    this.readOnly = info.readOnly;
+  }
+
+  /** Opens the storage protocol on an open channel: asks the VSP for the disk's size and mode. */
+  static async connect(channel: ClientChannel, ram: { gpa: number; buffer: SharedArrayBuffer }): Promise<StorageVsc> {
+    const rc = new RequestChannel(channel, { timeoutMs: STORAGE_TIMEOUT_MS });
+    const p = await rc.request(encodeStorageRequest({ op: StorageOp.INFO, flags: 0, offset: 0, length: 0 }));
+    const c = decodeStorageCompletion(p.payload);
+    if (!c || c.status !== StorageStatus.OK) throw new StorageError(c?.status ?? -1, "storage VSP refused INFO");
+    return new StorageVsc(rc, ram, { size: c.size ?? 0, readOnly: c.readOnly === true });
+  }
+
+  size(): number {
+    return this.sizeBytes;
+  }
+
+  private async call(op: StorageOp, offset: number, length: number, ranges?: GpaRange[], flags = 0): Promise<void> {
+    this.counters.requests++;
+    const header = ranges ? encodeGpaDirectHeader(ranges) : undefined;
+    const p = await this.issue(encodeStorageRequest({ op, flags, offset, length }), {
+      type: ranges ? PacketType.GPA_DIRECT : PacketType.IN_BAND,
+      header,
+    });
     const c = decodeStorageCompletion(p.payload);
     if (!c || c.status !== StorageStatus.OK) {
       this.counters.errors++;
@@ -242,10 +284,6 @@ abstract class Rebindable {
 export class NetworkVsc extends Rebindable implements NetBackend {
   private receiver: ((frame: Uint8Array) => void) | null = null;
   readonly counters = { sent: 0, received: 0, dropped: 0, malformed: 0, reconnects: 0 };
-
-  constructor(channel: ClientChannel) {
-    super(channel);
-  }
 
   send(frame: Uint8Array): void {
     if (frame.length > NETWORK_MAX_FRAME || !this.channel || this.channel.state !== "open") {

@@ -14,7 +14,7 @@ import {
 import type { NetBackend } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
 import { type GpaRange, VmbusServer } from "@ringzero/vmbus";
-import { DeviceInterface, deviceInstanceId } from "@ringzero/vmbus/protocols";
+import { DeviceInterface, deviceInstanceId, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import { VspHost } from "./vsp-host.js";
 import { batcher } from "./vsp-protocol.js";
@@ -27,12 +27,13 @@ const SETUP_READY = 0x11;
 
 /** Paravisor-private memory (ring pages), above any RAM the VmConfig allows. */
 export const PRIVATE_GPA = 0x2_0000_0000;
-export const PRIVATE_SIZE = 4 * 1024 * 1024;
+export const PRIVATE_SIZE = 16 * 1024 * 1024;
 
 export type ParavisorDevice =
   | { kind: "blk"; slot: number; instanceId: string; serial: string }
   | { kind: "net"; slot: number; instanceId: string; mac: string }
   | { kind: "console"; slot: number; instanceId: string }
+  | { kind: "9p"; slot: number; instanceId: string; mountTag: string }
   | { kind: "rng"; slot: number }
   | { kind: "balloon"; slot: number };
 
@@ -52,7 +53,7 @@ async function opening<T>(device: string, path: string | undefined, open: () => 
 
 export class ParentDevices {
   readonly paravisor: ParavisorDevice[] = [];
-  /** One VSP worker per device, named storage0.., network0, console0. */
+  /** One VSP worker per device, named storage0.., 9p0.., network0, console0. */
   readonly vsps: VspHost[] = [];
   private readonly closers: (() => void | Promise<void>)[] = [];
   private ram: GrantedMemory | undefined;
@@ -81,12 +82,6 @@ export class ParentDevices {
 
   private async openAll(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<void> {
     let slot = 8;
-    if (config.shares.length > 0)
-      throw new MicroVmError(
-        MicroVmErrorCode.DEVICE_OPEN,
-        { device: "share" },
-        "virtio-9p shares are not yet available under the microkernel",
-      );
     for (const [i, drive] of config.drives.entries()) {
       const format = drive.format === "auto" ? undefined : drive.format;
       const instanceId = deviceInstanceId("storage", i);
@@ -106,6 +101,20 @@ export class ParentDevices {
         instanceId,
         serial: `ringzero-vd${String.fromCharCode(97 + i)}`,
       });
+    }
+    for (const [i, share] of config.shares.entries()) {
+      const instanceId = deviceInstanceId("ninep", i);
+      // The VSP worker runs the 9P server over the host directory (a successor starts a new one).
+      const vsp = new VspHost({
+        name: `9p${i}`,
+        kind: "9p",
+        init: { kind: "9p", share: { path: share.path, readOnly: share.readOnly, maxMsize: NINEP_MAX_MESSAGE } },
+        interfaceId: DeviceInterface.ninep,
+        instanceId,
+      });
+      await opening(`share ${i}`, share.path, () => vsp.start());
+      this.adopt(vsp);
+      this.paravisor.push({ kind: "9p", slot: --slot, instanceId, mountTag: share.tag ?? `share${i}` });
     }
     const net = config.net;
     if (net.mode === "socket" || net.listen)
@@ -178,7 +187,7 @@ export class ParentDevices {
     this.closers.push(() => vsp.close());
   }
 
-  /** The VSPs a monitor name designates: "storage" (every drive), "storage1", "network", "console". */
+  /** The VSPs a monitor name designates: "storage" (every drive), "storage1", "9p" (every share), "network", "console". */
   find(name: string): VspHost[] {
     const n = name.toLowerCase();
     return this.vsps.filter((v) => v.name === n || v.o.kind === n || (n === "net" && v.o.kind === "network"));

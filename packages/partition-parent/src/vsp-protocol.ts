@@ -2,12 +2,16 @@
 import type { GrantTransfer, SharedSintConnection } from "@ringzero/hypervisor-micro";
 import type { ChannelDataPlane } from "@ringzero/vmbus";
 
-export type VspKind = "storage" | "network" | "console";
+export type VspKind = "storage" | "network" | "console" | "9p";
 
 export type VspInit =
   | {
       readonly kind: "storage";
       readonly drive: { readonly path: string; readonly format?: string; readonly readOnly: boolean };
+    }
+  | {
+      readonly kind: "9p";
+      readonly share: { readonly path: string; readonly readOnly: boolean; readonly maxMsize: number };
     }
   | { readonly kind: "network" }
   | { readonly kind: "console" };

@@ -12,7 +12,7 @@ import type { FormatName } from "@ringzero/disk-formats";
 import { GrantedMemory, SintConnection } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import { DataPlaneChannel } from "@ringzero/vmbus";
-import { ConsoleVsp, NetworkVsp, StorageVsp } from "./vsp.js";
+import { ConsoleVsp, NetworkVsp, NinePVsp, StorageVsp } from "./vsp.js";
 import { batcher, type ToVsp, type VspInit, type VspToParent } from "./vsp-protocol.js";
 
 const init = workerData as VspInit;
@@ -29,8 +29,12 @@ let receiveFrame: ((frame: Uint8Array) => void) | null = null;
 // Modules load at spawn (a warm spare waits here); the resource opens on "open", when this worker takes over.
 const diskFormats = init.kind === "storage" ? await import("@ringzero/disk-formats") : undefined;
 const diskFormatsNode = init.kind === "storage" ? await import("@ringzero/disk-formats/node") : undefined;
+const virtio = init.kind === "9p" ? await import("@ringzero/virtio") : undefined;
+let closeResource: (() => Promise<void>) | undefined;
 
-async function createVsp(): Promise<StorageVsp | NetworkVsp | ConsoleVsp> {
+type Vsp = StorageVsp | NetworkVsp | ConsoleVsp | NinePVsp;
+
+async function createVsp(): Promise<Vsp> {
   if (init.kind === "storage" && diskFormats && diskFormatsNode) {
     const d = init.drive;
     const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost(), d.path, {
@@ -38,6 +42,12 @@ async function createVsp(): Promise<StorageVsp | NetworkVsp | ConsoleVsp> {
       readOnly: d.readOnly,
     });
     return new StorageVsp(image, () => ram);
+  }
+  if (init.kind === "9p" && virtio) {
+    const s = init.share;
+    const server = new virtio.NinePServer({ root: s.path, readOnly: s.readOnly, maxMsize: s.maxMsize });
+    closeResource = () => server.close();
+    return new NinePVsp(server);
   }
   if (init.kind === "network") {
     const frames = batcher((items) => send({ kind: "frames", frames: items }));
@@ -53,7 +63,7 @@ async function createVsp(): Promise<StorageVsp | NetworkVsp | ConsoleVsp> {
   return new ConsoleVsp((bytes) => out(bytes.slice()));
 }
 
-let vsp: StorageVsp | NetworkVsp | ConsoleVsp | undefined;
+let vsp: Vsp | undefined;
 
 async function open(): Promise<void> {
   try {
@@ -128,7 +138,8 @@ port.on("message", (m: ToVsp) => {
       // Graceful: finish what is in flight, flush and close the image, then end.
       stopping = true;
       void (async () => {
-        if (v instanceof StorageVsp) await v.quiesce();
+        if (v instanceof StorageVsp || v instanceof NinePVsp) await v.quiesce();
+        await closeResource?.().catch(() => {});
         channel?.detach();
         send({ kind: "stopped" });
         process.exit(0);

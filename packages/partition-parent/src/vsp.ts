@@ -6,7 +6,7 @@
 
 import type { GrantedMemory } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
-import type { BlockBackend } from "@ringzero/virtio";
+import type { BlockBackend, NinePHandler } from "@ringzero/virtio";
 import {
   type Channel,
   decodeGpaDirectHeader,
@@ -22,6 +22,7 @@ import {
   encodeDataHeader,
   encodeStorageCompletion,
   NETWORK_MAX_FRAME,
+  NINEP_MAX_MESSAGE,
   StorageOp,
   StorageStatus,
 } from "@ringzero/vmbus/protocols";
@@ -287,5 +288,53 @@ export class ConsoleVsp {
       this.output(chunk);
     });
     this.flush();
+  }
+}
+
+/**
+ * Serves a 9P2000.L file server on one channel: each request packet carries
+ * one T-message, its completion the R-message. The server's fids live here;
+ * the child's VSC rebuilds them on a successor after a restart.
+ */
+export class NinePVsp {
+  readonly counters = { requests: 0, badRequests: 0 };
+  private rc: RequestChannel | undefined;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(private readonly server: NinePHandler) {}
+
+  attach(channel: Channel): void {
+    this.rc?.dispose();
+    this.rc = new RequestChannel(channel, { onPacket: (p) => this.onPacket(p) });
+  }
+
+  private onPacket(p: IncomingPacket): void {
+    const rc = this.rc;
+    if (!rc) return;
+    this.counters.requests++;
+    const msg = p.type === PacketType.IN_BAND ? decodeFramed(p.payload, NINEP_MAX_MESSAGE) : undefined;
+    if (!msg || msg.length < 7) {
+      // Not a 9P message: an empty completion (the VSC fails that request with EIO).
+      this.counters.badRequests++;
+      rc.complete(p.transactionId, encodeDataHeader(0));
+      return;
+    }
+    this.inFlight++;
+    // The server copies the message and never rejects (a bad message is answered with Rlerror).
+    void this.server.handle(msg).then((reply) => {
+      if (reply.length <= NINEP_MAX_MESSAGE) rc.complete(p.transactionId, [encodeDataHeader(reply.length), reply]);
+      else rc.complete(p.transactionId, encodeDataHeader(0));
+      if (--this.inFlight === 0) this.drained?.();
+    });
+  }
+
+  /** Graceful stop: answer what is in flight, take nothing new. */
+  async quiesce(): Promise<void> {
+    if (this.inFlight > 0)
+      await new Promise<void>((r) => {
+        this.drained = r;
+      });
+    this.rc?.dispose();
   }
 }

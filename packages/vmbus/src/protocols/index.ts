@@ -12,6 +12,8 @@ export const DeviceInterface = {
   network: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a32",
   console: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a33",
   rng: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a34",
+  /** A 9P2000.L file server: one whole T-message per request, the R-message in its completion (both framed). */
+  ninep: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a35",
 } as const;
 export type DeviceKind = keyof typeof DeviceInterface;
 
@@ -115,6 +117,8 @@ export function decodeFramed(payload: Uint8Array, max: number): Uint8Array | und
 export const NETWORK_MAX_FRAME = 1518 + 4;
 /** Largest console chunk per packet. */
 export const CONSOLE_MAX_CHUNK = 4096;
+/** Largest 9P message (msize) a ninep channel carries either way; its rings hold two of them. */
+export const NINEP_MAX_MESSAGE = 256 * 1024;
 
 // ---- rng ---------------------------------------------------------------------
 
