@@ -60,7 +60,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      micro: a microkernel with the guest's vCPU in a child partition
                      thread and the legacy devices in a parent partition thread
                      (Hyper-V-style), virtio back ends in the parent over VMBus;
-                     not yet under micro: --net socket/listen=, --max-instructions
+                     not yet under micro: --max-instructions
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
 (the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
@@ -189,10 +189,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     balloon: opts.balloon,
   };
   if (opts.hypervisor === "micro") {
-    const unsupported = [
-      net !== undefined && (net.mode === "socket" || net.listen !== undefined) && "--net socket/listen=",
-      opts["max-instructions"] !== undefined && "--max-instructions",
-    ].filter((x): x is string => typeof x === "string");
+    const unsupported = [opts["max-instructions"] !== undefined && "--max-instructions"].filter(
+      (x): x is string => typeof x === "string",
+    );
     if (unsupported.length > 0)
       throw new DemoError(
         DemoErrorCode.USAGE,

@@ -4,9 +4,7 @@
 // Slots are given from 7 downwards in config order (drives first), as QEMU
 // virt assigns them, so the first drive is /dev/vda.
 
-import { rmSync } from "node:fs";
-import { connect, createServer, type Server } from "node:net";
-import type { NetBackend as StackBackend, StreamTransport, UserNet, VirtualSwitch } from "@ringzero/net-stack";
+import type { NetBackend as StackBackend, UserNet, VirtualSwitch } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
 import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio";
 import { VmError, VmErrorCode } from "./errors.js";
@@ -24,38 +22,6 @@ async function opening<T>(device: string, path: string | undefined, open: () => 
       `${device}${path ? ` (${path})` : ""}: ${String(cause.message ?? e)}`,
     );
   }
-}
-
-/** A Unix socket path, or [127.0.0.1]:PORT (the schema refuses any other host). */
-function endpointOf(spec: string): { path: string } | { host: string; port: number } {
-  const m = /^(?:127\.0\.0\.1)?:(\d+)$/.exec(spec);
-  return m ? { host: "127.0.0.1", port: Number(m[1]) } : { path: spec };
-}
-
-type NetStack = typeof import("@ringzero/net-stack");
-
-function listenSwitch(ns: NetStack, spec: string, sw: VirtualSwitch): Promise<Server> {
-  const ep = endpointOf(spec);
-  if ("path" in ep) rmSync(ep.path, { force: true });
-  const server = createServer((sock) => {
-    const unplug = sw.connect(new ns.StreamTransport(sock));
-    sock.on("close", unplug);
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(ep, () => resolve(server));
-  });
-}
-
-function connectSwitch(ns: NetStack, spec: string): Promise<StreamTransport> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(endpointOf(spec));
-    sock.once("error", reject);
-    sock.once("connect", () => {
-      sock.off("error", reject);
-      resolve(new ns.StreamTransport(sock));
-    });
-  });
 }
 
 /** The devices a running VM exposes to its host (balloon target, statistics). */
@@ -143,7 +109,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
         sw.connect(stack);
         stack = sw.createPort();
         const endpoint = n.listen;
-        const server = await opening("net listen", endpoint, () => listenSwitch(ns, endpoint, sw));
+        const server = await opening("net listen", endpoint, () => ns.listenSwitch(endpoint, sw));
         closers.push(() => new Promise<void>((r) => server.close(() => r())));
         out.netSwitch = sw;
       }
@@ -152,7 +118,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       place("net0", out.net);
     } else if (ns && config.net.mode === "socket") {
       const endpoint = config.net.connect as string;
-      const link = await opening("net connect", endpoint, () => connectSwitch(ns, endpoint));
+      const link = await opening("net connect", endpoint, () => ns.connectSwitch(endpoint));
       closers.push(() => link.close());
       out.net = new v.VirtioNet({ backend: link, mac });
       place("net0", out.net);

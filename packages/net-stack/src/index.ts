@@ -13,6 +13,7 @@ export {
   UserNetConfigSchema,
   withQemuAddresses,
 } from "./config.js";
+export { connectSwitch, listenSwitch, switchEndpoint } from "./endpoint.js";
 export { NetError, NetErrorCode } from "./errors.js";
 export { type NetdevUser, parseNetdevUser, splitQemuOpts } from "./netdev.js";
 export { capture, LINKTYPE_ETHERNET, PcapWriter } from "./pcap.js";

@@ -117,32 +117,47 @@ export class ParentDevices {
       this.paravisor.push({ kind: "9p", slot: --slot, instanceId, mountTag: share.tag ?? `share${i}` });
     }
     const net = config.net;
-    if (net.mode === "socket" || net.listen)
-      throw new MicroVmError(
-        MicroVmErrorCode.DEVICE_OPEN,
-        { device: "net" },
-        "switch sockets (listen=, socket) are not yet available under the microkernel",
-      );
-    if (net.mode === "user") {
+    if (net.mode === "user" || net.mode === "socket") {
       const ns = await import("@ringzero/net-stack");
-      const user = await opening("net user", undefined, () =>
-        ns.UserNet.create({
-          restrict: net.restrict,
-          dnsUpstream: net.dnsUpstream,
-          hostForwards: net.hostfwd.map((f) => ({
-            protocol: f.protocol,
-            hostPort: f.hostPort,
-            guestPort: f.guestPort,
-          })),
-        }),
-      );
-      this.closers.push(() => user.close());
-      let backend: NetBackend = user;
-      if (net.pcap) {
-        const file = net.pcap;
-        const pcap = await opening("net pcap", file, () => new ns.PcapWriter(file));
-        this.closers.push(() => pcap.close());
-        backend = ns.capture(user, pcap);
+      let backend: NetBackend;
+      if (net.mode === "user") {
+        const user = await opening("net user", undefined, () =>
+          ns.UserNet.create({
+            network: net.network,
+            gateway: net.gateway,
+            dns: net.dns,
+            dhcpStart: net.dhcpStart,
+            restrict: net.restrict,
+            dnsUpstream: net.dnsUpstream,
+            hostForwards: net.hostfwd.map((f) => ({
+              protocol: f.protocol,
+              hostPort: f.hostPort,
+              guestPort: f.guestPort,
+            })),
+          }),
+        );
+        this.closers.push(() => user.close());
+        backend = user;
+        if (net.pcap) {
+          const file = net.pcap;
+          const pcap = await opening("net pcap", file, () => new ns.PcapWriter(file));
+          this.closers.push(() => pcap.close());
+          backend = ns.capture(user, pcap);
+        }
+        if (net.listen) {
+          // The NIC and the NAT on a switch in the parent; other processes' NICs join through the endpoint.
+          const sw = new ns.VirtualSwitch();
+          sw.connect(backend);
+          backend = sw.createPort();
+          const endpoint = net.listen;
+          const server = await opening("net listen", endpoint, () => ns.listenSwitch(endpoint, sw));
+          this.closers.push(() => new Promise<void>((r) => server.close(() => r())));
+        }
+      } else {
+        const endpoint = net.connect as string;
+        const link = await opening("net connect", endpoint, () => ns.connectSwitch(endpoint));
+        this.closers.push(() => link.close());
+        backend = link;
       }
       const instanceId = deviceInstanceId("network", 0);
       const toNat = backend;
@@ -157,7 +172,7 @@ export class ParentDevices {
         },
       });
       backend.setReceiver(batcher((frames) => vsp.sendFrames(frames)));
-      await opening("net user", undefined, () => vsp.start());
+      await opening("net", undefined, () => vsp.start());
       this.adopt(vsp);
       this.paravisor.push({ kind: "net", slot: --slot, instanceId, mac: net.mac ?? "52:54:00:12:34:56" });
     }
