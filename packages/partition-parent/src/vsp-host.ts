@@ -270,7 +270,7 @@ export class VspHost {
     this.ending = undefined;
     if (how === "kill") this.counters.kills++;
     else if (how === "graceful") this.counters.graceful++;
-    else this.counters.crashes++;
+    else if (how === undefined) this.counters.crashes++; // a violation is counted where it is found
     if (this.closed) {
       this.settleExits();
       return;
