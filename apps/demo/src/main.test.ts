@@ -151,6 +151,14 @@ describe("bad input gives a clear error, never a crash", () => {
     const r = await run(["run", "--max-instructions", "1000"]);
     expect(r.status).toBe(124);
   });
+  it("--max-instructions and --engine work under --hypervisor micro too", async () => {
+    const r = await run(["run", "--hypervisor", "micro", "--max-instructions", "1000"]);
+    expect(r.status).toBe(124);
+    expect(r.err).toContain("stopped after 1000 instructions");
+    const t = await run(["run", "--hypervisor", "micro", "--engine", "translator"]);
+    expect(t.status).toBe(0);
+    expect(t.out).toContain("bye");
+  });
 });
 
 /** A 64-byte RISC-V Image header (Documentation/riscv/boot-image-header.rst, v0.2). */

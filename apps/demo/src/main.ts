@@ -59,8 +59,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      monolithic (default): one thread, every device inline (ESXi-style);
                      micro: a microkernel with the guest's vCPU in a child partition
                      thread and the legacy devices in a parent partition thread
-                     (Hyper-V-style), virtio back ends in the parent over VMBus;
-                     not yet under micro: --max-instructions
+                     (Hyper-V-style), virtio back ends in the parent over VMBus
 
 The board has QEMU virt's map: RAM at 0x80000000, UART 16550A at 0x10000000
 (the console on stdio), goldfish RTC, PLIC, CLINT, the SiFive test finisher
@@ -189,16 +188,10 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     balloon: opts.balloon,
   };
   if (opts.hypervisor === "micro") {
-    const unsupported = [opts["max-instructions"] !== undefined && "--max-instructions"].filter(
-      (x): x is string => typeof x === "string",
-    );
-    if (unsupported.length > 0)
-      throw new DemoError(
-        DemoErrorCode.USAGE,
-        { options: unsupported },
-        `${unsupported.join(", ")}: not yet available with --hypervisor micro`,
-      );
-    return runMicro(config, opts.stats, io, opts.monitor);
+    return runMicro(config, opts.stats, io, opts.monitor, {
+      maxInstructions: opts["max-instructions"],
+      engine: opts.engine,
+    });
   }
   const vm = await createVm(config, {
     consoleOut: io.stdout,
@@ -246,10 +239,18 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
 }
 
 /** `run --hypervisor micro`: the microkernel here, the parent and the child partition in worker threads. */
-async function runMicro(config: VmConfigInput, stats: boolean, io: Io, monitorPath?: string): Promise<number> {
+async function runMicro(
+  config: VmConfigInput,
+  stats: boolean,
+  io: Io,
+  monitorPath: string | undefined,
+  o: { maxInstructions?: number; engine?: "interpreter" | "translator" },
+): Promise<number> {
   const vm = await createMicroVm(config, {
     consoleOut: io.stdout,
     paravisor: paravisorModuleUrl(),
+    maxInstructions: o.maxInstructions,
+    engine: o.engine,
   });
   let monitor: Server | undefined;
   try {
@@ -275,6 +276,10 @@ async function runMicro(config: VmConfigInput, stats: boolean, io: Io, monitorPa
       `ringzero: ${v.instructions ?? 0} instructions in ${seconds.toFixed(3)} s (${seconds > 0 ? ((v.instructions ?? 0) / seconds / 1e6).toFixed(1) : "0.0"} MIPS), idle ${((v.idleMicros ?? 0) / 1e6).toFixed(3)} s; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}, wfi ${v.exitsWfi ?? 0}; intercept wait ${((v.interceptWaitMicros ?? 0) / 1e6).toFixed(3)} s\n`,
     );
     io.stderr(`ringzero: hypercalls: ${nonZeroCounts(s.kernel.hypercalls)}\n`);
+  }
+  if (r.reason === "instruction-limit") {
+    io.stderr(`ringzero: stopped after ${(await vm.stats()).vp.instructions ?? 0} instructions (--max-instructions)\n`);
+    return 124;
   }
   if (r.reason === "wfi-forever") {
     io.stderr("ringzero: the guest waits (WFI) with every interrupt disabled and can never wake; stopping\n");

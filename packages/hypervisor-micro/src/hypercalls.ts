@@ -152,6 +152,8 @@ export interface SlowCalls {
       paravisor?: string;
       /** Passed to the paravisor as is. */
       paravisorData?: unknown;
+      /** What executes the guest's code (cpu-core's engines; default the interpreter). */
+      engine?: "interpreter" | "translator";
     };
     out: VpControlTransfer;
   };
@@ -177,6 +179,8 @@ export interface VpBoot {
   readonly a0?: number;
   readonly a1?: number;
   readonly mode: "supervisor" | "machine";
+  /** Stop after this many guest instructions: the VP halts with reason "instruction-limit". */
+  readonly maxInstructions?: number;
 }
 
 /** What the creator of a VP gets: its VP area (intercept completion, interrupt lines). */

@@ -11,7 +11,7 @@ export const InterceptType = {
   SBI: 0x8000_0050,
   /** The guest asked for a system reset or shutdown (SBI SRST). */
   RESET: 0x8000_0051,
-  /** A VP stopped (guest halt, WFI with interrupts off, fatal error). */
+  /** A VP stopped (guest halt, WFI with interrupts off, its instruction limit, fatal error). */
   VP_HALTED: 0x8000_0052,
 } as const;
 
@@ -49,13 +49,14 @@ export interface HaltIntercept {
   readonly kind: "halt";
   readonly vp: number;
   readonly code: number;
-  readonly reason: "htif" | "wfi-forever" | "error";
+  readonly reason: (typeof HALT_REASONS)[number];
 }
 
 export type Intercept = MmioIntercept | SbiIntercept | ResetIntercept | HaltIntercept;
 
 const RESET_TYPES = ["shutdown", "cold-reboot", "warm-reboot"] as const;
-const HALT_REASONS = ["htif", "wfi-forever", "error"] as const;
+// Appended only: the index is the wire value.
+const HALT_REASONS = ["htif", "wfi-forever", "error", "instruction-limit"] as const;
 
 export function encodeIntercept(i: Intercept): { type: number; payload: Uint8Array } {
   const b = new Uint8Array(i.kind === "sbi" ? 16 + i.bytes.length : 24);

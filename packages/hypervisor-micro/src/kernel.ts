@@ -112,6 +112,7 @@ export interface VpThreadInit extends HvThreadInit {
   };
   readonly paravisor?: string;
   readonly paravisorData?: unknown;
+  readonly engine?: "interpreter" | "translator";
 }
 
 export interface MicrokernelOptions {
@@ -514,6 +515,10 @@ export class Microkernel {
         const b = i.boot;
         if (!b || !Number.isSafeInteger(b.pc) || (b.mode !== "supervisor" && b.mode !== "machine"))
           return fail(HvStatus.INVALID_PARAMETER, "boot: pc and mode");
+        if (b.maxInstructions !== undefined && !(Number.isSafeInteger(b.maxInstructions) && b.maxInstructions > 0))
+          return fail(HvStatus.INVALID_PARAMETER, "boot: maxInstructions must be a positive integer");
+        if (i.engine !== undefined && i.engine !== "interpreter" && i.engine !== "translator")
+          return fail(HvStatus.INVALID_PARAMETER, 'engine: "interpreter" or "translator"');
         const parent = this.partitions.get(p.parent)?.vps.get(0);
         if (!parent) return fail(HvStatus.INVALID_PARTITION_STATE, "the parent has no VP to take intercepts");
         const vp = newVp(i.vpIndex);
@@ -532,6 +537,7 @@ export class Microkernel {
           parent: { partitionId: p.parent, area: parent.area, queues: parent.queues },
           paravisor: i.paravisor,
           paravisorData: i.paravisorData,
+          engine: i.engine,
         };
         const worker = new Worker(this.vpWorker, {
           workerData: init,

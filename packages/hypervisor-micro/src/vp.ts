@@ -29,7 +29,7 @@ import {
   VIRT,
 } from "@ringzero/platform";
 import { HvClient } from "./client.js";
-import { encodeIntercept, INTERCEPT_SINT, type Intercept } from "./intercept.js";
+import { encodeIntercept, type HaltIntercept, INTERCEPT_SINT, type Intercept } from "./intercept.js";
 import type { VpThreadInit } from "./kernel.js";
 import type { RegionInfo } from "./memory.js";
 import { ThreadCpuClock } from "./sched.js";
@@ -113,7 +113,11 @@ export class VpHost {
     if (!ram) throw new Error("a VP needs a RAM region");
     this.bus = new Bus({ ramBase: ram.gpa, ramSize: ram.size }, ram.buffer);
     const supervisor = init.boot.mode === "supervisor";
-    const hart = new Hart(this.bus, { sbiEcallExit: supervisor, timeSource: () => this.clock() });
+    const hart = new Hart(this.bus, {
+      sbiEcallExit: supervisor,
+      timeSource: () => this.clock(),
+      engine: init.engine,
+    });
     this.hart = hart;
     const line = (mask: number): IrqLine => ({ set: (level: boolean) => hart.setInterrupt(mask, level) });
     this.plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
@@ -223,11 +227,17 @@ export class VpHost {
     this.account(this.lastSample);
     let lastYield = performance.now();
     let lastInstret = hart.instret;
+    const limit = this.init.boot.maxInstructions;
     while (!this.stopped) {
       if (Atomics.load(a, Vp.STOP) !== 0) break;
       if (Atomics.load(a, Vp.DOORBELL) !== this.lastDoorbell) await this.service();
+      const left = limit === undefined ? SLICE : Math.min(SLICE, limit - Number(hart.instret));
+      if (left <= 0) {
+        this.halt("instruction-limit", 124);
+        break;
+      }
       const t0 = performance.now();
-      const exit = hart.run(SLICE);
+      const exit = hart.run(left);
       this.handle(exit);
       const t1 = performance.now();
       this.count("runMicros", Math.round((t1 - t0) * 1000));
@@ -380,7 +390,7 @@ export class VpHost {
     this.count("idleMicros", Math.round(ms * 1000));
   }
 
-  private halt(reason: "htif" | "wfi-forever" | "error", code: number): void {
+  private halt(reason: HaltIntercept["reason"], code: number): void {
     this.sendIntercept({ kind: "halt", vp: this.init.vpIndex, reason, code });
     this.stopped = true;
   }

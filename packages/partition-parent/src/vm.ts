@@ -20,6 +20,10 @@ export interface CreateMicroVmOptions {
    * `paravisorModuleUrl()` of @ringzero/partition-child for ringzero's own.
    */
   readonly paravisor: string;
+  /** Stop the guest after this many instructions (power-off reason "instruction-limit"). */
+  readonly maxInstructions?: number;
+  /** What executes the guest's code in the child's VP (default RINGZERO_ENGINE when it names one, else the interpreter). */
+  readonly engine?: "interpreter" | "translator";
 }
 
 export interface MicroVmStats {
@@ -156,7 +160,13 @@ export async function createMicroVm(config: VmConfigInput, options: CreateMicroV
   }
   const kernel = new Microkernel();
   const paravisor = options.paravisor;
-  const worker = kernel.startRoot(builtSibling("worker.js"), { config: parsed.data, paravisor });
+  const env = process.env.RINGZERO_ENGINE;
+  const worker = kernel.startRoot(builtSibling("worker.js"), {
+    config: parsed.data,
+    paravisor,
+    maxInstructions: options.maxInstructions,
+    engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
+  });
   const vm = new MicroVm(kernel, worker, () => 2);
   await new Promise<void>((resolve, reject) => {
     worker.on("message", (m: ToHost) => {

@@ -141,9 +141,10 @@ class Parent {
     const r = await this.hv.createVp({
       partitionId: this.childId,
       vpIndex: 0,
-      boot: { pc: boot.pc, a0: 0, a1: boot.a1, mode: boot.mode },
+      boot: { pc: boot.pc, a0: 0, a1: boot.a1, mode: boot.mode, maxInstructions: data.maxInstructions },
       paravisor: data.paravisor,
       paravisorData: { parent: this.hv.partitionId, devices: this.devices?.paravisor ?? [] },
+      engine: data.engine,
     });
     this.vp = unwrap("CreateVp", r);
     await this.devices?.serve(this.hv, this.childId);
@@ -204,7 +205,7 @@ class Parent {
         else this.powerOff(0, "reboot", i.type);
         return;
       case "halt":
-        this.powerOff(i.code, i.reason === "htif" ? "htif" : i.reason === "wfi-forever" ? "wfi-forever" : "error");
+        this.powerOff(i.code, i.reason);
         return;
     }
   }
