@@ -5,6 +5,8 @@
 //                    balloon grows to RAM - SIZE
 //   info balloon     target, actual, inflated/deflated pages, bytes released
 //   info stats       instructions, MIPS, exits
+//   vsp kill NAME    fault injection: the back end dies, and with it the
+//                    monolithic VM's process (it ran inside it)
 //   quit             stop the VM
 // Under --hypervisor micro (microMonitorCommand):
 //   vsp kill NAME    terminate a device back end's worker mid-request
@@ -62,7 +64,18 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
     vm.stop();
     return ["ok"];
   }
-  return [`error: unknown command "${line.trim().slice(0, 80)}" (balloon SIZE, info balloon, info stats, quit)`];
+  if (cmd === "vsp" && arg === "kill" && words.length === 3) {
+    // Fault injection, for the same command under both hypervisors: here every back end runs in
+    // the hypervisor's own process, so a back end that dies takes the VM with it (as a crashing
+    // device model takes down QEMU). The process ends with an uncaught error once this reply is out.
+    setTimeout(() => {
+      throw new Error(`${words[2]} back end killed (fault injection): it ran inside the monolithic hypervisor`);
+    }, 50);
+    return [`killing ${words[2]}: under the monolithic hypervisor it runs in this process, which ends with it`, "ok"];
+  }
+  return [
+    `error: unknown command "${line.trim().slice(0, 80)}" (balloon SIZE, info balloon, info stats, vsp kill NAME, quit)`,
+  ];
 }
 
 const MICRO_COMMANDS = "vsp kill NAME, vsp restart NAME, info vsp, info stats, quit";

@@ -115,7 +115,8 @@ export async function compareCommand(
   const guests = writeGuests();
   let ioSetup: IoSetup | undefined;
   try {
-    if (o.kernel && (sections.has("blk") || sections.has("net"))) ioSetup = await startIoSetup();
+    if (o.kernel && (sections.has("blk") || sections.has("net") || sections.has("fault")))
+      ioSetup = await startIoSetup();
     const context: WorkloadContext = {
       memory,
       embedded: embeddedGuest,

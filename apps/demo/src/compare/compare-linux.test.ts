@@ -1,6 +1,6 @@
 // `ringzero compare --kernel --initrd` on the Linux guest kit: the boot and
-// blk rows have mono's figures and, under micro, a figure or the reason why
-// not. Runs under CI=true; locally RINGZERO_SKIP_LINUX=1 skips it.
+// blk rows have figures under both hypervisors; the fault row shows mono
+// dying with its killed storage back end and micro surviving it. Runs under CI=true; locally RINGZERO_SKIP_LINUX=1 skips it.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,11 +18,11 @@ describe.skipIf(skipLinux)("ringzero compare on the Linux guest kit", () => {
     kit = await prepareLinux();
   }, 90 * 60_000);
 
-  it("boot to shell, blk read/write and the Linux VM's RSS: mono measured, micro measured or explained", async () => {
+  it("boot to shell, blk read/write, the Linux VM's RSS and fault isolation under both hypervisors", async () => {
     let table = "";
     const status = await main(
       [
-        ...["compare", "--runs", "1", "--only", "boot,blk,mem", "--linux-timeout", "120"],
+        ...["compare", "--runs", "1", "--only", "boot,blk,mem,fault", "--linux-timeout", "120"],
         ...["--kernel", kit.image, "--initrd", kit.initrd, "--json", join(dir, "l.json")],
       ],
       {
@@ -38,9 +38,14 @@ describe.skipIf(skipLinux)("ringzero compare on the Linux guest kit", () => {
       const mono = report.records.find((r) => r.measure === id && r.hypervisor === "monolithic");
       expect(mono?.value, `${id}: ${mono?.reason}`).toBeGreaterThan(0);
       const micro = report.records.find((r) => r.measure === id && r.hypervisor === "micro");
-      expect(micro?.value !== null || (micro?.reason ?? "").length > 0).toBe(true);
+      expect(micro?.value, `${id}: ${micro?.reason}`).toBeGreaterThan(0);
     }
-    for (const hv of HYPERVISORS) expect(report.records.filter((r) => r.hypervisor === hv)).toHaveLength(5);
+    const at = (id: string, hv: string) => report.records.find((r) => r.measure === id && r.hypervisor === hv);
+    expect(at("fault.survives", "monolithic")?.value).toBe(0);
+    expect(at("fault.survives", "micro")?.value).toBe(1);
+    expect(at("fault.restart", "micro")?.value).toBeGreaterThan(0);
+    expect(at("fault.restart", "monolithic")?.reason).toMatch(/died/);
+    for (const hv of HYPERVISORS) expect(report.records.filter((r) => r.hypervisor === hv)).toHaveLength(7);
     console.log(table);
   }, 900_000);
 });

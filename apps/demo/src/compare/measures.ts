@@ -57,6 +57,7 @@ export const MEASURES: readonly MeasureDef[] = [
   m("net.up", "net", "TCP guest → host", "MB/s", "higher"),
   m("net.ping", "net", "ping RTT to gateway", "ms", "lower"),
   m("fault.survives", "fault", "survives a back end fault", "bool", "higher"),
+  m("fault.restart", "fault", "back end killed → serving again", "ms", "lower"),
 ];
 
 export function measure(id: string): MeasureDef {

@@ -1,5 +1,11 @@
 // The workloads compare runs under each hypervisor, and how each turns a VM
 // run into measures. Everything here is measured on this machine, now.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { VmConfigInput } from "@ringzero/platform";
 import { type IoSetup, ioCommands } from "../bench/guest-io.js";
 import { type GeneratedGuests, writeGuests } from "./guests.js";
@@ -318,12 +324,85 @@ const linux: Workload = {
   },
 };
 
+/** The `ringzero` CLI beside this module (dist/cli.js; from the sources, the built one). */
+function cliPath(): string {
+  const here = new URL(import.meta.url);
+  return fileURLToPath(here.pathname.endsWith(".ts") ? new URL("../../dist/cli.js", here) : new URL("../cli.js", here));
+}
+
+/** The guest's read loop: 40 times 4 MiB from /dev/vda, out of the page cache; errors counted. */
+const FAULT_LOOP =
+  "i=0; bad=0; while [ $i -lt 40 ]; do echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda of=/dev/null bs=65536 count=64 2>/dev/null || bad=$((bad+1)); i=$((i+1)); done; echo RZFAULT bad=$bad";
+
+/**
+ * Kill the storage back end mid-I/O (`vsp kill storage` on the monitor, the
+ * same command under both): micro restarts the VSP and the guest's reads go
+ * on; mono's back end runs in the VM's own process, which dies with it. The
+ * VM runs as a child `ringzero run` process so that a death is a row, not
+ * the end of compare.
+ */
 const fault: Workload = {
   id: "fault",
-  measures: ["fault.survives"],
-  async run() {
-    const why = na("not measured yet: no way to make a device back end fail mid-I/O through the public APIs");
-    return { "fault.survives": why };
+  measures: ["fault.survives", "fault.restart"],
+  async run(hv, ctx) {
+    const both = (why: string) => ({ "fault.survives": na(why), "fault.restart": na(why) });
+    if (!ctx.kernel) return both("needs --kernel Image --initrd FILE (the Linux guest kit)");
+    if (!ctx.io) return both("no scratch disk");
+    const dir = mkdtempSync(join(tmpdir(), "rz-compare-fault-"));
+    const sock = join(dir, "monitor.sock");
+    const args = [cliPath(), "run", "--hypervisor", hv, "--kernel", ctx.kernel, "--memory", String(ctx.memory)];
+    if (ctx.initrd) args.push("--initrd", ctx.initrd);
+    if (ctx.append) args.push("--append", ctx.append);
+    args.push("--drive", `${ctx.io.image},format=raw`, "--monitor", sock);
+    const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (b: Buffer) => {
+      out += b.toString("latin1");
+    });
+    child.stderr.resume();
+    child.stdin.on("error", () => {});
+    const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const until = async (test: () => boolean, ms: number) => {
+      const t0 = performance.now();
+      while (!test() && child.exitCode === null && performance.now() - t0 < ms) await sleep(20);
+      return test();
+    };
+    try {
+      const prompt = () => out.slice(Math.max(0, out.indexOf(KIT_MARKER))).includes(KIT_PROMPT);
+      if (!(await until(prompt, ctx.linuxTimeoutMs))) return both("no shell prompt");
+      child.stdin.write(`${FAULT_LOOP}\n`);
+      await sleep(500);
+      const mon = connect(sock);
+      let reply = "";
+      mon.setEncoding("utf8");
+      mon.on("data", (d: string) => {
+        reply += d;
+      });
+      mon.on("error", () => {});
+      const t0 = performance.now();
+      mon.write("vsp kill storage\n");
+      const answered = await until(() => /(^|\n)(ok|error: .*)\n/.test(reply), 30_000);
+      const restartMs = performance.now() - t0;
+      mon.destroy();
+      const done = await until(() => /RZFAULT bad=\d+/.test(out), 120_000);
+      const bad = /RZFAULT bad=(\d+)/.exec(out);
+      if (done && bad && child.exitCode === null) {
+        child.stdin.write("poweroff -f\n");
+        await Promise.race([exited, sleep(10_000)]);
+        const survived = Number(bad[1]) === 0;
+        return {
+          "fault.survives": value(survived ? 1 : 0),
+          "fault.restart": answered ? value(restartMs) : na("the monitor did not answer"),
+        };
+      }
+      if (child.exitCode !== null || (await Promise.race([exited.then(() => true), sleep(2000).then(() => false)])))
+        return { "fault.survives": value(0), "fault.restart": na("the VM died with its back end") };
+      return both("the guest's read loop did not finish within 120 s");
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 };
 
