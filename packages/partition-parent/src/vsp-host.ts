@@ -203,6 +203,7 @@ export class VspHost {
         this.o.onConsole?.(m.chunks);
         return;
       case "counters":
+        this.lastCounters = m.counters; // id 0: the final ones, sent as the worker stops
         this.counterWaiters.get(m.id)?.(m.counters);
         this.counterWaiters.delete(m.id);
         return;

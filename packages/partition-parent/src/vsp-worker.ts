@@ -141,6 +141,7 @@ port.on("message", (m: ToVsp) => {
         if (v instanceof StorageVsp || v instanceof NinePVsp) await v.quiesce();
         await closeResource?.().catch(() => {});
         channel?.detach();
+        send({ kind: "counters", id: 0, counters: { ...v.counters } });
         send({ kind: "stopped" });
         process.exit(0);
       })();

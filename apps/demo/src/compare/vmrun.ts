@@ -22,6 +22,8 @@ export interface RunStats {
   readonly sbiCalls?: number;
   readonly hypercalls?: Record<string, number>;
   readonly interceptWaitSeconds?: number;
+  /** micro: VMBus event signals both ways, and requests the storage VSPs served. */
+  readonly vmbus?: { readonly signals: number; readonly storageRequests: number };
 }
 
 export interface VmRun {
@@ -175,9 +177,20 @@ export async function runVm(
         totalExits: paths.microkernel + paths.paravisor + paths.intercept + kinds.wfi + kinds.budget,
         hypercalls: { ...s.kernel.hypercalls },
         interceptWaitSeconds: n("interceptWaitMicros") / 1e6,
+        vmbus: vmbusCounts(s.parent.devices),
       },
     };
   } finally {
     clearInterval(sampler);
   }
+}
+
+/** Signals and storage requests from the parent's device counters (undefined without a VMBus). */
+function vmbusCounts(devices: Record<string, unknown> | undefined): RunStats["vmbus"] {
+  const bus = devices?.vmbus as Record<string, number> | undefined;
+  if (!bus) return undefined;
+  let storageRequests = 0;
+  for (const [name, c] of Object.entries(devices ?? {}))
+    if (/^storage\d+$/.test(name)) storageRequests += (c as Record<string, number>).requests ?? 0;
+  return { signals: (bus.signalsIn ?? 0) + (bus.signalsOut ?? 0), storageRequests };
 }

@@ -250,7 +250,7 @@ function ioRate(out: string, tag: string): number | undefined {
 
 const LINUX_IDS: Record<"boot" | "blk" | "net", string[]> = {
   boot: ["boot.shell"],
-  blk: ["blk.read", "blk.write"],
+  blk: ["blk.read", "blk.write", "blk.signals"],
   net: ["net.down", "net.up", "net.ping"],
 };
 
@@ -305,10 +305,17 @@ const linux: Workload = {
       out[id] = r === undefined ? missing(tag) : value(r);
     };
     if (want.includes("blk")) {
-      if (!blk) out["blk.read"] = out["blk.write"] = na("no scratch disk");
+      if (!blk) out["blk.read"] = out["blk.write"] = out["blk.signals"] = na("no scratch disk");
       else {
         rate("blk.read", "blkread");
         rate("blk.write", "blkwrite");
+        const bus = s.run.stats.vmbus;
+        out["blk.signals"] =
+          hv === "monolithic"
+            ? na("no channels: the device model calls the image inline")
+            : bus && bus.storageRequests > 0
+              ? value(bus.signals / bus.storageRequests)
+              : na("no storage requests counted");
       }
     }
     if (want.includes("net")) {
