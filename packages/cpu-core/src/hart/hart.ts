@@ -119,8 +119,15 @@ const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
-/** Instructions the translator's run loop hands the interpreter at once in cold code (not yet translated). */
+/**
+ * Instructions the translator's run loop hands the interpreter at once in cold code (not yet
+ * translated): COLD_BIG from a start seen fewer than COLD_SEEN times (code run a few times, most
+ * of a Linux boot: fewer lookups and run-loop turns), then COLD_CHUNK (the visit counts of a
+ * loop's starts then grow quickly enough to compile it).
+ */
 const COLD_CHUNK = 64;
+const COLD_BIG = 512;
+const COLD_SEEN = 64;
 const TWO32 = 4294967296;
 const SATP_BARE = 0;
 const SATP_SV39 = 8;
@@ -1182,6 +1189,7 @@ export class Hart {
               n += k;
               this.instret += k;
               st.blockInstructions += k;
+              st.blockCalls++;
               this.pc = r === ABS ? tr.npc : pc + r;
               step = rk !== k;
               prev = b;
@@ -1191,7 +1199,7 @@ export class Hart {
           } else if (b.len < 0) {
             // cold code (a visit counter): the interpreter runs a few instructions at its own
             // speed instead of one per lookup; the next lookup counts wherever they end
-            chunk = Math.min(limit - n, COLD_CHUNK);
+            chunk = Math.min(limit - n, b.count < COLD_SEEN ? COLD_BIG : COLD_CHUNK);
           }
           const p0 = u16[key >> 1];
           sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;

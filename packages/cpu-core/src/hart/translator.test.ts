@@ -141,6 +141,19 @@ describe("translator: lock-step with the interpreter", () => {
     });
   }
 
+  // cold code: interpreter chunks of both sizes (a start seen fewer than 64 times, then more),
+  // compilation part-way through the run
+  for (const translateAfter of [70, 500]) {
+    for (const seed of seeds.slice(0, 4)) {
+      it.skipIf(!gccOk)(`random control flow, seed ${seed}, compiled after ${translateAfter} visits`, () => {
+        const elf = buildElf(randomControlFlowProgram(seed).source);
+        const r = runLockstep(elf, { seed, maxInstructions: 1_000_000, hart: { translateAfter } });
+        expect(r.divergence).toBeUndefined();
+        expect(r.code).toBe(0);
+      });
+    }
+  }
+
   it.skipIf(!gccOk)("page faults inside hot blocks: mepc/mtval and the registers before the fault", () => {
     // a hot loop of loads and stores walks up to an unmapped page under Sv39; the handler records
     // mcause/mepc/mtval, the loop goes on (the faulting iteration is skipped)
@@ -356,6 +369,8 @@ describe("translator: counters", () => {
     expect(st.blocksTranslated).toBeGreaterThan(0);
     expect(st.blockInstructions / r.instret).toBeGreaterThan(0.95);
     expect(st.hits).toBeLessThanOrEqual(st.lookups);
+    expect(st.blockCalls).toBeGreaterThan(0);
+    expect(st.blockCalls).toBeLessThanOrEqual(st.blockInstructions);
     expect(st.compileMs).toBeGreaterThan(0);
     expect(new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 })).translatorStats()).toBeUndefined();
   });

@@ -80,6 +80,8 @@ export interface TranslatorStats {
   hits: number;
   /** Instructions retired inside translated blocks. */
   blockInstructions: number;
+  /** Calls of translated blocks from the run loop. */
+  blockCalls: number;
   /** Instructions (or traps) the interpreter stepped. */
   interpreted: number;
   /** Pages whose translations were dropped by a store, and whole-cache flushes (fence.i). */
@@ -200,6 +202,7 @@ function newStats(): TranslatorStats {
     lookups: 0,
     hits: 0,
     blockInstructions: 0,
+    blockCalls: 0,
     interpreted: 0,
     pageInvalidations: 0,
     flushes: 0,
