@@ -3,10 +3,10 @@
 // wall time, median of N runs; instructions are ringzero's exact count (both
 // machines execute the same deterministic program).
 // Linux: the guest kit (pnpm guest:linux) from process start to the busybox
-// prompt, ringzero (hypervisor-monolithic, built-in SBI) against
-// qemu-system-riscv64 -M virt -bios default (OpenSBI), same Image and initramfs.
-// I/O: virtio-blk and virtio-net throughput measured inside that guest
-// (guest-io.ts). `--only cpu,linux,io` picks sections; `--runs N` the medians.
+// prompt, ringzero under both hypervisors (monolithic and micro, built-in SBI)
+// against qemu-system-riscv64 -M virt -bios default (OpenSBI), same Image and
+// initramfs. I/O: virtio-blk and virtio-net throughput measured inside that
+// guest (guest-io.ts), under the same three. `--only cpu,linux,io` picks sections; `--runs N` the medians.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -178,20 +178,28 @@ function linuxKit(): { image: string; initrd: string } | undefined {
   return { image: join(dir, "Image"), initrd: join(dir, "initramfs.cpio.gz") };
 }
 
+const HYPERVISORS = ["monolithic", "micro"] as const;
+
 async function linuxBoot({ image, initrd }: { image: string; initrd: string }): Promise<boolean> {
-  const rz: number[] = [];
+  const rzBy = { monolithic: [] as number[], micro: [] as number[] };
   const qemu: number[] = [];
   const instructions: number[] = [];
   for (let i = 0; i < runs; i++) {
-    progress(`Linux boot: ringzero run ${i + 1}/${runs}`);
-    const r = await bootToPrompt(process.execPath, [cli, "run", "--kernel", image, "--initrd", initrd, "--stats"]);
-    if (r.status !== 0) {
-      console.error(`\nbench: ringzero did not boot the kit to its prompt (status ${r.status})\n${r.stderr}`);
-      return false;
+    // Alternating, so both hypervisors see the same neighbours' load.
+    for (const hv of i % 2 === 0 ? HYPERVISORS : [...HYPERVISORS].reverse()) {
+      progress(`Linux boot: ringzero --hypervisor ${hv} run ${i + 1}/${runs}`);
+      const r = await bootToPrompt(process.execPath, [
+        ...[cli, "run", "--hypervisor", hv, "--kernel", image, "--initrd", initrd, "--stats"],
+      ]);
+      if (r.status !== 0) {
+        console.error(`\nbench: ringzero (${hv}) did not boot the kit to its prompt (status ${r.status})\n${r.stderr}`);
+        return false;
+      }
+      rzBy[hv].push(r.promptSeconds);
+      if (hv === "monolithic") instructions.push(Number(/(\d+) instructions/.exec(r.stderr)?.[1] ?? 0));
     }
-    rz.push(r.promptSeconds);
-    instructions.push(Number(/(\d+) instructions/.exec(r.stderr)?.[1] ?? 0));
   }
+  const rz = rzBy.monolithic;
   const haveQemu = spawnSync("sh", ["-c", "command -v qemu-system-riscv64"]).status === 0;
   for (let i = 0; haveQemu && i < runs; i++) {
     progress(`Linux boot: qemu run ${i + 1}/${runs}`);
@@ -220,6 +228,16 @@ async function linuxBoot({ image, initrd }: { image: string; initrd: string }): 
       (qMedian ? `${fmt(rzMedian / qMedian, 1)}x slower` : "n/a").padStart(14),
     ].join(" "),
   );
+  const microMedian = median(rzBy.micro);
+  console.log(
+    [
+      "ringzero (hypervisor-micro, SBI)".padEnd(40),
+      fmt(microMedian).padStart(12),
+      "n/a".padStart(13),
+      (qMedian ? `${fmt(microMedian / qMedian, 1)}x slower` : "n/a").padStart(14),
+    ].join(" "),
+  );
+  console.log(`${"micro / monolithic".padEnd(40)} ${`${fmt(microMedian / rzMedian, 2)}x`.padStart(12)}`);
   console.log(
     [
       "qemu-system-riscv64 -bios default".padEnd(40),
@@ -239,12 +257,13 @@ async function guestIo({ image, initrd }: { image: string; initrd: string }): Pr
   const setup = await startIoSetup();
   try {
     const commands = ioCommands(setup);
+    const rzArgs = (hv: string) => [
+      ...[cli, "run", "--hypervisor", hv, "--kernel", image, "--initrd", initrd],
+      ...["--drive", `${setup.image},format=raw`, "--net", "user"],
+    ];
     const machines: [string, string, string[]][] = [
-      [
-        "ringzero (hypervisor-monolithic)",
-        process.execPath,
-        [cli, "run", "--kernel", image, "--initrd", initrd, "--drive", `${setup.image},format=raw`, "--net", "user"],
-      ],
+      ["ringzero (hypervisor-monolithic)", process.execPath, rzArgs("monolithic")],
+      ["ringzero (hypervisor-micro)", process.execPath, rzArgs("micro")],
     ];
     if (spawnSync("sh", ["-c", "command -v qemu-system-riscv64"]).status === 0) {
       machines.push([
@@ -294,13 +313,12 @@ async function guestIo({ image, initrd }: { image: string; initrd: string }): Pr
     for (const [label, f] of results) {
       console.log([label.padEnd(34), ...keys.map((k) => fmt(f[k], k === "pingMs" ? 2 : 1).padStart(15))].join(" "));
     }
-    const q = results[1]?.[1];
-    if (q) {
-      const rz = results[0][1];
-      console.log(
-        ["ringzero / qemu".padEnd(34), ...keys.map((k) => `${fmt(rz[k] / q[k], 2)}x`.padStart(15))].join(" "),
-      );
-    }
+    const ratio = (label: string, a: IoFigures, b: IoFigures) =>
+      console.log([label.padEnd(34), ...keys.map((k) => `${fmt(a[k] / b[k], 2)}x`.padStart(15))].join(" "));
+    const [mono, micro, q] = results.map((r) => r[1]);
+    if (mono && micro) ratio("micro / monolithic", micro, mono);
+    if (mono && q) ratio("monolithic / qemu", mono, q);
+    if (micro && q) ratio("micro / qemu", micro, q);
     return true;
   } finally {
     setup.close();
