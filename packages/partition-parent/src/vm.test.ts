@@ -47,6 +47,14 @@ describe.runIf(built)("createMicroVm", () => {
     expect(["stopped", "shutdown"]).toContain(r.reason);
   });
 
+  it("kill() ends a running guest without the parent's help", async () => {
+    const vm = await createMicroVm({ kernel: HELLO }, { consoleOut: () => {}, paravisor: PARAVISOR });
+    const run = vm.start();
+    await vm.kill();
+    expect(await run).toEqual({ status: 1, reason: "stopped", detail: "killed" });
+    expect((await vm.stats()).kernel).toBeDefined();
+  });
+
   it("reports unreadable and mismatched images as typed errors before the guest runs", async () => {
     const attempt = (config: Parameters<typeof createMicroVm>[0]) =>
       createMicroVm(config, { consoleOut: () => {}, paravisor: PARAVISOR }).then(

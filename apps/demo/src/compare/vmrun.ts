@@ -134,10 +134,7 @@ export async function runVm(
       if (hard) return;
       vm.stop();
       // A parent partition that no longer answers: end every thread.
-      hard = setTimeout(
-        () => void vm.kernel.shutdown().then(() => vm.finish({ status: 1, reason: "error", detail: "stopped hard" })),
-        MICRO_STOP_GRACE_MS,
-      );
+      hard = setTimeout(() => void vm.kill(), MICRO_STOP_GRACE_MS);
     };
     con.attach?.({ send: (text) => vm.sendInput(Buffer.from(text)), stop });
     const timer = setTimeout(() => {
