@@ -6,9 +6,9 @@
 
 import { rmSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
-import type { NetBackend as StackBackend, StreamTransport, UserNet, VirtualSwitch } from "@ringzero/net-stack";
+import type { NetBackend as StackBackend, StreamTransport, UserNet, VirtualSwitch } from "@ringzero/net-stack/node";
 import type { VmConfig } from "@ringzero/platform";
-import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio";
+import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio/node";
 import { VmError, VmErrorCode } from "./errors.js";
 import type { Vm } from "./vm.js";
 
@@ -32,7 +32,7 @@ function endpointOf(spec: string): { path: string } | { host: string; port: numb
   return m ? { host: "127.0.0.1", port: Number(m[1]) } : { path: spec };
 }
 
-type NetStack = typeof import("@ringzero/net-stack");
+type NetStack = typeof import("@ringzero/net-stack/node");
 
 function listenSwitch(ns: NetStack, spec: string, sw: VirtualSwitch): Promise<Server> {
   const ep = endpointOf(spec);
@@ -87,7 +87,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
     config.balloon;
   if (!wanted) return { transports: [] };
   // Loaded on demand: a VM without devices (and every CLI start) skips ~70 ms of module loading.
-  const v = await import("@ringzero/virtio");
+  const v = await import("@ringzero/virtio/node");
   const { arrayGuestMemory, VirtioMmioTransport } = v;
   const memory = arrayGuestMemory(vm.bus.ramBase, new Uint8Array(vm.bus.buffer, 0, vm.bus.ramSize));
   const transports: { slot: number; name: string; transport: VirtioMmioTransport }[] = [];
@@ -115,7 +115,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       }
     }
     const mac = config.net.mac ?? "52:54:00:12:34:56";
-    const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack") : undefined;
+    const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack/node") : undefined;
     if (ns && config.net.mode === "user") {
       const n = config.net;
       const user = await opening("net user", undefined, () =>

@@ -115,7 +115,7 @@ export class ParentDevices {
         "switch sockets (listen=, socket) are not yet available under the microkernel",
       );
     if (net.mode === "user") {
-      const ns = await import("@ringzero/net-stack");
+      const ns = await import("@ringzero/net-stack/node");
       const user = await opening("net user", undefined, () =>
         ns.UserNet.create({
           restrict: net.restrict,
