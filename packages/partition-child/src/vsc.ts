@@ -243,10 +243,6 @@ export class NetworkVsc extends Rebindable implements NetBackend {
   private receiver: ((frame: Uint8Array) => void) | null = null;
   readonly counters = { sent: 0, received: 0, dropped: 0, malformed: 0, reconnects: 0 };
 
-  constructor(channel: ClientChannel) {
-    super(channel);
-  }
-
   send(frame: Uint8Array): void {
     if (frame.length > NETWORK_MAX_FRAME || !this.channel || this.channel.state !== "open") {
       this.counters.dropped++;
