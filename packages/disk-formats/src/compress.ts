@@ -1,34 +1,67 @@
-// Deflate codec for compressed clusters (qcow2: raw deflate, 4 KiB window as QEMU uses).
-import { deflateRawSync, deflateSync, inflateRawSync, inflateSync } from "node:zlib";
+// Deflate codec for compressed clusters and grains, portable (no node:zlib):
+// pako is a line-by-line port of zlib, so the window size can be set as QEMU
+// sets it. qcow2 compressed clusters are raw deflate with a 4 KiB window
+// (QEMU's qcow2_compress: deflateInit2(..., -12, 9, ...)); QEMU inflates them
+// with the same 4 KiB window, so a deflater with a 32 KiB window (fflate, for
+// one) writes clusters qemu-img cannot read. VMDK streamOptimized grains are
+// zlib (RFC 1950) streams.
+import {
+  deflate,
+  deflateRaw as pakoDeflateRaw,
+  Z_FINISH,
+  Z_OK,
+  Z_STREAM_END,
+  ZStream,
+  zlibInflate as zInflate,
+  zlibInflateEnd,
+  zlibInflateInit2,
+} from "pako";
+
+/**
+ * Inflates `data` into a buffer of at most `limit` bytes; returns the bytes
+ * written, or null if the stream is bad, ends early, or would be longer than
+ * `limit`. One spare byte in the buffer detects "longer" without inflating the
+ * rest (a bomb costs at most `limit + 1` bytes). Bytes after the end of the
+ * stream are ignored, as zlib does (qcow2 rounds compressed data up to a sector).
+ */
+function inflateInto(data: Uint8Array, limit: number, windowBits: number): Uint8Array | null {
+  const strm = new ZStream();
+  if (zlibInflateInit2(strm, windowBits) !== Z_OK) return null;
+  strm.input = data;
+  strm.next_in = 0;
+  strm.avail_in = data.length;
+  strm.output = new Uint8Array(limit + 1);
+  strm.next_out = 0;
+  strm.avail_out = limit + 1;
+  let status: number;
+  try {
+    status = zInflate(strm, Z_FINISH);
+  } catch {
+    return null;
+  } finally {
+    zlibInflateEnd(strm);
+  }
+  if (status !== Z_STREAM_END || strm.total_out > limit) return null;
+  return strm.output.subarray(0, strm.total_out);
+}
 
 /** Inflates raw deflate data to exactly `outLength` bytes, or returns null if the data is bad or the size differs. */
 export function inflateExact(data: Uint8Array, outLength: number): Uint8Array | null {
-  try {
-    const out = inflateRawSync(data, { maxOutputLength: outLength });
-    return out.length === outLength ? new Uint8Array(out.buffer, out.byteOffset, out.length) : null;
-  } catch {
-    return null;
-  }
+  const out = inflateInto(data, outLength, -15);
+  return out !== null && out.length === outLength ? out : null;
 }
 
-/** Raw deflate with the parameters QEMU's qcow2 uses (window bits 12, default level). */
+/** Raw deflate with the parameters QEMU's qcow2 uses (window bits 12, memory level 9, default level). */
 export function deflateRaw(data: Uint8Array): Uint8Array {
-  const out = deflateRawSync(data, { windowBits: 12, memLevel: 9 });
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return pakoDeflateRaw(data, { windowBits: 12, memLevel: 9 });
 }
 
 /** Inflates zlib (RFC 1950) data to at most `maxLength` bytes; null if the data is bad or larger. */
 export function zlibInflate(data: Uint8Array, maxLength: number): Uint8Array | null {
-  try {
-    const out = inflateSync(data, { maxOutputLength: maxLength });
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
-  } catch {
-    return null;
-  }
+  return inflateInto(data, maxLength, 15);
 }
 
 /** zlib (RFC 1950) deflate, as VMDK streamOptimized grains use. */
 export function zlibDeflate(data: Uint8Array): Uint8Array {
-  const out = deflateSync(data);
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  return deflate(data);
 }

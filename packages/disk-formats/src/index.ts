@@ -13,6 +13,7 @@ export { VpcImage, vhdGeometry } from "./formats/vpc.js";
 export { type FatEntry, FatFs, FLOPPY, type FloppyFormat } from "./fs/fat.js";
 export { buildIso, type IsoEntry, type IsoFile, IsoFs } from "./fs/iso9660.js";
 export { MemoryHost, MemoryStore } from "./io/memory.js";
+export { BlobStore, HttpRangeStore, type HttpStoreOptions, OverlayStore, RemoteHost } from "./io/remote.js";
 export { type ByteStore, readFull, type StoreHost } from "./io/store.js";
 export {
   type CreateOptions,

@@ -1,2 +1,3 @@
-// Node entry: the file-backed I/O layer.
+// Node entry: everything of the main entry, plus the file-backed I/O layer.
+export * from "./index.js";
 export { NodeFileHost, NodeFileStore } from "./io/node-file.js";

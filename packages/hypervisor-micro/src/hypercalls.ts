@@ -14,6 +14,9 @@ export interface HypercallSpec {
   readonly errors: readonly HvStatusName[];
 }
 
+/** The root (parent) partition, created with the kernel; children get ids from 2. */
+export const ROOT_PARTITION_ID = 1;
+
 export const Hypercall = {
   CreatePartition: {
     code: 0x0040,

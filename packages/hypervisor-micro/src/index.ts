@@ -1,5 +1,6 @@
 // @ringzero/hypervisor-micro: the Hyper-V-style microkernel. Memory, CPU time,
 // hypercalls, SynIC-style ports. Nothing else (ARCHITECTURE.md §2, §4).
+// Browser-safe; the Microkernel itself (VPs in node:worker_threads) is at "./node".
 export {
   CHANNEL_MESSAGE_TYPE,
   HvClient,
@@ -13,6 +14,7 @@ export {
   Hypercall,
   type HypercallName,
   type HypercallSpec,
+  ROOT_PARTITION_ID,
   type SintConnectionTransfer,
   type SlowCallName,
   type SlowCalls,
@@ -30,16 +32,14 @@ export {
   type ResetIntercept,
   type SbiIntercept,
 } from "./intercept.js";
-export {
-  type HvThreadInit,
-  type KernelEvent,
-  type KernelStats,
-  Microkernel,
-  type MicrokernelOptions,
-  type PartitionCpuStats,
-  ROOT_PARTITION_ID,
-  type SchedulerStats,
-  type VpThreadInit,
+export type {
+  HvThreadInit,
+  KernelEvent,
+  KernelStats,
+  MicrokernelOptions,
+  PartitionCpuStats,
+  SchedulerStats,
+  VpThreadInit,
 } from "./kernel.js";
 export { GrantedMemory, type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
 export {

@@ -8,6 +8,7 @@ import {
   HYPERCALL_NAMES,
   Hypercall,
   type HypercallName,
+  ROOT_PARTITION_ID,
   type SlowCallName,
   type SlowCalls,
   type VpBoot,
@@ -31,7 +32,7 @@ const MAX_REGION = 2 ** 31;
 /** Memory the kernel hands out to all partitions together. */
 const DEFAULT_MEMORY_LIMIT = 8 * 2 ** 30;
 
-export const ROOT_PARTITION_ID = 1;
+export { ROOT_PARTITION_ID };
 
 interface Region extends RegionInfo {
   readonly buffer: SharedArrayBuffer;

@@ -27,14 +27,15 @@ import {
   type ResetType,
   SbiServer,
   VIRT,
+  yieldToHost,
 } from "@ringzero/platform";
 import { HvClient } from "./client.js";
 import { encodeIntercept, type HaltIntercept, INTERCEPT_SINT, type Intercept } from "./intercept.js";
 import type { VpThreadInit } from "./kernel.js";
 import type { RegionInfo } from "./memory.js";
-import { ThreadCpuClock } from "./sched.js";
 import { HvStatus } from "./status.js";
 import { IRQ_LINE_COUNT, type MessageQueue, ringDoorbell, sintQueue, Vp, VpCounter, VpState } from "./synic.js";
+import { ThreadCpuClock } from "./thread-clock.js";
 
 const SLICE = 200_000;
 const YIELD_MS = 20;
@@ -255,7 +256,7 @@ export class VpHost {
       // Paravisor completions are promises: let their microtasks run, and the event loop now and then.
       if (this.paravisor) await undefined;
       if (t1 - lastYield >= YIELD_MS) {
-        await new Promise<void>((r) => setImmediate(r));
+        await yieldToHost();
         lastYield = performance.now();
       }
     }
@@ -324,7 +325,7 @@ export class VpHost {
     this.paravisor?.poll();
     if (Atomics.load(a, Vp.HOST_MESSAGE) !== 0) {
       Atomics.store(a, Vp.HOST_MESSAGE, 0);
-      await new Promise<void>((r) => setImmediate(r));
+      await yieldToHost();
     }
   }
 

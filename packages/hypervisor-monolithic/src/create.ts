@@ -5,11 +5,12 @@ import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { type Engine, loadElf, parseElf } from "@ringzero/cpu-core";
 import { detectKernelFormat, type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
+import { DEFAULT_APPEND, VIRTIO_CONSOLE_APPEND } from "./append.js";
 import { attachDevices, type VmDevices } from "./devices.js";
 import { VmError, VmErrorCode } from "./errors.js";
 import { Vm } from "./vm.js";
 
-export { VmError, VmErrorCode };
+export { DEFAULT_APPEND, VIRTIO_CONSOLE_APPEND, VmError, VmErrorCode };
 
 export interface CreateVmOptions {
   /** Console output (UART transmit and SBI console). */
@@ -28,12 +29,6 @@ function engineFromEnv(): Engine | undefined {
   const e = typeof process === "undefined" ? undefined : process.env.RINGZERO_ENGINE;
   return e === "interpreter" || e === "translator" ? e : undefined;
 }
-
-/** The command line when none is given: the console on the UART, as QEMU users expect. */
-export const DEFAULT_APPEND = "console=ttyS0";
-
-/** The command line when none is given and the console is virtio-console. */
-export const VIRTIO_CONSOLE_APPEND = "console=hvc1";
 
 /**
  * What `createVm` takes: a VmConfig whose kernel and initrd may also be the

@@ -4,9 +4,9 @@
 // Slots are given from 7 downwards in config order (drives first), as QEMU
 // virt assigns them, so the first drive is /dev/vda.
 
-import type { NetBackend as StackBackend, UserNet, VirtualSwitch } from "@ringzero/net-stack";
+import type { NetBackend as StackBackend, UserNet, VirtualSwitch } from "@ringzero/net-stack/node";
 import type { VmConfig } from "@ringzero/platform";
-import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio";
+import type { VirtioBalloon, VirtioConsole, VirtioDevice, VirtioMmioTransport, VirtioNet } from "@ringzero/virtio/node";
 import { VmError, VmErrorCode } from "./errors.js";
 import type { Vm } from "./vm.js";
 
@@ -53,7 +53,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
     config.balloon;
   if (!wanted) return { transports: [] };
   // Loaded on demand: a VM without devices (and every CLI start) skips ~70 ms of module loading.
-  const v = await import("@ringzero/virtio");
+  const v = await import("@ringzero/virtio/node");
   const { arrayGuestMemory, VirtioMmioTransport } = v;
   const memory = arrayGuestMemory(vm.bus.ramBase, new Uint8Array(vm.bus.buffer, 0, vm.bus.ramSize));
   const transports: { slot: number; name: string; transport: VirtioMmioTransport }[] = [];
@@ -81,7 +81,7 @@ export async function attachDevices(vm: Vm, config: VmConfig, options: AttachOpt
       }
     }
     const mac = config.net.mac ?? "52:54:00:12:34:56";
-    const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack") : undefined;
+    const ns = config.net.mode !== "none" ? await import("@ringzero/net-stack/node") : undefined;
     if (ns && config.net.mode === "user") {
       const n = config.net;
       const user = await opening("net user", undefined, () =>

@@ -36,6 +36,7 @@ import {
   serveMmioExit,
   Uart16550,
   VIRT,
+  yieldToHost,
 } from "@ringzero/platform";
 
 /** How the VM ended. */
@@ -357,7 +358,7 @@ export class Vm {
       this.statsValue.runSeconds += (performance.now() - t0) / 1000;
       if (this.result !== undefined) break;
       if (idle) await this.sleepUntilInterrupt();
-      else await new Promise<void>((r) => setImmediate(r));
+      else await yieldToHost();
     }
     await this.release();
     return this.result as PowerOff;

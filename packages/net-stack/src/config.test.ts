@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { hostResolver, parseResolvConf, parseUserNetConfig } from "./config.js";
+import { parseResolvConf, parseUserNetConfig } from "./config.js";
+import { hostResolver } from "./host-resolver.js";
 import { EgressPolicy } from "./policy.js";
 import { parseIpv4 } from "./wire/addr.js";
 

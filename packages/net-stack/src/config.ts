@@ -1,6 +1,5 @@
 // Configuration of the user-mode network (zod 4). Defaults follow QEMU's user
 // networking: 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3, first guest 10.0.2.15.
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { NetError, NetErrorCode } from "./errors.js";
 import { type Ipv4, inSubnet, ipToString, parseIpv4, prefixMask } from "./wire/addr.js";
@@ -140,13 +139,4 @@ export function parseResolvConf(text: string): string | null {
     if (m && parseIpv4(m[1]!) !== null) return m[1]!;
   }
   return null;
-}
-
-export function hostResolver(path = "/etc/resolv.conf"): { host: string; port: number } | null {
-  try {
-    const ns = parseResolvConf(readFileSync(path, "utf8"));
-    return ns ? { host: ns, port: 53 } : null;
-  } catch {
-    return null;
-  }
 }

@@ -1,9 +1,9 @@
-// Public surface of @ringzero/net-stack.
+// Public surface of @ringzero/net-stack: browser-safe. What needs host sockets
+// or files (UserNet, StreamTransport, PcapWriter, hostResolver) is at "./node".
 export type { FrameReceiver, NetBackend } from "./backend.js";
 export {
   type HostForward,
   HostForwardSchema,
-  hostResolver,
   type PolicyRule,
   PolicyRuleSchema,
   parseResolvConf,
@@ -13,15 +13,14 @@ export {
   UserNetConfigSchema,
   withQemuAddresses,
 } from "./config.js";
-export { connectSwitch, listenSwitch, switchEndpoint } from "./endpoint.js";
 export { NetError, NetErrorCode } from "./errors.js";
 export { type NetdevUser, parseNetdevUser, splitQemuOpts } from "./netdev.js";
-export { capture, LINKTYPE_ETHERNET, PcapWriter } from "./pcap.js";
+export { capture, type FrameRecorder, LINKTYPE_ETHERNET } from "./pcap.js";
 export { parseUserNetState, type UserNetState, UserNetStateSchema } from "./persist.js";
 export { DropReason, NetStats, type NetStatsSnapshot } from "./stats.js";
 export { VirtualSwitch, type VirtualSwitchOptions } from "./switch.js";
-export { StreamTransport, type StreamTransportOptions } from "./transport.js";
-export { type HostForwardBinding, UserNet } from "./user-net.js";
+export type { StreamTransportOptions } from "./transport.js";
+export type { HostForwardBinding } from "./user-net.js";
 export {
   BROADCAST_MAC,
   type Ipv4,

@@ -4,10 +4,11 @@
 import { createSocket, type Socket as DgramSocket } from "node:dgram";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import type { FrameReceiver, NetBackend } from "./backend.js";
-import { hostResolver, parseUserNetConfig, splitCidr, type UserNetConfig, type UserNetConfigInput } from "./config.js";
+import { parseUserNetConfig, splitCidr, type UserNetConfig, type UserNetConfigInput } from "./config.js";
 import { DhcpServer } from "./dhcp-server.js";
 import { DnsForwarder } from "./dns-forwarder.js";
 import { NetError, NetErrorCode } from "./errors.js";
+import { hostResolver } from "./host-resolver.js";
 import { parseUserNetState, type UserNetState } from "./persist.js";
 import { EgressPolicy } from "./policy.js";
 import { DropReason, NetStats } from "./stats.js";

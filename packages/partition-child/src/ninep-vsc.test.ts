@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { NinePServer } from "@ringzero/virtio";
+import { NinePServer } from "@ringzero/virtio/node";
 import { NinePTestClient, RlerrorReply } from "@ringzero/virtio/testing";
 import { type ClientChannel, RequestChannel, type ServerChannel } from "@ringzero/vmbus";
 import { DeviceInterface, decodeFramed, encodeDataHeader, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";

@@ -118,7 +118,7 @@ export class ParentDevices {
     }
     const net = config.net;
     if (net.mode === "user" || net.mode === "socket") {
-      const ns = await import("@ringzero/net-stack");
+      const ns = await import("@ringzero/net-stack/node");
       let backend: NetBackend;
       if (net.mode === "user") {
         const user = await opening("net user", undefined, () =>

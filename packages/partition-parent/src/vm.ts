@@ -2,7 +2,7 @@
 // Vm): the microkernel runs on the calling thread, the parent partition in a
 // worker thread that creates the child partition, whose VP runs in another.
 import type { Worker } from "node:worker_threads";
-import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro";
+import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro/node";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import type { FromHost, ParentStats, PowerOffReason, ToHost } from "./protocol.js";

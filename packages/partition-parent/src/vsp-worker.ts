@@ -29,7 +29,7 @@ let receiveFrame: ((frame: Uint8Array) => void) | null = null;
 // Modules load at spawn (a warm spare waits here); the resource opens on "open", when this worker takes over.
 const diskFormats = init.kind === "storage" ? await import("@ringzero/disk-formats") : undefined;
 const diskFormatsNode = init.kind === "storage" ? await import("@ringzero/disk-formats/node") : undefined;
-const virtio = init.kind === "9p" ? await import("@ringzero/virtio") : undefined;
+const virtio = init.kind === "9p" ? await import("@ringzero/virtio/node") : undefined;
 let closeResource: (() => Promise<void>) | undefined;
 
 type Vsp = StorageVsp | NetworkVsp | ConsoleVsp | NinePVsp;

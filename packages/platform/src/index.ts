@@ -63,6 +63,7 @@ export {
   type VirtDeviceTreeOptions,
   VirtDeviceTreeOptionsSchema,
 } from "./fdt/virt.js";
+export { scheduleMacrotask, yieldToHost } from "./host-yield.js";
 export {
   detectKernelFormat,
   type KernelFormat,

@@ -1,4 +1,5 @@
-// @ringzero/virtio: hypervisor-agnostic virtio 1.2 devices.
+// @ringzero/virtio: hypervisor-agnostic virtio 1.2 devices. Browser-safe; the
+// back ends over host files and directories are at "./node".
 
 export {
   NinePErrno,
@@ -6,7 +7,6 @@ export {
   NinePErrorCode,
   type NinePGauges,
   type NinePHandler,
-  NinePServer,
   type NinePServerConfig,
   NinePServerConfigSchema,
   type NinePServerOptions,
@@ -17,8 +17,8 @@ export {
   type Virtio9pOptions,
   type Virtio9pStats,
 } from "./9p/index.js";
-export { type BlockBackend, FileBlockBackend, MemoryBlockBackend } from "./backends/block.js";
-export { LoopbackNetBackend, PcapNetBackend, pcapGlobalHeader, pcapRecord } from "./backends/net.js";
+export { type BlockBackend, MemoryBlockBackend } from "./backends/block.js";
+export { LoopbackNetBackend, pcapGlobalHeader, pcapRecord } from "./backends/net.js";
 export {
   featureBit,
   VIRTQ_AVAIL_F_NO_INTERRUPT,

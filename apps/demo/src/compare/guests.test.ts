@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { parseElf } from "@ringzero/cpu-core";
 import { requireTool } from "@ringzero/cpu-core/testing";
-import { createVm } from "@ringzero/hypervisor-monolithic";
+import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { afterAll, describe, expect, it } from "vitest";
 import { elfImage, loopGuestCode, startGuestCode, writeGuests } from "./guests.js";
 

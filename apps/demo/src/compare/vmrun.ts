@@ -3,7 +3,7 @@
 // needs in one shape.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { createVm } from "@ringzero/hypervisor-monolithic";
+import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
 import { createMicroVm } from "@ringzero/partition-parent";
 import type { VmConfigInput } from "@ringzero/platform";

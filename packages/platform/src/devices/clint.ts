@@ -18,11 +18,14 @@ export const CLINT_MAX_HARTS = 4095;
 
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 
-/** Host monotonic time in ticks of `frequency` Hz, starting near 0. */
+/**
+ * Host monotonic time in ticks of `frequency` Hz, starting near 0.
+ * `performance.now()` (Node and browsers; browsers coarsen it to 5-100 µs).
+ */
 export function hostTickClock(frequency: number = VIRT.timebaseFrequency): () => number {
-  const start = process.hrtime.bigint();
-  const div = 1_000_000_000 / frequency;
-  return () => Math.floor(Number(process.hrtime.bigint() - start) / div);
+  const start = performance.now();
+  const perMs = frequency / 1000;
+  return () => Math.floor((performance.now() - start) * perMs);
 }
 
 /** The lines of one hart. */

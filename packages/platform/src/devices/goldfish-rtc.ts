@@ -24,8 +24,8 @@ const U64 = (v: bigint) => BigInt.asUintN(64, v);
 /** Host wall-clock time in ns since the Unix epoch (monotonic after the first call). */
 export function hostWallClockNs(): () => bigint {
   const wall0 = BigInt(Date.now()) * 1_000_000n;
-  const hr0 = process.hrtime.bigint();
-  return () => wall0 + (process.hrtime.bigint() - hr0);
+  const t0 = performance.now();
+  return () => wall0 + BigInt(Math.floor((performance.now() - t0) * 1e6));
 }
 
 const u32 = z.number().int().min(0).max(0xffff_ffff);

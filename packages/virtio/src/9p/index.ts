@@ -1,4 +1,5 @@
-// virtio-9p: a 9P2000.L file server over a host directory and its virtio device.
+// virtio-9p: a 9P2000.L file server over a host directory and its virtio
+// device. The server (node:fs) is exported from the package's "./node" entry.
 export { type NinePServerConfig, NinePServerConfigSchema, type NinePServerOptions } from "./config.js";
 export {
   type NinePHandler,
@@ -10,4 +11,4 @@ export {
 } from "./device.js";
 export { Errno as NinePErrno } from "./errno.js";
 export { NinePError, NinePErrorCode } from "./errors.js";
-export { type NinePGauges, NinePServer, type NinePStats } from "./server.js";
+export type { NinePGauges, NinePStats } from "./server.js";

@@ -9,6 +9,7 @@
 import { type BigIntStats, constants as C } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { ZodError } from "zod";
+import { yieldToHost } from "../host-yield.js";
 import { type NinePServerConfig, NinePServerConfigSchema, type NinePServerOptions } from "./config.js";
 import { Errno, errnoOf, fail, P9Errno } from "./errno.js";
 import { NinePError, NinePErrorCode } from "./errors.js";
@@ -782,7 +783,7 @@ export class NinePServer {
       const need = QID_SIZE + 8 + 1 + 2 + name.length;
       if (!w.fits(need)) break;
       // The lstats are synchronous: let the event loop (vCPUs, other devices) run now and then.
-      if (n % 256 === 0) await new Promise<void>((r) => setImmediate(r));
+      if (n % 256 === 0) await yieldToHost();
       let st: BigIntStats;
       try {
         if (name === DOT) st = await this.host.fstat(f.file.fd);

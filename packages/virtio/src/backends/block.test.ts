@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { VirtioBlk, VirtioBlkStatus, VirtioBlkType } from "../devices/blk.js";
 import { VirtioError } from "../errors.js";
 import { mockDriver } from "../testing/index.js";
-import { type BlockBackend, FileBlockBackend, MemoryBlockBackend } from "./block.js";
+import { type BlockBackend, MemoryBlockBackend } from "./block.js";
+import { FileBlockBackend } from "./block-file.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "rz-virtio-blk-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
-// Net back ends for virtio-net: a loopback pair and a pcap recorder.
-import { type FileHandle, open } from "node:fs/promises";
+// Net back ends for virtio-net: a loopback pair and the pcap record format
+// (the recorder to a host file is in net-pcap.ts, the "./node" entry).
 import type { NetBackend } from "../devices/net.js";
 
 /** A frame sink/source pair: what one end sends, the other receives. */
@@ -63,60 +63,4 @@ export function pcapRecord(frame: Uint8Array, timeMs: number, snaplen = 262144):
   v.setUint32(12, frame.length, true);
   r.set(frame.subarray(0, incl), 16);
   return r;
-}
-
-/**
- * Wraps another back end and records every frame in both directions to a
- * pcap file (write order; call close() to finish writing).
- */
-export class PcapNetBackend implements NetBackend {
-  private chain: Promise<void>;
-  private fh: FileHandle | undefined;
-  frames = 0;
-
-  private constructor(
-    private readonly inner: NetBackend,
-    path: string,
-    private readonly clock: () => number,
-  ) {
-    this.chain = open(path, "w").then(async (fh) => {
-      this.fh = fh;
-      await fh.write(pcapGlobalHeader());
-    });
-  }
-
-  /** Records `inner`'s traffic to `path`. `clock` returns milliseconds (default Date.now). */
-  static create(inner: NetBackend, path: string, clock: () => number = Date.now): PcapNetBackend {
-    return new PcapNetBackend(inner, path, clock);
-  }
-
-  send(frame: Uint8Array): void {
-    this.record(frame);
-    this.inner.send(frame);
-  }
-
-  setReceiver(receiver: ((frame: Uint8Array) => void) | null): void {
-    this.inner.setReceiver(
-      receiver &&
-        ((frame) => {
-          this.record(frame);
-          receiver(frame);
-        }),
-    );
-  }
-
-  /** Waits for pending writes and closes the file. */
-  async close(): Promise<void> {
-    await this.chain;
-    await this.fh?.close();
-    this.fh = undefined;
-  }
-
-  private record(frame: Uint8Array): void {
-    const rec = pcapRecord(frame, this.clock());
-    this.frames++;
-    this.chain = this.chain.then(async () => {
-      await this.fh?.write(rec);
-    });
-  }
 }

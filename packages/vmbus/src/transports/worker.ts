@@ -8,6 +8,7 @@
 // or is driven by a worker's own loop: `poll()` dispatches pending flags,
 // `wait(ms)` blocks in Atomics.wait (never on a thread that cannot block).
 import type { ControlTransport, SignalTransport } from "../channel.js";
+import { scheduleMacrotask } from "../host-yield.js";
 
 /** Int32 words: [0], [1] doorbells of side 0 and 1; flags of side s at FLAGS + s * 64 (2048 bits each). */
 const DOORBELL = 0;
@@ -164,7 +165,7 @@ export class WorkerEndpoint implements ControlTransport, SignalTransport {
         return;
       }
       if (spins > 64) {
-        setImmediate(this.#loop); // let timers and I/O run under constant traffic
+        scheduleMacrotask(this.#loop); // let timers and I/O run under constant traffic
         return;
       }
     }
