@@ -87,17 +87,19 @@ export abstract class Reissuing {
     const generation = this.generation;
     const rc = new RequestChannel(channel, { timeoutMs: this.timeoutMs });
     this.counters.reconnects++;
-    this.prepare(rc).then(
-      () => {
-        if (generation !== this.generation) return; // rescinded again meanwhile: the next attach serves them
-        this.rc = rc;
-        for (const w of this.waiters.splice(0)) w.resolve(rc);
-      },
-      () => {
-        // The new VSP failed the rebuild: its channel is of no use; wait for the next one.
-        if (generation === this.generation) rc.dispose();
-      },
-    );
+    const publish = () => {
+      if (generation !== this.generation) return; // rescinded again meanwhile: the next attach serves them
+      this.rc = rc;
+      for (const w of this.waiters.splice(0)) w.resolve(rc);
+    };
+    // A rebuild that fails on a channel still current is tried once more; after that the channel
+    // serves anyway (what could not be rebuilt fails on use) rather than leaving every request waiting.
+    this.prepare(rc)
+      .catch(() => (generation === this.generation ? this.prepare(rc) : undefined))
+      .then(publish, () => {
+        this.counters.errors++;
+        publish();
+      });
   }
 
   /** Runs on a new channel before it serves requests. */

@@ -45,7 +45,10 @@ describe.skipIf(skipLinux)("ringzero compare on the Linux guest kit", () => {
     expect(at("fault.survives", "micro")?.value).toBe(1);
     expect(at("fault.restart", "micro")?.value).toBeGreaterThan(0);
     expect(at("fault.restart", "monolithic")?.reason).toMatch(/died/);
-    for (const hv of HYPERVISORS) expect(report.records.filter((r) => r.hypervisor === hv)).toHaveLength(7);
+    const signals = at("blk.signals", "micro")?.value ?? 0;
+    expect(signals).toBeGreaterThan(0); // interrupt suppression: well below one signal per packet
+    expect(signals).toBeLessThan(4);
+    for (const hv of HYPERVISORS) expect(report.records.filter((r) => r.hypervisor === hv)).toHaveLength(8);
     console.log(table);
   }, 900_000);
 });
