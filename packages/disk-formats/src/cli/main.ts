@@ -16,6 +16,7 @@ import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "../sizes.js";
+import { escapeName, qemuJson } from "./escape.js";
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -166,8 +167,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     if (e instanceof DiskError) {
       const where = e.offset !== undefined ? ` at offset ${e.offset}` : "";
-      const file = typeof e.context.file === "string" ? `${e.context.file}: ` : "";
-      io.stderr(`ringzero-img: ${file}${e.detail || e.code} (${e.code}, ${e.format}${where})\n`);
+      // The file may be a name read from an image (a backing file): escaped, so the error stays one line.
+      const file = typeof e.context.file === "string" ? `${escapeName(e.context.file)}: ` : "";
+      io.stderr(
+        `ringzero-img: ${file}${escapeName(e.detail || e.code)} (${e.code}, ${escapeName(e.format)}${where})\n`,
+      );
       return verb === "compare" ? 2 : 1;
     }
     throw e;
@@ -401,7 +405,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
     }
     j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
     if (output === "json") {
-      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+      io.stdout(`${qemuJson(j)}\n`);
       return 0;
     }
     const lines = [
@@ -416,8 +420,10 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       lines.push(`cluster_size: ${img.clusterSize}`);
       if (img.backingFile !== null) {
         const full = host.resolve(file, img.backingFile);
-        lines.push(`backing file: ${img.backingFile}${full !== img.backingFile ? ` (actual path: ${full})` : ""}`);
-        if (img.backingFormat !== null) lines.push(`backing file format: ${img.backingFormat}`);
+        lines.push(
+          `backing file: ${escapeName(img.backingFile)}${full !== img.backingFile ? ` (actual path: ${escapeName(full)})` : ""}`,
+        );
+        if (img.backingFormat !== null) lines.push(`backing file format: ${escapeName(img.backingFormat)}`);
       }
       if (img.snapshots.length > 0) lines.push("Snapshot list:", ...snapshotTable(img));
       const fs = (j["format-specific"] as { data: Record<string, unknown> }).data;
@@ -440,7 +446,7 @@ function snapshotTable(img: Qcow2Image): string[] {
     const secs = Math.floor(s.vmClockNsec / 1e9);
     const clock = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}.${String(Math.floor((s.vmClockNsec % 1e9) / 1e6)).padStart(3, "0")}`;
     rows.push(
-      `${s.id.padEnd(9)} ${s.name.padEnd(17)} ${sizeToStr(s.vmStateSize).padStart(7)}${date.padStart(20)}${clock.padStart(13)}${(s.icount < 0 ? "" : String(s.icount)).padStart(11)}`,
+      `${escapeName(s.id).padEnd(9)} ${escapeName(s.name).padEnd(17)} ${sizeToStr(s.vmStateSize).padStart(7)}${date.padStart(20)}${clock.padStart(13)}${(s.icount < 0 ? "" : String(s.icount)).padStart(11)}`,
     );
   }
   return rows;
@@ -503,7 +509,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       const r = await img.check();
       if (output === "json")
         io.stdout(
-          `${JSON.stringify({ "check-errors": 0, filename: file, format: "vdi", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
+          `${qemuJson({ "check-errors": 0, filename: file, format: "vdi", ...(r.corruptions ? { corruptions: r.corruptions } : {}) })}\n`,
         );
       else if (!v.q) {
         for (const m of r.messages) io.stderr(`${m}\n`);
@@ -523,7 +529,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       const r = img.check();
       if (output === "json")
         io.stdout(
-          `${JSON.stringify({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
+          `${qemuJson({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx", ...(r.corruptions ? { corruptions: r.corruptions } : {}) })}\n`,
         );
       else if (!v.q) {
         if (fixed)
@@ -572,7 +578,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       if (r.corruptions) j.corruptions = r.corruptions;
       if (r.fragmentedClusters) j["fragmented-clusters"] = r.fragmentedClusters;
       if (r.compressedClusters) j["compressed-clusters"] = r.compressedClusters;
-      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+      io.stdout(`${qemuJson(j)}\n`);
     } else if (!v.q) {
       for (const m of r.messages) io.stderr(`${m}\n`);
       if (r.corruptions === 0 && r.leaks === 0) lines.push("No errors were found on the image.");
@@ -724,7 +730,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
 
 /** Prints what an open found but did not refuse (a VHDX whose first region table is corrupt). */
 function warn(io: CliIo, img: Image): void {
-  if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${w}\n`);
+  if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${escapeName(w)}\n`);
 }
 
 /** A host that remembers the files it created, to remove them when the operation fails. */
@@ -796,7 +802,7 @@ async function map(args: string[], io: CliIo, host: StoreHost): Promise<number> 
     for (const e of extents) {
       if (e.kind !== "data" || e.hostOffset === undefined) continue;
       lines.push(
-        `${hexa(e.start).padEnd(16)}${hexa(e.length).padEnd(16)}${hexa(e.hostOffset).padEnd(16)}${names[e.depth] ?? "?"}`,
+        `${hexa(e.start).padEnd(16)}${hexa(e.length).padEnd(16)}${hexa(e.hostOffset).padEnd(16)}${e.depth === 0 ? names[0] : escapeName(names[e.depth] ?? "?")}`,
       );
     }
     io.stdout(`${lines.join("\n")}\n`);
