@@ -57,7 +57,7 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   create [-q] -f FMT [-b BACKING [-F BFMT]] [-o OPTS] FILE [SIZE]
   info [-f FMT] [--output human|json] FILE
   check [-q] [-f FMT] [--output human|json] [-r leaks|all] FILE
-  convert [-p] [-q] [-f FMT] -O FMT [-c] [-o OPTS] IN OUT
+  convert [-p] [-q] [-f FMT] -O FMT [-c] [-o OPTS] [--salvage] IN OUT
   map [-f FMT] [--output human|json] FILE
   compare [-p] [-q] [-s] [-f FMT] [-F FMT] A B
   resize [-q] [-f FMT] [--shrink] FILE [+|-]SIZE
@@ -626,20 +626,101 @@ class Progress {
 
 const CHUNK = 1024 * 1024;
 
+/** A read error `--salvage` goes past: a DiskError, or an I/O error from the file (EIO and the like). */
+function unreadable(e: unknown): e is DiskError | Error {
+  return e instanceof DiskError || (e instanceof Error && typeof (e as { errno?: unknown }).errno === "number");
+}
+
+/**
+ * `convert --salvage`, as qemu-img's: a read that fails with a DiskError (a
+ * compressed cluster that does not inflate, a VMDK grain inside the header, a
+ * VDI block past the end of the file) or an I/O error is retried sector by sector, and the
+ * sectors that still fail are written as zeros; a block status that fails
+ * counts the range as data, so its reads are tried. Unreadable ranges are
+ * counted and reported (qemu-img warns once per 512-byte sector; here once
+ * per contiguous range, then a total).
+ */
+class Salvage {
+  /** Unreadable ranges, merged when contiguous: [start, end, first error]. */
+  readonly ranges: [number, number, DiskError | Error][] = [];
+
+  async blockStatus(src: BlockBackend, offset: number, length: number): Promise<Extent> {
+    try {
+      return await src.blockStatus(offset, length);
+    } catch (e) {
+      if (!unreadable(e) || (e instanceof DiskError && e.code === "CLOSED")) throw e;
+      const n = Math.min(length, CHUNK - (offset % CHUNK));
+      return { start: offset, length: n, kind: "data", depth: 0 };
+    }
+  }
+
+  async readInto(src: BlockBackend, offset: number, buf: Uint8Array): Promise<void> {
+    try {
+      return await src.readInto(offset, buf);
+    } catch (e) {
+      if (!unreadable(e) || (e instanceof DiskError && (e.code === "CLOSED" || e.code === "INVALID_REQUEST"))) throw e;
+    }
+    const SECTOR = 512;
+    for (let o = 0; o < buf.length; o += SECTOR) {
+      const part = buf.subarray(o, Math.min(o + SECTOR, buf.length));
+      try {
+        await src.readInto(offset + o, part);
+      } catch (e) {
+        if (!unreadable(e)) throw e;
+        part.fill(0);
+        this.add(offset + o, part.length, e);
+      }
+    }
+  }
+
+  private add(start: number, length: number, e: DiskError | Error): void {
+    const last = this.ranges[this.ranges.length - 1];
+    if (last && last[1] === start) last[1] = start + length;
+    else this.ranges.push([start, start + length, e]);
+  }
+
+  get bytes(): number {
+    return this.ranges.reduce((n, [a, b]) => n + b - a, 0);
+  }
+
+  /** Warning lines for stderr: one per range (the first 16), then the total. */
+  report(): string[] {
+    if (this.ranges.length === 0) return [];
+    const lines = this.ranges
+      .slice(0, 16)
+      .map(
+        ([a, b, e]) =>
+          `warning: unreadable bytes ${a}..${b - 1} written as zeros: ${
+            e instanceof DiskError
+              ? `${escapeName(e.detail || e.code)} (${e.code}, ${escapeName(e.format)}${e.offset !== undefined ? ` at offset ${e.offset}` : ""})`
+              : escapeName(e.message)
+          }`,
+      );
+    if (this.ranges.length > 16) lines.push(`warning: ... and ${this.ranges.length - 16} more unreadable ranges`);
+    lines.push(
+      `warning: salvaged: ${this.bytes} unreadable bytes (${this.bytes / 512} sectors, ${this.ranges.length} ranges) written as zeros`,
+    );
+    return lines;
+  }
+}
+
 /** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
 async function copyContent(
   src: BlockBackend,
   dst: Image,
-  opts: { compress: boolean; zeroGranularity: number },
+  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage },
   progress: Progress,
 ): Promise<void> {
   const size = src.size();
+  const salvage = opts.salvage;
   const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
   const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
   let turn = 0;
   let pos = 0;
   while (pos < size) {
-    const st: Extent = await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
+    const st: Extent = salvage
+      ? await salvage.blockStatus(src, pos, Math.min(size - pos, 64 * CHUNK))
+      : await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
     // Align the extent to the granularity so compressed writes cover whole clusters.
     let start = Math.floor(st.start / gran) * gran;
     const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
@@ -650,7 +731,7 @@ async function copyContent(
       const readAhead = (at: number) => {
         const b = buffers[turn]!.subarray(0, Math.min(CHUNK, end - at));
         turn ^= 1;
-        const r = src.readInto(at, b).then(() => b);
+        const r = (salvage ? salvage.readInto(src, at, b) : src.readInto(at, b)).then(() => b);
         r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
         return r;
       };
@@ -693,12 +774,14 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
       c: { type: "boolean", short: "c" },
       p: { type: "boolean", short: "p" },
       o: { type: "string", short: "o", multiple: true },
+      salvage: { type: "boolean" },
     },
     [2, 2],
   );
   const outFormat = Format.parse(v.O ?? "raw");
   if (v.c && outFormat !== "qcow2") throw new UsageError("Compression not supported for this file format");
-  const src = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  const salvage = v.salvage ? new Salvage() : undefined;
+  const src = await openImage(host, p[0]!, { readOnly: true, salvage: !!salvage, ...openFmt(v) });
   warn(io, src);
   try {
     const fo = formatOptions(outFormat, v.o as string[] | undefined);
@@ -708,7 +791,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     let dst: Image | null = null;
     try {
       dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
-      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096 }, progress);
+      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage }, progress);
       await dst.flush();
       const done = dst;
       dst = null;
@@ -722,6 +805,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     } finally {
       progress.end();
     }
+    if (salvage) for (const line of salvage.report()) io.stderr(`ringzero-img: ${line}\n`);
     return 0;
   } finally {
     await src.close();
