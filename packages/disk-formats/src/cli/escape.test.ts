@@ -1,5 +1,6 @@
 // Names read from images reach the terminal escaped (human output) or as
 // qemu-img's ASCII-only JSON; errors naming them stay one line.
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HAVE_QEMU, qemuImg, tempDir } from "../testing-internal/qemu.js";
 import { escapeName, qemuJson } from "./escape.js";
@@ -32,6 +33,17 @@ describe("escapeName / qemuJson", () => {
     expect(escapeName("disk-1.qcow2 日本")).toBe("disk-1.qcow2 日本");
     expect(escapeName("\t\r\0")).toBe("\\t\\r\\x00");
     expect(CONTROL.test(escapeName(HOSTILE))).toBe(false);
+  });
+  it("property: any string escapes to one line without control characters, and the JSON parses back", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 64 }), (s) => {
+        const e = escapeName(s);
+        expect(CONTROL.test(e) || e.includes("\n")).toBe(false);
+        expect(JSON.parse(qemuJson({ s })).s).toBe(s);
+        expect(/[^\u0020-\u007e\n]/.test(qemuJson({ s }))).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
   });
   it("writes JSON as QEMU's json-writer: printable ASCII only, upper-case \\u escapes", () => {
     expect(qemuJson({ n: HOSTILE }, 0)).toBe('{"n":"a\\u001B[31mb\\nc\\\\d\\u007F\\u009B\\u202E\\u00E9"}');

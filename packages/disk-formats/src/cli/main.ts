@@ -174,6 +174,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       );
       return verb === "compare" ? 2 : 1;
     }
+    // An I/O error from the file system (EIO on a read, ENOSPC on a write): one line, as qemu-img's
+    // "error while reading/writing", not a stack trace.
+    if (e instanceof Error && typeof (e as { errno?: unknown }).errno === "number") {
+      io.stderr(`ringzero-img: ${escapeName(e.message)}\n`);
+      return verb === "compare" ? 2 : 1;
+    }
     throw e;
   }
 }

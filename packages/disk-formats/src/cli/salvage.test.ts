@@ -2,13 +2,23 @@
 // conversion goes on, the unreadable sectors become zeros, counted and reported.
 import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HAVE_QEMU, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
+import { MemoryHost, MemoryStore } from "../io/memory.js";
+import type { ByteStore } from "../io/store.js";
+import { HAVE_QEMU, pattern, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
 import { runCli } from "./main.js";
 
 async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return rzOn(undefined, ...argv);
+}
+
+async function rzOn(
+  host: MemoryHost | undefined,
+  ...argv: string[]
+): Promise<{ code: number; out: string; err: string }> {
   let out = "";
   let err = "";
   const code = await runCli(argv, {
+    ...(host ? { host } : {}),
     stdout: (s) => {
       out += s;
     },
@@ -22,6 +32,42 @@ async function rz(...argv: string[]): Promise<{ code: number; out: string; err: 
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+
+describe("convert --salvage on I/O errors", () => {
+  it("sectors whose reads fail with an errno (EIO) become zeros and are reported", async () => {
+    const data = pattern(MiB, 9);
+    /** A host whose file `in.raw` fails every read touching bytes 4096..8191 with EIO. */
+    class FaultyHost extends MemoryHost {
+      override async open(name: string, options: { readOnly: boolean }): Promise<ByteStore> {
+        const s = await super.open(name, options);
+        if (name !== "in.raw") return s;
+        return Object.assign(Object.create(s) as ByteStore, {
+          read: async (offset: number, buf: Uint8Array) => {
+            if (offset < 8192 && offset + buf.length > 4096)
+              throw Object.assign(new Error("EIO: i/o error, read"), { errno: -5, code: "EIO" });
+            return s.read(offset, buf);
+          },
+        });
+      }
+    }
+    const host = new FaultyHost();
+    host.files.set("in.raw", new MemoryStore("in.raw", false, data));
+    // without --salvage: one error line, exit 1, the output removed
+    const plain = await rzOn(host, "convert", "-f", "raw", "-O", "raw", "in.raw", "out.raw");
+    expect(plain).toMatchObject({ code: 1, err: "ringzero-img: EIO: i/o error, read\n" });
+    expect(host.files.has("out.raw")).toBe(false);
+    const r = await rzOn(host, "convert", "--salvage", "-f", "raw", "-O", "raw", "in.raw", "out.raw");
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(
+      "ringzero-img: warning: unreadable bytes 4096..8191 written as zeros: EIO: i/o error, read\n" +
+        "ringzero-img: warning: salvaged: 4096 unreadable bytes (8 sectors, 1 ranges) written as zeros\n",
+    );
+    const out = host.files.get("out.raw")!.bytes();
+    expect(out.subarray(4096, 8192).every((x) => x === 0)).toBe(true);
+    expect(Buffer.from(out.subarray(0, 4096)).equals(Buffer.from(data.subarray(0, 4096)))).toBe(true);
+    expect(Buffer.from(out.subarray(8192)).equals(Buffer.from(data.subarray(8192)))).toBe(true);
+  });
+});
 
 describe.skipIf(!HAVE_QEMU)("ringzero-img convert --salvage", () => {
   let t: ReturnType<typeof tempDir>;
