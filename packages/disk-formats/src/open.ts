@@ -29,6 +29,13 @@ export interface OpenOptions {
    * refuse the open.
    */
   forCheck?: boolean;
+  /**
+   * Opened to salvage what can be read (read-only; `ringzero-img convert
+   * --salvage`): damage that would refuse the open but concerns only some
+   * data (VDI blocks past the end of the file) makes the reads of that data
+   * fail with a `DiskError` instead.
+   */
+  salvage?: boolean;
   maxChainDepth?: number;
 }
 
@@ -105,7 +112,7 @@ export async function openImage(host: StoreHost, name: string, options: OpenOpti
         fmt === "qcow2"
           ? await Qcow2Image.open(store, { readOnly })
           : fmt === "vdi"
-            ? await VdiImage.open(store, { readOnly })
+            ? await VdiImage.open(store, { readOnly, salvage: !!options.salvage })
             : fmt === "vpc"
               ? await VpcImage.open(store, { readOnly })
               : fmt === "vmdk"

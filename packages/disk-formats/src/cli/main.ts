@@ -16,6 +16,7 @@ import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "../sizes.js";
+import { escapeName, qemuJson } from "./escape.js";
 
 export interface CliIo {
   stdout: (s: string) => void;
@@ -56,7 +57,7 @@ const USAGE = `usage: ringzero-img COMMAND [options]
   create [-q] -f FMT [-b BACKING [-F BFMT]] [-o OPTS] FILE [SIZE]
   info [-f FMT] [--output human|json] FILE
   check [-q] [-f FMT] [--output human|json] [-r leaks|all] FILE
-  convert [-p] [-q] [-f FMT] -O FMT [-c] [-o OPTS] IN OUT
+  convert [-p] [-q] [-f FMT] -O FMT [-c] [-o OPTS] [--salvage] IN OUT
   map [-f FMT] [--output human|json] FILE
   compare [-p] [-q] [-s] [-f FMT] [-F FMT] A B
   resize [-q] [-f FMT] [--shrink] FILE [+|-]SIZE
@@ -166,8 +167,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     if (e instanceof DiskError) {
       const where = e.offset !== undefined ? ` at offset ${e.offset}` : "";
-      const file = typeof e.context.file === "string" ? `${e.context.file}: ` : "";
-      io.stderr(`ringzero-img: ${file}${e.detail || e.code} (${e.code}, ${e.format}${where})\n`);
+      // The file may be a name read from an image (a backing file): escaped, so the error stays one line.
+      const file = typeof e.context.file === "string" ? `${escapeName(e.context.file)}: ` : "";
+      io.stderr(
+        `ringzero-img: ${file}${escapeName(e.detail || e.code)} (${e.code}, ${escapeName(e.format)}${where})\n`,
+      );
+      return verb === "compare" ? 2 : 1;
+    }
+    // An I/O error from the file system (EIO on a read, ENOSPC on a write): one line, as qemu-img's
+    // "error while reading/writing", not a stack trace.
+    if (e instanceof Error && typeof (e as { errno?: unknown }).errno === "number") {
+      io.stderr(`ringzero-img: ${escapeName(e.message)}\n`);
       return verb === "compare" ? 2 : 1;
     }
     throw e;
@@ -401,7 +411,7 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
     }
     j["dirty-flag"] = img instanceof Qcow2Image ? img.dirty : false;
     if (output === "json") {
-      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+      io.stdout(`${qemuJson(j)}\n`);
       return 0;
     }
     const lines = [
@@ -416,8 +426,10 @@ async function info(args: string[], io: CliIo, host: StoreHost): Promise<number>
       lines.push(`cluster_size: ${img.clusterSize}`);
       if (img.backingFile !== null) {
         const full = host.resolve(file, img.backingFile);
-        lines.push(`backing file: ${img.backingFile}${full !== img.backingFile ? ` (actual path: ${full})` : ""}`);
-        if (img.backingFormat !== null) lines.push(`backing file format: ${img.backingFormat}`);
+        lines.push(
+          `backing file: ${escapeName(img.backingFile)}${full !== img.backingFile ? ` (actual path: ${escapeName(full)})` : ""}`,
+        );
+        if (img.backingFormat !== null) lines.push(`backing file format: ${escapeName(img.backingFormat)}`);
       }
       if (img.snapshots.length > 0) lines.push("Snapshot list:", ...snapshotTable(img));
       const fs = (j["format-specific"] as { data: Record<string, unknown> }).data;
@@ -440,7 +452,7 @@ function snapshotTable(img: Qcow2Image): string[] {
     const secs = Math.floor(s.vmClockNsec / 1e9);
     const clock = `${pad2(Math.floor(secs / 3600))}:${pad2(Math.floor(secs / 60) % 60)}:${pad2(secs % 60)}.${String(Math.floor((s.vmClockNsec % 1e9) / 1e6)).padStart(3, "0")}`;
     rows.push(
-      `${s.id.padEnd(9)} ${s.name.padEnd(17)} ${sizeToStr(s.vmStateSize).padStart(7)}${date.padStart(20)}${clock.padStart(13)}${(s.icount < 0 ? "" : String(s.icount)).padStart(11)}`,
+      `${escapeName(s.id).padEnd(9)} ${escapeName(s.name).padEnd(17)} ${sizeToStr(s.vmStateSize).padStart(7)}${date.padStart(20)}${clock.padStart(13)}${(s.icount < 0 ? "" : String(s.icount)).padStart(11)}`,
     );
   }
   return rows;
@@ -503,7 +515,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       const r = await img.check();
       if (output === "json")
         io.stdout(
-          `${JSON.stringify({ "check-errors": 0, filename: file, format: "vdi", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
+          `${qemuJson({ "check-errors": 0, filename: file, format: "vdi", ...(r.corruptions ? { corruptions: r.corruptions } : {}) })}\n`,
         );
       else if (!v.q) {
         for (const m of r.messages) io.stderr(`${m}\n`);
@@ -523,7 +535,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       const r = img.check();
       if (output === "json")
         io.stdout(
-          `${JSON.stringify({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx", ...(r.corruptions ? { corruptions: r.corruptions } : {}) }, null, 4)}\n`,
+          `${qemuJson({ ...(fixed ? { "corruptions-fixed": fixed } : {}), "check-errors": 0, filename: file, format: "vhdx", ...(r.corruptions ? { corruptions: r.corruptions } : {}) })}\n`,
         );
       else if (!v.q) {
         if (fixed)
@@ -572,7 +584,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
       if (r.corruptions) j.corruptions = r.corruptions;
       if (r.fragmentedClusters) j["fragmented-clusters"] = r.fragmentedClusters;
       if (r.compressedClusters) j["compressed-clusters"] = r.compressedClusters;
-      io.stdout(`${JSON.stringify(j, null, 4)}\n`);
+      io.stdout(`${qemuJson(j)}\n`);
     } else if (!v.q) {
       for (const m of r.messages) io.stderr(`${m}\n`);
       if (r.corruptions === 0 && r.leaks === 0) lines.push("No errors were found on the image.");
@@ -620,20 +632,101 @@ class Progress {
 
 const CHUNK = 1024 * 1024;
 
+/** A read error `--salvage` goes past: a DiskError, or an I/O error from the file (EIO and the like). */
+function unreadable(e: unknown): e is DiskError | Error {
+  return e instanceof DiskError || (e instanceof Error && typeof (e as { errno?: unknown }).errno === "number");
+}
+
+/**
+ * `convert --salvage`, as qemu-img's: a read that fails with a DiskError (a
+ * compressed cluster that does not inflate, a VMDK grain inside the header, a
+ * VDI block past the end of the file) or an I/O error is retried sector by sector, and the
+ * sectors that still fail are written as zeros; a block status that fails
+ * counts the range as data, so its reads are tried. Unreadable ranges are
+ * counted and reported (qemu-img warns once per 512-byte sector; here once
+ * per contiguous range, then a total).
+ */
+class Salvage {
+  /** Unreadable ranges, merged when contiguous: [start, end, first error]. */
+  readonly ranges: [number, number, DiskError | Error][] = [];
+
+  async blockStatus(src: BlockBackend, offset: number, length: number): Promise<Extent> {
+    try {
+      return await src.blockStatus(offset, length);
+    } catch (e) {
+      if (!unreadable(e) || (e instanceof DiskError && e.code === "CLOSED")) throw e;
+      const n = Math.min(length, CHUNK - (offset % CHUNK));
+      return { start: offset, length: n, kind: "data", depth: 0 };
+    }
+  }
+
+  async readInto(src: BlockBackend, offset: number, buf: Uint8Array): Promise<void> {
+    try {
+      return await src.readInto(offset, buf);
+    } catch (e) {
+      if (!unreadable(e) || (e instanceof DiskError && (e.code === "CLOSED" || e.code === "INVALID_REQUEST"))) throw e;
+    }
+    const SECTOR = 512;
+    for (let o = 0; o < buf.length; o += SECTOR) {
+      const part = buf.subarray(o, Math.min(o + SECTOR, buf.length));
+      try {
+        await src.readInto(offset + o, part);
+      } catch (e) {
+        if (!unreadable(e)) throw e;
+        part.fill(0);
+        this.add(offset + o, part.length, e);
+      }
+    }
+  }
+
+  private add(start: number, length: number, e: DiskError | Error): void {
+    const last = this.ranges[this.ranges.length - 1];
+    if (last && last[1] === start) last[1] = start + length;
+    else this.ranges.push([start, start + length, e]);
+  }
+
+  get bytes(): number {
+    return this.ranges.reduce((n, [a, b]) => n + b - a, 0);
+  }
+
+  /** Warning lines for stderr: one per range (the first 16), then the total. */
+  report(): string[] {
+    if (this.ranges.length === 0) return [];
+    const lines = this.ranges
+      .slice(0, 16)
+      .map(
+        ([a, b, e]) =>
+          `warning: unreadable bytes ${a}..${b - 1} written as zeros: ${
+            e instanceof DiskError
+              ? `${escapeName(e.detail || e.code)} (${e.code}, ${escapeName(e.format)}${e.offset !== undefined ? ` at offset ${e.offset}` : ""})`
+              : escapeName(e.message)
+          }`,
+      );
+    if (this.ranges.length > 16) lines.push(`warning: ... and ${this.ranges.length - 16} more unreadable ranges`);
+    lines.push(
+      `warning: salvaged: ${this.bytes} unreadable bytes (${this.bytes / 512} sectors, ${this.ranges.length} ranges) written as zeros`,
+    );
+    return lines;
+  }
+}
+
 /** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
 async function copyContent(
   src: BlockBackend,
   dst: Image,
-  opts: { compress: boolean; zeroGranularity: number },
+  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage },
   progress: Progress,
 ): Promise<void> {
   const size = src.size();
+  const salvage = opts.salvage;
   const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
   const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
   let turn = 0;
   let pos = 0;
   while (pos < size) {
-    const st: Extent = await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
+    const st: Extent = salvage
+      ? await salvage.blockStatus(src, pos, Math.min(size - pos, 64 * CHUNK))
+      : await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
     // Align the extent to the granularity so compressed writes cover whole clusters.
     let start = Math.floor(st.start / gran) * gran;
     const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
@@ -644,7 +737,7 @@ async function copyContent(
       const readAhead = (at: number) => {
         const b = buffers[turn]!.subarray(0, Math.min(CHUNK, end - at));
         turn ^= 1;
-        const r = src.readInto(at, b).then(() => b);
+        const r = (salvage ? salvage.readInto(src, at, b) : src.readInto(at, b)).then(() => b);
         r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
         return r;
       };
@@ -687,12 +780,14 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
       c: { type: "boolean", short: "c" },
       p: { type: "boolean", short: "p" },
       o: { type: "string", short: "o", multiple: true },
+      salvage: { type: "boolean" },
     },
     [2, 2],
   );
   const outFormat = Format.parse(v.O ?? "raw");
   if (v.c && outFormat !== "qcow2") throw new UsageError("Compression not supported for this file format");
-  const src = await openImage(host, p[0]!, { readOnly: true, ...openFmt(v) });
+  const salvage = v.salvage ? new Salvage() : undefined;
+  const src = await openImage(host, p[0]!, { readOnly: true, salvage: !!salvage, ...openFmt(v) });
   warn(io, src);
   try {
     const fo = formatOptions(outFormat, v.o as string[] | undefined);
@@ -702,7 +797,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     let dst: Image | null = null;
     try {
       dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
-      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096 }, progress);
+      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage }, progress);
       await dst.flush();
       const done = dst;
       dst = null;
@@ -716,6 +811,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     } finally {
       progress.end();
     }
+    if (salvage) for (const line of salvage.report()) io.stderr(`ringzero-img: ${line}\n`);
     return 0;
   } finally {
     await src.close();
@@ -724,7 +820,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
 
 /** Prints what an open found but did not refuse (a VHDX whose first region table is corrupt). */
 function warn(io: CliIo, img: Image): void {
-  if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${w}\n`);
+  if (img instanceof VhdxImage) for (const w of img.warnings) io.stderr(`ringzero-img: warning: ${escapeName(w)}\n`);
 }
 
 /** A host that remembers the files it created, to remove them when the operation fails. */
@@ -796,7 +892,7 @@ async function map(args: string[], io: CliIo, host: StoreHost): Promise<number> 
     for (const e of extents) {
       if (e.kind !== "data" || e.hostOffset === undefined) continue;
       lines.push(
-        `${hexa(e.start).padEnd(16)}${hexa(e.length).padEnd(16)}${hexa(e.hostOffset).padEnd(16)}${names[e.depth] ?? "?"}`,
+        `${hexa(e.start).padEnd(16)}${hexa(e.length).padEnd(16)}${hexa(e.hostOffset).padEnd(16)}${e.depth === 0 ? names[0] : escapeName(names[e.depth] ?? "?")}`,
       );
     }
     io.stdout(`${lines.join("\n")}\n`);

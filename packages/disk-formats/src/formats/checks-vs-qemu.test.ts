@@ -207,6 +207,79 @@ describe.skipIf(!HAVE_QEMU)("checks compared with qemu-img on mutated images", (
     });
     await bothRefuse(f, "qcow2", DiskErrorCode.INVALID_HEADER, /ext_backing_format: len=16 too large/);
   });
+  it("qcow2: header extensions too large for their area, a bitmaps extension of the wrong length, a crypto extension without encryption", async () => {
+    const q = t.path("qx.qcow2");
+    qemuImg(["create", "-q", "-f", "qcow2", q, "8M"]);
+    /** The extension area rewritten: `exts` from the header's end, then zeros (the end marker). */
+    const withExts = (name: string, exts: [number, number][], backingAt?: number) =>
+      mutate(q, name, (b, dv) => {
+        const hl = dv.getUint32(100);
+        b.fill(0, hl, 4096);
+        let pos = hl;
+        for (const [type, len] of exts) {
+          dv.setUint32(pos, type);
+          dv.setUint32(pos + 4, len);
+          pos += 8 + Math.ceil(len / 8) * 8;
+        }
+        if (backingAt !== undefined) {
+          dv.setBigUint64(8, BigInt(hl + backingAt));
+          dv.setUint32(16, 3);
+          b.write("abc", hl + backingAt, "latin1");
+        }
+        return undefined;
+      });
+    // data running past the first cluster, or past the backing file name
+    await bothRefuse(
+      withExts("qx-big.qcow2", [[0x12345678, 65536]]),
+      "qcow2",
+      DiskErrorCode.INVALID_HEADER,
+      /Header extension too large/,
+    );
+    await bothRefuse(
+      withExts("qx-name.qcow2", [[0x12345678, 16]], 16),
+      "qcow2",
+      DiskErrorCode.INVALID_HEADER,
+      /Header extension too large/,
+    );
+    // the 8-byte extension header itself crossing the backing file name (the end marker too)
+    await bothRefuse(
+      withExts("qx-strad.qcow2", [], 4),
+      "qcow2",
+      DiskErrorCode.INVALID_HEADER,
+      /Header extension too large/,
+    );
+    // bitmaps: any length but 24 refused; 24 (autoclear bit clear) accepted by both
+    await bothRefuse(
+      withExts("qx-bm8.qcow2", [[0x23852875, 8]]),
+      "qcow2",
+      DiskErrorCode.INVALID_HEADER,
+      /bitmaps_ext: Invalid extension length/,
+    );
+    const bm24 = withExts("qx-bm24.qcow2", [[0x23852875, 24]]);
+    expect(qemuImg(["info", bm24]).status).toBe(0);
+    expect((await rz("info", bm24)).code).toBe(0);
+    await bothRefuse(
+      withExts("qx-crypto.qcow2", [[0x0537be77, 16]]),
+      "qcow2",
+      DiskErrorCode.INVALID_HEADER,
+      /CRYPTO header extension only expected with LUKS/,
+    );
+    // unknown extensions of any fitting length, and a name right after the end marker, are accepted by both
+    for (const f of [withExts("qx-unk.qcow2", [[0x12345678, 9]]), withExts("qx-ok.qcow2", [[0x12345678, 8]], 24)]) {
+      expect(qemuImg(["info", f]).status).toBe(0);
+      expect((await rz("info", f)).code).toBe(0);
+    }
+    // a backing file name of 1024 bytes: "Backing file name too long" in both
+    const long = mutate(q, "qx-long.qcow2", (b, dv) => {
+      const hl = dv.getUint32(100);
+      b.fill(0, hl, 4096);
+      dv.setBigUint64(8, BigInt(hl + 8));
+      dv.setUint32(16, 1024);
+      b.fill(0x78, hl + 8, hl + 8 + 1024);
+      return undefined;
+    });
+    await bothRefuse(long, "qcow2", DiskErrorCode.INVALID_HEADER, /Backing file name too long/);
+  });
   it("VMDK: a sparse extent's capacity and its descriptor line disagree: the capacity counts, as in qemu-img", async () => {
     const m = t.path("m.vmdk");
     qemuImg(["create", "-q", "-f", "vmdk", m, "8M"]);

@@ -160,6 +160,27 @@ describe("hostile VDI", () => {
     });
   });
 
+  it("salvage open (read-only): a block past the end of the file fails only when read", async () => {
+    const b = await sample();
+    const dataOffset = new DataView(b.buffer).getUint32(0x158, true);
+    const cut = b.slice(0, dataOffset + MiB); // the second allocated block (disk block 3) starts at the end
+    const mapEntry = 0x200 + 3 * 4; // block map at 512 (qemu layout), entry of disk block 3
+    await expect(open(cut)).rejects.toMatchObject({ code: DiskErrorCode.OUT_OF_BOUNDS, context: { offset: mapEntry } });
+    const store = () => new MemoryStore("h.vdi", false, cut);
+    // a read-write open ignores salvage: the damage still refuses it
+    await expect(VdiImage.open(store(), { readOnly: false, salvage: true })).rejects.toMatchObject({
+      code: DiskErrorCode.OUT_OF_BOUNDS,
+    });
+    const img = await VdiImage.open(store(), { readOnly: true, salvage: true });
+    expect((await img.read(MiB + 5, 100)).every((x) => x === 3)).toBe(true);
+    expect((await img.read(2 * MiB, 4096)).every((x) => x === 0)).toBe(true);
+    await expect(img.read(3 * MiB, 10)).rejects.toMatchObject({
+      code: DiskErrorCode.OUT_OF_BOUNDS,
+      context: { format: "vdi", offset: mapEntry },
+    });
+    await expect(img.read(3 * MiB - 512, 1024)).rejects.toBeInstanceOf(DiskError);
+  });
+
   it("property: mutated header and map bytes give a DiskError or a consistent image", async () => {
     const base = await sample();
     await fc.assert(

@@ -84,6 +84,8 @@ export class VdiImage implements BlockBackend {
     private readonly bmap: Uint32Array,
     readonly readOnly: boolean,
     private fileSize: number,
+    /** Blocks whose data lies past the end of the file (kept by a salvage open; reading them fails). */
+    private readonly pastEof: ReadonlySet<number> = new Set(),
   ) {}
 
   get blockSize(): number {
@@ -97,7 +99,12 @@ export class VdiImage implements BlockBackend {
     return this.hdr.diskSize;
   }
 
-  static async open(store: ByteStore, options: { readOnly?: boolean } = {}): Promise<VdiImage> {
+  /**
+   * Opens an image. `salvage` (read-only opens only): a block map entry whose
+   * data lies past the end of the file does not refuse the open; reading that
+   * block fails instead (`OUT_OF_BOUNDS`), so `convert --salvage` can go on.
+   */
+  static async open(store: ByteStore, options: { readOnly?: boolean; salvage?: boolean } = {}): Promise<VdiImage> {
     const readOnly = options.readOnly ?? store.readOnly;
     const fileSize = await store.size();
     if (fileSize < 0x1c8) throw fail(DiskErrorCode.TRUNCATED, 0, "file shorter than a VDI header", { fileSize });
@@ -160,6 +167,8 @@ export class VdiImage implements BlockBackend {
     const mdv = new DataView(mapBytes.buffer);
     const bmap = new Uint32Array(h.blocksInImage);
     const used = new Set<number>();
+    const pastEof = new Set<number>();
+    const salvage = !!options.salvage && !!options.readOnly;
     let maxIndex = -1;
     for (let i = 0; i < h.blocksInImage; i++) {
       const e = mdv.getUint32(i * 4, true);
@@ -168,15 +177,18 @@ export class VdiImage implements BlockBackend {
       const at = h.offsetBmap + i * 4;
       if (e >= h.blocksInImage)
         throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "block map entry beyond the image's blocks", { entry: e });
-      if (h.offsetData + e * h.blockSize >= fileSize && fileSize > 0)
-        throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "data block beyond end of file", { entry: e, fileSize });
+      if (h.offsetData + e * h.blockSize >= fileSize && fileSize > 0) {
+        if (!salvage)
+          throw fail(DiskErrorCode.OUT_OF_BOUNDS, at, "data block beyond end of file", { entry: e, fileSize });
+        pastEof.add(i);
+      }
       if (used.has(e)) throw fail(DiskErrorCode.BAD_ENTRY, at, "data block used twice", { entry: e });
       used.add(e);
       if (e > maxIndex) maxIndex = e;
     }
     // A writer that died between the block map and the header update leaves blocks_allocated short: repair in memory.
     const hdr = { ...h, blocksAllocated: Math.max(h.blocksAllocated, maxIndex + 1) };
-    return new VdiImage(store, hdr, bmap, readOnly, fileSize);
+    return new VdiImage(store, hdr, bmap, readOnly, fileSize, pastEof);
   }
 
   /** Creates a dynamic (default) or fixed VDI image of `size` bytes, laid out as QEMU does. */
@@ -239,6 +251,11 @@ export class VdiImage implements BlockBackend {
       const inOff = g - block * bs;
       const n = Math.min(bs - inOff, buf.length - pos);
       const host = this.hostOf(block);
+      if (host !== null && this.pastEof.has(block))
+        throw fail(DiskErrorCode.OUT_OF_BOUNDS, this.hdr.offsetBmap + block * 4, "data block beyond end of file", {
+          entry: this.bmap[block],
+          fileSize: this.fileSize,
+        });
       if (host === null) buf.fill(0, pos, pos + n);
       else await readFull(this.store, host + inOff, buf.subarray(pos, pos + n));
       pos += n;

@@ -214,19 +214,32 @@ export function parseHeader(buf: Uint8Array, fileSize: number): Qcow2Header {
   if (buf.length < Math.min(cs, fileSize)) throw headerError(DiskErrorCode.TRUNCATED, 0, "first cluster not provided");
 
   // Header extensions: from the end of the header to the backing file name (or the first cluster's end).
-  const extEnd = Math.min(h.backingFileOffset !== 0 ? h.backingFileOffset : cs, buf.length);
+  // QEMU's qcow2_read_extensions: an extension whose 8-byte header or data crosses that end is refused
+  // ("Header extension too large"), the end marker included; bytes past the end of the file read as zeros.
+  const areaEnd = h.backingFileOffset !== 0 ? h.backingFileOffset : cs;
+  const extEnd = Math.min(areaEnd, buf.length);
   let pos = h.headerLength;
   const otherExtensions: HeaderExtension[] = [];
   const featureNames: FeatureName[] = [];
   let backingFormat: string | null = null;
   const dec = new TextDecoder("utf-8", { fatal: false });
-  while (pos + 8 <= extEnd) {
+  while (pos < areaEnd) {
+    if (pos + 8 > areaEnd)
+      throw headerError(DiskErrorCode.INVALID_HEADER, pos, "header extension runs past its area", { areaEnd });
+    if (pos + 8 > buf.length) break; // past the end of the file: zeros, the end marker
     const type = dv.getUint32(pos);
     const len = dv.getUint32(pos + 4);
     if (type === Ext.END) break;
     if (pos + 8 + len > extEnd)
       throw headerError(DiskErrorCode.INVALID_HEADER, pos, "header extension runs past its area", { type, len });
     const data = buf.slice(pos + 8, pos + 8 + len);
+    // QEMU refuses a bitmaps extension of any other length than its 24 bytes ("bitmaps_ext: Invalid
+    // extension length"), whether or not the bitmaps autoclear bit is set, and a crypto header extension
+    // in an image without LUKS encryption (encrypted images are refused above).
+    if (type === Ext.BITMAPS && len !== 24)
+      throw headerError(DiskErrorCode.INVALID_HEADER, pos + 4, "bitmaps extension length is not 24", { len });
+    if (type === Ext.CRYPTO)
+      throw headerError(DiskErrorCode.INVALID_HEADER, pos, "crypto header extension in an image without encryption");
     if (type === Ext.BACKING_FORMAT) {
       // QEMU keeps the format name in a 16-byte buffer and refuses longer ones
       // ("ext_backing_format: len=N too large (>=16)"); so does this.
