@@ -156,6 +156,7 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       instanceId: string,
       ringBytes: number,
       offer = offers.get(instanceId),
+      timeoutMs?: number,
     ): Promise<ClientChannel> => {
       if (!offer) throw new Error(`the parent offered no channel ${instanceId}`);
       let ring = rings.get(instanceId);
@@ -165,7 +166,12 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
         ring = { ...a, downstreamOffset: 4096 + ringBytes };
         rings.set(instanceId, ring);
       }
-      return client.open(offer, { ring: ring.view, ringGpadl: ring.range, downstreamOffset: ring.downstreamOffset });
+      return client.open(offer, {
+        ring: ring.view,
+        ringGpadl: ring.range,
+        downstreamOffset: ring.downstreamOffset,
+        timeoutMs,
+      });
     };
     /** What a rescind and a re-offer do to each device's VSC (vmbus.md §4: the VSC reconnects). */
     const reconnectable = new Map<string, { ringBytes: number; vsc: Reconnectable }>();
@@ -205,6 +211,22 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       }
     }
     const rescinded = new Set<string>();
+    /** The newest offer per device: a failed open is retried while it is still the one offered. */
+    const latest = new Map<string, ClientOffer>();
+    const reopen = (offer: ClientOffer, r: { ringBytes: number; vsc: Reconnectable }, attempt: number): void => {
+      // 2 s per attempt (not the 5 s default): a reopen that gets no answer is retried well before
+      // the VSC's 30 s reconnect window ends.
+      open(offer.instanceId, r.ringBytes, offer, 2000).then(
+        (channel) => r.vsc.attach(channel),
+        () => {
+          stats.reopenFailures++;
+          // Rescinded meanwhile: the next offer opens again. Otherwise the offer stays unopened
+          // and the VSC's requests would wait for nothing: try again, a few times, backing off.
+          if (rescinded.has(offer.instanceId) || latest.get(offer.instanceId) !== offer || attempt >= 8) return;
+          setTimeout(() => reopen(offer, r, attempt + 1), 20 * 2 ** attempt);
+        },
+      );
+    };
     client.onRescind((offer) => {
       const r = reconnectable.get(offer.instanceId);
       if (!r) return;
@@ -216,12 +238,8 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       const r = reconnectable.get(offer.instanceId);
       if (!r || !rescinded.delete(offer.instanceId)) return; // the offers already open are replayed at subscription
       stats.reoffers++;
-      open(offer.instanceId, r.ringBytes, offer).then(
-        (channel) => r.vsc.attach(channel),
-        () => {
-          stats.reopenFailures++; // requests fail after the VSC's reconnect timeout
-        },
-      );
+      latest.set(offer.instanceId, offer);
+      reopen(offer, r, 0);
     });
     counters.vmbus = t.counters;
   }
