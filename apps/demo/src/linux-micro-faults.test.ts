@@ -166,8 +166,9 @@ describe.skipIf(skipLinux)("killed VSPs under hypervisor-micro", () => {
     }
   }, 600_000);
 
-  // Opt-in (RINGZERO_FAULT_TESTS=1): 3 of 4 runs pass; in one, a read on the mount got EIO after a
-  // kill and the loop then stalled (cause not found yet).
+  // Opt-in (RINGZERO_FAULT_TESTS=1): 2 of 5 runs passed. In the others a request got EIO: during
+  // kill storms the child's GPADL create for a re-offered channel sometimes gets no answer from the
+  // parent's VMBus server, and a request outlives the VSC's 30 s reconnect window (not found yet).
   it.runIf(process.env.RINGZERO_FAULT_TESTS === "1")(
     "a 9p mount survives kills of the 9P VSP: open files, renames and data intact",
     async () => {
