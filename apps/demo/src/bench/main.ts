@@ -62,6 +62,7 @@ interface Row {
 }
 
 const SECTIONS = ["cpu", "linux", "io"] as const;
+const HYPERVISORS = ["monolithic", "micro"] as const;
 const only = new Set((values.only ?? SECTIONS.join(",")).split(","));
 if ([...only].some((o) => !(SECTIONS as readonly string[]).includes(o))) {
   console.error(`bench: --only takes a comma list of ${SECTIONS.join(", ")}`);
@@ -177,8 +178,6 @@ function linuxKit(): { image: string; initrd: string } | undefined {
   const dir = k.stdout.trim();
   return { image: join(dir, "Image"), initrd: join(dir, "initramfs.cpio.gz") };
 }
-
-const HYPERVISORS = ["monolithic", "micro"] as const;
 
 async function linuxBoot({ image, initrd }: { image: string; initrd: string }): Promise<boolean> {
   const rzBy = { monolithic: [] as number[], micro: [] as number[] };
