@@ -2,23 +2,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSize, sizeToStr } from "../sizes.js";
+import { rz } from "../testing-internal/cli.js";
 import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
-import { runCli } from "./main.js";
-
-async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await runCli(argv, {
-    stdout: (s) => {
-      out += s;
-    },
-    stderr: (s) => {
-      err += s;
-    },
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 describe("sizes", () => {
   it("parses qemu-style sizes", () => {

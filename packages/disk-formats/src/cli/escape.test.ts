@@ -2,24 +2,9 @@
 // qemu-img's ASCII-only JSON; errors naming them stay one line.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rz } from "../testing-internal/cli.js";
 import { HAVE_QEMU, qemuImg, tempDir } from "../testing-internal/qemu.js";
 import { escapeName, qemuJson } from "./escape.js";
-import { runCli } from "./main.js";
-
-async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await runCli(argv, {
-    stdout: (s) => {
-      out += s;
-    },
-    stderr: (s) => {
-      err += s;
-    },
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 /** Any byte a terminal would act on, other than the line breaks between output lines. */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;

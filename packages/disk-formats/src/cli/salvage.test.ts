@@ -4,31 +4,8 @@ import { existsSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryHost, MemoryStore } from "../io/memory.js";
 import type { ByteStore } from "../io/store.js";
+import { rz, rzOn } from "../testing-internal/cli.js";
 import { HAVE_QEMU, pattern, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
-import { runCli } from "./main.js";
-
-async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  return rzOn(undefined, ...argv);
-}
-
-async function rzOn(
-  host: MemoryHost | undefined,
-  ...argv: string[]
-): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await runCli(argv, {
-    ...(host ? { host } : {}),
-    stdout: (s) => {
-      out += s;
-    },
-    stderr: (s) => {
-      err += s;
-    },
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -2,29 +2,14 @@
 // refuse, check clean or corrupt) is compared with qemu-img's on the same file.
 import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../cli/main.js";
 import { DiskErrorCode } from "../errors.js";
 import { NodeFileHost } from "../io/node-file.js";
 import { openImage } from "../open.js";
+import { rz } from "../testing-internal/cli.js";
 import { HAVE_QEMU, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
 
 const MiB = 1024 * 1024;
 const host = new NodeFileHost();
-
-async function rz(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await runCli(argv, {
-    stdout: (s) => {
-      out += s;
-    },
-    stderr: (s) => {
-      err += s;
-    },
-    isTTY: false,
-  });
-  return { code, out, err };
-}
 
 describe.skipIf(!HAVE_QEMU)("checks compared with qemu-img on mutated images", () => {
   let t: ReturnType<typeof tempDir>;

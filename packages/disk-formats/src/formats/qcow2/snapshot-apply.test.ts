@@ -2,28 +2,16 @@
 // checked against qemu-img doing the same on a copy of the image.
 import { copyFileSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../../cli/main.js";
 import { DiskErrorCode } from "../../errors.js";
 import { NodeFileHost } from "../../io/node-file.js";
 import { createImage, openImage } from "../../open.js";
+import { rz } from "../../testing-internal/cli.js";
 import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, tempDir } from "../../testing-internal/qemu.js";
 import type { Qcow2Image } from "./image.js";
 
 const host = new NodeFileHost();
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
-
-async function rz(...argv: string[]): Promise<{ code: number; err: string }> {
-  let err = "";
-  const code = await runCli(argv, {
-    stdout: () => {},
-    stderr: (s) => {
-      err += s;
-    },
-    isTTY: false,
-  });
-  return { code, err };
-}
 
 describe.skipIf(!HAVE_QEMU)("qcow2 snapshot apply and delete", () => {
   let t: ReturnType<typeof tempDir>;
