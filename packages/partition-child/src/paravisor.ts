@@ -146,6 +146,7 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     const t = transport;
     pollers.unshift(() => t.poll());
     const client = new VmbusClient({ control: t, signals: t });
+    /** The newest offer per device (re-offers replace it): a failed reopen is retried while it is current. */
     const offers = new Map<string, ClientOffer>();
     client.onOffer((o) => offers.set(o.instanceId, o));
     await pumping(hv, () => t.poll(), client.connect());
@@ -211,8 +212,6 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       }
     }
     const rescinded = new Set<string>();
-    /** The newest offer per device: a failed open is retried while it is still the one offered. */
-    const latest = new Map<string, ClientOffer>();
     const reopen = (offer: ClientOffer, r: { ringBytes: number; vsc: Reconnectable }, attempt: number): void => {
       // 2 s per attempt (not the 5 s default): a reopen that gets no answer is retried well before
       // the VSC's 30 s reconnect window ends.
@@ -222,7 +221,7 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
           stats.reopenFailures++;
           // Rescinded meanwhile: the next offer opens again. Otherwise the offer stays unopened
           // and the VSC's requests would wait for nothing: try again, a few times, backing off.
-          if (rescinded.has(offer.instanceId) || latest.get(offer.instanceId) !== offer || attempt >= 8) return;
+          if (rescinded.has(offer.instanceId) || offers.get(offer.instanceId) !== offer || attempt >= 8) return;
           setTimeout(() => reopen(offer, r, attempt + 1), 20 * 2 ** attempt);
         },
       );
@@ -238,7 +237,6 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
       const r = reconnectable.get(offer.instanceId);
       if (!r || !rescinded.delete(offer.instanceId)) return; // the offers already open are replayed at subscription
       stats.reoffers++;
-      latest.set(offer.instanceId, offer);
       reopen(offer, r, 0);
     });
     counters.vmbus = t.counters;

@@ -70,6 +70,28 @@ export function viewsOfRanges(
   return { views, bytes };
 }
 
+/** Requests a VSP is still working on; a graceful stop waits for the count to reach zero. */
+class InFlight {
+  private n = 0;
+  private idle: (() => void) | undefined;
+
+  /** Counts `work` until it settles. */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.n++;
+    return work.finally(() => {
+      if (--this.n === 0) this.idle?.();
+    });
+  }
+
+  drained(): Promise<void> {
+    return this.n === 0
+      ? Promise.resolve()
+      : new Promise((r) => {
+          this.idle = r;
+        });
+  }
+}
+
 /** Serves one disk image on one channel (storvsp's role). */
 export class StorageVsp {
   readonly counters: StorageVspCounters = {
@@ -82,8 +104,7 @@ export class StorageVsp {
     ioErrors: 0,
   };
   private rc: RequestChannel | undefined;
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
+  private readonly inFlight = new InFlight();
 
   constructor(
     private readonly image: BlockBackend & { close?(): Promise<void> | void },
@@ -157,27 +178,21 @@ export class StorageVsp {
         return;
       }
     }
-    this.inFlight++;
-    const finish = (status: number) => {
-      done(status);
-      if (--this.inFlight === 0) this.drained?.();
-    };
-    work.then(
-      () => finish(StorageStatus.OK),
-      () => {
-        this.counters.ioErrors++;
-        finish(StorageStatus.IO_ERROR);
-      },
+    void this.inFlight.track(
+      work.then(
+        () => done(StorageStatus.OK),
+        () => {
+          this.counters.ioErrors++;
+          done(StorageStatus.IO_ERROR);
+        },
+      ),
     );
   }
 
   /** Graceful stop: stop taking requests, answer those in flight, flush and close the image. */
   async quiesce(): Promise<void> {
     this.rc?.dispose();
-    if (this.inFlight > 0)
-      await new Promise<void>((r) => {
-        this.drained = r;
-      });
+    await this.inFlight.drained();
     await this.image.flush().catch(() => {});
     await Promise.resolve(this.image.close?.()).catch(() => {});
   }
@@ -299,8 +314,7 @@ export class ConsoleVsp {
 export class NinePVsp {
   readonly counters = { requests: 0, badRequests: 0 };
   private rc: RequestChannel | undefined;
-  private inFlight = 0;
-  private drained: (() => void) | undefined;
+  private readonly inFlight = new InFlight();
 
   constructor(private readonly server: NinePHandler) {}
 
@@ -320,21 +334,18 @@ export class NinePVsp {
       rc.complete(p.transactionId, encodeDataHeader(0));
       return;
     }
-    this.inFlight++;
     // The server copies the message and never rejects (a bad message is answered with Rlerror).
-    void this.server.handle(msg).then((reply) => {
-      if (reply.length <= NINEP_MAX_MESSAGE) rc.complete(p.transactionId, [encodeDataHeader(reply.length), reply]);
-      else rc.complete(p.transactionId, encodeDataHeader(0));
-      if (--this.inFlight === 0) this.drained?.();
-    });
+    void this.inFlight.track(
+      this.server.handle(msg).then((reply) => {
+        if (reply.length <= NINEP_MAX_MESSAGE) rc.complete(p.transactionId, [encodeDataHeader(reply.length), reply]);
+        else rc.complete(p.transactionId, encodeDataHeader(0));
+      }),
+    );
   }
 
   /** Graceful stop: answer what is in flight, take nothing new. */
   async quiesce(): Promise<void> {
-    if (this.inFlight > 0)
-      await new Promise<void>((r) => {
-        this.drained = r;
-      });
+    await this.inFlight.drained();
     this.rc?.dispose();
   }
 }
