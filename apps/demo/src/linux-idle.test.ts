@@ -5,14 +5,10 @@
 // thread: microkernel, parent, VP, VSP workers) over those 10 s is read from
 // /proc/PID/stat, under micro and under mono. Printed as a figure; the
 // assertion catches spinning and periodic ticking, not noise.
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
 import { beforeAll, describe, expect, it } from "vitest";
-import { prepareLinux, skipLinux } from "./test-linux.js";
+import { drive, prepareLinux, skipLinux } from "./test-linux.js";
 
-const cli = resolve(import.meta.dirname, "../dist/cli.js");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const IDLE_MS = 10_000;
 
@@ -24,37 +20,22 @@ function cpuSeconds(pid: number): number {
 }
 
 async function idleCpu(kit: { image: string; initrd: string }, hypervisor: string): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [cli, "run", "--hypervisor", hypervisor, "--kernel", kit.image, "--initrd", kit.initrd],
-    { stdio: ["pipe", "pipe", "pipe"] },
+  let share = Number.NaN;
+  const s = await drive(
+    ["--hypervisor", hypervisor, "--kernel", kit.image, "--initrd", kit.initrd],
+    [
+      async (_out, pid) => {
+        await sleep(2000); // the boot's last deferred work (random: crng init, etc.)
+        const c0 = cpuSeconds(pid);
+        const w0 = performance.now();
+        await sleep(IDLE_MS);
+        share = (cpuSeconds(pid) - c0) / ((performance.now() - w0) / 1000);
+        return "poweroff -f";
+      },
+    ],
   );
-  let out = "";
-  child.stdout.on("data", (b: Buffer) => {
-    out += b.toString("latin1");
-  });
-  child.stdin.on("error", () => {});
-  const exited = new Promise<number | null>((r) => child.on("close", r));
-  try {
-    const t0 = performance.now();
-    while (!out.slice(Math.max(0, out.indexOf(LINUX_KIT_MARKER))).includes(LINUX_KIT_PROMPT)) {
-      if (performance.now() - t0 > 240_000 || child.exitCode !== null)
-        throw new Error(`no prompt:\n${out.slice(-2000)}`);
-      await sleep(50);
-    }
-    await sleep(2000); // the boot's last deferred work (random: crng init, etc.)
-    const pid = child.pid as number;
-    const c0 = cpuSeconds(pid);
-    const w0 = performance.now();
-    await sleep(IDLE_MS);
-    const c1 = cpuSeconds(pid);
-    const share = (c1 - c0) / ((performance.now() - w0) / 1000);
-    child.stdin.write("poweroff -f\n");
-    expect(await exited).toBe(0);
-    return share;
-  } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  }
+  expect(s.status).toBe(0);
+  return share;
 }
 
 describe.skipIf(skipLinux || process.platform !== "linux")("an idle Linux guest", () => {

@@ -29,12 +29,13 @@ export async function prepareLinux(): Promise<{ image: string; initrd: string }>
 
 /**
  * Runs `ringzero run ARGS`, typing each command after the next shell prompt.
- * A command may be a function: it runs (and is awaited) at that prompt and
+ * A command may be a function of the console so far and the VM's process
+ * id: it runs (and is awaited) at that prompt and
  * returns the line to type.
  */
 export function drive(
   args: string[],
-  commands: (string | ((out: string) => string | Promise<string>))[],
+  commands: (string | ((out: string, pid: number) => string | Promise<string>))[],
   timeoutMs = 240_000,
 ): Promise<Session> {
   return new Promise((done, fail) => {
@@ -60,7 +61,7 @@ export function drive(
         busy = true;
         let line: string;
         try {
-          line = typeof c === "string" ? c : await c(clean(raw));
+          line = typeof c === "string" ? c : await c(clean(raw), child.pid as number);
         } catch (e) {
           clearTimeout(timer);
           child.kill("SIGKILL");
