@@ -8,8 +8,7 @@
 // and `qemu-img check` must find no corruption (leaks are reported).
 // The same for the network VSP during a 16 MiB HTTP download (the checksum
 // must match) and for the 9P VSP while the guest creates, renames and reads
-// back files on a 9p mount with one file held open (the VSC rebuilds fids;
-// opt-in with RINGZERO_FAULT_TESTS=1, see the case).
+// back files on a 9p mount with one file held open (the VSC rebuilds fids).
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, mkdtempSync, readFileSync } from "node:fs";
@@ -166,10 +165,7 @@ describe.skipIf(skipLinux)("killed VSPs under hypervisor-micro", () => {
     }
   }, 600_000);
 
-  // Opt-in (RINGZERO_FAULT_TESTS=1): 2 of 5 runs passed. In the others a request got EIO: during
-  // kill storms the child's GPADL create for a re-offered channel sometimes gets no answer from the
-  // parent's VMBus server, and a request outlives the VSC's 30 s reconnect window (not found yet).
-  it.runIf(process.env.RINGZERO_FAULT_TESTS === "1")(
+  it(
     "a 9p mount survives kills of the 9P VSP: open files, renames and data intact",
     async () => {
       // The successor's 9P server knows none of the guest's fids: the paravisor's VSC rebuilds them

@@ -17,14 +17,8 @@ import {
   signalEventFlag,
   sintQueue,
   Vp,
+  waitAsync,
 } from "./synic.js";
-
-type WaitAsync = (
-  a: Int32Array,
-  index: number,
-  value: number,
-  timeout?: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
 
 const INDEX = new Map(HYPERCALL_NAMES.map((n, i) => [n, i]));
 
@@ -234,7 +228,6 @@ export class HvClient {
   async waitDoorbell(seen: number, timeoutMs = 1000): Promise<void> {
     // Atomics.waitAsync (ES2024; Node >= 16) lets this thread's event loop run, but a pending
     // wait does not keep the loop alive in Node: a timer of the same length does.
-    const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
     const r = waitAsync(this.area, Vp.DOORBELL, seen, timeoutMs);
     if (!r.async) return;
     const keepAlive = setTimeout(() => {}, timeoutMs + 10);

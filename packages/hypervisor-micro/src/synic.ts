@@ -82,6 +82,18 @@ export function createVpArea(): SharedArrayBuffer {
   return new SharedArrayBuffer(VP_AREA_WORDS * 4);
 }
 
+/** Atomics.waitAsync (ES2024; Node >= 16): waits without blocking the thread's event loop. */
+export const waitAsync = (
+  Atomics as unknown as {
+    waitAsync: (
+      a: Int32Array,
+      index: number,
+      value: number,
+      timeout?: number,
+    ) => { async: false; value: string } | { async: true; value: Promise<string> };
+  }
+).waitAsync;
+
 /** Wake the VP: bump its doorbell and notify a thread waiting on it. */
 export function ringDoorbell(area: Int32Array): void {
   Atomics.add(area, Vp.DOORBELL, 1);

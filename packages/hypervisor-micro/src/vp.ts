@@ -34,7 +34,16 @@ import { encodeIntercept, type HaltIntercept, INTERCEPT_SINT, type Intercept } f
 import type { VpThreadInit } from "./kernel.js";
 import type { RegionInfo } from "./memory.js";
 import { HvStatus } from "./status.js";
-import { IRQ_LINE_COUNT, type MessageQueue, ringDoorbell, sintQueue, Vp, VpCounter, VpState } from "./synic.js";
+import {
+  IRQ_LINE_COUNT,
+  type MessageQueue,
+  ringDoorbell,
+  sintQueue,
+  Vp,
+  VpCounter,
+  VpState,
+  waitAsync,
+} from "./synic.js";
 import { ThreadCpuClock } from "./thread-clock.js";
 
 const SLICE = 200_000;
@@ -248,8 +257,12 @@ export class VpHost {
       if (exit.kind === "wfi") {
         // Paravisor work this slice started (a request still to be sent, a completion still to be
         // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
-        if (this.paravisor) await new Promise<void>((r) => setImmediate(r));
-        this.sleep();
+        // A paravisor is also an event-driven program with timers of its own (control-message retries,
+        // reconnect back-off, request timeouts): its VP sleeps in Atomics.waitAsync so they fire.
+        if (this.paravisor) {
+          await new Promise<void>((r) => setImmediate(r));
+          await this.sleepAsync();
+        } else this.sleep();
       }
       if (t1 - this.lastSample >= (Atomics.load(a, Vp.SCHED_METERED) ? SAMPLE_METERED_MS : SAMPLE_UNMETERED_MS))
         this.account(t1);
@@ -362,30 +375,66 @@ export class VpHost {
     }
   }
 
+  /**
+   * How long WFI may sleep: 0 when it must not (an interrupt is pending, the VP
+   * stops, the doorbell moved), -1 when the guest waits with interrupts off
+   * (halted), else milliseconds to the next timer or paravisor deadline.
+   */
+  private sleepMs(db: number): number {
+    const a = this.area;
+    this.clint.poll();
+    if (this.hart.interruptPending() || this.stopped || Atomics.load(a, Vp.STOP) !== 0) return 0;
+    if (db !== this.lastDoorbell) return 0;
+    if (this.hart.mie === 0) {
+      this.halt("wfi-forever", 1);
+      return 0;
+    }
+    const deadline = Math.min(this.hart.nextTimerDeadline(), this.clint.nextDeadline());
+    return Math.max(
+      0,
+      Math.min(
+        1000,
+        (deadline - this.clock()) / (VIRT.timebaseFrequency / 1000),
+        this.paravisor?.nextDeadlineMs?.() ?? Number.POSITIVE_INFINITY,
+      ),
+    );
+  }
+
   /** WFI with nothing pending: block on the doorbell until the next deadline, never spin. */
   private sleep(): void {
     const a = this.area;
     const t0 = performance.now();
     Atomics.store(a, Vp.STATE, VpState.IDLE);
     for (;;) {
-      this.clint.poll();
-      if (this.hart.interruptPending() || this.stopped || Atomics.load(a, Vp.STOP) !== 0) break;
       const db = Atomics.load(a, Vp.DOORBELL);
-      if (db !== this.lastDoorbell) break;
-      if (this.hart.mie === 0) {
-        this.halt("wfi-forever", 1);
-        break;
-      }
-      const deadline = Math.min(this.hart.nextTimerDeadline(), this.clint.nextDeadline());
-      const ms = Math.min(
-        1000,
-        (deadline - this.clock()) / (VIRT.timebaseFrequency / 1000),
-        this.paravisor?.nextDeadlineMs?.() ?? Number.POSITIVE_INFINITY,
-      );
+      const ms = this.sleepMs(db);
       if (ms <= 0) break;
       Atomics.wait(a, Vp.DOORBELL, db, ms);
     }
-    Atomics.store(a, Vp.STATE, VpState.RUNNING);
+    this.slept(t0);
+  }
+
+  /** WFI of a VP with a paravisor: the same wait, but the thread's event loop (its timers) keeps running. */
+  private async sleepAsync(): Promise<void> {
+    const a = this.area;
+    const t0 = performance.now();
+    Atomics.store(a, Vp.STATE, VpState.IDLE);
+    for (;;) {
+      const db = Atomics.load(a, Vp.DOORBELL);
+      const ms = this.sleepMs(db);
+      if (ms <= 0) break;
+      const r = waitAsync(a, Vp.DOORBELL, db, ms);
+      if (!r.async) continue;
+      // A pending waitAsync does not keep Node's event loop alive; a timer of the same length does.
+      const keepAlive = setTimeout(() => {}, ms + 10);
+      await r.value;
+      clearTimeout(keepAlive);
+    }
+    this.slept(t0);
+  }
+
+  private slept(t0: number): void {
+    Atomics.store(this.area, Vp.STATE, VpState.RUNNING);
     const ms = performance.now() - t0;
     this.cpuClock.blocked(ms);
     this.count("idleMicros", Math.round(ms * 1000));

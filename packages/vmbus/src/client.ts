@@ -108,6 +108,8 @@ export class VmbusClient {
   readonly #waiters = new Map<string, Waiter<ControlMessage>>();
   /** Replies still owed by the host for waits already settled locally (teardown cut short by a rescind). */
   readonly #late = new Set<string>();
+  /** GPADLs whose creation timed out: torn down if the host creates them after all. */
+  readonly #abandoned = new Set<number>();
   #nextGpadlId = 0xe1e10; // Linux connection.c next_gpadl_handle
   #version = 0;
 
@@ -208,7 +210,11 @@ export class VmbusClient {
       const msgs = encodeGpadlMessages(offer.channelId, gpadlId, [o.ringGpadl]);
       const created = this.#expect("gpadl", gpadlId, timeoutMs);
       for (const m of msgs) this.#postRaw(m);
-      const c = await created;
+      const c = await created.catch((e: VmbusError) => {
+        // The host may still create it: a late GPADL_CREATED is answered with a teardown.
+        if (e.code === VmbusErrorCode.TIMEOUT) this.#abandoned.add(gpadlId);
+        throw e;
+      });
       if (c.type !== MessageType.GPADL_CREATED || c.status !== Status.SUCCESS) {
         throw new VmbusError(VmbusErrorCode.REFUSED, { channelId: offer.channelId, gpadlId }, "GPADL refused");
       }
@@ -236,7 +242,17 @@ export class VmbusClient {
           userData: o.userData,
         },
         timeoutMs,
-      );
+      ).catch((e: VmbusError) => {
+        if (e.code === VmbusErrorCode.TIMEOUT && this.#offers.get(offer.channelId) === entry) {
+          // The host may have opened it after all: close and tear the GPADL down so that the next
+          // open finds the channel closed (its answers, in order, come before the next GPADL's).
+          this.#late.add(`open:${offer.channelId}`);
+          this.#post({ type: MessageType.CLOSE_CHANNEL, channelId: offer.channelId });
+          this.#late.add(`torndown:${gpadlId}`);
+          this.#post({ type: MessageType.GPADL_TEARDOWN, channelId: offer.channelId, gpadlId });
+        }
+        throw e;
+      });
       if (result.type !== MessageType.OPEN_CHANNEL_RESULT || result.status !== Status.SUCCESS) {
         throw new VmbusError(
           VmbusErrorCode.REFUSED,
@@ -364,7 +380,13 @@ export class VmbusClient {
         return;
       }
       case MessageType.GPADL_CREATED:
-        if (!this.#settle("gpadl", m.gpadlId, m)) this.#violation("unexpected GPADL_CREATED", { gpadlId: m.gpadlId });
+        if (this.#settle("gpadl", m.gpadlId, m)) return;
+        if (!this.#abandoned.delete(m.gpadlId)) {
+          this.#violation("unexpected GPADL_CREATED", { gpadlId: m.gpadlId });
+        } else if (m.status === Status.SUCCESS && this.#offers.has(m.channelId)) {
+          this.#late.add(`torndown:${m.gpadlId}`);
+          this.#post({ type: MessageType.GPADL_TEARDOWN, channelId: m.channelId, gpadlId: m.gpadlId });
+        }
         return;
       case MessageType.GPADL_TORNDOWN:
         if (!this.#settle("torndown", m.gpadlId, m) && !this.#late.delete(`torndown:${m.gpadlId}`)) {
@@ -372,7 +394,7 @@ export class VmbusClient {
         }
         return;
       case MessageType.OPEN_CHANNEL_RESULT:
-        if (!this.#settle("open", m.channelId, m))
+        if (!this.#settle("open", m.channelId, m) && !this.#late.delete(`open:${m.channelId}`))
           this.#violation("unexpected OPEN_CHANNEL_RESULT", { channelId: m.channelId });
         return;
       default:

@@ -110,6 +110,47 @@ describe("channels", () => {
     expect(lb.client.counters.violations).toBe(0);
   });
 
+  // A host that answers after the guest gave up (a loaded parent): the guest cleans up after itself
+  // so that its retry finds the channel closed, and nobody counts a violation.
+  for (const late of [MessageType.GPADL_CREATED, MessageType.OPEN_CHANNEL_RESULT] as const) {
+    it(`an open whose ${late === MessageType.GPADL_CREATED ? "GPADL_CREATED" : "OPEN_RESULT"} comes too late is undone and retried`, async () => {
+      const t = createLocalTransport();
+      const memory = new FlatGuestMemory(1 << 20);
+      const server = new VmbusServer({ ...t.host, mapGpadl: memory.mapper });
+      const host = server.offer({ interfaceId: testGuid(7), instanceId: testGuid() });
+      // Hold back the first host->guest message of type `late` for 60 ms.
+      const guestControl = t.guest.control;
+      let held = false;
+      const control = {
+        post: (m: Uint8Array) => guestControl.post(m),
+        onMessage: (h: (m: Uint8Array) => void) =>
+          guestControl.onMessage((m) => {
+            const d = decodeMessage(m);
+            if (!held && !(d instanceof Error) && d.type === late) {
+              held = true;
+              setTimeout(() => h(m), 60);
+            } else h(m);
+          }),
+      };
+      const client = new VmbusClient({ control, signals: t.guest.signals });
+      await client.connect();
+      const offer = await waitForOffer(client, host.channelId);
+      const pages = allocateRingPages(memory, 4096);
+      await expect(client.open(offer, { ...pages, timeoutMs: 20 })).rejects.toMatchObject({
+        code: VmbusErrorCode.TIMEOUT,
+      });
+      await new Promise((r) => setTimeout(r, 100)); // the late answer and the guest's clean-up
+      expect(host.state).toBe("offered");
+      expect(host.gpadls.size).toBe(0);
+      const ch = await client.open(offer, pages);
+      expect(ch.state).toBe("open");
+      expect(host.state).toBe("open");
+      expect(host.gpadls.size).toBe(1);
+      expect(server.counters.violations).toBe(0);
+      expect(client.counters.violations).toBe(0);
+    });
+  }
+
   it("server channel states: offered -> opening -> open -> closing -> offered -> revoked -> released", async () => {
     const lb = await createLoopback();
     const host = lb.server.offer({ interfaceId: testGuid(5), instanceId: testGuid() });

@@ -355,7 +355,8 @@ export class VmbusServer {
       case MessageType.CLOSE_CHANNEL: {
         const ch = this.#byId.get(m.channelId);
         if (!ch || ch.state !== "open") {
-          if (ch?.state !== "revoked")
+          // Closing a closed channel is a no-op (a guest whose open timed out closes to be sure).
+          if (ch?.state !== "revoked" && ch?.state !== "offered")
             this.#violation("CLOSE_CHANNEL of a channel that is not open", { channelId: m.channelId });
           return;
         }
