@@ -8,7 +8,7 @@ import { CpuError } from "@ringzero/cpu-core";
 import { type PowerOff, type Vm, VmError } from "@ringzero/hypervisor-monolithic";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
-import { createMicroVm, type MicroPowerOff, MicroVmError } from "@ringzero/partition-parent";
+import { type BalloonStatus, createMicroVm, type MicroPowerOff, MicroVmError } from "@ringzero/partition-parent";
 import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
 import { argsError, packageVersion, tryHelp } from "./args.js";
@@ -190,6 +190,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   };
   if (opts.hypervisor === "micro") {
     return runMicro(config, opts.stats, io, opts.monitor, {
+      memory,
       maxInstructions: opts["max-instructions"],
       engine: opts.engine,
     });
@@ -245,7 +246,7 @@ async function runMicro(
   stats: boolean,
   io: Io,
   monitorPath: string | undefined,
-  o: { maxInstructions?: number; engine?: "interpreter" | "translator" },
+  o: { memory: number; maxInstructions?: number; engine?: "interpreter" | "translator" },
 ): Promise<number> {
   const vm = await createMicroVm(config, {
     consoleOut: io.stdout,
@@ -255,7 +256,9 @@ async function runMicro(
   });
   let monitor: Server | undefined;
   try {
-    monitor = monitorPath ? await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, l)) : undefined;
+    monitor = monitorPath
+      ? await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, o.memory, l))
+      : undefined;
   } catch (e) {
     vm.stop();
     throw e;
@@ -277,6 +280,13 @@ async function runMicro(
       `ringzero: ${v.instructions ?? 0} instructions in ${seconds.toFixed(3)} s (${seconds > 0 ? ((v.instructions ?? 0) / seconds / 1e6).toFixed(1) : "0.0"} MIPS), idle ${((v.idleMicros ?? 0) / 1e6).toFixed(3)} s; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}, wfi ${v.exitsWfi ?? 0}; intercept wait ${((v.interceptWaitMicros ?? 0) / 1e6).toFixed(3)} s\n`,
     );
     io.stderr(`ringzero: hypercalls: ${nonZeroCounts(s.kernel.hypercalls)}\n`);
+    const b = s.parent.devices?.balloon as BalloonStatus | undefined;
+    if (b) {
+      // As under mono, from the balloon's last report over VMBus (monitor `info balloon` refreshes it).
+      io.stderr(
+        `ringzero: balloon ${b.actual} pages held, inflated ${b.inflatedPages}, deflated ${b.deflatedPages}, released ${b.releasedBytes} bytes\n`,
+      );
+    }
   }
   if (r.reason === "instruction-limit") {
     io.stderr(`ringzero: stopped after ${(await vm.stats()).vp.instructions ?? 0} instructions (--max-instructions)\n`);

@@ -110,13 +110,43 @@ describe("the --monitor commands", () => {
       stop: () => {
         calls.push("stop");
       },
+      balloon: async (pages?: number) => {
+        calls.push(`balloon ${pages}`);
+        return {
+          status: {
+            target: 16384,
+            actual: 16000,
+            balloonPages: 16000,
+            inflatedPages: 16000,
+            deflatedPages: 0,
+            releasedBytes: 65536000,
+            badPfns: 0,
+          },
+        };
+      },
     } as unknown as MicroVm;
-    expect(await microMonitorCommand(micro, "vsp kill storage")).toEqual(["killed storage0", "ok"]);
-    expect(await microMonitorCommand(micro, "vsp restart nope")).toEqual(["error: no VSP named nope"]);
-    expect(await microMonitorCommand(micro, "info vsp")).toEqual(["storage0: kills 2, restarts 2", "ok"]);
-    expect((await microMonitorCommand(micro, "info stats"))[0]).toMatch(/^instructions 7; .*paravisor 2, intercept 3/);
-    expect((await microMonitorCommand(micro, "vsp kill"))[0]).toMatch(/^error: unknown command .*vsp kill NAME/);
-    expect(await microMonitorCommand(micro, "quit")).toEqual(["ok"]);
-    expect(calls).toEqual(["kill storage", "restart nope", "stop"]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "vsp kill storage")).toEqual(["killed storage0", "ok"]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "vsp restart nope")).toEqual(["error: no VSP named nope"]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "info vsp")).toEqual([
+      "storage0: kills 2, restarts 2",
+      "ok",
+    ]);
+    expect((await microMonitorCommand(micro, 256 * 2 ** 20, "info stats"))[0]).toMatch(
+      /^instructions 7; .*paravisor 2, intercept 3/,
+    );
+    expect((await microMonitorCommand(micro, 256 * 2 ** 20, "vsp kill"))[0]).toMatch(
+      /^error: unknown command .*vsp kill NAME/,
+    );
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "balloon 192M")).toEqual(["ok"]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "balloon 300M")).toEqual([
+      expect.stringMatching(/^error: /),
+    ]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "info balloon")).toEqual([
+      "target 16384 pages, actual 16000 pages, guest memory 193.5 MiB",
+      "inflated 16000 deflated 0 pages, released 65536000 bytes, bad pfns 0",
+      "ok",
+    ]);
+    expect(await microMonitorCommand(micro, 256 * 2 ** 20, "quit")).toEqual(["ok"]);
+    expect(calls).toEqual(["kill storage", "restart nope", "balloon 16384", "balloon undefined", "stop"]);
   });
 });

@@ -14,17 +14,36 @@
 //                    rescinds its channel, starts a new one and re-offers it
 //   vsp restart NAME the same, gracefully (requests in flight answered first)
 //   info vsp         per back end: restarts, kills, crashes, rescinds
-//   info stats, quit as above
+//   balloon SIZE, info balloon, info stats, quit as above (the balloon lives in
+//                    the child's paravisor; the parent sets it over VMBus)
 import { rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Vm, VmDevices } from "@ringzero/hypervisor-monolithic";
-import type { MicroVm } from "@ringzero/partition-parent";
+import type { BalloonStatus, MicroVm } from "@ringzero/partition-parent";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
 import { parseMemorySize } from "./size.js";
 
 const PAGE = 4096;
 const MAX_LINE = 1024;
+
+/** `balloon SIZE`: the balloon's size in pages that leaves the guest SIZE of RAM, or an error line. */
+function balloonPages(arg: string, memory: number): number | string {
+  try {
+    return Math.floor((memory - parseMemorySize(arg, { min: 0, max: memory })) / PAGE);
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  }
+}
+
+/** `info balloon`, the same lines under both hypervisors. */
+function balloonInfo(b: BalloonStatus, memory: number): string[] {
+  return [
+    `target ${b.target} pages, actual ${b.actual} pages, guest memory ${(memory - b.actual * PAGE) / 2 ** 20} MiB`,
+    `inflated ${b.inflatedPages} deflated ${b.deflatedPages} pages, released ${b.releasedBytes} bytes, bad pfns ${b.badPfns}`,
+    "ok",
+  ];
+}
 
 /** Runs one monitor command; returns the reply lines (the last is "ok" or "error: ..."). */
 export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line: string): string[] {
@@ -33,24 +52,15 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
   if (cmd === undefined) return [];
   if (cmd === "balloon" && arg !== undefined && words.length === 2) {
     if (!devices.balloon) return ["error: no balloon device (run with --balloon)"];
-    let target: number;
-    try {
-      target = parseMemorySize(arg, { min: 0, max: memory });
-    } catch (e) {
-      return [`error: ${(e as Error).message}`];
-    }
-    devices.balloon.setTarget(Math.floor((memory - target) / PAGE));
+    const pages = balloonPages(arg, memory);
+    if (typeof pages === "string") return [pages];
+    devices.balloon.setTarget(pages);
     return ["ok"];
   }
   if (cmd === "info" && arg === "balloon" && words.length === 2) {
     const b = devices.balloon;
     if (!b) return ["error: no balloon device (run with --balloon)"];
-    const s = b.stats;
-    return [
-      `target ${b.target} pages, actual ${b.actual} pages, guest memory ${(memory - b.actual * PAGE) / 2 ** 20} MiB`,
-      `inflated ${s.inflatedPages} deflated ${s.deflatedPages} pages, released ${s.releasedBytes} bytes, bad pfns ${s.badPfns}`,
-      "ok",
-    ];
+    return balloonInfo({ target: b.target, actual: b.actual, ...b.stats }, memory);
   }
   if (cmd === "info" && arg === "stats" && words.length === 2) {
     const s = vm.stats();
@@ -78,13 +88,24 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
   ];
 }
 
-const MICRO_COMMANDS = "vsp kill NAME, vsp restart NAME, info vsp, info stats, quit";
+const MICRO_COMMANDS = "balloon SIZE, info balloon, vsp kill NAME, vsp restart NAME, info vsp, info stats, quit";
 
 /** One monitor command for a micro VM; resolves with the reply lines. */
-export async function microMonitorCommand(vm: MicroVm, line: string): Promise<string[]> {
+export async function microMonitorCommand(vm: MicroVm, memory: number, line: string): Promise<string[]> {
   const words = line.trim().split(/\s+/).filter(Boolean);
   const [cmd, arg, name] = words;
   if (cmd === undefined) return [];
+  if (cmd === "balloon" && arg !== undefined && words.length === 2) {
+    // Host -> parent partition -> VMBus -> the paravisor's virtio-balloon (Hyper-V's dynamic memory path).
+    const pages = balloonPages(arg, memory);
+    if (typeof pages === "string") return [pages];
+    const r = await vm.balloon(pages);
+    return r.error ? [`error: ${r.error}`] : ["ok"];
+  }
+  if (cmd === "info" && arg === "balloon" && words.length === 2) {
+    const r = await vm.balloon();
+    return r.status ? balloonInfo(r.status, memory) : [`error: ${r.error ?? "no answer"}`];
+  }
   if (cmd === "vsp" && (arg === "kill" || arg === "restart") && name !== undefined && words.length === 3) {
     const r = await vm.vsp(arg, name);
     return r.ok ? [r.message, "ok"] : [`error: ${r.message}`];

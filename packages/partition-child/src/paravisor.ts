@@ -30,6 +30,7 @@ import {
 import { type ClientChannel, type ClientOffer, type GpaRange, VmbusClient } from "@ringzero/vmbus";
 import { DeviceInterface, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
 import { z } from "zod";
+import { BalloonVsc } from "./balloon-vsc.js";
 import { PageAllocator } from "./gpa.js";
 import { NinePVsc } from "./ninep-vsc.js";
 import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
@@ -62,7 +63,7 @@ const DeviceSchema = z.discriminatedUnion("kind", [
     })
     .strict(),
   z.object({ kind: z.literal("rng"), slot: z.number().int().min(0).max(7) }).strict(),
-  z.object({ kind: z.literal("balloon"), slot: z.number().int().min(0).max(7) }).strict(),
+  z.object({ kind: z.literal("balloon"), slot: z.number().int().min(0).max(7), instanceId: z.string() }).strict(),
 ]);
 
 export const ParavisorDataSchema = z
@@ -137,7 +138,7 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     devices: {},
   };
   const pollers: (() => void)[] = [() => rtc.poll()];
-  const needsBus = data.devices.some((d) => d.kind !== "rng" && d.kind !== "balloon");
+  const needsBus = data.devices.some((d) => d.kind !== "rng");
   let transport: SintTransport | undefined;
   if (needsBus) {
     const priv = ctx.regions.find((r) => r.kind === "private") as Region | undefined;
@@ -201,6 +202,14 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
         place(d.slot, new Virtio9p({ handler: vsc, mountTag: d.mountTag, maxRequestBytes: NINEP_MAX_MESSAGE }));
         counters.devices[`9p@${d.slot}`] = vsc.counters as unknown as Record<string, number>;
         reconnectable.set(d.instanceId, { ringBytes, vsc });
+      } else if (d.kind === "balloon") {
+        // The balloon runs here; the parent sets its target over a control channel it serves itself.
+        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
+        if (channel.offer.interfaceId !== DeviceInterface.balloon) throw new Error(`${d.instanceId} is not a balloon`);
+        const balloon = new VirtioBalloon();
+        const vsc = new BalloonVsc(channel, balloon);
+        place(d.slot, balloon);
+        counters.devices[`balloon@${d.slot}`] = vsc.counters;
       } else if (d.kind === "console") {
         const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
         let con: VirtioConsole | undefined;
@@ -242,9 +251,8 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     counters.vmbus = t.counters;
   }
   for (const d of data.devices) {
-    // Entropy and the balloon need no host resource: they stay in the paravisor.
+    // Entropy needs no host resource: it stays in the paravisor.
     if (d.kind === "rng") place(d.slot, new VirtioRng());
-    else if (d.kind === "balloon") place(d.slot, new VirtioBalloon());
   }
   return {
     poll: () => {

@@ -13,8 +13,16 @@ import {
 } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
-import { type GpaRange, VmbusServer } from "@ringzero/vmbus";
-import { DeviceInterface, deviceInstanceId, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
+import { type GpaRange, RequestChannel, VmbusServer } from "@ringzero/vmbus";
+import {
+  BalloonOp,
+  type BalloonStatus,
+  DeviceInterface,
+  decodeBalloonStatus,
+  deviceInstanceId,
+  encodeBalloonRequest,
+  NINEP_MAX_MESSAGE,
+} from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import { VspHost } from "./vsp-host.js";
 import { batcher } from "./vsp-protocol.js";
@@ -35,7 +43,7 @@ export type ParavisorDevice =
   | { kind: "console"; slot: number; instanceId: string }
   | { kind: "9p"; slot: number; instanceId: string; mountTag: string }
   | { kind: "rng"; slot: number }
-  | { kind: "balloon"; slot: number };
+  | { kind: "balloon"; slot: number; instanceId: string };
 
 /** Runs one back end's open; its failure becomes DEVICE_OPEN naming the device. */
 async function opening<T>(device: string, path: string | undefined, open: () => T | Promise<T>): Promise<T> {
@@ -63,6 +71,11 @@ export class ParentDevices {
   private server: VmbusServer | undefined;
   private console: VspHost | undefined;
   private childId = 0;
+  private balloonWanted = false;
+  /** The balloon control channel once the paravisor opened it (served here, in the parent's thread). */
+  private balloonRc: RequestChannel | undefined;
+  /** The balloon's state at its last answer (kept for the statistics once the child has stopped). */
+  private lastBalloon: BalloonStatus | undefined;
 
   /** Opens the back ends of `config` and places the devices in slots 7, 6, ... (first drive = vda). */
   static async open(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<ParentDevices> {
@@ -77,7 +90,7 @@ export class ParentDevices {
   }
 
   get needsBus(): boolean {
-    return this.vsps.length > 0;
+    return this.vsps.length > 0 || this.balloonWanted;
   }
 
   private async openAll(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<void> {
@@ -194,7 +207,10 @@ export class ParentDevices {
       this.paravisor.push({ kind: "console", slot: --slot, instanceId });
     }
     if (config.rng) this.paravisor.push({ kind: "rng", slot: --slot });
-    if (config.balloon) this.paravisor.push({ kind: "balloon", slot: --slot });
+    if (config.balloon) {
+      this.balloonWanted = true;
+      this.paravisor.push({ kind: "balloon", slot: --slot, instanceId: deviceInstanceId("balloon", 0) });
+    }
   }
 
   private adopt(vsp: VspHost): void {
@@ -226,6 +242,28 @@ export class ParentDevices {
     this.server = server;
     const signal = unwrap("ConnectSint", await hv.connect(childId, 0, VMBUS_SINT)).share();
     for (const v of this.vsps) v.offer(server, signal, () => this.ram);
+    if (this.balloonWanted) {
+      const ch = server.offer({ interfaceId: DeviceInterface.balloon, instanceId: deviceInstanceId("balloon", 0) });
+      ch.onStateChange((state) => {
+        this.balloonRc?.dispose();
+        this.balloonRc = state === "open" ? new RequestChannel(ch, { timeoutMs: 2000 }) : undefined;
+      });
+    }
+  }
+
+  /**
+   * Sets the balloon's target (4 KiB pages) when `pages` is given, and returns
+   * its state as the paravisor reports it; undefined without a balloon.
+   */
+  async balloon(pages?: number): Promise<BalloonStatus | undefined> {
+    const rc = this.balloonRc;
+    if (!rc) return undefined;
+    const p = await rc.request(
+      pages === undefined ? encodeBalloonRequest(BalloonOp.STATUS) : encodeBalloonRequest(BalloonOp.SET_TARGET, pages),
+    );
+    const status = decodeBalloonStatus(p.payload);
+    if (status) this.lastBalloon = status;
+    return status;
   }
 
   /** The ring GPADL: one page-contiguous range inside the rings grant (OpenVMM gpadl_ring.rs requires one range). */
@@ -269,6 +307,7 @@ export class ParentDevices {
     const out: Record<string, unknown> = {};
     if (this.transport) out.vmbus = { ...this.transport.counters };
     if (this.server) out.server = { ...this.server.counters };
+    if (this.lastBalloon) out.balloon = { ...this.lastBalloon };
     for (const v of this.vsps) out[v.name] = { ...(await v.deviceCounters()), vsp: { ...v.counters } };
     return out;
   }

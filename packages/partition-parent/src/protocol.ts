@@ -2,6 +2,7 @@
 // where the microkernel runs) and the parent partition's thread. These are
 // host I/O (the console on stdio, power events), not guest-visible.
 import type { VmConfig } from "@ringzero/platform";
+import type { BalloonStatus } from "@ringzero/vmbus/protocols";
 
 export interface ParentInit {
   readonly config: VmConfig;
@@ -34,14 +35,16 @@ export type ToHost =
   | { readonly kind: "console"; readonly bytes: Uint8Array }
   | { readonly kind: "poweroff"; readonly status: number; readonly reason: PowerOffReason; readonly detail?: string }
   | { readonly kind: "stats"; readonly id: number; readonly stats: ParentStats }
-  | { readonly kind: "vsp"; readonly id: number; readonly ok: boolean; readonly message: string };
+  | { readonly kind: "vsp"; readonly id: number; readonly ok: boolean; readonly message: string }
+  | { readonly kind: "balloon"; readonly id: number; readonly status?: BalloonStatus; readonly error?: string };
 
 export type FromHost =
   | { readonly kind: "start" }
   | { readonly kind: "input"; readonly bytes: Uint8Array }
   | { readonly kind: "stop" }
   | { readonly kind: "stats"; readonly id: number }
-  | { readonly kind: "vsp"; readonly id: number; readonly action: "kill" | "restart"; readonly name: string };
+  | { readonly kind: "vsp"; readonly id: number; readonly action: "kill" | "restart"; readonly name: string }
+  | { readonly kind: "balloon"; readonly id: number; readonly pages?: number };
 
 export interface ParentStats {
   /** Intercept messages the parent handled, by kind. */

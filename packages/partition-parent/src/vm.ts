@@ -4,6 +4,7 @@
 import type { Worker } from "node:worker_threads";
 import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro/node";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
+import type { BalloonStatus } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import type { FromHost, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
 
@@ -44,6 +45,7 @@ export class MicroVm {
   private resolveResult!: (r: MicroPowerOff) => void;
   private statsWaiters = new Map<number, (s: ParentStats) => void>();
   private vspWaiters = new Map<number, (r: { ok: boolean; message: string }) => void>();
+  private balloonWaiters = new Map<number, (r: { status?: BalloonStatus; error?: string }) => void>();
   private nextStats = 1;
   private started = false;
   private finalStats: MicroVmStats | undefined;
@@ -68,6 +70,9 @@ export class MicroVm {
     } else if (m.kind === "vsp") {
       this.vspWaiters.get(m.id)?.({ ok: m.ok, message: m.message });
       this.vspWaiters.delete(m.id);
+    } else if (m.kind === "balloon") {
+      this.balloonWaiters.get(m.id)?.({ status: m.status, error: m.error });
+      this.balloonWaiters.delete(m.id);
     }
   }
 
@@ -77,6 +82,8 @@ export class MicroVm {
     this.finished = true;
     for (const w of this.vspWaiters.values()) w({ ok: false, message: "the VM ended" });
     this.vspWaiters.clear();
+    for (const w of this.balloonWaiters.values()) w({ error: "the VM ended" });
+    this.balloonWaiters.clear();
     this.resolveResult(r);
   }
 
@@ -119,6 +126,24 @@ export class MicroVm {
     return new Promise((resolve) => {
       this.vspWaiters.set(id, resolve);
       this.post({ kind: "vsp", id, action, name });
+    });
+  }
+
+  /**
+   * The memory balloon (run with `balloon: true`): sets its target to `pages`
+   * 4 KiB pages when given, and reports its state as the paravisor sees it.
+   * The request travels host -> parent partition -> VMBus control channel ->
+   * the child's paravisor, which owns the virtio-balloon (Hyper-V's dynamic
+   * memory path). Resolves with `error` when there is no balloon or it does not answer.
+   */
+  balloon(pages?: number): Promise<{ status?: BalloonStatus; error?: string }> {
+    if (!this.started || this.finished) return Promise.resolve({ error: "the VM is not running" });
+    if (pages !== undefined && (!Number.isInteger(pages) || pages < 0 || pages > 0xffff_ffff))
+      return Promise.resolve({ error: `balloon target ${pages} is not a page count` });
+    const id = this.nextStats++;
+    return new Promise((resolve) => {
+      this.balloonWaiters.set(id, resolve);
+      this.post({ kind: "balloon", id, pages });
     });
   }
 

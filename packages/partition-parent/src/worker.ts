@@ -258,6 +258,17 @@ class Parent {
     };
   }
 
+  /** The balloon's target (`pages`, if given) and state, through the control channel to the paravisor. */
+  async balloon(id: number, pages?: number): Promise<void> {
+    try {
+      const status = await this.devices?.balloon(pages);
+      if (status) send({ kind: "balloon", id, status });
+      else send({ kind: "balloon", id, error: "no balloon device (run with --balloon), or its driver is not up yet" });
+    } catch (e) {
+      send({ kind: "balloon", id, error: `the balloon did not answer: ${(e as Error).message}` });
+    }
+  }
+
   powerOff(status: number, reason: PowerOffReason, detail?: string): void {
     if (this.done) return;
     this.done = true;
@@ -273,6 +284,7 @@ port.on("message", (m: FromHost) => {
   else if (m.kind === "stop") parent.powerOff(0, "stopped");
   else if (m.kind === "stats") void parent.statsNow().then((stats) => send({ kind: "stats", id: m.id, stats }));
   else if (m.kind === "vsp") void parent.vsp(m.action, m.name).then((r) => send({ kind: "vsp", id: m.id, ...r }));
+  else if (m.kind === "balloon") void parent.balloon(m.id, m.pages);
   else if (m.kind === "start")
     parent
       .start()

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { decodeFramed, encodeDataHeader } from "./index.js";
+import {
+  BalloonOp,
+  decodeBalloonRequest,
+  decodeBalloonStatus,
+  decodeFramed,
+  encodeBalloonRequest,
+  encodeBalloonStatus,
+  encodeDataHeader,
+} from "./index.js";
 
 function framed(data: Uint8Array): Uint8Array {
   // as the ring delivers it: header, data, zero padding to 8 bytes
@@ -26,5 +34,36 @@ describe("framed network and console payloads", () => {
     const big = framed(new Uint8Array(8));
     big[3] = 0x80;
     expect(decodeFramed(big, Number.MAX_SAFE_INTEGER)).toBeUndefined();
+  });
+});
+
+describe("balloon control messages", () => {
+  it("round-trip requests and status, values at the top of their ranges", () => {
+    expect(decodeBalloonRequest(encodeBalloonRequest(BalloonOp.SET_TARGET, 0xffff_ffff))).toEqual({
+      op: BalloonOp.SET_TARGET,
+      pages: 0xffff_ffff,
+    });
+    expect(decodeBalloonRequest(encodeBalloonRequest(BalloonOp.STATUS))).toEqual({ op: BalloonOp.STATUS, pages: 0 });
+    const s = {
+      target: 0xffff_fffe,
+      actual: 65536,
+      balloonPages: 3,
+      inflatedPages: 0x8000_0001,
+      deflatedPages: 7,
+      badPfns: 1,
+      releasedBytes: 2 ** 40 + 4096,
+    };
+    expect(decodeBalloonStatus(encodeBalloonStatus(s))).toEqual(s);
+  });
+
+  it("refuse short buffers, unknown ops and byte counts past 2^53", () => {
+    expect(decodeBalloonRequest(new Uint8Array(7))).toBeUndefined();
+    const bad = encodeBalloonRequest(BalloonOp.STATUS);
+    bad[0] = 3;
+    expect(decodeBalloonRequest(bad)).toBeUndefined();
+    expect(decodeBalloonStatus(new Uint8Array(39))).toBeUndefined();
+    const huge = new Uint8Array(40);
+    new DataView(huge.buffer).setBigUint64(24, 2n ** 53n, true);
+    expect(decodeBalloonStatus(huge)).toBeUndefined();
   });
 });

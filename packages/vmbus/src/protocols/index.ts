@@ -14,6 +14,11 @@ export const DeviceInterface = {
   rng: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a34",
   /** A 9P2000.L file server: one whole T-message per request, the R-message in its completion (both framed). */
   ninep: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a35",
+  /**
+   * Memory balloon control (Hyper-V's dynamic memory VSP role): the parent asks
+   * the paravisor's balloon to grow or shrink and reads its state back.
+   */
+  balloon: "0b3f6a1c-7d3e-4f0a-9a57-72696e677a36",
 } as const;
 export type DeviceKind = keyof typeof DeviceInterface;
 
@@ -135,4 +140,72 @@ export function decodeRngRequest(b: Uint8Array): number | undefined {
   if (b.length < 4) return undefined;
   const n = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
   return n >= 1 && n <= RNG_MAX_REQUEST ? n : undefined;
+}
+
+// ---- balloon -------------------------------------------------------------------
+
+/** Parent -> child requests: set the target (pages) or just report. */
+export const BalloonOp = { SET_TARGET: 1, STATUS: 2 } as const;
+export type BalloonOp = (typeof BalloonOp)[keyof typeof BalloonOp];
+export const BALLOON_REQUEST_SIZE = 8;
+export const BALLOON_STATUS_SIZE = 40;
+
+/** {op u32, pages u32}: pages is the balloon's target size in 4 KiB pages (SET_TARGET). */
+export function encodeBalloonRequest(op: BalloonOp, pages = 0): Uint8Array {
+  const b = new Uint8Array(BALLOON_REQUEST_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, op, true);
+  v.setUint32(4, pages >>> 0, true);
+  return b;
+}
+
+export function decodeBalloonRequest(b: Uint8Array): { op: BalloonOp; pages: number } | undefined {
+  if (b.length < BALLOON_REQUEST_SIZE) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const op = v.getUint32(0, true);
+  if (op !== BalloonOp.SET_TARGET && op !== BalloonOp.STATUS) return undefined;
+  return { op: op as BalloonOp, pages: v.getUint32(4, true) };
+}
+
+/** The balloon as the child's paravisor sees it (virtio-balloon's config and counters). */
+export interface BalloonStatus {
+  /** num_pages: the target in 4 KiB pages. */
+  readonly target: number;
+  /** actual, as the guest driver last wrote it. */
+  readonly actual: number;
+  readonly balloonPages: number;
+  readonly inflatedPages: number;
+  readonly deflatedPages: number;
+  readonly releasedBytes: number;
+  readonly badPfns: number;
+}
+
+/** Completion: {target u32, actual u32, balloonPages u32, inflated u32, deflated u32, badPfns u32, releasedBytes u64, 0 u64}. */
+export function encodeBalloonStatus(s: BalloonStatus): Uint8Array {
+  const b = new Uint8Array(BALLOON_STATUS_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, s.target >>> 0, true);
+  v.setUint32(4, s.actual >>> 0, true);
+  v.setUint32(8, s.balloonPages >>> 0, true);
+  v.setUint32(12, s.inflatedPages >>> 0, true);
+  v.setUint32(16, s.deflatedPages >>> 0, true);
+  v.setUint32(20, s.badPfns >>> 0, true);
+  v.setBigUint64(24, BigInt(Math.max(0, Math.floor(s.releasedBytes))), true);
+  return b;
+}
+
+export function decodeBalloonStatus(b: Uint8Array): BalloonStatus | undefined {
+  if (b.length < BALLOON_STATUS_SIZE) return undefined;
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const released = v.getBigUint64(24, true);
+  if (released > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return {
+    target: v.getUint32(0, true),
+    actual: v.getUint32(4, true),
+    balloonPages: v.getUint32(8, true),
+    inflatedPages: v.getUint32(12, true),
+    deflatedPages: v.getUint32(16, true),
+    badPfns: v.getUint32(20, true),
+    releasedBytes: Number(released),
+  };
 }
