@@ -197,25 +197,36 @@ export class StorageVsp {
     await Promise.resolve(this.image.close?.()).catch(() => {});
   }
 
+  // One image call per request, not one per guest buffer: Linux hands virtio-blk one descriptor per
+  // page, and each image call is an await (and a host read or write) of its own.
   private async readViews(offset: number, views: Uint8Array[]): Promise<void> {
     this.counters.reads++;
-    let o = offset;
-    for (const v of views) {
-      await this.image.readInto(o, v);
-      o += v.length;
+    const total = views.reduce((n, v) => n + v.length, 0);
+    if (views.length === 1) await this.image.readInto(offset, views[0] as Uint8Array);
+    else {
+      const buf = new Uint8Array(total);
+      await this.image.readInto(offset, buf);
+      let o = 0;
+      for (const v of views) {
+        v.set(buf.subarray(o, o + v.length));
+        o += v.length;
+      }
     }
-    this.counters.bytesRead += o - offset;
+    this.counters.bytesRead += total;
   }
 
   private async writeViews(offset: number, views: Uint8Array[]): Promise<void> {
     this.counters.writes++;
-    let o = offset;
+    // A copy: the guest may change its buffers while the image layer still holds the data.
+    const total = views.reduce((n, v) => n + v.length, 0);
+    const buf = new Uint8Array(total);
+    let o = 0;
     for (const v of views) {
-      // A copy: the guest may change its buffer while the image layer still holds it.
-      await this.image.write(o, v.slice());
+      buf.set(v, o);
       o += v.length;
     }
-    this.counters.bytesWritten += o - offset;
+    await this.image.write(offset, buf);
+    this.counters.bytesWritten += total;
   }
 }
 
