@@ -53,6 +53,8 @@ export const MEASURES: readonly MeasureDef[] = [
   m("boot.shell", "boot", "Linux boot to shell", "s", "lower"),
   m("blk.read", "blk", "blk sequential read", "MB/s", "higher"),
   m("blk.write", "blk", "blk sequential write", "MB/s", "higher"),
+  m("blk.randread", "blk", "blk 4 KiB random read", "IOPS", "higher"),
+  m("blk.randwrite", "blk", "blk 4 KiB random write", "IOPS", "higher"),
   m("blk.signals", "blk", "VMBus signals per blk request", "count", "lower"),
   m("net.down", "net", "TCP host → guest", "MB/s", "higher"),
   m("net.up", "net", "TCP guest → host", "MB/s", "higher"),
