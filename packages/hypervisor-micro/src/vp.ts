@@ -109,14 +109,16 @@ export class VpHost {
     this.hv = new HvClient(init);
     this.area = new Int32Array(init.area);
     this.parent = new ParentLink(init.parent);
-    this.clock = hostTickClock();
+    // deterministic: the hart's own time (its default timeSource, instret / 10) for the CLINT too
+    const deterministic = init.boot.deterministic === true;
+    this.clock = deterministic ? () => Number(this.hart.debugReadCsr(Csr.time) ?? 0n) : hostTickClock();
     const ram = init.regions.find((r) => r.kind === "ram");
     if (!ram) throw new Error("a VP needs a RAM region");
     this.bus = new Bus({ ramBase: ram.gpa, ramSize: ram.size }, ram.buffer);
     const supervisor = init.boot.mode === "supervisor";
     const hart = new Hart(this.bus, {
       sbiEcallExit: supervisor,
-      timeSource: () => this.clock(),
+      timeSource: deterministic ? undefined : () => this.clock(),
       engine: init.engine,
     });
     this.hart = hart;

@@ -57,6 +57,11 @@ describe("table", () => {
     expect(formatNumber(65.34)).toBe("65.3");
     expect(formatNumber(0.954)).toBe("0.95");
     expect(formatNumber(0.0123)).toBe("0.012");
+    // a share just under 100 % keeps two digits of what is missing
+    expect(formatNumber(99.99947, "%")).toBe("99.99947");
+    expect(formatNumber(99.5, "%")).toBe("99.50");
+    expect(formatNumber(100, "%")).toBe("100");
+    expect(formatNumber(42.25, "%")).toBe("42.3");
   });
 });
 

@@ -9,7 +9,16 @@ import { fileURLToPath } from "node:url";
 import type { VmConfigInput } from "@ringzero/platform";
 import { type IoSetup, ioCommands } from "../bench/guest-io.js";
 import { type GeneratedGuests, writeGuests } from "./guests.js";
-import { EXIT_KINDS, EXIT_PATHS, type Hypervisor, na, type Sample, type Section, value } from "./measures.js";
+import {
+  EXIT_KINDS,
+  EXIT_PATHS,
+  type Hypervisor,
+  na,
+  type Outcome,
+  type Sample,
+  type Section,
+  value,
+} from "./measures.js";
 import { initrdWithRzio, parseRzio, rzioCommand, rzioFailure } from "./rzio.js";
 import { countTcb, findWorkspacePackages, TCB_ROOT } from "./tcb.js";
 import { runVm, type VmRun } from "./vmrun.js";
@@ -73,9 +82,20 @@ const start: Workload = {
   },
 };
 
+/**
+ * Popek–Goldberg efficiency: the share of instructions that ran without an
+ * exit, in percent. Every exit but a budget one (a slice ending) stopped an
+ * instruction.
+ */
+function direct(s: VmRun["stats"]): Outcome {
+  const trapped = s.totalExits - (s.exitsByKind.budget ?? 0);
+  return s.instructions > 0 ? value((1 - trapped / s.instructions) * 100) : na("no instructions counted");
+}
+
 const EMBEDDED_IDS = [
   "exits.total",
   "exits.rate",
+  "exits.direct",
   ...EXIT_KINDS.map((k) => `exits.kind.${k}`),
   ...EXIT_PATHS.map((p) => `exits.path.${p}`),
   "exits.rtt",
@@ -98,6 +118,7 @@ const embedded: Workload = {
     const out: Sample = {
       "exits.total": value(s.totalExits),
       "exits.rate": perSecond(s.totalExits),
+      "exits.direct": direct(s),
       "exits.wall": value(r.wallMs),
       "mem.rss": value(r.rssDelta / MiB),
     };
@@ -137,7 +158,7 @@ const embedded: Workload = {
 
 const cpu: Workload = {
   id: "cpu",
-  measures: ["cpu.mips", "cpu.wall", "exits.per-minstr"],
+  measures: ["cpu.mips", "cpu.wall", "cpu.direct", "exits.per-minstr"],
   async run(hv, ctx) {
     const config: VmConfigInput =
       ctx.cpu.kind === "elf"
@@ -145,11 +166,12 @@ const cpu: Workload = {
         : { memory: ctx.memory, kernel: ctx.guests.loop };
     const r = await runVm(hv, config, 600_000);
     const bad = ended(r, "the CPU guest");
-    if (bad) return { "cpu.mips": na(bad), "cpu.wall": na(bad), "exits.per-minstr": na(bad) };
+    if (bad) return { "cpu.mips": na(bad), "cpu.wall": na(bad), "cpu.direct": na(bad), "exits.per-minstr": na(bad) };
     const s = r.stats;
     return {
       "cpu.mips": s.runSeconds > 0 ? value(s.instructions / s.runSeconds / 1e6) : na("no vCPU run time recorded"),
       "cpu.wall": value(r.wallMs / 1000),
+      "cpu.direct": direct(s),
       "exits.per-minstr": value(s.totalExits / (s.instructions / 1e6)),
     };
   },
