@@ -186,8 +186,8 @@ export interface VpBoot {
   readonly maxInstructions?: number;
   /**
    * Time from instructions, not the host: the VP's `time` CSR and the
-   * microkernel's CLINT read instret / 10 (10 MHz ticks). Time stands still
-   * while the VP sleeps in WFI.
+   * microkernel's CLINT read instret / 10 (10 MHz ticks), and WFI is a no-op
+   * (the guest spins on to its timer deadline).
    */
   readonly deterministic?: boolean;
 }

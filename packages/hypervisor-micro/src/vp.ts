@@ -247,7 +247,8 @@ export class VpHost {
       const done = hart.instret - lastInstret;
       lastInstret = hart.instret;
       this.addInstructions(done);
-      if (exit.kind === "wfi") {
+      // deterministic: WFI is a no-op (priv 1.12 §3.3.3 allows it): time moves only with instructions
+      if (exit.kind === "wfi" && !(this.init.boot.deterministic === true && hart.mie !== 0)) {
         // Paravisor work this slice started (a request still to be sent, a completion still to be
         // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
         if (this.paravisor) await new Promise<void>((r) => setImmediate(r));

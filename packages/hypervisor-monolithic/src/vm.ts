@@ -89,7 +89,8 @@ export interface BoardOptions {
    * Time from instructions, not the host: the hart's `time` CSR, the CLINT's
    * mtime and the RTC all read instret / 10 (ticks at 10 MHz; the RTC 100 ns
    * per tick), so a guest's run depends only on its instructions and input.
-   * Time stands still while the hart sleeps in WFI. Overrides `clock` and `wallClockNs`.
+   * WFI does not sleep (a no-op: the guest spins, time moves on with its
+   * instructions). Overrides `clock` and `wallClockNs`.
    */
   readonly deterministic?: boolean;
 }
@@ -357,8 +358,12 @@ export class Vm {
           this.powerOff({ status: exit.code, reason: "htif" });
           break;
         } else if (exit.kind === "wfi") {
-          idle = true;
-          break;
+          // deterministic: WFI is a no-op (priv 1.12 §3.3.3 allows it): time moves only with
+          // instructions, so the guest spins on to its timer deadline instead of sleeping
+          if (!this.options.deterministic || hart.mie === 0) {
+            idle = true;
+            break;
+          }
         } else {
           this.clint.poll();
           this.rtc.poll();
