@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { requireTool } from "@ringzero/cpu-core/testing";
 import { readCpio, writeCpio } from "@ringzero/guest-kit";
@@ -20,6 +20,13 @@ describe("rzio", () => {
     expect([...elf.subarray(0, 5)]).toEqual([0x7f, 0x45, 0x4c, 0x46, 2]);
     expect(elf.readUInt16LE(16)).toBe(2); // ET_EXEC: no loader, no PIE
     expect(elf.readUInt16LE(18)).toBe(243); // EM_RISCV
+  });
+
+  it.skipIf(!requireTool("riscv64-linux-gnu-gcc"))("the committed ELF is what build.sh makes of rzio.c", () => {
+    const out = join(dir, "rebuilt.elf");
+    const r = spawnSync("bash", [join(dirname(RZIO_ELF), "build.sh"), out], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(out).equals(readFileSync(RZIO_ELF))).toBe(true);
   });
 
   it("newc archive: reads back with the kit's reader, name, mode and data intact, 4-byte aligned", () => {
