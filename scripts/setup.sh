@@ -37,6 +37,7 @@ if [ "${RINGZERO_SKIP_APT:-}" != "1" ]; then
     [bc]=bc
     [cpio]=cpio
     [gpgv]=gpgv
+    [chromium]=chromium
   )
   for tool in "${!pkgs[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || need+=("${pkgs[$tool]}")

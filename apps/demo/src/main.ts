@@ -54,6 +54,8 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
   --stats            print instructions, exits and MIPS to stderr at the end
+  --deterministic    time from instructions (instret / 10), not the host; WFI
+                     spins: without input the guest runs the same every time
   --engine interpreter|translator
                      what executes guest code (default interpreter, or RINGZERO_ENGINE)
   --hypervisor monolithic|micro
@@ -77,6 +79,7 @@ const RunOptions = z.object({
   memory: z.string().default("256M"),
   "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
   stats: z.boolean().default(false),
+  deterministic: z.boolean().default(false),
   console: z.enum(["uart", "virtio"], { message: 'must be "uart" or "virtio"' }).default("uart"),
   rng: z.boolean().default(false),
   balloon: z.boolean().default(false),
@@ -144,6 +147,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
         memory: { type: "string", short: "m" },
         "max-instructions": { type: "string" },
         stats: { type: "boolean" },
+        deterministic: { type: "boolean" },
         drive: { type: "string", multiple: true },
         net: { type: "string" },
         share: { type: "string", multiple: true },
@@ -193,12 +197,14 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
       memory,
       maxInstructions: opts["max-instructions"],
       engine: opts.engine,
+      deterministic: opts.deterministic,
     });
   }
   const vm = await createVm(config, {
     consoleOut: io.stdout,
     maxInstructions: opts["max-instructions"],
     engine: opts.engine,
+    deterministic: opts.deterministic,
   });
   const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
   const detach = attachConsole(vm, io);
@@ -246,13 +252,14 @@ async function runMicro(
   stats: boolean,
   io: Io,
   monitorPath: string | undefined,
-  o: { memory: number; maxInstructions?: number; engine?: "interpreter" | "translator" },
+  o: { memory: number; maxInstructions?: number; engine?: "interpreter" | "translator"; deterministic?: boolean },
 ): Promise<number> {
   const vm = await createMicroVm(config, {
     consoleOut: io.stdout,
     paravisor: paravisorModuleUrl(),
     maxInstructions: o.maxInstructions,
     engine: o.engine,
+    deterministic: o.deterministic,
   });
   let monitor: Server | undefined;
   try {

@@ -184,6 +184,12 @@ export interface VpBoot {
   readonly mode: "supervisor" | "machine";
   /** Stop after this many guest instructions: the VP halts with reason "instruction-limit". */
   readonly maxInstructions?: number;
+  /**
+   * Time from instructions, not the host: the VP's `time` CSR and the
+   * microkernel's CLINT read instret / 10 (10 MHz ticks), and WFI is a no-op
+   * (the guest spins on to its timer deadline).
+   */
+  readonly deterministic?: boolean;
 }
 
 /** What the creator of a VP gets: its VP area (intercept completion, interrupt lines). */

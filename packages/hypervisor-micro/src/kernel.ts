@@ -518,6 +518,8 @@ export class Microkernel {
           return fail(HvStatus.INVALID_PARAMETER, "boot: pc and mode");
         if (b.maxInstructions !== undefined && !(Number.isSafeInteger(b.maxInstructions) && b.maxInstructions > 0))
           return fail(HvStatus.INVALID_PARAMETER, "boot: maxInstructions must be a positive integer");
+        if (b.deterministic !== undefined && typeof b.deterministic !== "boolean")
+          return fail(HvStatus.INVALID_PARAMETER, "boot: deterministic must be a boolean");
         if (i.engine !== undefined && i.engine !== "interpreter" && i.engine !== "translator")
           return fail(HvStatus.INVALID_PARAMETER, 'engine: "interpreter" or "translator"');
         const parent = this.partitions.get(p.parent)?.vps.get(0);

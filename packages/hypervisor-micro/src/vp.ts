@@ -118,14 +118,16 @@ export class VpHost {
     this.hv = new HvClient(init);
     this.area = new Int32Array(init.area);
     this.parent = new ParentLink(init.parent);
-    this.clock = hostTickClock();
+    // deterministic: the hart's own time (its default timeSource, instret / 10) for the CLINT too
+    const deterministic = init.boot.deterministic === true;
+    this.clock = deterministic ? () => Number(this.hart.debugReadCsr(Csr.time) ?? 0n) : hostTickClock();
     const ram = init.regions.find((r) => r.kind === "ram");
     if (!ram) throw new Error("a VP needs a RAM region");
     this.bus = new Bus({ ramBase: ram.gpa, ramSize: ram.size }, ram.buffer);
     const supervisor = init.boot.mode === "supervisor";
     const hart = new Hart(this.bus, {
       sbiEcallExit: supervisor,
-      timeSource: () => this.clock(),
+      timeSource: deterministic ? undefined : () => this.clock(),
       engine: init.engine,
     });
     this.hart = hart;
@@ -254,7 +256,8 @@ export class VpHost {
       const done = hart.instret - lastInstret;
       lastInstret = hart.instret;
       this.addInstructions(done);
-      if (exit.kind === "wfi") {
+      // deterministic: WFI is a no-op (priv 1.12 §3.3.3 allows it): time moves only with instructions
+      if (exit.kind === "wfi" && !(this.init.boot.deterministic === true && hart.mie !== 0)) {
         // Paravisor work this slice started (a request still to be sent, a completion still to be
         // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
         // A paravisor is also an event-driven program with timers of its own (control-message retries,

@@ -22,6 +22,8 @@ export interface CreateVmOptions {
    * RINGZERO_ENGINE environment variable when it names one, else the hart's default.
    */
   readonly engine?: Engine;
+  /** Time from instructions (instret / 10), not the host: see BoardOptions.deterministic. */
+  readonly deterministic?: boolean;
 }
 
 /** RINGZERO_ENGINE when it names an engine ("interpreter" or "translator"). */
@@ -124,6 +126,7 @@ export async function createVm(config: CreateVmConfig, options: CreateVmOptions)
     tohost: tohost === undefined ? undefined : Number(tohost),
     maxInstructions: options.maxInstructions,
     engine: options.engine ?? engineFromEnv(),
+    deterministic: options.deterministic,
   });
   // Devices first: loadLinux writes their slots into the device tree.
   const devices = await attachDevices(vm, c, { consoleOut: options.consoleOut });

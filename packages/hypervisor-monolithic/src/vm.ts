@@ -85,6 +85,14 @@ export interface BoardOptions {
   readonly maxInstructions?: number;
   /** What executes guest code: the interpreter (default) or the binary translator. */
   readonly engine?: Engine;
+  /**
+   * Time from instructions, not the host: the hart's `time` CSR, the CLINT's
+   * mtime and the RTC all read instret / 10 (ticks at 10 MHz; the RTC 100 ns
+   * per tick), so a guest's run depends only on its instructions and input.
+   * WFI does not sleep (a no-op: the guest spins, time moves on with its
+   * instructions). Overrides `clock` and `wallClockNs`.
+   */
+  readonly deterministic?: boolean;
 }
 
 export interface LinuxInput {
@@ -141,11 +149,14 @@ export class Vm {
   };
 
   constructor(private readonly options: BoardOptions) {
-    this.clock = options.clock ?? hostTickClock();
+    // deterministic: the hart's own time (its default timeSource, instret / 10) for every clock
+    this.clock = options.deterministic
+      ? () => Number(this.hart.debugReadCsr(Csr.time) ?? 0n)
+      : (options.clock ?? hostTickClock());
     this.bus = new Bus({ ramBase: VIRT.ram.base, ramSize: options.memory });
     const hart = new Hart(this.bus, {
       sbiEcallExit: options.sbi,
-      timeSource: () => this.clock(),
+      timeSource: options.deterministic ? undefined : () => this.clock(),
       tohost: options.tohost,
       engine: options.engine,
     });
@@ -164,7 +175,9 @@ export class Vm {
     this.uart = new Uart16550({ irq: this.plic.irq(VIRT.uart.irq), onTransmit: options.consoleOut });
     this.rtc = new GoldfishRtc({
       irq: this.plic.irq(VIRT.rtc.irq),
-      clock: options.wallClockNs ?? (() => BigInt(Date.now()) * 1_000_000n),
+      clock: options.deterministic
+        ? () => BigInt(this.clock()) * 100n
+        : (options.wallClockNs ?? (() => BigInt(Date.now()) * 1_000_000n)),
     });
     this.finisher = new SifiveTest((e) => this.onFinisher(e));
     this.mmio
@@ -345,8 +358,12 @@ export class Vm {
           this.powerOff({ status: exit.code, reason: "htif" });
           break;
         } else if (exit.kind === "wfi") {
-          idle = true;
-          break;
+          // deterministic: WFI is a no-op (priv 1.12 §3.3.3 allows it): time moves only with
+          // instructions, so the guest spins on to its timer deadline instead of sleeping
+          if (!this.options.deterministic || hart.mie === 0) {
+            idle = true;
+            break;
+          }
         } else {
           this.clint.poll();
           this.rtc.poll();

@@ -9,6 +9,7 @@ export interface ParentInit {
   /** URL of the child's paravisor module (partition-child's paravisor entry). */
   readonly paravisor: string;
   readonly maxInstructions?: number;
+  readonly deterministic?: boolean;
   readonly engine?: "interpreter" | "translator";
 }
 

@@ -25,6 +25,8 @@ export interface CreateMicroVmOptions {
   readonly maxInstructions?: number;
   /** What executes the guest's code in the child's VP (default RINGZERO_ENGINE when it names one, else the interpreter). */
   readonly engine?: "interpreter" | "translator";
+  /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
+  readonly deterministic?: boolean;
 }
 
 export interface MicroVmStats {
@@ -202,6 +204,7 @@ export async function createMicroVm(config: VmConfigInput, options: CreateMicroV
     config: parsed.data,
     paravisor,
     maxInstructions: options.maxInstructions,
+    deterministic: options.deterministic,
     engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
   });
   const vm = new MicroVm(kernel, worker, () => 2);

@@ -141,7 +141,14 @@ class Parent {
     const r = await this.hv.createVp({
       partitionId: this.childId,
       vpIndex: 0,
-      boot: { pc: boot.pc, a0: 0, a1: boot.a1, mode: boot.mode, maxInstructions: data.maxInstructions },
+      boot: {
+        pc: boot.pc,
+        a0: 0,
+        a1: boot.a1,
+        mode: boot.mode,
+        maxInstructions: data.maxInstructions,
+        deterministic: data.deterministic,
+      },
       paravisor: data.paravisor,
       paravisorData: { parent: this.hv.partitionId, devices: this.devices?.paravisor ?? [] },
       engine: data.engine,

@@ -1,13 +1,15 @@
 // CI: `ringzero compare --runs 1 --json` on the embedded guest (the CPU row on
 // the generated loop, to keep it short): the document matches its schema and
 // every measure has both columns — a value, or an explicit reason.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { requireTool } from "@ringzero/cpu-core/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../main.js";
 import { HYPERVISORS, MEASURES } from "./measures.js";
 import { type CompareReport, CompareReportSchema } from "./schema.js";
+import { countNonBackground, decodePng, screenshot } from "./testing-internal/chromium.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rz-compare-test-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,7 +56,10 @@ describe("ringzero compare --runs 1 --json (embedded guest)", () => {
   });
 
   it("measures the rows that need no Linux on both sides", () => {
-    const both = ["start.create", "start.first", "cpu.mips", "exits.total", "exits.rate", "tcb.lines"];
+    const both = [
+      ...["start.create", "start.first", "cpu.mips", "cpu.direct", "exits.total", "exits.rate", "exits.direct"],
+      "tcb.lines",
+    ];
     for (const id of both) {
       for (const hv of HYPERVISORS) {
         const r = report.records.find((x) => x.measure === id && x.hypervisor === hv);
@@ -70,6 +75,12 @@ describe("ringzero compare --runs 1 --json (embedded guest)", () => {
       report.records.find((x) => x.measure === "exits.total" && x.hypervisor === hv),
     );
     expect(exits[0]?.value).toBe(exits[1]?.value);
+    // Popek–Goldberg efficiency: the ALU loop runs all but a handful of its 20 M instructions without an exit
+    for (const hv of HYPERVISORS) {
+      const direct = report.records.find((x) => x.measure === "cpu.direct" && x.hypervisor === hv)?.value ?? 0;
+      expect(direct).toBeGreaterThan(99.99);
+      expect(direct).toBeLessThan(100);
+    }
     // Linux rows without --kernel say how to get them
     const boot = report.records.find((x) => x.measure === "boot.shell");
     expect(boot?.reason).toMatch(/--kernel/);
@@ -91,4 +102,22 @@ describe("ringzero compare --runs 1 --json (embedded guest)", () => {
     expect(html).toContain("<svg");
     expect(html).not.toMatch(/<script|<link|src="http/);
   });
+
+  it.skipIf(!requireTool("chromium"))(
+    "the --svg renders in chromium headless: sized as declared, not blank",
+    () => {
+      const file = join(dir, "c.svg");
+      const m = /width="(\d+)" height="(\d+)"/.exec(readFileSync(file, "utf8"));
+      const [width, height] = [Number(m?.[1]), Number(m?.[2])];
+      const png = screenshot(file, width, height);
+      if (process.env.RZ_KEEP_CHART) writeFileSync(process.env.RZ_KEEP_CHART, png);
+      const img = decodePng(png);
+      expect([img.width, img.height]).toEqual([width, height]);
+      // a bar per row with a ratio (about 16 × 40 px each at least), labels, axis
+      const rows = report.summary.filter((s) => "median" in s.ratio).length;
+      expect(rows).toBeGreaterThan(5);
+      expect(countNonBackground(img)).toBeGreaterThan(rows * 16 * 40);
+    },
+    120_000,
+  );
 });

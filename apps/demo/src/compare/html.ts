@@ -8,9 +8,9 @@ import { escapeXml as esc } from "./svg.js";
 
 export function renderHtml(report: CompareReport, svg: string): string {
   const m = report.machine;
-  const cell = (c: ColumnOrNa) =>
+  const cell = (c: ColumnOrNa, unit: string) =>
     isColumn(c)
-      ? `<td class="num">${esc(formatNumber(c.median))}${c.n > 1 ? ` <span class="spread">±${spreadPercent(c).toFixed(0)}%</span>` : ""}<div class="range">${c.n > 1 ? `${esc(formatNumber(c.min))} – ${esc(formatNumber(c.max))}` : ""}</div></td>`
+      ? `<td class="num">${esc(formatNumber(c.median, unit))}${c.n > 1 ? ` <span class="spread">±${spreadPercent(c).toFixed(0)}%</span>` : ""}<div class="range">${c.n > 1 ? `${esc(formatNumber(c.min, unit))} – ${esc(formatNumber(c.max, unit))}` : ""}</div></td>`
       : `<td class="na">n/a<div class="why">${esc(c.reason)}</div></td>`;
   const rows: string[] = [];
   let section = "";
@@ -22,7 +22,7 @@ export function renderHtml(report: CompareReport, svg: string): string {
     }
     const ratio = "median" in s.ratio ? esc(formatRatio(s.ratio.median)) : "–";
     rows.push(
-      `<tr><th scope="row">${esc(d.label)}</th><td>${esc(d.unit)}</td>${cell(s.monolithic)}${cell(s.micro)}<td class="num">${ratio}</td></tr>`,
+      `<tr><th scope="row">${esc(d.label)}</th><td>${esc(d.unit)}</td>${cell(s.monolithic, d.unit)}${cell(s.micro, d.unit)}<td class="num">${ratio}</td></tr>`,
     );
   }
   const versions = Object.entries(report.versions)

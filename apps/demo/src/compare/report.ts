@@ -4,8 +4,12 @@
 import { MEASURES, type MeasureDef } from "./measures.js";
 import { type ColumnOrNa, isColumn, type Summary, spreadPercent } from "./stats.js";
 
-/** A figure with about three significant digits, thousands grouped. */
-export function formatNumber(x: number): string {
+/**
+ * A figure with about three significant digits, thousands grouped; a
+ * percentage just under 100 keeps two digits of what is missing (99.99947).
+ */
+export function formatNumber(x: number, unit?: string): string {
+  if (unit === "%" && x > 99 && x < 100) return x.toFixed(Math.ceil(-Math.log10(100 - x)) + 1);
   const a = Math.abs(x);
   if (a >= 1000 || Number.isInteger(x)) return Math.round(x).toLocaleString("en-US");
   if (a >= 100) return x.toFixed(0);
@@ -32,8 +36,10 @@ export function renderTable(summary: readonly Summary[], runs: number): TableTex
     if (i < 0) i = notes.push(reason) - 1;
     return `n/a [${i + 1}]`;
   };
-  const cell = (c: ColumnOrNa) =>
-    isColumn(c) ? `${formatNumber(c.median)}${c.n > 1 ? ` ±${spreadPercent(c).toFixed(0)}%` : ""}` : note(c.reason);
+  const cell = (c: ColumnOrNa, unit: string) =>
+    isColumn(c)
+      ? `${formatNumber(c.median, unit)}${c.n > 1 ? ` ±${spreadPercent(c).toFixed(0)}%` : ""}`
+      : note(c.reason);
   const rows: string[][] = [];
   let section = "";
   for (const s of summary) {
@@ -43,7 +49,7 @@ export function renderTable(summary: readonly Summary[], runs: number): TableTex
       rows.push([`[${section}]`, "", "", "", ""]);
     }
     const ratio = "median" in s.ratio ? `${formatRatio(s.ratio.median)}${betterMark(d, s.ratio.median)}` : "–";
-    rows.push([`  ${d.label}`, d.unit, cell(s.monolithic), cell(s.micro), ratio]);
+    rows.push([`  ${d.label}`, d.unit, cell(s.monolithic, d.unit), cell(s.micro, d.unit), ratio]);
   }
   const head = ["measure", "unit", "monolithic", "micro", "micro/mono"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => [...r[i]].length)));

@@ -20,6 +20,7 @@ export function escapeXml(s: string): string {
 const COLOR = { better: "#2e8b57", worse: "#c0392b", none: "#7f8c8d" };
 
 export interface ChartRow {
+  readonly section: string;
   readonly label: string;
   readonly median: number;
   readonly low: number;
@@ -41,6 +42,7 @@ export function chartRows(summary: readonly Summary[]): ChartRow[] {
           ? "better"
           : "worse";
     rows.push({
+      section: d.section,
       label: `${d.label} (${d.unit})`,
       median: r,
       low: Math.max(s.ratio.low, 1e-9),
@@ -92,19 +94,44 @@ export function renderSvg(
   out.push(
     `<text x="${x0}" y="${axisBottom + 34}" fill="#555">← micro lower</text>`,
     `<text x="${x1}" y="${axisBottom + 34}" text-anchor="end" fill="#555">micro higher →</text>`,
-    `<text x="${(x0 + x1) / 2}" y="${axisBottom + 34}" text-anchor="middle" fill="#555">green: micro better · red: micro worse · grey: a count</text>`,
   );
+  // legend, top right beside the title: a swatch per tone (text widths for 12 px DejaVu Sans)
+  const legend: [keyof typeof COLOR, string, number][] = [
+    ["better", "micro better", 100],
+    ["worse", "micro worse", 96],
+    ["none", "a count (does not rank)", 160],
+  ];
+  let lx = width - 16 - legend.reduce((a, [, , w]) => a + w, 0);
+  for (const [tone, text, w] of legend) {
+    out.push(
+      `<rect class="swatch" x="${lx}" y="15" width="10" height="10" fill="${COLOR[tone]}" fill-opacity="0.8"/>`,
+      `<text x="${lx + 14}" y="24" fill="#555">${text}</text>`,
+    );
+    lx += w;
+  }
   if (rows.length === 0)
     out.push(`<text x="${x0}" y="${TOP + 16}" fill="#555">no measure has figures on both sides</text>`);
   rows.forEach((r, i) => {
     const y = TOP + i * ROW;
     const mid = y + ROW / 2;
+    if (i === 0 || rows[i - 1].section !== r.section) {
+      // the section's name at the left edge, a rule above all but the first
+      if (i > 0) out.push(`<line x1="16" y1="${y}" x2="${x1}" y2="${y}" stroke="#bbb" stroke-dasharray="3 3"/>`);
+      out.push(`<text x="16" y="${mid + 4}" fill="#888" font-size="11">${escapeXml(r.section)}</text>`);
+    }
     const bx = Math.min(x(1), clampX(r.median));
     const bw = Math.max(1, Math.abs(clampX(r.median) - x(1)));
     out.push(
       `<text x="${x0 - 8}" y="${mid + 4}" text-anchor="end">${escapeXml(r.label)}</text>`,
-      `<rect x="${bx.toFixed(1)}" y="${(y + 5).toFixed(1)}" width="${bw.toFixed(1)}" height="${ROW - 10}" fill="${COLOR[r.tone]}" fill-opacity="0.8"/>`,
+      `<rect class="bar" x="${bx.toFixed(1)}" y="${(y + 5).toFixed(1)}" width="${bw.toFixed(1)}" height="${ROW - 10}" fill="${COLOR[r.tone]}" fill-opacity="0.8"/>`,
     );
+    // a bar too short to see (a ratio near 1×) gets a diamond at its median
+    if (bw < 4) {
+      const cx = clampX(r.median);
+      out.push(
+        `<path class="marker" d="M${(cx - 5).toFixed(1)} ${mid}l5 -5l5 5l-5 5z" fill="${COLOR[r.tone]}" stroke="#222" stroke-width="0.8"/>`,
+      );
+    }
     if (r.high / r.low > 1.001) {
       const a = clampX(r.low);
       const b = clampX(r.high);

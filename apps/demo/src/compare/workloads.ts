@@ -9,7 +9,17 @@ import { fileURLToPath } from "node:url";
 import type { VmConfigInput } from "@ringzero/platform";
 import { type IoSetup, ioCommands } from "../bench/guest-io.js";
 import { type GeneratedGuests, writeGuests } from "./guests.js";
-import { EXIT_KINDS, EXIT_PATHS, type Hypervisor, na, type Sample, type Section, value } from "./measures.js";
+import {
+  EXIT_KINDS,
+  EXIT_PATHS,
+  type Hypervisor,
+  na,
+  type Outcome,
+  type Sample,
+  type Section,
+  value,
+} from "./measures.js";
+import { initrdWithRzio, parseRzio, rzioCommand, rzioFailure } from "./rzio.js";
 import { countTcb, findWorkspacePackages, TCB_ROOT } from "./tcb.js";
 import { runVm, type VmRun } from "./vmrun.js";
 
@@ -72,9 +82,20 @@ const start: Workload = {
   },
 };
 
+/**
+ * Popek–Goldberg efficiency: the share of instructions that ran without an
+ * exit, in percent. Every exit but a budget one (a slice ending) stopped an
+ * instruction.
+ */
+function direct(s: VmRun["stats"]): Outcome {
+  const trapped = s.totalExits - (s.exitsByKind.budget ?? 0);
+  return s.instructions > 0 ? value((1 - trapped / s.instructions) * 100) : na("no instructions counted");
+}
+
 const EMBEDDED_IDS = [
   "exits.total",
   "exits.rate",
+  "exits.direct",
   ...EXIT_KINDS.map((k) => `exits.kind.${k}`),
   ...EXIT_PATHS.map((p) => `exits.path.${p}`),
   "exits.rtt",
@@ -97,6 +118,7 @@ const embedded: Workload = {
     const out: Sample = {
       "exits.total": value(s.totalExits),
       "exits.rate": perSecond(s.totalExits),
+      "exits.direct": direct(s),
       "exits.wall": value(r.wallMs),
       "mem.rss": value(r.rssDelta / MiB),
     };
@@ -136,7 +158,7 @@ const embedded: Workload = {
 
 const cpu: Workload = {
   id: "cpu",
-  measures: ["cpu.mips", "cpu.wall", "exits.per-minstr"],
+  measures: ["cpu.mips", "cpu.wall", "cpu.direct", "exits.per-minstr"],
   async run(hv, ctx) {
     const config: VmConfigInput =
       ctx.cpu.kind === "elf"
@@ -144,11 +166,12 @@ const cpu: Workload = {
         : { memory: ctx.memory, kernel: ctx.guests.loop };
     const r = await runVm(hv, config, 600_000);
     const bad = ended(r, "the CPU guest");
-    if (bad) return { "cpu.mips": na(bad), "cpu.wall": na(bad), "exits.per-minstr": na(bad) };
+    if (bad) return { "cpu.mips": na(bad), "cpu.wall": na(bad), "cpu.direct": na(bad), "exits.per-minstr": na(bad) };
     const s = r.stats;
     return {
       "cpu.mips": s.runSeconds > 0 ? value(s.instructions / s.runSeconds / 1e6) : na("no vCPU run time recorded"),
       "cpu.wall": value(r.wallMs / 1000),
+      "cpu.direct": direct(s),
       "exits.per-minstr": value(s.totalExits / (s.instructions / 1e6)),
     };
   },
@@ -237,9 +260,12 @@ function linuxSession(
 
 /** The first words of a shell command, for a reason text. */
 function brief(cmd: string): string {
-  const first = cmd.split(";").find((p) => /wget|dd |ping|udhcpc/.test(p)) ?? cmd;
+  const first = cmd.split(";").find((p) => /wget|dd |ping|udhcpc|rzio/.test(p)) ?? cmd;
   return first.trim().replace(/\s+/g, " ").slice(0, 60);
 }
+
+/** Guest seconds each random I/O run lasts (rzio's CLOCK_MONOTONIC). */
+const RANDOM_SECONDS = 3;
 
 /** "RZIO tag BYTES T0 T1" lines (guest uptime seconds) → MB/s. */
 function ioRate(out: string, tag: string): number | undefined {
@@ -250,7 +276,7 @@ function ioRate(out: string, tag: string): number | undefined {
 
 const LINUX_IDS: Record<"boot" | "blk" | "net", string[]> = {
   boot: ["boot.shell"],
-  blk: ["blk.read", "blk.write", "blk.signals"],
+  blk: ["blk.read", "blk.write", "blk.randread", "blk.randwrite", "blk.signals"],
   net: ["net.down", "net.up", "net.ping"],
 };
 
@@ -268,16 +294,20 @@ const linux: Workload = {
     const net = want.includes("net") && ctx.io !== undefined;
     // guest-io's script, one command per prompt: 0 DHCP, 1 blk read, 2 blk write, 3 TCP down, 4 TCP up, 5 ping, 6 poweroff
     const all = ctx.io ? ioCommands(ctx.io) : [];
+    // The random I/O tool needs the kit's initramfs to append itself to.
+    const random = blk && ctx.initrd !== undefined;
     const commands = [
       ...(net ? [all[0]] : []),
       ...(blk ? [all[1], all[2]] : []),
+      ...(random ? [rzioCommand("read", RANDOM_SECONDS), rzioCommand("write", RANDOM_SECONDS)] : []),
       ...(net ? [all[3], all[4], all[5]] : []),
       "poweroff -f",
     ];
     const config: VmConfigInput = {
       memory: ctx.memory,
       kernel: ctx.kernel,
-      initrd: ctx.initrd,
+      initrd:
+        random && ctx.initrd ? initrdWithRzio(ctx.initrd, join(ctx.guests.dir, "initrd-rzio.cpio.gz")) : ctx.initrd,
       append: ctx.append,
       drives: blk && ctx.io ? [{ path: ctx.io.image, format: "raw" }] : [],
       net: net ? { mode: "user" } : undefined,
@@ -305,10 +335,25 @@ const linux: Workload = {
       out[id] = r === undefined ? missing(tag) : value(r);
     };
     if (want.includes("blk")) {
-      if (!blk) out["blk.read"] = out["blk.write"] = out["blk.signals"] = na("no scratch disk");
+      if (!blk)
+        out["blk.read"] =
+          out["blk.write"] =
+          out["blk.randread"] =
+          out["blk.randwrite"] =
+          out["blk.signals"] =
+            na("no scratch disk");
       else {
         rate("blk.read", "blkread");
         rate("blk.write", "blkwrite");
+        for (const kind of ["read", "write"] as const) {
+          const id = `blk.rand${kind}`;
+          const r = parseRzio(s.out, kind);
+          const failed = rzioFailure(s.out);
+          if (!random) out[id] = na("needs --initrd (rzio is appended to the initramfs)");
+          else if (r === undefined) out[id] = failed ? na(failed) : missing(`rzio ${kind}`);
+          else if (r.errors > 0) out[id] = na(`rzio ${kind}: ${r.errors} of ${r.ops + r.errors} requests failed`);
+          else out[id] = value(r.ops / r.seconds);
+        }
         const bus = s.run.stats.vmbus;
         out["blk.signals"] =
           hv === "monolithic"
