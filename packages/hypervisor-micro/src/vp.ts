@@ -69,6 +69,11 @@ export interface ParavisorContext {
   addMmio(name: string, base: number, size: number, device: MmioDevice): void;
   /** `paravisorData` of CreateVp, as the parent passed it. */
   readonly data: unknown;
+  /**
+   * Wall-clock time in ns for the paravisor's clocks (the RTC): the host's, or
+   * under `boot.deterministic` the VP's instruction-derived time, as the CLINT.
+   */
+  wallClockNs(): bigint;
 }
 
 export interface Paravisor {
@@ -191,6 +196,11 @@ export class VpHost {
       },
       addMmio: (name, base, size, device) => this.claim(name, base, size, device, "paravisor"),
       data: this.init.paravisorData,
+      // 10 MHz timebase: one tick is 100 ns
+      wallClockNs:
+        this.init.boot.deterministic === true
+          ? () => BigInt(Math.floor(this.clock())) * 100n
+          : () => BigInt(Date.now()) * 1_000_000n,
     });
   }
 

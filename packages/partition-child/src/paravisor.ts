@@ -114,7 +114,7 @@ async function pumping<T>(hv: HvClient, poll: () => void, p: Promise<T>): Promis
 export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor> {
   const data = ParavisorDataSchema.parse(ctx.data);
   const hv = ctx.hv;
-  const rtc = new GoldfishRtc({ irq: ctx.irq(VIRT.rtc.irq), clock: () => BigInt(Date.now()) * 1_000_000n });
+  const rtc = new GoldfishRtc({ irq: ctx.irq(VIRT.rtc.irq), clock: () => ctx.wallClockNs() });
   ctx.addMmio("rtc", VIRT.rtc.base, VIRT.rtc.size, rtc);
   const ram = ctx.regions.find((r) => r.kind === "ram") as Region;
   const memory = arrayGuestMemory(ram.gpa, new Uint8Array(ram.buffer));
