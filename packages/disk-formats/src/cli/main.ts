@@ -50,7 +50,7 @@ const SizeArg = z.string().transform((s, ctx) => {
 const Output = z.enum(["human", "json"]).default("human");
 
 const FORMATS_HELP = "formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels";
-const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
+const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off, extended_l2=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
 
 const USAGE = `usage: ringzero-img COMMAND [options]
        ringzero-img --help | --version | COMMAND --help
@@ -213,6 +213,7 @@ const CreateOpts = z
     cluster_size: SizeArg.optional(),
     refcount_bits: z.coerce.number().int().optional(),
     lazy_refcounts: z.enum(["on", "off"]).optional(),
+    extended_l2: z.enum(["on", "off"]).optional(),
   })
   .strict();
 
@@ -275,7 +276,13 @@ function formatOptions(
 
 function qcow2Options(kv: Record<string, string>) {
   const o = CreateOpts.parse(kv);
-  const out: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean } = {};
+  const out: {
+    version?: 2 | 3;
+    clusterBits?: number;
+    refcountOrder?: number;
+    lazyRefcounts?: boolean;
+    extendedL2?: boolean;
+  } = {};
   if (o.compat) out.version = o.compat === "0.10" || o.compat === "v2" ? 2 : 3;
   if (o.cluster_size !== undefined) {
     const b = Math.log2(o.cluster_size);
@@ -288,6 +295,7 @@ function qcow2Options(kv: Record<string, string>) {
     out.refcountOrder = b;
   }
   if (o.lazy_refcounts) out.lazyRefcounts = o.lazy_refcounts === "on";
+  if (o.extended_l2) out.extendedL2 = o.extended_l2 === "on";
   return out;
 }
 
@@ -319,7 +327,8 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
   await img.close();
   if (!v.q) {
     let line = `Formatting '${p[0]}', fmt=${format}`;
-    if (format === "qcow2") line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=off compression_type=zlib`;
+    if (format === "qcow2")
+      line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=${q.extendedL2 ? "on" : "off"} compression_type=zlib`;
     line += ` size=${size ?? finalSize}`;
     if (v.b !== undefined) line += ` backing_file=${v.b}${v.F ? ` backing_fmt=${v.F}` : ""}`;
     if (format === "qcow2") {
