@@ -47,6 +47,8 @@ interface SparseExtent {
   end: number; // allocation pointer (bytes, sector aligned)
   fileSize: number;
   metaEnd: number; // bytes: end of header, descriptor and tables (overHead)
+  /** streamOptimized with the grain directory in a footer (header gdOffset -1): not written (appending would bury the footer). */
+  footer: boolean;
 }
 interface FlatExtent {
   kind: "flat";
@@ -603,7 +605,8 @@ async function openSparse(store: ByteStore, file: string, start: number): Promis
   const hb = new Uint8Array(SECTOR);
   await readFull(store, 0, hb);
   let h = parseSparseHeader(hb, 0);
-  if (h.gdOffset === GD_AT_END) {
+  const footer = h.gdOffset === GD_AT_END;
+  if (footer) {
     // streamOptimized written by VMware: the real header is the footer, 1024 bytes before the end.
     if (fileSize < 3 * SECTOR) throw fail(DiskErrorCode.TRUNCATED, 56, "no footer for a grain directory at the end");
     const fb = new Uint8Array(SECTOR);
@@ -650,6 +653,7 @@ async function openSparse(store: ByteStore, file: string, start: number): Promis
     end: Math.ceil(fileSize / SECTOR) * SECTOR,
     fileSize,
     metaEnd,
+    footer,
   };
 }
 
@@ -722,19 +726,25 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
     await e.store.write(loc.offset + inGrain, data);
     return;
   }
-  if (loc.kind === "compressed")
-    throw fail(
-      DiskErrorCode.UNSUPPORTED,
-      undefined,
-      "rewriting a compressed grain (streamOptimized images are written once)",
-      { file: e.file },
-    );
-  if (isZero(data)) return; // reads as zero already
+  if (e.footer)
+    throw fail(DiskErrorCode.UNSUPPORTED, undefined, "writing a streamOptimized extent whose header is a footer", {
+      file: e.file,
+    });
+  let full: Uint8Array;
+  if (loc.kind === "compressed") {
+    // QEMU refuses this ("Could not write to allocated cluster for streamOptimized"); here the grain's
+    // new content is appended as a new compressed grain and its table entry repointed (the old grain
+    // stays behind, unreferenced, as in a stream a reader follows the tables, not the markers).
+    full = await readCompressedGrain(e, loc.offset, gi);
+    full.set(data, inGrain);
+  } else {
+    if (isZero(data)) return; // reads as zero already
+    full = new Uint8Array(e.grain);
+    full.set(data, inGrain);
+  }
   const gdi = Math.floor(gi / e.gtes);
   let gt = await loadGt(e, gdi);
   if (!gt) gt = await allocGt(e, gdi);
-  const full = new Uint8Array(e.grain);
-  full.set(data, inGrain);
   const at = e.end;
   let sectors: number;
   if (e.compressed) {
