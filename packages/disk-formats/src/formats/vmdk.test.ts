@@ -100,6 +100,33 @@ describe.skipIf(!HAVE_QEMU)("VMDK interop with qemu-img", () => {
     });
   }
 
+  it("monolithicSparse: runs of whole grains written in one piece, across grain tables and allocated grains", async () => {
+    const f = t.path("runs.vmdk");
+    const size = 40 * MiB; // a grain table covers 32 MiB
+    const w = await createImage(host, f, { format: "vmdk", size });
+    const expected = new Uint8Array(size);
+    const writes: Array<[number, number]> = [
+      [2 * 65536, 65536], // one grain, allocated first
+      [0, 5 * 65536], // fresh, allocated, fresh grains
+      [32 * MiB - 3 * 65536, 6 * 65536], // across the first grain table's end
+      [10 * MiB + 100, 4 * 65536], // not grain aligned
+      [39 * MiB, MiB], // up to the end
+    ];
+    for (const [i, [off, len]] of writes.entries()) {
+      const d = pattern(len, i + 1);
+      await w.write(off, d);
+      expected.set(d, off);
+    }
+    await w.close();
+    expect(qemuImg(["check", "-f", "vmdk", f]).stdout).toContain("No errors were found on the image.");
+    const want = t.path("runs.raw");
+    writeFileSync(want, expected);
+    expect(qemuImg(["compare", "-f", "vmdk", "-F", "raw", f, want]).stdout).toContain("Images are identical.");
+    const r = await openImage(host, f, { readOnly: true });
+    expect(firstDiff(await r.read(0, size), expected)).toBe(-1);
+    await r.close();
+  });
+
   it("streamOptimized written both ways across sessions: new grains appended, compressed grains rewritten", async () => {
     const q = t.path("stream-q.vmdk");
     qemuImg(["create", "-f", "vmdk", "-o", "subformat=streamOptimized", q, "4M"]);

@@ -367,8 +367,14 @@ export class VmdkImage implements BlockBackend {
       else {
         const gi = Math.floor(inExt / e.grain);
         const inGrain = inExt - gi * e.grain;
-        n = Math.min(n, e.grain - inGrain);
-        await writeGrain(e, gi, inGrain, data.subarray(pos, pos + n));
+        const whole = inGrain === 0 ? await freshGrainRun(e, gi, Math.floor(n / e.grain)) : 0;
+        if (whole > 0) {
+          n = whole * e.grain;
+          await writeFreshGrains(e, gi, data.subarray(pos, pos + n));
+        } else {
+          n = Math.min(n, e.grain - inGrain);
+          await writeGrain(e, gi, inGrain, data.subarray(pos, pos + n));
+        }
       }
       pos += n;
     }
@@ -739,8 +745,11 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
     full.set(data, inGrain);
   } else {
     if (isZero(data)) return; // reads as zero already
-    full = new Uint8Array(e.grain);
-    full.set(data, inGrain);
+    if (data.length === e.grain) full = data;
+    else {
+      full = new Uint8Array(e.grain);
+      full.set(data, inGrain);
+    }
   }
   const gdi = Math.floor(gi / e.gtes);
   let gt = await loadGt(e, gdi);
@@ -769,6 +778,50 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
   await e.store.write(e.gd[gdi]! * SECTOR + (gi % e.gtes) * 4, ent);
   const r = e.rgd?.[gdi] ?? 0;
   if (r !== 0) await e.store.write(r * SECTOR + (gi % e.gtes) * 4, ent);
+}
+
+/**
+ * How many grains from `gi` (at most `max`, within one grain table) can be
+ * written as one fresh run: a plain (uncompressed) extent, unallocated
+ * grains, a grain table present. 0 or 1 means the grain-by-grain path.
+ */
+async function freshGrainRun(e: SparseExtent, gi: number, max: number): Promise<number> {
+  if (e.compressed || e.footer || max < 2) return 0;
+  const gdi = Math.floor(gi / e.gtes);
+  const gt = await loadGt(e, gdi);
+  if (!gt) return 0;
+  const limit = Math.min(max, e.gtes - (gi % e.gtes));
+  let k = 0;
+  while (k < limit && (gt[(gi + k) % e.gtes] === 0 || (gt[(gi + k) % e.gtes] === 1 && e.zeroGrains))) k++;
+  return k;
+}
+
+/**
+ * Writes whole unallocated grains [gi, gi + data.length / grain) of a plain
+ * extent: their data in one write at the end of the file, then their grain
+ * table entries in one write per table (primary, then redundant), as
+ * writeGrain does grain by grain. The caller's bytes are written as they
+ * are (zero grains included: convert has skipped the zero ranges already).
+ */
+async function writeFreshGrains(e: SparseExtent, gi: number, data: Uint8Array): Promise<void> {
+  const k = data.length / e.grain;
+  const gdi = Math.floor(gi / e.gtes);
+  const gt = (await loadGt(e, gdi))!;
+  const at = e.end;
+  await e.store.write(at, data);
+  e.end = at + data.length;
+  e.fileSize = Math.max(e.fileSize, e.end);
+  const first = gi % e.gtes;
+  const ent = new Uint8Array(4 * k);
+  const dv = new DataView(ent.buffer);
+  for (let i = 0; i < k; i++) {
+    const sector = (at + i * e.grain) / SECTOR;
+    gt[first + i] = sector;
+    dv.setUint32(i * 4, sector, true);
+  }
+  await e.store.write(e.gd[gdi]! * SECTOR + first * 4, ent);
+  const r = e.rgd?.[gdi] ?? 0;
+  if (r !== 0) await e.store.write(r * SECTOR + first * 4, ent);
 }
 
 /** Grain tables are preallocated by qemu-img and by create(); images without them are not written. */
