@@ -40,7 +40,7 @@ function naiveRuns(buf: Uint8Array, length: number, gran: number): number[] {
 }
 
 describe("nonZeroRuns", () => {
-  it("property: the same runs as isZero per granule, for any bytes set, length, granule and view offset", () => {
+  it("property: the same runs as isZero per granule, for any bytes set, length, granule and view offset (memcmp and JS paths)", () => {
     fc.assert(
       fc.property(
         fc.constantFrom(32, 64, 512, 4096, 100),
@@ -52,10 +52,12 @@ describe("nonZeroRuns", () => {
           const buf = backing.subarray(off, off + length + 8);
           buf.fill(0, 0, length);
           for (const [i, v] of sets) if (length > 0) buf[i % length] = v;
-          const out = [99];
-          const n = nonZeroRuns(buf, length, gran, out);
-          expect(out).toEqual(naiveRuns(buf, length, gran));
-          expect(n).toBe(out.length / 2);
+          for (const native of [true, false]) {
+            const out = [99];
+            const n = nonZeroRuns(buf, length, gran, out, native);
+            expect(out).toEqual(naiveRuns(buf, length, gran));
+            expect(n).toBe(out.length / 2);
+          }
         },
       ),
       { numRuns: 400 },

@@ -18,22 +18,36 @@ export function isZero(b: Uint8Array): boolean {
   return true;
 }
 
+/** Node's Buffer.compare (a memcmp), when present: about 2.5x the JS loop on zero granules. */
+const nativeCompare = (globalThis as { Buffer?: { compare(a: Uint8Array, b: Uint8Array): number } }).Buffer?.compare;
+let zeros = new Uint8Array(0);
+
 /**
  * Finds the runs of granules of `buf[0, length)` that hold a non-zero byte,
  * as [start, end) pairs appended to `out` (cleared first); returns the count of
- * runs. One 32-bit view for the whole buffer, eight words OR-ed per test, no
- * allocation per granule. `gran` is a multiple of 32 bytes; the last granule
- * may be short.
+ * runs. A granule whose first 32-bit word is not zero is data at once (random
+ * data: one load); the others are compared with zeros by Buffer.compare where
+ * it exists (Node), else eight words OR-ed per test. No view per granule in the
+ * JS path. `native: false` forces the JS path (tests).
  */
-export function nonZeroRuns(buf: Uint8Array, length: number, gran: number, out: number[]): number {
+export function nonZeroRuns(
+  buf: Uint8Array,
+  length: number,
+  gran: number,
+  out: number[],
+  native = nativeCompare !== undefined,
+): number {
   out.length = 0;
   const aligned = buf.byteOffset % 4 === 0 && gran % 32 === 0;
   const w = aligned ? new Int32Array(buf.buffer, buf.byteOffset, length >> 2) : null;
+  if (native && zeros.length < gran) zeros = new Uint8Array(gran);
   let run = -1;
   for (let o = 0; o < length; o += gran) {
     const e = Math.min(o + gran, length);
     let zero = true;
-    if (w) {
+    if (w && e - o >= 4 && w[o >> 2] !== 0) zero = false;
+    else if (native && nativeCompare) zero = nativeCompare(buf.subarray(o, e), zeros.subarray(0, e - o)) === 0;
+    else if (w) {
       let i = o >> 2;
       const we = e >> 2;
       for (; i + 8 <= we; i += 8)

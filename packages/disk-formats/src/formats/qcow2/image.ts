@@ -271,8 +271,19 @@ export class Qcow2Image implements BlockBackend {
     this.snapshotTableBytes = bytes;
   }
 
+  /** staticMeta() for one header and snapshot table size (it is asked for every cluster decoded or allocated). */
+  private metaMemo: { hdr: Qcow2Header; bytes: number; ranges: Array<[number, number, string]> } | null = null;
+
   /** Static metadata ranges as [firstCluster, lastCluster] pairs. */
   private staticMeta(): Array<[number, number, string]> {
+    const m = this.metaMemo;
+    if (m && m.hdr === this.hdr && m.bytes === this.snapshotTableBytes) return m.ranges;
+    const ranges = this.computeStaticMeta();
+    this.metaMemo = { hdr: this.hdr, bytes: this.snapshotTableBytes, ranges };
+    return ranges;
+  }
+
+  private computeStaticMeta(): Array<[number, number, string]> {
     const h = this.hdr;
     const cs = this.cs;
     const r: Array<[number, number, string]> = [[0, 0, "header"]];
@@ -391,12 +402,23 @@ export class Qcow2Image implements BlockBackend {
 
   /** Decodes and validates the L2 entry of guest cluster `gc`. */
   private async l2Entry(gc: number): Promise<L2Entry> {
+    // No promise per cluster when the table is cached (runs of clusters in convert).
+    const hit = this.l2EntryCached(gc);
+    if (hit) return hit;
+    const l1i = Math.floor(gc / this.l2Entries);
+    const l2 = this.l1Offset(l1i);
+    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
+    return this.decodeL2(table, gc % this.l2Entries, l2);
+  }
+
+  /** l2Entry without I/O: null when the L2 table is not in the cache. */
+  private l2EntryCached(gc: number): L2Entry | null {
     const l1i = Math.floor(gc / this.l2Entries);
     if (l1i >= this.hdr.l1Size) return { kind: "unallocated" };
     const l2 = this.l1Offset(l1i);
     if (l2 === 0) return { kind: "unallocated" };
-    const table = await this.loadCached(this.l2Cache, L2_TABLE_CACHE, l2);
-    return this.decodeL2(table, gc % this.l2Entries, l2);
+    const table = this.l2Cache.get(l2);
+    return table ? this.decodeL2(table, gc % this.l2Entries, l2) : null;
   }
 
   /**
@@ -561,6 +583,20 @@ export class Qcow2Image implements BlockBackend {
   }
 
   async getRefcount(cluster: number): Promise<number> {
+    return this.refcountCached(cluster) ?? this.getRefcountSlow(cluster);
+  }
+
+  /** getRefcount without I/O: undefined when the refcount block is not in memory. */
+  private refcountCached(cluster: number): number | undefined {
+    const ti = Math.floor(cluster / this.rbEntries);
+    if (ti >= this.reftable.length / 8) return 0;
+    const b = this.rtOffset(ti);
+    if (b === 0) return 0;
+    const block = this.lazyPending?.get(b) ?? this.rbCache.get(b);
+    return block ? this.readRc(block, cluster % this.rbEntries) : undefined;
+  }
+
+  private async getRefcountSlow(cluster: number): Promise<number> {
     const ti = Math.floor(cluster / this.rbEntries);
     if (ti >= this.reftable.length / 8) return 0;
     const b = this.rtOffset(ti);
@@ -615,7 +651,8 @@ export class Qcow2Image implements BlockBackend {
   private async findFree(n: number): Promise<number> {
     let start = this.nextFree;
     for (let i = 0; i < n; ) {
-      if ((await this.getRefcount(start + i)) !== 0 || this.metaName(start + i) !== null) {
+      const rc = this.refcountCached(start + i) ?? (await this.getRefcountSlow(start + i));
+      if (rc !== 0 || this.metaName(start + i) !== null) {
         start = start + i + 1;
         i = 0;
       } else i++;
