@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allocationMap } from "../../backend.js";
+import { DiskError } from "../../errors.js";
 import { MemoryHost } from "../../io/memory.js";
 import { NodeFileHost } from "../../io/node-file.js";
 import { createImage, openImage } from "../../open.js";
@@ -131,6 +132,57 @@ describe("qcow2 extended L2 entries (in memory)", () => {
     expected.fill(0, 4096, 12288);
     expect(firstDiff(await img.read(0, 64 * KiB), expected)).toBe(-1);
     await img.close();
+  });
+});
+
+describe("property: mutated extended L2 metadata never escapes as anything but a DiskError", () => {
+  it("random byte mutations in the header, tables and bitmaps, then reads, writes, zeroes and check", async () => {
+    const cs = 16 * KiB;
+    const mh = new MemoryHost();
+    const img = (await createImage(mh, "m.qcow2", {
+      format: "qcow2",
+      size: 2 << 20,
+      qcow2: { extendedL2: true, clusterBits: 14 },
+    })) as Qcow2Image;
+    await img.write(1000, pattern(30000, 1));
+    await img.writeZeroes(cs + 2048, 4096);
+    await img.writeCompressed(4 * cs, pattern(cs, 2).fill(0, 100));
+    await img.write(1 << 20, pattern(5 * cs, 3));
+    await img.close();
+    const store = await mh.open("m.qcow2", { readOnly: true });
+    const base = new Uint8Array(await store.size());
+    await store.read(0, base);
+    await store.close();
+    const metaEnd = Math.min(base.length, 8 * cs);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat(metaEnd - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: (2 << 20) - 9000 }),
+        async (muts, off) => {
+          const h = new MemoryHost();
+          const b = base.slice();
+          for (const [o, v] of muts) b[o] = v;
+          const st = await h.create("x.qcow2");
+          await st.write(0, b);
+          await st.close();
+          try {
+            const x = (await openImage(h, "x.qcow2", { format: "qcow2" })) as Qcow2Image;
+            await x.read(0, Math.min(x.size(), 64 * KiB));
+            await allocationMap(x);
+            if (x.size() >= off + 9000) {
+              await x.write(off, pattern(9000, 4));
+              await x.writeZeroes(off + 100, 5000);
+              await x.discard(0, Math.min(x.size(), 4 * cs));
+            }
+            await x.check();
+            await x.close();
+          } catch (e) {
+            if (!(e instanceof DiskError)) throw e;
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 
