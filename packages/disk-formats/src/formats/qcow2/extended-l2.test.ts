@@ -10,8 +10,9 @@ import { MemoryHost } from "../../io/memory.js";
 import { NodeFileHost } from "../../io/node-file.js";
 import { createImage, openImage } from "../../open.js";
 import { rz } from "../../testing-internal/cli.js";
+import { type FaultStore, runUntilKilled } from "../../testing-internal/fault-store.js";
 import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../../testing-internal/qemu.js";
-import type { Qcow2Image } from "./image.js";
+import { Qcow2Image } from "./image.js";
 
 const host = new NodeFileHost();
 const KiB = 1024;
@@ -285,6 +286,49 @@ describe.skipIf(!HAVE_QEMU)("qcow2 extended L2 entries against qemu-img", () => 
       }),
       { numRuns: 12 },
     );
+  });
+
+  it("a writer stopped before any write (fault injection by write index) leaves at most leaks", async () => {
+    const mh = new MemoryHost();
+    const cs = 16 * KiB;
+    const c = (await createImage(mh, "k.qcow2", {
+      format: "qcow2",
+      size: 4 << 20,
+      qcow2: { extendedL2: true, clusterBits: 14 },
+    })) as Qcow2Image;
+    await c.write(0, pattern(3 * cs, 1));
+    await c.writeCompressed(8 * cs, pattern(cs, 2).fill(0, 50));
+    await c.close();
+    const st = await mh.open("k.qcow2", { readOnly: true });
+    const base = new Uint8Array(await st.size());
+    await st.read(0, base);
+    await st.close();
+    const workload = async (store: FaultStore) => {
+      const img = await Qcow2Image.open(store);
+      await img.write(100, pattern(700, 3)); // inside allocated subclusters
+      await img.write(20 * cs + 1000, pattern(3000, 4)); // new cluster, partial subclusters
+      await img.write(8 * cs + 5, pattern(10, 5)); // the compressed cluster
+      await img.write(30 * cs, pattern(5 * cs, 6)); // whole clusters in one run
+      await img.writeZeroes(cs + 2048, 4096); // zero subclusters
+      await img.writeZeroes(2 * cs, cs); // a whole cluster
+      await img.discard(30 * cs, 2 * cs);
+      await img.resize(40 * cs + 512, { shrink: true });
+      await img.close();
+    };
+    const full = await runUntilKilled(base, Number.POSITIVE_INFINITY, workload);
+    const total = full.store.writes;
+    expect(total).toBeGreaterThan(15);
+    let leaky = 0;
+    for (let k = 0; k < total; k++) {
+      const { store, killed } = await runUntilKilled(base, k, workload);
+      expect(killed).toBe(true);
+      const f = t.path(`kill-${k}.qcow2`);
+      writeFileSync(f, await store.persisted("prefix"));
+      const chk = qemuCheck(f);
+      if (chk.status === 3) leaky++;
+      expect([k, chk.json.corruptions ?? 0, [0, 3].includes(chk.status)]).toEqual([k, 0, true]);
+    }
+    expect(leaky).toBeGreaterThan(0);
   });
 
   it("qemu-io writes (patterns, zeroes, compressed, snapshots); we read, write, and qemu-img check agrees", async () => {
