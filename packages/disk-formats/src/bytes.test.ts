@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isZero } from "./bytes.js";
+import { isZero, nonZeroRuns } from "./bytes.js";
 
 describe("isZero", () => {
   it("finds a single non-zero byte at any position, any length and alignment", () => {
@@ -19,5 +20,47 @@ describe("isZero", () => {
     backing.fill(9);
     backing.fill(0, 8, 72);
     expect(isZero(backing.subarray(8, 72))).toBe(true);
+  });
+});
+
+/** The runs as a granule-by-granule isZero walk finds them. */
+function naiveRuns(buf: Uint8Array, length: number, gran: number): number[] {
+  const out: number[] = [];
+  let run = -1;
+  for (let o = 0; o < length; o += gran) {
+    const zero = isZero(buf.subarray(o, Math.min(o + gran, length)));
+    if (!zero && run < 0) run = o;
+    if (zero && run >= 0) {
+      out.push(run, o);
+      run = -1;
+    }
+  }
+  if (run >= 0) out.push(run, length);
+  return out;
+}
+
+describe("nonZeroRuns", () => {
+  it("property: the same runs as isZero per granule, for any bytes set, length, granule and view offset (memcmp and JS paths)", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(32, 64, 512, 4096, 100),
+        fc.integer({ min: 0, max: 20000 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 12 }),
+        (gran, length, off, sets) => {
+          const backing = new Uint8Array(length + off + 8).fill(7); // bytes outside the view are not zero
+          const buf = backing.subarray(off, off + length + 8);
+          buf.fill(0, 0, length);
+          for (const [i, v] of sets) if (length > 0) buf[i % length] = v;
+          for (const native of [true, false]) {
+            const out = [99];
+            const n = nonZeroRuns(buf, length, gran, out, native);
+            expect(out).toEqual(naiveRuns(buf, length, gran));
+            expect(n).toBe(out.length / 2);
+          }
+        },
+      ),
+      { numRuns: 400 },
+    );
   });
 });

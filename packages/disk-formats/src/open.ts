@@ -163,7 +163,13 @@ export interface CreateOptions {
   /** VMDK subformat (monolithicSparse by default). */
   vmdk?: { subformat?: VmdkSubformat };
   /** qcow2 options. */
-  qcow2?: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean };
+  qcow2?: {
+    version?: 2 | 3;
+    clusterBits?: number;
+    refcountOrder?: number;
+    lazyRefcounts?: boolean;
+    extendedL2?: boolean;
+  };
 }
 
 /** Creates an image file; returns it opened read-write (with its backing chain). */

@@ -5,7 +5,7 @@ import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
-import { isZero } from "../bytes.js";
+import { nonZeroRuns } from "../bytes.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
@@ -50,7 +50,7 @@ const SizeArg = z.string().transform((s, ctx) => {
 const Output = z.enum(["human", "json"]).default("human");
 
 const FORMATS_HELP = "formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels";
-const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
+const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off, extended_l2=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
 
 const USAGE = `usage: ringzero-img COMMAND [options]
        ringzero-img --help | --version | COMMAND --help
@@ -213,6 +213,7 @@ const CreateOpts = z
     cluster_size: SizeArg.optional(),
     refcount_bits: z.coerce.number().int().optional(),
     lazy_refcounts: z.enum(["on", "off"]).optional(),
+    extended_l2: z.enum(["on", "off"]).optional(),
   })
   .strict();
 
@@ -275,7 +276,13 @@ function formatOptions(
 
 function qcow2Options(kv: Record<string, string>) {
   const o = CreateOpts.parse(kv);
-  const out: { version?: 2 | 3; clusterBits?: number; refcountOrder?: number; lazyRefcounts?: boolean } = {};
+  const out: {
+    version?: 2 | 3;
+    clusterBits?: number;
+    refcountOrder?: number;
+    lazyRefcounts?: boolean;
+    extendedL2?: boolean;
+  } = {};
   if (o.compat) out.version = o.compat === "0.10" || o.compat === "v2" ? 2 : 3;
   if (o.cluster_size !== undefined) {
     const b = Math.log2(o.cluster_size);
@@ -288,6 +295,7 @@ function qcow2Options(kv: Record<string, string>) {
     out.refcountOrder = b;
   }
   if (o.lazy_refcounts) out.lazyRefcounts = o.lazy_refcounts === "on";
+  if (o.extended_l2) out.extendedL2 = o.extended_l2 === "on";
   return out;
 }
 
@@ -319,7 +327,8 @@ async function create(args: string[], io: CliIo, host: StoreHost): Promise<numbe
   await img.close();
   if (!v.q) {
     let line = `Formatting '${p[0]}', fmt=${format}`;
-    if (format === "qcow2") line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=off compression_type=zlib`;
+    if (format === "qcow2")
+      line += ` cluster_size=${2 ** (q.clusterBits ?? 16)} extended_l2=${q.extendedL2 ? "on" : "off"} compression_type=zlib`;
     line += ` size=${size ?? finalSize}`;
     if (v.b !== undefined) line += ` backing_file=${v.b}${v.F ? ` backing_fmt=${v.F}` : ""}`;
     if (format === "qcow2") {
@@ -631,6 +640,8 @@ class Progress {
 }
 
 const CHUNK = 1024 * 1024;
+/** convert's read size: page-cache reads of 4 MiB. */
+const COPY_CHUNK = 4 * CHUNK;
 
 /** A read error `--salvage` goes past: a DiskError, or an I/O error from the file (EIO and the like). */
 function unreadable(e: unknown): e is DiskError | Error {
@@ -720,7 +731,8 @@ async function copyContent(
   const size = src.size();
   const salvage = opts.salvage;
   const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
-  const buffers = [new Uint8Array(CHUNK), new Uint8Array(CHUNK)];
+  const buffers = [new Uint8Array(COPY_CHUNK), new Uint8Array(COPY_CHUNK)];
+  const runs: number[] = [];
   let turn = 0;
   let pos = 0;
   while (pos < size) {
@@ -733,9 +745,9 @@ async function copyContent(
     if (st.kind === "data") {
       // The next chunk is read while this one is written (one read ahead), into two buffers used
       // in turn: a buffer is refilled only after the write of its previous content has completed
-      // (fresh 1 MiB buffers per read cost page faults, a third of the read time in the bench).
+      // (fresh buffers per read cost page faults, a third of the read time in the bench).
       const readAhead = (at: number) => {
-        const b = buffers[turn]!.subarray(0, Math.min(CHUNK, end - at));
+        const b = buffers[turn]!.subarray(0, Math.min(COPY_CHUNK, end - at));
         turn ^= 1;
         const r = (salvage ? salvage.readInto(src, at, b) : src.readInto(at, b)).then(() => b);
         r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
@@ -743,24 +755,19 @@ async function copyContent(
       };
       let ahead: Promise<Uint8Array> | null = readAhead(start);
       while (start < end) {
-        const n = Math.min(CHUNK, end - start);
+        const n = Math.min(COPY_CHUNK, end - start);
         const buf = await ahead!;
         ahead = start + n < end ? readAhead(start + n) : null;
-        let run = -1; // start of a run of non-zero granules, written in one request
-        for (let o = 0; o < n; o += gran) {
-          const part = buf.subarray(o, Math.min(o + gran, n));
-          const zero = isZero(part);
-          if (opts.compress && dst instanceof Qcow2Image) {
-            if (!zero) await dst.writeCompressed(start + o, part);
-            continue;
-          }
-          if (!zero && run < 0) run = o;
-          if (zero && run >= 0) {
-            await dst.write(start + run, buf.subarray(run, o));
-            run = -1;
-          }
+        // Runs of non-zero granules, each written in one request (compressed: one cluster each).
+        const count = nonZeroRuns(buf, n, gran, runs);
+        for (let r = 0; r < count; r++) {
+          const a = runs[2 * r]!;
+          const b = runs[2 * r + 1]!;
+          if (opts.compress && dst instanceof Qcow2Image)
+            for (let o = a; o < b; o += gran)
+              await dst.writeCompressed(start + o, buf.subarray(o, Math.min(o + gran, b)));
+          else await dst.write(start + a, buf.subarray(a, b));
         }
-        if (run >= 0) await dst.write(start + run, buf.subarray(run, n));
         start += n;
         progress.update(start, size);
       }

@@ -277,10 +277,18 @@ export class VdiImage implements BlockBackend {
       if (host !== null) await this.store.write(host + inOff, part);
       else if (!isZero(part)) {
         // Allocate: the whole block is written, then the map entry, then the header count (QEMU's order).
+        // A block past the end of the file gets only its data written and the file extended (the rest
+        // reads as zeros), instead of a zero-filled block.
         const index = this.hdr.blocksAllocated;
-        const full = new Uint8Array(bs);
-        full.set(part, inOff);
-        await this.store.write(this.hdr.offsetData + index * bs, full);
+        const at = this.hdr.offsetData + index * bs;
+        if (at >= this.fileSize) {
+          await this.store.write(at + inOff, part);
+          if (inOff + n < bs) await this.store.truncate(at + bs);
+        } else {
+          const full = new Uint8Array(bs);
+          full.set(part, inOff);
+          await this.store.write(at, full);
+        }
         this.bmap[block] = index;
         await this.store.write(this.hdr.offsetBmap + block * 4, u32le(index));
         this.hdr = { ...this.hdr, blocksAllocated: index + 1 };

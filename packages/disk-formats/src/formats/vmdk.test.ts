@@ -1,5 +1,5 @@
 // VMDK against qemu-img: monolithicSparse, monolithicFlat and streamOptimized both ways; hostile headers and tables.
-import { closeSync, openSync, readSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allocationMap } from "../backend.js";
@@ -99,6 +99,100 @@ describe.skipIf(!HAVE_QEMU)("VMDK interop with qemu-img", () => {
       expect(bytes).toEqual([...pattern(200, 5)]);
     });
   }
+
+  it("monolithicSparse: runs of whole grains written in one piece, across grain tables and allocated grains", async () => {
+    const f = t.path("runs.vmdk");
+    const size = 40 * MiB; // a grain table covers 32 MiB
+    const w = await createImage(host, f, { format: "vmdk", size });
+    const expected = new Uint8Array(size);
+    const writes: Array<[number, number]> = [
+      [2 * 65536, 65536], // one grain, allocated first
+      [0, 5 * 65536], // fresh, allocated, fresh grains
+      [32 * MiB - 3 * 65536, 6 * 65536], // across the first grain table's end
+      [10 * MiB + 100, 4 * 65536], // not grain aligned
+      [39 * MiB, MiB], // up to the end
+    ];
+    for (const [i, [off, len]] of writes.entries()) {
+      const d = pattern(len, i + 1);
+      await w.write(off, d);
+      expected.set(d, off);
+    }
+    await w.close();
+    expect(qemuImg(["check", "-f", "vmdk", f]).stdout).toContain("No errors were found on the image.");
+    const want = t.path("runs.raw");
+    writeFileSync(want, expected);
+    expect(qemuImg(["compare", "-f", "vmdk", "-F", "raw", f, want]).stdout).toContain("Images are identical.");
+    const r = await openImage(host, f, { readOnly: true });
+    expect(firstDiff(await r.read(0, size), expected)).toBe(-1);
+    await r.close();
+  });
+
+  it("streamOptimized written both ways across sessions: new grains appended, compressed grains rewritten", async () => {
+    const q = t.path("stream-q.vmdk");
+    qemuImg(["create", "-f", "vmdk", "-o", "subformat=streamOptimized", q, "4M"]);
+    qemuIo(q, ["write -P 0x11 0 64k"], "vmdk");
+    const expected = new Uint8Array(4 * MiB);
+    expected.fill(0x11, 0, 65536);
+    const w = await openImage(host, q);
+    const writes: Array<[number, Uint8Array]> = [
+      [MiB, pattern(65536, 1)], // a new whole grain, appended
+      [2 * MiB + 100, pattern(200, 2)], // a new partial grain
+      [5, pattern(10, 3)], // rewrites qemu's compressed grain
+      [2 * MiB + 150, pattern(20, 4)], // rewrites ours
+      [65536 - 8, pattern(16, 5)], // across two grains, one compressed, one new
+    ];
+    for (const [off, d] of writes) {
+      await w.write(off, d);
+      expected.set(d, off);
+    }
+    await w.close();
+    expect(qemuImg(["check", "-f", "vmdk", q]).stdout).toContain("No errors were found on the image.");
+    const want = t.path("stream-want.raw");
+    writeFileSync(want, expected);
+    expect(qemuImg(["compare", "-f", "vmdk", "-F", "raw", q, want]).stdout).toContain("Images are identical.");
+    // qemu-io appends a whole grain after ours (it refuses rewrites: "Could not write to allocated cluster").
+    qemuIo(q, ["write -P 0x77 3M 64k"], "vmdk");
+    expect(() => qemuIo(q, ["write -P 0x78 0 64k"], "vmdk")).toThrow();
+    expected.fill(0x77, 3 * MiB, 3 * MiB + 65536);
+    const r = await openImage(host, q, { readOnly: true });
+    expect(firstDiff(await r.read(0, 4 * MiB), expected)).toBe(-1);
+    await r.close();
+    // Ours, reopened: more grains appended after the end-of-stream marker, then qemu-io appends too.
+    const o = t.path("stream-o.vmdk");
+    const c = await createImage(host, o, { format: "vmdk", size: 4 * MiB, vmdk: { subformat: "streamOptimized" } });
+    await c.write(0, pattern(65536, 6));
+    await c.close();
+    const c2 = await openImage(host, o);
+    await c2.write(MiB, pattern(65536, 7));
+    await c2.write(1000, pattern(3, 8));
+    await c2.close();
+    qemuIo(o, ["write -P 0x55 2M 64k"], "vmdk");
+    const e2 = new Uint8Array(4 * MiB);
+    e2.set(pattern(65536, 6), 0);
+    e2.set(pattern(65536, 7), MiB);
+    e2.set(pattern(3, 8), 1000);
+    e2.fill(0x55, 2 * MiB, 2 * MiB + 65536);
+    writeFileSync(want, e2);
+    expect(qemuImg(["check", "-f", "vmdk", o]).stdout).toContain("No errors were found on the image.");
+    expect(qemuImg(["compare", "-f", "vmdk", "-F", "raw", o, want]).stdout).toContain("Images are identical.");
+  });
+
+  it("streamOptimized with the grain directory in a footer: read, but not written", async () => {
+    const q = t.path("stream-footer.vmdk");
+    qemuImg(["create", "-f", "vmdk", "-o", "subformat=streamOptimized", q, "1M"]);
+    qemuIo(q, ["write -P 0x21 0 64k"], "vmdk");
+    const bytes = new Uint8Array(readFileSync(q));
+    const header = bytes.slice(0, 512);
+    new DataView(bytes.buffer).setBigUint64(56, 0xffffffffffffffffn, true); // gdOffset: in the footer
+    const withFooter = new Uint8Array(bytes.length + 1024);
+    withFooter.set(bytes);
+    withFooter.set(header, bytes.length); // the footer, then an end-of-stream marker
+    writeFileSync(q, withFooter);
+    const img = await openImage(host, q);
+    expect((await img.read(0, 65536)).every((b) => b === 0x21)).toBe(true);
+    await expect(img.write(MiB - 65536, pattern(10, 1))).rejects.toMatchObject({ code: "UNSUPPORTED" });
+    await img.close();
+  });
 
   it("writes a sparse image above 4 GiB that qemu-img reads", async () => {
     const f = t.path("big.vmdk");

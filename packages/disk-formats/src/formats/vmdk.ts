@@ -47,6 +47,8 @@ interface SparseExtent {
   end: number; // allocation pointer (bytes, sector aligned)
   fileSize: number;
   metaEnd: number; // bytes: end of header, descriptor and tables (overHead)
+  /** streamOptimized with the grain directory in a footer (header gdOffset -1): not written (appending would bury the footer). */
+  footer: boolean;
 }
 interface FlatExtent {
   kind: "flat";
@@ -365,8 +367,14 @@ export class VmdkImage implements BlockBackend {
       else {
         const gi = Math.floor(inExt / e.grain);
         const inGrain = inExt - gi * e.grain;
-        n = Math.min(n, e.grain - inGrain);
-        await writeGrain(e, gi, inGrain, data.subarray(pos, pos + n));
+        const whole = inGrain === 0 ? await freshGrainRun(e, gi, Math.floor(n / e.grain)) : 0;
+        if (whole > 0) {
+          n = whole * e.grain;
+          await writeFreshGrains(e, gi, data.subarray(pos, pos + n));
+        } else {
+          n = Math.min(n, e.grain - inGrain);
+          await writeGrain(e, gi, inGrain, data.subarray(pos, pos + n));
+        }
       }
       pos += n;
     }
@@ -603,7 +611,8 @@ async function openSparse(store: ByteStore, file: string, start: number): Promis
   const hb = new Uint8Array(SECTOR);
   await readFull(store, 0, hb);
   let h = parseSparseHeader(hb, 0);
-  if (h.gdOffset === GD_AT_END) {
+  const footer = h.gdOffset === GD_AT_END;
+  if (footer) {
     // streamOptimized written by VMware: the real header is the footer, 1024 bytes before the end.
     if (fileSize < 3 * SECTOR) throw fail(DiskErrorCode.TRUNCATED, 56, "no footer for a grain directory at the end");
     const fb = new Uint8Array(SECTOR);
@@ -650,6 +659,7 @@ async function openSparse(store: ByteStore, file: string, start: number): Promis
     end: Math.ceil(fileSize / SECTOR) * SECTOR,
     fileSize,
     metaEnd,
+    footer,
   };
 }
 
@@ -722,19 +732,28 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
     await e.store.write(loc.offset + inGrain, data);
     return;
   }
-  if (loc.kind === "compressed")
-    throw fail(
-      DiskErrorCode.UNSUPPORTED,
-      undefined,
-      "rewriting a compressed grain (streamOptimized images are written once)",
-      { file: e.file },
-    );
-  if (isZero(data)) return; // reads as zero already
+  if (e.footer)
+    throw fail(DiskErrorCode.UNSUPPORTED, undefined, "writing a streamOptimized extent whose header is a footer", {
+      file: e.file,
+    });
+  let full: Uint8Array;
+  if (loc.kind === "compressed") {
+    // QEMU refuses this ("Could not write to allocated cluster for streamOptimized"); here the grain's
+    // new content is appended as a new compressed grain and its table entry repointed (the old grain
+    // stays behind, unreferenced, as in a stream a reader follows the tables, not the markers).
+    full = await readCompressedGrain(e, loc.offset, gi);
+    full.set(data, inGrain);
+  } else {
+    if (isZero(data)) return; // reads as zero already
+    if (data.length === e.grain) full = data;
+    else {
+      full = new Uint8Array(e.grain);
+      full.set(data, inGrain);
+    }
+  }
   const gdi = Math.floor(gi / e.gtes);
   let gt = await loadGt(e, gdi);
   if (!gt) gt = await allocGt(e, gdi);
-  const full = new Uint8Array(e.grain);
-  full.set(data, inGrain);
   const at = e.end;
   let sectors: number;
   if (e.compressed) {
@@ -759,6 +778,50 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
   await e.store.write(e.gd[gdi]! * SECTOR + (gi % e.gtes) * 4, ent);
   const r = e.rgd?.[gdi] ?? 0;
   if (r !== 0) await e.store.write(r * SECTOR + (gi % e.gtes) * 4, ent);
+}
+
+/**
+ * How many grains from `gi` (at most `max`, within one grain table) can be
+ * written as one fresh run: a plain (uncompressed) extent, unallocated
+ * grains, a grain table present. 0 or 1 means the grain-by-grain path.
+ */
+async function freshGrainRun(e: SparseExtent, gi: number, max: number): Promise<number> {
+  if (e.compressed || e.footer || max < 2) return 0;
+  const gdi = Math.floor(gi / e.gtes);
+  const gt = await loadGt(e, gdi);
+  if (!gt) return 0;
+  const limit = Math.min(max, e.gtes - (gi % e.gtes));
+  let k = 0;
+  while (k < limit && (gt[(gi + k) % e.gtes] === 0 || (gt[(gi + k) % e.gtes] === 1 && e.zeroGrains))) k++;
+  return k;
+}
+
+/**
+ * Writes whole unallocated grains [gi, gi + data.length / grain) of a plain
+ * extent: their data in one write at the end of the file, then their grain
+ * table entries in one write per table (primary, then redundant), as
+ * writeGrain does grain by grain. The caller's bytes are written as they
+ * are (zero grains included: convert has skipped the zero ranges already).
+ */
+async function writeFreshGrains(e: SparseExtent, gi: number, data: Uint8Array): Promise<void> {
+  const k = data.length / e.grain;
+  const gdi = Math.floor(gi / e.gtes);
+  const gt = (await loadGt(e, gdi))!;
+  const at = e.end;
+  await e.store.write(at, data);
+  e.end = at + data.length;
+  e.fileSize = Math.max(e.fileSize, e.end);
+  const first = gi % e.gtes;
+  const ent = new Uint8Array(4 * k);
+  const dv = new DataView(ent.buffer);
+  for (let i = 0; i < k; i++) {
+    const sector = (at + i * e.grain) / SECTOR;
+    gt[first + i] = sector;
+    dv.setUint32(i * 4, sector, true);
+  }
+  await e.store.write(e.gd[gdi]! * SECTOR + first * 4, ent);
+  const r = e.rgd?.[gdi] ?? 0;
+  if (r !== 0) await e.store.write(r * SECTOR + first * 4, ent);
 }
 
 /** Grain tables are preallocated by qemu-img and by create(); images without them are not written. */

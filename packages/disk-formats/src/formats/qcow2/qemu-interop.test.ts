@@ -61,7 +61,7 @@ describe.skipIf(!HAVE_QEMU)("qcow2 interop with qemu-img", () => {
     await back.close();
   });
 
-  it("reads extended L2 images (subclusters) over a backing file; refuses to write them", async () => {
+  it("reads extended L2 images (subclusters) over a backing file", async () => {
     const base = t.path("xbase.raw");
     writeFileSync(base, pattern(2 * 1024 * 1024, 21));
     const f = t.path("xl2.qcow2");
@@ -79,7 +79,6 @@ describe.skipIf(!HAVE_QEMU)("qcow2 interop with qemu-img", () => {
       .map((e: { start: number; length: number }) => [e.start, e.length]);
     expect(ours).toEqual(theirs);
     await img.close();
-    await expect(openImage(host, f)).rejects.toMatchObject({ code: "UNSUPPORTED", context: { offset: 72 } });
   });
 
   it("writes images with internal snapshots copy-on-write: the snapshot keeps its data", async () => {
