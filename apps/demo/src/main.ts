@@ -287,6 +287,14 @@ async function runMicro(
       `ringzero: ${v.instructions ?? 0} instructions in ${seconds.toFixed(3)} s (${seconds > 0 ? ((v.instructions ?? 0) / seconds / 1e6).toFixed(1) : "0.0"} MIPS), idle ${((v.idleMicros ?? 0) / 1e6).toFixed(3)} s; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}, wfi ${v.exitsWfi ?? 0}; intercept wait ${((v.interceptWaitMicros ?? 0) / 1e6).toFixed(3)} s\n`,
     );
     io.stderr(`ringzero: hypercalls: ${nonZeroCounts(s.kernel.hypercalls)}\n`);
+    // Per device channel, as its VSP worker counted it (packets and signals, both directions).
+    for (const [name, d] of Object.entries(s.parent.devices ?? {})) {
+      const c = d as Record<string, unknown>;
+      if (typeof c !== "object" || c === null || !("vsp" in c) || typeof c.packetsIn !== "number") continue;
+      io.stderr(
+        `ringzero: vmbus ${name}: packets in ${c.packetsIn} out ${c.packetsOut}, signals in ${c.signalsIn} out ${c.signalsOut}\n`,
+      );
+    }
     const b = s.parent.devices?.balloon as BalloonStatus | undefined;
     if (b) {
       // As under mono, from the balloon's last report over VMBus (monitor `info balloon` refreshes it).

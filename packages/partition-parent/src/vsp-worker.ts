@@ -65,6 +65,34 @@ async function createVsp(): Promise<Vsp> {
 
 let vsp: Vsp | undefined;
 
+/** VMBus traffic of this worker's channels (ended attachments plus the current one). */
+const ring = { packetsIn: 0, packetsOut: 0, signalsIn: 0, signalsOut: 0 };
+function ringOf(ch: DataPlaneChannel | undefined) {
+  return {
+    packetsIn: ch?.reader.counters.packets ?? 0,
+    packetsOut: ch?.writer.counters.packets ?? 0,
+    signalsIn: ch?.counters.signalsIn ?? 0,
+    signalsOut: ch?.counters.signalsOut ?? 0,
+  };
+}
+function countersNow(v: Vsp): Record<string, number> {
+  const c = ringOf(channel);
+  return {
+    ...(v.counters as unknown as Record<string, number>),
+    packetsIn: ring.packetsIn + c.packetsIn,
+    packetsOut: ring.packetsOut + c.packetsOut,
+    signalsIn: ring.signalsIn + c.signalsIn,
+    signalsOut: ring.signalsOut + c.signalsOut,
+  };
+}
+function retire(ch: DataPlaneChannel | undefined): void {
+  const c = ringOf(ch);
+  ring.packetsIn += c.packetsIn;
+  ring.packetsOut += c.packetsOut;
+  ring.signalsIn += c.signalsIn;
+  ring.signalsOut += c.signalsOut;
+}
+
 async function open(): Promise<void> {
   try {
     vsp = await createVsp();
@@ -108,6 +136,7 @@ port.on("message", (m: ToVsp) => {
   const v = vsp;
   switch (m.kind) {
     case "attach": {
+      retire(channel);
       channel?.detach();
       ram = m.ram ? new GrantedMemory(m.ram) : undefined;
       const sint = SintConnection.fromShared(m.signal);
@@ -121,6 +150,7 @@ port.on("message", (m: ToVsp) => {
       return;
     }
     case "detach":
+      retire(channel);
       channel?.detach();
       channel = undefined;
       if (doorbell) Atomics.notify(doorbell, 0);
@@ -132,7 +162,7 @@ port.on("message", (m: ToVsp) => {
       if (v instanceof ConsoleVsp) v.input(m.bytes);
       return;
     case "counters":
-      send({ kind: "counters", id: m.id, counters: { ...v.counters } });
+      send({ kind: "counters", id: m.id, counters: countersNow(v) });
       return;
     case "stop":
       // Graceful: finish what is in flight, flush and close the image, then end.
@@ -141,7 +171,7 @@ port.on("message", (m: ToVsp) => {
         if (v instanceof StorageVsp || v instanceof NinePVsp) await v.quiesce();
         await closeResource?.().catch(() => {});
         channel?.detach();
-        send({ kind: "counters", id: 0, counters: { ...v.counters } });
+        send({ kind: "counters", id: 0, counters: countersNow(v) });
         send({ kind: "stopped" });
         process.exit(0);
       })();
