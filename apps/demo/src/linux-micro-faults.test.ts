@@ -165,77 +165,74 @@ describe.skipIf(skipLinux)("killed VSPs under hypervisor-micro", () => {
     }
   }, 600_000);
 
-  it(
-    "a 9p mount survives kills of the 9P VSP: open files, renames and data intact",
-    async () => {
-      // The successor's 9P server knows none of the guest's fids: the paravisor's VSC rebuilds them
-      // (attach, walk, open) before it re-issues what was in flight.
-      const share = mkdtempSync(join(tmpdir(), "rz-micro-9pfaults-"));
-      const sock = join(share, "..", `${share.split("/").pop()}.sock`);
-      let kills = 0;
-      let running = true;
-      let info = "";
-      const killLoop = async () => {
-        const mon = await monitor(sock);
-        try {
-          while (running && kills < 30) {
-            await sleep(100 + Math.random() * 300);
-            if (!running) break;
-            expect(await mon.command("vsp kill 9p")).toMatch(/killed 9p0\nok\n/);
-            kills++;
-          }
-          info = await mon.command("info vsp");
-        } finally {
-          mon.close();
-        }
-      };
-      let killing: Promise<void> = Promise.resolve();
-      // One file held open for the whole loop (exec 3>), others created, written, renamed, read back.
-      const loop = [
-        "exec 3>/mnt/held.log; i=0; bad=0;",
-        "while [ $i -lt 40 ]; do",
-        " head -c 131072 /dev/urandom > /tmp/n;",
-        ' cp /tmp/n /mnt/w.$i && mv /mnt/w.$i /mnt/r.$i && cmp -s /tmp/n /mnt/r.$i || { bad=$((bad+1)); echo "iteration $i failed"; };',
-        " echo line $i >&3; rm -f /mnt/r.$((i-1)); i=$((i+1));",
-        "done; exec 3>&-; echo 9p-loop done bad=$bad lines=$(wc -l < /mnt/held.log)",
-      ].join("");
+  it("a 9p mount survives kills of the 9P VSP: open files, renames and data intact", async () => {
+    // The successor's 9P server knows none of the guest's fids: the paravisor's VSC rebuilds them
+    // (attach, walk, open) before it re-issues what was in flight.
+    const share = mkdtempSync(join(tmpdir(), "rz-micro-9pfaults-"));
+    const sock = join(share, "..", `${share.split("/").pop()}.sock`);
+    let kills = 0;
+    let running = true;
+    let info = "";
+    const killLoop = async () => {
+      const mon = await monitor(sock);
       try {
-        const s = await drive(
-          ["--hypervisor", "micro", "--kernel", kit.image, "--initrd", kit.initrd, "--share", `${share},tag=hs`].concat(
-            ["--monitor", sock],
-          ),
-          [
-            "mkdir -p /mnt && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hs /mnt && echo mounted",
-            () => {
-              killing = killLoop();
-              return loop;
-            },
-            async () => {
-              running = false;
-              await killing;
-              return "umount /mnt; poweroff -f";
-            },
-          ],
-          300_000,
-        );
-        running = false;
-        await killing;
-        console.log(
-          `ringzero: ${kills} 9P VSP kills during 40 create/rename/read-back iterations; ${info.replace(/\nok\n$/, "")}`,
-        );
-        expect(s.out).toContain("mounted");
-        expect(s.out).toMatch(/9p-loop done bad=0 lines=40/);
-        expect(kills).toBeGreaterThan(3);
-        expect(info).toMatch(new RegExp(`9p0: .*kills ${kills}`));
-        expect(s.status).toBe(0);
-        expect(readFileSync(join(share, "held.log"), "utf8").split("\n").filter(Boolean).length).toBe(40);
+        while (running && kills < 30) {
+          await sleep(100 + Math.random() * 300);
+          if (!running) break;
+          expect(await mon.command("vsp kill 9p")).toMatch(/killed 9p0\nok\n/);
+          kills++;
+        }
+        info = await mon.command("info vsp");
       } finally {
-        running = false;
-        await killing.catch(() => {});
+        mon.close();
       }
-    },
-    600_000,
-  );
+    };
+    let killing: Promise<void> = Promise.resolve();
+    // One file held open for the whole loop (exec 3>), others created, written, renamed, read back.
+    const loop = [
+      "exec 3>/mnt/held.log; i=0; bad=0;",
+      "while [ $i -lt 40 ]; do",
+      " head -c 131072 /dev/urandom > /tmp/n;",
+      ' cp /tmp/n /mnt/w.$i && mv /mnt/w.$i /mnt/r.$i && cmp -s /tmp/n /mnt/r.$i || { bad=$((bad+1)); echo "iteration $i failed"; };',
+      " echo line $i >&3; rm -f /mnt/r.$((i-1)); i=$((i+1));",
+      "done; exec 3>&-; echo 9p-loop done bad=$bad lines=$(wc -l < /mnt/held.log)",
+    ].join("");
+    try {
+      const s = await drive(
+        ["--hypervisor", "micro", "--kernel", kit.image, "--initrd", kit.initrd, "--share", `${share},tag=hs`].concat([
+          "--monitor",
+          sock,
+        ]),
+        [
+          "mkdir -p /mnt && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hs /mnt && echo mounted",
+          () => {
+            killing = killLoop();
+            return loop;
+          },
+          async () => {
+            running = false;
+            await killing;
+            return "umount /mnt; poweroff -f";
+          },
+        ],
+        300_000,
+      );
+      running = false;
+      await killing;
+      console.log(
+        `ringzero: ${kills} 9P VSP kills during 40 create/rename/read-back iterations; ${info.replace(/\nok\n$/, "")}`,
+      );
+      expect(s.out).toContain("mounted");
+      expect(s.out).toMatch(/9p-loop done bad=0 lines=40/);
+      expect(kills).toBeGreaterThan(3);
+      expect(info).toMatch(new RegExp(`9p0: .*kills ${kills}`));
+      expect(s.status).toBe(0);
+      expect(readFileSync(join(share, "held.log"), "utf8").split("\n").filter(Boolean).length).toBe(40);
+    } finally {
+      running = false;
+      await killing.catch(() => {});
+    }
+  }, 600_000);
 
   it("TCP downloads through the user NAT survive kills of the network VSP", async () => {
     // The NAT and its connections live in the parent thread; a kill loses the frames the worker
