@@ -270,12 +270,8 @@ export class VpHost {
       if (exit.kind === "wfi" && !(this.init.boot.deterministic === true && hart.mie !== 0)) {
         // Paravisor work this slice started (a request still to be sent, a completion still to be
         // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
-        // A paravisor is also an event-driven program with timers of its own (control-message retries,
-        // reconnect back-off, request timeouts): its VP sleeps in Atomics.waitAsync so they fire.
-        if (this.paravisor) {
-          await new Promise<void>((r) => setImmediate(r));
-          await this.sleepAsync();
-        } else this.sleep();
+        if (this.paravisor) await new Promise<void>((r) => setImmediate(r));
+        await this.sleep();
       }
       if (t1 - this.lastSample >= (Atomics.load(a, Vp.SCHED_METERED) ? SAMPLE_METERED_MS : SAMPLE_UNMETERED_MS))
         this.account(t1);
@@ -413,8 +409,14 @@ export class VpHost {
     );
   }
 
-  /** WFI with nothing pending: block on the doorbell until the next deadline, never spin. */
-  private sleep(): void {
+  /**
+   * WFI with nothing pending: block on the doorbell until the next deadline,
+   * never spin. A VP with a paravisor waits with Atomics.waitAsync: the
+   * paravisor is an event-driven program with timers of its own (control
+   * message retries, reconnect back-off, request timeouts) that must fire
+   * while the guest idles.
+   */
+  private async sleep(): Promise<void> {
     const a = this.area;
     const t0 = performance.now();
     Atomics.store(a, Vp.STATE, VpState.IDLE);
@@ -422,20 +424,10 @@ export class VpHost {
       const db = Atomics.load(a, Vp.DOORBELL);
       const ms = this.sleepMs(db);
       if (ms <= 0) break;
-      Atomics.wait(a, Vp.DOORBELL, db, ms);
-    }
-    this.slept(t0);
-  }
-
-  /** WFI of a VP with a paravisor: the same wait, but the thread's event loop (its timers) keeps running. */
-  private async sleepAsync(): Promise<void> {
-    const a = this.area;
-    const t0 = performance.now();
-    Atomics.store(a, Vp.STATE, VpState.IDLE);
-    for (;;) {
-      const db = Atomics.load(a, Vp.DOORBELL);
-      const ms = this.sleepMs(db);
-      if (ms <= 0) break;
+      if (!this.paravisor) {
+        Atomics.wait(a, Vp.DOORBELL, db, ms);
+        continue;
+      }
       const r = waitAsync(a, Vp.DOORBELL, db, ms);
       if (!r.async) continue;
       // A pending waitAsync does not keep Node's event loop alive; a timer of the same length does.
@@ -443,11 +435,7 @@ export class VpHost {
       await r.value;
       clearTimeout(keepAlive);
     }
-    this.slept(t0);
-  }
-
-  private slept(t0: number): void {
-    Atomics.store(this.area, Vp.STATE, VpState.RUNNING);
+    Atomics.store(a, Vp.STATE, VpState.RUNNING);
     const ms = performance.now() - t0;
     this.cpuClock.blocked(ms);
     this.count("idleMicros", Math.round(ms * 1000));
