@@ -5,20 +5,10 @@
 // this thread; installed intercept ranges, the SBI console and SRST go to the
 // parent as intercept messages. WFI blocks in Atomics.wait on the VP's
 // doorbell until an interrupt, a message or the next timer deadline.
-import {
-  Bus,
-  Csr,
-  Hart,
-  type HartExit,
-  MIP_MEIP,
-  MIP_MSIP,
-  MIP_MTIP,
-  MIP_SEIP,
-  MIP_SSIP,
-  MIP_STIP,
-} from "@ringzero/cpu-core";
+import { Bus, Csr, Hart, type HartExit, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP } from "@ringzero/cpu-core";
 import {
   Clint,
+  enterKernel,
   hostTickClock,
   type IrqLine,
   type MmioDevice,
@@ -177,7 +167,8 @@ export class VpHost {
         return true;
       },
     });
-    if (supervisor) this.bootSupervisor(init.boot.pc, init.boot.a0 ?? 0, init.boot.a1 ?? 0);
+    // What OpenSBI leaves a kernel (S-mode, PMP open, delegation, counters, Sstc), as under mono.
+    if (supervisor) enterKernel(this.hart, { entry: init.boot.pc, hartId: init.boot.a0 ?? 0, dtb: init.boot.a1 ?? 0 });
     else hart.pc = init.boot.pc;
   }
 
@@ -213,24 +204,6 @@ export class VpHost {
   ): void {
     this.mmio.add(name, base, size, device);
     this.owners.set(name, owner);
-  }
-
-  /** What OpenSBI leaves a kernel: S-mode, PMP open, delegation, counters, Sstc (as the monolithic VM). */
-  private bootSupervisor(pc: number, a0: number, a1: number): void {
-    const h = this.hart;
-    h.pc = pc;
-    h.writeCsr(0x3b0, (1n << 54n) - 1n); // pmpaddr0: everything
-    h.writeCsr(0x3a0, 0x1fn); // pmpcfg0: NAPOT RWX
-    h.writeCsr(0x302, 0xb1ffn); // medeleg: all but ecall from S/M
-    h.writeCsr(0x303, BigInt(MIP_SSIP | MIP_STIP | MIP_SEIP)); // mideleg
-    h.writeCsr(0x306, 7n); // mcounteren
-    h.writeCsr(0x106, 7n); // scounteren: user rdtime for the vDSO (see hypervisor-monolithic)
-    h.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE (Sstc)
-    h.x[20] = a0 | 0;
-    h.x[21] = Math.floor(a0 / 2 ** 32);
-    h.x[22] = a1 | 0;
-    h.x[23] = Math.floor(a1 / 2 ** 32);
-    h.setPrivilege(1);
   }
 
   private count(c: keyof typeof VpCounter, n = 1): void {
