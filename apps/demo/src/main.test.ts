@@ -159,6 +159,22 @@ describe("bad input gives a clear error, never a crash", () => {
     expect(t.status).toBe(0);
     expect(t.out).toContain("bye");
   });
+
+  it("--stats=json prints one JSON object on one line under both hypervisors; a bad format is a usage error", async () => {
+    for (const hv of ["monolithic", "micro"]) {
+      const r = await run(["run", "--hypervisor", hv, "--stats=json"]);
+      expect(r.status).toBe(0);
+      const lines = r.err.trim().split("\n");
+      expect(lines.length).toBe(1);
+      const s = JSON.parse(lines[0]);
+      expect(s.hypervisor).toBe(hv);
+      const instructions = hv === "micro" ? s.vp.instructions : s.instructions;
+      expect(instructions).toBeGreaterThan(1000);
+    }
+    const bad = await run(["run", "--stats=xml"]);
+    expect(bad.status).toBe(1);
+    expect(bad.err).toMatch(/--stats: "xml" is not json or text\nTry 'ringzero run --help'/);
+  });
 });
 
 /** A 64-byte RISC-V Image header (Documentation/riscv/boot-image-header.rst, v0.2). */
@@ -348,7 +364,7 @@ describe("command-line conventions (QEMU's and qemu-img's)", () => {
       err: "ringzero: option '--memory' requires an argument\nTry 'ringzero run --help' for more information\n",
     });
     expect((await run(["run", "-m"])).err).toMatch(/^ringzero: option '-m' requires an argument\n/);
-    expect((await run(["run", "--stats=yes"])).err).toMatch(/^ringzero: option '--stats' doesn't allow an argument\n/);
+    expect((await run(["run", "--stats=yes"])).err).toMatch(/^ringzero: --stats: "yes" is not json or text\n/);
     expect((await run(["run", "extra"])).err).toMatch(/^ringzero: unexpected argument 'extra'\n/);
     expect(await run(["frob"])).toEqual({
       status: 1,

@@ -53,7 +53,8 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
                      under micro: vsp kill|restart storage|9p|network|console, info vsp,
                      info stats, quit
   --max-instructions N  stop after N instructions (exit status 124)
-  --stats            print instructions, exits and MIPS to stderr at the end
+  --stats[=json]     print instructions, exits and MIPS to stderr at the end
+                     (=json: one JSON object on one line, for scripts)
   --deterministic    time from instructions (instret / 10), not the host; WFI
                      spins: without input the guest runs the same every time
   --engine interpreter|translator
@@ -135,10 +136,24 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   }
   if (verb === "compare") return compareCommand(rest, io);
   if (verb !== "run") throw new DemoError(DemoErrorCode.USAGE, { verb }, `unknown command "${verb}"\n${tryHelp()}`);
+  // --stats=json / --stats=text (a boolean flag with an optional format, as QEMU's -d: its own parse)
+  let statsFormat = "text" as "text" | "json";
+  const args = rest.map((a) => {
+    const m = /^--stats=(.*)$/.exec(a);
+    if (!m) return a;
+    if (m[1] !== "json" && m[1] !== "text")
+      throw new DemoError(
+        DemoErrorCode.USAGE,
+        { option: "stats" },
+        `--stats: "${m[1]}" is not json or text\n${tryHelp("run")}`,
+      );
+    statsFormat = m[1];
+    return "--stats";
+  });
   let values: Record<string, unknown>;
   try {
     ({ values } = parseArgs({
-      args: [...rest],
+      args,
       options: {
         bios: { type: "string" },
         kernel: { type: "string" },
@@ -193,7 +208,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     balloon: opts.balloon,
   };
   if (opts.hypervisor === "micro") {
-    return runMicro(config, opts.stats, io, opts.monitor, {
+    return runMicro(config, opts.stats ? statsFormat : undefined, io, opts.monitor, {
       memory,
       maxInstructions: opts["max-instructions"],
       engine: opts.engine,
@@ -216,7 +231,16 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     monitor?.close();
     if (opts.monitor) rmSync(opts.monitor, { force: true });
   }
-  if (opts.stats) {
+  if (opts.stats && statsFormat === "json") {
+    const b = vm.devices.balloon;
+    const json = {
+      hypervisor: "monolithic",
+      ...vm.stats(),
+      devices: Object.fromEntries(vm.devices.transports.map((t) => [t.name, { ...t.transport.counters }])),
+      balloon: b ? { target: b.target, actual: b.actual, ...b.stats } : undefined,
+    };
+    io.stderr(`${JSON.stringify(json)}\n`);
+  } else if (opts.stats) {
     const s = vm.stats();
     const exits = nonZeroCounts(s.exits);
     io.stderr(
@@ -249,7 +273,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
 /** `run --hypervisor micro`: the microkernel here, the parent and the child partition in worker threads. */
 async function runMicro(
   config: VmConfigInput,
-  stats: boolean,
+  stats: "text" | "json" | undefined,
   io: Io,
   monitorPath: string | undefined,
   o: { memory: number; maxInstructions?: number; engine?: "interpreter" | "translator"; deterministic?: boolean },
@@ -279,7 +303,8 @@ async function runMicro(
     monitor?.close();
     if (monitorPath) rmSync(monitorPath, { force: true });
   }
-  if (stats) {
+  if (stats === "json") io.stderr(`${JSON.stringify({ hypervisor: "micro", ...(await vm.stats()) })}\n`);
+  else if (stats) {
     const s = await vm.stats();
     const v = s.vp;
     const seconds = (v.runMicros ?? 0) / 1e6;

@@ -39,6 +39,10 @@ describe("the --monitor commands", () => {
     expect(monitorCommand(vm, devices, 256 * MiB, "info stats")[0]).toBe(
       "instructions 5, 1.5 MIPS, idle 0.250 s; exits: mmio 2",
     );
+    const json = monitorCommand(vm, devices, 256 * MiB, "info stats json");
+    expect(JSON.parse(json[0])).toMatchObject({ hypervisor: "monolithic", instructions: 5, exits: { mmio: 2 } });
+    expect(json[1]).toBe("ok");
+    expect(monitorCommand(vm, devices, 256 * MiB, "info stats yaml")[0]).toMatch(/^error: unknown command/);
   });
 
   it("answers bad commands and sizes with an error line, never a throw", () => {
@@ -131,6 +135,10 @@ describe("the --monitor commands", () => {
       "storage0: kills 2, restarts 2",
       "ok",
     ]);
+    expect(JSON.parse((await microMonitorCommand(micro, 256 * 2 ** 20, "info stats json"))[0])).toMatchObject({
+      hypervisor: "micro",
+      vp: { instructions: 7 },
+    });
     expect((await microMonitorCommand(micro, 256 * 2 ** 20, "info stats"))[0]).toMatch(
       /^instructions 7; .*paravisor 2, intercept 3/,
     );

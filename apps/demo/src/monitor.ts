@@ -4,7 +4,7 @@
 //   balloon SIZE     set the guest's memory target (QEMU's `balloon`): the
 //                    balloon grows to RAM - SIZE
 //   info balloon     target, actual, inflated/deflated pages, bytes released
-//   info stats       instructions, MIPS, exits
+//   info stats       instructions, MIPS, exits (`info stats json`: one JSON line)
 //   vsp kill NAME    fault injection: the back end dies, and with it the
 //                    monolithic VM's process (it ran inside it)
 //   quit             stop the VM
@@ -62,6 +62,9 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
     if (!b) return ["error: no balloon device (run with --balloon)"];
     return balloonInfo({ target: b.target, actual: b.actual, ...b.stats }, memory);
   }
+  if (cmd === "info" && arg === "stats" && words.length === 3 && words[2] === "json") {
+    return [JSON.stringify({ hypervisor: "monolithic", ...vm.stats() }), "ok"];
+  }
   if (cmd === "info" && arg === "stats" && words.length === 2) {
     const s = vm.stats();
     const exits = nonZeroCounts(s.exits);
@@ -84,11 +87,11 @@ export function monitorCommand(vm: Vm, devices: VmDevices, memory: number, line:
     return [`killing ${words[2]}: under the monolithic hypervisor it runs in this process, which ends with it`, "ok"];
   }
   return [
-    `error: unknown command "${line.trim().slice(0, 80)}" (balloon SIZE, info balloon, info stats, vsp kill NAME, quit)`,
+    `error: unknown command "${line.trim().slice(0, 80)}" (balloon SIZE, info balloon, info stats [json], vsp kill NAME, quit)`,
   ];
 }
 
-const MICRO_COMMANDS = "balloon SIZE, info balloon, vsp kill NAME, vsp restart NAME, info vsp, info stats, quit";
+const MICRO_COMMANDS = "balloon SIZE, info balloon, vsp kill NAME, vsp restart NAME, info vsp, info stats [json], quit";
 
 /** One monitor command for a micro VM; resolves with the reply lines. */
 export async function microMonitorCommand(vm: MicroVm, memory: number, line: string): Promise<string[]> {
@@ -116,6 +119,9 @@ export async function microMonitorCommand(vm: MicroVm, memory: number, line: str
       .filter(([, v]) => typeof v === "object" && v !== null && "vsp" in v)
       .map(([k, v]) => `${k}: ${nonZeroCounts((v as { vsp: Record<string, number> }).vsp) || "no events"}`);
     return [...lines, "ok"];
+  }
+  if (cmd === "info" && arg === "stats" && words.length === 3 && words[2] === "json") {
+    return [JSON.stringify({ hypervisor: "micro", ...(await vm.stats()) }), "ok"];
   }
   if (cmd === "info" && arg === "stats" && words.length === 2) {
     const s = await vm.stats();
