@@ -2,11 +2,16 @@
 // and apps/*/README.md is extracted, its types stripped (esbuild), and run with
 // node against the BUILT packages (`pnpm build` first; scripts/test.sh does).
 //
-// Conventions, an HTML comment on the line right before the fence:
-//   <!-- example: not run (REASON) -->  skipped, counted and printed with its reason
-//   <!-- example: continues -->         the block continues the previous ts/js block of
-//                                       the same README: both run as one program
-// Any other `<!-- example: ... -->` comment is an error (no silent skips).
+// Every block is also type-checked (one strict tsc pass against the packages' .d.ts),
+// so a wrong signature fails even where it happens to run.
+//
+// Conventions, an HTML comment on the line right before the fence (parts joined by ";"):
+//   <!-- example: not run (REASON) -->      not run (but type-checked); counted and printed
+//   <!-- example: not checked (REASON) -->  neither run nor type-checked (outlines, fragments)
+//   <!-- example: continues -->             the block continues the previous ts/js block of
+//                                           the same README: both run as one program
+// e.g. <!-- example: continues; not run (needs a Linux kernel) -->. Any other
+// `<!-- example: ... -->` comment is an error (no silent skips).
 //
 // Each example runs in a fresh temp directory (its cwd) whose node_modules links
 // every workspace package by name, holding these fixture files:
@@ -49,6 +54,7 @@ interface Example {
   lang: string;
   code: string; // the program to run (with continued blocks prepended)
   skip?: string; // reason, from the marker
+  unchecked?: boolean; // `not checked`: not type-checked either
   markerError?: string;
 }
 
@@ -71,11 +77,12 @@ function extract(readmePath: string): Example[] {
     while (j >= 0 && lines[j].trim() === "") j--;
     const marker = j >= 0 ? /^<!--\s*example:\s*(.*?)\s*-->\s*$/.exec(lines[j].trim()) : null;
     const ex: Example = { readme: rel, line: fenceLine, lang, code: body };
-    if (marker) {
-      const m = marker[1];
-      const notRun = /^not run \((.+)\)$/.exec(m);
-      if (notRun) ex.skip = notRun[1];
-      else if (m === "continues") {
+    for (const m of marker ? marker[1].split(";").map((x) => x.trim()) : []) {
+      const notRun = /^not (run|checked) \((.+)\)$/.exec(m);
+      if (notRun) {
+        ex.skip = notRun[2];
+        ex.unchecked = notRun[1] === "checked";
+      } else if (m === "continues") {
         if (!prev) ex.markerError = "`continues` with no earlier ts/js block";
         else ex.code = `${prev.code}\n${body}`;
       } else ex.markerError = `unknown marker "${m}"`;
@@ -161,6 +168,7 @@ async function makeFixtures(dir: string): Promise<void> {
   await img.close();
 }
 const results = new Map<Example, Result>();
+const typeErrors = new Map<Example | undefined, string[]>();
 
 function runOne(ex: Example, index: number): Promise<Result> {
   return (async () => {
@@ -225,15 +233,65 @@ beforeAll(async () => {
       } else results.set(ex, await runOne(ex, i));
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await Promise.all([...Array.from({ length: CONCURRENCY - 1 }, worker), typecheck().then(worker)]);
 }, 600_000);
+
+/** Type-checks every run example in one tsc pass against the packages' .d.ts (wrong signatures that happen to run). */
+async function typecheck(): Promise<void> {
+  const dir = join(work, "typecheck");
+  mkdirSync(dir);
+  const files: string[] = [];
+  examples.forEach((ex, i) => {
+    if (ex.markerError || ex.unchecked) return;
+    const file = `ex${i}.mts`;
+    writeFileSync(join(dir, file), `${ex.code}\nexport {};\n`);
+    files.push(file);
+  });
+  const compilerOptions = {
+    target: "ES2022",
+    lib: ["ES2022"],
+    module: "NodeNext",
+    moduleResolution: "NodeNext",
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: ["node"],
+  };
+  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files }));
+  const tsc = join(root, "node_modules/typescript/bin/tsc");
+  const output = await new Promise<string>((done) => {
+    const child = spawn(process.execPath, [tsc, "-p", dir, "--pretty", "false"], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString("utf8");
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString("utf8");
+    });
+    child.on("close", () => done(out));
+  });
+  for (const line of output.split("\n")) {
+    const m = /^ex(\d+)\.mts\((\d+),\d+\): (error .*)$/.exec(line);
+    if (!m) {
+      if (line.trim()) typeErrors.set(undefined, [...(typeErrors.get(undefined) ?? []), line]);
+      continue;
+    }
+    const ex = examples[Number(m[1])];
+    typeErrors.set(ex, [...(typeErrors.get(ex) ?? []), `line ${m[2]} of the example: ${m[3]}`]);
+  }
+}
 
 afterAll(() => {
   const ran = examples.filter((ex) => results.has(ex));
   const skipped = examples.filter((ex) => ex.skip);
   const failed = ran.filter((ex) => results.get(ex)?.status !== 0);
   const lines = [`README examples: ${ran.length} ran (${failed.length} failed), ${skipped.length} skipped`];
-  for (const ex of skipped) lines.push(`  skipped ${ex.readme}:${ex.line}: ${ex.skip}`);
+  for (const ex of skipped) {
+    lines.push(`  skipped ${ex.readme}:${ex.line}: ${ex.skip}${ex.unchecked ? " (not type-checked)" : ""}`);
+  }
   for (const ex of ran) lines.push(`  ran ${ex.readme}:${ex.line} in ${Math.round(results.get(ex)?.ms ?? 0)} ms`);
   console.log(lines.join("\n"));
   if (work) rmSync(work, { recursive: true, force: true });
@@ -243,6 +301,13 @@ describe("README examples", () => {
   it("finds the examples", () => {
     expect(readmes.length).toBeGreaterThan(5);
     expect(examples.filter((ex) => !ex.skip).length).toBeGreaterThan(10);
+  });
+
+  it("type-checks (tsc over every run example)", () => {
+    expect(typeErrors.get(undefined) ?? []).toEqual([]);
+    // Examples not run are type-checked all the same (but for `not checked` ones).
+    const skipped = examples.filter((ex) => ex.skip && !ex.unchecked);
+    expect(skipped.flatMap((ex) => (typeErrors.get(ex) ?? []).map((e) => `${ex.readme}:${ex.line}: ${e}`))).toEqual([]);
   });
 
   for (const ex of examples) {
@@ -257,6 +322,7 @@ describe("README examples", () => {
       if (!r) throw new Error("not run");
       const why = r.timedOut ? `timed out after ${TIMEOUT_MS} ms` : `exit status ${r.status} signal ${r.signal}`;
       expect(r.status, `${name}: ${why}\n${r.output}`).toBe(0);
+      expect(typeErrors.get(ex) ?? [], `${name} does not type-check against the packages' declarations`).toEqual([]);
     });
   }
 });
