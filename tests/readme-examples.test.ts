@@ -10,6 +10,12 @@
 //   <!-- example: not checked (REASON) -->  neither run nor type-checked (outlines, fragments)
 //   <!-- example: continues -->             the block continues the previous ts/js block of
 //                                           the same README: both run as one program
+//   <!-- example: needs Linux -->           boots the Linux guest kit (apps/guest-kit): runs only
+//                                           when RINGZERO_9P_LINUX_KIT names the kit directory
+//                                           (scripts/run-tests.mjs sets it under CI), else skipped;
+//                                           its cwd also holds the kit's Image and
+//                                           initramfs.cpio.gz, disk.qcow2 and shared/, and its
+//                                           stdin reads "poweroff -f"
 // e.g. <!-- example: continues; not run (needs a Linux kernel) -->. Any other
 // `<!-- example: ... -->` comment is an error (no silent skips).
 //
@@ -45,7 +51,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "..");
 const TIMEOUT_MS = 60_000;
+const LINUX_TIMEOUT_MS = 120_000;
 const CONCURRENCY = 2;
+const LINUX_KIT = process.env.RINGZERO_9P_LINUX_KIT;
 const RUNNABLE = new Set(["ts", "typescript", "js", "javascript", "mjs"]);
 
 interface Example {
@@ -56,6 +64,7 @@ interface Example {
   origin: number[]; // README line of each line of `code`
   skip?: string; // reason, from the marker
   unchecked?: boolean; // `not checked`: not type-checked either
+  linux?: boolean; // `needs Linux`
   markerError?: string;
 }
 
@@ -84,6 +93,9 @@ function extract(readmePath: string): Example[] {
       if (notRun) {
         ex.skip = notRun[2];
         ex.unchecked = notRun[1] === "checked";
+      } else if (m === "needs Linux") {
+        ex.linux = true;
+        if (!LINUX_KIT) ex.skip ??= "needs a Linux kernel: set RINGZERO_9P_LINUX_KIT to the guest kit (CI does)";
       } else if (m === "continues") {
         if (!prev) ex.markerError = "`continues` with no earlier ts/js block";
         else {
@@ -163,6 +175,16 @@ async function makeFixtures(dir: string): Promise<void> {
   writeFileSync(join(dir, "header-only.Image"), image);
   const testing = await import(pathToFileURL(join(root, "packages/cpu-core/dist/testing/index.js")).href);
   writeFileSync(join(dir, "tohost.elf"), testing.buildElf(TOHOST_S));
+  if (LINUX_KIT) {
+    // Outside the common fixtures: only `needs Linux` examples get it.
+    const disk = await import(pathToFileURL(join(root, "packages/disk-formats/dist/index.js")).href);
+    const diskNode = await import(pathToFileURL(join(root, "packages/disk-formats/dist/node.js")).href);
+    const img = await disk.createImage(new diskNode.NodeFileHost(), join(dir, "..", "disk.qcow2"), {
+      format: "qcow2",
+      size: 1 << 20,
+    });
+    await img.close();
+  }
 }
 
 const results = new Map<Example, Result>();
@@ -173,12 +195,21 @@ function runOne(ex: Example, index: number): Promise<Result> {
     const cwd = join(work, `ex${index}`);
     mkdirSync(cwd);
     for (const f of readdirSync(fixtures)) cpSync(join(fixtures, f), join(cwd, f), { recursive: true });
+    if (ex.linux && LINUX_KIT) {
+      copyFileSync(join(LINUX_KIT, "Image"), join(cwd, "Image"));
+      copyFileSync(join(LINUX_KIT, "initramfs.cpio.gz"), join(cwd, "initramfs.cpio.gz"));
+      mkdirSync(join(cwd, "shared"));
+      copyFileSync(join(fixtures, "..", "disk.qcow2"), join(cwd, "disk.qcow2"));
+    }
     const js = await transform(ex.code, { loader: "ts", format: "esm", target: "node20", sourcefile: ex.readme });
     const file = join(cwd, "example.mjs");
     writeFileSync(file, js.code);
     const t0 = performance.now();
+    const timeout = ex.linux ? LINUX_TIMEOUT_MS : TIMEOUT_MS;
     return await new Promise<Result>((done) => {
-      const child = spawn(process.execPath, [file], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [file], { cwd, stdio: "pipe" });
+      child.stdin.on("error", () => {}); // EPIPE if it exits before reading
+      child.stdin.end(ex.linux ? "poweroff -f\n" : "");
       let output = "";
       const keep = (d: Buffer) => {
         if (output.length < 20_000) output += d.toString("utf8");
@@ -189,7 +220,7 @@ function runOne(ex: Example, index: number): Promise<Result> {
       const timer = setTimeout(() => {
         timedOut = true;
         child.kill("SIGKILL");
-      }, TIMEOUT_MS);
+      }, timeout);
       child.on("close", (status, signal) => {
         if (process.env.RINGZERO_README_EXAMPLES_VERBOSE) console.log(`--- ${ex.readme}:${ex.line}\n${output}`);
         clearTimeout(timer);
@@ -319,7 +350,7 @@ describe("README examples", () => {
       expect(ex.markerError, ex.markerError).toBeUndefined();
       const r = results.get(ex);
       if (!r) throw new Error("not run");
-      const why = r.timedOut ? `timed out after ${TIMEOUT_MS} ms` : `exit status ${r.status} signal ${r.signal}`;
+      const why = r.timedOut ? "timed out" : `exit status ${r.status} signal ${r.signal}`;
       expect(r.status, `${name}: ${why}\n${r.output}`).toBe(0);
       expect(typeErrors.get(ex) ?? [], `${name} does not type-check against the packages' declarations`).toEqual([]);
     });
