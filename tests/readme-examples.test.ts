@@ -14,8 +14,8 @@
 //                                           when RINGZERO_9P_LINUX_KIT names the kit directory
 //                                           (scripts/run-tests.mjs sets it under CI), else skipped;
 //                                           its cwd also holds the kit's Image and
-//                                           initramfs.cpio.gz, disk.qcow2 and shared/, and its
-//                                           stdin reads "poweroff -f"
+//                                           initramfs.cpio.gz, disk.qcow2 and shared/, and
+//                                           "poweroff -f" is typed on its stdin at the shell prompt
 // e.g. <!-- example: continues; not run (needs a Linux kernel) -->. Any other
 // `<!-- example: ... -->` comment is an error (no silent skips).
 //
@@ -139,6 +139,7 @@ interface Result {
 
 let work = "";
 let fixtures = "";
+let kitPrompt = "";
 
 const TOHOST_S = `
     .section .text.init, "ax"
@@ -176,6 +177,7 @@ async function makeFixtures(dir: string): Promise<void> {
   const testing = await import(pathToFileURL(join(root, "packages/cpu-core/dist/testing/index.js")).href);
   writeFileSync(join(dir, "tohost.elf"), testing.buildElf(TOHOST_S));
   if (LINUX_KIT) {
+    kitPrompt = (await import(pathToFileURL(join(root, "apps/guest-kit/dist/index.js")).href)).LINUX_KIT_PROMPT;
     // Outside the common fixtures: only `needs Linux` examples get it.
     const disk = await import(pathToFileURL(join(root, "packages/disk-formats/dist/index.js")).href);
     const diskNode = await import(pathToFileURL(join(root, "packages/disk-formats/dist/node.js")).href);
@@ -209,10 +211,16 @@ function runOne(ex: Example, index: number): Promise<Result> {
     return await new Promise<Result>((done) => {
       const child = spawn(process.execPath, [file], { cwd, stdio: "pipe" });
       child.stdin.on("error", () => {}); // EPIPE if it exits before reading
-      child.stdin.end(ex.linux ? "poweroff -f\n" : "");
+      if (!ex.linux) child.stdin.end();
       let output = "";
+      let typed = false;
       const keep = (d: Buffer) => {
-        if (output.length < 20_000) output += d.toString("utf8");
+        output = (output + d.toString("utf8")).slice(-20_000);
+        // As a user would: type at the shell's prompt.
+        if (ex.linux && !typed && output.includes(kitPrompt)) {
+          typed = true;
+          child.stdin.end("poweroff -f\n");
+        }
       };
       child.stdout.on("data", keep);
       child.stderr.on("data", keep);
