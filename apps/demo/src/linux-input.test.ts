@@ -39,16 +39,18 @@ describe.skipIf(skip)("console input before the guest reads it (ringzero run, Li
     kit = await prepareLinux();
   }, 90 * 60_000);
 
-  it("commands piped at once, before boot, all run in order", async () => {
-    const r = await pipeAtOnce(
-      ["--kernel", kit.image, "--initrd", kit.initrd],
-      "echo MARK-$((6*7))\nuname -m\necho second-$((1+1))\npoweroff -f\n",
-    );
-    expect(r.out).toContain("\nMARK-42\n");
-    expect(r.out).toContain("\nriscv64\n");
-    expect(r.out).toContain("\nsecond-2\n");
-    expect(r.out.indexOf("MARK-42\n")).toBeLessThan(r.out.indexOf("second-2\n"));
-    expect(r.out).toContain("reboot: Power down");
-    expect(r.status).toBe(0);
-  }, 300_000);
+  for (const hv of ["monolithic", "micro"] as const) {
+    it(`commands piped at once, before boot, all run in order (${hv})`, async () => {
+      const r = await pipeAtOnce(
+        ["--hypervisor", hv, "--kernel", kit.image, "--initrd", kit.initrd],
+        "echo MARK-$((6*7))\nuname -m\necho second-$((1+1))\npoweroff -f\n",
+      );
+      expect(r.out).toContain("\nMARK-42\n");
+      expect(r.out).toContain("\nriscv64\n");
+      expect(r.out).toContain("\nsecond-2\n");
+      expect(r.out.indexOf("MARK-42\n")).toBeLessThan(r.out.indexOf("second-2\n"));
+      expect(r.out).toContain("reboot: Power down");
+      expect(r.status).toBe(0);
+    }, 300_000);
+  }
 });

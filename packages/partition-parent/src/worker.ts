@@ -37,6 +37,13 @@ class Parent {
   private vp: VpControl | undefined;
   private childId = 0;
   private readonly input: number[] = [];
+  /**
+   * Hold host input until a Linux guest's 8250 driver is receiving (received-data
+   * interrupt on, FIFO enabled: what it does last when a tty opens the port;
+   * probe and startup clear the FIFO), as hypervisor-monolithic does. ELF
+   * guests may poll with interrupts off: input at once.
+   */
+  private holdInputUntilReceiving = false;
   private done = false;
   private readonly stats: { intercepts: Record<string, number>; badIntercepts: number } = {
     intercepts: {},
@@ -78,6 +85,7 @@ class Parent {
     try {
       this.boot =
         images.kind === "linux" ? this.loadLinux(ram, images.kernel, images.initrd) : this.loadElf(ram, images.kernel);
+      this.holdInputUntilReceiving = images.kind === "linux";
     } finally {
       await hv.must("RevokeGrant", { grantId });
     }
@@ -235,7 +243,8 @@ class Parent {
   }
 
   private feedUart(): void {
-    if (this.input.length === 0) return;
+    if (this.input.length === 0 || (this.holdInputUntilReceiving && !(this.uart.receiving && this.uart.fifoEnabled)))
+      return;
     const n = this.uart.pushInput(Uint8Array.from(this.input.slice(0, 16)));
     this.input.splice(0, n);
   }
