@@ -18,8 +18,9 @@ export interface GuestImages {
   readonly tohost?: number;
 }
 
-export function readGuestImages(c: VmConfig): GuestImages {
-  let kernel = readHostFile(c.kernel, MicroVmErrorCode.KERNEL_UNREADABLE, "kernel");
+/** Reads the kernel and initrd files of `c`, or takes the bytes the caller passed instead. */
+export function readGuestImages(c: VmConfig, bytes: { kernel?: Uint8Array; initrd?: Uint8Array } = {}): GuestImages {
+  let kernel = bytes.kernel ?? readHostFile(c.kernel, MicroVmErrorCode.KERNEL_UNREADABLE, "kernel");
   let format = detectKernelFormat(kernel);
   if (format === "gzip") {
     try {
@@ -53,7 +54,9 @@ export function readGuestImages(c: VmConfig): GuestImages {
       "an initrd and a command line need a Linux Image kernel",
     );
   const initrd =
-    c.initrd === undefined ? undefined : readHostFile(c.initrd, MicroVmErrorCode.INITRD_UNREADABLE, "initrd");
+    c.initrd === undefined
+      ? undefined
+      : (bytes.initrd ?? readHostFile(c.initrd, MicroVmErrorCode.INITRD_UNREADABLE, "initrd"));
   const tohost = linux ? undefined : parseElf(kernel).symbols.get("tohost");
   return { kind: linux ? "linux" : "elf", kernel, initrd, tohost: tohost === undefined ? undefined : Number(tohost) };
 }

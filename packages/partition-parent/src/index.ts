@@ -4,4 +4,11 @@
 export type { BalloonStatus } from "@ringzero/vmbus/protocols";
 export { MicroVmError, MicroVmErrorCode } from "./errors.js";
 export type { ParentStats, PowerOffReason } from "./protocol.js";
-export { type CreateMicroVmOptions, createMicroVm, type MicroPowerOff, MicroVm, type MicroVmStats } from "./vm.js";
+export {
+  type CreateMicroVmConfig,
+  type CreateMicroVmOptions,
+  createMicroVm,
+  type MicroPowerOff,
+  MicroVm,
+  type MicroVmStats,
+} from "./vm.js";

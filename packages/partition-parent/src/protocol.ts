@@ -6,6 +6,9 @@ import type { BalloonStatus } from "@ringzero/vmbus/protocols";
 
 export interface ParentInit {
   readonly config: VmConfig;
+  /** The kernel's and initrd's bytes when the caller passed bytes instead of paths. */
+  readonly kernelBytes?: Uint8Array;
+  readonly initrdBytes?: Uint8Array;
   /** URL of the child's paravisor module (partition-child's paravisor entry). */
   readonly paravisor: string;
   readonly maxInstructions?: number;

@@ -1,7 +1,7 @@
 // The micro VM end to end: microkernel on this thread, the parent partition
 // and the child's VP in worker threads (which run the built JavaScript: CI
 // builds before it tests).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { createMicroVm, MicroVmError, MicroVmErrorCode } from "./index.js";
@@ -37,6 +37,22 @@ describe.runIf(built)("createMicroVm", () => {
     expect(s.kernel.hypercalls.RevokeGrant).toBe(1);
     expect(s.parent.intercepts.mmio).toBe(s.vp.exitsIntercept);
     expect(s.parent.badIntercepts).toBe(0);
+  });
+
+  it("takes the kernel as bytes and the memory as a size string, as createVm; a bad size is CONFIG_INVALID", async () => {
+    const out: Uint8Array[] = [];
+    const vm = await createMicroVm(
+      { kernel: new Uint8Array(readFileSync(HELLO)), memory: "16M" },
+      { consoleOut: (b) => out.push(b), paravisor: PARAVISOR },
+    );
+    expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
+    expect(Buffer.concat(out).toString()).toContain("bye");
+    await expect(
+      createMicroVm({ kernel: HELLO, memory: "lots" }, { consoleOut: () => {}, paravisor: PARAVISOR }),
+    ).rejects.toMatchObject({ code: MicroVmErrorCode.CONFIG_INVALID });
+    await expect(
+      createMicroVm({ kernel: new Uint8Array(64) }, { consoleOut: () => {}, paravisor: PARAVISOR }),
+    ).rejects.toMatchObject({ code: MicroVmErrorCode.KERNEL_FORMAT });
   });
 
   it("stop() ends a running guest", async () => {

@@ -2,6 +2,7 @@
 // Vm): the microkernel runs on the calling thread, the parent partition in a
 // worker thread that creates the child partition, whose VP runs in another.
 import type { Worker } from "node:worker_threads";
+import { parseSize } from "@ringzero/disk-formats";
 import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro/node";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
@@ -28,6 +29,17 @@ export interface CreateMicroVmOptions {
   /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
   readonly deterministic?: boolean;
 }
+
+/**
+ * What `createMicroVm` takes: a VmConfig whose kernel and initrd may also be
+ * the file's bytes and whose memory may be a size string ("256M", "1.5G";
+ * @ringzero/disk-formats' `parseSize`), as hypervisor-monolithic's createVm.
+ */
+export type CreateMicroVmConfig = Omit<VmConfigInput, "kernel" | "initrd" | "memory"> & {
+  kernel: string | Uint8Array;
+  initrd?: string | Uint8Array;
+  memory?: number | string;
+};
 
 export interface MicroVmStats {
   readonly kernel: KernelStats;
@@ -187,8 +199,27 @@ export class MicroVm {
  * partition and loads the guest; resolves once the guest is loaded (config
  * and image errors surface here as MicroVmError), before it runs.
  */
-export async function createMicroVm(config: VmConfigInput, options: CreateMicroVmOptions): Promise<MicroVm> {
-  const parsed = VmConfigSchema.safeParse(config);
+export async function createMicroVm(config: CreateMicroVmConfig, options: CreateMicroVmOptions): Promise<MicroVm> {
+  // Bytes stand in the schema as a name for messages; a size string becomes bytes (as createVm).
+  const kernelBytes = config.kernel instanceof Uint8Array ? config.kernel : undefined;
+  const initrdBytes = config.initrd instanceof Uint8Array ? config.initrd : undefined;
+  let memory = config.memory;
+  if (typeof memory === "string") {
+    const bytes = parseSize(memory);
+    if (bytes === null)
+      throw new MicroVmError(
+        MicroVmErrorCode.CONFIG_INVALID,
+        { path: "memory" },
+        `memory: invalid size "${memory}" (try 256M)`,
+      );
+    memory = bytes;
+  }
+  const parsed = VmConfigSchema.safeParse({
+    ...config,
+    memory,
+    kernel: kernelBytes ? "(kernel bytes)" : config.kernel,
+    initrd: initrdBytes ? "(initrd bytes)" : config.initrd,
+  });
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new MicroVmError(
@@ -202,6 +233,8 @@ export async function createMicroVm(config: VmConfigInput, options: CreateMicroV
   const env = process.env.RINGZERO_ENGINE;
   const worker = kernel.startRoot(builtSibling("worker.js"), {
     config: parsed.data,
+    kernelBytes,
+    initrdBytes,
     paravisor,
     maxInstructions: options.maxInstructions,
     deterministic: options.deterministic,

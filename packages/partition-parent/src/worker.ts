@@ -64,7 +64,7 @@ class Parent {
   /** Creates the child partition and loads the guest; the VP is created on "start". */
   async prepare(): Promise<void> {
     const c = data.config;
-    const images = readGuestImages(c);
+    const images = readGuestImages(c, { kernel: data.kernelBytes, initrd: data.initrdBytes });
     const hv = this.hv;
     this.devices = await ParentDevices.open(c, (bytes) => send({ kind: "console", bytes: bytes.slice() }));
     this.childId = (await hv.must("CreatePartition", { name: "child" })).partitionId;
