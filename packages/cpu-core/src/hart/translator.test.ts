@@ -342,6 +342,25 @@ describe("translator: forward branches inside a trace", () => {
   });
 });
 
+describe("translator: FP ops with integer sources in a looping trace", () => {
+  it.skipIf(!gccOk)("fcvt.d.l reads the register the previous pass wrote (not a stale copy)", () => {
+    const elf = program(String.raw`
+    li      s1, 0
+    li      s3, 2000
+    fcvt.d.l fs0, zero
+1:  fcvt.d.l ft0, s1
+    fadd.d  fs0, fs0, ft0
+    addi    s1, s1, 1
+    blt     s1, s3, 1b
+    fcvt.l.d a0, fs0
+    call    puthex
+`);
+    const { t } = bothEngines(elf);
+    expect(t.output).toBe("00000000001e8098\n"); // 0 + 1 + ... + 1999
+    expect(runLockstep(elf, { seed: 5 }).divergence).toBeUndefined();
+  });
+});
+
 describe("translator: interrupts and the run budget", () => {
   // addi a0, a0, 1 ; bne a0, zero, .-4 : a hot loop (one looping block); mtvec spins
   function pair() {
