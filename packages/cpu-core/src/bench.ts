@@ -65,7 +65,7 @@ for (const name of [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
           `compile ${st.compileMs.toFixed(0)} ms, hit rate ${((100 * st.hits) / lookups).toFixed(2)} %, ` +
           `in blocks ${((100 * st.blockInstructions) / r.instret).toFixed(2)} %, ` +
           `${(st.blockInstructions / (st.blockCalls || 1)).toFixed(1)} insns per call, interpreted ${st.interpreted}, ` +
-          `page invalidations ${st.pageInvalidations}, flushes ${st.flushes}`;
+          `page invalidations ${st.pageInvalidations}, flushes ${st.flushes}, fence.i ${st.fences}`;
       }
     }
   }

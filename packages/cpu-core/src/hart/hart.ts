@@ -1019,7 +1019,7 @@ export class Hart {
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
-          if (f3 === 1 && this.tr !== undefined) this.tr.flush(); // FENCE.I: translated code is an i-cache
+          if (f3 === 1 && this.tr !== undefined) this.tr.fenceI(this.codeSource); // FENCE.I: translated code is an i-cache
           break;
         case 28: {
           // opcode 0x73

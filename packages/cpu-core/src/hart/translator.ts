@@ -84,9 +84,12 @@ export interface TranslatorStats {
   blockCalls: number;
   /** Instructions (or traps) the interpreter stepped. */
   interpreted: number;
-  /** Pages whose translations were dropped by a store, and whole-cache flushes (fence.i). */
+  /** Pages whose translations were dropped (a store to the page, or changed under a fence.i). */
   pageInvalidations: number;
+  /** Whole-cache flushes (`invalidateTranslations()`, a full cache). */
   flushes: number;
+  /** fence.i executed (each compares the translated pages with their snapshots). */
+  fences: number;
 }
 
 const MAX_BLOCK = 32;
@@ -113,6 +116,14 @@ export class Translator {
   /** Per physical page (RAM-relative page number): 1 when translations (or decode markers) exist. */
   readonly codePages: Uint8Array;
   private readonly pageBlocks = new Map<number, Block[]>();
+  /**
+   * Per code page, its words when its first translation was made. The hart's own stores to a code
+   * page drop its translations at once; writes that bypass the hart (device DMA) are found at the
+   * next fence.i by comparing RAM with this copy (Zifencei: code written by anything but this
+   * hart's stores needs a fence.i before it runs).
+   */
+  private readonly snaps = new Map<number, Int32Array>();
+  private ram32: Int32Array | undefined;
   /** Called when a page becomes a code page (the hart drops it from every write TLB). */
   onNewCodePage: (page: number) => void = () => {};
 
@@ -160,9 +171,36 @@ export class Translator {
     list.push(b);
     if (!this.codePages[page]) {
       this.codePages[page] = 1;
+      const ram = this.ramWords(src);
+      this.snaps.set(page, ram.slice(page << 10, (page + 1) << 10));
       this.onNewCodePage(page);
     }
     this.stats.compileMs += performance.now() - t0;
+  }
+
+  private ramWords(src: CodeSource): Int32Array {
+    if (this.ram32 === undefined || this.ram32.buffer !== src.u16.buffer)
+      this.ram32 = new Int32Array(src.u16.buffer, src.u16.byteOffset, src.u16.length >> 1);
+    return this.ram32;
+  }
+
+  /**
+   * fence.i (Zifencei §5.1): drop the translations of every code page whose bytes changed since
+   * it was translated without a store of this hart seeing it (DMA). The other pages keep theirs,
+   * and visit counters survive (Linux executes fence.i at every exec and module load).
+   */
+  fenceI(src: CodeSource): void {
+    this.stats.fences++;
+    const ram = this.ramWords(src);
+    for (const [page, snap] of this.snaps) {
+      const base = page << 10;
+      for (let i = 0; i < 1024; i++) {
+        if (ram[base + i] !== snap[i]) {
+          this.invalidatePage(page);
+          break;
+        }
+      }
+    }
   }
 
   /** A store reached a code page: drop its translations (self-modifying code). */
@@ -175,6 +213,7 @@ export class Translator {
       }
       this.pageBlocks.delete(page);
     }
+    this.snaps.delete(page);
     this.codePages[page] = 0;
     this.stats.pageInvalidations++;
   }
@@ -184,6 +223,7 @@ export class Translator {
     for (const b of this.map.values()) b.valid = false;
     this.map.clear();
     this.pageBlocks.clear();
+    this.snaps.clear();
     this.codePages.fill(0);
     this.stats.flushes++;
   }
@@ -206,6 +246,7 @@ function newStats(): TranslatorStats {
     interpreted: 0,
     pageInvalidations: 0,
     flushes: 0,
+    fences: 0,
   };
 }
 
@@ -240,19 +281,21 @@ export function generate(start: number, src: CodeSource): Generated {
     body.push(`{ const lo_ = ${lo}, hi_ = ${hi}; l${rd} = lo_; h${rd} = hi_; }`);
   };
   /**
-   * Leave: write the dirty registers back, `k` instructions retired (plus earlier passes of a
-   * loop), return `ret` (pc delta or ABS). Resolved once the block is complete: a looping block
-   * writes back every register it writes anywhere.
+   * Leave: `k` instructions retired (plus earlier passes of a loop), return `ret` (pc delta or
+   * ABS). Resolved once the block is complete.
    */
-  const exits: { k: number; dirty: number[]; before: boolean }[] = [];
+  // Every exit sets the retired count (k_) and the return value (r_) and breaks to one shared
+  // epilogue that writes back every register the block writes: exits cost two constants each,
+  // and the cold ones hold no operation that needs V8 type feedback (no deopt when first taken).
+  const exits: { k: number; before: boolean }[] = [];
   const exit = (k: number, ret: number): string => {
-    exits.push({ k, dirty: [...dirty], before: false });
-    return `@X${exits.length - 1}@ return ${ret};`;
+    exits.push({ k, before: false });
+    return `@X${exits.length - 1}@ r_ = ${ret}; break out;`;
   };
   /** Leave before the instruction at `off`, for the interpreter to execute it (t.ret has STEP set). */
   const exitBefore = (): string => {
-    exits.push({ k, dirty: [...dirty], before: true });
-    return `@X${exits.length - 1}@ return ${off};`;
+    exits.push({ k, before: true });
+    return `@X${exits.length - 1}@ r_ = ${off}; break out;`;
   };
   let usesPc = false;
   /** The absolute address of block offset d (link values, auipc). */
@@ -725,8 +768,8 @@ export function generate(start: number, src: CodeSource): Generated {
         const f5 = insn >>> 27;
         const intSrc = op === 20 && (f5 === 0x1a || f5 === 0x1e);
         const intDst = op === 20 && (f5 === 0x14 || f5 === 0x18 || f5 === 0x1c);
-        if (intSrc && rs1 !== 0 && dirty.has(rs1))
-          body.push(`x[${rs1 << 1}] = l${rs1}; x[${(rs1 << 1) + 1}] = h${rs1};`);
+        // always (not only when written so far: a looping block writes it later in the pass)
+        if (intSrc && rs1 !== 0) body.push(`x[${rs1 << 1}] = ${L(rs1)}; x[${(rs1 << 1) + 1}] = ${H(rs1)};`);
         body.push(`if (!execFp(h, ${insn | 0})) { ${exitBefore()} }`);
         body.push(`h.mstatus |= ${MSTATUS_FS};`);
         if (intDst && rd !== 0) {
@@ -766,12 +809,16 @@ export function generate(start: number, src: CodeSource): Generated {
     .replace(/@SK(\d+)@/g, (_, i: string) => `${skips[Number(i)]}`)
     .replace(/@X(\d+)@/g, (_, i: string) => {
       const e = exits[Number(i)];
-      const wb = (loops ? all : e.dirty).map((r) => `x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`).join(" ");
       const n = `${loops ? "done + " : ""}${e.k}${usesSkip ? " - sk" : ""}`;
-      return `${wb} t.ret = ${e.before ? `(${n}) | ${STEP}` : n};`;
+      return `k_ = ${e.before ? `(${n}) | ${STEP}` : n};`;
     });
   for (const r of [...used].sort((p, q) => p - q)) decl.push(`let l${r} = x[${r << 1}], h${r} = x[${(r << 1) + 1}];`);
-  const code = loops ? `let done = 0;\nfor (;;) {\n${text}\n}` : text;
-  const source = `"use strict";\nreturn function block_${start.toString(16)}(x, u8, u16, i32, rt, wt, t, h, room) {\n${decl.join("\n")}\n${code}\n};`;
+  decl.push("let k_ = 0, r_ = 0;");
+  const code = loops ? `let done = 0;\nout: for (;;) {\n${text}\n}` : `out: {\n${text}\n}`;
+  const wb = all
+    .sort((p, q) => p - q)
+    .map((r) => `x[${r << 1}] = l${r}; x[${(r << 1) + 1}] = h${r};`)
+    .join("\n");
+  const source = `"use strict";\nreturn function block_${start.toString(16)}(x, u8, u16, i32, rt, wt, t, h, room) {\n${decl.join("\n")}\n${code}\n${wb}${wb ? "\n" : ""}t.ret = k_;\nreturn r_;\n};`;
   return { len: k, source };
 }
