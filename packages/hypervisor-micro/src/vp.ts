@@ -158,7 +158,8 @@ export class VpHost {
       consoleRead: (max) => this.consoleRead(max),
       sendIpi: () => hart.setInterrupt(MIP_SSIP, true),
       clearIpi: () => hart.setInterrupt(MIP_SSIP, false),
-      remoteFence: () => hart.flushTlb(),
+      // SBI RFENCE (v2.0 §8): fence.i also drops stale translations under the translator
+      remoteFence: (_h, kind) => (kind === "fence.i" ? hart.fenceI() : hart.flushTlb()),
       reset: (type, reason) => this.reset(type, reason),
       readGuest: (pa, len) => (this.bus.inRam(Number(pa), len) ? this.bus.read(Number(pa), len).slice() : undefined),
       writeGuest: (pa, data) => {

@@ -268,6 +268,15 @@ export class Hart {
     this.tr?.flush();
   }
 
+  /**
+   * What the hart's own fence.i does (Zifencei): translations of code pages whose bytes changed
+   * since they were translated are dropped. For an SBI remote fence.i (SBI v2.0 §8.1) aimed at
+   * this hart. A no-op for the interpreter.
+   */
+  fenceI(): void {
+    this.tr?.fenceI(this.codeSource);
+  }
+
   // ------------------------------------------------------------------ public API
 
   /** Set or clear an interrupt-pending line (MIP_* bits: MEIP, SEIP, MTIP, MSIP, STIP, SSIP). */
