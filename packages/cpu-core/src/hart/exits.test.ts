@@ -188,6 +188,20 @@ for (const e of ENGINES) {
         expect(hart.scause).toBe((1n << 63n) | 5n);
         expect(hart.priv).toBe(PRV_S);
       });
+
+      it("Sstc: assigning hart.stimecmp is the same as writing the CSR (deadline and STIP follow)", () => {
+        let now = 0;
+        const { hart } = machine([WFI, JSELF], { timeSource: () => now });
+        hart.writeCsr(0x30a, 1n << 63n); // menvcfg.STCE
+        hart.stimecmp = 2n ** 40n + 7n;
+        expect(hart.nextTimerDeadline()).toBe(2 ** 40 + 7);
+        expect(hart.debugReadCsr(0x14d)).toBe(2n ** 40n + 7n);
+        now = 2 ** 40 + 7;
+        expect((hart.debugReadCsr(0x344) ?? 0n) & (1n << 5n)).toBe(1n << 5n); // mip.STIP
+        hart.stimecmp = -1n; // wraps to the maximum: never
+        expect(hart.stimecmp).toBe(2n ** 64n - 1n);
+        expect(hart.nextTimerDeadline()).toBe(Number.POSITIVE_INFINITY);
+      });
     });
   });
 }

@@ -180,7 +180,7 @@ export class Hart {
   menvcfg = 0n;
   senvcfg = 0n;
   satp = 0n;
-  stimecmp = 0xffffffffffffffffn;
+  private stimecmpValue = 0xffffffffffffffffn;
   private stimecmpNum = Number.POSITIVE_INFINITY;
   private satpMode = SATP_BARE;
   private satpRoot = 0;
@@ -264,6 +264,16 @@ export class Hart {
    * Drop every translated block, as fence.i does: call it after writing guest code into RAM from
    * the host (loaders, DMA of code the guest will not fence.i itself). A no-op for the interpreter.
    */
+  /** Sstc's stimecmp (the same as writing the CSR: the timer deadline follows). */
+  get stimecmp(): bigint {
+    return this.stimecmpValue;
+  }
+
+  set stimecmp(v: bigint) {
+    this.stimecmpValue = BigInt.asUintN(64, v);
+    this.stimecmpNum = this.stimecmpValue >= 1n << 53n ? Number.POSITIVE_INFINITY : Number(this.stimecmpValue);
+  }
+
   invalidateTranslations(): void {
     this.tr?.flush();
   }
@@ -2222,7 +2232,6 @@ export class Hart {
         return true;
       case Csr.stimecmp:
         this.stimecmp = v;
-        this.stimecmpNum = v >= 1n << 53n ? Number.POSITIVE_INFINITY : Number(v);
         return true;
       case Csr.satp: {
         // WARL: an unsupported MODE leaves satp unchanged (priv 1.12 §4.1.11)
