@@ -1,0 +1,67 @@
+// The custom hypervisors in examples/, run as a user runs them (node, the
+// published packages' built entries through the workspace), in CI.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "..");
+const bench = resolve(root, "../shared/bench/elf/rzbench-s1.elf");
+const tmp = mkdtempSync(join(tmpdir(), "rz-examples-"));
+const hasGcc = spawnSync("riscv64-unknown-elf-gcc", ["--version"]).status === 0;
+
+function node(script: string, args: string[]) {
+  return spawnSync(process.execPath, [resolve(root, script), ...args], { encoding: "utf8", timeout: 120_000 });
+}
+
+/** A riscv-tests-style program that writes `value` to tohost (HTIF), linked at 0x8000_0000. */
+function tohostElf(name: string, value: number): string {
+  const src = join(tmp, `${name}.S`);
+  const elf = join(tmp, `${name}.elf`);
+  writeFileSync(
+    src,
+    `.section .text.init, "ax"\n.globl _start\n_start:\n  la t0, tohost\n  li t1, ${value}\n  sd t1, 0(t0)\n1: j 1b\n` +
+      `.section .tohost, "aw"\n.align 6\n.globl tohost\ntohost: .dword 0\n.globl fromhost\nfromhost: .dword 0\n`,
+  );
+  const r = spawnSync(
+    "riscv64-unknown-elf-gcc",
+    ["-nostdlib", "-static", "-Wl,-N", "-Wl,-Ttext=0x80000000", "-o", elf, src],
+    {
+      encoding: "utf8",
+    },
+  );
+  if (r.status !== 0) throw new Error(r.stderr);
+  return elf;
+}
+
+describe("examples/bare-metal-runner", () => {
+  const runner = "examples/bare-metal-runner/runner.mjs";
+
+  it("runs the shared CPU benchmark to its PASS line and the finisher's pass (exit 0)", () => {
+    const r = node(runner, [bench]);
+    expect(r.stdout).toContain("RESULT PASS");
+    expect(r.stderr).toMatch(/runner: finisher pass after \d+ instructions/);
+    expect(r.status).toBe(0);
+  });
+
+  it.runIf(hasGcc || process.env.CI === "true")("HTIF tohost: 1 passes, (n << 1) | 1 fails with status n", () => {
+    expect(node(runner, [tohostElf("pass", 1)]).status).toBe(0);
+    const fail = node(runner, [tohostElf("fail", (5 << 1) | 1)]);
+    expect(fail.status).toBe(5);
+    expect(fail.stderr).toContain("FAIL 5");
+  });
+
+  it("stops at --max-instructions with 124, and refuses bad arguments", () => {
+    const r = node(runner, [bench, "--max-instructions", "100000"]);
+    expect(r.status).toBe(124);
+    expect(r.stderr).toContain("stopped after 100000 instructions");
+    expect(node(runner, []).status).toBe(2);
+    const notElf = join(tmp, "not.elf");
+    writeFileSync(notElf, "hello");
+    const bad = node(runner, [notElf]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^runner: .*not\.elf: ELF_/);
+  });
+});
