@@ -1,0 +1,73 @@
+// The page: xterm.js as the console of a VM that runs in a Worker. Keys typed
+// in the terminal go to the guest's UART (Vm.sendInput); its output is written
+// to the terminal. `?guest=hello|linux` boots at once (the browser test uses it).
+import "@xterm/xterm/css/xterm.css";
+import { Terminal } from "@xterm/xterm";
+import { type FromWorker, type GuestName, isGuestName, type ToWorker } from "./protocol.js";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const statusEl = $<HTMLSpanElement>("status");
+const guestEl = $<HTMLSelectElement>("guest");
+const bootEl = $<HTMLButtonElement>("boot");
+const memoryEl = $<HTMLSelectElement>("memory");
+
+// convertEol: LF also returns the carriage, as a host tty does (onlcr) for guests that print bare LFs.
+const term = new Terminal({ convertEol: true, cursorBlink: true, scrollback: 5000, fontSize: 14 });
+term.open($<HTMLDivElement>("terminal"));
+const encoder = new TextEncoder();
+let worker: Worker | undefined;
+
+function setStatus(text: string): void {
+  statusEl.textContent = text;
+}
+
+function send(w: Worker, m: ToWorker, transfer: Transferable[] = []): void {
+  w.postMessage(m, transfer);
+}
+
+term.onData((data) => {
+  if (!worker) return;
+  const bytes = encoder.encode(data);
+  send(worker, { type: "input", bytes }, [bytes.buffer]);
+});
+
+function boot(guest: GuestName): void {
+  worker?.terminate();
+  term.reset();
+  const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker = w;
+  w.onmessage = (e: MessageEvent<FromWorker>) => {
+    const m = e.data;
+    if (m.type === "out") term.write(m.bytes);
+    else if (m.type === "status") setStatus(m.text);
+    else if (m.type === "exit") setStatus(`powered off: ${m.reason} (status ${m.status}), ${m.mips.toFixed(1)} MIPS`);
+    else setStatus(`error: ${m.message}`);
+  };
+  w.onerror = (e) => setStatus(`worker error: ${e.message}`);
+  send(w, { type: "boot", guest, memory: Number(memoryEl.value) << 20, append: "console=ttyS0" });
+  term.focus();
+}
+
+bootEl.onclick = () => {
+  if (isGuestName(guestEl.value)) boot(guestEl.value);
+};
+
+if (!crossOriginIsolated) {
+  setStatus("not cross-origin isolated: serve the page with COOP same-origin and COEP require-corp (pnpm web)");
+}
+const auto = new URLSearchParams(location.search).get("guest");
+if (isGuestName(auto)) {
+  guestEl.value = auto;
+  boot(auto);
+}
+
+/** For scripts and the browser test: the terminal's screen and scrollback as text. */
+(globalThis as { ringzeroWeb?: unknown }).ringzeroWeb = {
+  text(): string {
+    const b = term.buffer.active;
+    const lines: string[] = [];
+    for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? "");
+    return lines.join("\n");
+  },
+  status: () => statusEl.textContent ?? "",
+};

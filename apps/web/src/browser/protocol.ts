@@ -1,0 +1,25 @@
+// Messages between the page (console, controls) and the Worker that runs the VM.
+
+/** The guests the page can boot; each is fetched from the page's own origin. */
+export const GUESTS = {
+  /** The embedded demo guest of `ringzero run` (an S-mode ELF on the built-in SBI). */
+  hello: { kernel: "guests/hello.elf" },
+  /** The Linux guest kit (`pnpm guest:linux`): Image + busybox initramfs, console on ttyS0. */
+  linux: { kernel: "kit/Image", initrd: "kit/initramfs.cpio.gz" },
+} as const;
+
+export type GuestName = keyof typeof GUESTS;
+
+export function isGuestName(s: string | null): s is GuestName {
+  return s !== null && Object.hasOwn(GUESTS, s);
+}
+
+export type ToWorker =
+  | { readonly type: "boot"; readonly guest: GuestName; readonly memory: number; readonly append: string }
+  | { readonly type: "input"; readonly bytes: Uint8Array };
+
+export type FromWorker =
+  | { readonly type: "out"; readonly bytes: Uint8Array }
+  | { readonly type: "status"; readonly text: string }
+  | { readonly type: "exit"; readonly status: number; readonly reason: string; readonly mips: number }
+  | { readonly type: "error"; readonly message: string };

@@ -1,0 +1,56 @@
+// The VM's thread: fetches the guest from the page's origin, builds a
+// hypervisor-monolithic Vm from bytes (its browser-safe main entry) and runs
+// it; console output goes to the page, keyboard input comes back.
+import { loadElf } from "@ringzero/cpu-core";
+import { Vm } from "@ringzero/hypervisor-monolithic";
+import { type FromWorker, GUESTS, type ToWorker } from "./protocol.js";
+
+interface WorkerScope {
+  postMessage(m: FromWorker, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+
+let vm: Vm | undefined;
+const pending: Uint8Array[] = [];
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
+  const g = GUESTS[m.guest];
+  scope.postMessage({ type: "status", text: `fetching ${m.guest}` });
+  const kernel = await fetchBytes(new URL(g.kernel, import.meta.url).href);
+  const initrd = "initrd" in g ? await fetchBytes(new URL(g.initrd, import.meta.url).href) : undefined;
+  const v = new Vm({
+    memory: m.memory,
+    sbi: true,
+    consoleOut: (b) => {
+      const bytes = b.slice(); // the UART may reuse its buffer
+      scope.postMessage({ type: "out", bytes }, [bytes.buffer]);
+    },
+  });
+  if (m.guest === "linux") v.loadLinux({ kernel, initrd, append: m.append });
+  else v.boot(Number(loadElf(v.bus, kernel).entry), 0);
+  vm = v;
+  for (const b of pending.splice(0)) v.sendInput(b);
+  scope.postMessage({ type: "status", text: `running ${m.guest}` });
+  const { status, reason } = await v.start();
+  scope.postMessage({ type: "exit", status, reason, mips: v.stats().mips });
+}
+
+scope.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === "input") {
+    if (vm) vm.sendInput(m.bytes);
+    else pending.push(m.bytes);
+  } else if (m.type === "boot") {
+    if (vm) return; // one VM per worker: the page makes a new worker to boot again
+    boot(m).catch((err: unknown) =>
+      scope.postMessage({ type: "error", message: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+};

@@ -1,0 +1,125 @@
+// The page in a real browser: playwright-core drives Debian's chromium
+// (scripts/setup.sh installs it; Playwright's own browser download is not
+// reachable here). The page is served cross-origin isolated from 127.0.0.1,
+// boots the demo guest and then the Linux guest kit in its Worker, and the
+// test reads the xterm.js console and types into it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { ensureLinuxKit, LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildPage } from "./build.js";
+import { resolveRequest, type Served, servePage } from "./serve.js";
+
+const CHROMIUM = "/usr/bin/chromium";
+const skipLinux = process.env.RINGZERO_SKIP_LINUX === "1" && process.env.CI !== "true";
+
+describe("serve: the request path to a file", () => {
+  const www = mkdtempSync(join(tmpdir(), "rz-web-"));
+  afterAll(() => rmSync(www, { recursive: true, force: true }));
+  it("stays inside its roots", () => {
+    expect(resolveRequest("/../../etc/passwd", { www })).toBeUndefined();
+    expect(resolveRequest("/%2e%2e/%2e%2e/etc/passwd", { www })).toBeUndefined();
+    expect(resolveRequest("/kit/../../etc/passwd", { www, kitDir: www })).toBeUndefined();
+    expect(resolveRequest("/%E0%A4%A", { www })).toBeUndefined(); // bad percent-encoding
+    expect(resolveRequest("/a\0b", { www })).toBeUndefined();
+    expect(resolveRequest("/missing.js", { www })).toBeUndefined();
+  });
+});
+
+describe("the page in chromium", () => {
+  let served: Served;
+  let browser: BrowserContext;
+  let profile: string;
+  let kitDir: string | undefined;
+
+  beforeAll(async () => {
+    if (!skipLinux) kitDir = dirname((await ensureLinuxKit()).image);
+    const page = await buildPage(mkdtempSync(join(tmpdir(), "rz-web-www-")));
+    served = await servePage({ www: page.dir, kitDir });
+    profile = mkdtempSync(join(tmpdir(), "rz-web-chromium-"));
+    // A fresh profile each run (launchPersistentContext passes it as --user-data-dir).
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: { width: 1100, height: 800 },
+    });
+  }, 90 * 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await served?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  const screen = (p: Page) =>
+    p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { text(): string } }).ringzeroWeb.text());
+  const status = (p: Page) =>
+    p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { status(): string } }).ringzeroWeb.status());
+
+  async function waitFor(p: Page, what: (text: string) => boolean, ms: number): Promise<string> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const text = await screen(p);
+      if (what(text)) return text;
+      if (Date.now() > end) throw new Error(`timed out; status: ${await status(p)}; console:\n${text.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  it("is served cross-origin isolated", async () => {
+    const r = await fetch(served.url);
+    expect(r.headers.get("cross-origin-opener-policy")).toBe("same-origin");
+    expect(r.headers.get("cross-origin-embedder-policy")).toBe("require-corp");
+    expect((await fetch(new URL("nope.js", served.url))).status).toBe(404);
+    expect((await fetch(served.url, { method: "POST" })).status).toBe(405);
+  });
+
+  it("boots the demo guest in a Worker: its console reaches the terminal, down to bye", async () => {
+    const p = await browser.newPage();
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(`${served.url}?guest=hello`);
+    expect(await p.evaluate(() => crossOriginIsolated)).toBe(true);
+    const text = await waitFor(p, (t) => /^bye$/m.test(t), 60_000);
+    expect(text).toMatch(/^bye$/m);
+    await expect.poll(() => status(p), { timeout: 10_000 }).toMatch(/^powered off: shutdown \(status 0\)/);
+    await p.screenshot({ path: join(tmpdir(), "ringzero-web-hello.png") });
+    expect(errors).toEqual([]);
+    await p.close();
+  });
+
+  it.skipIf(skipLinux)(
+    "boots the Linux guest kit to the shell prompt; uname -a typed in the terminal answers riscv64",
+    async () => {
+      const p = await browser.newPage();
+      const errors: string[] = [];
+      p.on("pageerror", (e) => errors.push(e.message));
+      const t0 = performance.now();
+      await p.goto(`${served.url}?guest=linux`);
+      const promptAt = (t: string) => t.indexOf(LINUX_KIT_PROMPT, t.indexOf(LINUX_KIT_MARKER));
+      await waitFor(p, (t) => t.includes(LINUX_KIT_MARKER) && promptAt(t) >= 0, 240_000);
+      const promptMs = performance.now() - t0;
+      await p.click("#terminal"); // keyboard focus in xterm.js
+      await p.keyboard.type("uname -a");
+      await p.keyboard.press("Enter");
+      const text = await waitFor(p, (t) => /Linux ringzero \S+ .* riscv64 GNU\/Linux/.test(t), 60_000);
+      expect(text).toMatch(/rz# uname -a\s*\nLinux ringzero 6\.1\.\d+ .* riscv64 GNU\/Linux/);
+      await p.screenshot({ path: join(tmpdir(), "ringzero-web-linux.png") });
+      expect(errors).toEqual([]);
+      console.log(`web: Linux kit to the shell prompt in chromium in ${promptMs.toFixed(0)} ms`);
+      await p.close();
+    },
+    300_000,
+  );
+});
