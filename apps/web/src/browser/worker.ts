@@ -14,6 +14,19 @@ const scope = self as unknown as WorkerScope;
 let vm: Vm | undefined;
 const pending: Uint8Array[] = [];
 
+// The UART transmits byte by byte: one message per byte would cost the page a
+// message and a terminal write each, so output is batched and sent when the
+// vCPU loop next yields to the event loop (every 20 ms of guest time, or idle).
+let out: number[] = [];
+let flushQueued = false;
+function flush(): void {
+  flushQueued = false;
+  if (out.length === 0) return;
+  const bytes = Uint8Array.from(out);
+  out = [];
+  scope.postMessage({ type: "out", bytes }, [bytes.buffer]);
+}
+
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const r = await fetch(url);
   if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
@@ -29,8 +42,11 @@ async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
     memory: m.memory,
     sbi: true,
     consoleOut: (b) => {
-      const bytes = b.slice(); // the UART may reuse its buffer
-      scope.postMessage({ type: "out", bytes }, [bytes.buffer]);
+      for (const x of b) out.push(x);
+      if (!flushQueued) {
+        flushQueued = true;
+        setTimeout(flush, 0);
+      }
     },
   });
   if (m.guest === "linux") v.loadLinux({ kernel, initrd, append: m.append });
@@ -39,6 +55,7 @@ async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
   for (const b of pending.splice(0)) v.sendInput(b);
   scope.postMessage({ type: "status", text: `running ${m.guest}` });
   const { status, reason } = await v.start();
+  flush();
   scope.postMessage({ type: "exit", status, reason, mips: v.stats().mips });
 }
 
