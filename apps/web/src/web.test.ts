@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ensureLinuxKit, LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
+import type { VmStats } from "@ringzero/hypervisor-monolithic";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildPage } from "./build.js";
@@ -67,6 +68,9 @@ describe("the page in chromium", () => {
   const status = (p: Page) =>
     p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { status(): string } }).ringzeroWeb.status());
 
+  const stats = (p: Page) =>
+    p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { stats(): VmStats | undefined } }).ringzeroWeb.stats());
+
   async function waitFor(p: Page, what: (text: string) => boolean, ms: number): Promise<string> {
     const end = Date.now() + ms;
     for (;;) {
@@ -94,6 +98,12 @@ describe("the page in chromium", () => {
     const text = await waitFor(p, (t) => /^bye$/m.test(t), 60_000);
     expect(text).toMatch(/^bye$/m);
     await expect.poll(() => status(p), { timeout: 10_000 }).toMatch(/^powered off: shutdown \(status 0\)/);
+    // The final stats: the guest ran, wrote its UART (MMIO exits) and called the SBI (timer, reset).
+    const st = await stats(p);
+    expect(st?.instructions).toBeGreaterThan(1000);
+    expect(st?.exits.mmio).toBeGreaterThan(0);
+    expect(st?.sbiCalls).toBeGreaterThan(0);
+    expect(await p.textContent("#stats")).toMatch(/^MIPS\s+\d/);
     await p.screenshot({ path: join(tmpdir(), "ringzero-web-hello.png") });
     expect(errors).toEqual([]);
     await p.close();
@@ -115,6 +125,8 @@ describe("the page in chromium", () => {
       await p.keyboard.press("Enter");
       const text = await waitFor(p, (t) => /Linux ringzero \S+ .* riscv64 GNU\/Linux/.test(t), 60_000);
       expect(text).toMatch(/rz# uname -a\s*\nLinux ringzero 6\.1\.\d+ .* riscv64 GNU\/Linux/);
+      // The stats panel follows the running VM: about once a second.
+      await expect.poll(async () => (await stats(p))?.mips ?? 0, { timeout: 5_000 }).toBeGreaterThan(0);
       await p.screenshot({ path: join(tmpdir(), "ringzero-web-linux.png") });
       expect(errors).toEqual([]);
       console.log(`web: Linux kit to the shell prompt in chromium in ${promptMs.toFixed(0)} ms`);

@@ -2,6 +2,7 @@
 // in the terminal go to the guest's UART (Vm.sendInput); its output is written
 // to the terminal. `?guest=hello|linux` boots at once (the browser test uses it).
 import "@xterm/xterm/css/xterm.css";
+import type { VmStats } from "@ringzero/hypervisor-monolithic";
 import { Terminal } from "@xterm/xterm";
 import { type FromWorker, type GuestName, isGuestName, type ToWorker } from "./protocol.js";
 
@@ -10,6 +11,8 @@ const statusEl = $<HTMLSpanElement>("status");
 const guestEl = $<HTMLSelectElement>("guest");
 const bootEl = $<HTMLButtonElement>("boot");
 const memoryEl = $<HTMLSelectElement>("memory");
+const statsEl = $<HTMLPreElement>("stats");
+let lastStats: VmStats | undefined;
 
 // convertEol: LF also returns the carriage, as a host tty does (onlcr) for guests that print bare LFs.
 const term = new Terminal({ convertEol: true, cursorBlink: true, scrollback: 5000, fontSize: 14 });
@@ -19,6 +22,23 @@ let worker: Worker | undefined;
 
 function setStatus(text: string): void {
   statusEl.textContent = text;
+}
+
+/** The stats panel: MIPS and instructions, run/idle time, exits by kind, SBI calls. */
+function showStats(st: VmStats): void {
+  lastStats = st;
+  const exits = Object.entries(st.exits)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `  ${k.padEnd(10)} ${n}`);
+  statsEl.textContent = [
+    `MIPS         ${st.mips.toFixed(1)}`,
+    `instructions ${st.instructions}`,
+    `run          ${st.runSeconds.toFixed(2)} s`,
+    `idle (WFI)   ${st.idleSeconds.toFixed(2)} s`,
+    `SBI calls    ${st.sbiCalls}`,
+    "exits",
+    ...exits,
+  ].join("\n");
 }
 
 function send(w: Worker, m: ToWorker, transfer: Transferable[] = []): void {
@@ -34,12 +54,15 @@ term.onData((data) => {
 function boot(guest: GuestName): void {
   worker?.terminate();
   term.reset();
+  lastStats = undefined;
+  statsEl.textContent = "";
   const w = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
   worker = w;
   w.onmessage = (e: MessageEvent<FromWorker>) => {
     const m = e.data;
     if (m.type === "out") term.write(m.bytes);
     else if (m.type === "status") setStatus(m.text);
+    else if (m.type === "stats") showStats(m.stats);
     else if (m.type === "exit") setStatus(`powered off: ${m.reason} (status ${m.status}), ${m.mips.toFixed(1)} MIPS`);
     else setStatus(`error: ${m.message}`);
   };
@@ -70,4 +93,5 @@ if (isGuestName(auto)) {
     return lines.join("\n");
   },
   status: () => statusEl.textContent ?? "",
+  stats: () => lastStats,
 };

@@ -1,4 +1,5 @@
 // Messages between the page (console, controls) and the Worker that runs the VM.
+import type { VmStats } from "@ringzero/hypervisor-monolithic";
 
 /** The guests the page can boot; each is fetched from the page's own origin. */
 export const GUESTS = {
@@ -21,5 +22,7 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: "out"; readonly bytes: Uint8Array }
   | { readonly type: "status"; readonly text: string }
+  /** The VM's counters, about once a second while it runs and once at power-off. */
+  | { readonly type: "stats"; readonly stats: VmStats }
   | { readonly type: "exit"; readonly status: number; readonly reason: string; readonly mips: number }
   | { readonly type: "error"; readonly message: string };

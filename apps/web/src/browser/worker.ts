@@ -11,6 +11,7 @@ interface WorkerScope {
 }
 const scope = self as unknown as WorkerScope;
 
+const STATS_MS = 1000;
 let vm: Vm | undefined;
 const pending: Uint8Array[] = [];
 
@@ -54,8 +55,11 @@ async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
   vm = v;
   for (const b of pending.splice(0)) v.sendInput(b);
   scope.postMessage({ type: "status", text: `running ${m.guest}` });
+  const ticker = setInterval(() => scope.postMessage({ type: "stats", stats: v.stats() }), STATS_MS);
   const { status, reason } = await v.start();
+  clearInterval(ticker);
   flush();
+  scope.postMessage({ type: "stats", stats: v.stats() });
   scope.postMessage({ type: "exit", status, reason, mips: v.stats().mips });
 }
 
