@@ -3,9 +3,10 @@
 // reachable here). The page is served cross-origin isolated from 127.0.0.1,
 // boots the demo guest and then the Linux guest kit in its Worker, and the
 // test reads the xterm.js console and types into it.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { FatFs, MemoryStore, Qcow2Image } from "@ringzero/disk-formats";
 import { ensureLinuxKit, LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
 import type { VmStats } from "@ringzero/hypervisor-monolithic";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -14,6 +15,18 @@ import { buildPage } from "./build.js";
 import { resolveRequest, type Served, servePage } from "./serve.js";
 
 const CHROMIUM = "/usr/bin/chromium";
+const DISK_TEXT = "read from a qcow2 the page was given";
+
+/** A qcow2 image holding a FAT16 file system with /hello.txt, as a file the page's picker can take. */
+async function qcow2WithFile(path: string): Promise<void> {
+  const store = new MemoryStore();
+  const image = await Qcow2Image.create(store, { size: 8 << 20 });
+  const fat = await FatFs.format(image, { label: "RZWEB" });
+  await fat.writeFile("/hello.txt", new TextEncoder().encode(`${DISK_TEXT}\n`));
+  await image.close();
+  writeFileSync(path, store.bytes());
+}
+
 const skipLinux = process.env.RINGZERO_SKIP_LINUX === "1" && process.env.CI !== "true";
 
 describe("serve: the request path to a file", () => {
@@ -110,17 +123,25 @@ describe("the page in chromium", () => {
   });
 
   it.skipIf(skipLinux)(
-    "boots the Linux guest kit to the shell prompt; uname -a typed in the terminal answers riscv64",
+    "boots the Linux guest kit with a picked qcow2 to the shell prompt; typed commands read the disk's file and uname -a answers riscv64",
     async () => {
+      const disk = join(profile, "picked.qcow2");
+      await qcow2WithFile(disk);
       const p = await browser.newPage();
       const errors: string[] = [];
       p.on("pageerror", (e) => errors.push(e.message));
       const t0 = performance.now();
-      await p.goto(`${served.url}?guest=linux`);
+      await p.goto(served.url);
+      await p.selectOption("#guest", "linux");
+      await p.setInputFiles("#disk", disk);
+      await p.click("#boot");
       const promptAt = (t: string) => t.indexOf(LINUX_KIT_PROMPT, t.indexOf(LINUX_KIT_MARKER));
       await waitFor(p, (t) => t.includes(LINUX_KIT_MARKER) && promptAt(t) >= 0, 240_000);
       const promptMs = performance.now() - t0;
       await p.click("#terminal"); // keyboard focus in xterm.js
+      await p.keyboard.type("mkdir -p /d && mount -t vfat /dev/vda /d && cat /d/hello.txt");
+      await p.keyboard.press("Enter");
+      await waitFor(p, (t) => t.includes(`\n${DISK_TEXT}\n`), 60_000);
       await p.keyboard.type("uname -a");
       await p.keyboard.press("Enter");
       const text = await waitFor(p, (t) => /Linux ringzero \S+ .* riscv64 GNU\/Linux/.test(t), 60_000);

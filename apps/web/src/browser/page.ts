@@ -12,6 +12,7 @@ const guestEl = $<HTMLSelectElement>("guest");
 const bootEl = $<HTMLButtonElement>("boot");
 const memoryEl = $<HTMLSelectElement>("memory");
 const statsEl = $<HTMLPreElement>("stats");
+const diskEl = $<HTMLInputElement>("disk");
 let lastStats: VmStats | undefined;
 
 // convertEol: LF also returns the carriage, as a host tty does (onlcr) for guests that print bare LFs.
@@ -67,7 +68,9 @@ function boot(guest: GuestName): void {
     else setStatus(`error: ${m.message}`);
   };
   w.onerror = (e) => setStatus(`worker error: ${e.message}`);
-  send(w, { type: "boot", guest, memory: Number(memoryEl.value) << 20, append: "console=ttyS0" });
+  const file = diskEl.files?.[0];
+  const disk = file ? { name: file.name, file } : undefined;
+  send(w, { type: "boot", guest, memory: Number(memoryEl.value) << 20, append: "console=ttyS0", disk });
   term.focus();
 }
 

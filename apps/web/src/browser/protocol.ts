@@ -16,7 +16,14 @@ export function isGuestName(s: string | null): s is GuestName {
 }
 
 export type ToWorker =
-  | { readonly type: "boot"; readonly guest: GuestName; readonly memory: number; readonly append: string }
+  | {
+      readonly type: "boot";
+      readonly guest: GuestName;
+      readonly memory: number;
+      readonly append: string;
+      /** A disk image the user picked (any format disk-formats opens): /dev/vda, writes kept in memory. */
+      readonly disk?: { readonly name: string; readonly file: Blob };
+    }
   | { readonly type: "input"; readonly bytes: Uint8Array };
 
 export type FromWorker =

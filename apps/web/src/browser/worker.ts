@@ -2,7 +2,9 @@
 // hypervisor-monolithic Vm from bytes (its browser-safe main entry) and runs
 // it; console output goes to the page, keyboard input comes back.
 import { loadElf } from "@ringzero/cpu-core";
+import { openImage, RemoteHost } from "@ringzero/disk-formats";
 import { Vm } from "@ringzero/hypervisor-monolithic";
+import { arrayGuestMemory, VirtioBlk, VirtioMmioTransport } from "@ringzero/virtio";
 import { type FromWorker, GUESTS, type ToWorker } from "./protocol.js";
 
 interface WorkerScope {
@@ -50,6 +52,15 @@ async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
       }
     },
   });
+  if (m.disk) {
+    // Read lazily from the File by slices; writes go to an in-memory overlay (the file is never written).
+    const image = await openImage(new RemoteHost({ [m.disk.name]: m.disk.file }), m.disk.name, { readOnly: false });
+    v.onStop(() => image.close());
+    const memory = arrayGuestMemory(v.bus.ramBase, new Uint8Array(v.bus.buffer, 0, v.bus.ramSize));
+    const t = new VirtioMmioTransport({ device: new VirtioBlk({ backend: image, serial: "ringzero-vda" }), memory });
+    t.attachIrq(v.attachVirtio(7, t)); // before loadLinux, so the device tree lists it; slot 7 as createVm's first drive
+    scope.postMessage({ type: "status", text: `disk ${m.disk.name}: ${image.format}, ${image.size()} bytes` });
+  }
   if (m.guest === "linux") v.loadLinux({ kernel, initrd, append: m.append });
   else v.boot(Number(loadElf(v.bus, kernel).entry), 0);
   vm = v;
