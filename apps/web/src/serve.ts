@@ -13,6 +13,7 @@ const TYPES: Record<string, string> = {
   ".map": "application/json",
   ".elf": "application/octet-stream",
   ".gz": "application/octet-stream",
+  ".qcow2": "application/octet-stream",
 };
 
 /** What the page needs from the server, for every response. */
@@ -58,6 +59,31 @@ export function resolveRequest(pathname: string, o: ServeOptions): string | unde
   }
 }
 
+/**
+ * One byte range of a `Range: bytes=...` header (RFC 9110 §14.1.2: first-last,
+ * first-, or -suffix) against a file of `size` bytes: the inclusive range,
+ * "unsatisfiable" (416), or undefined to answer with the whole file
+ * (a header that is absent, not bytes, or several ranges; §14.2 lets a
+ * server ignore Range).
+ */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | "unsatisfiable" | undefined {
+  if (header === undefined) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || end < start) return "unsatisfiable";
+  return { start, end };
+}
+
 export function servePage(o: ServeOptions): Promise<Served> {
   const server = createServer((req, res) => {
     for (const [k, v] of Object.entries(ISOLATION_HEADERS)) res.setHeader(k, v);
@@ -71,12 +97,24 @@ export function servePage(o: ServeOptions): Promise<Served> {
       res.writeHead(404, { "Content-Type": "text/plain" }).end("not found\n");
       return;
     }
-    res.writeHead(200, {
-      "Content-Type": TYPES[extname(file)] ?? "application/octet-stream",
-      "Content-Length": statSync(file).size,
-    });
+    // Range requests, so a disk image can be read lazily from a URL (disk-formats' HttpRangeStore).
+    const size = statSync(file).size;
+    const type = TYPES[extname(file)] ?? "application/octet-stream";
+    res.setHeader("Accept-Ranges", "bytes");
+    const range = parseRange(req.headers.range, size);
+    if (range === "unsatisfiable") {
+      res.writeHead(416, { "Content-Range": `bytes */${size}` }).end();
+      return;
+    }
+    if (range) {
+      res.writeHead(206, {
+        "Content-Type": type,
+        "Content-Length": range.end - range.start + 1,
+        "Content-Range": `bytes ${range.start}-${range.end}/${size}`,
+      });
+    } else res.writeHead(200, { "Content-Type": type, "Content-Length": size });
     if (req.method === "HEAD") res.end();
-    else createReadStream(file).pipe(res);
+    else createReadStream(file, range ?? {}).pipe(res);
   });
   return new Promise((done, fail) => {
     server.once("error", fail);

@@ -1,6 +1,7 @@
 // The page: xterm.js as the console of a VM that runs in a Worker. Keys typed
 // in the terminal go to the guest's UART (Vm.sendInput); its output is written
-// to the terminal. `?guest=hello|linux` boots at once (the browser test uses it).
+// to the terminal. `?guest=hello|linux` boots at once (the browser test uses
+// it); `?disk=URL` fills in the disk URL.
 import "@xterm/xterm/css/xterm.css";
 import type { VmStats } from "@ringzero/hypervisor-monolithic";
 import { Terminal } from "@xterm/xterm";
@@ -13,6 +14,7 @@ const bootEl = $<HTMLButtonElement>("boot");
 const memoryEl = $<HTMLSelectElement>("memory");
 const statsEl = $<HTMLPreElement>("stats");
 const diskEl = $<HTMLInputElement>("disk");
+const diskUrlEl = $<HTMLInputElement>("disk-url");
 let lastStats: VmStats | undefined;
 
 // convertEol: LF also returns the carriage, as a host tty does (onlcr) for guests that print bare LFs.
@@ -69,7 +71,9 @@ function boot(guest: GuestName): void {
   };
   w.onerror = (e) => setStatus(`worker error: ${e.message}`);
   const file = diskEl.files?.[0];
-  const disk = file ? { name: file.name, file } : undefined;
+  const url = diskUrlEl.value.trim();
+  // A picked file wins over a URL; a relative URL is against the page.
+  const disk = file ? { name: file.name, file } : url ? { url: new URL(url, location.href).href } : undefined;
   send(w, { type: "boot", guest, memory: Number(memoryEl.value) << 20, append: "console=ttyS0", disk });
   term.focus();
 }
@@ -81,7 +85,9 @@ bootEl.onclick = () => {
 if (!crossOriginIsolated) {
   setStatus("not cross-origin isolated: serve the page with COOP same-origin and COEP require-corp (pnpm web)");
 }
-const auto = new URLSearchParams(location.search).get("guest");
+const query = new URLSearchParams(location.search);
+diskUrlEl.value = query.get("disk") ?? "";
+const auto = query.get("guest");
 if (isGuestName(auto)) {
   guestEl.value = auto;
   boot(auto);

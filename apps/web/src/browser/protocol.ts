@@ -21,8 +21,11 @@ export type ToWorker =
       readonly guest: GuestName;
       readonly memory: number;
       readonly append: string;
-      /** A disk image the user picked (any format disk-formats opens): /dev/vda, writes kept in memory. */
-      readonly disk?: { readonly name: string; readonly file: Blob };
+      /**
+       * A disk image (any format disk-formats opens), a file the user picked or
+       * an http(s) URL read by Range requests: /dev/vda, writes kept in memory.
+       */
+      readonly disk?: { readonly name: string; readonly file: Blob } | { readonly url: string };
     }
   | { readonly type: "input"; readonly bytes: Uint8Array };
 

@@ -53,13 +53,20 @@ async function boot(m: Extract<ToWorker, { type: "boot" }>): Promise<void> {
     },
   });
   if (m.disk) {
-    // Read lazily from the File by slices; writes go to an in-memory overlay (the file is never written).
-    const image = await openImage(new RemoteHost({ [m.disk.name]: m.disk.file }), m.disk.name, { readOnly: false });
+    // Read lazily (File slices or Range requests); writes go to an in-memory overlay (the file is never written).
+    // A URL is its own name for RemoteHost (HttpRangeStore: aligned 64 KiB Range requests, cached).
+    const name = "url" in m.disk ? m.disk.url : m.disk.name;
+    // fetch passed bound: disk-formats calls its default (globalThis.fetch) unbound, which a
+    // browser rejects ("Illegal invocation"; Node does not care).
+    const host = new RemoteHost("url" in m.disk ? {} : { [name]: m.disk.file }, {
+      fetch: (input, init) => fetch(input, init),
+    });
+    const image = await openImage(host, name, { readOnly: false });
     v.onStop(() => image.close());
     const memory = arrayGuestMemory(v.bus.ramBase, new Uint8Array(v.bus.buffer, 0, v.bus.ramSize));
     const t = new VirtioMmioTransport({ device: new VirtioBlk({ backend: image, serial: "ringzero-vda" }), memory });
     t.attachIrq(v.attachVirtio(7, t)); // before loadLinux, so the device tree lists it; slot 7 as createVm's first drive
-    scope.postMessage({ type: "status", text: `disk ${m.disk.name}: ${image.format}, ${image.size()} bytes` });
+    scope.postMessage({ type: "status", text: `disk ${name}: ${image.format}, ${image.size()} bytes` });
   }
   if (m.guest === "linux") v.loadLinux({ kernel, initrd, append: m.append });
   else v.boot(Number(loadElf(v.bus, kernel).entry), 0);
