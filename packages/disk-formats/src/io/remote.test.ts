@@ -180,6 +180,24 @@ describe("HttpRangeStore and RemoteHost over HTTP", () => {
     expect(files.get("/img/top.qcow2")).toBe(c.top);
   });
 
+  it("calls the global fetch bound to its global, as a browser requires (else 'Illegal invocation')", async () => {
+    files.set("/bound", pattern(10_000, 6));
+    const real = globalThis.fetch;
+    // Chromium's fetch throws when called detached from its global object.
+    globalThis.fetch = function (this: unknown, input: Parameters<typeof fetch>[0], init?: RequestInit) {
+      if (this !== globalThis) throw new TypeError("Failed to execute 'fetch': Illegal invocation");
+      return real(input, init);
+    } as typeof fetch;
+    try {
+      const s = await HttpRangeStore.open(`${url}/bound`);
+      const b = new Uint8Array(100);
+      await readFull(s, 5_000, b);
+      expect(firstDiff(b, pattern(10_000, 6).subarray(5_000, 5_100))).toBe(-1);
+    } finally {
+      globalThis.fetch = real;
+    }
+  });
+
   it("caches blocks: a second read of the same range makes no request", async () => {
     files.set("/blob", pattern(200_000, 4));
     const s = await HttpRangeStore.open(`${url}/blob`);

@@ -90,7 +90,9 @@ export class HttpRangeStore implements ByteStore {
 
   /** Opens `url`: one request for its size; fails with NOT_FOUND or UNSUPPORTED (no Range support). */
   static async open(url: string, options: HttpStoreOptions = {}): Promise<HttpRangeStore> {
-    const fetchFn = options.fetch ?? globalThis.fetch;
+    // Bound: a browser's fetch called as a plain function (detached from its global) throws
+    // "Illegal invocation"; Node's does not mind.
+    const fetchFn: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     let res: Response;
     try {
       res = await fetchFn(url, { ...options.init, headers: { ...headersOf(options.init), Range: "bytes=0-0" } });
