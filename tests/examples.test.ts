@@ -65,3 +65,39 @@ describe("examples/bare-metal-runner", () => {
     expect(bad.stderr).toMatch(/^runner: .*not\.elf: ELF_/);
   });
 });
+
+// The Linux guest kit (CI sets RINGZERO_9P_LINUX_KIT to its directory, as for the README examples).
+const kit = process.env.RINGZERO_9P_LINUX_KIT;
+
+describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-vmm", () => {
+  it("boots the kit with a qcow2 disk and user networking, no hypervisor-monolithic: reads the disk, gets a DHCP lease, powers off", () => {
+    const disk = join(tmp, "disk.qcow2");
+    const mk = spawnSync("qemu-img", ["create", "-q", "-f", "qcow2", disk, "32M"], { encoding: "utf8" });
+    expect(mk.status, mk.stderr).toBe(0);
+    const w = spawnSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x41 0 4k", disk], { encoding: "utf8" });
+    expect(w.status, w.stderr).toBe(0);
+    const r = spawnSync(
+      process.execPath,
+      [
+        resolve(root, "examples/linux-vmm/vmm.mjs"),
+        "--kernel",
+        join(kit as string, "Image"),
+        "--initrd",
+        join(kit as string, "initramfs.cpio.gz"),
+        "--disk",
+        disk,
+        "--net",
+      ],
+      {
+        // Typed at once, before boot: the VMM holds input until the 8250 driver listens.
+        input: "head -c 8 /dev/vda; echo; udhcpc -q -n -i eth0 2>&1 | tail -1; poweroff -f\n",
+        encoding: "utf8",
+        timeout: 240_000,
+      },
+    );
+    expect(r.stdout).toContain("AAAAAAAA");
+    expect(r.stdout).toMatch(/lease of 10\.0\.2\.15 obtained/);
+    expect(r.stderr).toMatch(/vmm: powered off \(shutdown\)/);
+    expect(r.status).toBe(0);
+  }, 300_000);
+});
