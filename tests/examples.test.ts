@@ -100,4 +100,33 @@ describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-v
     expect(r.stderr).toMatch(/vmm: powered off \(shutdown\)/);
     expect(r.status).toBe(0);
   }, 300_000);
+
+  it("plugs in a device of the user's own (examples/custom-virtio-device): Linux's virtio-rng driver reads it", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        resolve(root, "examples/linux-vmm/vmm.mjs"),
+        "--kernel",
+        join(kit as string, "Image"),
+        "--initrd",
+        join(kit as string, "initramfs.cpio.gz"),
+        "--device",
+        resolve(root, "examples/custom-virtio-device/counting-rng.mjs"),
+      ],
+      {
+        input: "cat /sys/class/misc/hw_random/rng_current; head -c 16 /dev/hwrng | od -An -tx1; poweroff -f\n",
+        encoding: "utf8",
+        timeout: 240_000,
+      },
+    );
+    expect(r.stdout).toMatch(/^virtio_rng\.0$/m);
+    const line = r.stdout.split("\n").find((l) => /^( [0-9a-f]{2}){16}$/.test(l.trimEnd()));
+    expect(line, r.stdout.slice(-1500)).toBeDefined();
+    const bytes = (line as string)
+      .trim()
+      .split(" ")
+      .map((h) => Number.parseInt(h, 16));
+    for (let i = 1; i < 16; i++) expect(bytes[i]).toBe((bytes[0] + i) & 0xff);
+    expect(r.status).toBe(0);
+  }, 300_000);
 });

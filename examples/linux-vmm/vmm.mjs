@@ -4,9 +4,12 @@
 // format and user-mode networking. What `createVm` does, in one file.
 //
 //   node vmm.mjs --kernel Image [--initrd initramfs] [--disk FILE] [--net] [--memory MiB] [--append ARGS]
+//                [--device MODULE.mjs]...   (a module whose createDevice() returns a VirtioDevice)
 //
 // The console is the 16550 on stdio; the guest powers off through SBI SRST.
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { Bus, HART_ISA, HART_MMU, Hart, MIP_MEIP, MIP_MSIP, MIP_MTIP, MIP_SEIP, MIP_SSIP } from "@ringzero/cpu-core";
 import { openImage } from "@ringzero/disk-formats";
@@ -38,6 +41,7 @@ const { values: o } = parseArgs({
     net: { type: "boolean" },
     memory: { type: "string", default: "256" },
     append: { type: "string", default: "console=ttyS0" },
+    device: { type: "string", multiple: true, default: [] },
   },
 });
 if (!o.kernel) {
@@ -92,6 +96,11 @@ if (o.net) {
   const nat = await UserNet.create({}); // 10.0.2.0/24, DHCP, DNS, as QEMU's -net user
   closers.push(() => nat.close());
   place(new VirtioNet({ backend: nat, mac: "52:54:00:12:34:56" }));
+}
+for (const file of o.device) {
+  // A device of your own (see examples/custom-virtio-device): any VirtioDevice subclass.
+  const mod = await import(pathToFileURL(resolve(file)).href);
+  place(mod.createDevice());
 }
 for (let s = 0; s < VIRT.virtio.count; s++)
   if (!slots.includes(s))
