@@ -69,6 +69,17 @@ describe("examples/bare-metal-runner", () => {
 // The Linux guest kit (CI sets RINGZERO_9P_LINUX_KIT to its directory, as for the README examples).
 const kit = process.env.RINGZERO_9P_LINUX_KIT;
 
+/** examples/linux-vmm on the kit with `args`, `input` written to its console at once. */
+function vmm(args: string[], input: string) {
+  const k = kit as string;
+  const boot = ["--kernel", join(k, "Image"), "--initrd", join(k, "initramfs.cpio.gz")];
+  return spawnSync(process.execPath, [resolve(root, "examples/linux-vmm/vmm.mjs"), ...boot, ...args], {
+    input,
+    encoding: "utf8",
+    timeout: 240_000,
+  });
+}
+
 describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-vmm", () => {
   it("boots the kit with a qcow2 disk and user networking, no hypervisor-monolithic: reads the disk, gets a DHCP lease, powers off", () => {
     const disk = join(tmp, "disk.qcow2");
@@ -76,24 +87,10 @@ describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-v
     expect(mk.status, mk.stderr).toBe(0);
     const w = spawnSync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x41 0 4k", disk], { encoding: "utf8" });
     expect(w.status, w.stderr).toBe(0);
-    const r = spawnSync(
-      process.execPath,
-      [
-        resolve(root, "examples/linux-vmm/vmm.mjs"),
-        "--kernel",
-        join(kit as string, "Image"),
-        "--initrd",
-        join(kit as string, "initramfs.cpio.gz"),
-        "--disk",
-        disk,
-        "--net",
-      ],
-      {
-        // Typed at once, before boot: the VMM holds input until the 8250 driver listens.
-        input: "head -c 8 /dev/vda; echo; udhcpc -q -n -i eth0 2>&1 | tail -1; poweroff -f\n",
-        encoding: "utf8",
-        timeout: 240_000,
-      },
+    // Typed at once, before boot: the VMM holds input until the 8250 driver listens.
+    const r = vmm(
+      ["--disk", disk, "--net"],
+      "head -c 8 /dev/vda; echo; udhcpc -q -n -i eth0 2>&1 | tail -1; poweroff -f\n",
     );
     expect(r.stdout).toContain("AAAAAAAA");
     expect(r.stdout).toMatch(/lease of 10\.0\.2\.15 obtained/);
@@ -102,22 +99,9 @@ describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-v
   }, 300_000);
 
   it("plugs in a device of the user's own (examples/custom-virtio-device): Linux's virtio-rng driver reads it", () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        resolve(root, "examples/linux-vmm/vmm.mjs"),
-        "--kernel",
-        join(kit as string, "Image"),
-        "--initrd",
-        join(kit as string, "initramfs.cpio.gz"),
-        "--device",
-        resolve(root, "examples/custom-virtio-device/counting-rng.mjs"),
-      ],
-      {
-        input: "cat /sys/class/misc/hw_random/rng_current; head -c 16 /dev/hwrng | od -An -tx1; poweroff -f\n",
-        encoding: "utf8",
-        timeout: 240_000,
-      },
+    const r = vmm(
+      ["--device", resolve(root, "examples/custom-virtio-device/counting-rng.mjs")],
+      "cat /sys/class/misc/hw_random/rng_current; head -c 16 /dev/hwrng | od -An -tx1; poweroff -f\n",
     );
     expect(r.stdout).toMatch(/^virtio_rng\.0$/m);
     const line = r.stdout.split("\n").find((l) => /^( [0-9a-f]{2}){16}$/.test(l.trimEnd()));
