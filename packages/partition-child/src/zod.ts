@@ -1,0 +1,10 @@
+// zod/mini: the functional API of zod 4 (a few KB in a browser bundle, where
+// the classic API adds ~440 KB). zod/mini loads no messages; the English ones
+// classic zod loads on import are set here unless the application chose a
+// locale, so issues read as before ("Too small: expected number to be >=1").
+import { en } from "zod/locales";
+import * as z from "zod/mini";
+
+if (!z.config().localeError) z.config(en());
+
+export { z };
