@@ -12,7 +12,7 @@
 // never parks), CREDIT (µs, the kernel adds, the VP subtracts); the VP
 // publishes its thread's CPU time as a counter (cpuMicrosLo/Hi) and its parked
 // time (throttledMicros). The VP thread's CPU clock is in thread-clock.ts.
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 /** Xen credit1's default weight (CSCHED_DEFAULT_WEIGHT); weights are relative. */
 export const DEFAULT_WEIGHT = 256;

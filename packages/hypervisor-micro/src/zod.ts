@@ -2,9 +2,11 @@
 // the classic API adds ~440 KB). zod/mini loads no messages; the English ones
 // classic zod loads on import are set here unless the application chose a
 // locale, so issues read as before ("Too small: expected number to be >=1").
+// Schema files import `* as z` from here and use it only as `z.name`, so a
+// bundler keeps only what they use.
 import { en } from "zod/locales";
-import * as z from "zod/mini";
+import { config } from "zod/mini";
 
-if (!z.config().localeError) z.config(en());
+if (!config().localeError) config(en());
 
-export { z };
+export * from "zod/mini";

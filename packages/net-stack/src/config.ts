@@ -3,7 +3,7 @@
 
 import { NetError, NetErrorCode } from "./errors.js";
 import { type Ipv4, inSubnet, ipToString, parseIpv4, prefixMask } from "./wire/addr.js";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 const port = z.int().check(z.minimum(1), z.maximum(65535));
 

@@ -3,7 +3,7 @@
 // part of it; a restored stack starts with none.
 
 import { NetError, NetErrorCode } from "./errors.js";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 export const UserNetStateSchema = z.object({
   version: z.literal(1),

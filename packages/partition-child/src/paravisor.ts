@@ -33,7 +33,7 @@ import { BalloonVsc } from "./balloon-vsc.js";
 import { PageAllocator } from "./gpa.js";
 import { NinePVsc } from "./ninep-vsc.js";
 import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 /** SINT of VMBus control messages and channel events (vmbus.md §2.1: VMBUS_SINT = 2). */
 export const VMBUS_SINT = 2;

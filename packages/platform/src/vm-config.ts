@@ -1,6 +1,6 @@
 // VmConfig: one zod schema for a whole VM, shared by both hypervisors
 // (ARCHITECTURE.md §4). Sizes are bytes; paths are host files.
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 const MiB = 1024 * 1024;
 

@@ -6,7 +6,7 @@ import type { VirtioDevice, VirtioDeviceContext } from "./device.js";
 import { parseConfig, VirtioError, VirtioErrorCode } from "./errors.js";
 import type { GuestMemory } from "./memory.js";
 import { SplitQueue } from "./virtqueue.js";
-import { z } from "./zod.js";
+import * as z from "./zod.js";
 
 /** Register offsets (§4.2.2 Table 4.1). */
 export const VirtioMmioReg = {

@@ -8,7 +8,7 @@ import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
 import { type ByteStore, readFull } from "../io/store.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 const F = "vdi";
 export const VDI_SIGNATURE = 0xbeda107f;

@@ -5,7 +5,7 @@
 // returning ticks; writing mtime moves an offset over it. MTIP depends on
 // time, so a hypervisor calls `poll()` when it wakes and sleeps until
 // `nextDeadline()`.
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { PlatformError, PlatformErrorCode, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { depositU64, low32, sliceU64, VIRT } from "./types.js";

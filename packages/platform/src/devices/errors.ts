@@ -1,4 +1,4 @@
-import type { z } from "../zod.js";
+import type * as z from "../zod.js";
 
 // Typed errors of @ringzero/platform: a closed code table (STYLE.md 9). The
 // message is derived from the code, an optional detail and the context.

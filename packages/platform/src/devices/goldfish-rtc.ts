@@ -4,7 +4,7 @@
 // TIME_LOW (which latches the high half) then TIME_HIGH, one alarm, and an
 // interrupt line that is high while an alarm interrupt is pending and enabled.
 // Guest writes to the time move an offset over the host clock.
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32, NO_IRQ } from "./types.js";

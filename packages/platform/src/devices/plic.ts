@@ -5,7 +5,7 @@
 // makes it pending again. Contexts are numbered as on QEMU virt: hart h has
 // context 2h (M-mode, MEIP) and 2h+1 (S-mode, SEIP); each context drives one
 // IrqLine.
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { PlatformError, PlatformErrorCode, parseConfig, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32 } from "./types.js";

@@ -3,7 +3,7 @@
 // 0x3333 fail with the exit code in bits 31:16, 0x7777 reset. Linux reaches
 // it through syscon-poweroff/syscon-reboot. The event goes to a callback:
 // the board decides what "exit" means (never process.exit here).
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, MmioDevice } from "./types.js";
 import { low32 } from "./types.js";

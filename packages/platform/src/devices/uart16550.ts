@@ -7,7 +7,7 @@
 // TEMT stay set and a THRE interrupt follows every write (as in QEMU). Host
 // input waits in a bounded queue and enters the receive FIFO as it drains,
 // so the guest never sees an overrun from the host (flow control).
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { parseConfig, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32, NO_IRQ } from "./types.js";

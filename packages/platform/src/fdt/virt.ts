@@ -6,7 +6,7 @@
 
 import { PlatformError, PlatformErrorCode, parseConfig } from "../devices/errors.js";
 import { VIRT } from "../devices/types.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { FdtNode, writeDtb } from "./dtb.js";
 
 // riscv,isa as Linux 6.1 parses it (arch/riscv/kernel/cpufeature.c): the base

@@ -12,7 +12,7 @@
 //  60  u32 res3              PE/COFF header offset
 
 import { PlatformError, PlatformErrorCode } from "../devices/errors.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 export const LINUX_IMAGE_HEADER_SIZE = 64;
 export const LINUX_IMAGE_MAGIC = 0x5643534952n; // "RISCV" little-endian

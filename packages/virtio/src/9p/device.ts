@@ -11,7 +11,7 @@ import { featureBit, VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue, scatter } from "../virtqueue.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 import { Errno } from "./errno.js";
 import { encodeRlerror, NOTAG } from "./protocol.js";
 

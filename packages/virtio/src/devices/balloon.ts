@@ -7,7 +7,7 @@ import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue } from "../virtqueue.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.5.3). */
 export const VirtioBalloonFeature = {

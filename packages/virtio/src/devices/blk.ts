@@ -6,7 +6,7 @@ import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue, scatter } from "../virtqueue.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.2.3). */
 export const VirtioBlkFeature = {

@@ -7,7 +7,7 @@ import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { gather, scatter } from "../virtqueue.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.3.3). */
 export const VirtioConsoleFeature = { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 } as const;

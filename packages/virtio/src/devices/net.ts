@@ -6,7 +6,7 @@ import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { gather, scatter } from "../virtqueue.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.1.3) used here. */
 export const VirtioNetFeature = {

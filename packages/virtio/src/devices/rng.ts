@@ -4,7 +4,7 @@
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
-import { z } from "../zod.js";
+import * as z from "../zod.js";
 
 export interface VirtioRngOptions {
   /** Fills a buffer with entropy (default: globalThis.crypto.getRandomValues). */

@@ -3,7 +3,7 @@
 // Spec: QEMU docs/interop/qcow2.txt, "Header" and "Header extensions".
 
 import { DiskError, DiskErrorCode } from "../../errors.js";
-import { z } from "../../zod.js";
+import * as z from "../../zod.js";
 
 export const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
 /** Size of the v2 header; v3 headers are at least 104 bytes, QEMU writes 112. */
