@@ -3,7 +3,8 @@
 // "@ringzero/source" condition, so no build is needed), failing on any import
 // of a Node built-in (node:fs, zlib, worker_threads, ...). Prints the minified
 // and gzip size of each bundle. Node-only code belongs at a package's "./node"
-// subpath, which this check leaves out.
+// subpath, which this check leaves out. It also fails when a main entry pulls
+// in zod's classic API (~440 KB minified): packages validate with `zod/mini`.
 //
 //   node scripts/check-browser.mjs            check and print the sizes
 //   node scripts/check-browser.mjs --readme   also write them into each README
@@ -40,6 +41,22 @@ for (const d of readdirSync(join(root, "packages")).sort()) {
   if (!pj.private && entry) pkgs.push({ dir, name: pj.name, entry: join(dir, entry) });
 }
 
+/** zod's classic API in a bundle's inputs (zod/mini, zod/v4/core and the locales are fine). */
+const ZOD_CLASSIC = /node_modules\/zod\/(?:v4\/classic|v3)\/|node_modules\/zod\/(?:index|v4\/index)\.js$/;
+
+/** Records who imports zod's classic API ("zod", "zod/v4", "zod/v3"). */
+function zodClassic(found) {
+  return {
+    name: "zod-classic",
+    setup(b) {
+      b.onResolve({ filter: /^zod(?:\/v4|\/v3|\/v4\/classic)?$/ }, (args) => {
+        found.push(`${args.path} (imported by ${relative(root, args.importer)})`);
+        return undefined;
+      });
+    },
+  };
+}
+
 /** Marks every Node built-in external and records who imported it. */
 function nodeBuiltins(found) {
   return {
@@ -59,6 +76,7 @@ let failures = 0;
 const rows = [];
 for (const p of pkgs) {
   const found = [];
+  const zodImports = [];
   let code;
   try {
     const r = await build({
@@ -71,7 +89,7 @@ for (const p of pkgs) {
       logLevel: "silent",
       conditions: ["@ringzero/source"],
       metafile: true,
-      plugins: [nodeBuiltins(found)],
+      plugins: [nodeBuiltins(found), zodClassic(zodImports)],
     });
     code = r.outputFiles[0].contents;
     const out = Object.values(r.metafile.outputs)[0];
@@ -92,6 +110,11 @@ for (const p of pkgs) {
     console.error(`check-browser: ${p.name}: its main entry needs Node:`);
     for (const f of [...new Set(found)]) console.error(`  ${f}`);
     for (const g of globals) console.error(`  global ${g}`);
+  }
+  if (Object.keys(p.inputs).some((f) => ZOD_CLASSIC.test(f))) {
+    failures++;
+    console.error(`check-browser: ${p.name}: its main entry pulls in zod's classic API (use zod/mini):`);
+    for (const f of [...new Set(zodImports)]) console.error(`  ${f}`);
   }
   const gz = gzipSync(code, { level: 9 }).length;
   const zod = Object.entries(p.inputs)
@@ -122,7 +145,7 @@ if (writeReadme) {
 }
 
 if (failures) {
-  console.error(`check-browser: ${failures} package(s) not browser-safe`);
+  console.error(`check-browser: ${failures} failure(s): main entries not browser-safe or with zod classic`);
   process.exit(1);
 }
 const nodeOnly = rows.filter((r) => NODE_ONLY[r.name]).length;

@@ -13,7 +13,7 @@ import {
   type ShareConfig,
   ShareConfigSchema,
 } from "@ringzero/platform";
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { DemoError, DemoErrorCode } from "./errors.js";
 
 /** Splits "a,,b,c=d" into ["a,b", "c=d"] (QEMU's option syntax). */
@@ -56,7 +56,7 @@ function flag(option: string, spec: string, value: string | undefined): boolean 
   return usage(option, spec, `"${value}" is not on or off`);
 }
 
-function check<T>(schema: z.ZodType<T>, option: string, spec: string, value: unknown): T {
+function check<T>(schema: z.ZodMiniType<T>, option: string, spec: string, value: unknown): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     const i = r.error.issues[0];

@@ -1,9 +1,10 @@
 // ELF64 little-endian RISC-V loader (System V gABI, RISC-V ELF psABI). Every
 // field read from the file is bounds-checked; a malformed file gives a
 // CpuError ELF_MALFORMED with the offending field and offset, never a crash.
-import { z } from "zod";
+
 import { CpuError, CpuErrorCode } from "./errors.js";
 import type { Bus } from "./hart/bus.js";
+import * as z from "./zod.js";
 
 const EM_RISCV = 0xf3;
 const PT_LOAD = 1;
@@ -11,7 +12,7 @@ const SHT_SYMTAB = 2;
 const MAX_PHNUM = 256;
 const MAX_SHNUM = 4096;
 
-const u64 = z.bigint().nonnegative();
+const u64 = z.bigint().check(z.nonnegative());
 const HeaderSchema = z.object({
   magic: z.literal(0x464c457f, { message: "not an ELF file (bad magic)" }),
   class: z.literal(2, { message: "not ELF64" }),
@@ -23,9 +24,9 @@ const HeaderSchema = z.object({
   phoff: u64,
   shoff: u64,
   phentsize: z.literal(56, { message: "bad e_phentsize" }),
-  phnum: z.number().int().min(1, "no program headers").max(MAX_PHNUM),
-  shentsize: z.number().int(),
-  shnum: z.number().int().max(MAX_SHNUM),
+  phnum: z.int().check(z.minimum(1, "no program headers"), z.maximum(MAX_PHNUM)),
+  shentsize: z.int(),
+  shnum: z.int().check(z.maximum(MAX_SHNUM)),
 });
 
 export interface ElfSegment {

@@ -12,7 +12,7 @@
 // never parks), CREDIT (µs, the kernel adds, the VP subtracts); the VP
 // publishes its thread's CPU time as a counter (cpuMicrosLo/Hi) and its parked
 // time (throttledMicros). The VP thread's CPU clock is in thread-clock.ts.
-import { z } from "zod";
+import * as z from "./zod.js";
 
 /** Xen credit1's default weight (CSCHED_DEFAULT_WEIGHT); weights are relative. */
 export const DEFAULT_WEIGHT = 256;
@@ -43,22 +43,17 @@ const MIN_SLEEPER_GRANT = 1_000;
 const STEAL_SLACK = 0.25;
 
 /** A partition's scheduling parameters (SetPartitionSchedule, CreatePartition). */
-export const ScheduleSchema = z
-  .object({
-    /** Relative share of the CPU budget under contention, 1..65535 (default 256). */
-    weight: z.number().int().min(1).max(MAX_WEIGHT).default(DEFAULT_WEIGHT),
-    /** Hard ceiling in % of one host CPU; 0 = uncapped (one VP per partition, so 1..100). */
-    capPercent: z.number().int().min(0).max(100).default(0),
-  })
-  .strict();
+export const ScheduleSchema = z.strictObject({
+  /** Relative share of the CPU budget under contention, 1..65535 (default 256). */
+  weight: z._default(z.int().check(z.minimum(1), z.maximum(MAX_WEIGHT)), DEFAULT_WEIGHT),
+  /** Hard ceiling in % of one host CPU; 0 = uncapped (one VP per partition, so 1..100). */
+  capPercent: z._default(z.int().check(z.minimum(0), z.maximum(100)), 0),
+});
 export type Schedule = z.output<typeof ScheduleSchema>;
 export type ScheduleInput = z.input<typeof ScheduleSchema>;
 
 /** The CPU budget all child partitions share, in % of one host CPU; 0 = unlimited (no pool). */
-export const CpuBudgetSchema = z
-  .number()
-  .min(0)
-  .max(100 * 1024);
+export const CpuBudgetSchema = z.number().check(z.minimum(0), z.maximum(100 * 1024));
 
 /** One partition's view at the accounting tick. */
 export interface AccountInput {

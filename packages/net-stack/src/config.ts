@@ -1,96 +1,92 @@
 // Configuration of the user-mode network (zod 4). Defaults follow QEMU's user
 // networking: 10.0.2.0/24, gateway 10.0.2.2, DNS 10.0.2.3, first guest 10.0.2.15.
-import { z } from "zod";
+
 import { NetError, NetErrorCode } from "./errors.js";
 import { type Ipv4, inSubnet, ipToString, parseIpv4, prefixMask } from "./wire/addr.js";
+import * as z from "./zod.js";
 
-const port = z.number().int().min(1).max(65535);
+const port = z.int().check(z.minimum(1), z.maximum(65535));
 
 export const PolicyRuleSchema = z.object({
   /** Destination network as seen by the host (after the gateway alias maps 10.0.2.2 to 127.0.0.1). */
   cidr: z.cidrv4(),
   /** Inclusive destination port range; all ports when absent. */
-  ports: z.tuple([port, port]).optional(),
+  ports: z.optional(z.tuple([port, port])),
   /** Both protocols when absent. */
-  protocol: z.enum(["tcp", "udp"]).optional(),
+  protocol: z.optional(z.enum(["tcp", "udp"])),
 });
 export type PolicyRule = z.infer<typeof PolicyRuleSchema>;
 
 export const HostForwardSchema = z.object({
   protocol: z.enum(["tcp", "udp"]),
   /** Host address to listen on; loopback by default. */
-  hostAddress: z.ipv4().default("127.0.0.1"),
+  hostAddress: z._default(z.ipv4(), "127.0.0.1"),
   /** Host port; 0 picks a free port (read it back from `UserNet.hostForwardPorts`). */
-  hostPort: z.number().int().min(0).max(65535),
+  hostPort: z.int().check(z.minimum(0), z.maximum(65535)),
   /** Guest address; the first DHCP address when absent. */
-  guestAddress: z.ipv4().optional(),
+  guestAddress: z.optional(z.ipv4()),
   guestPort: port,
 });
 export type HostForward = z.infer<typeof HostForwardSchema>;
 
 export const UserNetConfigSchema = z
   .object({
-    network: z.cidrv4().default("10.0.2.0/24"),
-    gateway: z.ipv4().default("10.0.2.2"),
-    dns: z.ipv4().default("10.0.2.3"),
-    dhcpStart: z.ipv4().default("10.0.2.15"),
+    network: z._default(z.cidrv4(), "10.0.2.0/24"),
+    gateway: z._default(z.ipv4(), "10.0.2.2"),
+    dns: z._default(z.ipv4(), "10.0.2.3"),
+    dhcpStart: z._default(z.ipv4(), "10.0.2.15"),
     /** Number of addresses the DHCP server hands out from dhcpStart on. */
-    dhcpCount: z.number().int().min(1).max(256).default(16),
-    leaseTimeSeconds: z.number().int().min(60).max(0x7fffffff).default(86400),
-    mtu: z.number().int().min(576).max(1500).default(1500),
+    dhcpCount: z._default(z.int().check(z.minimum(1), z.maximum(256)), 16),
+    leaseTimeSeconds: z._default(z.int().check(z.minimum(60), z.maximum(0x7fffffff)), 86400),
+    mtu: z._default(z.int().check(z.minimum(576), z.maximum(1500)), 1500),
     /** QEMU's restrict=on: no egress at all; DHCP, ARP, ICMP to the gateway and host forwards still work. */
-    restrict: z.boolean().default(false),
+    restrict: z._default(z.boolean(), false),
     /** Map the gateway address to the host's 127.0.0.1 (QEMU's default). */
-    gatewayToLoopback: z.boolean().default(true),
+    gatewayToLoopback: z._default(z.boolean(), true),
     /** DNS upstream; the first nameserver of /etc/resolv.conf when absent. */
-    dnsUpstream: z.object({ host: z.ipv4(), port: port.default(53) }).optional(),
-    allow: z.array(PolicyRuleSchema).max(1024).default([]),
-    deny: z.array(PolicyRuleSchema).max(1024).default([]),
-    hostForwards: z.array(HostForwardSchema).max(256).default([]),
-    limits: z
-      .object({
+    dnsUpstream: z.optional(z.object({ host: z.ipv4(), port: z._default(port, 53) })),
+    allow: z._default(z.array(PolicyRuleSchema).check(z.maxLength(1024)), []),
+    deny: z._default(z.array(PolicyRuleSchema).check(z.maxLength(1024)), []),
+    hostForwards: z._default(z.array(HostForwardSchema).check(z.maxLength(256)), []),
+    limits: z.prefault(
+      z.object({
         /** NAT flows (TCP and UDP) per guest address. */
-        maxFlowsPerGuest: z.number().int().min(1).max(65536).default(1024),
+        maxFlowsPerGuest: z._default(z.int().check(z.minimum(1), z.maximum(65536)), 1024),
         /** NAT flows of all guest addresses together (a guest can claim many source addresses). */
-        maxFlows: z.number().int().min(1).max(262144).default(4096),
+        maxFlows: z._default(z.int().check(z.minimum(1), z.maximum(262144)), 4096),
         /** Bytes buffered by all flows of one guest address, both directions. */
-        maxBufferedBytesPerGuest: z
-          .number()
-          .int()
-          .min(65536)
-          .default(64 * 1024 * 1024),
+        maxBufferedBytesPerGuest: z._default(z.int().check(z.minimum(65536)), 64 * 1024 * 1024),
         /** Bytes buffered per TCP flow and direction before backpressure. */
-        flowBufferBytes: z
-          .number()
-          .int()
-          .min(4096)
-          .max(16 * 1024 * 1024)
-          .default(256 * 1024),
-        maxDnsPending: z.number().int().min(1).max(4096).default(256),
-      })
-      .prefault({}),
-    timeouts: z
-      .object({
-        udpIdleMs: z.number().int().min(1).default(60_000),
-        dnsMs: z.number().int().min(1).default(5_000),
-        tcpConnectMs: z.number().int().min(1).default(20_000),
-        tcpTimeWaitMs: z.number().int().min(0).default(2_000),
-        tcpRtoMinMs: z.number().int().min(1).default(200),
-        tcpRtoMaxMs: z.number().int().min(1).default(60_000),
-        tcpMaxRetransmits: z.number().int().min(1).max(64).default(12),
-        fragmentMs: z.number().int().min(1).default(30_000),
-      })
-      .prefault({}),
+        flowBufferBytes: z._default(z.int().check(z.minimum(4096), z.maximum(16 * 1024 * 1024)), 256 * 1024),
+        maxDnsPending: z._default(z.int().check(z.minimum(1), z.maximum(4096)), 256),
+      }),
+      {},
+    ),
+    timeouts: z.prefault(
+      z.object({
+        udpIdleMs: z._default(z.int().check(z.minimum(1)), 60_000),
+        dnsMs: z._default(z.int().check(z.minimum(1)), 5_000),
+        tcpConnectMs: z._default(z.int().check(z.minimum(1)), 20_000),
+        tcpTimeWaitMs: z._default(z.int().check(z.minimum(0)), 2_000),
+        tcpRtoMinMs: z._default(z.int().check(z.minimum(1)), 200),
+        tcpRtoMaxMs: z._default(z.int().check(z.minimum(1)), 60_000),
+        tcpMaxRetransmits: z._default(z.int().check(z.minimum(1), z.maximum(64)), 12),
+        fragmentMs: z._default(z.int().check(z.minimum(1)), 30_000),
+      }),
+      {},
+    ),
   })
-  .superRefine((c, ctx) => {
-    const [net, prefix] = splitCidr(c.network);
-    for (const key of ["gateway", "dns", "dhcpStart"] as const) {
-      if (!inSubnet(parseIpv4(c[key])!, net, prefix)) {
-        ctx.addIssue({ code: "custom", path: [key], message: `${key} is outside ${c.network}` });
+  .check(
+    z.superRefine((c, ctx) => {
+      const [net, prefix] = splitCidr(c.network);
+      for (const key of ["gateway", "dns", "dhcpStart"] as const) {
+        if (!inSubnet(parseIpv4(c[key])!, net, prefix)) {
+          ctx.addIssue({ code: "custom", path: [key], message: `${key} is outside ${c.network}` });
+        }
       }
-    }
-    if (prefix > 30) ctx.addIssue({ code: "custom", path: ["network"], message: "prefix must be /30 or shorter" });
-  });
+      if (prefix > 30) ctx.addIssue({ code: "custom", path: ["network"], message: "prefix must be /30 or shorter" });
+    }),
+  );
 
 export type UserNetConfigInput = z.input<typeof UserNetConfigSchema>;
 export type UserNetConfig = z.output<typeof UserNetConfigSchema>;

@@ -29,11 +29,11 @@ import {
 } from "@ringzero/virtio";
 import { type ClientChannel, type ClientOffer, type GpaRange, VmbusClient } from "@ringzero/vmbus";
 import { DeviceInterface, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
-import { z } from "zod";
 import { BalloonVsc } from "./balloon-vsc.js";
 import { PageAllocator } from "./gpa.js";
 import { NinePVsc } from "./ninep-vsc.js";
 import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
+import * as z from "./zod.js";
 
 /** SINT of VMBus control messages and channel events (vmbus.md §2.1: VMBUS_SINT = 2). */
 export const VMBUS_SINT = 2;
@@ -42,45 +42,45 @@ export const SETUP_SINT = 3;
 export const SetupMessage = { HELLO: 0x10, READY: 0x11 } as const;
 
 const DeviceSchema = z.discriminatedUnion("kind", [
-  z
-    .object({
-      kind: z.literal("blk"),
-      slot: z.number().int().min(0).max(7),
-      instanceId: z.string(),
-      serial: z.string().max(20),
-    })
-    .strict(),
-  z
-    .object({ kind: z.literal("net"), slot: z.number().int().min(0).max(7), instanceId: z.string(), mac: z.string() })
-    .strict(),
-  z.object({ kind: z.literal("console"), slot: z.number().int().min(0).max(7), instanceId: z.string() }).strict(),
-  z
-    .object({
-      kind: z.literal("9p"),
-      slot: z.number().int().min(0).max(7),
-      instanceId: z.string(),
-      mountTag: z.string().min(1).max(255),
-    })
-    .strict(),
-  z.object({ kind: z.literal("rng"), slot: z.number().int().min(0).max(7) }).strict(),
-  z.object({ kind: z.literal("balloon"), slot: z.number().int().min(0).max(7), instanceId: z.string() }).strict(),
+  z.strictObject({
+    kind: z.literal("blk"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+    serial: z.string().check(z.maxLength(20)),
+  }),
+  z.strictObject({
+    kind: z.literal("net"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+    mac: z.string(),
+  }),
+  z.strictObject({
+    kind: z.literal("console"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+  }),
+  z.strictObject({
+    kind: z.literal("9p"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+    mountTag: z.string().check(z.minLength(1), z.maxLength(255)),
+  }),
+  z.strictObject({ kind: z.literal("rng"), slot: z.int().check(z.minimum(0), z.maximum(7)) }),
+  z.strictObject({
+    kind: z.literal("balloon"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+  }),
 ]);
 
-export const ParavisorDataSchema = z
-  .object({
-    /** The parent partition's ID (VMBus server). */
-    parent: z.number().int().min(1),
-    /** The virtio devices by slot (from the VmConfig, placed by the parent). */
-    devices: z.array(DeviceSchema).max(8),
-    /** Ring bytes per direction for storage and network channels (power of two). */
-    ringBytes: z
-      .number()
-      .int()
-      .min(16384)
-      .max(4 * 1024 * 1024)
-      .default(256 * 1024),
-  })
-  .strict();
+export const ParavisorDataSchema = z.strictObject({
+  /** The parent partition's ID (VMBus server). */
+  parent: z.int().check(z.minimum(1)),
+  /** The virtio devices by slot (from the VmConfig, placed by the parent). */
+  devices: z.array(DeviceSchema).check(z.maxLength(8)),
+  /** Ring bytes per direction for storage and network channels (power of two). */
+  ringBytes: z._default(z.int().check(z.minimum(16384), z.maximum(4 * 1024 * 1024)), 256 * 1024),
+});
 export type ParavisorData = z.input<typeof ParavisorDataSchema>;
 
 type Region = RegionInfo & { buffer: SharedArrayBuffer };

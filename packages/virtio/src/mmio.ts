@@ -1,11 +1,12 @@
 // virtio-mmio transport, version 2 (virtio 1.2 §4.2.2).
-import { z } from "zod";
+
 import { featureBit, VirtioFeature, VirtioInterrupt, VirtioStatus } from "./constants.js";
 import { type GuestErrorCounter, type GuestErrorCounters, newCounters } from "./counters.js";
 import type { VirtioDevice, VirtioDeviceContext } from "./device.js";
 import { parseConfig, VirtioError, VirtioErrorCode } from "./errors.js";
 import type { GuestMemory } from "./memory.js";
 import { SplitQueue } from "./virtqueue.js";
+import * as z from "./zod.js";
 
 /** Register offsets (§4.2.2 Table 4.1). */
 export const VirtioMmioReg = {
@@ -75,15 +76,15 @@ const OptionsSchema = z.object({
   memory: z.custom<GuestMemory>(
     (m) => typeof m === "object" && m !== null && typeof (m as GuestMemory).view === "function",
   ),
-  irq: z
-    .custom<VirtioIrq | undefined>(
+  irq: z.optional(
+    z.custom<VirtioIrq | undefined>(
       (i) =>
         i === undefined ||
         typeof i === "function" ||
         (typeof i === "object" && i !== null && typeof (i as { set: unknown }).set === "function"),
-    )
-    .optional(),
-  vendorId: z.number().int().min(0).max(0xffff_ffff).optional(),
+    ),
+  ),
+  vendorId: z.optional(z.int().check(z.minimum(0), z.maximum(0xffff_ffff))),
 });
 
 /** Transport-level feature bits this implementation always offers. */

@@ -1,23 +1,22 @@
 // Guest physical memory as the hart sees it: one RAM region backed by an
 // ArrayBuffer or SharedArrayBuffer; every other physical address is MMIO and
 // leaves run() as an `mmio` exit for the hypervisor to complete.
-import { z } from "zod";
+
 import { CpuError, CpuErrorCode } from "../errors.js";
+import * as z from "../zod.js";
 
 export const BusConfigSchema = z.object({
   /** Guest-physical base of RAM (QEMU virt: 0x8000_0000). Page-aligned. */
-  ramBase: z
-    .number()
-    .int()
-    .nonnegative()
-    .refine((v) => v % 4096 === 0, "ramBase must be 4 KiB aligned"),
+  ramBase: z.int().check(
+    z.nonnegative(),
+    z.refine((v) => v % 4096 === 0, "ramBase must be 4 KiB aligned"),
+  ),
   /** RAM size in bytes: a positive multiple of 4 KiB, at most 2^31 bytes for typed-array indexing. */
-  ramSize: z
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 31)
-    .refine((v) => v % 4096 === 0, "ramSize must be a multiple of 4 KiB"),
+  ramSize: z.int().check(
+    z.positive(),
+    z.maximum(2 ** 31),
+    z.refine((v) => v % 4096 === 0, "ramSize must be a multiple of 4 KiB"),
+  ),
 });
 export type BusConfig = z.input<typeof BusConfigSchema>;
 

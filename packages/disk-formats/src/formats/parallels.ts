@@ -2,11 +2,12 @@
 // Little endian: a 64-byte header ("WithoutFreeSpace" or "WithouFreSpacExt"),
 // then the BAT (u32 per cluster; 0 = unallocated), data from data_off.
 // "WithoutFreeSpace" BAT entries count sectors, "WithouFreSpacExt" entries count clusters.
-import { z } from "zod";
+
 import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
 import { type ByteStore, readFull } from "../io/store.js";
+import * as z from "../zod.js";
 
 const F = "parallels";
 const MAGIC_OLD = "WithoutFreeSpace";
@@ -18,23 +19,17 @@ const DEFAULT_CLUSTER = 1024 * 1024;
 const Header = z
   .object({
     version: z.literal(2),
-    tracks: z
-      .number()
-      .int()
-      .min(1)
-      .max((256 * 1024 * 1024) / 512),
-    batEntries: z
-      .number()
-      .int()
-      .nonnegative()
-      .max(2 ** 30),
-    nbSectors: z.number().int().nonnegative(),
-    dataOff: z.number().int().nonnegative(),
+    tracks: z.int().check(z.minimum(1), z.maximum((256 * 1024 * 1024) / 512)),
+    batEntries: z.int().check(z.nonnegative(), z.maximum(2 ** 30)),
+    nbSectors: z.int().check(z.nonnegative()),
+    dataOff: z.int().check(z.nonnegative()),
   })
-  .superRefine((h, ctx) => {
-    if (h.batEntries * h.tracks < h.nbSectors)
-      ctx.addIssue({ code: "custom", path: ["batEntries"], message: "BAT does not cover the disk size" });
-  });
+  .check(
+    z.superRefine((h, ctx) => {
+      if (h.batEntries * h.tracks < h.nbSectors)
+        ctx.addIssue({ code: "custom", path: ["batEntries"], message: "BAT does not cover the disk size" });
+    }),
+  );
 
 const OFF: Record<string, number> = { version: 16, tracks: 28, batEntries: 32, nbSectors: 36, dataOff: 48 };
 

@@ -3,11 +3,12 @@
 // a 64-byte text, the signature 0xbeda107f at 0x40, the header from 0x48,
 // the block map (u32 per block: data block index, 0xffffffff unallocated,
 // 0xfffffffe zero) at offset_bmap, and data blocks from offset_data.
-import { z } from "zod";
+
 import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
 import { type ByteStore, readFull } from "../io/store.js";
+import * as z from "../zod.js";
 
 const F = "vdi";
 export const VDI_SIGNATURE = 0xbeda107f;
@@ -40,29 +41,30 @@ const OFF = {
 
 const Header = z
   .object({
-    version: z.number().refine((v) => v >>> 16 === 1, "major version must be 1"),
-    headerSize: z.number().int().min(0x180).max(0x1b8),
+    version: z.number().check(z.refine((v) => v >>> 16 === 1, "major version must be 1")),
+    headerSize: z.int().check(z.minimum(0x180), z.maximum(0x1b8)),
     imageType: z.union([z.literal(TYPE_DYNAMIC), z.literal(TYPE_FIXED)]),
-    offsetBmap: z.number().int().min(0x1c8),
-    offsetData: z.number().int(),
+    offsetBmap: z.int().check(z.minimum(0x1c8)),
+    offsetData: z.int(),
     sectorSize: z.literal(512),
-    diskSize: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-    blockSize: z
-      .number()
-      .int()
-      .min(512)
-      .max(256 * 1024 * 1024)
-      .refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+    diskSize: z.int().check(z.nonnegative(), z.maximum(Number.MAX_SAFE_INTEGER)),
+    blockSize: z.int().check(
+      z.minimum(512),
+      z.maximum(256 * 1024 * 1024),
+      z.refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+    ),
     blockExtra: z.literal(0),
-    blocksInImage: z.number().int().nonnegative().max(MAX_BLOCKS),
-    blocksAllocated: z.number().int().nonnegative(),
+    blocksInImage: z.int().check(z.nonnegative(), z.maximum(MAX_BLOCKS)),
+    blocksAllocated: z.int().check(z.nonnegative()),
   })
-  .superRefine((h, ctx) => {
-    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
-    if (h.blocksInImage * h.blockSize < h.diskSize) issue("blocksInImage", "block map does not cover the disk size");
-    if (h.offsetData < h.offsetBmap + h.blocksInImage * 4) issue("offsetData", "data area overlaps the block map");
-    if (h.blocksAllocated > h.blocksInImage) issue("blocksAllocated", "more blocks allocated than the image has");
-  });
+  .check(
+    z.superRefine((h, ctx) => {
+      const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+      if (h.blocksInImage * h.blockSize < h.diskSize) issue("blocksInImage", "block map does not cover the disk size");
+      if (h.offsetData < h.offsetBmap + h.blocksInImage * 4) issue("offsetData", "data area overlaps the block map");
+      if (h.blocksAllocated > h.blocksInImage) issue("blocksAllocated", "more blocks allocated than the image has");
+    }),
+  );
 type Header = z.infer<typeof Header>;
 
 function fail(code: DiskErrorCode, offset: number, detail: string, extra: Record<string, unknown> = {}): DiskError {

@@ -4,11 +4,12 @@
 // dynamic disks), a 1024-byte dynamic header ("cxsparse") with the block
 // allocation table (BAT: u32 sector numbers, 0xffffffff = not allocated);
 // each block is a sector bitmap followed by the block's data.
-import { z } from "zod";
+
 import type { BlockBackend, Extent } from "../backend.js";
 import { isZero } from "../bytes.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../errors.js";
 import { type ByteStore, readFull } from "../io/store.js";
+import * as z from "../zod.js";
 
 const F = "vpc";
 const FOOTER = 512;
@@ -41,18 +42,13 @@ interface Footer {
 }
 
 const DynHeader = z.object({
-  tableOffset: z.number().int().nonnegative(),
-  maxTableEntries: z
-    .number()
-    .int()
-    .nonnegative()
-    .max(2 ** 30),
-  blockSize: z
-    .number()
-    .int()
-    .min(512)
-    .max(256 * 1024 * 1024)
-    .refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+  tableOffset: z.int().check(z.nonnegative()),
+  maxTableEntries: z.int().check(z.nonnegative(), z.maximum(2 ** 30)),
+  blockSize: z.int().check(
+    z.minimum(512),
+    z.maximum(256 * 1024 * 1024),
+    z.refine((v) => (v & (v - 1)) === 0, "block size must be a power of two"),
+  ),
 });
 
 function fail(code: DiskErrorCode, offset: number, detail: string, extra: Record<string, unknown> = {}): DiskError {

@@ -5,7 +5,7 @@
 // returning ticks; writing mtime moves an offset over it. MTIP depends on
 // time, so a hypervisor calls `poll()` when it wakes and sleeps until
 // `nextDeadline()`.
-import { z } from "zod";
+import * as z from "../zod.js";
 import { PlatformError, PlatformErrorCode, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { depositU64, low32, sliceU64, VIRT } from "./types.js";
@@ -37,12 +37,12 @@ export interface ClintHartLines {
 export const ClintStateSchema = z.object({
   version: z.literal(1),
   /** mtime when the state was taken, as a decimal string; a restore continues from it. */
-  mtime: z.string().regex(/^\d{1,20}$/),
+  mtime: z.string().check(z.regex(/^\d{1,20}$/)),
   harts: z.array(
     z.object({
       msip: z.boolean(),
       /** mtimecmp as a decimal string (64-bit unsigned). */
-      mtimecmp: z.string().regex(/^\d{1,20}$/),
+      mtimecmp: z.string().check(z.regex(/^\d{1,20}$/)),
     }),
   ),
 });

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import type * as z from "../zod.js";
 
 // Typed errors of @ringzero/platform: a closed code table (STYLE.md 9). The
 // message is derived from the code, an optional detail and the context.
@@ -34,7 +34,7 @@ function hexReplacer(_k: string, v: unknown): unknown {
 }
 
 /** Throws STATE_INVALID with zod's issues when `value` does not match. */
-export function parseState<T>(schema: z.ZodType<T>, value: unknown, device: string): T {
+export function parseState<T>(schema: z.ZodMiniType<T>, value: unknown, device: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new PlatformError(
@@ -47,7 +47,7 @@ export function parseState<T>(schema: z.ZodType<T>, value: unknown, device: stri
 }
 
 /** Throws CONFIG_INVALID with zod's issues when `value` does not match. */
-export function parseConfig<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+export function parseConfig<T>(schema: z.ZodMiniType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new PlatformError(

@@ -4,7 +4,7 @@
 // TIME_LOW (which latches the high half) then TIME_HIGH, one alarm, and an
 // interrupt line that is high while an alarm interrupt is pending and enabled.
 // Guest writes to the time move an offset over the host clock.
-import { z } from "zod";
+import * as z from "../zod.js";
 import { parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32, NO_IRQ } from "./types.js";
@@ -28,8 +28,8 @@ export function hostWallClockNs(): () => bigint {
   return () => wall0 + BigInt(Math.floor((performance.now() - t0) * 1e6));
 }
 
-const u32 = z.number().int().min(0).max(0xffff_ffff);
-const dec = z.string().regex(/^-?\d{1,20}$/);
+const u32 = z.int().check(z.minimum(0), z.maximum(0xffff_ffff));
+const dec = z.string().check(z.regex(/^-?\d{1,20}$/));
 export const GoldfishRtcStateSchema = z.object({
   version: z.literal(1),
   /** Guest time minus host clock, ns (signed decimal string). */

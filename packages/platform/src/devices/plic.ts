@@ -5,7 +5,7 @@
 // makes it pending again. Contexts are numbered as on QEMU virt: hart h has
 // context 2h (M-mode, MEIP) and 2h+1 (S-mode, SEIP); each context drives one
 // IrqLine.
-import { z } from "zod";
+import * as z from "../zod.js";
 import { PlatformError, PlatformErrorCode, parseConfig, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32 } from "./types.js";
@@ -25,34 +25,35 @@ export const PLIC_MAX_CONTEXTS = 15872;
 
 export const PlicConfigSchema = z.object({
   /** Number of sources (riscv,ndev); sources are 1..ndev. QEMU virt: 96. */
-  ndev: z.number().int().min(1).max(PLIC_MAX_SOURCES).default(96),
+  ndev: z._default(z.int().check(z.minimum(1), z.maximum(PLIC_MAX_SOURCES)), 96),
   /** Highest priority (a 2^n-1 mask); QEMU virt has 3 priority bits: 7. */
-  maxPriority: z
-    .number()
-    .int()
-    .min(1)
-    .max(0xffff_ffff)
-    .refine((p) => ((p + 1) & p) === 0, "maxPriority must be 2^n-1")
-    .default(7),
+  maxPriority: z._default(
+    z.int().check(
+      z.minimum(1),
+      z.maximum(0xffff_ffff),
+      z.refine((p) => ((p + 1) & p) === 0, "maxPriority must be 2^n-1"),
+    ),
+    7,
+  ),
 });
 export type PlicConfig = z.input<typeof PlicConfigSchema>;
 
 export const PlicStateSchema = z.object({
   version: z.literal(1),
-  ndev: z.number().int().min(1).max(PLIC_MAX_SOURCES),
-  maxPriority: z.number().int().min(1).max(0xffff_ffff),
+  ndev: z.int().check(z.minimum(1), z.maximum(PLIC_MAX_SOURCES)),
+  maxPriority: z.int().check(z.minimum(1), z.maximum(0xffff_ffff)),
   /** priority[s] for sources 0..ndev (index 0 unused, always 0). */
-  priority: z.array(z.number().int().min(0).max(0xffff_ffff)),
+  priority: z.array(z.int().check(z.minimum(0), z.maximum(0xffff_ffff))),
   /** Sources whose input line is high. */
-  levels: z.array(z.number().int().min(1)),
+  levels: z.array(z.int().check(z.minimum(1))),
   /** Sources with a pending request. */
-  pending: z.array(z.number().int().min(1)),
+  pending: z.array(z.int().check(z.minimum(1))),
   /** Sources claimed and not yet completed. */
-  claimed: z.array(z.number().int().min(1)),
+  claimed: z.array(z.int().check(z.minimum(1))),
   contexts: z.array(
     z.object({
-      threshold: z.number().int().min(0).max(0xffff_ffff),
-      enabled: z.array(z.number().int().min(1)),
+      threshold: z.int().check(z.minimum(0), z.maximum(0xffff_ffff)),
+      enabled: z.array(z.int().check(z.minimum(1))),
     }),
   ),
 });

@@ -3,7 +3,7 @@
 // 0x3333 fail with the exit code in bits 31:16, 0x7777 reset. Linux reaches
 // it through syscon-poweroff/syscon-reboot. The event goes to a callback:
 // the board decides what "exit" means (never process.exit here).
-import { z } from "zod";
+import * as z from "../zod.js";
 import { parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, MmioDevice } from "./types.js";
 import { low32 } from "./types.js";
@@ -19,14 +19,14 @@ export type FinisherEvent =
 
 export const FinisherEventSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("pass") }),
-  z.object({ kind: z.literal("fail"), code: z.number().int().min(0).max(0xffff) }),
+  z.object({ kind: z.literal("fail"), code: z.int().check(z.minimum(0), z.maximum(0xffff)) }),
   z.object({ kind: z.literal("reset") }),
 ]);
 
 export const SifiveTestStateSchema = z.object({
   version: z.literal(1),
   /** The last event the guest signalled, if any. */
-  last: FinisherEventSchema.nullable(),
+  last: z.nullable(FinisherEventSchema),
 });
 export type SifiveTestState = z.infer<typeof SifiveTestStateSchema>;
 

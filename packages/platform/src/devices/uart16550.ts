@@ -7,7 +7,7 @@
 // TEMT stay set and a THRE interrupt follows every write (as in QEMU). Host
 // input waits in a bounded queue and enters the receive FIFO as it drains,
 // so the guest never sees an overrun from the host (flow control).
-import { z } from "zod";
+import * as z from "../zod.js";
 import { parseConfig, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
 import { low32, NO_IRQ } from "./types.js";
@@ -83,12 +83,7 @@ const RX_TRIGGER = [1, 4, 8, 14] as const; // FCR bits 7:6 (PC16550D table 5)
 
 export const UartConfigSchema = z.object({
   /** Host input bytes held while the receive FIFO is full; more are dropped and counted. */
-  inputLimit: z
-    .number()
-    .int()
-    .min(1)
-    .max(64 << 20)
-    .default(1 << 20),
+  inputLimit: z._default(z.int().check(z.minimum(1), z.maximum(64 << 20)), 1 << 20),
 });
 export type UartConfig = z.input<typeof UartConfigSchema>;
 
@@ -99,7 +94,7 @@ export interface UartOptions extends UartConfig {
   readonly onTransmit?: (bytes: Uint8Array) => void;
 }
 
-const byte = z.number().int().min(0).max(255);
+const byte = z.int().check(z.minimum(0), z.maximum(255));
 export const UartStateSchema = z.object({
   version: z.literal(1),
   ier: byte,
@@ -113,8 +108,8 @@ export const UartStateSchema = z.object({
   dll: byte,
   dlm: byte,
   thrIpending: z.boolean(),
-  rx: z.array(byte).max(UART_FIFO_SIZE),
-  input: z.array(byte).max(64 << 20),
+  rx: z.array(byte).check(z.maxLength(UART_FIFO_SIZE)),
+  input: z.array(byte).check(z.maxLength(64 << 20)),
 });
 export type UartState = z.infer<typeof UartStateSchema>;
 

@@ -3,9 +3,10 @@
 // sees it after firmware edits (qemu-virt-as-linux-sees-it.dts: the PLIC's
 // M-mode contexts marked absent with 0xffffffff, since no firmware runs in
 // M-mode). Only the configured devices get nodes.
-import { z } from "zod";
+
 import { PlatformError, PlatformErrorCode, parseConfig } from "../devices/errors.js";
 import { VIRT } from "../devices/types.js";
+import * as z from "../zod.js";
 import { FdtNode, writeDtb } from "./dtb.js";
 
 // riscv,isa as Linux 6.1 parses it (arch/riscv/kernel/cpufeature.c): the base
@@ -13,85 +14,78 @@ import { FdtNode, writeDtb } from "./dtb.js";
 // multi-letter extensions separated by underscores.
 const ISA = /^rv(32|64)[ieg][a-z]*(_[a-z][a-z0-9]*)*$/;
 
-const u64 = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const u64 = z.int().check(z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER));
 
 export const VirtDeviceTreeOptionsSchema = z
   .object({
     memory: z.object({
-      base: u64.default(VIRT.ram.base),
-      size: u64.min(1),
+      base: z._default(u64, VIRT.ram.base),
+      size: u64.check(z.minimum(1)),
     }),
-    harts: z.number().int().min(1).max(512).default(1),
+    harts: z._default(z.int().check(z.minimum(1), z.maximum(512)), 1),
     /** The hart's ISA string as `riscv,isa`, e.g. "rv64imafdc_zicsr_zifencei_sstc". */
-    isa: z.string().regex(ISA, "not a RISC-V ISA string (rv64imafdc_zicsr...)"),
-    mmuType: z.enum(["riscv,sv39", "riscv,sv48"]).default("riscv,sv48"),
+    isa: z.string().check(z.regex(ISA, "not a RISC-V ISA string (rv64imafdc_zicsr...)")),
+    mmuType: z._default(z.enum(["riscv,sv39", "riscv,sv48"]), "riscv,sv48"),
     /** Also emit `riscv,isa-base` and `riscv,isa-extensions` (Linux >= 6.7 reads them; QEMU 7.2 does not emit them). */
-    isaExtensions: z.boolean().default(false),
-    timebaseFrequency: z.number().int().min(1).max(0xffff_ffff).default(VIRT.timebaseFrequency),
-    devices: z
-      .object({
-        plic: z.boolean().default(true),
-        clint: z.boolean().default(true),
-        uart: z.boolean().default(true),
-        rtc: z.boolean().default(true),
+    isaExtensions: z._default(z.boolean(), false),
+    timebaseFrequency: z._default(z.int().check(z.minimum(1), z.maximum(0xffff_ffff)), VIRT.timebaseFrequency),
+    devices: z._default(
+      z.object({
+        plic: z._default(z.boolean(), true),
+        clint: z._default(z.boolean(), true),
+        uart: z._default(z.boolean(), true),
+        rtc: z._default(z.boolean(), true),
         /** The SiFive test finisher, with syscon-poweroff and syscon-reboot nodes. */
-        testFinisher: z.boolean().default(true),
+        testFinisher: z._default(z.boolean(), true),
         /** virtio-mmio slots (0..7) with a device behind them. */
-        virtio: z
-          .array(
-            z
-              .number()
-              .int()
-              .min(0)
-              .max(VIRT.virtio.count - 1),
-          )
-          .default([]),
-      })
-      .default({ plic: true, clint: true, uart: true, rtc: true, testFinisher: true, virtio: [] }),
+        virtio: z._default(z.array(z.int().check(z.minimum(0), z.maximum(VIRT.virtio.count - 1))), []),
+      }),
+      { plic: true, clint: true, uart: true, rtc: true, testFinisher: true, virtio: [] },
+    ),
     /** Give the PLIC's M-mode contexts their MEIP (as QEMU's own tree) instead of marking them absent. */
-    plicMModeContexts: z.boolean().default(false),
-    chosen: z
-      .object({
-        bootargs: z.string().max(4096).optional(),
-        initrd: z.object({ start: u64, end: u64 }).optional(),
+    plicMModeContexts: z._default(z.boolean(), false),
+    chosen: z._default(
+      z.object({
+        bootargs: z.optional(z.string().check(z.maxLength(4096))),
+        initrd: z.optional(z.object({ start: u64, end: u64 })),
         /** Default: the UART's path when there is a UART. */
-        stdoutPath: z.string().max(256).optional(),
-        rngSeed: z
-          .instanceof(Uint8Array)
-          .refine((b) => b.length <= 512, "rng-seed of at most 512 bytes")
-          .optional(),
-      })
-      .default({}),
+        stdoutPath: z.optional(z.string().check(z.maxLength(256))),
+        rngSeed: z.optional(
+          z.instanceof(Uint8Array).check(z.refine((b) => b.length <= 512, "rng-seed of at most 512 bytes")),
+        ),
+      }),
+      {},
+    ),
     /** Regions under /reserved-memory (no-map is not set: Linux only keeps off them). */
-    reservedMemory: z
-      .array(
+    reservedMemory: z._default(
+      z.array(
         z.object({
-          name: z
-            .string()
-            .regex(/^[A-Za-z0-9,._+-]{1,31}$/)
-            .default("resv"),
+          name: z._default(z.string().check(z.regex(/^[A-Za-z0-9,._+-]{1,31}$/)), "resv"),
           base: u64,
-          size: u64.min(1),
+          size: u64.check(z.minimum(1)),
         }),
-      )
-      .default([]),
+      ),
+      [],
+    ),
   })
-  .superRefine((o, ctx) => {
-    const d = o.devices;
-    if (!d.plic && (d.uart || d.rtc || d.virtio.length > 0)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "UART, RTC and virtio need the PLIC for their interrupts",
-        path: ["devices"],
-      });
-    }
-    if (new Set(d.virtio).size !== d.virtio.length) {
-      ctx.addIssue({ code: "custom", message: "duplicate virtio slot", path: ["devices", "virtio"] });
-    }
-    const i = o.chosen.initrd;
-    if (i && i.end < i.start)
-      ctx.addIssue({ code: "custom", message: "initrd end before start", path: ["chosen", "initrd"] });
-  });
+  .check(
+    z.superRefine((o, ctx) => {
+      const d = o.devices;
+      if (!d.plic && (d.uart || d.rtc || d.virtio.length > 0)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "UART, RTC and virtio need the PLIC for their interrupts",
+          path: ["devices"],
+        });
+      }
+      if (new Set(d.virtio).size !== d.virtio.length) {
+        ctx.addIssue({ code: "custom", message: "duplicate virtio slot", path: ["devices", "virtio"] });
+      }
+      const i = o.chosen.initrd;
+      if (i && i.end < i.start)
+        ctx.addIssue({ code: "custom", message: "initrd end before start", path: ["chosen", "initrd"] });
+    }),
+  );
 export type VirtDeviceTreeOptions = z.input<typeof VirtDeviceTreeOptionsSchema>;
 
 /** An ISA string split into its base and extension list (riscv,isa-base / riscv,isa-extensions). */

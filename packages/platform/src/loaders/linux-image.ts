@@ -10,8 +10,9 @@
 //  48  u64 magic             "RISCV\0\0\0" (deprecated since 0.2)
 //  56  u32 magic2            "RSC\x05"
 //  60  u32 res3              PE/COFF header offset
-import { z } from "zod";
+
 import { PlatformError, PlatformErrorCode } from "../devices/errors.js";
+import * as z from "../zod.js";
 
 export const LINUX_IMAGE_HEADER_SIZE = 64;
 export const LINUX_IMAGE_MAGIC = 0x5643534952n; // "RISCV" little-endian
@@ -20,14 +21,16 @@ export const LINUX_IMAGE_MAGIC2 = 0x05435352; // "RSC\x05" little-endian
 const MAX_IMAGE_BYTES = 2 ** 32;
 
 const LinuxImageHeaderSchema = z.object({
-  textOffset: z.bigint().min(0n).max(BigInt(MAX_IMAGE_BYTES), "text_offset beyond 4 GiB"),
+  textOffset: z.bigint().check(z.minimum(0n), z.maximum(BigInt(MAX_IMAGE_BYTES), "text_offset beyond 4 GiB")),
   // boot-image-header.rst: "Image size is mandatory for boot loader to load kernel image."
   imageSize: z
     .bigint()
-    .min(1n, "image_size is 0 (mandatory since header 0.2)")
-    .max(BigInt(MAX_IMAGE_BYTES), "image_size beyond 4 GiB"),
-  flags: z.bigint().refine((f) => (f & 1n) === 0n, "big-endian kernel (flags bit 0)"),
-  version: z.number().int(),
+    .check(
+      z.minimum(1n, "image_size is 0 (mandatory since header 0.2)"),
+      z.maximum(BigInt(MAX_IMAGE_BYTES), "image_size beyond 4 GiB"),
+    ),
+  flags: z.bigint().check(z.refine((f) => (f & 1n) === 0n, "big-endian kernel (flags bit 0)")),
+  version: z.int(),
 });
 
 export interface LinuxImage {

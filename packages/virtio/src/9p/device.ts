@@ -6,11 +6,12 @@
 // R-message. Linux's zero-copy path puts the reply header (11 bytes) in one
 // buffer and the payload in user pages, so the reply is scattered across all
 // writable buffers in order.
-import { z } from "zod";
+
 import { featureBit, VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue, scatter } from "../virtqueue.js";
+import * as z from "../zod.js";
 import { Errno } from "./errno.js";
 import { encodeRlerror, NOTAG } from "./protocol.js";
 
@@ -31,29 +32,25 @@ export function ninePConfigBytes(mountTag: string): Uint8Array {
   return out;
 }
 
-const MountTag = z
-  .string()
-  .min(1)
-  .refine((s) => new TextEncoder().encode(s).length <= 255, "at most 255 bytes")
-  .refine((s) => !/[\s\0]/.test(s), "no whitespace or NUL (it is the mount source)");
+const MountTag = z.string().check(
+  z.minLength(1),
+  z.refine((s) => new TextEncoder().encode(s).length <= 255, "at most 255 bytes"),
+  z.refine((s) => !/[\s\0]/.test(s), "no whitespace or NUL (it is the mount source)"),
+);
 
 const Schema = z.object({
   handler: z.custom<NinePHandler>((h) => typeof (h as NinePHandler | null)?.handle === "function"),
   mountTag: MountTag,
-  queueSize: z
-    .number()
-    .int()
-    .min(2)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(128),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(2),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    128,
+  ),
   /** Readable bytes taken from one chain; more is a malformed request (the server sees a lying size). */
-  maxRequestBytes: z
-    .number()
-    .int()
-    .min(4096)
-    .max(1 << 24)
-    .default(512 * 1024),
+  maxRequestBytes: z._default(z.int().check(z.minimum(4096), z.maximum(1 << 24)), 512 * 1024),
 });
 export type Virtio9pOptions = z.input<typeof Schema>;
 

@@ -8,7 +8,6 @@
 // only has host-side processes left as racers, see README).
 import { type BigIntStats, constants as C } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
-import { ZodError } from "zod";
 import { yieldToHost } from "../host-yield.js";
 import { type NinePServerConfig, NinePServerConfigSchema, type NinePServerOptions } from "./config.js";
 import { Errno, errnoOf, fail, P9Errno } from "./errno.js";
@@ -109,16 +108,13 @@ export class NinePServer {
 
   /** @throws NinePError CONFIG_INVALID, ROOT_INVALID or HOST_UNSUPPORTED. */
   constructor(config: NinePServerConfig) {
-    try {
-      this.options = NinePServerConfigSchema.parse(config);
-    } catch (err) {
-      if (err instanceof ZodError) {
-        throw new NinePError(NinePErrorCode.CONFIG_INVALID, {
-          issues: err.issues.map((i) => `${i.path.join(".")}: ${i.message}`),
-        });
-      }
-      throw err;
+    const parsed = NinePServerConfigSchema.safeParse(config);
+    if (!parsed.success) {
+      throw new NinePError(NinePErrorCode.CONFIG_INVALID, {
+        issues: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`),
+      });
     }
+    this.options = parsed.data;
     this.host = HostFs.openRoot(this.options.root);
   }
 

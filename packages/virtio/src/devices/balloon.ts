@@ -2,11 +2,12 @@
 // (2, VIRTIO_BALLOON_F_STATS_VQ). The host sets a target in num_pages; the
 // guest reports `actual`. Inflated pages are released: zero-filled in guest
 // RAM (the honest release for a flat ArrayBuffer) and counted.
-import { z } from "zod";
+
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue } from "../virtqueue.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.5.3). */
 export const VirtioBalloonFeature = {
@@ -64,15 +65,16 @@ export interface VirtioBalloonOptions {
 }
 
 const Schema = z.object({
-  statsQueue: z.boolean().default(true),
-  deflateOnOom: z.boolean().default(false),
-  queueSize: z
-    .number()
-    .int()
-    .min(2)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(128),
+  statsQueue: z._default(z.boolean(), true),
+  deflateOnOom: z._default(z.boolean(), false),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(2),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    128,
+  ),
 });
 
 export interface VirtioBalloonStats {

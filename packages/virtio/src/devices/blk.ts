@@ -1,11 +1,12 @@
 // virtio-blk (virtio 1.2 §5.2). One request queue; every request is
 // header (16 readable bytes) + data + status (1 writable byte, last).
-import { z } from "zod";
+
 import type { BlockBackend } from "../backends/block.js";
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice, type VirtioDeviceContext } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { type DescriptorChain, gather, type SplitQueue, scatter } from "../virtqueue.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.2.3). */
 export const VirtioBlkFeature = {
@@ -90,34 +91,25 @@ const Schema = z.object({
       typeof (b as BlockBackend).readInto === "function" &&
       typeof (b as BlockBackend).size === "function",
   ),
-  readOnly: z.boolean().default(false),
-  serial: z
-    .string()
-    .max(ID_BYTES)
-    .regex(/^[\x20-\x7e]*$/)
-    .default(""),
-  queueSize: z
-    .number()
-    .int()
-    .min(4)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(128),
-  sizeMax: z
-    .number()
-    .int()
-    .min(4096)
-    .max(0xffff_ffff)
-    .default(1 << 20),
-  blockSize: z
-    .number()
-    .int()
-    .refine((n) => n >= 512 && n <= 65536 && (n & (n - 1)) === 0, "power of 2 in 512..65536")
-    .default(512),
-  discard: z.boolean().optional(),
-  writeZeroes: z.boolean().optional(),
-  maxRangeSectors: z.number().int().min(1).max(0xffff_ffff).default(4194304),
-  maxRangeSegments: z.number().int().min(1).max(4096).default(32),
+  readOnly: z._default(z.boolean(), false),
+  serial: z._default(z.string().check(z.maxLength(ID_BYTES), z.regex(/^[\x20-\x7e]*$/)), ""),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(4),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    128,
+  ),
+  sizeMax: z._default(z.int().check(z.minimum(4096), z.maximum(0xffff_ffff)), 1 << 20),
+  blockSize: z._default(
+    z.int().check(z.refine((n) => n >= 512 && n <= 65536 && (n & (n - 1)) === 0, "power of 2 in 512..65536")),
+    512,
+  ),
+  discard: z.optional(z.boolean()),
+  writeZeroes: z.optional(z.boolean()),
+  maxRangeSectors: z._default(z.int().check(z.minimum(1), z.maximum(0xffff_ffff)), 4194304),
+  maxRangeSegments: z._default(z.int().check(z.minimum(1), z.maximum(4096)), 32),
 });
 
 export interface VirtioBlkStats {

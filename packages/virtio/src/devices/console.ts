@@ -2,11 +2,12 @@
 // carries host input to the guest, transmitq0 guest output to the host.
 // Linux binds it to the next free hvc index (hvc0, or hvc1 when
 // CONFIG_HVC_RISCV_SBI has taken hvc0 for the SBI console).
-import { z } from "zod";
+
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { gather, scatter } from "../virtqueue.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.3.3). */
 export const VirtioConsoleFeature = { SIZE: 0, MULTIPORT: 1, EMERG_WRITE: 2 } as const;
@@ -29,21 +30,22 @@ export interface VirtioConsoleOptions {
 }
 
 const Schema = z.object({
-  output: z.custom<(d: Uint8Array) => void>((f) => typeof f === "function").optional(),
-  size: z.object({ cols: z.number().int().min(0).max(0xffff), rows: z.number().int().min(0).max(0xffff) }).optional(),
-  inputLimit: z
-    .number()
-    .int()
-    .min(1)
-    .max(1 << 26)
-    .default(65536),
-  queueSize: z
-    .number()
-    .int()
-    .min(2)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(64),
+  output: z.optional(z.custom<(d: Uint8Array) => void>((f) => typeof f === "function")),
+  size: z.optional(
+    z.object({
+      cols: z.int().check(z.minimum(0), z.maximum(0xffff)),
+      rows: z.int().check(z.minimum(0), z.maximum(0xffff)),
+    }),
+  ),
+  inputLimit: z._default(z.int().check(z.minimum(1), z.maximum(1 << 26)), 65536),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(2),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    64,
+  ),
 });
 
 export interface VirtioConsoleStats {

@@ -1,11 +1,12 @@
 // virtio-net (virtio 1.2 §5.1): receiveq0 (0) and transmitq0 (1), MAC and
 // link STATUS in the config space. Every buffer starts with a 12-byte
 // virtio_net_hdr (VERSION_1 layout, num_buffers included).
-import { z } from "zod";
+
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
 import { gather, scatter } from "../virtqueue.js";
+import * as z from "../zod.js";
 
 /** Feature bits (§5.1.3) used here. */
 export const VirtioNetFeature = {
@@ -66,21 +67,17 @@ const Schema = z.object({
       typeof (b as NetBackend).send === "function" &&
       typeof (b as NetBackend).setReceiver === "function",
   ),
-  mac: z.string().regex(MAC_RE).optional(),
-  linkUp: z.boolean().default(true),
-  rxQueueLimit: z
-    .number()
-    .int()
-    .min(1)
-    .max(1 << 16)
-    .default(256),
-  queueSize: z
-    .number()
-    .int()
-    .min(2)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(256),
+  mac: z.optional(z.string().check(z.regex(MAC_RE))),
+  linkUp: z._default(z.boolean(), true),
+  rxQueueLimit: z._default(z.int().check(z.minimum(1), z.maximum(1 << 16)), 256),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(2),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    256,
+  ),
 });
 
 export interface VirtioNetStats {

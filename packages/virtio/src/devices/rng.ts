@@ -1,9 +1,10 @@
 // virtio-rng, the entropy device (virtio 1.2 §5.4): one request queue of
 // device-writable buffers that the device fills with random bytes.
-import { z } from "zod";
+
 import { VirtioDeviceId } from "../constants.js";
 import { VirtioDevice } from "../device.js";
 import { parseConfig } from "../errors.js";
+import * as z from "../zod.js";
 
 export interface VirtioRngOptions {
   /** Fills a buffer with entropy (default: globalThis.crypto.getRandomValues). */
@@ -15,20 +16,16 @@ export interface VirtioRngOptions {
 }
 
 const Schema = z.object({
-  source: z.custom<(buf: Uint8Array) => void>((f) => typeof f === "function").optional(),
-  queueSize: z
-    .number()
-    .int()
-    .min(1)
-    .max(32768)
-    .refine((n) => (n & (n - 1)) === 0, "power of 2")
-    .default(64),
-  maxBytesPerRequest: z
-    .number()
-    .int()
-    .min(1)
-    .max(1 << 24)
-    .default(65536),
+  source: z.optional(z.custom<(buf: Uint8Array) => void>((f) => typeof f === "function")),
+  queueSize: z._default(
+    z.int().check(
+      z.minimum(1),
+      z.maximum(32768),
+      z.refine((n) => (n & (n - 1)) === 0, "power of 2"),
+    ),
+    64,
+  ),
+  maxBytesPerRequest: z._default(z.int().check(z.minimum(1), z.maximum(1 << 24)), 65536),
 });
 
 export interface VirtioRngStats {

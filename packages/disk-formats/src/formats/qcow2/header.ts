@@ -1,8 +1,9 @@
 // qcow2 header, header extensions and backing file name: parse (zod-validated,
 // with the sanity limits QEMU applies) and serialize.
 // Spec: QEMU docs/interop/qcow2.txt, "Header" and "Header extensions".
-import { z } from "zod";
+
 import { DiskError, DiskErrorCode } from "../../errors.js";
+import * as z from "../../zod.js";
 
 export const QCOW2_MAGIC = 0x514649fb; // "QFI\xfb"
 /** Size of the v2 header; v3 headers are at least 104 bytes, QEMU writes 112. */
@@ -51,12 +52,8 @@ const FIELD_OFFSET: Record<string, number> = {
   compressionType: 104,
 };
 
-const u64 = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const u32 = z
-  .number()
-  .int()
-  .nonnegative()
-  .max(2 ** 32 - 1);
+const u64 = z.int().check(z.nonnegative(), z.maximum(Number.MAX_SAFE_INTEGER));
+const u32 = z.int().check(z.nonnegative(), z.maximum(2 ** 32 - 1));
 
 /** The fixed fields; 64-bit fields above 2^53 are rejected before this schema (TOO_LARGE). */
 const HeaderFields = z
@@ -64,49 +61,51 @@ const HeaderFields = z
     magic: z.literal(QCOW2_MAGIC),
     version: z.union([z.literal(2), z.literal(3)]),
     backingFileOffset: u64,
-    backingFileSize: u32.max(MAX_BACKING_NAME),
-    clusterBits: u32.min(9).max(21),
+    backingFileSize: u32.check(z.maximum(MAX_BACKING_NAME)),
+    clusterBits: u32.check(z.minimum(9), z.maximum(21)),
     size: u64,
     cryptMethod: z.literal(0),
-    l1Size: u32.max(MAX_L1_BYTES / 8),
+    l1Size: u32.check(z.maximum(MAX_L1_BYTES / 8)),
     l1TableOffset: u64,
     refcountTableOffset: u64,
-    refcountTableClusters: u32.min(1),
-    nbSnapshots: u32.max(MAX_SNAPSHOTS),
+    refcountTableClusters: u32.check(z.minimum(1)),
+    nbSnapshots: u32.check(z.maximum(MAX_SNAPSHOTS)),
     snapshotsOffset: u64,
     // The feature words are kept as bigint bit masks.
     incompatibleFeatures: z.bigint(),
     compatibleFeatures: z.bigint(),
     autoclearFeatures: z.bigint(),
-    refcountOrder: u32.max(6),
+    refcountOrder: u32.check(z.maximum(6)),
     headerLength: u32,
     compressionType: z.union([z.literal(0), z.literal(1)]),
   })
-  .superRefine((h, ctx) => {
-    const cs = 2 ** h.clusterBits;
-    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
-    if (h.version === 2) {
-      if (h.refcountOrder !== 4) issue("refcountOrder", "v2 images have 16-bit refcounts");
-    } else {
-      if (h.headerLength < V3_MIN_HEADER_LENGTH || h.headerLength % 8 !== 0 || h.headerLength > cs)
-        issue("headerLength", "v3 header length must be >= 104, a multiple of 8 and within the first cluster");
-    }
-    if (h.backingFileOffset !== 0 && h.backingFileOffset + h.backingFileSize > cs)
-      issue("backingFileOffset", "backing file name must lie in the first cluster");
-    // The L1 table must map the whole virtual disk (qcow2.txt "size").
-    // Extended L2 entries are 16 bytes (qcow2.txt "Extended L2 Entries"), and need clusters of 16 KiB or more.
-    const ext = bit(h.incompatibleFeatures, Incompat.EXTL2);
-    if (ext && h.clusterBits < 14) issue("clusterBits", "extended L2 entries need clusters of at least 16 KiB");
-    const l2Entries = cs / (ext ? 16 : 8);
-    if (Math.ceil(h.size / cs / l2Entries) > h.l1Size) issue("l1Size", "L1 table too small for the virtual size");
-    if (h.l1TableOffset % cs !== 0 && h.l1Size > 0) issue("l1TableOffset", "L1 table not cluster aligned");
-    if (h.refcountTableOffset % cs !== 0) issue("refcountTableOffset", "refcount table not cluster aligned");
-    if (h.refcountTableClusters * cs > MAX_REFTABLE_BYTES) issue("refcountTableClusters", "refcount table too large");
-    // QEMU's qcow2_validate_table checks the offset even when nb_snapshots is 0 ("Snapshot table offset invalid").
-    if (h.snapshotsOffset % cs !== 0) issue("snapshotsOffset", "snapshot table not aligned");
-    if (h.compressionType !== 0 && !bit(h.incompatibleFeatures, Incompat.COMPRESSION))
-      issue("compressionType", "non-zlib compression type without the compression-type feature bit");
-  });
+  .check(
+    z.superRefine((h, ctx) => {
+      const cs = 2 ** h.clusterBits;
+      const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+      if (h.version === 2) {
+        if (h.refcountOrder !== 4) issue("refcountOrder", "v2 images have 16-bit refcounts");
+      } else {
+        if (h.headerLength < V3_MIN_HEADER_LENGTH || h.headerLength % 8 !== 0 || h.headerLength > cs)
+          issue("headerLength", "v3 header length must be >= 104, a multiple of 8 and within the first cluster");
+      }
+      if (h.backingFileOffset !== 0 && h.backingFileOffset + h.backingFileSize > cs)
+        issue("backingFileOffset", "backing file name must lie in the first cluster");
+      // The L1 table must map the whole virtual disk (qcow2.txt "size").
+      // Extended L2 entries are 16 bytes (qcow2.txt "Extended L2 Entries"), and need clusters of 16 KiB or more.
+      const ext = bit(h.incompatibleFeatures, Incompat.EXTL2);
+      if (ext && h.clusterBits < 14) issue("clusterBits", "extended L2 entries need clusters of at least 16 KiB");
+      const l2Entries = cs / (ext ? 16 : 8);
+      if (Math.ceil(h.size / cs / l2Entries) > h.l1Size) issue("l1Size", "L1 table too small for the virtual size");
+      if (h.l1TableOffset % cs !== 0 && h.l1Size > 0) issue("l1TableOffset", "L1 table not cluster aligned");
+      if (h.refcountTableOffset % cs !== 0) issue("refcountTableOffset", "refcount table not cluster aligned");
+      if (h.refcountTableClusters * cs > MAX_REFTABLE_BYTES) issue("refcountTableClusters", "refcount table too large");
+      // QEMU's qcow2_validate_table checks the offset even when nb_snapshots is 0 ("Snapshot table offset invalid").
+      if (h.snapshotsOffset % cs !== 0) issue("snapshotsOffset", "snapshot table not aligned");
+      if (h.compressionType !== 0 && !bit(h.incompatibleFeatures, Incompat.COMPRESSION))
+        issue("compressionType", "non-zlib compression type without the compression-type feature bit");
+    }),
+  );
 export type HeaderFields = z.infer<typeof HeaderFields>;
 
 export interface HeaderExtension {
