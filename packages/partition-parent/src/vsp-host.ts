@@ -29,6 +29,8 @@ export interface VspHostCounters {
 /** A worker that dies this many times in a row within CRASH_WINDOW_MS of its start is not restarted again. */
 const CRASH_LOOP = 5;
 const CRASH_WINDOW_MS = 1000;
+/** How long a successor waits after an abrupt end before it opens the resource (see onExit). */
+const KILL_GRACE_MS = 200;
 
 function builtSibling(name: string): URL {
   const here = new URL(import.meta.url);
@@ -285,15 +287,21 @@ export class VspHost {
       return;
     }
     this.counters.restarts++;
-    this.start().then(
-      () => {
-        this.settleExits();
-      },
-      () => {
-        this.counters.crashes++;
-        this.settleExits();
-      },
-    );
+    // A terminated worker's file I/O already handed to the OS thread pool still lands: give it a
+    // moment before a successor opens the same image (else a late metadata write from the dead
+    // worker can overwrite the successor's, and the host's image loses a write the guest saw done).
+    const grace = how === "graceful" ? 0 : KILL_GRACE_MS;
+    new Promise((r) => setTimeout(r, grace))
+      .then(() => this.start())
+      .then(
+        () => {
+          this.settleExits();
+        },
+        () => {
+          this.counters.crashes++;
+          this.settleExits();
+        },
+      );
   }
 
   /** Rescinds an opened channel and queues the re-offer (sent when the child releases the ID). */
