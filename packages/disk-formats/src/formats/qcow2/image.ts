@@ -1129,14 +1129,7 @@ export class Qcow2Image implements BlockBackend {
   private async zeroOrDiscard(offset: number, length: number, mode: "zero" | "discard"): Promise<void> {
     if (this.ext) return this.zeroOrDiscardExt(offset, length, mode);
     const v3 = this.hdr.version === 3;
-    let pos = offset;
-    const end = offset + length;
-    while (pos < end) {
-      const gc = Math.floor(pos / this.cs);
-      const inOff = pos - gc * this.cs;
-      const clusterEnd = Math.min((gc + 1) * this.cs, this.hdr.size);
-      const n = Math.min(clusterEnd, end) - pos;
-      const whole = inOff === 0 && pos + n === clusterEnd;
+    for (const { gc, inOff, n, whole } of this.clusterSpans(offset, length)) {
       const e = await this.l2Entry(gc);
       if (!whole) {
         // Partial cluster: discard does nothing; zeroing writes zeros unless it already reads as zero.
@@ -1152,6 +1145,21 @@ export class Qcow2Image implements BlockBackend {
         // v2 over a backing file: zeros must be stored.
         await this.writeCluster(gc, 0, new Uint8Array(this.cs));
       }
+    }
+  }
+
+  /** [offset, offset+length) cut at guest cluster boundaries (the last cluster ends at the disk's size). */
+  private *clusterSpans(
+    offset: number,
+    length: number,
+  ): Generator<{ gc: number; inOff: number; n: number; whole: boolean }> {
+    const end = offset + length;
+    for (let pos = offset; pos < end; ) {
+      const gc = Math.floor(pos / this.cs);
+      const inOff = pos - gc * this.cs;
+      const clusterEnd = Math.min((gc + 1) * this.cs, this.hdr.size);
+      const n = Math.min(clusterEnd, end) - pos;
+      yield { gc, inOff, n, whole: inOff === 0 && pos + n === clusterEnd };
       pos += n;
     }
   }
@@ -1165,17 +1173,11 @@ export class Qcow2Image implements BlockBackend {
    */
   private async zeroOrDiscardExt(offset: number, length: number, mode: "zero" | "discard"): Promise<void> {
     const us = this.unit;
-    let pos = offset;
-    const end = offset + length;
-    while (pos < end) {
-      const gc = Math.floor(pos / this.cs);
-      const inOff = pos - gc * this.cs;
-      const clusterEnd = Math.min((gc + 1) * this.cs, this.hdr.size);
-      const n = Math.min(clusterEnd, end) - pos;
+    for (const { gc, inOff, n, whole } of this.clusterSpans(offset, length)) {
       const e = await this.l2Entry(gc);
       const [alloc, zero] = await this.extBitmap(gc);
       const l2i = Math.floor(gc / this.l2Entries);
-      if (inOff === 0 && pos + n === clusterEnd) {
+      if (whole) {
         const want: [number, number] = mode === "zero" && this.backing !== null ? [0, ALL_SUB] : [0, 0];
         if (e.kind !== "unallocated" || alloc !== want[0] || zero !== want[1]) {
           if (!(mode === "zero" && e.kind === "unallocated" && alloc === 0 && this.backing === null)) {
@@ -1211,7 +1213,6 @@ export class Qcow2Image implements BlockBackend {
           }
         }
       }
-      pos += n;
     }
   }
 
