@@ -61,7 +61,8 @@ for (const name of [`rzbench-${scale}.elf`, `rzbench-sv39-${scale}.elf`]) {
       if (st) {
         const lookups = st.lookups || 1;
         stats =
-          `blocks ${st.blocksTranslated}, ${st.instructionsTranslated} insns, ${(st.hostCodeBytes / 1024).toFixed(0)} KiB JS, ` +
+          `blocks ${st.blocksTranslated} (${st.wasmBlocks} WebAssembly), ${st.instructionsTranslated} insns, ` +
+          `${(st.hostCodeBytes / 1024).toFixed(0)} KiB host code, ` +
           `compile ${st.compileMs.toFixed(0)} ms, hit rate ${((100 * st.hits) / lookups).toFixed(2)} %, ` +
           `in blocks ${((100 * st.blockInstructions) / r.instret).toFixed(2)} %, ` +
           `${(st.blockInstructions / (st.blockCalls || 1)).toFixed(1)} insns per call, interpreted ${st.interpreted}, ` +

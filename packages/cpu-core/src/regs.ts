@@ -23,8 +23,9 @@ export interface RegisterFile {
   readonly fw: Int32Array;
 }
 
-export function createRegisterFile(): RegisterFile {
-  const x = new Int32Array(NUM_XREGS * 2);
+/** A register file; x in `buffer` at `xOffset` when given (the translator's WebAssembly memory). */
+export function createRegisterFile(buffer?: ArrayBuffer | SharedArrayBuffer, xOffset = 0): RegisterFile {
+  const x = buffer ? new Int32Array(buffer, xOffset, NUM_XREGS * 2) : new Int32Array(NUM_XREGS * 2);
   const fbuf = new ArrayBuffer(NUM_FREGS * 8);
   return { x, f: new Float64Array(fbuf), fw: new Int32Array(fbuf) };
 }

@@ -1,9 +1,14 @@
 // Guest physical memory as the hart sees it: one RAM region backed by an
 // ArrayBuffer or SharedArrayBuffer; every other physical address is MMIO and
 // leaves run() as an `mmio` exit for the hypervisor to complete.
+//
+// A bus that allocates its own RAM puts it at offset 0 of a WebAssembly.Memory,
+// followed by a reserve for hart state (register files, data TLBs): the
+// translator's WebAssembly back end reaches RAM and that state in one memory.
 
 import { CpuError, CpuErrorCode } from "../errors.js";
 import * as z from "../zod.js";
+import { type WasmMemory, wasmApi } from "./wasm-api.js";
 
 export const BusConfigSchema = z.object({
   /** Guest-physical base of RAM (QEMU virt: 0x8000_0000). Page-aligned. */
@@ -20,6 +25,12 @@ export const BusConfigSchema = z.object({
 });
 export type BusConfig = z.input<typeof BusConfigSchema>;
 
+/** Bytes of hart state a hart takes from its bus's memory (see Hart: registers, control, data TLBs). */
+export const HART_STATE_BYTES = 4096 + 16 * 128 * 1024 + 1024 * 1024;
+/** Harts whose state fits in the memory of a bus that allocated its own RAM. */
+const STATE_HARTS = 8;
+const WASM_PAGE = 65536;
+
 export class Bus {
   readonly ramBase: number;
   readonly ramSize: number;
@@ -29,6 +40,11 @@ export class Bus {
   readonly i32: Int32Array;
   /** Physical pages (page numbers relative to RAM) whose stores must leave the fast path (HTIF tohost). */
   readonly watchedPages = new Set<number>();
+  /** The WebAssembly.Memory holding RAM at offset 0 (when the bus allocated RAM itself), or undefined. */
+  readonly memory: WasmMemory | undefined;
+  /** Pages of `memory`. */
+  readonly memoryPages: number = 0;
+  private stateNext = 0;
 
   constructor(config: BusConfig, buffer?: ArrayBuffer | SharedArrayBuffer) {
     const parsed = BusConfigSchema.safeParse(config);
@@ -40,10 +56,34 @@ export class Bus {
     if (buffer && buffer.byteLength !== this.ramSize) {
       throw new CpuError(CpuErrorCode.CONFIG_INVALID, { ramSize: this.ramSize, bufferSize: buffer.byteLength });
     }
-    this.buffer = buffer ?? new ArrayBuffer(this.ramSize);
-    this.u8 = new Uint8Array(this.buffer);
-    this.u16 = new Uint16Array(this.buffer);
-    this.i32 = new Int32Array(this.buffer);
+    let memory: WasmMemory | undefined;
+    const api = wasmApi;
+    if (buffer === undefined && api !== undefined) {
+      const pages = Math.ceil((this.ramSize + STATE_HARTS * HART_STATE_BYTES) / WASM_PAGE);
+      try {
+        memory = new api.Memory({ initial: pages, maximum: pages });
+        this.memoryPages = pages;
+        this.stateNext = this.ramSize;
+      } catch {
+        memory = undefined; // no address space for it: a plain buffer (the JavaScript back end only)
+      }
+    }
+    this.memory = memory;
+    this.buffer = buffer ?? memory?.buffer ?? new ArrayBuffer(this.ramSize);
+    this.u8 = new Uint8Array(this.buffer, 0, this.ramSize);
+    this.u16 = new Uint16Array(this.buffer, 0, this.ramSize >> 1);
+    this.i32 = new Int32Array(this.buffer, 0, this.ramSize >> 2);
+  }
+
+  /**
+   * Take HART_STATE_BYTES of hart state from the memory's reserve: its byte offset in `buffer`, or
+   * undefined (no WebAssembly memory, or the reserve is used up).
+   */
+  allocHartState(): number | undefined {
+    if (this.memory === undefined || this.stateNext + HART_STATE_BYTES > this.memoryPages * WASM_PAGE) return undefined;
+    const at = this.stateNext;
+    this.stateNext += HART_STATE_BYTES;
+    return at;
   }
 
   /** True when [pa, pa+len) lies inside RAM. */

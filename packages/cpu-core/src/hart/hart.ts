@@ -58,6 +58,7 @@ import {
   type TranslatorStats,
 } from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
+import { DispatchStatus, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -106,6 +107,11 @@ export interface HartOptions {
    * the interpreter). 1 compiles everything the translator reaches (tests).
    */
   readonly translateAfter?: number;
+  /**
+   * Translator: the code its blocks become. "wasm" (default: WebAssembly, when the bus allocated
+   * its own RAM in a WebAssembly.Memory; F/D blocks stay JavaScript) or "js" (JavaScript only).
+   */
+  readonly translatorBackend?: "wasm" | "js";
 }
 
 const TLB_BITS = 12;
@@ -126,6 +132,8 @@ const TIMER_POLL = 4096;
  * loop's starts then grow quickly enough to compile it).
  */
 const COLD_CHUNK = 64;
+/** A cold chunk from a start seen fewer than COLD_SEEN times stops at the first taken jump after this many. */
+const COLD_STOP = 32;
 const COLD_BIG = 512;
 const COLD_SEEN = 64;
 const TWO32 = 4294967296;
@@ -225,13 +233,19 @@ export class Hart {
   private readonly timeSource: () => number;
   /** The binary translator (engine "translator"), or undefined. */
   private readonly tr: Translator | undefined;
+  /** Byte offset of this hart's state in the bus memory (translator with the WebAssembly back end). */
+  private readonly state: number | undefined;
   private readonly codeSource: CodeSource;
 
   constructor(bus: Bus, options: HartOptions = {}) {
     this.bus = bus;
     this.options = options;
     this.hartId = options.hartId ?? 0;
-    this.regs = createRegisterFile();
+    // with a WebAssembly memory: x, the block control words and the data TLBs in it (wasm-block.ts)
+    const state =
+      options.engine === "translator" && options.translatorBackend !== "js" ? bus.allocHartState() : undefined;
+    this.state = state;
+    this.regs = state === undefined ? createRegisterFile() : createRegisterFile(bus.buffer, state);
     this.x = this.regs.x;
     this.f = this.regs.f;
     this.fw = this.regs.fw;
@@ -245,7 +259,19 @@ export class Hart {
     if (options.tohost !== undefined) bus.watch(options.tohost);
     this.codeSource = { u16: bus.u16, ctab: this.ctab, magic: options.magic === true };
     if (options.engine === "translator") {
-      this.tr = new Translator(bus.ramSize, options.translateAfter ?? HOT_THRESHOLD);
+      const memory = bus.memory;
+      const wasm: WasmLayout | undefined =
+        state === undefined || memory === undefined
+          ? undefined
+          : {
+              memory,
+              shared: typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer,
+              pages: bus.memoryPages,
+              xBase: state,
+              ctlBase: state + 256,
+              cacheBase: state + 4096 + 16 * 131072,
+            };
+      this.tr = new Translator(bus.ramSize, options.translateAfter ?? HOT_THRESHOLD, wasm);
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
     }
   }
@@ -376,7 +402,7 @@ export class Hart {
    * The interpreter: up to `budget` instructions or exceptions. Interrupts are checked first when
    * `first` is 0; the translator steps single instructions with exec(1, 1) (no check: it has its own).
    */
-  private exec(budget: number, first: number): HartExit {
+  private exec(budget: number, first: number, stopAfter = Number.POSITIVE_INFINITY): HartExit {
     const x = this.x;
     const bus = this.bus;
     const u8 = bus.u8;
@@ -392,7 +418,7 @@ export class Hart {
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run (a trap storm must still end the run)
     let limit = first; // 0: check interrupts before the first instruction
-    const end = budget;
+    let end = budget;
 
     for (;;) {
       if (n >= limit) {
@@ -401,6 +427,7 @@ export class Hart {
           this.pc = pc;
           this.instret += n;
           this.nRun = 0;
+          this.execTraps = t;
           return { kind: "budget" };
         }
         const irq = this.pendingInterrupt();
@@ -504,6 +531,10 @@ export class Hart {
           }
           pc += imm;
           n++;
+          if (n >= stopAfter) {
+            end = n + t;
+            limit = n;
+          }
           continue;
         }
         case 25: {
@@ -538,6 +569,10 @@ export class Hart {
           }
           pc = hi * TWO32 + (lo >>> 0);
           n++;
+          if (n >= stopAfter) {
+            end = n + t;
+            limit = n;
+          }
           continue;
         }
         case 24: {
@@ -581,6 +616,10 @@ export class Hart {
               (((insn >> 25) & 0x3f) << 5) |
               (((insn >> 8) & 0xf) << 1) |
               (((insn >> 7) & 1) << 11);
+            if (n >= stopAfter) {
+              end = n + t;
+              limit = n;
+            }
           } else {
             pc += ilen;
           }
@@ -1154,6 +1193,8 @@ export class Hart {
     const i32 = bus.i32;
     const ctab = this.ctab;
     const src = this.codeSource;
+    const dispatch = tr.dispatch;
+    const ctl = tr.ctl as Int32Array;
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run
     let limit = 0;
@@ -1173,6 +1214,7 @@ export class Hart {
       const pc = this.pc;
       let sys = false;
       let chunk = 1;
+      let stop = Number.POSITIVE_INFINITY;
       if (!step && !this.triggers.exec) {
         let d = pc - this.fetchVa;
         if (!(d >= 0 && d < 4096)) {
@@ -1202,6 +1244,30 @@ export class Hart {
           if (fn !== undefined) {
             st.hits++;
             if (n + b.len <= limit) {
+              if (b.slot >= 0 && dispatch !== undefined) {
+                // WebAssembly: this block and its successors, chained inside the dispatcher
+                tr.enter(b);
+                const status = dispatch(
+                  this.rTlb.byteOffset,
+                  this.wTlb.byteOffset,
+                  limit - n,
+                  pc,
+                  this.fetchVa,
+                  this.fetchOff,
+                );
+                const k = ctl[4];
+                const calls = ctl[8];
+                n += k;
+                this.instret += k;
+                st.blockInstructions += k;
+                st.blockCalls += calls;
+                st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
+                st.hits += calls - 1;
+                this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
+                step = status === DispatchStatus.STEP;
+                prev = undefined;
+                continue;
+              }
               const r = fn(x, u8, u16, i32, this.rTlb, this.wTlb, tr, this, limit - n);
               const rk = tr.ret;
               const k = rk & ~STEP;
@@ -1219,6 +1285,7 @@ export class Hart {
             // cold code (a visit counter): the interpreter runs a few instructions at its own
             // speed instead of one per lookup; the next lookup counts wherever they end
             chunk = Math.min(limit - n, b.count < COLD_SEEN ? COLD_BIG : COLD_CHUNK);
+            stop = b.count < COLD_SEEN ? COLD_STOP : 0;
           }
           const p0 = u16[key >> 1];
           sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;
@@ -1229,13 +1296,19 @@ export class Hart {
       prev = undefined;
       const before = this.instret;
       if (chunk > 1) {
-        const ex = this.exec(chunk, chunk);
+        // the chunk ends at the first taken jump after `stop` instructions, so that the next
+        // lookup counts a visit at a jump target (a trace start) and not mid-way through a loop
+        const ex = this.exec(chunk, chunk, stop);
         const dn = this.instret - before;
-        st.interpreted += chunk;
-        if (ex.kind !== "budget") return ex;
+        if (ex.kind !== "budget") {
+          st.interpreted += dn;
+          return ex;
+        }
+        const dt = this.execTraps;
+        st.interpreted += dn + dt;
         n += dn;
-        t += chunk - dn;
-        if (dn < chunk) limit = n; // it trapped: check before the next instruction
+        t += dt;
+        if (dt > 0) limit = n; // it trapped: check before the next instruction
         continue;
       }
       st.interpreted++;
@@ -1295,6 +1368,9 @@ export class Hart {
   }
 
   // ------------------------------------------------------------------ M extension
+
+  /** Exceptions taken by the last exec() that ended on its budget. */
+  private execTraps = 0;
 
   /** @internal results of mulDiv (read by translated blocks too) */
   mdLo = 0;
@@ -2438,7 +2514,12 @@ export class Hart {
   private dataSet(key: number): TlbSet {
     let set = this.dataSets[key];
     if (!set) {
-      set = new TlbSet(true, this.tlbEpoch);
+      set = new TlbSet(
+        true,
+        this.tlbEpoch,
+        this.state === undefined ? undefined : this.bus.buffer,
+        (this.state ?? 0) + 4096 + key * 131072,
+      );
       this.dataSets[key] = set;
     } else if (set.epoch !== this.tlbEpoch) set.clear(this.tlbEpoch);
     return set;
@@ -2610,15 +2691,18 @@ function setEntry(t: Int32Array, idx: number, lo: number, hi: number, off: numbe
  * address-specific sfence.vma invalidates a whole superpage (§4.2.1) without scanning.
  */
 class TlbSet {
-  readonly r = new Int32Array(TLB_SIZE * 4).fill(NO_TAG);
+  readonly r: Int32Array;
   readonly w: Int32Array;
   private readonly supers = new Uint8Array(3 * 1024);
   private anySuper = false;
   epoch: number;
 
-  constructor(data: boolean, epoch: number) {
+  /** A data set's arrays may live in `buffer` at `at` (r, then w: 128 KiB), for translated blocks. */
+  constructor(data: boolean, epoch: number, buffer?: ArrayBuffer | SharedArrayBuffer, at = 0) {
     this.epoch = epoch;
-    this.w = new Int32Array(data ? TLB_SIZE * 4 : 0).fill(NO_TAG);
+    this.r = (buffer ? new Int32Array(buffer, at, TLB_SIZE * 4) : new Int32Array(TLB_SIZE * 4)).fill(NO_TAG);
+    const wn = data ? TLB_SIZE * 4 : 0;
+    this.w = (buffer ? new Int32Array(buffer, at + TLB_SIZE * 16, wn) : new Int32Array(wn)).fill(NO_TAG);
   }
 
   clear(epoch: number): void {

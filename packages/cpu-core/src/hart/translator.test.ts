@@ -152,6 +152,17 @@ describe("translator: lock-step with the interpreter", () => {
       const r = runLockstep(elf, { seed, maxInstructions: 1_000_000 });
       expect(r.divergence).toBeUndefined();
       expect(r.code).toBe(0);
+      // the WebAssembly back end did the work
+      expect(r.translator.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
+    });
+  }
+  for (const seed of seeds.slice(0, 8)) {
+    it.skipIf(!gccOk)(`random control flow, seed ${seed}, JavaScript back end`, () => {
+      const elf = buildElf(randomControlFlowProgram(seed).source);
+      const r = runLockstep(elf, { seed, maxInstructions: 1_000_000, hart: { translatorBackend: "js" } });
+      expect(r.divergence).toBeUndefined();
+      expect(r.code).toBe(0);
+      expect(r.translator.translatorStats()?.wasmBlocks).toBe(0);
     });
   }
   for (const seed of seeds.slice(0, 8)) {
@@ -309,6 +320,61 @@ hole: .space 4096
     const lines = t.output.trim().split("\n");
     expect(Number.parseInt(lines[1], 16)).toBe(512); // 256 loads and 256 stores into the hole
     const r = runLockstep(elf, { seed: 3 });
+    expect(r.divergence).toBeUndefined();
+    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+  });
+});
+
+describe("translator: M extension at its corners", () => {
+  it.skipIf(!gccOk)("every multiply and divide form on every pair of corner operands, against QEMU", () => {
+    // s2/s3 walk a table of corners; each op's result is mixed into s0 and stored to a buffer
+    const ops = ["mul", "mulh", "mulhsu", "mulhu", "div", "divu", "rem", "remu"];
+    const wops = ["mulw", "divw", "divuw", "remw", "remuw", "addw", "subw", "sllw", "srlw", "sraw"];
+    const body = [...ops, ...wops]
+      .map(
+        (op) =>
+          `    ${op} t2, t0, t1\n    sd t2, 0(s5)\n    addi s5, s5, 8\n    xor s0, s0, t2\n    slli t3, s0, 7\n    srli s0, s0, 57\n    or s0, s0, t3`,
+      )
+      .join("\n");
+    const elf = program(
+      String.raw`
+    li      s0, 0
+    la      s5, results
+    li      s4, 0
+1:  slli    t4, s4, 3
+    la      t5, corners
+    add     t5, t5, t4
+    ld      t0, 0(t5)
+    li      s6, 0
+2:  slli    t4, s6, 3
+    la      t5, corners
+    add     t5, t5, t4
+    ld      t1, 0(t5)
+${body}
+    addi    s6, s6, 1
+    li      t4, 12
+    blt     s6, t4, 2b
+    addi    s4, s4, 1
+    blt     s4, t4, 1b
+    mv      a0, s0
+    call    puthex
+`,
+      String.raw`
+    .data
+    .align 3
+corners:
+    .dword 0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000
+    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x100000000, 0x123456789abcdef1, -7
+    .bss
+    .align 3
+results:
+    .space 8 * 12 * 12 * 18
+`,
+    );
+    const { t } = bothEngines(elf);
+    expect(t.code).toBe(0);
+    expect(t.hart.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
+    const r = runLockstep(elf, { seed: 13 });
     expect(r.divergence).toBeUndefined();
     if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });

@@ -20,6 +20,8 @@
 import { execFp } from "../fpu/index.js";
 import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
+import { type WasmTable, wasmApi } from "./wasm-api.js";
+import { DISPATCH_ENTRIES, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
 
 /** Which engine executes guest code behind `hart.run()`. */
 export type Engine = "interpreter" | "translator";
@@ -65,13 +67,17 @@ export interface Block {
   b0: Block | undefined;
   k1: number;
   b1: Block | undefined;
+  /** WebAssembly blocks: the slot in the hart's table (-1: a JavaScript block or none). */
+  slot: number;
 }
 
 /** Counters of the translator (all since construction or resetStats). */
 export interface TranslatorStats {
   blocksTranslated: number;
+  /** Of blocksTranslated, those compiled to WebAssembly (the rest are JavaScript). */
+  wasmBlocks: number;
   instructionsTranslated: number;
-  /** Characters of generated JavaScript. */
+  /** Characters of generated JavaScript plus bytes of WebAssembly. */
   hostCodeBytes: number;
   compileMs: number;
   /** Block entries looked up (by physical address). */
@@ -129,10 +135,81 @@ export class Translator {
 
   /** Visits of a block start before it is compiled. */
   readonly threshold: number;
+  /** The WebAssembly back end's memory layout, or undefined (JavaScript only). */
+  readonly wasm: WasmLayout | undefined;
+  /** The control words (wasm-block.ts): block results at 0..3, dispatcher results at 4..8. */
+  readonly ctl: Int32Array | undefined;
+  private readonly imports: object | undefined;
+  private readonly table: WasmTable | undefined;
+  /** The dispatcher's direct-mapped cache: key, slot, length, 0 per entry. */
+  private readonly cache: Int32Array | undefined;
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  /** Runs cached WebAssembly blocks from pc on (DispatchStatus; results in ctl[4..8]). */
+  readonly dispatch:
+    | ((rt: number, wt: number, room: number, pc: number, fetchVa: number, fetchOff: number) => number)
+    | undefined;
 
-  constructor(ramSize: number, threshold = HOT_THRESHOLD) {
+  constructor(ramSize: number, threshold = HOT_THRESHOLD, wasm?: WasmLayout) {
     this.threshold = Math.max(1, threshold);
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
+    this.wasm = wasm;
+    if (wasm !== undefined && wasmApi !== undefined) {
+      this.ctl = new Int32Array(wasm.memory.buffer, wasm.ctlBase, 16);
+      this.imports = { e: { m: wasm.memory } };
+      this.cache = new Int32Array(wasm.memory.buffer, wasm.cacheBase, DISPATCH_ENTRIES * 4).fill(-1);
+      this.table = new wasmApi.Table({ initial: 256, element: "anyfunc" });
+      const d = new wasmApi.Instance(new wasmApi.Module(dispatcherModule(wasm, wasm.cacheBase)), {
+        e: { m: wasm.memory, t: this.table },
+      });
+      this.dispatch = d.exports.d as Translator["dispatch"];
+    }
+  }
+
+  /** Make sure the dispatcher's cache holds WebAssembly block `b` (it may have been evicted). */
+  enter(b: Block): void {
+    const c = this.cache as Int32Array;
+    const e = ((b.key >>> 1) & (DISPATCH_ENTRIES - 1)) << 2;
+    c[e] = b.key;
+    c[e + 1] = b.slot;
+    c[e + 2] = b.len;
+  }
+
+  /** Drop WebAssembly block `b` from the cache and free its slot. */
+  private release(b: Block): void {
+    if (b.slot < 0) return;
+    const c = this.cache as Int32Array;
+    const e = ((b.key >>> 1) & (DISPATCH_ENTRIES - 1)) << 2;
+    if (c[e] === b.key && c[e + 1] === b.slot) c[e] = -1;
+    this.freeSlots.push(b.slot);
+    b.slot = -1;
+  }
+
+  /** A WebAssembly block for `b`, or undefined (not translatable there: F/D, or no memory). */
+  private compileWasm(b: Block, src: CodeSource): BlockFn | undefined {
+    const wasm = this.wasm;
+    const ctl = this.ctl;
+    if (wasm === undefined || ctl === undefined || wasmApi === undefined) return undefined;
+    const gen = generateWasm(b.key, src, wasm);
+    if (gen.len === 0 || gen.fp || gen.bytes === undefined) return undefined;
+    const inst = new wasmApi.Instance(new wasmApi.Module(gen.bytes), this.imports as object);
+    const table = this.table as WasmTable;
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.nextSlot++;
+      if (slot >= table.length) table.grow(table.length);
+    }
+    table.set(slot, inst.exports.b);
+    b.slot = slot;
+    b.len = gen.len;
+    this.enter(b);
+    this.stats.wasmBlocks++;
+    this.stats.hostCodeBytes += gen.bytes.length;
+    this.stats.instructionsTranslated += gen.len;
+    // the run loop calls WebAssembly blocks through dispatch(); this is for nothing else
+    return () => {
+      throw new Error("a WebAssembly block is entered through the dispatcher");
+    };
   }
 
   /** The cache entry for a physical RAM offset (created as a counter on first sight). */
@@ -141,7 +218,18 @@ export class Translator {
     if (b === undefined) {
       // every block start seen gets an entry (a visit counter while cold): bound the cache
       if (this.map.size >= MAX_ENTRIES) this.flush();
-      b = { key, fn: undefined, len: -1, count: 0, valid: true, k0: -1, b0: undefined, k1: -1, b1: undefined };
+      b = {
+        key,
+        fn: undefined,
+        len: -1,
+        count: 0,
+        valid: true,
+        k0: -1,
+        b0: undefined,
+        k1: -1,
+        b1: undefined,
+        slot: -1,
+      };
       this.map.set(key, b);
     }
     return b;
@@ -150,8 +238,12 @@ export class Translator {
   /** Translate the block at physical offset `key` (decoded from `src`). */
   compile(b: Block, src: CodeSource): void {
     const t0 = performance.now();
-    const gen = generate(b.key, src);
-    b.len = gen.len;
+    const w = this.compileWasm(b, src);
+    const gen = w === undefined ? generate(b.key, src) : { len: 0, source: "" };
+    if (w !== undefined) {
+      b.fn = w;
+      this.stats.blocksTranslated++;
+    } else b.len = gen.len;
     if (gen.len > 0) {
       const factory = new Function("mulHiU32", "execFp", gen.source) as (
         m: typeof mulHiU32,
@@ -209,6 +301,7 @@ export class Translator {
     if (list !== undefined) {
       for (const b of list) {
         b.valid = false;
+        this.release(b);
         if (this.map.get(b.key) === b) this.map.delete(b.key);
       }
       this.pageBlocks.delete(page);
@@ -220,7 +313,13 @@ export class Translator {
 
   /** fence.i (or a host write to RAM): drop every translation. */
   flush(): void {
-    for (const b of this.map.values()) b.valid = false;
+    for (const b of this.map.values()) {
+      b.valid = false;
+      b.slot = -1;
+    }
+    this.cache?.fill(-1);
+    this.freeSlots.length = 0;
+    this.nextSlot = 0;
     this.map.clear();
     this.pageBlocks.clear();
     this.snaps.clear();
@@ -236,6 +335,7 @@ export class Translator {
 function newStats(): TranslatorStats {
   return {
     blocksTranslated: 0,
+    wasmBlocks: 0,
     instructionsTranslated: 0,
     hostCodeBytes: 0,
     compileMs: 0,

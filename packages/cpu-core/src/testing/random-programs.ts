@@ -39,7 +39,64 @@ export interface RandomProgram {
 // x2 (sp), x3 (gp, the CHECK test number) and the harness registers s9 (x25, trap-log pointer),
 // s10 (x26, where the trap handler resumes) and t6 (x31, handler temporary) stay out of the pool.
 const POOL = [1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 27, 28, 29, 30];
-const ALU = ["add", "sub", "xor", "or", "and", "sll", "srl", "sra", "slt", "sltu", "addw", "subw", "mul"];
+const ALU = [
+  "add",
+  "sub",
+  "xor",
+  "or",
+  "and",
+  "sll",
+  "srl",
+  "sra",
+  "slt",
+  "sltu",
+  "addw",
+  "subw",
+  "sllw",
+  "srlw",
+  "sraw",
+  "mul",
+  "mulh",
+  "mulhsu",
+  "mulhu",
+  "div",
+  "divu",
+  "rem",
+  "remu",
+  "mulw",
+  "divw",
+  "divuw",
+  "remw",
+  "remuw",
+];
+/** Immediate ALU forms and their shift-amount range (0 = a 12-bit immediate). */
+const ALU_IMM: [string, number][] = [
+  ["slti", 0],
+  ["sltiu", 0],
+  ["xori", 0],
+  ["ori", 0],
+  ["andi", 0],
+  ["addiw", 0],
+  ["slli", 63],
+  ["srli", 63],
+  ["srai", 63],
+  ["slliw", 31],
+  ["srliw", 31],
+  ["sraiw", 31],
+];
+/** Operands at the corners of division, multiplication and the 32-bit forms. */
+const CORNERS = [
+  "0",
+  "-1",
+  "1",
+  "0x8000000000000000",
+  "0x7fffffffffffffff",
+  "-0x80000000",
+  "0x80000000",
+  "0x7fffffff",
+  "0xffffffff",
+  "0x100000000",
+];
 const LOADS: [string, number][] = [
   ["lb", 1],
   ["lbu", 1],
@@ -121,7 +178,19 @@ export function randomControlFlowProgram(seed: number, opts: RandomProgramOption
 
   const aluOp = () => {
     const k = r();
-    if (k < 0.6) emit(`${pick(ALU)} ${reg()}, ${reg()}, ${reg()}`);
+    if (k < 0.08) {
+      // both operands at corners (MIN / -1, x / 0, MULH of MIN by -1 ...)
+      const a = reg();
+      let b = reg();
+      while (b === a) b = reg();
+      emit(`li ${a}, ${r() < 0.4 ? pick(["0x8000000000000000", "-0x80000000"]) : pick(CORNERS)}`);
+      emit(`li ${b}, ${r() < 0.5 ? pick(["-1", "0"]) : pick(CORNERS)}`);
+      emit(`${pick(ALU.slice(15))} ${reg()}, ${a}, ${b}`);
+    } else if (k < 0.5) emit(`${pick(ALU)} ${reg()}, ${reg()}, ${reg()}`);
+    else if (k < 0.62) {
+      const [op, sh] = pick(ALU_IMM);
+      emit(`${op} ${reg()}, ${reg()}, ${sh ? int(0, sh) : int(-2048, 2047)}`);
+    } else if (k < 0.7) emit(`li ${reg()}, ${pick(CORNERS)}`);
     else if (k < 0.85) emit(`addi ${reg()}, ${reg()}, ${int(-2048, 2047)}`);
     else addressLike(reg());
   };
