@@ -246,6 +246,13 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     io.stderr(
       `ringzero: ${s.instructions} instructions in ${s.runSeconds.toFixed(3)} s (${s.mips.toFixed(1)} MIPS), idle ${s.idleSeconds.toFixed(3)} s; exits: ${exits}; SBI calls ${s.sbiCalls}\n`,
     );
+    const tr = s.translator;
+    if (tr) {
+      const blocks = tr.blockInstructions + tr.interpreted || 1;
+      io.stderr(
+        `ringzero: translator: blocks ${tr.blocksTranslated} (${tr.wasmBlocks} WebAssembly), compile ${tr.compileMs.toFixed(0)} ms, ${((100 * tr.blockInstructions) / blocks).toFixed(1)} % of instructions in blocks, ${(tr.blockInstructions / (tr.blockCalls || 1)).toFixed(1)} per block call, page invalidations ${tr.pageInvalidations}, flushes ${tr.flushes}, fence.i ${tr.fences}\n`,
+      );
+    }
     for (const t of vm.devices.transports) {
       const c = nonZeroCounts(t.transport.counters);
       if (c) io.stderr(`ringzero: ${t.name} guest errors: ${c}\n`);

@@ -23,11 +23,20 @@ export interface RegisterFile {
   readonly fw: Int32Array;
 }
 
-/** A register file; x in `buffer` at `xOffset` when given (the translator's WebAssembly memory). */
-export function createRegisterFile(buffer?: ArrayBuffer | SharedArrayBuffer, xOffset = 0): RegisterFile {
-  const x = buffer ? new Int32Array(buffer, xOffset, NUM_XREGS * 2) : new Int32Array(NUM_XREGS * 2);
+/**
+ * A register file; in `buffer` at `xOffset` (x) and `fOffset` (f) when given (the translator's
+ * WebAssembly memory).
+ */
+export function createRegisterFile(buffer?: ArrayBuffer | SharedArrayBuffer, xOffset = 0, fOffset = 256): RegisterFile {
+  if (buffer) {
+    return {
+      x: new Int32Array(buffer, xOffset, NUM_XREGS * 2),
+      f: new Float64Array(buffer, fOffset, NUM_FREGS),
+      fw: new Int32Array(buffer, fOffset, NUM_FREGS * 2),
+    };
+  }
   const fbuf = new ArrayBuffer(NUM_FREGS * 8);
-  return { x, f: new Float64Array(fbuf), fw: new Int32Array(fbuf) };
+  return { x: new Int32Array(NUM_XREGS * 2), f: new Float64Array(fbuf), fw: new Int32Array(fbuf) };
 }
 
 /** ABI names, index = register number. */

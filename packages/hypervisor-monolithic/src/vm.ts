@@ -15,6 +15,7 @@ import {
   MIP_MTIP,
   MIP_SEIP,
   MIP_SSIP,
+  type TranslatorStats,
 } from "@ringzero/cpu-core";
 import {
   buildVirtDeviceTree,
@@ -65,6 +66,8 @@ export interface VmStats {
   exits: Record<HartExit["kind"], number>;
   sbiCalls: number;
   mips: number;
+  /** The binary translator's counters (engine "translator"), or undefined. */
+  translator?: TranslatorStats;
 }
 
 export type VmState = "created" | "running" | "paused" | "stopped";
@@ -324,7 +327,8 @@ export class Vm {
     s.instructions = this.hart.instret;
     s.sbiCalls = this.sbi?.stats.calls ?? 0;
     s.mips = s.runSeconds > 0 ? s.instructions / s.runSeconds / 1e6 : 0;
-    return { ...s, exits: { ...s.exits } };
+    const tr = this.hart.translatorStats();
+    return { ...s, exits: { ...s.exits }, ...(tr === undefined ? {} : { translator: { ...tr } }) };
   }
 
   /** Run until the guest powers off or stop() is called. */

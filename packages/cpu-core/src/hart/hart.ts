@@ -58,7 +58,7 @@ import {
   type TranslatorStats,
 } from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
-import { DispatchStatus, type WasmLayout } from "./wasm-block.js";
+import { DispatchStatus, FpState, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -245,7 +245,7 @@ export class Hart {
     const state =
       options.engine === "translator" && options.translatorBackend !== "js" ? bus.allocHartState() : undefined;
     this.state = state;
-    this.regs = state === undefined ? createRegisterFile() : createRegisterFile(bus.buffer, state);
+    this.regs = state === undefined ? createRegisterFile() : createRegisterFile(bus.buffer, state, state + 512);
     this.x = this.regs.x;
     this.f = this.regs.f;
     this.fw = this.regs.fw;
@@ -270,6 +270,7 @@ export class Hart {
               xBase: state,
               ctlBase: state + 256,
               cacheBase: state + 4096 + 16 * 131072,
+              fBase: state + 512,
             };
       this.tr = new Translator(bus.ramSize, options.translateAfter ?? HOT_THRESHOLD, wasm);
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
@@ -1247,6 +1248,11 @@ export class Hart {
               if (b.slot >= 0 && dispatch !== undefined) {
                 // WebAssembly: this block and its successors, chained inside the dispatcher
                 tr.enter(b);
+                ctl[10] =
+                  (this.mstatus & MSTATUS_FS ? FpState.ON : 0) |
+                  (this.fflags & 1 ? FpState.NX : 0) |
+                  (this.frm === 0 ? FpState.RNE : 0) |
+                  (this.reservation < 0 ? FpState.NO_RES : 0);
                 const status = dispatch(
                   this.rTlb.byteOffset,
                   this.wTlb.byteOffset,
@@ -1265,6 +1271,10 @@ export class Hart {
                 st.hits += calls - 1;
                 this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
                 step = status === DispatchStatus.STEP;
+                if (ctl[11] !== 0) {
+                  this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
+                  ctl[11] = 0;
+                }
                 prev = undefined;
                 continue;
               }

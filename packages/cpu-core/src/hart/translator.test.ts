@@ -380,6 +380,101 @@ results:
   });
 });
 
+describe("translator: D extension at its corners", () => {
+  it.skipIf(!gccOk)("every translated D instruction on pairs of corner values, under RNE and RTZ, against QEMU", () => {
+    // f-results and integer results are mixed into s0 and stored; fflags are printed at the end
+    const mix =
+      "    xor s0, s0, t2\n    slli t3, s0, 9\n    srli s0, s0, 55\n    or s0, s0, t3\n    sd t2, 0(s5)\n    addi s5, s5, 8";
+    const fops = [
+      "fadd.d ft3, ft0, ft1",
+      "fsub.d ft3, ft0, ft1",
+      "fmul.d ft3, ft0, ft1",
+      "fdiv.d ft3, ft0, ft1",
+      "fsqrt.d ft3, ft0",
+      "fmadd.d ft3, ft0, ft1, ft2",
+      "fmsub.d ft3, ft0, ft1, ft2",
+      "fnmsub.d ft3, ft0, ft1, ft2",
+      "fnmadd.d ft3, ft0, ft1, ft2",
+      "fmadd.d ft3, ft0, ft1, ft2, rne",
+      "fmin.d ft3, ft0, ft1",
+      "fmax.d ft3, ft0, ft1",
+      "fsgnj.d ft3, ft0, ft1",
+      "fsgnjn.d ft3, ft0, ft1",
+      "fsgnjx.d ft3, ft0, ft1",
+      "fcvt.d.l ft3, t0",
+      "fcvt.d.lu ft3, t0",
+      "fcvt.d.w ft3, t0",
+      "fcvt.d.wu ft3, t0",
+      "fmv.d.x ft3, t0",
+    ].map((op) => `    ${op}\n    fmv.x.d t2, ft3\n${mix}`);
+    const iops = [
+      "feq.d t2, ft0, ft1",
+      "flt.d t2, ft0, ft1",
+      "fle.d t2, ft0, ft1",
+      "fcvt.l.d t2, ft0, rtz",
+      "fcvt.lu.d t2, ft0, rtz",
+      "fcvt.w.d t2, ft0, rtz",
+      "fcvt.wu.d t2, ft0, rtz",
+      "fmv.x.d t2, ft0",
+    ].map((op) => `    ${op}\n${mix}`);
+    const body = [...fops, ...iops, "    fsd ft3, 0(s5)\n    fld ft4, 0(s5)\n    fmv.x.d t2, ft4\n" + mix].join("\n");
+    const elf = program(
+      String.raw`
+    li      s0, 0
+    la      s5, results
+    li      s7, 0
+0:  li      s4, 0
+1:  la      t5, corners
+    slli    t4, s4, 3
+    add     t4, t5, t4
+    fld     ft0, 0(t4)
+    ld      t0, 0(t4)
+    li      s6, 0
+2:  slli    t4, s6, 3
+    add     t4, t5, t4
+    fld     ft1, 0(t4)
+    add     t4, s4, s6
+    andi    t4, t4, 15
+    slli    t4, t4, 3
+    add     t4, t5, t4
+    fld     ft2, 0(t4)
+${body}
+    addi    s6, s6, 1
+    li      t4, 16
+    blt     s6, t4, 2b
+    addi    s4, s4, 1
+    blt     s4, t4, 1b
+    csrr    a0, fflags
+    call    puthex
+    csrwi   frm, 1
+    addi    s7, s7, 1
+    li      t4, 2
+    blt     s7, t4, 0b
+    mv      a0, s0
+    call    puthex
+`,
+      String.raw`
+    .data
+    .align 3
+corners:
+    .dword 0, 0x8000000000000000, 0x3ff0000000000000, 0xbff8000000000000
+    .dword 0x7fe1ccf385ebc8a0, 0xffe1ccf385ebc8a0, 0x0010000000000000, 0x0000000000000001
+    .dword 0x1a56e1fc2f8f359b, 0x7ff0000000000000, 0xfff0000000000000, 0x7ff8000000000000
+    .dword 0x7ff0000000000001, 0x3fb999999999999a, 0x3fd5555555555555, 0xc3e0000000000000
+    .bss
+    .align 3
+results:
+    .space 8 * 16 * 16 * 30 * 2
+`,
+    );
+    const { t } = bothEngines(elf, 20_000_000);
+    expect(t.code).toBe(0);
+    expect(t.hart.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
+    expect(runLockstep(elf, { seed: 17 }).divergence).toBeUndefined();
+    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+  });
+});
+
 describe("translator: forward branches inside a trace", () => {
   it.skipIf(!gccOk)("nested if/else in a hot loop: skipped instructions are not counted", () => {
     const elf = program(String.raw`

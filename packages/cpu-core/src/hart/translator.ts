@@ -18,10 +18,12 @@
 // store to it takes the slow path, which drops the page's translations.
 
 import { execFp } from "../fpu/index.js";
+import { f64FmaCore } from "../fpu/ops.js";
+import { RNE, takeFpFlags } from "../fpu/round.js";
 import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
 import { type WasmTable, wasmApi } from "./wasm-api.js";
-import { DISPATCH_ENTRIES, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
+import { blockModule, DISPATCH_ENTRIES, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
 
 /** Which engine executes guest code behind `hart.run()`. */
 export type Engine = "interpreter" | "translator";
@@ -69,7 +71,19 @@ export interface Block {
   b1: Block | undefined;
   /** WebAssembly blocks: the slot in the hart's table (-1: a JavaScript block or none). */
   slot: number;
+  /** Generated and waiting in the batch for its module (runs in the interpreter meanwhile). */
+  pending: boolean;
 }
+
+/** WebAssembly traces compiled in one module. */
+const BATCH = 16;
+/** Visits a queued trace waits (at most the threshold) for its batch to fill before the batch is compiled as it is. */
+const BATCH_WAIT = 64;
+
+/** Stands in the `fn` of WebAssembly blocks: the run loop enters them through the dispatcher. */
+const VIA_DISPATCHER: BlockFn = () => {
+  throw new Error("a WebAssembly block is entered through the dispatcher");
+};
 
 /** Counters of the translator (all since construction or resetStats). */
 export interface TranslatorStats {
@@ -144,6 +158,8 @@ export class Translator {
   /** The dispatcher's direct-mapped cache: key, slot, length, 0 per entry. */
   private readonly cache: Int32Array | undefined;
   private readonly freeSlots: number[] = [];
+  /** Traces generated for the WebAssembly back end, waiting for their module. */
+  private batch: { b: Block; body: number[]; len: number }[] = [];
   private nextSlot = 0;
   /** Runs cached WebAssembly blocks from pc on (DispatchStatus; results in ctl[4..8]). */
   readonly dispatch:
@@ -156,7 +172,14 @@ export class Translator {
     this.wasm = wasm;
     if (wasm !== undefined && wasmApi !== undefined) {
       this.ctl = new Int32Array(wasm.memory.buffer, wasm.ctlBase, 16);
-      this.imports = { e: { m: wasm.memory } };
+      // the fused multiply-adds: the FPU's exact fma (round to nearest even; flags are the
+      // interpreter's, which re-executes every case that raises more than NX)
+      const fma = (a: number, b: number, c: number): number => {
+        const r = f64FmaCore(a, b, c, RNE, false);
+        takeFpFlags();
+        return r;
+      };
+      this.imports = { e: { m: wasm.memory, f: fma } };
       this.cache = new Int32Array(wasm.memory.buffer, wasm.cacheBase, DISPATCH_ENTRIES * 4).fill(-1);
       this.table = new wasmApi.Table({ initial: 256, element: "anyfunc" });
       const d = new wasmApi.Instance(new wasmApi.Module(dispatcherModule(wasm, wasm.cacheBase)), {
@@ -185,31 +208,57 @@ export class Translator {
     b.slot = -1;
   }
 
-  /** A WebAssembly block for `b`, or undefined (not translatable there: F/D, or no memory). */
-  private compileWasm(b: Block, src: CodeSource): BlockFn | undefined {
-    const wasm = this.wasm;
-    const ctl = this.ctl;
-    if (wasm === undefined || ctl === undefined || wasmApi === undefined) return undefined;
-    const gen = generateWasm(b.key, src, wasm);
-    if (gen.len === 0 || gen.fp || gen.bytes === undefined) return undefined;
-    const inst = new wasmApi.Instance(new wasmApi.Module(gen.bytes), this.imports as object);
-    const table = this.table as WasmTable;
-    let slot = this.freeSlots.pop();
-    if (slot === undefined) {
-      slot = this.nextSlot++;
-      if (slot >= table.length) table.grow(table.length);
+  /**
+   * Queue `b` for the WebAssembly back end: true when it is (or already was) queued, false when
+   * it is not translatable there (F/D, or no memory).
+   */
+  private queueWasm(b: Block, src: CodeSource): boolean {
+    if (b.pending) {
+      // a hot trace waits for at most BATCH_WAIT visits
+      if (b.count >= this.threshold + Math.min(BATCH_WAIT, this.threshold)) this.compileBatch();
+      return true;
     }
-    table.set(slot, inst.exports.b);
-    b.slot = slot;
-    b.len = gen.len;
-    this.enter(b);
-    this.stats.wasmBlocks++;
-    this.stats.hostCodeBytes += gen.bytes.length;
-    this.stats.instructionsTranslated += gen.len;
-    // the run loop calls WebAssembly blocks through dispatch(); this is for nothing else
-    return () => {
-      throw new Error("a WebAssembly block is entered through the dispatcher");
-    };
+    const wasm = this.wasm;
+    if (wasm === undefined || this.dispatch === undefined) return false;
+    const gen = generateWasm(b.key, src, wasm);
+    if (gen.len === 0 || gen.fp || gen.body === undefined) return false;
+    b.pending = true;
+    this.batch.push({ b, body: gen.body, len: gen.len });
+    // (translateAfter 1, for tests: every trace at once)
+    if (this.batch.length >= BATCH || this.threshold <= 1) this.compileBatch();
+    return true;
+  }
+
+  /** Compile the queued traces (those still valid) in one module and put them in the cache. */
+  private compileBatch(): void {
+    const items = this.batch.filter((it) => it.b.valid && it.b.pending);
+    this.batch = [];
+    const wasm = this.wasm;
+    const table = this.table;
+    if (items.length === 0 || wasm === undefined || table === undefined || wasmApi === undefined) return;
+    const bytes = blockModule(
+      items.map((it) => it.body),
+      wasm,
+    );
+    const inst = new wasmApi.Instance(new wasmApi.Module(bytes), this.imports as object);
+    this.stats.hostCodeBytes += bytes.length;
+    items.forEach((it, i) => {
+      const b = it.b;
+      let slot = this.freeSlots.pop();
+      if (slot === undefined) {
+        slot = this.nextSlot++;
+        if (slot >= table.length) table.grow(table.length);
+      }
+      table.set(slot, inst.exports[String(i)]);
+      b.slot = slot;
+      b.len = it.len;
+      b.pending = false;
+      b.fn = VIA_DISPATCHER;
+      this.enter(b);
+      this.stats.blocksTranslated++;
+      this.stats.wasmBlocks++;
+      this.stats.instructionsTranslated += it.len;
+    });
   }
 
   /** The cache entry for a physical RAM offset (created as a counter on first sight). */
@@ -229,6 +278,7 @@ export class Translator {
         k1: -1,
         b1: undefined,
         slot: -1,
+        pending: false,
       };
       this.map.set(key, b);
     }
@@ -238,12 +288,14 @@ export class Translator {
   /** Translate the block at physical offset `key` (decoded from `src`). */
   compile(b: Block, src: CodeSource): void {
     const t0 = performance.now();
-    const w = this.compileWasm(b, src);
-    const gen = w === undefined ? generate(b.key, src) : { len: 0, source: "" };
-    if (w !== undefined) {
-      b.fn = w;
-      this.stats.blocksTranslated++;
-    } else b.len = gen.len;
+    const wasPending = b.pending;
+    if (this.queueWasm(b, src)) {
+      if (!wasPending) this.addToPage(b, src);
+      this.stats.compileMs += performance.now() - t0;
+      return;
+    }
+    const gen = generate(b.key, src);
+    b.len = gen.len;
     if (gen.len > 0) {
       const factory = new Function("mulHiU32", "execFp", gen.source) as (
         m: typeof mulHiU32,
@@ -254,6 +306,12 @@ export class Translator {
       this.stats.instructionsTranslated += gen.len;
       this.stats.hostCodeBytes += gen.source.length;
     }
+    this.addToPage(b, src);
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** Record `b` among its page's translations (the page becomes a code page on its first). */
+  private addToPage(b: Block, src: CodeSource): void {
     const page = b.key >>> 12;
     let list = this.pageBlocks.get(page);
     if (list === undefined) {
@@ -267,7 +325,6 @@ export class Translator {
       this.snaps.set(page, ram.slice(page << 10, (page + 1) << 10));
       this.onNewCodePage(page);
     }
-    this.stats.compileMs += performance.now() - t0;
   }
 
   private ramWords(src: CodeSource): Int32Array {
@@ -318,6 +375,7 @@ export class Translator {
       b.slot = -1;
     }
     this.cache?.fill(-1);
+    this.batch = [];
     this.freeSlots.length = 0;
     this.nextSlot = 0;
     this.map.clear();

@@ -17,8 +17,27 @@
 // (physical key -> table slot and length) until a block is missing, does not fit before the next
 // interrupt check, leaves before an instruction, or the pc leaves the current code page.
 //
-// Translated: RV64I (but system instructions), M, fence. F/D, A and SYSTEM end a trace; a trace
-// whose first instruction is F/D goes to the JavaScript back end instead.
+// Translated: RV64I (but system instructions), M, fence, and the common D instructions on their
+// ordinary path: fld/fsd, add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even,
+// sign injection, min/max, compares, moves and conversions. IEEE results are the host's (binary64
+// is exact in WebAssembly); only the flags need care: an op runs here when NX is already accrued
+// (the only flag an ordinary result raises) and its result is normal (or an exact zero), and leaves
+// before the instruction otherwise (NaN, infinity, overflow, underflow: the interpreter's FPU
+// computes those). The fused forms call the FPU's exact fma (JavaScript: WebAssembly has none).
+// F (binary32) instructions, fclass and the other rounding modes end a trace; a trace that meets
+// one goes to the JavaScript back end instead.
+
+/** Bits of the FP state word (ctl+40) the run loop writes before each dispatch. */
+export const FpState = {
+  /** mstatus.FS is not Off. */
+  ON: 1,
+  /** fflags.NX is set. */
+  NX: 2,
+  /** frm is RNE. */
+  RNE: 4,
+  /** No LR reservation is held (FP stores leave otherwise, as the JavaScript back end's do). */
+  NO_RES: 8,
+} as const;
 
 import type { CodeSource } from "./translator.js";
 import type { WasmMemory } from "./wasm-api.js";
@@ -35,11 +54,14 @@ export interface WasmLayout {
   readonly ctlBase: number;
   /** Byte offset of the dispatcher's cache (DISPATCH_ENTRIES x 16 bytes). */
   readonly cacheBase: number;
+  /** Byte offset of f0..f31 (the raw 64-bit patterns of regs.ts). */
+  readonly fBase: number;
 }
 
 export interface WasmGenerated {
   len: number;
-  bytes: Uint8Array | undefined;
+  /** The block's function body (locals and code), for blockModule(). */
+  body: number[] | undefined;
   /** The trace stopped at (or started with) an F/D instruction: the JavaScript back end does these. */
   fp: boolean;
 }
@@ -105,6 +127,31 @@ const I64_SHR_U = 0x88;
 const I32_WRAP = 0xa7;
 const I64_EXT_S = 0xac;
 const I64_EXT_U = 0xad;
+const F64_LOAD = 0x2b;
+const F64_STORE = 0x39;
+const F64_CONST = 0x44;
+const F64_EQ = 0x61;
+const F64_LT = 0x63;
+const F64_GT = 0x64;
+const F64_LE = 0x65;
+const F64_ABS = 0x99;
+const F64_NEG = 0x9a;
+const F64_SQRT = 0x9f;
+const F64_ADD = 0xa0;
+const F64_SUB = 0xa1;
+const F64_MUL = 0xa2;
+const F64_DIV = 0xa3;
+const F64_MIN = 0xa4;
+const F64_MAX = 0xa5;
+const I32_TRUNC_F64_S = 0xaa;
+const I32_TRUNC_F64_U = 0xab;
+const I64_TRUNC_F64_S = 0xb0;
+const I64_TRUNC_F64_U = 0xb1;
+const F64_CONVERT_I32_S = 0xb7;
+const F64_CONVERT_I32_U = 0xb8;
+const F64_CONVERT_I64_S = 0xb9;
+const F64_CONVERT_I64_U = 0xba;
+const I32_NE = 0x47;
 const T_I32 = 0x7f;
 const T_I64 = 0x7e;
 const T_F64 = 0x7c;
@@ -140,11 +187,36 @@ function uleb(out: number[], v: number): void {
 }
 
 function sleb(out: number[], value: number | bigint): void {
-  let v = BigInt(value);
+  if (typeof value === "bigint") {
+    let v = value;
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+        out.push(b);
+        return;
+      }
+      out.push(b | 0x80);
+    }
+  }
+  let v = value;
+  if (v === (v | 0)) {
+    // int32: arithmetic shifts
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
+        out.push(b);
+        return;
+      }
+      out.push(b | 0x80);
+    }
+  }
+  // integers within ±2^53: exact floor division
   for (;;) {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+    const b = ((v % 128) + 128) % 128;
+    v = (v - b) / 128;
+    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
       out.push(b);
       return;
     }
@@ -158,7 +230,6 @@ interface Shape {
   loops: boolean;
   usesSkip: boolean;
   usesPc: boolean;
-  usesMulh: boolean;
   skips: number[];
   used: number[];
   dirty: number[];
@@ -167,9 +238,9 @@ interface Shape {
 /** Generate the trace at RAM offset `start` as a WebAssembly module (len 0: not translated here). */
 export function generateWasm(start: number, src: CodeSource, layout: WasmLayout): WasmGenerated {
   const first = walk(start, src, layout, undefined);
-  if (first.shape.len === 0) return { len: 0, bytes: undefined, fp: first.fp };
+  if (first.shape.len === 0) return { len: 0, body: undefined, fp: first.fp };
   const second = walk(start, src, layout, first.shape);
-  return { len: second.shape.len, bytes: module(second.code, first.shape, layout), fp: first.fp };
+  return { len: second.shape.len, body: functionBody(second.code, first.shape, layout), fp: first.fp };
 }
 
 function walk(
@@ -212,7 +283,6 @@ function walk(
   let depth = 0; // structured blocks open inside $out
   let loops = false;
   let usesPc = false;
-  let usesMulh = false;
   const skips: number[] = [];
   /** Set k_ and r_ and leave to the epilogue (k retired in this pass). */
   const exit = (kk: number, ret: number, before: boolean): void => {
@@ -333,6 +403,259 @@ function walk(
     }
     c.push(END);
     if (w) c.push(I64_EXT_S);
+  };
+
+  // --- D extension (see the header): f registers stay in memory; FA, FB, FC, FR are f64 locals
+  const fLocal = (i: number): number => (known ? L_REG0 + known.used.length + i : 0);
+  const fget = (r: number): void => {
+    c.push(I32_CONST, 0, F64_LOAD, 3);
+    uleb(c, layout.fBase + 8 * r);
+  };
+  /** Leave before the instruction unless every bit of `mask` is set in the FP state word. */
+  const fpGuard = (mask: number): void => {
+    c.push(I32_CONST, 0, I32_LOAD, 2);
+    uleb(c, layout.ctlBase + 40);
+    i32c(mask);
+    c.push(I32_AND);
+    i32c(mask);
+    c.push(I32_NE);
+    exitBeforeIf();
+  };
+  /** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
+  const fpDirty = (): void => {
+    c.push(I32_CONST, 0, I32_CONST, 1, I32_STORE, 2);
+    uleb(c, layout.ctlBase + 44);
+  };
+  const f64c = (v: number): void => {
+    c.push(F64_CONST);
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    for (const x of b) c.push(x);
+  };
+  /** Leave unless local FR is normal (|r| > 2^-1022, finite: no OF, UF or NV) or `zero` allows r = 0. */
+  const checkResult = (zero: (() => void) | undefined): void => {
+    const FR = fLocal(3);
+    c.push(LGET, FR, F64_ABS);
+    f64c(2.2250738585072014e-308);
+    c.push(F64_GT, LGET, FR, F64_ABS);
+    f64c(Number.POSITIVE_INFINITY);
+    c.push(F64_LT, I32_AND);
+    if (zero) {
+      c.push(LGET, FR);
+      f64c(0);
+      c.push(F64_EQ);
+      zero();
+      c.push(I32_AND, I32_OR);
+    }
+    c.push(0x45 /* i32.eqz */);
+    exitBeforeIf();
+  };
+  /** Store local FR into f[rd]. */
+  const fsetFR = (rd: number): void => {
+    c.push(I32_CONST, 0, LGET, fLocal(3), F64_STORE, 3);
+    uleb(c, layout.fBase + 8 * rd);
+  };
+  /** The rounding-mode requirement of an arithmetic op: undefined when not translated. */
+  const rmMask = (rm: number): number | undefined =>
+    rm === 7 ? FpState.ON | FpState.NX | FpState.RNE : rm === 0 ? FpState.ON | FpState.NX : undefined;
+  /** One of the locals FA..FC is zero (an exact zero product). */
+  const isZero = (i: number): void => {
+    c.push(LGET, fLocal(i));
+    f64c(0);
+    c.push(F64_EQ);
+  };
+  /** The D instruction `insn` (op 1, 9, 16..20); false when not translated here. */
+  const fpOp = (insn: number, op: number): boolean => {
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
+    const rs2 = (insn >> 20) & 31;
+    const f3 = (insn >> 12) & 7;
+    const FA = fLocal(0);
+    const FB = fLocal(1);
+    const FC = fLocal(2);
+    const FR = fLocal(3);
+    if (op === 1 || op === 9) {
+      if (f3 !== 3) return false; // FLW/FSW: binary32
+      fpGuard(op === 1 ? FpState.ON : FpState.ON | FpState.NO_RES);
+      if (op === 1) {
+        address(rs1, insn >> 20, P_RT, 8);
+        c.push(I64_LOAD, 0, 0, LSET, L_A, I32_CONST, 0, LGET, L_A, I64_STORE, 3);
+        uleb(c, layout.fBase + 8 * rd);
+        fpDirty();
+      } else {
+        address(rs1, ((insn >> 25) << 5) | ((insn >> 7) & 31), P_WT, 8);
+        c.push(I32_CONST, 0, I64_LOAD, 3);
+        uleb(c, layout.fBase + 8 * rs2);
+        c.push(I64_STORE, 0, 0);
+      }
+      return true;
+    }
+    if (((insn >> 25) & 3) !== 1) return false; // fmt D only
+    if (op !== 20) {
+      // FMADD, FMSUB, FNMSUB, FNMADD: fma(±a, b, ±c)
+      const mask = rmMask(f3);
+      if (mask === undefined) return false;
+      fpGuard(mask);
+      fget(rs1);
+      if (op === 18 || op === 19) c.push(F64_NEG);
+      c.push(LSET, FA);
+      fget(rs2);
+      c.push(LSET, FB);
+      fget(insn >>> 27);
+      if (op === 17 || op === 19) c.push(F64_NEG);
+      c.push(LSET, FC, LGET, FA, LGET, FB, LGET, FC, CALL, 0, LSET, FR);
+      checkResult(() => {
+        isZero(0);
+        isZero(1);
+        c.push(I32_OR);
+      });
+      fsetFR(rd);
+      fpDirty();
+      return true;
+    }
+    const f5 = insn >>> 27;
+    switch (f5) {
+      case 0:
+      case 1:
+      case 2:
+      case 3:
+      case 11: {
+        // FADD, FSUB, FMUL, FDIV, FSQRT
+        if (f5 === 11 && rs2 !== 0) return false;
+        const mask = rmMask(f3);
+        if (mask === undefined) return false;
+        fpGuard(mask);
+        fget(rs1);
+        c.push(LSET, FA);
+        if (f5 !== 11) {
+          fget(rs2);
+          c.push(LSET, FB);
+        }
+        c.push(LGET, FA);
+        if (f5 !== 11) c.push(LGET, FB);
+        c.push([F64_ADD, F64_SUB, F64_MUL, F64_DIV][f5] ?? F64_SQRT, LSET, FR);
+        // exact zeros: any sum; a product with a zero factor; a zero dividend or root
+        checkResult(
+          f5 < 2
+            ? () => i32c(1)
+            : f5 === 2
+              ? () => {
+                  isZero(0);
+                  isZero(1);
+                  c.push(I32_OR);
+                }
+              : () => isZero(0),
+        );
+        fsetFR(rd);
+        fpDirty();
+        return true;
+      }
+      case 4: {
+        // FSGNJ, FSGNJN, FSGNJX: sign bits only, no flags
+        if (f3 > 2) return false;
+        fpGuard(FpState.ON);
+        c.push(I32_CONST, 0, I32_CONST, 0, I64_LOAD, 3);
+        uleb(c, layout.fBase + 8 * rs1);
+        if (f3 === 2) {
+          c.push(I32_CONST, 0, I64_LOAD, 3);
+          uleb(c, layout.fBase + 8 * rs2);
+          i64c(-(2n ** 63n));
+          c.push(I64_AND, I64_XOR);
+        } else {
+          i64c(2n ** 63n - 1n);
+          c.push(I64_AND, I32_CONST, 0, I64_LOAD, 3);
+          uleb(c, layout.fBase + 8 * rs2);
+          if (f3 === 1) {
+            i64c(-1);
+            c.push(I64_XOR);
+          }
+          i64c(-(2n ** 63n));
+          c.push(I64_AND, I64_OR);
+        }
+        c.push(I64_STORE, 3);
+        uleb(c, layout.fBase + 8 * rd);
+        fpDirty();
+        return true;
+      }
+      case 5:
+      case 20: {
+        // FMIN/FMAX, FLE/FLT/FEQ: NaN operands (flags, canonical NaN) are the interpreter's
+        if (f5 === 5 ? f3 > 1 : f3 > 2) return false;
+        fpGuard(FpState.ON);
+        fget(rs1);
+        c.push(LSET, FA);
+        fget(rs2);
+        c.push(LSET, FB, LGET, FA, LGET, FA, F64_EQ, LGET, FB, LGET, FB, F64_EQ, I32_AND, 0x45);
+        exitBeforeIf();
+        if (f5 === 5) {
+          c.push(LGET, FA, LGET, FB, f3 === 0 ? F64_MIN : F64_MAX, LSET, FR);
+          fsetFR(rd);
+        } else {
+          c.push(LGET, FA, LGET, FB, [F64_LE, F64_LT, F64_EQ][f3], I64_EXT_U);
+          set(rd);
+        }
+        fpDirty();
+        return true;
+      }
+      case 24: {
+        // FCVT.{W,WU,L,LU}.D, round toward zero (C casts) only: in range, or the interpreter
+        if (f3 !== 1 || rs2 > 3) return false;
+        fpGuard(FpState.ON | FpState.NX);
+        fget(rs1);
+        c.push(LTEE, FA);
+        // lower bound (exclusive) and upper bound (exclusive) of values that truncate in range
+        const lo = [-2147483649, -1, -9223372036854775808, -1][rs2];
+        const hi = [2147483648, 4294967296, 9223372036854775808, 18446744073709551616][rs2];
+        f64c(lo);
+        c.push(rs2 === 2 ? 0x66 /* f64.ge */ : F64_GT, LGET, FA);
+        f64c(hi);
+        c.push(F64_LT, I32_AND, 0x45);
+        exitBeforeIf();
+        c.push(LGET, FA);
+        if (rs2 < 2) c.push(rs2 === 0 ? I32_TRUNC_F64_S : I32_TRUNC_F64_U, I64_EXT_S);
+        else c.push(rs2 === 2 ? I64_TRUNC_F64_S : I64_TRUNC_F64_U);
+        set(rd);
+        fpDirty();
+        return true;
+      }
+      case 26: {
+        // FCVT.D.{W,WU,L,LU}: 32-bit sources are exact; 64-bit ones round (NX, RNE)
+        if (rs2 > 3) return false;
+        // (rm 5 and 6 are reserved: illegal even where no rounding happens)
+        const mask = rs2 < 2 && f3 !== 5 && f3 !== 6 ? FpState.ON | (f3 === 7 ? FpState.RNE : 0) : rmMask(f3);
+        if (mask === undefined) return false;
+        fpGuard(mask);
+        get(rs1);
+        if (rs2 < 2) c.push(I32_WRAP, rs2 === 0 ? F64_CONVERT_I32_S : F64_CONVERT_I32_U);
+        else c.push(rs2 === 2 ? F64_CONVERT_I64_S : F64_CONVERT_I64_U);
+        c.push(LSET, FR);
+        fsetFR(rd);
+        fpDirty();
+        return true;
+      }
+      case 28: {
+        // FMV.X.D (fclass: the interpreter's)
+        if (f3 !== 0 || rs2 !== 0) return false;
+        fpGuard(FpState.ON);
+        c.push(I32_CONST, 0, I64_LOAD, 3);
+        uleb(c, layout.fBase + 8 * rs1);
+        set(rd);
+        fpDirty();
+        return true;
+      }
+      case 30: {
+        // FMV.D.X
+        if (f3 !== 0 || rs2 !== 0) return false;
+        fpGuard(FpState.ON);
+        c.push(I32_CONST, 0);
+        get(rs1);
+        c.push(I64_STORE, 3);
+        uleb(c, layout.fBase + 8 * rd);
+        fpDirty();
+        return true;
+      }
+      default:
+        return false;
+    }
   };
 
   let off = 0;
@@ -595,7 +918,6 @@ function walk(
           if (f3 >= 4) divide(f3, false);
           else {
             // MULH/MULHSU/MULHU: the unsigned high product, corrected for signed operands
-            usesMulh = true;
             c.push(LGET, L_A, LGET, L_B, CALL, 1);
             if (f3 !== 3) {
               c.push(LGET, L_B);
@@ -660,8 +982,10 @@ function walk(
       case 18:
       case 19:
       case 20:
-        fp = true;
-        ok = false;
+        if (!fpOp(insn, op)) {
+          fp = true;
+          ok = false;
+        }
         break;
       default:
         ok = false;
@@ -679,7 +1003,6 @@ function walk(
     loops,
     usesSkip: skips.length > 0,
     usesPc,
-    usesMulh,
     skips,
     used: [...used].sort((p, q) => p - q),
     dirty: [...dirty].sort((p, q) => p - q),
@@ -699,20 +1022,22 @@ function walk(
   return { shape, code: c, fp };
 }
 
-/** Wrap a trace's body in its function and module. */
-function module(body: number[], s: Shape, layout: WasmLayout): Uint8Array {
+/** A trace's function body: locals, register loads, the trace, the write-back epilogue. */
+function functionBody(body: number[], s: Shape, layout: WasmLayout): number[] {
   const f: number[] = [];
   // locals: 5 i32 (k_, r_, done, sk, e), then i64 A, B, PC and one per used register
-  f.push(2, 5, T_I32);
+  f.push(3, 5, T_I32);
   uleb(f, 3 + s.used.length);
-  f.push(T_I64);
+  f.push(T_I64, 4, T_F64);
   if (s.usesPc) f.push(LGET, P_PC, LSET, L_PC);
   s.used.forEach((r, i) => {
     f.push(I32_CONST, 0, I64_LOAD, 3);
     uleb(f, layout.xBase + 8 * r);
     f.push(LSET, L_REG0 + i);
   });
-  f.push(BLOCK, T_VOID, ...body, END);
+  f.push(BLOCK, T_VOID);
+  for (const b of body) f.push(b);
+  f.push(END);
   for (const r of s.dirty) {
     f.push(I32_CONST, 0, LGET, L_REG0 + s.used.indexOf(r), I64_STORE, 3);
     uleb(f, layout.xBase + 8 * r);
@@ -720,16 +1045,47 @@ function module(body: number[], s: Shape, layout: WasmLayout): Uint8Array {
   f.push(I32_CONST, 0, LGET, L_K, I32_STORE, 2);
   uleb(f, layout.ctlBase);
   f.push(LGET, L_R, END);
+  return f;
+}
 
+/**
+ * One module for a batch of traces (a module's fixed cost, about a millisecond here, is paid once
+ * per batch): imported function 0 is fma, 1 is mulhu, 2.. the traces, exported as "0".."n-1".
+ */
+export function blockModule(bodies: readonly number[][], layout: WasmLayout): Uint8Array {
   const m: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const section = (id: number, content: number[]): void => {
     m.push(id);
     uleb(m, content.length);
     for (const b of content) m.push(b);
   };
-  // types: 0 = the block, 1 = mulhu
-  section(1, [2, 0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32, 0x60, 2, T_I64, T_I64, 1, T_I64]);
-  const imp: number[] = [1, 1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02];
+  // types: 0 = a block, 1 = mulhu, 2 = fma
+  section(1, [
+    3,
+    0x60,
+    4,
+    T_I32,
+    T_I32,
+    T_I32,
+    T_I64,
+    1,
+    T_I32,
+    0x60,
+    2,
+    T_I64,
+    T_I64,
+    1,
+    T_I64,
+    0x60,
+    3,
+    T_F64,
+    T_F64,
+    T_F64,
+    1,
+    T_F64,
+  ]);
+  // imports: the memory, and fma as function 0
+  const imp: number[] = [2, 1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02];
   if (layout.shared) {
     imp.push(0x03);
     uleb(imp, layout.pages);
@@ -738,16 +1094,32 @@ function module(body: number[], s: Shape, layout: WasmLayout): Uint8Array {
     imp.push(0x00);
     uleb(imp, layout.pages);
   }
+  imp.push(1, 0x65, 1, 0x66 /* "f" */, 0x00, 2);
   section(2, imp);
-  section(3, s.usesMulh ? [2, 0, 1] : [1, 0]);
-  section(7, [1, 1, 0x62 /* "b" */, 0x00, 0]);
-  const code: number[] = [s.usesMulh ? 2 : 1];
-  uleb(code, f.length);
-  for (const b of f) code.push(b);
-  if (s.usesMulh) {
-    const h = mulhuBody();
-    uleb(code, h.length);
-    for (const b of h) code.push(b);
+  // functions: 1 = mulhu, 2.. the traces
+  const funcs: number[] = [];
+  uleb(funcs, bodies.length + 1);
+  funcs.push(1);
+  for (let i = 0; i < bodies.length; i++) funcs.push(0);
+  section(3, funcs);
+  const exp: number[] = [];
+  uleb(exp, bodies.length);
+  for (let i = 0; i < bodies.length; i++) {
+    const name = String(i);
+    uleb(exp, name.length);
+    for (let k = 0; k < name.length; k++) exp.push(name.charCodeAt(k));
+    exp.push(0x00);
+    uleb(exp, i + 2);
+  }
+  section(7, exp);
+  const code: number[] = [];
+  uleb(code, bodies.length + 1);
+  const h = mulhuBody();
+  uleb(code, h.length);
+  for (const b of h) code.push(b);
+  for (const f of bodies) {
+    uleb(code, f.length);
+    for (const b of f) code.push(b);
   }
   section(10, code);
   return Uint8Array.from(m);
