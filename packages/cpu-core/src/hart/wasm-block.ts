@@ -603,8 +603,8 @@ function walk(
         fget(rs1);
         c.push(LTEE, FA);
         // lower bound (exclusive) and upper bound (exclusive) of values that truncate in range
-        const lo = [-2147483649, -1, -9223372036854775808, -1][rs2];
-        const hi = [2147483648, 4294967296, 9223372036854775808, 18446744073709551616][rs2];
+        const lo = [-2147483649, -1, -(2 ** 63), -1][rs2];
+        const hi = [2 ** 31, 2 ** 32, 2 ** 63, 2 ** 64][rs2];
         f64c(lo);
         c.push(rs2 === 2 ? 0x66 /* f64.ge */ : F64_GT, LGET, FA);
         f64c(hi);
