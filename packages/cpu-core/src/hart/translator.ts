@@ -78,7 +78,7 @@ export interface Block {
 /** WebAssembly traces compiled in one module. */
 const BATCH = 16;
 /** Visits a queued trace waits (at most the threshold) for its batch to fill before the batch is compiled as it is. */
-const BATCH_WAIT = 64;
+const BATCH_WAIT = 1024;
 
 /** Stands in the `fn` of WebAssembly blocks: the run loop enters them through the dispatcher. */
 const VIA_DISPATCHER: BlockFn = () => {
