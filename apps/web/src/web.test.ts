@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { FatFs, MemoryStore, Qcow2Image } from "@ringzero/disk-formats";
 import { ensureLinuxKit, LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
+import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Results } from "./browser/compare.js";
@@ -189,6 +190,42 @@ describe("the page in chromium", () => {
     },
     300_000,
   );
+  it("hypervisor-micro's webThreads: start data, messages, Atomics across Workers, exit codes, errors, terminate", async () => {
+    // Bundled apart from the page (test modules): src/browser/testing/thread-{host,echo}.ts.
+    await build({
+      entryPoints: {
+        "thread-host": join(import.meta.dirname, "browser", "testing", "thread-host.ts"),
+        "thread-echo": join(import.meta.dirname, "browser", "testing", "thread-echo.ts"),
+      },
+      outdir: join(www, "test"),
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      target: "es2022",
+      conditions: ["@ringzero/source"],
+      logLevel: "warning",
+    });
+    const p = await browser.newPage();
+    await p.goto(served.url);
+    // A string, not a function: vitest rewrites import() in this file's functions for Node.
+    const r = (await p.evaluate(
+      `import(new URL("test/thread-host.js", location.href).href).then((m) => m.run())`,
+    )) as Record<string, unknown>;
+    expect(r).toEqual({
+      echo: "hello world",
+      beforeNotify: 0, // the Worker is blocked in Atomics.wait
+      afterNotify: 42,
+      exitCode: 7,
+      aliveAfterExit: false,
+      throwExit: 1,
+      throwErrors: [expect.stringMatching(/thrown on request/)],
+      rejectExit: 1,
+      rejectErrors: [expect.stringMatching(/rejected on request/)],
+      terminateExit: 1,
+    });
+    await p.close();
+  });
+
   it("boots the demo guest under the microkernel: kernel, parent, VP and VSPs each in a Worker", async () => {
     const p = await browser.newPage();
     const errors: string[] = [];
