@@ -217,6 +217,7 @@ describe("the page in chromium", () => {
       afterNotify: 42,
       exitCode: 7,
       aliveAfterExit: false,
+      lateExitCode: 7,
       throwExit: 1,
       throwErrors: [expect.stringMatching(/thrown on request/)],
       rejectExit: 1,

@@ -7,9 +7,11 @@ type NodeTransfer = NonNullable<ConstructorParameters<typeof Worker>[1]>["transf
 
 class NodeHostThread implements HostThread {
   private ended = false;
+  private exitCode = 1;
   constructor(private readonly worker: Worker) {
-    worker.once("exit", () => {
+    worker.once("exit", (code) => {
       this.ended = true;
+      this.exitCode = code;
     });
   }
   get alive(): boolean {
@@ -30,7 +32,7 @@ class NodeHostThread implements HostThread {
     this.worker.on("error", listener);
   }
   onExit(listener: (code: number) => void): void {
-    if (this.ended) queueMicrotask(() => listener(1));
+    if (this.ended) queueMicrotask(() => listener(this.exitCode));
     else this.worker.once("exit", listener);
   }
   async terminate(): Promise<void> {

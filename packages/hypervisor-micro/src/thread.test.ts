@@ -40,6 +40,7 @@ describe("nodeThreads", () => {
     t.postMessage({ kind: "exit", code: 7 });
     expect(await code).toBe(7);
     expect(t.alive).toBe(false);
+    expect(await exited(t)).toBe(7); // a listener added after the end still hears the code
   });
 
   it("reports an uncaught error, then the exit", async () => {

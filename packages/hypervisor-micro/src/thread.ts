@@ -77,6 +77,7 @@ class WebHostThread implements HostThread {
   private readonly errorListeners: ((e: Error) => void)[] = [];
   private readonly exitListeners: ((code: number) => void)[] = [];
   private ended = false;
+  private exitCode = 1;
 
   constructor(private readonly worker: WebWorker) {
     worker.onmessage = (e) => {
@@ -113,6 +114,7 @@ class WebHostThread implements HostThread {
   private end(code: number): void {
     if (this.ended) return;
     this.ended = true;
+    this.exitCode = code;
     this.worker.terminate();
     for (const l of this.exitListeners.splice(0)) l(code);
   }
@@ -131,7 +133,7 @@ class WebHostThread implements HostThread {
   }
 
   onExit(listener: (code: number) => void): void {
-    if (this.ended) queueMicrotask(() => listener(1));
+    if (this.ended) queueMicrotask(() => listener(this.exitCode));
     else this.exitListeners.push(listener);
   }
 

@@ -42,6 +42,7 @@ export async function run(): Promise<Record<string, unknown>> {
   t.postMessage({ kind: "exit", code: 7 });
   out.exitCode = await code;
   out.aliveAfterExit = t.alive;
+  out.lateExitCode = await exited(t); // a listener added after the end still hears the code
 
   for (const kind of ["throw", "reject"] as const) {
     const w = await started({ shared: new SharedArrayBuffer(8), greeting: "" });
