@@ -22,7 +22,7 @@ import { batcher, type ToVsp, type VspInit, type VspToParent } from "./vsp-proto
 
 /** What a VSP thread may use of its host. */
 export interface VspThreadHost {
-  /** Host files for drives given by path (Node: disk-formats' NodeFileHost); absent: URLs only. */
+  /** Host files for drives given by path (Node: disk-formats' NodeFileHost); absent: a drive's path is an http(s) URL. */
   readonly files?: () => StoreHost;
   /** A 9P server over a host directory (Node: virtio's NinePServer); absent: no 9p shares. */
   readonly ninePServer?: (share: { path: string; readOnly: boolean; maxMsize: number }) => NinePHandler & {
@@ -53,12 +53,13 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
       const d = init.drive;
       // fetch passed bound: a browser rejects an unbound call of its fetch ("Illegal invocation").
       const doFetch = host.fetch ?? ((input: Parameters<typeof fetch>[0], i?: RequestInit) => fetch(input, i));
+      // A Blob drive, else host files where the host has them (Node), else the path is a URL.
       const files: StoreHost =
         d.file !== undefined
           ? new RemoteHost({ [d.path]: d.file }, { fetch: doFetch })
-          : /^https?:\/\//i.test(d.path) || !host.files
-            ? new RemoteHost({}, { fetch: doFetch })
-            : host.files();
+          : host.files
+            ? host.files()
+            : new RemoteHost({}, { fetch: doFetch });
       const image = await openImage(files, d.path, {
         format: d.format as FormatName | undefined,
         readOnly: d.readOnly,
