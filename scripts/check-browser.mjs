@@ -22,10 +22,7 @@ const writeReadme = process.argv.includes("--readme");
  * README says so too). They are still bundled and their sizes printed, but a
  * Node built-in there is not a failure.
  */
-const NODE_ONLY = {
-  "@ringzero/partition-parent":
-    "createMicroVm runs the microkernel's partitions in node:worker_threads and opens host files and sockets",
-};
+const NODE_ONLY = {};
 /** Node-only globals a browser bundle must not touch (a built-in import is caught separately). */
 const NODE_GLOBALS = /(?<![.\w$])(?:Buffer\.|process\.(?!env\b)\w+|setImmediate\()/g;
 const START = "<!-- browser-size:start -->";

@@ -8,7 +8,7 @@ import { CpuError } from "@ringzero/cpu-core";
 import { type PowerOff, type Vm, VmError } from "@ringzero/hypervisor-monolithic";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
-import { type BalloonStatus, createMicroVm, type MicroPowerOff, MicroVmError } from "@ringzero/partition-parent";
+import { type BalloonStatus, createMicroVm, type MicroPowerOff, MicroVmError } from "@ringzero/partition-parent/node";
 import { PlatformError, type VmConfigInput } from "@ringzero/platform";
 import { z } from "zod";
 import { argsError, packageVersion, tryHelp } from "./args.js";

@@ -23,6 +23,11 @@ export async function buildPage(outDir: string = DEFAULT_WWW): Promise<BuiltPage
     entryPoints: {
       page: join(appDir, "src", "browser", "page.ts"),
       worker: join(appDir, "src", "browser", "worker.ts"),
+      // The microkernel's threads, each a Worker of its own (worker.ts is the kernel).
+      "micro-parent": join(appDir, "src", "browser", "micro-parent.ts"),
+      "micro-vp": join(appDir, "src", "browser", "micro-vp.ts"),
+      "micro-vsp": join(appDir, "src", "browser", "micro-vsp.ts"),
+      "micro-paravisor": join(appDir, "src", "browser", "micro-paravisor.ts"),
     },
     outdir: outDir,
     bundle: true,
@@ -46,5 +51,5 @@ export async function buildPage(outDir: string = DEFAULT_WWW): Promise<BuiltPage
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const b = await buildPage();
-  for (const [f, n] of Object.entries(b.files)) console.log(`${f.padEnd(12)} ${(n / 1024).toFixed(1)} KB`);
+  for (const [f, n] of Object.entries(b.files)) console.log(`${f.padEnd(20)} ${(n / 1024).toFixed(1)} KB`);
 }

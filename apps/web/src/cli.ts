@@ -23,11 +23,12 @@ if (port === undefined) {
 }
 const kit = await ensureLinuxKit({ progress: (m) => console.error(m) });
 const page = await buildPage();
-for (const [f, n] of Object.entries(page.files)) console.error(`  ${f.padEnd(10)} ${(n / 1024).toFixed(1)} KB`);
+for (const [f, n] of Object.entries(page.files)) console.error(`  ${f.padEnd(20)} ${(n / 1024).toFixed(1)} KB`);
 try {
   const s = await servePage({ www: page.dir, kitDir: dirname(kit.image), port });
   console.log(`ringzero web: ${s.url}  (Ctrl-C stops)`);
   console.log(`  demo guest: ${s.url}?guest=hello   Linux guest kit: ${s.url}?guest=linux`);
+  console.log(`  under the microkernel: ${s.url}?guest=linux&hypervisor=micro   compare: tick "measure", boot both`);
 } catch (e) {
   const code = (e as NodeJS.ErrnoException).code;
   console.error(`ringzero web: cannot listen on 127.0.0.1:${port}: ${code ?? (e as Error).message}`);

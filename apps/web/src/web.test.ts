@@ -8,9 +8,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { FatFs, MemoryStore, Qcow2Image } from "@ringzero/disk-formats";
 import { ensureLinuxKit, LINUX_KIT_MARKER, LINUX_KIT_PROMPT } from "@ringzero/guest-kit";
-import type { VmStats } from "@ringzero/hypervisor-monolithic";
+import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Results } from "./browser/compare.js";
+import type { PanelStats } from "./browser/protocol.js";
 import { buildPage } from "./build.js";
 import { parseRange, resolveRequest, type Served, servePage } from "./serve.js";
 
@@ -102,7 +104,11 @@ describe("the page in chromium", () => {
     p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { status(): string } }).ringzeroWeb.status());
 
   const stats = (p: Page) =>
-    p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { stats(): VmStats | undefined } }).ringzeroWeb.stats());
+    p.evaluate(() =>
+      (globalThis as unknown as { ringzeroWeb: { stats(): PanelStats | undefined } }).ringzeroWeb.stats(),
+    );
+  const results = (p: Page) =>
+    p.evaluate(() => (globalThis as unknown as { ringzeroWeb: { results(): Results } }).ringzeroWeb.results());
 
   async function waitFor(p: Page, what: (text: string) => boolean, ms: number): Promise<string> {
     const end = Date.now() + ms;
@@ -143,7 +149,8 @@ describe("the page in chromium", () => {
     const st = await stats(p);
     expect(st?.instructions).toBeGreaterThan(1000);
     expect(st?.exits.mmio).toBeGreaterThan(0);
-    expect(st?.sbiCalls).toBeGreaterThan(0);
+    expect(st?.more["SBI calls"]).toBeGreaterThan(0);
+    expect(st?.hypervisor).toBe("mono");
     expect(await p.textContent("#stats")).toMatch(/^MIPS\s+\d/);
     await p.screenshot({ path: join(tmpdir(), "ringzero-web-hello.png") });
     expect(errors).toEqual([]);
@@ -182,6 +189,105 @@ describe("the page in chromium", () => {
       await p.close();
     },
     300_000,
+  );
+  it("hypervisor-micro's webThreads: start data, messages, Atomics across Workers, exit codes, errors, terminate", async () => {
+    // Bundled apart from the page (test modules): src/browser/testing/thread-{host,echo}.ts.
+    await build({
+      entryPoints: {
+        "thread-host": join(import.meta.dirname, "browser", "testing", "thread-host.ts"),
+        "thread-echo": join(import.meta.dirname, "browser", "testing", "thread-echo.ts"),
+      },
+      outdir: join(www, "test"),
+      bundle: true,
+      platform: "browser",
+      format: "esm",
+      target: "es2022",
+      conditions: ["@ringzero/source"],
+      logLevel: "warning",
+    });
+    const p = await browser.newPage();
+    await p.goto(served.url);
+    // A string, not a function: vitest rewrites import() in this file's functions for Node.
+    const r = (await p.evaluate(
+      `import(new URL("test/thread-host.js", location.href).href).then((m) => m.run())`,
+    )) as Record<string, unknown>;
+    expect(r).toEqual({
+      echo: "hello world",
+      beforeNotify: 0, // the Worker is blocked in Atomics.wait
+      afterNotify: 42,
+      exitCode: 7,
+      aliveAfterExit: false,
+      lateExitCode: 7,
+      throwExit: 1,
+      throwErrors: [expect.stringMatching(/thrown on request/)],
+      rejectExit: 1,
+      rejectErrors: [expect.stringMatching(/rejected on request/)],
+      terminateExit: 1,
+    });
+    await p.close();
+  });
+
+  it("boots the demo guest under the microkernel: kernel, parent, VP and VSPs each in a Worker", async () => {
+    const p = await browser.newPage();
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(`${served.url}?guest=hello&hypervisor=micro`);
+    const text = await waitFor(p, (t) => /^bye$/m.test(t), 60_000);
+    expect(text).toMatch(/^fib\(40\) += 102334155$/m);
+    await expect.poll(() => status(p), { timeout: 10_000 }).toMatch(/^powered off: shutdown \(status 0\)/);
+    const st = await stats(p);
+    expect(st?.hypervisor).toBe("micro");
+    // The UART's bytes crossed to the parent partition's Worker as intercepts; the CLINT/SBI stayed in the kernel's VP.
+    expect(st?.exits.intercept).toBeGreaterThan(0);
+    expect(st?.exits.microkernel).toBeGreaterThan(0);
+    expect(st?.more.partitions).toBe(2);
+    expect(errors).toEqual([]);
+    await p.close();
+  });
+
+  it.skipIf(skipLinux)(
+    "measures the Linux kit under mono, then under micro (disk by URL), draws the compare chart; under micro the disk's file and uname -a read back",
+    async () => {
+      mkdirSync(join(www, "disks"), { recursive: true });
+      const MICRO_TEXT = "read by the storage VSP in its own Worker";
+      await qcow2WithFile(join(www, "disks", "compare.qcow2"), MICRO_TEXT);
+      const p = await browser.newPage();
+      const errors: string[] = [];
+      p.on("pageerror", (e) => errors.push(e.message));
+      await p.goto(`${served.url}?guest=linux&hypervisor=mono&measure=1&disk=disks/compare.qcow2`);
+      await expect.poll(async () => (await results(p)).mono, { timeout: 300_000, interval: 1000 }).toBeDefined();
+      expect(await p.locator("#compare svg").count()).toBe(0); // one hypervisor measured: no chart yet
+      await p.selectOption("#hypervisor", "micro");
+      await p.click("#boot");
+      await expect.poll(async () => (await results(p)).micro, { timeout: 300_000, interval: 1000 }).toBeDefined();
+      const r = await results(p);
+      for (const hv of ["mono", "micro"] as const) {
+        const m = r[hv];
+        expect(m?.bootMs).toBeGreaterThan(0);
+        expect(m?.mips).toBeGreaterThan(0);
+        expect(m?.exits).toBeGreaterThan(1000);
+        expect(m?.diskMBps).toBeGreaterThan(0);
+      }
+      console.log(`web compare: ${JSON.stringify(r)}`);
+      // The chart: a bar per hypervisor for each of the four figures.
+      expect(await p.locator("#compare svg rect.bar").count()).toBe(8);
+      expect(await status(p)).toMatch(/running linux \(micro\)/);
+      await p.click("#terminal");
+      await p.keyboard.type("mkdir -p /d && mount -t vfat -o ro /dev/vda /d && cat /d/hello.txt");
+      await p.keyboard.press("Enter");
+      await waitFor(p, (t) => t.includes(`\n${MICRO_TEXT}\n`), 60_000);
+      await p.keyboard.type("uname -a");
+      await p.keyboard.press("Enter");
+      const text = await waitFor(p, (t) => /Linux ringzero \S+ .* riscv64 GNU\/Linux/.test(t), 60_000);
+      expect(text).toMatch(/rz# uname -a\s*\nLinux ringzero 6\.1\.\d+ .* riscv64 GNU\/Linux/);
+      const st = await stats(p);
+      expect(st?.hypervisor).toBe("micro");
+      expect(st?.exits.paravisor).toBeGreaterThan(0); // virtio-blk's MMIO, handled in the child's paravisor
+      await p.screenshot({ path: join(tmpdir(), "ringzero-web-compare.png") });
+      expect(errors).toEqual([]);
+      await p.close();
+    },
+    700_000,
   );
   it.skipIf(skipLinux)(
     "boots Linux with a disk from a URL (?disk=, read by Range requests) and reads its file",

@@ -2,9 +2,8 @@
 // kernel thread over a MessagePort (replies wake the caller through its
 // doorbell); the fast ones (post message, signal event, assert interrupt,
 // complete intercept) run here against shared SynIC memory.
-import type { MessagePort } from "node:worker_threads";
 import { HYPERCALL_NAMES, type HypercallName, type SlowCallName, type SlowCalls } from "./hypercalls.js";
-import type { HvThreadInit } from "./kernel.js";
+import type { HvThreadInit, KernelPort } from "./kernel.js";
 import { GrantedMemory } from "./memory.js";
 import { fail, type HvResult, HvStatus, ok, unwrap } from "./status.js";
 import {
@@ -154,7 +153,7 @@ export class HvClient {
   /** This thread's VP area (doorbell, event flags, counters). */
   readonly area: Int32Array;
   private readonly queuesBuffer: SharedArrayBuffer;
-  private readonly port: MessagePort;
+  private readonly port: KernelPort;
   private readonly counters: Counters;
   private readonly pending = new Map<number, (r: HvResult<unknown>) => void>();
   private nextId = 1;
@@ -166,13 +165,15 @@ export class HvClient {
     this.queuesBuffer = init.queues;
     this.port = init.kernel;
     this.counters = new Counters(init.counters);
-    this.port.on("message", (m: { id: number; result: HvResult<unknown> }) => {
+    // Node: the port keeps the thread alive only while a call waits (ref/unref; the web's ports have neither).
+    this.port.onmessage = (e) => {
+      const m = e.data as { id: number; result: HvResult<unknown> };
       const done = this.pending.get(m.id);
       this.pending.delete(m.id);
       done?.(m.result);
-      if (this.pending.size === 0) this.port.unref();
-    });
-    this.port.unref();
+      if (this.pending.size === 0) this.port.unref?.();
+    };
+    this.port.unref?.();
   }
 
   /** A slow hypercall: resolves with its typed result (never rejects). */
@@ -180,7 +181,7 @@ export class HvClient {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve as (r: HvResult<unknown>) => void);
-      this.port.ref();
+      this.port.ref?.();
       this.port.postMessage({ id, name, input });
     });
   }

@@ -1,6 +1,7 @@
 // @ringzero/hypervisor-micro: the Hyper-V-style microkernel. Memory, CPU time,
 // hypercalls, SynIC-style ports. Nothing else (ARCHITECTURE.md §2, §4).
-// Browser-safe; the Microkernel itself (VPs in node:worker_threads) is at "./node".
+// Browser-safe: the Microkernel's threads are web Workers here (thread.ts);
+// "./node" has the same Microkernel on node:worker_threads.
 export {
   CHANNEL_MESSAGE_TYPE,
   HvClient,
@@ -9,6 +10,7 @@ export {
   SintTransport,
   VpControl,
 } from "./client.js";
+export { type CpuClock, WallCpuClock } from "./cpu-clock.js";
 export {
   HYPERCALL_NAMES,
   Hypercall,
@@ -32,14 +34,16 @@ export {
   type ResetIntercept,
   type SbiIntercept,
 } from "./intercept.js";
-export type {
-  HvThreadInit,
-  KernelEvent,
-  KernelStats,
-  MicrokernelOptions,
-  PartitionCpuStats,
-  SchedulerStats,
-  VpThreadInit,
+export {
+  type HvThreadInit,
+  type KernelEvent,
+  type KernelPort,
+  type KernelStats,
+  Microkernel,
+  type MicrokernelOptions,
+  type PartitionCpuStats,
+  type SchedulerStats,
+  type VpThreadInit,
 } from "./kernel.js";
 export { GrantedMemory, type GrantTransfer, type MemoryKind, PAGE_SIZE, type RegionInfo } from "./memory.js";
 export {
@@ -71,4 +75,13 @@ export {
   type VpCounterName,
   VpState,
 } from "./synic.js";
+export {
+  type HostThread,
+  type ThreadSelf,
+  type ThreadSpawner,
+  type Transferable,
+  webThreadSelf,
+  webThreads,
+} from "./thread.js";
 export type { Paravisor, ParavisorContext, ParavisorFactory } from "./vp.js";
+export { runVpThread, type VpThreadOptions } from "./vp-thread.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { HYPERCALL_NAMES, Hypercall } from "./hypercalls.js";
-import { Microkernel, ROOT_PARTITION_ID } from "./kernel.js";
 import { GrantedMemory } from "./memory.js";
+import { Microkernel, ROOT_PARTITION_ID } from "./node.js";
 import { HvStatus, hvStatusName } from "./status.js";
 
 const ROOT = ROOT_PARTITION_ID;

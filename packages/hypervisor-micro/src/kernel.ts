@@ -3,7 +3,6 @@
 // worker thread per virtual processor), answers the slow hypercalls on the
 // thread that created it, and nothing else: no device, no disk, no network,
 // no VMBus. Partitions talk to it through their thread's HvClient.
-import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
 import {
   HYPERCALL_NAMES,
   Hypercall,
@@ -24,7 +23,24 @@ import {
 } from "./sched.js";
 import { fail, type HvResult, HvStatus, ok } from "./status.js";
 import { createSintQueues, createVpArea, ringDoorbell, Vp, VpCounter, VpState } from "./synic.js";
+import { type HostThread, type ThreadSpawner, webThreads } from "./thread.js";
 
+/**
+ * A MessagePort of either host (Node's worker_threads port or the web's): both
+ * have postMessage, the onmessage attribute (setting it starts the port, HTML
+ * §9.4.4) and close; Node's also ref/unref.
+ */
+export interface KernelPort {
+  postMessage(message: unknown): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  close(): void;
+  ref?(): void;
+  unref?(): void;
+}
+
+function newChannel(): { port1: KernelPort; port2: KernelPort } {
+  return new MessageChannel() as unknown as { port1: KernelPort; port2: KernelPort };
+}
 /** Per-period decay of the host-share sums (about ten periods of memory). */
 const HOST_DECAY = 0.9;
 /** Largest memory one region may have (typed-array indexing of the vCPU's bus). */
@@ -42,7 +58,7 @@ interface VpRecord {
   readonly index: number;
   readonly area: SharedArrayBuffer;
   readonly queues: SharedArrayBuffer;
-  worker?: Worker;
+  worker?: HostThread;
   exited: boolean;
   /** Counter values at the last accounting tick (CPU µs, WFI µs, parked µs). */
   tickCpu: number;
@@ -86,7 +102,7 @@ interface GrantRecord {
 interface Caller {
   readonly partitionId: number;
   readonly area: SharedArrayBuffer;
-  readonly port: MessagePort;
+  readonly port: KernelPort;
 }
 
 /** What a partition's thread receives to reach the kernel (inside workerData). */
@@ -95,7 +111,7 @@ export interface HvThreadInit {
   readonly vpIndex: number;
   readonly area: SharedArrayBuffer;
   readonly queues: SharedArrayBuffer;
-  readonly kernel: MessagePort;
+  readonly kernel: KernelPort;
   /** Fast-hypercall counters of this thread, by index in HYPERCALL_NAMES. */
   readonly counters: SharedArrayBuffer;
 }
@@ -119,8 +135,14 @@ export interface VpThreadInit extends HvThreadInit {
 export interface MicrokernelOptions {
   /** Total bytes of partition memory the kernel may allocate (default 8 GiB). */
   readonly memoryLimit?: number;
-  /** The VP thread's script (default: this package's vp-worker.js beside the built module). */
+  /**
+   * The VP thread's module: it calls `runVpThread` (the Node entry's default is
+   * this package's vp-worker.js beside the built module; in a browser, a
+   * bundle of your own that calls `runVpThread(await webThreadSelf())`).
+   */
   readonly vpWorker?: URL;
+  /** How partition threads start (default: web Workers; the Node entry's Microkernel: worker_threads). */
+  readonly threads?: ThreadSpawner;
   /**
    * The CPU budget all child partitions share, in % of one host CPU (the
    * "capped budget" their weights split); 0 or absent = unlimited: weights
@@ -169,24 +191,18 @@ export interface PartitionCpuStats {
   readonly creditMicros: number;
 }
 
-function builtSibling(name: string): URL {
-  const here = new URL(import.meta.url);
-  // Under vitest the kernel runs from src/*.ts; worker threads need the built JavaScript.
-  if (here.pathname.endsWith(".ts")) return new URL(`../dist/${name}`, here);
-  return new URL(`./${name}`, here);
-}
-
 export class Microkernel {
   private readonly partitions = new Map<number, PartitionRecord>();
   private readonly grants = new Map<number, GrantRecord>();
-  private readonly threads: { worker: Worker; counters: Int32Array }[] = [];
+  private readonly threads: { worker: HostThread; counters: Int32Array }[] = [];
+  private readonly spawner: ThreadSpawner;
   private readonly slowCounts = new Map<string, number>();
   private readonly listeners: ((e: KernelEvent) => void)[] = [];
   private nextPartition = ROOT_PARTITION_ID + 1;
   private nextGrant = 1;
   private memoryUsed = 0;
   private readonly memoryLimit: number;
-  private readonly vpWorker: URL;
+  private readonly vpWorker: URL | undefined;
   private rootCaller: Caller | undefined;
   private shutDown = false;
   private budgetPercent: number;
@@ -195,7 +211,8 @@ export class Microkernel {
 
   constructor(options: MicrokernelOptions = {}) {
     this.memoryLimit = options.memoryLimit ?? DEFAULT_MEMORY_LIMIT;
-    this.vpWorker = options.vpWorker ?? builtSibling("vp-worker.js");
+    this.vpWorker = options.vpWorker;
+    this.spawner = options.threads ?? webThreads();
     this.budgetPercent = CpuBudgetSchema.parse(options.cpuBudgetPercent ?? 0);
     this.partitions.set(ROOT_PARTITION_ID, newPartition(ROOT_PARTITION_ID, "root", 0, ScheduleSchema.parse({})));
   }
@@ -211,16 +228,16 @@ export class Microkernel {
   }
 
   /**
-   * Starts the root (parent) partition: `module` runs in a new worker thread
-   * with `workerData = { hv: HvThreadInit, data }`. Returns the worker (its
-   * host messages are the caller's business: console, power events).
+   * Starts the root (parent) partition: `module` runs in a new thread whose
+   * start data is `{ hv: HvThreadInit, data }`. Returns the thread (its host
+   * messages are the caller's business: console, power events).
    */
-  startRoot(module: URL, data: unknown): Worker {
+  startRoot(module: URL, data: unknown): HostThread {
     if (this.rootCaller) throw new Error("the root partition is already running");
     const root = this.partitions.get(ROOT_PARTITION_ID) as PartitionRecord;
     const vp = newVp(0);
     root.vps.set(0, vp);
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = newChannel();
     const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
     const init: HvThreadInit = {
       partitionId: ROOT_PARTITION_ID,
@@ -230,11 +247,7 @@ export class Microkernel {
       kernel: port2,
       counters,
     };
-    const worker = new Worker(module, {
-      workerData: { hv: init, data },
-      transferList: [port2],
-      execArgv: builtCodeExecArgv(),
-    });
+    const worker = this.spawner.spawn(module, { hv: init, data }, [port2]);
     vp.worker = worker;
     this.rootCaller = { partitionId: ROOT_PARTITION_ID, area: vp.area, port: port1 };
     this.serve(this.rootCaller);
@@ -256,7 +269,7 @@ export class Microkernel {
         Atomics.notify(a, Vp.SCHED_CREDIT);
       }
     }
-    await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => 0)));
+    await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => undefined)));
     this.rootCaller?.port.close();
   }
 
@@ -326,7 +339,8 @@ export class Microkernel {
     if (needed && !this.ticker) {
       this.lastTick = performance.now() - SCHED_PERIOD_MS;
       this.ticker = setInterval(() => this.tick(), SCHED_PERIOD_MS);
-      this.ticker.unref();
+      // Node: the tick alone does not keep the process alive (a number elsewhere, with no unref).
+      (this.ticker as { unref?: () => void }).unref?.();
     }
     if (needed) this.tick();
     else if (this.ticker) {
@@ -524,8 +538,10 @@ export class Microkernel {
           return fail(HvStatus.INVALID_PARAMETER, 'engine: "interpreter" or "translator"');
         const parent = this.partitions.get(p.parent)?.vps.get(0);
         if (!parent) return fail(HvStatus.INVALID_PARTITION_STATE, "the parent has no VP to take intercepts");
+        if (!this.vpWorker)
+          return fail(HvStatus.INVALID_PARTITION_STATE, "the kernel was made without a vpWorker module");
         const vp = newVp(i.vpIndex);
-        const { port1, port2 } = new MessageChannel();
+        const { port1, port2 } = newChannel();
         const counters = new SharedArrayBuffer(HYPERCALL_NAMES.length * 4);
         const init: VpThreadInit = {
           partitionId: p.id,
@@ -542,11 +558,7 @@ export class Microkernel {
           paravisorData: i.paravisorData,
           engine: i.engine,
         };
-        const worker = new Worker(this.vpWorker, {
-          workerData: init,
-          transferList: [port2],
-          execArgv: builtCodeExecArgv(),
-        });
+        const worker = this.spawner.spawn(this.vpWorker, init, [port2]);
         vp.worker = worker;
         p.vps.set(vp.index, vp);
         this.serve({ partitionId: p.id, area: vp.area, port: port1 });
@@ -660,7 +672,8 @@ export class Microkernel {
   }
 
   private serve(caller: Caller): void {
-    caller.port.on("message", (m: { id: number; name: SlowCallName; input: unknown }) => {
+    caller.port.onmessage = (e) => {
+      const m = e.data as { id: number; name: SlowCallName; input: unknown };
       const known = (Hypercall as Record<string, { path: string }>)[m?.name];
       const result =
         known?.path === "slow"
@@ -671,15 +684,15 @@ export class Microkernel {
       const a = new Int32Array(caller.area);
       Atomics.store(a, Vp.HOST_MESSAGE, 1);
       ringDoorbell(a);
-    });
+    };
   }
 
-  private watch(worker: Worker, partitionId: number, counters: SharedArrayBuffer, vp?: VpRecord): void {
+  private watch(worker: HostThread, partitionId: number, counters: SharedArrayBuffer, vp?: VpRecord): void {
     this.threads.push({ worker, counters: new Int32Array(counters) });
-    worker.on("error", (e) => {
+    worker.onError((e) => {
       for (const l of this.listeners) l({ kind: "thread-error", partitionId, error: String(e?.stack ?? e) });
     });
-    worker.on("exit", (code) => {
+    worker.onExit((code) => {
       if (vp) {
         vp.exited = true;
         Atomics.store(new Int32Array(vp.area), Vp.STATE, VpState.STOPPED);
@@ -765,23 +778,3 @@ function isPageRange(gpa: unknown, size: unknown): boolean {
 }
 
 export type { HypercallName };
-
-// Partition threads run built JavaScript: drop a "--conditions" export condition
-// that maps workspace packages to TypeScript sources (test runners set one), keep
-// every other flag the process was started with.
-function builtCodeExecArgv(): string[] {
-  const out: string[] = [];
-  const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    if (a === "--conditions" || a === "-C") {
-      if (argv[i + 1] === SOURCE_CONDITION) {
-        i++;
-        continue;
-      }
-    } else if (a === `--conditions=${SOURCE_CONDITION}` || a === `-C=${SOURCE_CONDITION}`) continue;
-    out.push(a);
-  }
-  return out;
-}
-const SOURCE_CONDITION = "@ringzero/source";

@@ -7,7 +7,7 @@
 // a VP thread off the CPU (steal) for a large part is measured again, since
 // no scheduler inside the process can give CPU the host does not.
 import { afterEach, describe, expect, it } from "vitest";
-import { Microkernel, ROOT_PARTITION_ID } from "./kernel.js";
+import { Microkernel, ROOT_PARTITION_ID } from "./node.js";
 import { DEFAULT_WEIGHT, distributeCredits } from "./sched.js";
 import { HvStatus } from "./status.js";
 import { type CpuShare, cpuKernel, cpuWorkload, measureShares, startCpuPartition } from "./testing/cpu-guest.js";

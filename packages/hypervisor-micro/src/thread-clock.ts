@@ -1,6 +1,8 @@
 // The CPU time a VP thread has used, for the credit scheduler (sched.ts).
-// Reads /proc through node:fs, so it is not part of the browser-safe entry.
+// Reads /proc through node:fs, so it is not part of the browser-safe entry
+// (cpu-clock.ts has the portable fallback a browser's VP uses).
 import { closeSync, openSync, readSync } from "node:fs";
+import type { CpuClock } from "./cpu-clock.js";
 
 /**
  * CPU time of the calling thread in µs: /proc/thread-self/schedstat (Linux:
@@ -8,7 +10,7 @@ import { closeSync, openSync, readSync } from "node:fs";
  * host's steal; one pread per sample) or, elsewhere, wall time minus the
  * time the caller reports as blocked (and no steal figure).
  */
-export class ThreadCpuClock {
+export class ThreadCpuClock implements CpuClock {
   private fd: number | undefined;
   private readonly buf = Buffer.alloc(96);
   private readonly t0 = performance.now();

@@ -16,10 +16,12 @@ import {
   Plic,
   type ResetType,
   SbiServer,
+  scheduleMacrotask,
   VIRT,
   yieldToHost,
 } from "@ringzero/platform";
 import { HvClient } from "./client.js";
+import { type CpuClock, WallCpuClock } from "./cpu-clock.js";
 import { encodeIntercept, type HaltIntercept, INTERCEPT_SINT, type Intercept } from "./intercept.js";
 import type { VpThreadInit } from "./kernel.js";
 import type { RegionInfo } from "./memory.js";
@@ -34,7 +36,6 @@ import {
   VpState,
   waitAsync,
 } from "./synic.js";
-import { ThreadCpuClock } from "./thread-clock.js";
 
 const SLICE = 200_000;
 const YIELD_MS = 20;
@@ -104,12 +105,16 @@ export class VpHost {
   private lastDoorbell = -1;
   private readonly lineLevels = new Int8Array(IRQ_LINE_COUNT);
   private readonly lines: IrqLine[] = [];
-  private readonly cpuClock = new ThreadCpuClock();
+  private readonly cpuClock: CpuClock;
   private cpuLast = 0;
   private stealLast = 0;
   private lastSample = 0;
 
-  constructor(private readonly init: VpThreadInit) {
+  constructor(
+    private readonly init: VpThreadInit,
+    cpuClock?: CpuClock,
+  ) {
+    this.cpuClock = cpuClock ?? new WallCpuClock();
     this.hv = new HvClient(init);
     this.area = new Int32Array(init.area);
     this.parent = new ParentLink(init.parent);
@@ -244,7 +249,7 @@ export class VpHost {
       if (exit.kind === "wfi" && !(this.init.boot.deterministic === true && hart.mie !== 0)) {
         // Paravisor work this slice started (a request still to be sent, a completion still to be
         // raised) is promise continuations: run them all before blocking, or they wait for the next wake.
-        if (this.paravisor) await new Promise<void>((r) => setImmediate(r));
+        if (this.paravisor) await new Promise<void>((r) => scheduleMacrotask(r));
         await this.sleep();
       }
       if (t1 - this.lastSample >= (Atomics.load(a, Vp.SCHED_METERED) ? SAMPLE_METERED_MS : SAMPLE_UNMETERED_MS))

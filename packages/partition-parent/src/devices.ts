@@ -11,7 +11,6 @@ import {
   SintTransport,
   unwrap,
 } from "@ringzero/hypervisor-micro";
-import type { NetBackend } from "@ringzero/net-stack";
 import type { VmConfig } from "@ringzero/platform";
 import { type GpaRange, RequestChannel, VmbusServer } from "@ringzero/vmbus";
 import {
@@ -24,6 +23,7 @@ import {
   NINEP_MAX_MESSAGE,
 } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
+import type { ParentHost } from "./host.js";
 import { VspHost } from "./vsp-host.js";
 import { batcher } from "./vsp-protocol.js";
 
@@ -77,9 +77,23 @@ export class ParentDevices {
   /** The balloon's state at its last answer (kept for the statistics once the child has stopped). */
   private lastBalloon: BalloonStatus | undefined;
 
-  /** Opens the back ends of `config` and places the devices in slots 7, 6, ... (first drive = vda). */
-  static async open(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<ParentDevices> {
-    const d = new ParentDevices();
+  private constructor(
+    private readonly host: ParentHost,
+    private readonly files: Readonly<Record<string, Blob>>,
+  ) {}
+
+  /**
+   * Opens the back ends of `config` and places the devices in slots 7, 6, ...
+   * (first drive = vda). A drive whose path names one of `files` is that
+   * Blob (read by slices, writes in memory), not a host file.
+   */
+  static async open(
+    config: VmConfig,
+    consoleOut: (b: Uint8Array) => void,
+    host: ParentHost,
+    files: Readonly<Record<string, Blob>> = {},
+  ): Promise<ParentDevices> {
+    const d = new ParentDevices(host, files);
     try {
       await d.openAll(config, consoleOut);
     } catch (e) {
@@ -99,10 +113,13 @@ export class ParentDevices {
       const format = drive.format === "auto" ? undefined : drive.format;
       const instanceId = deviceInstanceId("storage", i);
       // The VSP worker opens the image (again after a restart); opened read-only, the image refuses writes.
-      const vsp = new VspHost({
+      const vsp = new VspHost(this.host, {
         name: `storage${i}`,
         kind: "storage",
-        init: { kind: "storage", drive: { path: drive.path, format, readOnly: drive.readOnly } },
+        init: {
+          kind: "storage",
+          drive: { path: drive.path, format, readOnly: drive.readOnly, file: this.files[drive.path] },
+        },
         interfaceId: DeviceInterface.storage,
         instanceId,
       });
@@ -118,7 +135,7 @@ export class ParentDevices {
     for (const [i, share] of config.shares.entries()) {
       const instanceId = deviceInstanceId("ninep", i);
       // The VSP worker runs the 9P server over the host directory (a successor starts a new one).
-      const vsp = new VspHost({
+      const vsp = new VspHost(this.host, {
         name: `9p${i}`,
         kind: "9p",
         init: { kind: "9p", share: { path: share.path, readOnly: share.readOnly, maxMsize: NINEP_MAX_MESSAGE } },
@@ -131,50 +148,17 @@ export class ParentDevices {
     }
     const net = config.net;
     if (net.mode === "user" || net.mode === "socket") {
-      const ns = await import("@ringzero/net-stack/node");
-      let backend: NetBackend;
-      if (net.mode === "user") {
-        const user = await opening("net user", undefined, () =>
-          ns.UserNet.create({
-            network: net.network,
-            gateway: net.gateway,
-            dns: net.dns,
-            dhcpStart: net.dhcpStart,
-            restrict: net.restrict,
-            dnsUpstream: net.dnsUpstream,
-            hostForwards: net.hostfwd.map((f) => ({
-              protocol: f.protocol,
-              hostPort: f.hostPort,
-              guestPort: f.guestPort,
-            })),
-          }),
+      const openNet = this.host.openNet;
+      if (!openNet)
+        throw new MicroVmError(
+          MicroVmErrorCode.DEVICE_OPEN,
+          { device: "net" },
+          `net ${net.mode}: this host has no network back end (Node's partition-parent/node has)`,
         );
-        this.closers.push(() => user.close());
-        backend = user;
-        if (net.pcap) {
-          const file = net.pcap;
-          const pcap = await opening("net pcap", file, () => new ns.PcapWriter(file));
-          this.closers.push(() => pcap.close());
-          backend = ns.capture(user, pcap);
-        }
-        if (net.listen) {
-          // The NIC and the NAT on a switch in the parent; other processes' NICs join through the endpoint.
-          const sw = new ns.VirtualSwitch();
-          sw.connect(backend);
-          backend = sw.createPort();
-          const endpoint = net.listen;
-          const server = await opening("net listen", endpoint, () => ns.listenSwitch(endpoint, sw));
-          this.closers.push(() => new Promise<void>((r) => server.close(() => r())));
-        }
-      } else {
-        const endpoint = net.connect as string;
-        const link = await opening("net connect", endpoint, () => ns.connectSwitch(endpoint));
-        this.closers.push(() => link.close());
-        backend = link;
-      }
+      const backend = await openNet(net, opening, this.closers);
       const instanceId = deviceInstanceId("network", 0);
       const toNat = backend;
-      const vsp = new VspHost({
+      const vsp = new VspHost(this.host, {
         name: "network0",
         kind: "network",
         init: { kind: "network" },
@@ -191,7 +175,7 @@ export class ParentDevices {
     }
     if (config.console === "virtio") {
       const instanceId = deviceInstanceId("console", 0);
-      const vsp = new VspHost({
+      const vsp = new VspHost(this.host, {
         name: "console0",
         kind: "console",
         init: { kind: "console" },

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createMicroVm } from "./index.js";
+import { createMicroVm } from "./node.js";
 
 const HELLO = fileURLToPath(new URL("../../../apps/demo/guests/hello/hello.elf", import.meta.url));
 const HOSTILE = new URL("./fixtures/hostile-paravisor.mjs", import.meta.url).href;

@@ -1,8 +1,12 @@
 // @ringzero/partition-parent: the privileged partition of the micro VM and
-// the host-side API that starts it (createMicroVm).
+// the host-side API that starts it (createMicroVm). Browser-safe: threads,
+// files and the network come from the host; "./node" has Node's.
 
 export type { BalloonStatus } from "@ringzero/vmbus/protocols";
 export { MicroVmError, MicroVmErrorCode } from "./errors.js";
+export type { Opening, ParentHost } from "./host.js";
+export type { GuestImageIo } from "./images.js";
+export { runParentThread } from "./parent-thread.js";
 export type { ParentStats, PowerOffReason } from "./protocol.js";
 export {
   type CreateMicroVmConfig,
@@ -10,5 +14,7 @@ export {
   createMicroVm,
   type MicroPowerOff,
   MicroVm,
+  type MicroVmHost,
   type MicroVmStats,
 } from "./vm.js";
+export { runVspThread, type VspThreadHost } from "./vsp-thread.js";

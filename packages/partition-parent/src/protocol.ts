@@ -1,5 +1,5 @@
-// Messages between the host thread (the `ringzero` process's main thread,
-// where the microkernel runs) and the parent partition's thread. These are
+// Messages between the host thread (the `ringzero` process's main thread, or
+// a browser Worker, where the microkernel runs) and the parent partition's thread. These are
 // host I/O (the console on stdio, power events), not guest-visible.
 import type { VmConfig } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
@@ -14,6 +14,8 @@ export interface ParentInit {
   readonly maxInstructions?: number;
   readonly deterministic?: boolean;
   readonly engine?: "interpreter" | "translator";
+  /** Drives given as Blobs (a browser's Files), by the path the VmConfig's drive names. */
+  readonly files?: Readonly<Record<string, Blob>>;
 }
 
 export type PowerOffReason =

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { createMicroVm, MicroVmError, MicroVmErrorCode } from "./index.js";
+import { createMicroVm, MicroVmError, MicroVmErrorCode } from "./node.js";
 
 const HELLO = fileURLToPath(new URL("../../../apps/demo/guests/hello/hello.elf", import.meta.url));
 const PARAVISOR = new URL("../../partition-child/dist/index.js", import.meta.url).href;

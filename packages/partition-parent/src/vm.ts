@@ -1,9 +1,10 @@
 // The micro VM as its user sees it (the same shape as hypervisor-monolithic's
 // Vm): the microkernel runs on the calling thread, the parent partition in a
-// worker thread that creates the child partition, whose VP runs in another.
-import type { Worker } from "node:worker_threads";
+// thread that creates the child partition, whose VP runs in another. Threads
+// come from the host (MicroVmHost): web Workers in a browser, worker_threads
+// through the "./node" entry's createMicroVm.
 import { parseSize } from "@ringzero/disk-formats";
-import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro/node";
+import { type HostThread, type KernelStats, Microkernel, type ThreadSpawner } from "@ringzero/hypervisor-micro";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
@@ -13,6 +14,15 @@ export interface MicroPowerOff {
   readonly status: number;
   readonly reason: PowerOffReason;
   readonly detail?: string;
+}
+
+/** Where the micro VM's threads come from. */
+export interface MicroVmHost {
+  readonly threads: ThreadSpawner;
+  /** The parent partition's module: it calls `runParentThread` (with the host's ParentHost). */
+  readonly parentModule: URL | string;
+  /** The child VP's module: it calls hypervisor-micro's `runVpThread`. */
+  readonly vpModule: URL | string;
 }
 
 export interface CreateMicroVmOptions {
@@ -28,6 +38,10 @@ export interface CreateMicroVmOptions {
   readonly engine?: "interpreter" | "translator";
   /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
   readonly deterministic?: boolean;
+  /** The threads and their modules (the "./node" entry's createMicroVm passes Node's). */
+  readonly host?: MicroVmHost;
+  /** Drives given as Blobs (a browser's Files), by the path the config's drive names (read by slices, writes in memory). */
+  readonly files?: Readonly<Record<string, Blob>>;
 }
 
 /**
@@ -48,12 +62,6 @@ export interface MicroVmStats {
   readonly parent: ParentStats;
 }
 
-function builtSibling(name: string): URL {
-  const here = new URL(import.meta.url);
-  if (here.pathname.endsWith(".ts")) return new URL(`../dist/${name}`, here);
-  return new URL(`./${name}`, here);
-}
-
 export class MicroVm {
   private result: Promise<MicroPowerOff>;
   private resolveResult!: (r: MicroPowerOff) => void;
@@ -67,7 +75,7 @@ export class MicroVm {
 
   constructor(
     readonly kernel: Microkernel,
-    private readonly parent: Worker,
+    private readonly parent: HostThread,
     private readonly childId: () => number,
   ) {
     this.result = new Promise((r) => {
@@ -228,32 +236,40 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
       `${i.path.join(".")}: ${i.message}`,
     );
   }
-  const kernel = new Microkernel();
+  const host = options.host;
+  if (!host)
+    throw new MicroVmError(
+      MicroVmErrorCode.CONFIG_INVALID,
+      { path: "host" },
+      "no host for the VM's threads: in Node import createMicroVm from @ringzero/partition-parent/node",
+    );
+  const kernel = new Microkernel({ threads: host.threads, vpWorker: new URL(host.vpModule) });
   const paravisor = options.paravisor;
-  const env = process.env.RINGZERO_ENGINE;
-  const worker = kernel.startRoot(builtSibling("worker.js"), {
+  const worker = kernel.startRoot(new URL(host.parentModule), {
     config: parsed.data,
     kernelBytes,
     initrdBytes,
     paravisor,
     maxInstructions: options.maxInstructions,
     deterministic: options.deterministic,
-    engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
+    engine: options.engine,
+    files: options.files,
   });
   const vm = new MicroVm(kernel, worker, () => 2);
   await new Promise<void>((resolve, reject) => {
-    worker.on("message", (m: ToHost) => {
+    worker.onMessage((message) => {
+      const m = message as ToHost;
       if (m.kind === "ready") resolve();
       else if (m.kind === "error") reject(new MicroVmError(m.code as MicroVmErrorCode, m.context, m.message));
       else if (m.kind === "console") options.consoleOut(m.bytes);
       else vm.onParentMessage(m);
     });
-    worker.on("error", (e) => {
+    worker.onError((e) => {
       const err = new MicroVmError(MicroVmErrorCode.PARENT_CRASHED, {}, `the parent partition crashed: ${e.message}`);
       reject(err);
       vm.finish({ status: 1, reason: "error", detail: err.message });
     });
-    worker.on("exit", (code) => {
+    worker.onExit((code) => {
       reject(new MicroVmError(MicroVmErrorCode.PARENT_CRASHED, { code }, `the parent partition exited (${code})`));
       vm.finish({ status: 1, reason: "error", detail: `the parent partition exited (${code})` });
     });

@@ -4,9 +4,9 @@
 // restarted on request) rescinds the channel, starts a successor and offers
 // the device again (vmbus.md §4: rescind, RELID_RELEASED, re-offer with the
 // same channel ID). The child's VSC re-issues what was in flight.
-import { Worker } from "node:worker_threads";
-import type { GrantedMemory, SharedSintConnection } from "@ringzero/hypervisor-micro";
+import type { GrantedMemory, HostThread, SharedSintConnection } from "@ringzero/hypervisor-micro";
 import { channelDataPlane, type ServerChannel, type VmbusServer } from "@ringzero/vmbus";
+import type { ParentHost } from "./host.js";
 import type { ToVsp, VspInit, VspKind, VspToParent } from "./vsp-protocol.js";
 
 export interface VspHostCounters {
@@ -32,12 +32,6 @@ const CRASH_WINDOW_MS = 1000;
 /** How long a successor waits after an abrupt end before it opens the resource (see onExit). */
 const KILL_GRACE_MS = 200;
 
-function builtSibling(name: string): URL {
-  const here = new URL(import.meta.url);
-  if (here.pathname.endsWith(".ts")) return new URL(`../dist/${name}`, here);
-  return new URL(`./${name}`, here);
-}
-
 export interface VspHostOptions {
   readonly name: string;
   readonly kind: VspKind;
@@ -59,7 +53,7 @@ export class VspHost {
     violations: 0,
     dropped: 0,
   };
-  private worker: Worker | undefined;
+  private worker: HostThread | undefined;
   private ready = false;
   private attached: ServerChannel | undefined;
   private channel: ServerChannel | undefined;
@@ -74,26 +68,27 @@ export class VspHost {
   private readonly counterWaiters = new Map<number, (c: Record<string, number>) => void>();
   private nextCountersId = 1;
   private readonly exitWaiters: (() => void)[] = [];
-  private spare: Promise<Worker | undefined> | undefined;
+  private spare: Promise<HostThread | undefined> | undefined;
 
-  constructor(readonly o: VspHostOptions) {}
+  constructor(
+    private readonly host: Pick<ParentHost, "threads" | "vspModule">,
+    readonly o: VspHostOptions,
+  ) {}
 
   get name(): string {
     return this.o.name;
   }
 
   /** Spawns a worker and resolves once its modules are loaded (undefined if it ended first). */
-  private spawn(): Promise<Worker | undefined> {
+  private spawn(): Promise<HostThread | undefined> {
     return new Promise((resolve) => {
-      const w = new Worker(builtSibling("vsp-worker.js"), { workerData: this.o.init });
-      const onMessage = (m: VspToParent) => {
-        if (m.kind !== "loaded") return;
-        w.off("message", onMessage);
+      const w = this.host.threads.spawn(this.host.vspModule, this.o.init);
+      const off = w.onMessage((m) => {
+        if ((m as VspToParent).kind !== "loaded") return;
+        off();
         resolve(w);
-      };
-      w.on("message", onMessage);
-      w.on("error", () => {}); // reported through "exit"
-      w.once("exit", () => resolve(undefined));
+      });
+      w.onExit(() => resolve(undefined)); // an error is reported through the exit
     });
   }
 
@@ -106,7 +101,7 @@ export class VspHost {
     const spare = this.spare;
     this.spare = undefined;
     const warm = spare ? await spare : undefined;
-    if (warm && warm.threadId >= 0) await this.takeOver(warm);
+    if (warm?.alive) await this.takeOver(warm);
     else {
       const w = await this.spawn();
       if (!w) throw new Error(`the ${this.o.name} VSP ended while loading`);
@@ -115,13 +110,14 @@ export class VspHost {
     if (this.counters.restarts > 0 && !this.closed) this.spare = this.spawn();
   }
 
-  private takeOver(w: Worker): Promise<void> {
+  private takeOver(w: HostThread): Promise<void> {
     return new Promise((resolve, reject) => {
       this.worker = w;
       this.ready = false;
       this.startedAt = performance.now();
       let settled = false;
-      w.on("message", (m: VspToParent) => {
+      w.onMessage((message) => {
+        const m = message as VspToParent;
         if (m.kind === "ready") {
           this.ready = true;
           if (!settled) {
@@ -136,13 +132,13 @@ export class VspHost {
           }
         } else this.onMessage(m);
       });
-      w.on("error", (e) => {
+      w.onError((e) => {
         if (!settled) {
           settled = true;
           reject(e);
         }
       });
-      w.once("exit", () => {
+      w.onExit(() => {
         if (!settled) {
           settled = true;
           reject(new Error(`the ${this.o.name} VSP exited while starting`));
@@ -344,7 +340,7 @@ export class VspHost {
     if (spare) void spare.then((w) => w?.terminate());
     const w = this.worker;
     if (!w) return;
-    const exited = new Promise<void>((r) => w.once("exit", () => r()));
+    const exited = new Promise<void>((r) => w.onExit(() => r()));
     this.post({ kind: "stop" });
     const timer = setTimeout(() => void w.terminate(), 2000);
     await exited;

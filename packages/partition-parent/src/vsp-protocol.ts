@@ -7,7 +7,13 @@ export type VspKind = "storage" | "network" | "console" | "9p";
 export type VspInit =
   | {
       readonly kind: "storage";
-      readonly drive: { readonly path: string; readonly format?: string; readonly readOnly: boolean };
+      readonly drive: {
+        readonly path: string;
+        readonly format?: string;
+        readonly readOnly: boolean;
+        /** The image as a Blob (a browser's File): read by slices, writes kept in memory. */
+        readonly file?: Blob;
+      };
     }
   | {
       readonly kind: "9p";

@@ -17,7 +17,7 @@ import { HvStatus, ROOT_PARTITION_ID } from "@ringzero/hypervisor-micro";
 import { Microkernel } from "@ringzero/hypervisor-micro/node";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
-import { createMicroVm } from "@ringzero/partition-parent";
+import { createMicroVm } from "@ringzero/partition-parent/node";
 import { afterAll, describe, expect, it } from "vitest";
 import { HYPERVISORS, type Hypervisor } from "./measures.js";
 

@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import { paravisorModuleUrl } from "@ringzero/partition-child";
-import { createMicroVm } from "@ringzero/partition-parent";
+import { createMicroVm } from "@ringzero/partition-parent/node";
 import type { VmConfigInput } from "@ringzero/platform";
 import type { Hypervisor } from "./measures.js";
 

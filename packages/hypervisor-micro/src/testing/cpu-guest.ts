@@ -6,8 +6,8 @@
 // The caller plays the root partition: it makes the root's hypercalls itself.
 import { existsSync, readFileSync } from "node:fs";
 import { parseElf } from "@ringzero/cpu-core";
-import { Microkernel, ROOT_PARTITION_ID } from "../kernel.js";
 import { GrantedMemory } from "../memory.js";
+import { Microkernel, ROOT_PARTITION_ID } from "../node.js";
 import type { ScheduleInput } from "../sched.js";
 import { unwrap } from "../status.js";
 

@@ -1,0 +1,40 @@
+// Node entry of @ringzero/partition-parent: everything of the main entry, with
+// a createMicroVm whose microkernel, partitions and VSPs run in
+// node:worker_threads, whose guest images and drives may be host files, and
+// whose network is net-stack's user-mode NAT or a switch.
+import { builtCodeExecArgv, nodeThreads, vpWorkerModuleUrl } from "@ringzero/hypervisor-micro/node";
+import { builtSibling } from "./node-host.js";
+import {
+  type CreateMicroVmConfig,
+  type CreateMicroVmOptions,
+  type MicroVm,
+  type MicroVmHost,
+  createMicroVm as portableCreateMicroVm,
+} from "./vm.js";
+
+export { nodeImageIo } from "./images-node.js";
+export * from "./index.js";
+export { openNodeNet } from "./net-node.js";
+export { nodeParentHost } from "./node-host.js";
+
+/** Node's MicroVmHost: worker_threads running this package's worker.js and hypervisor-micro's vp-worker.js. */
+export function nodeMicroVmHost(): MicroVmHost {
+  return {
+    threads: nodeThreads({ execArgv: builtCodeExecArgv() }),
+    parentModule: builtSibling("worker.js"),
+    vpModule: vpWorkerModuleUrl(),
+  };
+}
+
+/**
+ * createMicroVm under Node: `options.host` defaults to nodeMicroVmHost(), the
+ * engine to RINGZERO_ENGINE when it names one.
+ */
+export function createMicroVm(config: CreateMicroVmConfig, options: CreateMicroVmOptions): Promise<MicroVm> {
+  const env = process.env.RINGZERO_ENGINE;
+  return portableCreateMicroVm(config, {
+    ...options,
+    host: options.host ?? nodeMicroVmHost(),
+    engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
+  });
+}
