@@ -162,6 +162,8 @@ export class Vm {
       timeSource: options.deterministic ? undefined : () => this.clock(),
       tohost: options.tohost,
       engine: options.engine,
+      // the vCPU loop yields to the event loop every few ms: traces compile on V8's threads
+      translateInBackground: true,
     });
     this.hart = hart;
     // An interrupt raised from outside the vCPU loop (a device completing host

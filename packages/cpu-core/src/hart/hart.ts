@@ -112,6 +112,12 @@ export interface HartOptions {
    * its own RAM in a WebAssembly.Memory; F/D blocks stay JavaScript) or "js" (JavaScript only).
    */
   readonly translatorBackend?: "wasm" | "js";
+  /**
+   * Translator: compile WebAssembly in the background (WebAssembly.compile) while the interpreter
+   * runs the code meanwhile. Only for hosts whose run loop yields to the event loop between
+   * run() calls (the hypervisors do); default false (compiled at once).
+   */
+  readonly translateInBackground?: boolean;
 }
 
 const TLB_BITS = 12;
@@ -126,14 +132,12 @@ const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
 /**
- * Instructions the translator's run loop hands the interpreter at once in cold code (not yet
- * translated): COLD_BIG from a start seen fewer than COLD_SEEN times (code run a few times, most
- * of a Linux boot: fewer lookups and run-loop turns), then COLD_CHUNK (the visit counts of a
- * loop's starts then grow quickly enough to compile it).
+ * The translator's cold chunks (code not yet translated): the interpreter runs up to the next
+ * check, and stops at the first taken jump after COLD_BIG instructions or at a jump to a marked
+ * start (one with a trace, or seen COLD_SEEN times), so that visits are counted at jump targets.
  */
-const COLD_CHUNK = 64;
-/** A cold chunk from a start seen fewer than COLD_SEEN times stops at the first taken jump after this many. */
-const COLD_STOP = 32;
+/** Mask of the translator's mark table index (RAM offset / 2, hashed). */
+const MARK_MASK = 0xffff;
 const COLD_BIG = 512;
 const COLD_SEEN = 64;
 const TWO32 = 4294967296;
@@ -272,7 +276,12 @@ export class Hart {
               cacheBase: state + 4096 + 16 * 131072,
               fBase: state + 512,
             };
-      this.tr = new Translator(bus.ramSize, options.translateAfter ?? HOT_THRESHOLD, wasm);
+      this.tr = new Translator(
+        bus.ramSize,
+        options.translateAfter ?? HOT_THRESHOLD,
+        wasm,
+        options.translateInBackground === true,
+      );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
     }
   }
@@ -403,7 +412,12 @@ export class Hart {
    * The interpreter: up to `budget` instructions or exceptions. Interrupts are checked first when
    * `first` is 0; the translator steps single instructions with exec(1, 1) (no check: it has its own).
    */
-  private exec(budget: number, first: number, stopAfter = Number.POSITIVE_INFINITY): HartExit {
+  private exec(
+    budget: number,
+    first: number,
+    stopAfter = Number.POSITIVE_INFINITY,
+    marks: Uint8Array | undefined = undefined,
+  ): HartExit {
     const x = this.x;
     const bus = this.bus;
     const u8 = bus.u8;
@@ -471,6 +485,12 @@ export class Hart {
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
         d = pc - fetchVa;
+        // the translator's cold chunks end at a marked start on another page (a trace or a warm start)
+        if (marks !== undefined && n > 0 && marks[((fetchOff + d) >>> 1) & MARK_MASK] !== 0) {
+          end = n + t;
+          limit = n;
+          continue;
+        }
       }
       const fo = fetchOff + d;
       const p0 = u16[fo >> 1];
@@ -532,7 +552,7 @@ export class Hart {
           }
           pc += imm;
           n++;
-          if (n >= stopAfter) {
+          if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
             end = n + t;
             limit = n;
           }
@@ -570,7 +590,7 @@ export class Hart {
           }
           pc = hi * TWO32 + (lo >>> 0);
           n++;
-          if (n >= stopAfter) {
+          if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
             end = n + t;
             limit = n;
           }
@@ -617,7 +637,7 @@ export class Hart {
               (((insn >> 25) & 0x3f) << 5) |
               (((insn >> 8) & 0xf) << 1) |
               (((insn >> 7) & 1) << 11);
-            if (n >= stopAfter) {
+            if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
               end = n + t;
               limit = n;
             }
@@ -1215,7 +1235,6 @@ export class Hart {
       const pc = this.pc;
       let sys = false;
       let chunk = 1;
-      let stop = Number.POSITIVE_INFINITY;
       if (!step && !this.triggers.exec) {
         let d = pc - this.fetchVa;
         if (!(d >= 0 && d < 4096)) {
@@ -1294,8 +1313,11 @@ export class Hart {
           } else if (b.len < 0) {
             // cold code (a visit counter): the interpreter runs a few instructions at its own
             // speed instead of one per lookup; the next lookup counts wherever they end
-            chunk = Math.min(limit - n, b.count < COLD_SEEN ? COLD_BIG : COLD_CHUNK);
-            stop = b.count < COLD_SEEN ? COLD_STOP : 0;
+            // up to the next check, ending at the first taken jump after COLD_BIG instructions or
+            // at a jump to a marked start (a trace, or a start seen COLD_SEEN times): visits are
+            // counted at jump targets, where traces start, and cold code runs in long chunks
+            chunk = limit - n;
+            if (b.count === COLD_SEEN) tr.mark(key);
           }
           const p0 = u16[key >> 1];
           sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;
@@ -1308,7 +1330,7 @@ export class Hart {
       if (chunk > 1) {
         // the chunk ends at the first taken jump after `stop` instructions, so that the next
         // lookup counts a visit at a jump target (a trace start) and not mid-way through a loop
-        const ex = this.exec(chunk, chunk, stop);
+        const ex = this.exec(chunk, chunk, COLD_BIG, tr.marks);
         const dn = this.instret - before;
         if (ex.kind !== "budget") {
           st.interpreted += dn;
@@ -1378,6 +1400,11 @@ export class Hart {
   }
 
   // ------------------------------------------------------------------ M extension
+
+  /** A jump target `d` bytes into the current code page is marked (translator cold chunks). */
+  private marked(marks: Uint8Array, d: number, fetchOff: number): boolean {
+    return d >= 0 && d < 4096 && marks[((fetchOff + d) >>> 1) & MARK_MASK] !== 0;
+  }
 
   /** Exceptions taken by the last exec() that ended on its budget. */
   private execTraps = 0;

@@ -149,6 +149,11 @@ export class Translator {
 
   /** Visits of a block start before it is compiled. */
   readonly threshold: number;
+  /**
+   * Starts (RAM offset / 2, hashed to 64 Ki entries) where the interpreter's cold chunks end when
+   * a jump reaches them: traces and warm starts. A collision only ends a chunk early.
+   */
+  readonly marks = new Uint8Array(65536);
   /** The WebAssembly back end's memory layout, or undefined (JavaScript only). */
   readonly wasm: WasmLayout | undefined;
   /** The control words (wasm-block.ts): block results at 0..3, dispatcher results at 4..8. */
@@ -166,7 +171,17 @@ export class Translator {
     | ((rt: number, wt: number, room: number, pc: number, fetchVa: number, fetchOff: number) => number)
     | undefined;
 
-  constructor(ramSize: number, threshold = HOT_THRESHOLD, wasm?: WasmLayout) {
+  /**
+   * Compile WebAssembly batches in the background (WebAssembly.compile): the traces run in the
+   * interpreter until the host's event loop delivers the module. For hosts whose run loop yields
+   * to the event loop (the hypervisors); a loop that never yields would never see the modules.
+   */
+  readonly background: boolean;
+  /** Whole-cache flushes so far (a background batch from an older generation is dropped). */
+  private generation = 0;
+
+  constructor(ramSize: number, threshold = HOT_THRESHOLD, wasm?: WasmLayout, background = false) {
+    this.background = background;
     this.threshold = Math.max(1, threshold);
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
     this.wasm = wasm;
@@ -208,16 +223,8 @@ export class Translator {
     b.slot = -1;
   }
 
-  /**
-   * Queue `b` for the WebAssembly back end: true when it is (or already was) queued, false when
-   * it is not translatable there (F/D, or no memory).
-   */
+  /** Queue `b` for the WebAssembly back end: false when it is not translatable there (F, or no memory). */
   private queueWasm(b: Block, src: CodeSource): boolean {
-    if (b.pending) {
-      // a hot trace waits for at most BATCH_WAIT visits
-      if (b.count >= this.threshold + Math.min(BATCH_WAIT, this.threshold)) this.compileBatch();
-      return true;
-    }
     const wasm = this.wasm;
     if (wasm === undefined || this.dispatch === undefined) return false;
     const gen = generateWasm(b.key, src, wasm);
@@ -240,10 +247,33 @@ export class Translator {
       items.map((it) => it.body),
       wasm,
     );
-    const inst = new wasmApi.Instance(new wasmApi.Module(bytes), this.imports as object);
     this.stats.hostCodeBytes += bytes.length;
+    if (this.background) {
+      const api = wasmApi;
+      const generation = this.generation;
+      api.compile(bytes).then(
+        (mod) => {
+          // a whole-cache flush meanwhile dropped these traces
+          if (this.generation === generation) this.install(items, new api.Instance(mod, this.imports as object));
+        },
+        () => {
+          // (a generator bug: the traces stay pending, run by the interpreter)
+        },
+      );
+      return;
+    }
+    this.install(items, new wasmApi.Instance(new wasmApi.Module(bytes), this.imports as object));
+  }
+
+  /** Put a compiled batch's traces (those still valid) in the table and the cache. */
+  private install(
+    items: { b: Block; body: number[]; len: number }[],
+    inst: { readonly exports: Record<string, unknown> },
+  ): void {
+    const table = this.table as WasmTable;
     items.forEach((it, i) => {
       const b = it.b;
+      if (!b.valid || !b.pending) return;
       let slot = this.freeSlots.pop();
       if (slot === undefined) {
         slot = this.nextSlot++;
@@ -287,10 +317,19 @@ export class Translator {
 
   /** Translate the block at physical offset `key` (decoded from `src`). */
   compile(b: Block, src: CodeSource): void {
+    if (b.pending) {
+      // queued for WebAssembly (every visit comes here): a hot trace waits for at most
+      // min(BATCH_WAIT, threshold) visits before its batch is compiled as it is
+      if (b.count === this.threshold + Math.min(BATCH_WAIT, this.threshold)) {
+        const t0 = performance.now();
+        this.compileBatch();
+        this.stats.compileMs += performance.now() - t0;
+      }
+      return;
+    }
     const t0 = performance.now();
-    const wasPending = b.pending;
     if (this.queueWasm(b, src)) {
-      if (!wasPending) this.addToPage(b, src);
+      this.addToPage(b, src);
       this.stats.compileMs += performance.now() - t0;
       return;
     }
@@ -310,8 +349,14 @@ export class Translator {
     this.stats.compileMs += performance.now() - t0;
   }
 
+  /** Mark a start: the interpreter's cold chunks end at jumps to it. */
+  mark(key: number): void {
+    this.marks[(key >>> 1) & 0xffff] = 1;
+  }
+
   /** Record `b` among its page's translations (the page becomes a code page on its first). */
   private addToPage(b: Block, src: CodeSource): void {
+    this.mark(b.key);
     const page = b.key >>> 12;
     let list = this.pageBlocks.get(page);
     if (list === undefined) {
@@ -376,6 +421,8 @@ export class Translator {
     }
     this.cache?.fill(-1);
     this.batch = [];
+    this.generation++;
+    this.marks.fill(0);
     this.freeSlots.length = 0;
     this.nextSlot = 0;
     this.map.clear();

@@ -17,6 +17,7 @@ interface WasmApi {
   Table: new (d: { initial: number; element: "anyfunc" }) => WasmTable;
   Memory: new (d: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
   Module: new (bytes: Uint8Array) => object;
+  compile(bytes: Uint8Array): Promise<object>;
   Instance: new (module: object, imports: object) => { readonly exports: Record<string, unknown> };
 }
 
