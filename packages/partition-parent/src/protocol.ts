@@ -3,6 +3,7 @@
 // host I/O (the console on stdio, power events), not guest-visible.
 import type { VmConfig } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
+import type { CustomVspInit } from "./custom.js";
 
 export interface ParentInit {
   readonly config: VmConfig;
@@ -14,6 +15,8 @@ export interface ParentInit {
   readonly maxInstructions?: number;
   readonly deterministic?: boolean;
   readonly engine?: "interpreter" | "translator";
+  /** VSPs of the user's own (checked by createMicroVm). */
+  readonly vsps?: readonly CustomVspInit[];
 }
 
 export type PowerOffReason =

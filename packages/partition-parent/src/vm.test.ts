@@ -87,4 +87,33 @@ describe.runIf(built)("createMicroVm", () => {
     const withInitrd = await attempt({ kernel: HELLO, initrd: HELLO });
     expect((withInitrd as MicroVmError).code).toBe(MicroVmErrorCode.KERNEL_FORMAT);
   });
+
+  it("a custom VSP whose module cannot be loaded, or lacks createVsp, is DEVICE_OPEN naming it, before the guest runs", async () => {
+    const attempt = (module: string) =>
+      createMicroVm(
+        { kernel: HELLO },
+        {
+          consoleOut: () => {},
+          paravisor: PARAVISOR,
+          vsps: [
+            {
+              name: "counter",
+              interfaceId: "c0a7e100-5eed-4c0d-9e00-000000000001",
+              vsp: { module },
+              vsc: { module },
+            },
+          ],
+        },
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const missing = (await attempt("/nonexistent/counter-vsp.mjs")) as MicroVmError;
+    expect(missing).toBeInstanceOf(MicroVmError);
+    expect(missing.code).toBe(MicroVmErrorCode.DEVICE_OPEN);
+    expect(missing.context.device).toBe("counter");
+    const empty = (await attempt("data:text/javascript,export const x = 1;")) as MicroVmError;
+    expect(empty.code).toBe(MicroVmErrorCode.DEVICE_OPEN);
+    expect(empty.message).toContain("exports no createVsp function");
+  });
 });

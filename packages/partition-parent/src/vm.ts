@@ -6,6 +6,7 @@ import { parseSize } from "@ringzero/disk-formats";
 import { type KernelStats, Microkernel } from "@ringzero/hypervisor-micro/node";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
+import { type CustomVsp, parseCustomVsps } from "./custom.js";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import type { FromHost, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
 
@@ -28,6 +29,13 @@ export interface CreateMicroVmOptions {
   readonly engine?: "interpreter" | "translator";
   /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
   readonly deterministic?: boolean;
+  /**
+   * VSPs of the user's own: each is offered to the child as a VMBus channel of
+   * its `interfaceId`, served by its `vsp.module` in a worker of the parent
+   * (restarted like the built-in VSPs), and presented to the guest by its
+   * `vsc.module` in the child's paravisor, in the next free virtio-mmio slot.
+   */
+  readonly vsps?: readonly CustomVsp[];
 }
 
 /**
@@ -228,6 +236,7 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
       `${i.path.join(".")}: ${i.message}`,
     );
   }
+  const vsps = parseCustomVsps(options.vsps);
   const kernel = new Microkernel();
   const paravisor = options.paravisor;
   const env = process.env.RINGZERO_ENGINE;
@@ -239,6 +248,7 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
     maxInstructions: options.maxInstructions,
     deterministic: options.deterministic,
     engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
+    vsps,
   });
   const vm = new MicroVm(kernel, worker, () => 2);
   await new Promise<void>((resolve, reject) => {

@@ -2,7 +2,7 @@
 import type { GrantTransfer, SharedSintConnection } from "@ringzero/hypervisor-micro";
 import type { ChannelDataPlane } from "@ringzero/vmbus";
 
-export type VspKind = "storage" | "network" | "console" | "9p";
+export type VspKind = "storage" | "network" | "console" | "9p" | "custom";
 
 export type VspInit =
   | {
@@ -14,7 +14,9 @@ export type VspInit =
       readonly share: { readonly path: string; readonly readOnly: boolean; readonly maxMsize: number };
     }
   | { readonly kind: "network" }
-  | { readonly kind: "console" };
+  | { readonly kind: "console" }
+  /** A VSP of the user's own: `module` (a URL) exports `createVsp` (see custom.ts). */
+  | { readonly kind: "custom"; readonly name: string; readonly module: string; readonly data: unknown };
 
 export type ToVsp =
   /** Take over: open the resource (a warm spare has its modules loaded already). */

@@ -12,6 +12,7 @@ import type { FormatName } from "@ringzero/disk-formats";
 import { GrantedMemory, SintConnection } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import { DataPlaneChannel } from "@ringzero/vmbus";
+import { type CreateVsp, numericCounters, type VspService } from "./custom.js";
 import { ConsoleVsp, NetworkVsp, NinePVsp, StorageVsp } from "./vsp.js";
 import { batcher, type ToVsp, type VspInit, type VspToParent } from "./vsp-protocol.js";
 
@@ -26,41 +27,75 @@ let doorbell: Int32Array | undefined;
 let stopping = false;
 let receiveFrame: ((frame: Uint8Array) => void) | null = null;
 
-// Modules load at spawn (a warm spare waits here); the resource opens on "open", when this worker takes over.
-const diskFormats = init.kind === "storage" ? await import("@ringzero/disk-formats") : undefined;
-const diskFormatsNode = init.kind === "storage" ? await import("@ringzero/disk-formats/node") : undefined;
-const virtio = init.kind === "9p" ? await import("@ringzero/virtio/node") : undefined;
+/**
+ * How this worker's VSP is made: a built-in's constructor, or the user's
+ * module's `createVsp` (custom.ts). Every one is a VspService. Modules load
+ * at spawn (a warm spare waits here); the resource opens on "open", when this
+ * worker takes over. A module that fails to load is reported then.
+ */
+type Vsp = VspService & { input?(bytes: Uint8Array): void };
 let closeResource: (() => Promise<void>) | undefined;
 
-type Vsp = StorageVsp | NetworkVsp | ConsoleVsp | NinePVsp;
+async function load(): Promise<() => Promise<Vsp>> {
+  switch (init.kind) {
+    case "storage": {
+      const diskFormats = await import("@ringzero/disk-formats");
+      const diskFormatsNode = await import("@ringzero/disk-formats/node");
+      const d = init.drive;
+      return async () => {
+        const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost(), d.path, {
+          format: d.format as FormatName | undefined,
+          readOnly: d.readOnly,
+        });
+        return new StorageVsp(image, () => ram);
+      };
+    }
+    case "9p": {
+      const virtio = await import("@ringzero/virtio/node");
+      const s = init.share;
+      return async () => {
+        const server = new virtio.NinePServer({ root: s.path, readOnly: s.readOnly, maxMsize: s.maxMsize });
+        closeResource = () => server.close();
+        return new NinePVsp(server);
+      };
+    }
+    case "network":
+      return async () => {
+        const frames = batcher((items) => send({ kind: "frames", frames: items }));
+        const backend: NetBackend = {
+          send: (frame) => frames(frame.slice()),
+          setReceiver: (r) => {
+            receiveFrame = r;
+          },
+        } as NetBackend;
+        return new NetworkVsp(backend);
+      };
+    case "console":
+      return async () => {
+        const out = batcher((items) => send({ kind: "console", chunks: items }));
+        return new ConsoleVsp((bytes) => out(bytes.slice()));
+      };
+    case "custom": {
+      const { name, data } = init;
+      const mod = (await import(init.module)) as { createVsp?: unknown };
+      const create = mod.createVsp;
+      if (typeof create !== "function") throw new Error(`${init.module} exports no createVsp function`);
+      return async () => {
+        const v = (await (create as CreateVsp)({ name, data })) as Vsp | undefined;
+        if (!v || typeof v.attach !== "function")
+          throw new Error(`${name}: createVsp returned no service (an object with attach(channel))`);
+        return v;
+      };
+    }
+  }
+}
 
-async function createVsp(): Promise<Vsp> {
-  if (init.kind === "storage" && diskFormats && diskFormatsNode) {
-    const d = init.drive;
-    const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost(), d.path, {
-      format: d.format as FormatName | undefined,
-      readOnly: d.readOnly,
-    });
-    return new StorageVsp(image, () => ram);
-  }
-  if (init.kind === "9p" && virtio) {
-    const s = init.share;
-    const server = new virtio.NinePServer({ root: s.path, readOnly: s.readOnly, maxMsize: s.maxMsize });
-    closeResource = () => server.close();
-    return new NinePVsp(server);
-  }
-  if (init.kind === "network") {
-    const frames = batcher((items) => send({ kind: "frames", frames: items }));
-    const backend: NetBackend = {
-      send: (frame) => frames(frame.slice()),
-      setReceiver: (r) => {
-        receiveFrame = r;
-      },
-    } as NetBackend;
-    return new NetworkVsp(backend);
-  }
-  const out = batcher((items) => send({ kind: "console", chunks: items }));
-  return new ConsoleVsp((bytes) => out(bytes.slice()));
+let createVsp: (() => Promise<Vsp>) | undefined;
+let loadError: unknown;
+try {
+  createVsp = await load();
+} catch (e) {
+  loadError = e;
 }
 
 let vsp: Vsp | undefined;
@@ -78,7 +113,7 @@ function ringOf(ch: DataPlaneChannel | undefined) {
 function countersNow(v: Vsp): Record<string, number> {
   const c = ringOf(channel);
   return {
-    ...(v.counters as unknown as Record<string, number>),
+    ...numericCounters(v.counters),
     packetsIn: ring.packetsIn + c.packetsIn,
     packetsOut: ring.packetsOut + c.packetsOut,
     signalsIn: ring.signalsIn + c.signalsIn,
@@ -95,6 +130,7 @@ function retire(ch: DataPlaneChannel | undefined): void {
 
 async function open(): Promise<void> {
   try {
+    if (!createVsp) throw loadError;
     vsp = await createVsp();
   } catch (e) {
     const err = e as { code?: unknown; message?: unknown };
@@ -159,7 +195,7 @@ port.on("message", (m: ToVsp) => {
       for (const f of m.frames) receiveFrame?.(f);
       return;
     case "input":
-      if (v instanceof ConsoleVsp) v.input(m.bytes);
+      v.input?.(m.bytes);
       return;
     case "counters":
       send({ kind: "counters", id: m.id, counters: countersNow(v) });
@@ -168,7 +204,7 @@ port.on("message", (m: ToVsp) => {
       // Graceful: finish what is in flight, flush and close the image, then end.
       stopping = true;
       void (async () => {
-        if (v instanceof StorageVsp || v instanceof NinePVsp) await v.quiesce();
+        await Promise.resolve(v.quiesce?.()).catch(() => {});
         await closeResource?.().catch(() => {});
         channel?.detach();
         send({ kind: "counters", id: 0, counters: countersNow(v) });

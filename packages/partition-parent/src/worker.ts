@@ -66,7 +66,11 @@ class Parent {
     const c = data.config;
     const images = readGuestImages(c, { kernel: data.kernelBytes, initrd: data.initrdBytes });
     const hv = this.hv;
-    this.devices = await ParentDevices.open(c, (bytes) => send({ kind: "console", bytes: bytes.slice() }));
+    this.devices = await ParentDevices.open(
+      c,
+      (bytes) => send({ kind: "console", bytes: bytes.slice() }),
+      data.vsps ?? [],
+    );
     this.childId = (await hv.must("CreatePartition", { name: "child" })).partitionId;
     const child = this.childId;
     await hv.must("MapGpaPages", { partitionId: child, gpa: VIRT.ram.base, size: c.memory, kind: "ram" });
