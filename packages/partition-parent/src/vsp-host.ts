@@ -29,8 +29,18 @@ export interface VspHostCounters {
 /** A worker that dies this many times in a row within CRASH_WINDOW_MS of its start is not restarted again. */
 const CRASH_LOOP = 5;
 const CRASH_WINDOW_MS = 1000;
-/** How long a successor waits after an abrupt end before it opens the resource (see onExit). */
-const KILL_GRACE_MS = 200;
+/**
+ * How long a successor waits after an abrupt end before it opens the resource, for VSPs whose
+ * file I/O goes through libuv's thread pool (see onExit). Storage does its image I/O on the
+ * worker's own thread (blocking), so nothing of a dead worker lands after its exit: no wait.
+ */
+const KILL_GRACE_MS: Readonly<Record<VspKind, number>> = {
+  storage: 0,
+  network: 0,
+  console: 0,
+  "9p": 200,
+  custom: 200,
+};
 
 function builtSibling(name: string): URL {
   const here = new URL(import.meta.url);
@@ -287,10 +297,10 @@ export class VspHost {
       return;
     }
     this.counters.restarts++;
-    // A terminated worker's file I/O already handed to the OS thread pool still lands: give it a
-    // moment before a successor opens the same image (else a late metadata write from the dead
-    // worker can overwrite the successor's, and the host's image loses a write the guest saw done).
-    const grace = how === "graceful" ? 0 : KILL_GRACE_MS;
+    // A terminated worker's file I/O already handed to the OS thread pool still lands: for the
+    // kinds that use it (9P's server, a VSP of the user's own), give it a moment before a successor
+    // opens the same files (else a late write from the dead worker can overwrite the successor's).
+    const grace = how === "graceful" ? 0 : KILL_GRACE_MS[this.o.kind];
     new Promise((r) => setTimeout(r, grace))
       .then(() => this.start())
       .then(

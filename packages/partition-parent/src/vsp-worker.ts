@@ -42,8 +42,11 @@ async function load(): Promise<() => Promise<Vsp>> {
       const diskFormats = await import("@ringzero/disk-formats");
       const diskFormatsNode = await import("@ringzero/disk-formats/node");
       const d = init.drive;
+      // Blocking I/O on this thread (it has nothing else to do): every write is done before the
+      // next request is read, and none outlives the worker: once a killed worker has exited, a
+      // successor may open the image at once (a thread-pool write of the dead one would land late).
       return async () => {
-        const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost(), d.path, {
+        const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost({ blocking: true }), d.path, {
           format: d.format as FormatName | undefined,
           readOnly: d.readOnly,
         });
