@@ -32,6 +32,8 @@ describe("custom VSP definitions", () => {
     expect(d?.vsp.data).toEqual(data);
     expect(d?.vsp.data).not.toBe(data);
     expect(d?.ringBytes).toBe(16384);
+    expect(d?.killGraceMs).toBe(200);
+    expect(parseCustomVsps([{ ...ok, killGraceMs: 0 }])[0]?.killGraceMs).toBe(0);
     expect(parseCustomVsps(undefined)).toEqual([]);
     expect(parseCustomVsps([{ ...ok, vsp: { module: "data:text/javascript,export{}" } }])[0]?.vsp.module).toBe(
       "data:text/javascript,export{}",
@@ -47,6 +49,7 @@ describe("custom VSP definitions", () => {
       [{ ...ok, vsp: {} }, "vsps.0.vsp.module"],
       [{ ...ok, vsc: { module: 42 } }, "vsps.0.vsc.module"],
       [{ ...ok, ringBytes: 5000 }, "vsps.0.ringBytes"],
+      [{ ...ok, killGraceMs: -1 }, "vsps.0.killGraceMs"],
       [{ ...ok, extra: 1 }, "vsps.0"],
       [{ ...ok, vsp: { ...ok.vsp, data: { f: () => 1 } } }, "vsps.0"], // not structured-cloneable
       [null, "vsps.0"],

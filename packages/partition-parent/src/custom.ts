@@ -57,6 +57,12 @@ export const CustomVspSchema = z.strictObject({
   vsp: ModuleSchema,
   /** The child's end: a module exporting `createVsc` (partition-child's CreateVsc), run in the child's paravisor. */
   vsc: ModuleSchema,
+  /**
+   * How long a successor waits after this VSP's worker was killed, in ms (default 200): file I/O
+   * it left to libuv's thread pool (node:fs/promises) still lands after its end. 0 for a VSP whose
+   * I/O cannot outlive its worker (none, or synchronous calls).
+   */
+  killGraceMs: z.optional(z.int().check(z.minimum(0), z.maximum(10_000))),
   /** Ring bytes per direction, a power of two (default 16 KiB). */
   ringBytes: z.optional(
     z.int().check(
@@ -78,6 +84,7 @@ export interface CustomVspInit {
   readonly vsp: { readonly module: string; readonly data: unknown };
   readonly vsc: { readonly module: string; readonly data: unknown };
   readonly ringBytes: number;
+  readonly killGraceMs: number;
 }
 
 function moduleHref(m: string | URL): string {
@@ -119,6 +126,7 @@ export function parseCustomVsps(vsps: readonly unknown[] | undefined): CustomVsp
       vsp,
       vsc,
       ringBytes: d.ringBytes ?? 16384,
+      killGraceMs: d.killGraceMs ?? 200,
     });
   }
   return out;

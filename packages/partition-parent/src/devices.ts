@@ -247,6 +247,7 @@ export class ParentDevices {
         init: { kind: "custom", name: c.name, module: c.vsp.module, data: c.vsp.data },
         interfaceId: c.interfaceId,
         instanceId: c.instanceId,
+        killGraceMs: c.killGraceMs,
       });
       await opening(c.name, c.vsp.module, () => vsp.start());
       this.adopt(vsp);

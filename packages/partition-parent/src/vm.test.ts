@@ -116,4 +116,32 @@ describe.runIf(built)("createMicroVm", () => {
     expect(empty.code).toBe(MicroVmErrorCode.DEVICE_OPEN);
     expect(empty.message).toContain("exports no createVsp function");
   });
+
+  it("a VSP of the user's own and its VSC talk over their channel before the guest runs", async () => {
+    const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
+    const vsps = (vsc: URL | string) => [
+      {
+        name: "echo",
+        interfaceId: "c0a7e100-5eed-4c0d-9e00-0000000000e1",
+        vsp: { module: fixture("echo-vsp.mjs"), data: { tag: "echo" } },
+        vsc: { module: vsc, data: { word: "hello" } },
+      },
+    ];
+    const vm = await createMicroVm(
+      { kernel: HELLO },
+      { consoleOut: () => {}, paravisor: PARAVISOR, vsps: vsps(fixture("echo-vsc.mjs")) },
+    );
+    expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
+    const echo = (await vm.stats()).parent.devices?.echo as Record<string, unknown>;
+    // The VSC got "HELLO" back (the VSP upper-cased the VSC's data) and said so: both directions worked.
+    expect(echo).toMatchObject({ requests: 2, confirmed: 1, attaches: 1, started: 1, packetsIn: 2, packetsOut: 2 });
+    expect(echo.vsp).toMatchObject({ kills: 0, crashes: 0 });
+
+    // A VSC module that cannot be loaded ends the child's VP: the run ends with an error, not a hang.
+    const broken = await createMicroVm(
+      { kernel: HELLO },
+      { consoleOut: () => {}, paravisor: PARAVISOR, vsps: vsps("/nonexistent/echo-vsc.mjs") },
+    );
+    expect((await broken.start()).reason).toBe("error");
+  });
 });

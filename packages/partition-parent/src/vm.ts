@@ -140,7 +140,8 @@ export class MicroVm {
    * "restart" lets it answer what it holds first. Either way the parent
    * rescinds the channel, starts a new worker and offers the device again;
    * the child re-issues what was in flight. `name`: storage, storage0..,
-   * network, console. Resolves once the successor is running.
+   * 9p, 9p0.., network, console, a VSP of your own by its name (or custom:
+   * all of them). Resolves once the successor is running.
    */
   vsp(action: "kill" | "restart", name: string): Promise<{ ok: boolean; message: string }> {
     if (!this.started || this.finished) return Promise.resolve({ ok: false, message: "the VM is not running" });

@@ -54,6 +54,8 @@ export interface VspHostOptions {
   readonly init: VspInit;
   readonly interfaceId: string;
   readonly instanceId: string;
+  /** The wait before a successor after a kill (default: the kind's, KILL_GRACE_MS). */
+  readonly killGraceMs?: number;
   /** Network frames and console bytes from the worker. */
   readonly onFrames?: (frames: Uint8Array[]) => void;
   readonly onConsole?: (chunks: Uint8Array[]) => void;
@@ -281,13 +283,14 @@ export class VspHost {
     this.ready = false;
     const how = this.ending;
     this.ending = undefined;
-    if (how === "kill") this.counters.kills++;
-    else if (how === "graceful") this.counters.graceful++;
-    else if (how === undefined) this.counters.crashes++; // a violation is counted where it is found
     if (this.closed) {
+      // The VM is powering off (close()): the end was asked for, not a crash.
       this.settleExits();
       return;
     }
+    if (how === "kill") this.counters.kills++;
+    else if (how === "graceful") this.counters.graceful++;
+    else if (how === undefined) this.counters.crashes++; // a violation is counted where it is found
     const quick = performance.now() - this.startedAt < CRASH_WINDOW_MS && how === undefined;
     this.quickDeaths = quick ? this.quickDeaths + 1 : 0;
     this.rescindAndReoffer();
@@ -300,7 +303,7 @@ export class VspHost {
     // A terminated worker's file I/O already handed to the OS thread pool still lands: for the
     // kinds that use it (9P's server, a VSP of the user's own), give it a moment before a successor
     // opens the same files (else a late write from the dead worker can overwrite the successor's).
-    const grace = how === "graceful" ? 0 : KILL_GRACE_MS[this.o.kind];
+    const grace = how === "graceful" ? 0 : (this.o.killGraceMs ?? KILL_GRACE_MS[this.o.kind]);
     new Promise((r) => setTimeout(r, grace))
       .then(() => this.start())
       .then(
