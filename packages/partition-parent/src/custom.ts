@@ -7,6 +7,7 @@
 // (storage, 9p, network and console go through the same worker contract,
 // `VspService`, in vsp-worker.ts).
 import { pathToFileURL } from "node:url";
+import type { GrantedMemory } from "@ringzero/hypervisor-micro";
 import type { Channel } from "@ringzero/vmbus";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import * as z from "./zod.js";
@@ -27,6 +28,12 @@ export interface VspContext {
   readonly name: string;
   /** The definition's `vsp.data` (structured-cloned into the worker). */
   readonly data: unknown;
+  /**
+   * The child's RAM grant while the channel is attached, for GPA-direct packets (requests that
+   * name guest buffers by page: `viewsOfRanges(ram, packet.header)`); undefined unless the
+   * definition says `guestMemory: true` (and before the first attachment).
+   */
+  readonly guestMemory: () => GrantedMemory | undefined;
 }
 
 /** The export a VSP module must have: `export function createVsp(ctx) { … }` (may be async: it opens the resource). */
@@ -63,6 +70,8 @@ export const CustomVspSchema = z.strictObject({
    * I/O cannot outlive its worker (none, or synchronous calls).
    */
   killGraceMs: z.optional(z.int().check(z.minimum(0), z.maximum(10_000))),
+  /** Give the VSP the child's RAM grant (`ctx.guestMemory()`), as the storage VSP has it (default false). */
+  guestMemory: z.optional(z.boolean()),
   /** Ring bytes per direction, a power of two (default 16 KiB). */
   ringBytes: z.optional(
     z.int().check(
@@ -85,6 +94,7 @@ export interface CustomVspInit {
   readonly vsc: { readonly module: string; readonly data: unknown };
   readonly ringBytes: number;
   readonly killGraceMs: number;
+  readonly guestMemory: boolean;
 }
 
 function moduleHref(m: string | URL): string {
@@ -127,6 +137,7 @@ export function parseCustomVsps(vsps: readonly unknown[] | undefined): CustomVsp
       vsc,
       ringBytes: d.ringBytes ?? 16384,
       killGraceMs: d.killGraceMs ?? 200,
+      guestMemory: d.guestMemory ?? false,
     });
   }
   return out;

@@ -248,6 +248,7 @@ export class ParentDevices {
         interfaceId: c.interfaceId,
         instanceId: c.instanceId,
         killGraceMs: c.killGraceMs,
+        guestMemory: c.guestMemory,
       });
       await opening(c.name, c.vsp.module, () => vsp.start());
       this.adopt(vsp);

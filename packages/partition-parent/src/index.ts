@@ -19,3 +19,4 @@ export {
   MicroVm,
   type MicroVmStats,
 } from "./vm.js";
+export { viewsOfRanges } from "./vsp.js";

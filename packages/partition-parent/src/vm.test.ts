@@ -123,8 +123,9 @@ describe.runIf(built)("createMicroVm", () => {
       {
         name: "echo",
         interfaceId: "c0a7e100-5eed-4c0d-9e00-0000000000e1",
-        vsp: { module: fixture("echo-vsp.mjs"), data: { tag: "echo" } },
-        vsc: { module: vsc, data: { word: "hello" } },
+        vsp: { module: fixture("echo-vsp.mjs"), data: { tag: "echo", expectRam: "in guest ram" } },
+        vsc: { module: vsc, data: { word: "hello", ramWord: "in guest ram" } },
+        guestMemory: true,
       },
     ];
     const vm = await createMicroVm(
@@ -133,8 +134,17 @@ describe.runIf(built)("createMicroVm", () => {
     );
     expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
     const echo = (await vm.stats()).parent.devices?.echo as Record<string, unknown>;
-    // The VSC got "HELLO" back (the VSP upper-cased the VSC's data) and said so: both directions worked.
-    expect(echo).toMatchObject({ requests: 2, confirmed: 1, attaches: 1, started: 1, packetsIn: 2, packetsOut: 2 });
+    // The VSC got its words back upper-cased (one in-band, one read by the VSP from guest RAM
+    // through the grant) and said so each time: both directions and the GPA-direct path worked.
+    expect(echo).toMatchObject({
+      requests: 4,
+      confirmed: 2,
+      ramReads: 1,
+      ramMatched: 1,
+      attaches: 1,
+      started: 1,
+      packetsIn: 4,
+    });
     expect(echo.vsp).toMatchObject({ kills: 0, crashes: 0 });
 
     // A VSC module that cannot be loaded ends the child's VP: the run ends with an error, not a hang.

@@ -56,6 +56,8 @@ export interface VspHostOptions {
   readonly instanceId: string;
   /** The wait before a successor after a kill (default: the kind's, KILL_GRACE_MS). */
   readonly killGraceMs?: number;
+  /** Hand the worker the child's RAM grant with the data plane (storage always has it). */
+  readonly guestMemory?: boolean;
   /** Network frames and console bytes from the worker. */
   readonly onFrames?: (frames: Uint8Array[]) => void;
   readonly onConsole?: (chunks: Uint8Array[]) => void;
@@ -200,7 +202,7 @@ export class VspHost {
       plane,
       signal: env.sint,
       doorbell: this.doorbell.buffer as SharedArrayBuffer,
-      ram: this.o.kind === "storage" ? env.ram()?.transfer() : undefined,
+      ram: this.o.kind === "storage" || this.o.guestMemory ? env.ram()?.transfer() : undefined,
     });
   }
 

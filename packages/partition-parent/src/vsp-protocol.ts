@@ -28,7 +28,7 @@ export type ToVsp =
       readonly signal: SharedSintConnection;
       /** One Int32 the parent thread bumps (and notifies) when the child signals the channel. */
       readonly doorbell: SharedArrayBuffer;
-      /** The child's RAM grant (storage reads and writes guest buffers named by GPA). */
+      /** The child's RAM grant (storage, and custom VSPs that asked for it, use guest buffers named by GPA). */
       readonly ram?: GrantTransfer;
     }
   | { readonly kind: "detach" }

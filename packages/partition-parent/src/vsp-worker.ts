@@ -84,7 +84,7 @@ async function load(): Promise<() => Promise<Vsp>> {
       const create = mod.createVsp;
       if (typeof create !== "function") throw new Error(`${init.module} exports no createVsp function`);
       return async () => {
-        const v = (await (create as CreateVsp)({ name, data })) as Vsp | undefined;
+        const v = (await (create as CreateVsp)({ name, data, guestMemory: () => ram })) as Vsp | undefined;
         if (!v || typeof v.attach !== "function")
           throw new Error(`${name}: createVsp returned no service (an object with attach(channel))`);
         return v;
