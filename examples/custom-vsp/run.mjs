@@ -67,7 +67,6 @@ try {
           interfaceId: COUNTER_INTERFACE,
           vsp: { module: new URL("./counter-vsp.mjs", import.meta.url), data: { start, step } },
           vsc: { module: new URL("./counter-vsc.mjs", import.meta.url) },
-          killGraceMs: 0, // no file I/O that could outlive a killed worker: a successor may start at once
         },
       ],
     },

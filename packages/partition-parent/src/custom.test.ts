@@ -32,9 +32,9 @@ describe("custom VSP definitions", () => {
     expect(d?.vsp.data).toEqual(data);
     expect(d?.vsp.data).not.toBe(data);
     expect(d?.ringBytes).toBe(16384);
-    expect(d?.killGraceMs).toBe(200);
+    expect(d?.killGraceMs).toBe(0);
     expect(d?.guestMemory).toBe(false);
-    expect(parseCustomVsps([{ ...ok, killGraceMs: 0 }])[0]?.killGraceMs).toBe(0);
+    expect(parseCustomVsps([{ ...ok, killGraceMs: 250 }])[0]?.killGraceMs).toBe(250);
     expect(parseCustomVsps(undefined)).toEqual([]);
     expect(parseCustomVsps([{ ...ok, vsp: { module: "data:text/javascript,export{}" } }])[0]?.vsp.module).toBe(
       "data:text/javascript,export{}",

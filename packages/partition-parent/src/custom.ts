@@ -65,9 +65,9 @@ export const CustomVspSchema = z.strictObject({
   /** The child's end: a module exporting `createVsc` (partition-child's CreateVsc), run in the child's paravisor. */
   vsc: ModuleSchema,
   /**
-   * How long a successor waits after this VSP's worker was killed, in ms (default 200): file I/O
-   * it left to libuv's thread pool (node:fs/promises) still lands after its end. 0 for a VSP whose
-   * I/O cannot outlive its worker (none, or synchronous calls).
+   * How long a successor waits after this VSP's worker was killed, in ms (default 0): for
+   * resources that outlive the worker (a process it started, say). Its node:fs requests do not:
+   * Node finishes or cancels them before the worker's exit.
    */
   killGraceMs: z.optional(z.int().check(z.minimum(0), z.maximum(10_000))),
   /** Give the VSP the child's RAM grant (`ctx.guestMemory()`), as the storage VSP has it (default false). */
@@ -136,7 +136,7 @@ export function parseCustomVsps(vsps: readonly unknown[] | undefined): CustomVsp
       vsp,
       vsc,
       ringBytes: d.ringBytes ?? 16384,
-      killGraceMs: d.killGraceMs ?? 200,
+      killGraceMs: d.killGraceMs ?? 0,
       guestMemory: d.guestMemory ?? false,
     });
   }

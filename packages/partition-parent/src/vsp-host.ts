@@ -29,18 +29,6 @@ export interface VspHostCounters {
 /** A worker that dies this many times in a row within CRASH_WINDOW_MS of its start is not restarted again. */
 const CRASH_LOOP = 5;
 const CRASH_WINDOW_MS = 1000;
-/**
- * How long a successor waits after an abrupt end before it opens the resource, for VSPs whose
- * file I/O goes through libuv's thread pool (see onExit). Storage does its image I/O on the
- * worker's own thread (blocking), so nothing of a dead worker lands after its exit: no wait.
- */
-const KILL_GRACE_MS: Readonly<Record<VspKind, number>> = {
-  storage: 0,
-  network: 0,
-  console: 0,
-  "9p": 200,
-  custom: 200,
-};
 
 function builtSibling(name: string): URL {
   const here = new URL(import.meta.url);
@@ -54,7 +42,7 @@ export interface VspHostOptions {
   readonly init: VspInit;
   readonly interfaceId: string;
   readonly instanceId: string;
-  /** The wait before a successor after a kill (default: the kind's, KILL_GRACE_MS). */
+  /** The wait before a successor after a kill (default 0: see onExit). */
   readonly killGraceMs?: number;
   /** Hand the worker the child's RAM grant with the data plane (storage always has it). */
   readonly guestMemory?: boolean;
@@ -302,10 +290,12 @@ export class VspHost {
       return;
     }
     this.counters.restarts++;
-    // A terminated worker's file I/O already handed to the OS thread pool still lands: for the
-    // kinds that use it (9P's server, a VSP of the user's own), give it a moment before a successor
-    // opens the same files (else a late write from the dead worker can overwrite the successor's).
-    const grace = how === "graceful" ? 0 : (this.o.killGraceMs ?? KILL_GRACE_MS[this.o.kind]);
+    // No wait by default: "exit" comes after Node ended the worker's environment, which cancels
+    // its queued file requests and waits for the running ones (CleanupHandles; vsp-host.test.ts),
+    // so nothing of the dead worker lands on a file the successor opens; the storage VSP's image
+    // I/O is moreover blocking, on the worker's own thread. A custom VSP whose resources outlive
+    // its worker (a process it started, say) asks for a wait (killGraceMs).
+    const grace = how === "graceful" ? 0 : (this.o.killGraceMs ?? 0);
     new Promise((r) => setTimeout(r, grace))
       .then(() => this.start())
       .then(

@@ -42,9 +42,10 @@ async function load(): Promise<() => Promise<Vsp>> {
       const diskFormats = await import("@ringzero/disk-formats");
       const diskFormatsNode = await import("@ringzero/disk-formats/node");
       const d = init.drive;
-      // Blocking I/O on this thread (it has nothing else to do): every write is done before the
-      // next request is read, and none outlives the worker: once a killed worker has exited, a
-      // successor may open the image at once (a thread-pool write of the dead one would land late).
+      // Blocking I/O on this thread (it has nothing else to do): a write is done when its request
+      // completes and none outlives the worker, by construction (Node also cancels or finishes a
+      // terminated worker's thread-pool requests before its exit: vsp-host.test.ts), so a
+      // successor opens the image as soon as this worker has exited.
       return async () => {
         const image = await diskFormats.openImage(new diskFormatsNode.NodeFileHost({ blocking: true }), d.path, {
           format: d.format as FormatName | undefined,
