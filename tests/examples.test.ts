@@ -114,3 +114,50 @@ describe.runIf(kit !== undefined || process.env.CI === "true")("examples/linux-v
     expect(r.status).toBe(0);
   }, 300_000);
 });
+
+describe.runIf(kit !== undefined || process.env.CI === "true")("examples/custom-vsp", () => {
+  it("serves a device from a VSP of the user's own: Linux reads the parent's counter through the child's VSC, across a VSP kill", () => {
+    const k = kit as string;
+    // The marker is split in the typed line (echoed by the tty) so only the guest's echo prints it whole.
+    const r = spawnSync(
+      process.execPath,
+      [
+        resolve(root, "examples/custom-vsp/run.mjs"),
+        ...["--kernel", join(k, "Image"), "--initrd", join(k, "initramfs.cpio.gz")],
+        ...["--start", "5", "--step", "7", "--kill-on", "KILL-NOW"],
+      ],
+      {
+        input:
+          "cat /sys/class/misc/hw_random/rng_current; head -c 16 /dev/hwrng | od -An -tx1; " +
+          'echo KILL-""NOW; sleep 1; head -c 16 /dev/hwrng | od -An -tx1; poweroff -f\n',
+        encoding: "utf8",
+        timeout: 240_000,
+      },
+    );
+    expect(r.stdout).toMatch(/^virtio_rng\.0$/m);
+    const lines = r.stdout.split("\n").filter((l) => /^( [0-9a-f]{2}){16}$/.test(l.trimEnd()));
+    expect(lines, r.stdout.slice(-1500)).toHaveLength(2);
+    // Only the VSP's counter makes these bytes: each one 7 (its configured step) past the one before.
+    for (const line of lines) {
+      const bytes = line
+        .trim()
+        .split(" ")
+        .map((h) => Number.parseInt(h, 16));
+      for (let i = 1; i < 16; i++) expect(bytes[i]).toBe((bytes[i - 1] + 7) & 0xff);
+    }
+    // The second read came after the kill, from the successor.
+    expect(r.stdout.indexOf("\nKILL-NOW")).toBeLessThan(r.stdout.lastIndexOf(lines[1]));
+    expect(r.stderr).toContain("run: killed counter");
+    const stats = JSON.parse(/counter VSP: (\{.*\})/.exec(r.stderr)?.[1] ?? "{}");
+    expect(stats.requests).toBeGreaterThan(0);
+    expect(stats.vsp.kills).toBe(1);
+    expect(stats.vsp.restarts).toBe(1);
+    expect(r.status).toBe(0);
+  }, 300_000);
+
+  it("prints its usage and exits 2 without a kernel", () => {
+    const r = spawnSync(process.execPath, [resolve(root, "examples/custom-vsp/run.mjs")], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("usage:");
+  });
+});

@@ -65,6 +65,7 @@ const line = (mask) => ({
 // the test finisher (poweroff/reboot) — and empty virtio-mmio slots.
 const plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
 const clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], clock);
+clint.reset(); // QEMU's reset levels on the hart's lines (MTIP high until mtimecmp is programmed)
 const uart = new Uart16550({ irq: plic.irq(VIRT.uart.irq), onTransmit: (b) => process.stdout.write(b) });
 const rtc = new GoldfishRtc({ irq: plic.irq(VIRT.rtc.irq) });
 let poweredOff;

@@ -134,6 +134,7 @@ export class VpHost {
     const line = (mask: number): IrqLine => ({ set: (level: boolean) => hart.setInterrupt(mask, level) });
     this.plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
     this.clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], this.clock);
+    this.clint.reset(); // the hart exists: its lines take QEMU's reset levels (MTIP high)
     this.claim("plic", VIRT.plic.base, VIRT.plic.size, this.plic, "microkernel");
     this.claim("clint", VIRT.clint.base, VIRT.clint.size, this.clint, "microkernel");
     init.intercepts.forEach((r, i) => {

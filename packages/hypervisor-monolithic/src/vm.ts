@@ -177,6 +177,7 @@ export class Vm {
     // PLIC contexts: 0 = hart 0 M-mode (MEIP), 1 = hart 0 S-mode (SEIP), as QEMU virt
     this.plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)], { ndev: VIRT.plic.ndev });
     this.clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], this.clock);
+    this.clint.reset(); // the hart exists: its lines take QEMU's reset levels (MTIP high)
     this.uart = new Uart16550({ irq: this.plic.irq(VIRT.uart.irq), onTransmit: options.consoleOut });
     this.rtc = new GoldfishRtc({
       irq: this.plic.irq(VIRT.rtc.irq),

@@ -2,6 +2,7 @@
 // the guest — an OpenHCL-style paravisor whose virtio-mmio devices are VMBus
 // clients of the parent's VSPs.
 
+export type { CreateVsc, VscContext, VscInstance } from "./custom.js";
 export { paravisorModuleUrl } from "./module.js";
 export {
   createParavisor,
@@ -11,4 +12,4 @@ export {
   SetupMessage,
   VMBUS_SINT,
 } from "./paravisor.js";
-export { ConsoleVsc, NetworkVsc, StorageError, type StorageInfo, StorageVsc } from "./vsc.js";
+export { ConsoleVsc, NetworkVsc, Reissuing, StorageError, type StorageInfo, StorageVsc } from "./vsc.js";

@@ -30,6 +30,7 @@ import {
 import { type ClientChannel, type ClientOffer, type GpaRange, VmbusClient } from "@ringzero/vmbus";
 import { DeviceInterface, NINEP_MAX_MESSAGE } from "@ringzero/vmbus/protocols";
 import { BalloonVsc } from "./balloon-vsc.js";
+import { loadVsc, type VscContext, type VscInstance } from "./custom.js";
 import { PageAllocator } from "./gpa.js";
 import { NinePVsc } from "./ninep-vsc.js";
 import { ConsoleVsc, NetworkVsc, StorageVsc } from "./vsc.js";
@@ -71,7 +72,22 @@ const DeviceSchema = z.discriminatedUnion("kind", [
     slot: z.int().check(z.minimum(0), z.maximum(7)),
     instanceId: z.string(),
   }),
+  /** A VSP of the user's own: `module` exports `createVsc` (custom.ts). */
+  z.strictObject({
+    kind: z.literal("custom"),
+    slot: z.int().check(z.minimum(0), z.maximum(7)),
+    instanceId: z.string(),
+    interfaceId: z.string(),
+    module: z.string().check(z.minLength(1)),
+    data: z.unknown(),
+    ringBytes: z.int().check(
+      z.minimum(4096),
+      z.maximum(4 * 1024 * 1024),
+      z.refine((n) => (n & (n - 1)) === 0, "a power of two"),
+    ),
+  }),
 ]);
+type Device = z.infer<typeof DeviceSchema>;
 
 export const ParavisorDataSchema = z.strictObject({
   /** The parent partition's ID (VMBus server). */
@@ -89,6 +105,82 @@ type Region = RegionInfo & { buffer: SharedArrayBuffer };
 interface Reconnectable {
   detach(): void;
   attach(channel: ClientChannel): void;
+}
+
+/**
+ * How each device's VSC is made, once its channel is open: the built-in ones
+ * here, a custom one by its module's `createVsc`, all as a VscInstance. The
+ * interface each expects, its ring size and its counters' label go with it.
+ */
+const VSCS: {
+  [K in Exclude<Device["kind"], "rng">]: {
+    readonly label: string;
+    readonly interfaceId: (d: Extract<Device, { kind: K }>) => string;
+    readonly ringBytes: (d: Extract<Device, { kind: K }>, data: { ringBytes: number }) => number;
+    readonly create: (d: Extract<Device, { kind: K }>, ctx: VscContext) => Promise<VscInstance>;
+  };
+} = {
+  blk: {
+    label: "blk",
+    interfaceId: () => DeviceInterface.storage,
+    ringBytes: (_d, data) => data.ringBytes,
+    create: async (d, ctx) => {
+      const vsc = await StorageVsc.connect(ctx.channel, ctx.ram);
+      return { device: new VirtioBlk({ backend: vsc, serial: d.serial }), counters: vsc.counters, ...reconnects(vsc) };
+    },
+  },
+  net: {
+    label: "net",
+    interfaceId: () => DeviceInterface.network,
+    ringBytes: (_d, data) => data.ringBytes,
+    create: async (d, ctx) => {
+      const vsc = new NetworkVsc(ctx.channel);
+      return { device: new VirtioNet({ backend: vsc, mac: d.mac }), counters: vsc.counters, ...reconnects(vsc) };
+    },
+  },
+  "9p": {
+    label: "9p",
+    interfaceId: () => DeviceInterface.ninep,
+    // Rings that hold two largest messages each way (9P requests and replies are one packet each).
+    ringBytes: () => 1024 * 1024,
+    create: async (d, ctx) => {
+      const vsc = new NinePVsc(ctx.channel);
+      const device = new Virtio9p({ handler: vsc, mountTag: d.mountTag, maxRequestBytes: NINEP_MAX_MESSAGE });
+      return { device, counters: vsc.counters, ...reconnects(vsc) };
+    },
+  },
+  balloon: {
+    label: "balloon",
+    interfaceId: () => DeviceInterface.balloon,
+    ringBytes: () => 16384,
+    // The balloon runs here; the parent sets its target over a control channel it serves itself.
+    create: async (_d, ctx) => {
+      const balloon = new VirtioBalloon();
+      const vsc = new BalloonVsc(ctx.channel, balloon);
+      return { device: balloon, counters: vsc.counters };
+    },
+  },
+  console: {
+    label: "console",
+    interfaceId: () => DeviceInterface.console,
+    ringBytes: () => 16384,
+    create: async (_d, ctx) => {
+      let con: VirtioConsole | undefined;
+      const vsc = new ConsoleVsc(ctx.channel, (b) => con?.input(b));
+      con = new VirtioConsole({ output: (b) => vsc.write(b) });
+      return { device: con, counters: vsc.counters, ...reconnects(vsc) };
+    },
+  },
+  custom: {
+    label: "custom",
+    interfaceId: (d) => d.interfaceId,
+    ringBytes: (d) => d.ringBytes,
+    create: (d, ctx) => loadVsc(d.module, { ...ctx, data: d.data }),
+  },
+};
+
+function reconnects(vsc: Reconnectable): Reconnectable {
+  return { detach: () => vsc.detach(), attach: (channel) => vsc.attach(channel) };
 }
 
 export interface ParavisorCounters {
@@ -180,45 +272,22 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
     const stats = { rescinds: 0, reoffers: 0, reopenFailures: 0 };
     counters.devices.vmbusChannels = stats;
     for (const d of data.devices) {
-      if (d.kind === "blk") {
-        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, data.ringBytes));
-        if (channel.offer.interfaceId !== DeviceInterface.storage) throw new Error(`${d.instanceId} is not storage`);
-        const vsc = await pumping(hv, () => t.poll(), StorageVsc.connect(channel, ram));
-        place(d.slot, new VirtioBlk({ backend: vsc, serial: d.serial }));
-        counters.devices[`blk@${d.slot}`] = vsc.counters;
-        reconnectable.set(d.instanceId, { ringBytes: data.ringBytes, vsc });
-      } else if (d.kind === "net") {
-        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, data.ringBytes));
-        const vsc = new NetworkVsc(channel);
-        place(d.slot, new VirtioNet({ backend: vsc, mac: d.mac }));
-        counters.devices[`net@${d.slot}`] = vsc.counters;
-        reconnectable.set(d.instanceId, { ringBytes: data.ringBytes, vsc });
-      } else if (d.kind === "9p") {
-        // Rings that hold two largest messages each way (9P requests and replies are one packet each).
-        const ringBytes = 1024 * 1024;
-        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, ringBytes));
-        if (channel.offer.interfaceId !== DeviceInterface.ninep) throw new Error(`${d.instanceId} is not 9P`);
-        const vsc = new NinePVsc(channel);
-        place(d.slot, new Virtio9p({ handler: vsc, mountTag: d.mountTag, maxRequestBytes: NINEP_MAX_MESSAGE }));
-        counters.devices[`9p@${d.slot}`] = vsc.counters as unknown as Record<string, number>;
-        reconnectable.set(d.instanceId, { ringBytes, vsc });
-      } else if (d.kind === "balloon") {
-        // The balloon runs here; the parent sets its target over a control channel it serves itself.
-        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
-        if (channel.offer.interfaceId !== DeviceInterface.balloon) throw new Error(`${d.instanceId} is not a balloon`);
-        const balloon = new VirtioBalloon();
-        const vsc = new BalloonVsc(channel, balloon);
-        place(d.slot, balloon);
-        counters.devices[`balloon@${d.slot}`] = vsc.counters;
-      } else if (d.kind === "console") {
-        const channel = await pumping(hv, () => t.poll(), open(d.instanceId, 16384));
-        let con: VirtioConsole | undefined;
-        const vsc = new ConsoleVsc(channel, (b) => con?.input(b));
-        con = new VirtioConsole({ output: (b) => vsc.write(b) });
-        place(d.slot, con);
-        counters.devices[`console@${d.slot}`] = vsc.counters;
-        reconnectable.set(d.instanceId, { ringBytes: 16384, vsc });
-      }
+      if (d.kind === "rng") continue;
+      const kind = VSCS[d.kind] as (typeof VSCS)["custom"];
+      const dev = d as Extract<Device, { kind: "custom" }>;
+      const ringBytes = kind.ringBytes(dev, data);
+      const channel = await pumping(hv, () => t.poll(), open(d.instanceId, ringBytes));
+      if (channel.offer.interfaceId !== kind.interfaceId(dev).toLowerCase())
+        throw new Error(`${d.instanceId} is not a ${kind.label} channel`);
+      const vsc = await pumping(hv, () => t.poll(), kind.create(dev, { channel, data: undefined, memory, ram }));
+      place(d.slot, vsc.device);
+      counters.devices[`${kind.label}@${d.slot}`] = (vsc.counters ?? {}) as Record<string, number>;
+      const { detach, attach } = vsc;
+      if (detach && attach)
+        reconnectable.set(d.instanceId, {
+          ringBytes,
+          vsc: { detach: () => detach.call(vsc), attach: (c) => attach.call(vsc, c) },
+        });
     }
     const rescinded = new Set<string>();
     const reopen = (offer: ClientOffer, r: { ringBytes: number; vsc: Reconnectable }, attempt: number): void => {

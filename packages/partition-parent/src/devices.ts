@@ -22,6 +22,7 @@ import {
   encodeBalloonRequest,
   NINEP_MAX_MESSAGE,
 } from "@ringzero/vmbus/protocols";
+import type { CustomVspInit } from "./custom.js";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import type { ParentHost } from "./host.js";
 import { VspHost } from "./vsp-host.js";
@@ -43,7 +44,17 @@ export type ParavisorDevice =
   | { kind: "console"; slot: number; instanceId: string }
   | { kind: "9p"; slot: number; instanceId: string; mountTag: string }
   | { kind: "rng"; slot: number }
-  | { kind: "balloon"; slot: number; instanceId: string };
+  | { kind: "balloon"; slot: number; instanceId: string }
+  | {
+      kind: "custom";
+      slot: number;
+      instanceId: string;
+      interfaceId: string;
+      /** partition-child imports it and calls its `createVsc`. */
+      module: string;
+      data: unknown;
+      ringBytes: number;
+    };
 
 /** Runs one back end's open; its failure becomes DEVICE_OPEN naming the device. */
 async function opening<T>(device: string, path: string | undefined, open: () => T | Promise<T>): Promise<T> {
@@ -84,7 +95,8 @@ export class ParentDevices {
 
   /**
    * Opens the back ends of `config` and places the devices in slots 7, 6, ...
-   * (first drive = vda). A drive whose path names one of `files` is that
+   * (first drive = vda); the user's own VSPs (`custom`) take the slots after
+   * the built-in devices. A drive whose path names one of `files` is that
    * Blob (read by slices, writes in memory), not a host file.
    */
   static async open(
@@ -92,10 +104,11 @@ export class ParentDevices {
     consoleOut: (b: Uint8Array) => void,
     host: ParentHost,
     files: Readonly<Record<string, Blob>> = {},
+    custom: readonly CustomVspInit[] = [],
   ): Promise<ParentDevices> {
     const d = new ParentDevices(host, files);
     try {
-      await d.openAll(config, consoleOut);
+      await d.openAll(config, consoleOut, custom);
     } catch (e) {
       await d.close();
       throw e;
@@ -107,7 +120,11 @@ export class ParentDevices {
     return this.vsps.length > 0 || this.balloonWanted;
   }
 
-  private async openAll(config: VmConfig, consoleOut: (b: Uint8Array) => void): Promise<void> {
+  private async openAll(
+    config: VmConfig,
+    consoleOut: (b: Uint8Array) => void,
+    custom: readonly CustomVspInit[],
+  ): Promise<void> {
     let slot = 8;
     for (const [i, drive] of config.drives.entries()) {
       const format = drive.format === "auto" ? undefined : drive.format;
@@ -195,6 +212,35 @@ export class ParentDevices {
       this.balloonWanted = true;
       this.paravisor.push({ kind: "balloon", slot: --slot, instanceId: deviceInstanceId("balloon", 0) });
     }
+    for (const c of custom) {
+      if (slot === 0)
+        throw new MicroVmError(
+          MicroVmErrorCode.CONFIG_INVALID,
+          { path: "vsps", device: c.name },
+          `${c.name}: no virtio-mmio slot left (QEMU virt has 8)`,
+        );
+      // The same worker, restarts and re-offers as the built-in VSPs: only the module differs.
+      const vsp = new VspHost(this.host, {
+        name: c.name,
+        kind: "custom",
+        init: { kind: "custom", name: c.name, module: c.vsp.module, data: c.vsp.data },
+        interfaceId: c.interfaceId,
+        instanceId: c.instanceId,
+        killGraceMs: c.killGraceMs,
+        guestMemory: c.guestMemory,
+      });
+      await opening(c.name, c.vsp.module, () => vsp.start());
+      this.adopt(vsp);
+      this.paravisor.push({
+        kind: "custom",
+        slot: --slot,
+        instanceId: c.instanceId,
+        interfaceId: c.interfaceId,
+        module: c.vsc.module,
+        data: c.vsc.data,
+        ringBytes: c.ringBytes,
+      });
+    }
   }
 
   private adopt(vsp: VspHost): void {
@@ -202,7 +248,10 @@ export class ParentDevices {
     this.closers.push(() => vsp.close());
   }
 
-  /** The VSPs a monitor name designates: "storage" (every drive), "storage1", "9p" (every share), "network", "console". */
+  /**
+   * The VSPs a monitor name designates: "storage" (every drive), "storage1", "9p" (every share), "network",
+   * "console", a custom VSP's name, or "custom" (all of those).
+   */
   find(name: string): VspHost[] {
     const n = name.toLowerCase();
     return this.vsps.filter((v) => v.name === n || v.o.kind === n || (n === "net" && v.o.kind === "network"));

@@ -3,6 +3,13 @@
 // files and the network come from the host; "./node" has Node's.
 
 export type { BalloonStatus } from "@ringzero/vmbus/protocols";
+export {
+  type CreateVsp,
+  type CustomVsp,
+  CustomVspSchema,
+  type VspContext,
+  type VspService,
+} from "./custom.js";
 export { MicroVmError, MicroVmErrorCode } from "./errors.js";
 export type { Opening, ParentHost } from "./host.js";
 export type { GuestImageIo } from "./images.js";
@@ -17,4 +24,5 @@ export {
   type MicroVmHost,
   type MicroVmStats,
 } from "./vm.js";
+export { viewsOfRanges } from "./vsp.js";
 export { runVspThread, type VspThreadHost } from "./vsp-thread.js";

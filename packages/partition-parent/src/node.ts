@@ -2,6 +2,7 @@
 // a createMicroVm whose microkernel, partitions and VSPs run in
 // node:worker_threads, whose guest images and drives may be host files, and
 // whose network is net-stack's user-mode NAT or a switch.
+import { pathToFileURL } from "node:url";
 import { builtCodeExecArgv, nodeThreads, vpWorkerModuleUrl } from "@ringzero/hypervisor-micro/node";
 import { builtSibling } from "./node-host.js";
 import {
@@ -17,12 +18,16 @@ export * from "./index.js";
 export { openNodeNet } from "./net-node.js";
 export { nodeParentHost } from "./node-host.js";
 
-/** Node's MicroVmHost: worker_threads running this package's worker.js and hypervisor-micro's vp-worker.js. */
+/**
+ * Node's MicroVmHost: worker_threads running this package's worker.js and hypervisor-micro's
+ * vp-worker.js; a custom VSP's module path is a file against the working directory.
+ */
 export function nodeMicroVmHost(): MicroVmHost {
   return {
     threads: nodeThreads({ execArgv: builtCodeExecArgv() }),
     parentModule: builtSibling("worker.js"),
     vpModule: vpWorkerModuleUrl(),
+    resolveModule: (path) => pathToFileURL(path).href,
   };
 }
 

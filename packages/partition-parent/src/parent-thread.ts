@@ -80,6 +80,7 @@ class Parent {
       (bytes) => this.send({ kind: "console", bytes: bytes.slice() }),
       this.host,
       data.files,
+      data.vsps ?? [],
     );
     this.childId = (await hv.must("CreatePartition", { name: "child" })).partitionId;
     const child = this.childId;

@@ -3,6 +3,7 @@
 // host I/O (the console on stdio, power events), not guest-visible.
 import type { VmConfig } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
+import type { CustomVspInit } from "./custom.js";
 
 export interface ParentInit {
   readonly config: VmConfig;
@@ -16,6 +17,8 @@ export interface ParentInit {
   readonly engine?: "interpreter" | "translator";
   /** Drives given as Blobs (a browser's Files), by the path the VmConfig's drive names. */
   readonly files?: Readonly<Record<string, Blob>>;
+  /** VSPs of the user's own (checked by createMicroVm). */
+  readonly vsps?: readonly CustomVspInit[];
 }
 
 export type PowerOffReason =

@@ -87,4 +87,71 @@ describe.runIf(built)("createMicroVm", () => {
     const withInitrd = await attempt({ kernel: HELLO, initrd: HELLO });
     expect((withInitrd as MicroVmError).code).toBe(MicroVmErrorCode.KERNEL_FORMAT);
   });
+
+  it("a custom VSP whose module cannot be loaded, or lacks createVsp, is DEVICE_OPEN naming it, before the guest runs", async () => {
+    const attempt = (module: string) =>
+      createMicroVm(
+        { kernel: HELLO },
+        {
+          consoleOut: () => {},
+          paravisor: PARAVISOR,
+          vsps: [
+            {
+              name: "counter",
+              interfaceId: "c0a7e100-5eed-4c0d-9e00-000000000001",
+              vsp: { module },
+              vsc: { module },
+            },
+          ],
+        },
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const missing = (await attempt("/nonexistent/counter-vsp.mjs")) as MicroVmError;
+    expect(missing).toBeInstanceOf(MicroVmError);
+    expect(missing.code).toBe(MicroVmErrorCode.DEVICE_OPEN);
+    expect(missing.context.device).toBe("counter");
+    const empty = (await attempt("data:text/javascript,export const x = 1;")) as MicroVmError;
+    expect(empty.code).toBe(MicroVmErrorCode.DEVICE_OPEN);
+    expect(empty.message).toContain("exports no createVsp function");
+  });
+
+  it("a VSP of the user's own and its VSC talk over their channel before the guest runs", async () => {
+    const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url);
+    const vsps = (vsc: URL | string) => [
+      {
+        name: "echo",
+        interfaceId: "c0a7e100-5eed-4c0d-9e00-0000000000e1",
+        vsp: { module: fixture("echo-vsp.mjs"), data: { tag: "echo", expectRam: "in guest ram" } },
+        vsc: { module: vsc, data: { word: "hello", ramWord: "in guest ram" } },
+        guestMemory: true,
+      },
+    ];
+    const vm = await createMicroVm(
+      { kernel: HELLO },
+      { consoleOut: () => {}, paravisor: PARAVISOR, vsps: vsps(fixture("echo-vsc.mjs")) },
+    );
+    expect(await vm.start()).toEqual({ status: 0, reason: "shutdown" });
+    const echo = (await vm.stats()).parent.devices?.echo as Record<string, unknown>;
+    // The VSC got its words back upper-cased (one in-band, one read by the VSP from guest RAM
+    // through the grant) and said so each time: both directions and the GPA-direct path worked.
+    expect(echo).toMatchObject({
+      requests: 4,
+      confirmed: 2,
+      ramReads: 1,
+      ramMatched: 1,
+      attaches: 1,
+      started: 1,
+      packetsIn: 4,
+    });
+    expect(echo.vsp).toMatchObject({ kills: 0, crashes: 0 });
+
+    // A VSC module that cannot be loaded ends the child's VP: the run ends with an error, not a hang.
+    const broken = await createMicroVm(
+      { kernel: HELLO },
+      { consoleOut: () => {}, paravisor: PARAVISOR, vsps: vsps("/nonexistent/echo-vsc.mjs") },
+    );
+    expect((await broken.start()).reason).toBe("error");
+  });
 });

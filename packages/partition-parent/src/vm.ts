@@ -7,6 +7,7 @@ import { parseSize } from "@ringzero/disk-formats";
 import { type HostThread, type KernelStats, Microkernel, type ThreadSpawner } from "@ringzero/hypervisor-micro";
 import { type VmConfigInput, VmConfigSchema } from "@ringzero/platform";
 import type { BalloonStatus } from "@ringzero/vmbus/protocols";
+import { type CustomVsp, parseCustomVsps } from "./custom.js";
 import { MicroVmError, MicroVmErrorCode } from "./errors.js";
 import type { FromHost, ParentStats, PowerOffReason, ToHost } from "./protocol.js";
 
@@ -23,6 +24,11 @@ export interface MicroVmHost {
   readonly parentModule: URL | string;
   /** The child VP's module: it calls hypervisor-micro's `runVpThread`. */
   readonly vpModule: URL | string;
+  /**
+   * A custom VSP's module given as a file path, as a URL (Node: a `file:` URL against the working
+   * directory); absent: such modules must be URLs.
+   */
+  readonly resolveModule?: (path: string) => string;
 }
 
 export interface CreateMicroVmOptions {
@@ -42,6 +48,14 @@ export interface CreateMicroVmOptions {
   readonly host?: MicroVmHost;
   /** Drives given as Blobs (a browser's Files), by the path the config's drive names (read by slices, writes in memory). */
   readonly files?: Readonly<Record<string, Blob>>;
+  /**
+   * VSPs of the user's own: each is offered to the child as a VMBus channel of
+   * its `interfaceId`, served by its `vsp.module` in a worker of the parent
+   * (restarted like the built-in VSPs), and presented to the guest by its
+   * `vsc.module` in the child's paravisor, in the next free virtio-mmio slot.
+   * Node only so far (the "./node" entry's createMicroVm): a browser's threads are not tested with them.
+   */
+  readonly vsps?: readonly CustomVsp[];
 }
 
 /**
@@ -140,7 +154,8 @@ export class MicroVm {
    * "restart" lets it answer what it holds first. Either way the parent
    * rescinds the channel, starts a new worker and offers the device again;
    * the child re-issues what was in flight. `name`: storage, storage0..,
-   * network, console. Resolves once the successor is running.
+   * 9p, 9p0.., network, console, a VSP of your own by its name (or custom:
+   * all of them). Resolves once the successor is running.
    */
   vsp(action: "kill" | "restart", name: string): Promise<{ ok: boolean; message: string }> {
     if (!this.started || this.finished) return Promise.resolve({ ok: false, message: "the VM is not running" });
@@ -243,6 +258,7 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
       { path: "host" },
       "no host for the VM's threads: in Node import createMicroVm from @ringzero/partition-parent/node",
     );
+  const vsps = parseCustomVsps(options.vsps, host.resolveModule);
   const kernel = new Microkernel({ threads: host.threads, vpWorker: new URL(host.vpModule) });
   const paravisor = options.paravisor;
   const worker = kernel.startRoot(new URL(host.parentModule), {
@@ -254,6 +270,7 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
     deterministic: options.deterministic,
     engine: options.engine,
     files: options.files,
+    vsps,
   });
   const vm = new MicroVm(kernel, worker, () => 2);
   await new Promise<void>((resolve, reject) => {

@@ -29,8 +29,6 @@ export interface VspHostCounters {
 /** A worker that dies this many times in a row within CRASH_WINDOW_MS of its start is not restarted again. */
 const CRASH_LOOP = 5;
 const CRASH_WINDOW_MS = 1000;
-/** How long a successor waits after an abrupt end before it opens the resource (see onExit). */
-const KILL_GRACE_MS = 200;
 
 export interface VspHostOptions {
   readonly name: string;
@@ -38,6 +36,10 @@ export interface VspHostOptions {
   readonly init: VspInit;
   readonly interfaceId: string;
   readonly instanceId: string;
+  /** The wait before a successor after a kill (default 0: see onExit). */
+  readonly killGraceMs?: number;
+  /** Hand the worker the child's RAM grant with the data plane (storage always has it). */
+  readonly guestMemory?: boolean;
   /** Network frames and console bytes from the worker. */
   readonly onFrames?: (frames: Uint8Array[]) => void;
   readonly onConsole?: (chunks: Uint8Array[]) => void;
@@ -184,7 +186,7 @@ export class VspHost {
       plane,
       signal: env.sint,
       doorbell: this.doorbell.buffer as SharedArrayBuffer,
-      ram: this.o.kind === "storage" ? env.ram()?.transfer() : undefined,
+      ram: this.o.kind === "storage" || this.o.guestMemory ? env.ram()?.transfer() : undefined,
     });
   }
 
@@ -267,13 +269,14 @@ export class VspHost {
     this.ready = false;
     const how = this.ending;
     this.ending = undefined;
-    if (how === "kill") this.counters.kills++;
-    else if (how === "graceful") this.counters.graceful++;
-    else if (how === undefined) this.counters.crashes++; // a violation is counted where it is found
     if (this.closed) {
+      // The VM is powering off (close()): the end was asked for, not a crash.
       this.settleExits();
       return;
     }
+    if (how === "kill") this.counters.kills++;
+    else if (how === "graceful") this.counters.graceful++;
+    else if (how === undefined) this.counters.crashes++; // a violation is counted where it is found
     const quick = performance.now() - this.startedAt < CRASH_WINDOW_MS && how === undefined;
     this.quickDeaths = quick ? this.quickDeaths + 1 : 0;
     this.rescindAndReoffer();
@@ -283,10 +286,12 @@ export class VspHost {
       return;
     }
     this.counters.restarts++;
-    // A terminated worker's file I/O already handed to the OS thread pool still lands: give it a
-    // moment before a successor opens the same image (else a late metadata write from the dead
-    // worker can overwrite the successor's, and the host's image loses a write the guest saw done).
-    const grace = how === "graceful" ? 0 : KILL_GRACE_MS;
+    // No wait by default: "exit" comes after Node ended the worker's environment, which cancels
+    // its queued file requests and waits for the running ones (CleanupHandles; vsp-host.test.ts),
+    // so nothing of the dead worker lands on a file the successor opens; the storage VSP's image
+    // I/O is moreover blocking, on the worker's own thread. A custom VSP whose resources outlive
+    // its worker (a process it started, say) asks for a wait (killGraceMs).
+    const grace = how === "graceful" ? 0 : (this.o.killGraceMs ?? 0);
     new Promise((r) => setTimeout(r, grace))
       .then(() => this.start())
       .then(

@@ -2,7 +2,7 @@
 import type { GrantTransfer, SharedSintConnection } from "@ringzero/hypervisor-micro";
 import type { ChannelDataPlane } from "@ringzero/vmbus";
 
-export type VspKind = "storage" | "network" | "console" | "9p";
+export type VspKind = "storage" | "network" | "console" | "9p" | "custom";
 
 export type VspInit =
   | {
@@ -20,7 +20,9 @@ export type VspInit =
       readonly share: { readonly path: string; readonly readOnly: boolean; readonly maxMsize: number };
     }
   | { readonly kind: "network" }
-  | { readonly kind: "console" };
+  | { readonly kind: "console" }
+  /** A VSP of the user's own: `module` (a URL) exports `createVsp` (see custom.ts). */
+  | { readonly kind: "custom"; readonly name: string; readonly module: string; readonly data: unknown };
 
 export type ToVsp =
   /** Take over: open the resource (a warm spare has its modules loaded already). */
@@ -32,7 +34,7 @@ export type ToVsp =
       readonly signal: SharedSintConnection;
       /** One Int32 the parent thread bumps (and notifies) when the child signals the channel. */
       readonly doorbell: SharedArrayBuffer;
-      /** The child's RAM grant (storage reads and writes guest buffers named by GPA). */
+      /** The child's RAM grant (storage, and custom VSPs that asked for it, use guest buffers named by GPA). */
       readonly ram?: GrantTransfer;
     }
   | { readonly kind: "detach" }

@@ -12,17 +12,24 @@
 // over a directory); a browser's Worker bundle calls `runVspThread` with no
 // host files: a drive is then a Blob (a File the user picked) or an http(s)
 // URL, read lazily, its writes kept in memory (disk-formats' RemoteHost).
+//
+// Every VSP is a VspService (custom.ts): a built-in's constructor makes it,
+// or, for a VSP of the user's own, its module's `createVsp`, imported at spawn.
 import { type FormatName, openImage, RemoteHost, type StoreHost } from "@ringzero/disk-formats";
 import { GrantedMemory, SintConnection, type ThreadSelf } from "@ringzero/hypervisor-micro";
 import type { NetBackend } from "@ringzero/net-stack";
 import type { NinePHandler } from "@ringzero/virtio";
 import { DataPlaneChannel } from "@ringzero/vmbus";
+import { type CreateVsp, numericCounters, type VspService } from "./custom.js";
 import { ConsoleVsp, NetworkVsp, NinePVsp, StorageVsp } from "./vsp.js";
 import { batcher, type ToVsp, type VspInit, type VspToParent } from "./vsp-protocol.js";
 
 /** What a VSP thread may use of its host. */
 export interface VspThreadHost {
-  /** Host files for drives given by path (Node: disk-formats' NodeFileHost); absent: a drive's path is an http(s) URL. */
+  /**
+   * Host files for drives given by path (Node: disk-formats' NodeFileHost, blocking: no write
+   * of a killed worker outlives it); absent: a drive's path is an http(s) URL.
+   */
   readonly files?: () => StoreHost;
   /** A 9P server over a host directory (Node: virtio's NinePServer); absent: no 9p shares. */
   readonly ninePServer?: (share: { path: string; readOnly: boolean; maxMsize: number }) => NinePHandler & {
@@ -46,9 +53,30 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
   // Modules load at spawn (a warm spare waits in "loaded"); the resource opens on "open", when this worker takes over.
   let closeResource: (() => Promise<void>) | undefined;
 
-  type Vsp = StorageVsp | NetworkVsp | ConsoleVsp | NinePVsp;
+  type Vsp = VspService & { input?(bytes: Uint8Array): void };
+
+  /** A custom VSP's `createVsp`, imported at spawn; a module that fails to load is reported on "open". */
+  let customCreate: CreateVsp | undefined;
+  let loadError: Error | undefined;
+  async function load(): Promise<void> {
+    if (init.kind !== "custom") return;
+    try {
+      const mod = (await import(/* @vite-ignore */ init.module)) as { createVsp?: unknown };
+      if (typeof mod.createVsp !== "function") throw new Error(`${init.module} exports no createVsp function`);
+      customCreate = mod.createVsp as CreateVsp;
+    } catch (e) {
+      loadError = e instanceof Error ? e : new Error(String(e));
+    }
+  }
 
   async function createVsp(): Promise<Vsp> {
+    if (init.kind === "custom") {
+      if (!customCreate) throw loadError ?? new Error(`${init.module}: not loaded`);
+      const v = (await customCreate({ name: init.name, data: init.data, guestMemory: () => ram })) as Vsp | undefined;
+      if (!v || typeof v.attach !== "function")
+        throw new Error(`${init.name}: createVsp returned no service (an object with attach(channel))`);
+      return v;
+    }
     if (init.kind === "storage") {
       const d = init.drive;
       // fetch passed bound: a browser rejects an unbound call of its fetch ("Illegal invocation").
@@ -102,7 +130,7 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
   function countersNow(v: Vsp): Record<string, number> {
     const c = ringOf(channel);
     return {
-      ...(v.counters as unknown as Record<string, number>),
+      ...numericCounters(v.counters),
       packetsIn: ring.packetsIn + c.packetsIn,
       packetsOut: ring.packetsOut + c.packetsOut,
       signalsIn: ring.signalsIn + c.signalsIn,
@@ -149,10 +177,11 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
     }
   }
 
+  const loaded = load();
   self.onMessage((message) => {
     const m = message as ToVsp;
     if (m.kind === "open") {
-      void open();
+      void loaded.then(open);
       return;
     }
     if (!vsp) {
@@ -185,7 +214,7 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
         for (const f of m.frames) receiveFrame?.(f);
         return;
       case "input":
-        if (v instanceof ConsoleVsp) v.input(m.bytes);
+        v.input?.(m.bytes);
         return;
       case "counters":
         send({ kind: "counters", id: m.id, counters: countersNow(v) });
@@ -194,7 +223,7 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
         // Graceful: finish what is in flight, flush and close the image, then end.
         stopping = true;
         void (async () => {
-          if (v instanceof StorageVsp || v instanceof NinePVsp) await v.quiesce();
+          await Promise.resolve(v.quiesce?.()).catch(() => {});
           await closeResource?.().catch(() => {});
           channel?.detach();
           send({ kind: "counters", id: 0, counters: countersNow(v) });
@@ -204,5 +233,5 @@ export function runVspThread(self: ThreadSelf, host: VspThreadHost = {}): void {
         return;
     }
   });
-  send({ kind: "loaded" });
+  void loaded.then(() => send({ kind: "loaded" }));
 }

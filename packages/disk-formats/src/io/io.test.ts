@@ -1,4 +1,5 @@
 // The I/O layer: memory store (sparse, shared across reopen), Node file store, raw format over both.
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { allocationMap } from "../backend.js";
 import { DiskError, DiskErrorCode } from "../errors.js";
@@ -67,8 +68,8 @@ describe("raw", () => {
 describe("NodeFileStore", () => {
   const t = tempDir("rz-io-");
   afterAll(() => t.cleanup());
-  it("positional I/O on a real file, and a raw image over it", async () => {
-    const host = new NodeFileHost();
+  it.each([false, true])("positional I/O on a real file, and a raw image over it (blocking: %s)", async (blocking) => {
+    const host = new NodeFileHost({ blocking });
     const s = await host.create(t.path("f.raw"));
     await s.truncate(4096);
     await s.write(4000, new Uint8Array(200).fill(3));
@@ -84,5 +85,25 @@ describe("NodeFileStore", () => {
     await expect(host.open(t.path("none"), { readOnly: true })).rejects.toMatchObject({
       code: DiskErrorCode.NOT_FOUND,
     });
+  });
+
+  it("blocking: the I/O is done on this thread by the time the call returns its promise", async () => {
+    const host = new NodeFileHost({ blocking: true });
+    const f = t.path("b.raw");
+    const s = await host.create(f);
+    // No await between the call and the check: nothing of it is left to the thread pool.
+    const w = s.write(10, new Uint8Array([1, 2, 3]));
+    expect([...readFileSync(f)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]);
+    await w;
+    const tr = s.truncate(4);
+    expect(statSync(f).size).toBe(4);
+    await tr;
+    writeFileSync(f, "abcdef");
+    const buf = new Uint8Array(3);
+    const r = s.read(2, buf);
+    expect(new TextDecoder().decode(buf)).toBe("cde");
+    expect(await r).toBe(3);
+    await s.flush();
+    await s.close();
   });
 });

@@ -1,6 +1,7 @@
-// Node implementation of the I/O layer: files through node:fs/promises.
-// The only module of the library that imports node:fs.
-import { constants } from "node:fs";
+// Node implementation of the I/O layer: files through node:fs/promises, or
+// (`blocking`) node:fs's synchronous calls on the calling thread. The only
+// module of the library that imports node:fs.
+import { constants, fdatasyncSync, fstatSync, ftruncateSync, readSync, writeSync } from "node:fs";
 import { access, type FileHandle, open, realpath, rm } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DiskError, DiskErrorCode } from "../errors.js";
@@ -12,16 +13,29 @@ export class NodeFileStore implements ByteStore {
     readonly name: string,
     readonly readOnly: boolean,
     private readonly sync: boolean,
+    private readonly blocking: boolean,
   ) {}
 
-  /** `sync: false` makes flush() a no-op (qemu-img convert's cache=unsafe for its target). */
+  /**
+   * `sync: false` makes flush() a no-op (qemu-img convert's cache=unsafe for its target).
+   * `blocking: true` does every read, write, truncate and flush with node:fs's synchronous
+   * calls on the calling thread instead of libuv's thread pool: when the call's promise
+   * exists, the I/O is done, so none outlives the thread that asked for it (a terminated
+   * worker's queued thread-pool writes still land, late). For a thread with nothing else to do.
+   */
   static async open(
     path: string,
-    options: { readOnly: boolean; create?: boolean; sync?: boolean },
+    options: { readOnly: boolean; create?: boolean; sync?: boolean; blocking?: boolean },
   ): Promise<NodeFileStore> {
     const flags = options.create ? "w+" : options.readOnly ? "r" : "r+";
     try {
-      return new NodeFileStore(await open(path, flags), path, options.readOnly, options.sync ?? true);
+      return new NodeFileStore(
+        await open(path, flags),
+        path,
+        options.readOnly,
+        options.sync ?? true,
+        options.blocking ?? false,
+      );
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new DiskError(
@@ -33,13 +47,15 @@ export class NodeFileStore implements ByteStore {
   }
 
   async size(): Promise<number> {
-    return (await this.fh.stat()).size;
+    return this.blocking ? fstatSync(this.fh.fd).size : (await this.fh.stat()).size;
   }
 
   async read(offset: number, buf: Uint8Array): Promise<number> {
     let done = 0;
     while (done < buf.length) {
-      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      const bytesRead = this.blocking
+        ? readSync(this.fh.fd, buf, done, buf.length - done, offset + done)
+        : (await this.fh.read(buf, done, buf.length - done, offset + done)).bytesRead;
       if (bytesRead === 0) break;
       done += bytesRead;
     }
@@ -50,18 +66,23 @@ export class NodeFileStore implements ByteStore {
     if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name, offset });
     let done = 0;
     while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      const bytesWritten = this.blocking
+        ? writeSync(this.fh.fd, data, done, data.length - done, offset + done)
+        : (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
       done += bytesWritten;
     }
   }
 
   async truncate(size: number): Promise<void> {
     if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name });
-    await this.fh.truncate(size);
+    if (this.blocking) ftruncateSync(this.fh.fd, size);
+    else await this.fh.truncate(size);
   }
 
   async flush(): Promise<void> {
-    if (!this.readOnly && this.sync) await this.fh.datasync();
+    if (this.readOnly || !this.sync) return;
+    if (this.blocking) fdatasyncSync(this.fh.fd);
+    else await this.fh.datasync();
   }
 
   async close(): Promise<void> {
@@ -75,15 +96,23 @@ export class NodeFileStore implements ByteStore {
 
 /** Files on the local file system. */
 export class NodeFileHost implements StoreHost {
-  /** With `sync: false`, flushes do not reach the disk (for throw-away or conversion targets). */
-  constructor(private readonly options: { sync?: boolean } = {}) {}
+  /**
+   * With `sync: false`, flushes do not reach the disk (for throw-away or conversion targets).
+   * With `blocking: true`, every store's I/O is synchronous on the calling thread (NodeFileStore.open).
+   */
+  constructor(private readonly options: { sync?: boolean; blocking?: boolean } = {}) {}
 
   open(name: string, options: { readOnly: boolean }): Promise<ByteStore> {
-    return NodeFileStore.open(name, { ...options, sync: this.options.sync ?? true });
+    return NodeFileStore.open(name, { ...options, sync: this.options.sync ?? true, blocking: this.options.blocking });
   }
 
   create(name: string): Promise<ByteStore> {
-    return NodeFileStore.open(name, { readOnly: false, create: true, sync: this.options.sync ?? true });
+    return NodeFileStore.open(name, {
+      readOnly: false,
+      create: true,
+      sync: this.options.sync ?? true,
+      blocking: this.options.blocking,
+    });
   }
 
   resolve(base: string, name: string): string {

@@ -7,6 +7,7 @@ function board(harts = 1) {
   let now = 1000;
   const lines = Array.from({ length: harts }, () => ({ msip: new RecordingLine(), mtip: new RecordingLine() }));
   const clint = new Clint(lines, () => now);
+  clint.reset();
   return {
     clint,
     lines,
@@ -95,6 +96,34 @@ describe("CLINT", () => {
     expect(clint.read(CLINT_MTIMECMP + 6, 2)).toBe(0x1234); // narrow reads inside a register are fine
   });
 
+  it("calls no line while constructed (the harts may not exist yet); reset() raises MTIP as QEMU's reset", () => {
+    const calls: string[] = [];
+    const harts: { msip: { set(l: boolean): void }; mtip: { set(l: boolean): void } }[] = [];
+    const lines = [
+      {
+        msip: { set: (l: boolean) => (harts[0] as (typeof harts)[0]).msip.set(l) },
+        mtip: { set: (l: boolean) => (harts[0] as (typeof harts)[0]).mtip.set(l) },
+      },
+    ];
+    const clint = new Clint(lines, () => 5); // throws if a line were called: no hart 0 yet
+    expect(clint.nextDeadline()).toBe(0);
+    harts.push({ msip: { set: (l) => calls.push(`msip ${l}`) }, mtip: { set: (l) => calls.push(`mtip ${l}`) } });
+    clint.reset();
+    expect(calls).toEqual(["msip false", "mtip true"]);
+    clint.poll();
+    expect(calls).toHaveLength(2); // edges only from then on
+    clint.write(CLINT_MSIP, 4, 1);
+    clint.write(CLINT_MTIMECMP, 8, 100n);
+    clint.reset(); // back to msip 0, mtimecmp 0: the lines follow
+    expect(calls.slice(2)).toEqual(["msip true", "mtip false", "msip false", "mtip true"]);
+    // Without reset(), the first poll or register write drives the lines just the same.
+    const rec = [{ msip: new RecordingLine(), mtip: new RecordingLine() }];
+    const lazy = new Clint(rec, () => 5);
+    expect(rec[0].mtip.edges).toBe(0);
+    lazy.write(CLINT_MTIMECMP + 4, 4, 0);
+    expect(rec[0].mtip.level).toBe(true);
+  });
+
   it("round-trips its state and continues mtime from the saved value", () => {
     const { clint, advance } = board();
     clint.write(CLINT_MSIP, 4, 1);
@@ -104,6 +133,9 @@ describe("CLINT", () => {
     const st = JSON.parse(JSON.stringify(clint.state()));
     const lines = [{ msip: new RecordingLine(), mtip: new RecordingLine() }];
     const copy = Clint.fromState(st, lines, () => 42);
+    expect(lines[0].msip.edges + lines[0].mtip.edges).toBe(0); // no line called before the first poll
+    expect(copy.nextDeadline()).toBe(0); // which is due now
+    copy.poll();
     expect(copy.read(CLINT_MTIME, 8)).toBe(1600n);
     expect(lines[0].msip.level).toBe(true);
     expect(lines[0].mtip.level).toBe(true);

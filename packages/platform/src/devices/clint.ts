@@ -4,7 +4,9 @@
 // timebase-frequency (10 MHz on virt). Time comes from an injectable clock
 // returning ticks; writing mtime moves an offset over it. MTIP depends on
 // time, so a hypervisor calls `poll()` when it wakes and sleeps until
-// `nextDeadline()`.
+// `nextDeadline()`. Construction touches no line (the harts may not exist
+// yet): `reset()` — or the first `poll()` — drives them, MTIP high as QEMU
+// virt has it at reset.
 import * as z from "../zod.js";
 import { PlatformError, PlatformErrorCode, parseState } from "./errors.js";
 import type { AccessCounters, AccessSize, IrqLine, MmioDevice } from "./types.js";
@@ -56,6 +58,8 @@ export class Clint implements MmioDevice {
   private readonly mtimecmp: bigint[];
   private readonly mtip: boolean[];
   private offset = 0n;
+  /** False until the lines were driven once (reset() or the first poll()): construction calls no line. */
+  private driven = false;
 
   /** `harts[h]` are hart h's MSIP/MTIP lines; `clock` returns ticks (default: host monotonic at 10 MHz). */
   constructor(harts: readonly ClintHartLines[], clock: () => number = hostTickClock()) {
@@ -69,6 +73,18 @@ export class Clint implements MmioDevice {
     // unspecified), so MTIP is high until software programs a compare value.
     this.mtimecmp = harts.map(() => 0n);
     this.mtip = harts.map(() => false);
+  }
+
+  /**
+   * The reset state, as QEMU virt: msip 0 and mtimecmp 0 on every hart (so
+   * MTIP is high until software programs a compare value), and every line
+   * driven to match. Call it once the harts exist, before the first
+   * instruction; mtime keeps running.
+   */
+  reset(): void {
+    this.msip.fill(false);
+    this.mtimecmp.fill(0n);
+    this.driven = false;
     this.poll();
   }
 
@@ -88,6 +104,7 @@ export class Clint implements MmioDevice {
    * below `time()` means `poll()` is due now.
    */
   nextDeadline(): number {
+    if (!this.driven) return 0; // the lines were never driven: poll() is due
     let d = Number.POSITIVE_INFINITY;
     for (let h = 0; h < this.mtimecmp.length; h++) {
       const cmp = this.mtimecmp[h];
@@ -96,9 +113,18 @@ export class Clint implements MmioDevice {
     return d;
   }
 
-  /** Re-evaluates every MTIP line against the current time. */
+  /** Re-evaluates every MTIP line against the current time (the first call drives every line). */
   poll(): void {
     const now = this.mtime();
+    if (!this.driven) {
+      this.driven = true;
+      for (let h = 0; h < this.lines.length; h++) {
+        this.mtip[h] = now >= this.mtimecmp[h];
+        this.lines[h].msip.set(this.msip[h]);
+        this.lines[h].mtip.set(this.mtip[h]);
+      }
+      return;
+    }
     for (let h = 0; h < this.lines.length; h++) this.setMtip(h, now >= this.mtimecmp[h]);
   }
 
@@ -122,13 +148,15 @@ export class Clint implements MmioDevice {
       const level = (low32(value) & 1) === 1;
       if (level !== this.msip[hart]) {
         this.msip[hart] = level;
-        this.lines[hart].msip.set(level);
+        if (this.driven) this.lines[hart].msip.set(level);
+        else this.poll();
       }
       return;
     }
     if (kind === "mtimecmp") {
       this.mtimecmp[hart] = depositU64(this.mtimecmp[hart], shift, size, value);
-      this.setMtip(hart, this.mtime() >= this.mtimecmp[hart]);
+      if (this.driven) this.setMtip(hart, this.mtime() >= this.mtimecmp[hart]);
+      else this.poll();
       return;
     }
     const now = this.mtime();
@@ -173,7 +201,11 @@ export class Clint implements MmioDevice {
     };
   }
 
-  /** Rebuilds a CLINT from `state()` output over `harts` lines and a clock; mtime continues from the saved value. */
+  /**
+   * Rebuilds a CLINT from `state()` output over `harts` lines and a clock;
+   * mtime continues from the saved value. Like the constructor it calls no
+   * line: the first `poll()` drives them to the restored levels.
+   */
   static fromState(state: unknown, harts: readonly ClintHartLines[], clock?: () => number): Clint {
     const s = parseState(ClintStateSchema, state, "clint");
     if (s.harts.length !== harts.length) {
@@ -187,12 +219,8 @@ export class Clint implements MmioDevice {
     c.offset = BigInt.asUintN(64, BigInt(s.mtime)) - BigInt(c.clock());
     s.harts.forEach((h, i) => {
       c.mtimecmp[i] = BigInt.asUintN(64, BigInt(h.mtimecmp));
-      if (h.msip) {
-        c.msip[i] = true;
-        harts[i].msip.set(true);
-      }
+      c.msip[i] = h.msip;
     });
-    c.poll();
     return c;
   }
 }

@@ -248,6 +248,7 @@ function runBoard(elf: Uint8Array): { code: number | undefined; output: string }
   const line = (mask: number) => ({ set: (level: boolean) => hart.setInterrupt(mask, level) });
   const plic = new Plic([line(MIP_MEIP), line(MIP_SEIP)]);
   const clint = new Clint([{ msip: line(MIP_MSIP), mtip: line(MIP_MTIP) }], () => Math.floor(hart.instret / 10));
+  clint.reset(); // QEMU's reset state on the lines: MTIP high (mtimecmp 0)
   let output = "";
   const uart = new Uart16550({
     irq: plic.irq(VIRT.uart.irq),
