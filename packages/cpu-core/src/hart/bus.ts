@@ -26,7 +26,7 @@ export const BusConfigSchema = z.object({
 export type BusConfig = z.input<typeof BusConfigSchema>;
 
 /** Bytes of hart state a hart takes from its bus's memory (see Hart: registers, control, data TLBs). */
-export const HART_STATE_BYTES = 4096 + 16 * 128 * 1024 + 1024 * 1024;
+export const HART_STATE_BYTES = 4096 + 16 * 128 * 1024 + 1024 * 1024 + 4 * 64 * 1024;
 /** Harts whose state fits in the memory of a bus that allocated its own RAM. */
 const STATE_HARTS = 8;
 const WASM_PAGE = 65536;

@@ -1279,7 +1279,11 @@ export class Hart {
                   pc,
                   this.fetchVa,
                   this.fetchOff,
+                  this.xTlb.byteOffset,
                 );
+                // the code page the dispatcher ended on (it follows the fetch TLB across pages)
+                this.fetchVa = ctl[13] * TWO32 + (ctl[12] >>> 0);
+                this.fetchOff = ctl[14];
                 const k = ctl[4];
                 const calls = ctl[8];
                 n += k;
@@ -2565,7 +2569,13 @@ export class Hart {
   private fetchSet(key: number): TlbSet {
     let set = this.fetchSets[key];
     if (!set) {
-      set = new TlbSet(false, this.tlbEpoch);
+      // in the bus memory after the dispatcher's cache: the dispatcher looks pages up in it
+      set = new TlbSet(
+        false,
+        this.tlbEpoch,
+        this.state === undefined ? undefined : this.bus.buffer,
+        (this.state ?? 0) + 4096 + 16 * 131072 + 1048576 + key * 65536,
+      );
       this.fetchSets[key] = set;
     } else if (set.epoch !== this.tlbEpoch) set.clear(this.tlbEpoch);
     return set;

@@ -168,7 +168,7 @@ export class Translator {
   private nextSlot = 0;
   /** Runs cached WebAssembly blocks from pc on (DispatchStatus; results in ctl[4..8]). */
   readonly dispatch:
-    | ((rt: number, wt: number, room: number, pc: number, fetchVa: number, fetchOff: number) => number)
+    | ((rt: number, wt: number, room: number, pc: number, fetchVa: number, fetchOff: number, xt: number) => number)
     | undefined;
 
   /**

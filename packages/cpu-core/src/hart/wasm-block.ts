@@ -1170,7 +1170,7 @@ export const DISPATCH_ENTRIES = 1 << 16;
 
 /** Why the dispatcher returned to the run loop. */
 export const DispatchStatus = {
-  /** The pc left the code page the run loop passed in. */
+  /** The pc left for a page the fetch TLB does not hold. */
   PAGE: 1,
   /** No block for the pc in the cache. */
   MISS: 2,
@@ -1181,71 +1181,84 @@ export const DispatchStatus = {
 } as const;
 
 /**
- * The dispatcher: d(rt, wt, room, pc, fetchVa, fetchOff) -> status; instructions retired at
- * ctl+16, the next pc (i64) at ctl+24, blocks called at ctl+32. The block at pc must be in the
- * cache (the run loop puts it there), so each call retires at least one block.
+ * The dispatcher: d(rt, wt, room, pc, fetchVa, fetchOff, xt) -> status; instructions retired at
+ * ctl+16, the next pc (i64) at ctl+24, blocks called at ctl+32, the code page at ctl+48 (its
+ * virtual address, i64) and ctl+56 (its RAM offset): a pc off the page is looked up in the fetch
+ * TLB `xt`. The block at pc must be in the cache (the run loop puts it there), so each call
+ * retires at least one block.
  */
 export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Array {
-  // params rt 0, wt 1, room 2, pc 3 (f64), fva 4 (f64), foff 5; locals i32 n 6, e 7, k 8, r 9,
-  // calls 10; i64 pc 11, fva 12, d 13
+  // params rt, wt, room, pc (f64), fva (f64), foff, xt (the fetch TLB); then locals
+  const [RT, WT, ROOM, PCF, FVAF, FOFF, XT] = [0, 1, 2, 3, 4, 5, 6];
+  const [N, E, K, R, CALLS, PC, FVA, D] = [7, 8, 9, 10, 11, 12, 13, 14];
   const f: number[] = [2, 5, T_I32, 3, T_I64];
   const c = layout.ctlBase;
   const status = (v: number, depth: number): void => {
     f.push(I32_CONST);
     sleb(f, v);
-    f.push(LSET, 9, BR, depth);
+    f.push(LSET, R, BR, depth);
   };
-  f.push(LGET, 3, 0xfc, 6, LSET, 11, LGET, 4, 0xfc, 6, LSET, 12); // i64.trunc_sat_f64_s
+  f.push(LGET, PCF, 0xfc, 6, LSET, PC, LGET, FVAF, 0xfc, 6, LSET, FVA); // i64.trunc_sat_f64_s
   f.push(BLOCK, T_VOID, LOOP, T_VOID);
-  // d = pc - fva; off the page: PAGE
-  f.push(LGET, 11, LGET, 12, I64_SUB, LTEE, 13, I64_CONST);
+  // d = pc - fva; off the page: the fetch TLB's entry for the pc's page, or PAGE
+  f.push(LGET, PC, LGET, FVA, I64_SUB, LTEE, D, I64_CONST);
   sleb(f, 4096);
   f.push(I64_GE_U, IF, T_VOID);
-  status(DispatchStatus.PAGE, 2);
-  f.push(END);
+  // e = xt + ((pc >>> 12) & 4095) << 4; its tag (lo & ~0xfff, hi) against the pc's page
+  f.push(LGET, PC, I32_WRAP, I32_CONST, 12, I32_SHR_U, I32_CONST);
+  sleb(f, 4095);
+  f.push(I32_AND, I32_CONST, 4, I32_SHL, LGET, XT, I32_ADD, LTEE, E, I64_LOAD, 3, 0, LGET, PC, I64_CONST);
+  sleb(f, -4096);
+  f.push(I64_AND, LTEE, D, I64_NE, IF, T_VOID);
+  status(DispatchStatus.PAGE, 3);
+  f.push(END, LGET, E, I32_LOAD, 2, 8, LSET, FOFF, LGET, D, LSET, FVA, LGET, PC, LGET, FVA, I64_SUB, LSET, D, END);
   // e = cache + (((foff + d) >>> 1) & mask) << 4
-  f.push(LGET, 5, LGET, 13, I32_WRAP, I32_ADD, I32_CONST, 1, I32_SHR_U, I32_CONST);
+  f.push(LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_CONST, 1, I32_SHR_U, I32_CONST);
   sleb(f, DISPATCH_ENTRIES - 1);
   f.push(I32_AND, I32_CONST, 4, I32_SHL, I32_CONST);
   sleb(f, cacheBase);
-  f.push(I32_ADD, LTEE, 7);
+  f.push(I32_ADD, LTEE, E);
   // the entry's key is not this pc's: MISS
-  f.push(I32_LOAD, 2, 0, LGET, 5, LGET, 13, I32_WRAP, I32_ADD, 0x47 /* i32.ne */, IF, T_VOID);
+  f.push(I32_LOAD, 2, 0, LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_NE, IF, T_VOID);
   status(DispatchStatus.MISS, 2);
   f.push(END);
   // n + len > room: ROOM
-  f.push(LGET, 6, LGET, 7, I32_LOAD, 2, 8, I32_ADD, LGET, 2, 0x4a /* i32.gt_s */, IF, T_VOID);
+  f.push(LGET, N, LGET, E, I32_LOAD, 2, 8, I32_ADD, LGET, ROOM, 0x4a /* i32.gt_s */, IF, T_VOID);
   status(DispatchStatus.ROOM, 2);
   f.push(END);
   // r = block(rt, wt, room - n, pc)
-  f.push(LGET, 0, LGET, 1, LGET, 2, LGET, 6, I32_SUB, LGET, 11, LGET, 7, I32_LOAD, 2, 4, 0x11, 0, 0, LSET, 9);
-  f.push(LGET, 10, I32_CONST, 1, I32_ADD, LSET, 10);
+  f.push(LGET, RT, LGET, WT, LGET, ROOM, LGET, N, I32_SUB, LGET, PC, LGET, E, I32_LOAD, 2, 4, 0x11, 0, 0, LSET, R);
+  f.push(LGET, CALLS, I32_CONST, 1, I32_ADD, LSET, CALLS);
   // k = retired (| STEP); n += k & ~STEP
   f.push(I32_CONST, 0, I32_LOAD, 2);
   uleb(f, c);
-  f.push(LTEE, 8, I32_CONST);
+  f.push(LTEE, K, I32_CONST);
   sleb(f, ~STEP);
-  f.push(I32_AND, LGET, 6, I32_ADD, LSET, 6);
+  f.push(I32_AND, LGET, N, I32_ADD, LSET, N);
   // pc = r === ABS ? target : pc + r
   f.push(I32_CONST, 0, I64_LOAD, 3);
   uleb(f, c + 8);
-  f.push(LGET, 11, LGET, 9, I64_EXT_S, I64_ADD, LGET, 9, I32_CONST);
+  f.push(LGET, PC, LGET, R, I64_EXT_S, I64_ADD, LGET, R, I32_CONST);
   sleb(f, ABS);
-  f.push(I32_EQ, SELECT, LSET, 11);
+  f.push(I32_EQ, SELECT, LSET, PC);
   // left before an instruction: STEP
-  f.push(LGET, 8, I32_CONST);
+  f.push(LGET, K, I32_CONST);
   sleb(f, STEP);
   f.push(I32_AND, IF, T_VOID);
   status(DispatchStatus.STEP, 2);
   f.push(END, BR, 0, END, END);
-  // results
-  f.push(I32_CONST, 0, LGET, 6, I32_STORE, 2);
+  // results: retired, next pc, calls, and the code page the pc is on (fetchVa, fetchOff)
+  f.push(I32_CONST, 0, LGET, N, I32_STORE, 2);
   uleb(f, c + 16);
-  f.push(I32_CONST, 0, LGET, 11, I64_STORE, 3);
+  f.push(I32_CONST, 0, LGET, PC, I64_STORE, 3);
   uleb(f, c + 24);
-  f.push(I32_CONST, 0, LGET, 10, I32_STORE, 2);
+  f.push(I32_CONST, 0, LGET, CALLS, I32_STORE, 2);
   uleb(f, c + 32);
-  f.push(LGET, 9, END);
+  f.push(I32_CONST, 0, LGET, FVA, I64_STORE, 3);
+  uleb(f, c + 48);
+  f.push(I32_CONST, 0, LGET, FOFF, I32_STORE, 2);
+  uleb(f, c + 56);
+  f.push(LGET, R, END);
 
   const m: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const section = (id: number, content: number[]): void => {
@@ -1265,12 +1278,13 @@ export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Ar
     1,
     T_I32,
     0x60,
-    6,
+    7,
     T_I32,
     T_I32,
     T_I32,
     T_F64,
     T_F64,
+    T_I32,
     T_I32,
     1,
     T_I32,
