@@ -432,8 +432,11 @@ export class Hart {
     let fetchOff = this.fetchOff;
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run (a trap storm must still end the run)
-    let limit = first; // 0: check interrupts before the first instruction
+    // limit: the next check of interrupts and the budget (0: before the first instruction; -1: a
+    // check forced by a trap, a CSR write or xRET, before the next instruction)
+    let limit = first;
     let end = budget;
+    this.execCheckAt = -1;
 
     for (;;) {
       if (n >= limit) {
@@ -443,8 +446,10 @@ export class Hart {
           this.instret += n;
           this.nRun = 0;
           this.execTraps = t;
+          this.execDue = limit < 0;
           return { kind: "budget" };
         }
+        this.execCheckAt = n;
         const irq = this.pendingInterrupt();
         if (irq >= 0) {
           this.pc = pc;
@@ -455,7 +460,7 @@ export class Hart {
         if (this.triggers.exec) {
           // Sdtrig execute triggers (debug spec 1.0 §5.7.13): while one is armed, every instruction
           // comes through here first; the breakpoint precedes any fetch fault (priv 1.12 §3.1.15)
-          limit = n;
+          limit = -1;
           if (this.triggers.execAt(pc, this.priv) && this.execTriggerFires(pc)) {
             this.pc = pc;
             this.trap(Cause.BREAKPOINT, 0n, false);
@@ -478,7 +483,7 @@ export class Hart {
         this.pc = pc;
         if (!this.fillFetch()) {
           pc = this.trapFromExc();
-          limit = n;
+          limit = -1;
           t++; // exceptions retire nothing but count against the budget
           continue;
         }
@@ -488,7 +493,7 @@ export class Hart {
         // the translator's cold chunks end at a marked start on another page (a trace or a warm start)
         if (marks !== undefined && n > 0 && marks[((fetchOff + d) >>> 1) & MARK_MASK] !== 0) {
           end = n + t;
-          limit = n;
+          limit = n; // the chunk ends here (not a forced check)
           continue;
         }
       }
@@ -500,7 +505,7 @@ export class Hart {
         if (insn === 0) {
           this.pc = pc;
           pc = this.illegal(p0, n);
-          limit = n;
+          limit = -1;
           t++; // exceptions retire nothing but count against the budget
           continue;
         }
@@ -512,7 +517,7 @@ export class Hart {
         const hiPart = this.fetchCrossPage();
         if (hiPart < 0) {
           pc = this.trapFromExc();
-          limit = n;
+          limit = -1;
           t++; // exceptions retire nothing but count against the budget
           continue;
         }
@@ -554,7 +559,7 @@ export class Hart {
           n++;
           if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
             end = n + t;
-            limit = n;
+            limit = n; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -564,7 +569,7 @@ export class Hart {
           if (f3 !== 0) {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -592,7 +597,7 @@ export class Hart {
           n++;
           if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
             end = n + t;
-            limit = n;
+            limit = n; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -626,7 +631,7 @@ export class Hart {
             default:
               this.pc = pc;
               pc = this.illegal(insn, n);
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
           }
@@ -639,7 +644,7 @@ export class Hart {
               (((insn >> 7) & 1) << 11);
             if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
               end = n + t;
-              limit = n;
+              limit = n; // the chunk ends here (not a forced check)
             }
           } else {
             pc += ilen;
@@ -686,7 +691,7 @@ export class Hart {
               default:
                 this.pc = pc;
                 pc = this.illegal(insn, n);
-                limit = n;
+                limit = -1;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
             }
@@ -699,7 +704,7 @@ export class Hart {
             if (f3 === 7) {
               this.pc = pc;
               pc = this.illegal(insn, n);
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
             }
@@ -710,7 +715,7 @@ export class Hart {
               this.pc = pc;
               if (this.exc === EXC_MMIO) return this.mmioReadExit(n, rd, 1 + f3, ilen);
               pc = this.trapFromExc();
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
             }
@@ -754,7 +759,7 @@ export class Hart {
           if (f3 > 3) {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -782,7 +787,7 @@ export class Hart {
               if (this.exc === EXC_MMIO) return this.mmioWriteExit(n, ilen);
               if (this.exc === EXC_HALT) return this.haltExit(n, ilen);
               pc = this.trapFromExc();
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
             }
@@ -833,7 +838,7 @@ export class Hart {
               if (insn >>> 26 !== 0) {
                 this.pc = pc;
                 pc = this.illegal(insn, n);
-                limit = n;
+                limit = -1;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
               }
@@ -879,7 +884,7 @@ export class Hart {
               } else {
                 this.pc = pc;
                 pc = this.illegal(insn, n);
-                limit = n;
+                limit = -1;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
               }
@@ -909,7 +914,7 @@ export class Hart {
           } else {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1009,7 +1014,7 @@ export class Hart {
           } else {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1036,7 +1041,7 @@ export class Hart {
             else {
               this.pc = pc;
               pc = this.illegal(insn, n);
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
             }
@@ -1048,7 +1053,7 @@ export class Hart {
             else {
               this.pc = pc;
               pc = this.illegal(insn, n);
-              limit = n;
+              limit = -1;
               t++; // exceptions retire nothing but count against the budget
               continue;
             }
@@ -1073,14 +1078,14 @@ export class Hart {
               default:
                 this.pc = pc;
                 pc = this.illegal(insn, n);
-                limit = n;
+                limit = -1;
                 t++; // exceptions retire nothing but count against the budget
                 continue;
             }
           } else {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1094,7 +1099,7 @@ export class Hart {
           if (f3 > 1) {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1107,18 +1112,18 @@ export class Hart {
           this.pc = pc;
           const r = this.system(insn, ilen);
           if (r === SYS_NEXT) {
-            limit = n + 1; // CSR writes may have enabled an interrupt: check before the next instruction
+            limit = -1; // CSR writes may have enabled an interrupt: check before the next instruction
             break;
           }
           if (r === SYS_JUMPED) {
             pc = this.pc;
             n++;
-            limit = n; // privilege/interrupt state may have changed
+            limit = -1; // privilege/interrupt state may have changed
             continue;
           }
           if (r === SYS_TRAPPED) {
             pc = this.pc;
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1133,7 +1138,7 @@ export class Hart {
           if (r !== EXC_NONE) {
             this.pc = pc;
             pc = this.trapFromExc();
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1146,7 +1151,7 @@ export class Hart {
           if ((this.mstatus & MSTATUS_FS) === 0 || (f3 !== 2 && f3 !== 3)) {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1161,7 +1166,7 @@ export class Hart {
             if (r === EXC_HALT) return this.haltExit(n, ilen);
             this.pc = pc;
             pc = this.trapFromExc();
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1177,7 +1182,7 @@ export class Hart {
           if ((this.mstatus & MSTATUS_FS) === 0 || !execFp(this, insn)) {
             this.pc = pc;
             pc = this.illegal(insn, n);
-            limit = n;
+            limit = -1;
             t++; // exceptions retire nothing but count against the budget
             continue;
           }
@@ -1187,7 +1192,7 @@ export class Hart {
         default:
           this.pc = pc;
           pc = this.illegal((insn & 3) === 3 ? insn : insn & 0xffff, n);
-          limit = n;
+          limit = -1;
           t++; // exceptions retire nothing but count against the budget
           continue;
       }
@@ -1212,7 +1217,6 @@ export class Hart {
     const u8 = bus.u8;
     const u16 = bus.u16;
     const i32 = bus.i32;
-    const ctab = this.ctab;
     const src = this.codeSource;
     const dispatch = tr.dispatch;
     const ctl = tr.ctl as Int32Array;
@@ -1233,7 +1237,6 @@ export class Hart {
         limit = Math.min(end - t, n + TIMER_POLL);
       }
       const pc = this.pc;
-      let sys = false;
       let chunk = 1;
       if (!step && !this.triggers.exec) {
         let d = pc - this.fetchVa;
@@ -1323,8 +1326,6 @@ export class Hart {
             chunk = limit - n;
             if (b.count === COLD_SEEN) tr.mark(key);
           }
-          const p0 = u16[key >> 1];
-          sys = (((p0 & 3) === 3 ? p0 : ctab[p0]) & 0x7f) === 0x73;
         }
       }
       // the interpreter: one instruction or one trap (or an exit); or `chunk` of them
@@ -1342,21 +1343,23 @@ export class Hart {
         }
         const dt = this.execTraps;
         st.interpreted += dn + dt;
+        const n0 = n;
         n += dn;
         t += dt;
-        if (dt > 0) limit = n; // it trapped: check before the next instruction
+        if (this.execDue)
+          limit = n; // a trap, CSR write or xRET at its end: check now
+        else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
         continue;
       }
       st.interpreted++;
       const ex = this.exec(1, this.triggers.exec ? 0 : 1);
       if (ex.kind !== "budget") return ex;
-      if (this.instret !== before) {
-        n++;
-        if (sys) limit = n; // CSR writes, xRET: check interrupts before the next instruction
-      } else {
-        t++;
-        limit = n;
-      }
+      const n0 = n;
+      if (this.instret !== before) n++;
+      else t++;
+      if (this.execDue)
+        limit = n; // a trap, CSR write or xRET: check before the next instruction
+      else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
     }
   }
 
@@ -1412,6 +1415,14 @@ export class Hart {
 
   /** Exceptions taken by the last exec() that ended on its budget. */
   private execTraps = 0;
+  /**
+   * Where the last exec() checked interrupts (instructions retired before it; -1: nowhere), and
+   * whether it ended owing a check: the translator's run loop keeps the interpreter's schedule
+   * of checks (a check 4096 instructions after the last one, and right after traps, CSR writes
+   * and xRET), so that both engines take interrupts at the same instructions.
+   */
+  private execCheckAt = -1;
+  private execDue = false;
 
   /** @internal results of mulDiv (read by translated blocks too) */
   mdLo = 0;
