@@ -3,7 +3,8 @@
 // 63 format without checks; compare: 1 mismatch, 2 error.
 import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { z } from "zod";
+import { $ZodError } from "zod/v4/core";
+import * as z from "../zod.js";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
 import { nonZeroRuns } from "../bytes.js";
 import { DiskError } from "../errors.js";
@@ -39,15 +40,18 @@ class UsageError extends Error {
 const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vhdx", "vmdk", "parallels"], {
   message: "unknown or unsupported format",
 });
-const SizeArg = z.string().transform((s, ctx) => {
-  const n = parseSize(s);
-  if (n === null) {
-    ctx.addIssue({ code: "custom", message: `Invalid image size specified: '${s}'` });
-    return z.NEVER;
-  }
-  return n;
-});
-const Output = z.enum(["human", "json"]).default("human");
+const SizeArg = z.pipe(
+  z.string(),
+  z.transform((s: string, ctx) => {
+    const n = parseSize(s);
+    if (n === null) {
+      ctx.issues.push({ code: "custom", message: `Invalid image size specified: '${s}'`, input: s });
+      return z.NEVER;
+    }
+    return n;
+  }),
+);
+const Output = z._default(z.enum(["human", "json"]), "human");
 
 const FORMATS_HELP = "formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels";
 const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off, extended_l2=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
@@ -157,7 +161,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`ringzero-img: ${e.message}\n${e.tryHelp ? tryHelp : ""}`);
       return 1;
     }
-    if (e instanceof z.ZodError) {
+    if (e instanceof $ZodError) {
       io.stderr(`ringzero-img: ${e.issues.map((i) => i.message).join("; ")}\n`);
       return 1;
     }
@@ -207,15 +211,13 @@ const quiet = { q: { type: "boolean", short: "q" } } as const;
 const outputOpt = { output: { type: "string" } } as const;
 
 /** -o key=value[,key=value] for qcow2 creation. */
-const CreateOpts = z
-  .object({
-    compat: z.enum(["0.10", "1.1", "v2", "v3"]).optional(),
-    cluster_size: SizeArg.optional(),
-    refcount_bits: z.coerce.number().int().optional(),
-    lazy_refcounts: z.enum(["on", "off"]).optional(),
-    extended_l2: z.enum(["on", "off"]).optional(),
-  })
-  .strict();
+const CreateOpts = z.strictObject({
+  compat: z.optional(z.enum(["0.10", "1.1", "v2", "v3"])),
+  cluster_size: z.optional(SizeArg),
+  refcount_bits: z.optional(z.coerce.number().check(z.int())),
+  lazy_refcounts: z.optional(z.enum(["on", "off"])),
+  extended_l2: z.optional(z.enum(["on", "off"])),
+});
 
 function parseKv(list: string[] | undefined): Record<string, string> {
   const kv: Record<string, string> = {};
@@ -229,17 +231,16 @@ function parseKv(list: string[] | undefined): Record<string, string> {
   return kv;
 }
 
-const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
-const VmdkOpts = z
-  .object({
-    subformat: z
-      .enum(["monolithicSparse", "monolithicFlat", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"])
-      .optional(),
-  })
-  .strict();
-const VpcOpts = z
-  .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), force_size: z.enum(["on", "off"]).optional() })
-  .strict();
+const VdiOpts = z.strictObject({ static: z.optional(z.enum(["on", "off"])) });
+const VmdkOpts = z.strictObject({
+  subformat: z.optional(
+    z.enum(["monolithicSparse", "monolithicFlat", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"]),
+  ),
+});
+const VpcOpts = z.strictObject({
+  subformat: z.optional(z.enum(["dynamic", "fixed"])),
+  force_size: z.optional(z.enum(["on", "off"])),
+});
 
 /** -o options of the target format, validated per format. */
 function formatOptions(
@@ -251,15 +252,14 @@ function formatOptions(
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
   if (format === "vhdx") {
     const o = z
-      .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), block_size: SizeArg.optional() })
-      .strict()
+      .strictObject({ subformat: z.optional(z.enum(["dynamic", "fixed"])), block_size: z.optional(SizeArg) })
       .parse(kv);
     return {
       vhdx: { fixed: o.subformat === "fixed", ...(o.block_size ? { blockSize: o.block_size } : {}) },
     };
   }
   if (format === "parallels") {
-    const o = z.object({ cluster_size: SizeArg.optional() }).strict().parse(kv);
+    const o = z.strictObject({ cluster_size: z.optional(SizeArg) }).parse(kv);
     return { parallels: o.cluster_size !== undefined ? { clusterSize: o.cluster_size } : {} };
   }
   if (format === "vmdk") {
@@ -481,7 +481,7 @@ async function snapshot(args: string[], io: CliIo, host: StoreHost): Promise<num
   );
   const actions = [v.l ? "l" : null, v.c, v.a, v.d].filter((x) => x !== undefined && x !== null && x !== false);
   if (actions.length !== 1) throw new UsageError("Cannot mix '-l', '-a', '-c', '-d'");
-  const name = (x: unknown) => z.string().min(1).parse(x);
+  const name = (x: unknown) => z.string().check(z.minLength(1)).parse(x);
   const img = await openImage(host, p[0]!, { readOnly: !!v.l, noBacking: true, ...openFmt(v) });
   try {
     if (!(img instanceof Qcow2Image)) throw new UsageError("This image format does not support snapshots");
@@ -511,7 +511,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
     [1, 1],
   );
   const output = Output.parse(v.output);
-  const repair = z.enum(["leaks", "all"]).optional().parse(v.r);
+  const repair = z.optional(z.enum(["leaks", "all"])).parse(v.r);
   const file = p[0]!;
   const img = await openImage(host, file, {
     readOnly: repair === undefined,
