@@ -4,7 +4,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { $ZodError } from "zod/v4/core";
-import * as z from "../zod.js";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
 import { nonZeroRuns } from "../bytes.js";
 import { DiskError } from "../errors.js";
@@ -17,6 +16,7 @@ import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "../sizes.js";
+import * as z from "../zod.js";
 import { escapeName, qemuJson } from "./escape.js";
 
 export interface CliIo {
