@@ -804,8 +804,9 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     let dst: Image | null = null;
     try {
       dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
-      // Table updates written once at the end, in an order a kill cannot corrupt (Qcow2Image.deferMetadata).
-      if (dst instanceof Qcow2Image) dst.deferMetadata();
+      // Table updates written once at the end, in an order a kill cannot corrupt (each format's deferMetadata).
+      if (dst instanceof Qcow2Image || dst instanceof VdiImage || dst instanceof VmdkImage || dst instanceof VhdxImage)
+        dst.deferMetadata();
       await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage }, progress);
       await dst.flush();
       const done = dst;
