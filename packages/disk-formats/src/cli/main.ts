@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { $ZodError } from "zod/v4/core";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
 import { nonZeroRuns } from "../bytes.js";
+import { type CompressKind, type Compressor, inlineCompressor } from "../compress.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
@@ -14,6 +15,7 @@ import { VmdkImage } from "../formats/vmdk.js";
 import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
+import { WorkerCompressor } from "../io/worker-compressor.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "../sizes.js";
 import * as z from "../zod.js";
@@ -25,6 +27,8 @@ export interface CliIo {
   /** Progress (-p) is shown only on a terminal. */
   isTTY: boolean;
   host?: StoreHost;
+  /** Compression for `convert -c` and VMDK streamOptimized targets (default: worker threads when available). */
+  compressor?: Compressor;
 }
 
 /** A command-line mistake: exit 1; `tryHelp` adds qemu-img's "Try '… --help'" line. */
@@ -721,16 +725,41 @@ class Salvage {
   }
 }
 
-/** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
+/** Units the target compresses (qcow2 clusters with -c, streamOptimized grains), each written with its compressed bytes. */
+interface CompressedUnits {
+  size: number;
+  kind: CompressKind;
+  write(offset: number, data: Uint8Array, deflated: Uint8Array): Promise<void>;
+}
+
+function compressedUnits(dst: Image, compress: boolean): CompressedUnits | null {
+  if (compress && dst instanceof Qcow2Image)
+    return { size: dst.clusterSize, kind: "qcow2", write: (o, d, z) => dst.writeCompressed(o, d, z) };
+  const grain = dst instanceof VmdkImage ? dst.compressedGrainSize : null;
+  if (dst instanceof VmdkImage && grain !== null)
+    return { size: grain, kind: "zlib", write: (o, d, z) => dst.writeGrainDeflated(o, d, z) };
+  return null;
+}
+
+/**
+ * Copies the visible content of `src` (the whole chain) into `dst`, skipping
+ * zeros. Where the target compresses (`compress`: qcow2 clusters; VMDK
+ * streamOptimized grains), each chunk's units are handed to the compressor
+ * at once (worker threads compress them in parallel) and written in guest
+ * order as their results come, so the output is the same whatever the
+ * number of threads.
+ */
 async function copyContent(
   src: BlockBackend,
   dst: Image,
-  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage },
+  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage; compressor: () => Compressor },
   progress: Progress,
 ): Promise<void> {
   const size = src.size();
   const salvage = opts.salvage;
-  const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
+  const units = compressedUnits(dst, opts.compress);
+  const gran = units ? units.size : opts.zeroGranularity;
+  const jobs: Array<{ at: number; data: Uint8Array; deflated: Promise<Uint8Array> }> = [];
   const buffers = [new Uint8Array(COPY_CHUNK), new Uint8Array(COPY_CHUNK)];
   const runs: number[] = [];
   let turn = 0;
@@ -758,16 +787,29 @@ async function copyContent(
         const n = Math.min(COPY_CHUNK, end - start);
         const buf = await ahead!;
         ahead = start + n < end ? readAhead(start + n) : null;
-        // Runs of non-zero granules, each written in one request (compressed: one cluster each).
+        // Runs of non-zero granules, each written in one request (compressed: one unit each).
         const count = nonZeroRuns(buf, n, gran, runs);
         for (let r = 0; r < count; r++) {
           const a = runs[2 * r]!;
           const b = runs[2 * r + 1]!;
-          if (opts.compress && dst instanceof Qcow2Image)
-            for (let o = a; o < b; o += gran)
-              await dst.writeCompressed(start + o, buf.subarray(o, Math.min(o + gran, b)));
-          else await dst.write(start + a, buf.subarray(a, b));
+          if (units) {
+            const compressor = opts.compressor();
+            for (let o = a; o < b; o += gran) {
+              const data = buf.subarray(o, Math.min(o + gran, b));
+              let full = data;
+              if (data.length < gran) {
+                full = new Uint8Array(gran); // the disk's short last unit, compressed zero-padded
+                full.set(data);
+              }
+              const deflated = compressor.compress(units.kind, full);
+              deflated.catch(() => {}); // awaited below; a failed write before it must not leave it unhandled
+              jobs.push({ at: start + o, data, deflated });
+            }
+          } else await dst.write(start + a, buf.subarray(a, b));
         }
+        // Written before `buf` is read into again (the jobs point into it).
+        for (const j of jobs) await units!.write(j.at, j.data, await j.deflated);
+        jobs.length = 0;
         start += n;
         progress.update(start, size);
       }
@@ -802,12 +844,19 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     const outHost = new RecordingHost(io.host ?? new NodeFileHost({ sync: false }));
     const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
     let dst: Image | null = null;
+    // Compression across cores when the worker script is there (the built package); else on this thread.
+    let ownCompressor: Compressor | null = null;
+    const compressor = () => {
+      if (io.compressor) return io.compressor;
+      ownCompressor ??= WorkerCompressor.available() ? new WorkerCompressor() : inlineCompressor;
+      return ownCompressor;
+    };
     try {
       dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
       // Table updates written once at the end, in an order a kill cannot corrupt (each format's deferMetadata).
       if (dst instanceof Qcow2Image || dst instanceof VdiImage || dst instanceof VmdkImage || dst instanceof VhdxImage)
         dst.deferMetadata();
-      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage }, progress);
+      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage, compressor }, progress);
       await dst.flush();
       const done = dst;
       dst = null;
@@ -820,6 +869,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
       throw e;
     } finally {
       progress.end();
+      await (ownCompressor as Compressor | null)?.close();
     }
     if (salvage) for (const line of salvage.report()) io.stderr(`ringzero-img: ${line}\n`);
     return 0;

@@ -382,6 +382,37 @@ export class VmdkImage implements BlockBackend {
     }
   }
 
+  /**
+   * The grain size when every grain this image writes is compressed (a
+   * streamOptimized image of one writable extent), else null: convert then
+   * compresses grains ahead (a Compressor, kind "zlib") for writeGrainDeflated.
+   */
+  get compressedGrainSize(): number | null {
+    const e = this.extents[0];
+    return this.extents.length === 1 && e?.kind === "sparse" && e.compressed && !e.footer && !this.readOnly
+      ? e.grain
+      : null;
+  }
+
+  /**
+   * Writes one grain-aligned grain (or the disk's short last one) as write()
+   * would, with `deflated` the zlib stream of the grain zero-padded to a whole
+   * grain (from a Compressor) used instead of compressing here when the grain
+   * was not written before.
+   */
+  async writeGrainDeflated(offset: number, data: Uint8Array, deflated: Uint8Array): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, data.length, this.virtSize);
+    const e = this.extents[0];
+    const grain = this.compressedGrainSize;
+    if (!e || e.kind !== "sparse" || grain === null || offset % grain !== 0 || data.length > grain)
+      throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset, length: data.length }, "not one grain");
+    const gi = offset / grain;
+    if (data.length !== grain && offset + data.length !== this.virtSize)
+      throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset, length: data.length }, "not one grain");
+    await writeGrain(e, gi, 0, data, deflated);
+  }
+
   async writeZeroes(offset: number, length: number): Promise<void> {
     this.checkOpen(true);
     checkRange(F, offset, length, this.virtSize);
@@ -750,7 +781,13 @@ async function readCompressedGrain(e: SparseExtent, off: number, gi: number): Pr
   return full;
 }
 
-async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Uint8Array): Promise<void> {
+async function writeGrain(
+  e: SparseExtent,
+  gi: number,
+  inGrain: number,
+  data: Uint8Array,
+  deflated?: Uint8Array,
+): Promise<void> {
   const loc = await grainLocation(e, gi);
   if (loc.kind === "plain") {
     await e.store.write(loc.offset + inGrain, data);
@@ -781,7 +818,8 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
   const at = e.end;
   let sectors: number;
   if (e.compressed) {
-    const comp = zlibDeflate(full);
+    // `deflated` (a Compressor's zlib output for this whole grain) applies to a grain not yet written.
+    const comp = deflated && loc.kind === "none" ? deflated : zlibDeflate(full);
     const rec = new Uint8Array(Math.ceil((12 + comp.length) / SECTOR) * SECTOR);
     const dv = new DataView(rec.buffer);
     dv.setBigUint64(0, BigInt((gi * e.grain) / SECTOR), true);

@@ -1326,9 +1326,11 @@ export class Qcow2Image implements BlockBackend {
   /**
    * Writes one whole guest cluster compressed (the cluster must be
    * unallocated). Data that does not compress below one cluster is written
-   * uncompressed, as QEMU does.
+   * uncompressed, as QEMU does. `deflated`, when given, is what a Compressor
+   * returned for kind "qcow2" and this cluster (zero-padded to a whole
+   * cluster when the last one is short), used instead of compressing here.
    */
-  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+  async writeCompressed(offset: number, data: Uint8Array, deflated?: Uint8Array): Promise<void> {
     this.checkWritable();
     const gc = offset / this.cs;
     const lastPartial = offset + data.length === this.hdr.size && data.length < this.cs;
@@ -1351,7 +1353,7 @@ export class Qcow2Image implements BlockBackend {
       full = new Uint8Array(this.cs);
       full.set(data);
     }
-    const comp = deflateRaw(full);
+    const comp = deflated ?? deflateRaw(full);
     if (comp.length >= this.cs) {
       await this.writeCluster(gc, 0, full);
       return;
