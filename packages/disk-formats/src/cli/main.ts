@@ -760,62 +760,83 @@ async function copyContent(
   const units = compressedUnits(dst, opts.compress);
   const gran = units ? units.size : opts.zeroGranularity;
   const jobs: Array<{ at: number; data: Uint8Array; deflated: Promise<Uint8Array> }> = [];
-  const buffers = [new Uint8Array(COPY_CHUNK), new Uint8Array(COPY_CHUNK)];
+  const win = Math.ceil(COPY_CHUNK / gran) * gran;
+  // Two buffers used in turn: one is read into while the other is written from (fresh buffers per
+  // read cost page faults, a third of the read time in the bench).
+  const buffers = [new Uint8Array(win), new Uint8Array(win)];
   const runs: number[] = [];
-  let turn = 0;
-  let pos = 0;
-  while (pos < size) {
-    const st: Extent = salvage
-      ? await salvage.blockStatus(src, pos, Math.min(size - pos, 64 * CHUNK))
-      : await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
-    // Align the extent to the granularity so compressed writes cover whole clusters.
-    let start = Math.floor(st.start / gran) * gran;
-    const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
-    if (st.kind === "data") {
-      // The next chunk is read while this one is written (one read ahead), into two buffers used
-      // in turn: a buffer is refilled only after the write of its previous content has completed
-      // (fresh buffers per read cost page faults, a third of the read time in the bench).
-      const readAhead = (at: number) => {
-        const b = buffers[turn]!.subarray(0, Math.min(COPY_CHUNK, end - at));
-        turn ^= 1;
-        const r = (salvage ? salvage.readInto(src, at, b) : src.readInto(at, b)).then(() => b);
-        r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
-        return r;
-      };
-      let ahead: Promise<Uint8Array> | null = readAhead(start);
-      while (start < end) {
-        const n = Math.min(COPY_CHUNK, end - start);
-        const buf = await ahead!;
-        ahead = start + n < end ? readAhead(start + n) : null;
-        // Runs of non-zero granules, each written in one request (compressed: one unit each).
-        const count = nonZeroRuns(buf, n, gran, runs);
-        for (let r = 0; r < count; r++) {
-          const a = runs[2 * r]!;
-          const b = runs[2 * r + 1]!;
-          if (units) {
-            const compressor = opts.compressor();
-            for (let o = a; o < b; o += gran) {
-              const data = buf.subarray(o, Math.min(o + gran, b));
-              let full = data;
-              if (data.length < gran) {
-                full = new Uint8Array(gran); // the disk's short last unit, compressed zero-padded
-                full.set(data);
-              }
-              const deflated = compressor.compress(units.kind, full);
-              deflated.catch(() => {}); // awaited below; a failed write before it must not leave it unhandled
-              jobs.push({ at: start + o, data, deflated });
-            }
-          } else await dst.write(start + a, buf.subarray(a, b));
-        }
-        // Written before `buf` is read into again (the jobs point into it).
-        for (const j of jobs) await units!.write(j.at, j.data, await j.deflated);
-        jobs.length = 0;
-        start += n;
-        progress.update(start, size);
+  const status = (at: number, len: number): Promise<Extent> =>
+    salvage ? salvage.blockStatus(src, at, len) : src.blockStatus(at, len);
+
+  /**
+   * The windows to copy, read: each starts at a data extent (aligned down to
+   * the granularity, so compressed units are whole) and reaches, within
+   * `win` bytes, to the end of the last data extent inside it (aligned up),
+   * so short extents with holes between (a qcow2 source) are read in one
+   * request and the holes skipped by the zero scan. Zero extents between
+   * windows are not read.
+   */
+  async function* windows(): AsyncGenerator<[number, Uint8Array]> {
+    let turn = 0;
+    let pos = 0;
+    while (pos < size) {
+      const st = await status(pos, Math.min(size - pos, 64 * CHUNK));
+      if (st.kind !== "data") {
+        pos = st.start + st.length;
+        progress.update(pos, size);
+        continue;
       }
+      const start = Math.floor(st.start / gran) * gran;
+      const limit = Math.min(size, start + win);
+      let dataEnd = Math.min(st.start + st.length, limit);
+      for (let p = dataEnd; p < limit; ) {
+        const e = await status(p, limit - p);
+        if (e.kind === "data") dataEnd = e.start + e.length;
+        p = e.start + e.length;
+      }
+      const end = Math.min(size, Math.ceil(dataEnd / gran) * gran);
+      const buf = buffers[turn]!.subarray(0, end - start);
+      turn ^= 1;
+      await (salvage ? salvage.readInto(src, start, buf) : src.readInto(start, buf));
+      yield [start, buf];
+      pos = end;
     }
-    pos = Math.max(end, st.start + st.length);
-    progress.update(pos, size);
+  }
+
+  // One window read ahead: the next is read (and its extents looked up) while this one is written.
+  const it = windows();
+  let next = it.next();
+  next.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
+  for (;;) {
+    const r = await next;
+    if (r.done) break;
+    const [start, buf] = r.value;
+    next = it.next();
+    next.catch(() => {});
+    // Runs of non-zero granules, each written in one request (compressed: one unit each).
+    const count = nonZeroRuns(buf, buf.length, gran, runs);
+    for (let k = 0; k < count; k++) {
+      const a = runs[2 * k]!;
+      const b = runs[2 * k + 1]!;
+      if (units) {
+        const compressor = opts.compressor();
+        for (let o = a; o < b; o += gran) {
+          const data = buf.subarray(o, Math.min(o + gran, b));
+          let full = data;
+          if (data.length < gran) {
+            full = new Uint8Array(gran); // the disk's short last unit, compressed zero-padded
+            full.set(data);
+          }
+          const deflated = compressor.compress(units.kind, full);
+          deflated.catch(() => {}); // awaited below; a failed write before it must not leave it unhandled
+          jobs.push({ at: start + o, data, deflated });
+        }
+      } else await dst.write(start + a, buf.subarray(a, b));
+    }
+    // Written before `buf` is read into again (the jobs point into it).
+    for (const j of jobs) await units!.write(j.at, j.data, await j.deflated);
+    jobs.length = 0;
+    progress.update(start + buf.length, size);
   }
 }
 
