@@ -18,35 +18,41 @@ export function isZero(b: Uint8Array): boolean {
   return true;
 }
 
-/** Node's Buffer.compare (a memcmp), when present: about 2.5x the JS loop on zero granules. */
-const nativeCompare = (globalThis as { Buffer?: { compare(a: Uint8Array, b: Uint8Array): number } }).Buffer?.compare;
-let zeros = new Uint8Array(0);
+/** Node's Buffer (when present): its compare() is a memcmp over ranges, no view per call. */
+interface NodeBuffer extends Uint8Array {
+  compare(target: Uint8Array, targetStart: number, targetEnd: number, sourceStart: number, sourceEnd: number): number;
+}
+const NodeBufferAlloc = (globalThis as { Buffer?: { alloc(n: number): NodeBuffer } }).Buffer?.alloc;
+let zeros: NodeBuffer | null = null;
+/** Zero spans tried in one memcmp before granule by granule: holes are usually longer. */
+const SPAN = 64 * 1024;
 
 /**
  * Finds the runs of granules of `buf[0, length)` that hold a non-zero byte,
  * as [start, end) pairs appended to `out` (cleared first); returns the count of
  * runs. A granule whose first 32-bit word is not zero is data at once (random
- * data: one load); the others are compared with zeros by Buffer.compare where
- * it exists (Node), else eight words OR-ed per test. No view per granule in the
- * JS path. `native: false` forces the JS path (tests).
+ * data: one load). Where Node's Buffer exists, the others are compared with
+ * zeros by memcmp (Buffer#compare on ranges, no view allocated), a span of up
+ * to 64 KiB at a time first, then granule by granule if the span is not all
+ * zero; elsewhere (browsers) eight 32-bit words are OR-ed per test. `native:
+ * false` forces the JS path (tests).
  */
 export function nonZeroRuns(
   buf: Uint8Array,
   length: number,
   gran: number,
   out: number[],
-  native = nativeCompare !== undefined,
+  native = NodeBufferAlloc !== undefined,
 ): number {
   out.length = 0;
   const aligned = buf.byteOffset % 4 === 0 && gran % 32 === 0;
   const w = aligned ? new Int32Array(buf.buffer, buf.byteOffset, length >> 2) : null;
-  if (native && zeros.length < gran) zeros = new Uint8Array(gran);
+  if (native && NodeBufferAlloc) return nativeRuns(buf, length, gran, out, w, NodeBufferAlloc);
   let run = -1;
   for (let o = 0; o < length; o += gran) {
     const e = Math.min(o + gran, length);
     let zero = true;
     if (w && e - o >= 4 && w[o >> 2] !== 0) zero = false;
-    else if (native && nativeCompare) zero = nativeCompare(buf.subarray(o, e), zeros.subarray(0, e - o)) === 0;
     else if (w) {
       let i = o >> 2;
       const we = e >> 2;
@@ -63,6 +69,42 @@ export function nonZeroRuns(
       out.push(run, o);
       run = -1;
     }
+  }
+  if (run >= 0) out.push(run, length);
+  return out.length / 2;
+}
+
+function nativeRuns(
+  buf: Uint8Array,
+  length: number,
+  gran: number,
+  out: number[],
+  w: Int32Array | null,
+  alloc: (n: number) => NodeBuffer,
+): number {
+  const span = Math.max(1, Math.floor(SPAN / gran)) * gran;
+  if (!zeros || zeros.length < span) zeros = alloc(span);
+  const z = zeros;
+  let run = -1;
+  let o = 0;
+  while (o < length) {
+    const e = Math.min(o + gran, length);
+    let zeroEnd = o; // end of the zero granules found at o (o: none)
+    if (!(w && e - o >= 4 && w[o >> 2] !== 0)) {
+      const se = Math.min(o + span, length);
+      if (se > e && z.compare(buf, o, se, 0, se - o) === 0) zeroEnd = se;
+      else if (z.compare(buf, o, e, 0, e - o) === 0) zeroEnd = e;
+    }
+    if (zeroEnd === o) {
+      if (run < 0) run = o;
+      o = e;
+      continue;
+    }
+    if (run >= 0) {
+      out.push(run, o);
+      run = -1;
+    }
+    o = zeroEnd;
   }
   if (run >= 0) out.push(run, length);
   return out.length / 2;

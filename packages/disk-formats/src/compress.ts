@@ -65,3 +65,25 @@ export function zlibInflate(data: Uint8Array, maxLength: number): Uint8Array | n
 export function zlibDeflate(data: Uint8Array): Uint8Array {
   return deflate(data);
 }
+
+/** What a compressed cluster or grain holds: qcow2's raw deflate (4 KiB window) or VMDK's zlib stream. */
+export type CompressKind = "qcow2" | "zlib";
+
+/**
+ * Compresses clusters and grains, possibly elsewhere (worker threads:
+ * WorkerCompressor from the "./node" entry), with deflateRaw's / zlibDeflate's
+ * parameters (qcow2: a window of at most 4 KiB, which QEMU inflates with).
+ * Requests may complete out of order; the caller writes in its own order, so
+ * an image's layout does not depend on how many threads compressed it.
+ */
+export interface Compressor {
+  /** Compresses `data` (copied or consumed at once: the caller may reuse the buffer when this returns). */
+  compress(kind: CompressKind, data: Uint8Array): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** The same compression on the calling thread (browsers, one core). */
+export const inlineCompressor: Compressor = {
+  compress: async (kind, data) => (kind === "zlib" ? zlibDeflate(data) : deflateRaw(data)),
+  close: async () => {},
+};

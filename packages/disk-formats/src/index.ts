@@ -1,5 +1,6 @@
 // Public surface of @ringzero/disk-formats (the Node file store is at "./node", test doubles at "./testing").
 export { allocationMap, type BlockBackend, type Extent, FormatName } from "./backend.js";
+export { type CompressKind, type Compressor, inlineCompressor } from "./compress.js";
 export { DiskError, DiskErrorCode, type DiskErrorContext, MAX_OFFSET } from "./errors.js";
 export { ParallelsImage } from "./formats/parallels.js";
 export type { Qcow2Header } from "./formats/qcow2/header.js";

@@ -5,7 +5,8 @@
 // - convert: `ringzero-img convert` (this package's built CLI, a process per
 //   run) against `qemu-img convert`, same input file, same output format,
 //   both with their defaults (qemu-img: 8 coroutines, cache=unsafe target;
-//   ringzero-img: no fsync of the target either). MB/s = virtual bytes / wall
+//   ringzero-img: no fsync of the target either); `-c` compresses on both
+//   sides (qemu-img: its thread pool; ringzero-img: a worker per core). MB/s = virtual bytes / wall
 //   time (1 MB = 10^6 bytes). Each ringzero output is checked once with
 //   `qemu-img compare` against the source, outside the timing.
 // - random 4 KiB reads: the same list of aligned offsets over the whole disk
@@ -151,26 +152,27 @@ try {
   run("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", raw, qcow2]);
   run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", raw, vmdk]);
 
-  const conversions: Array<[string, string, string, string]> = [
-    ["raw -> qcow2", raw, "raw", "qcow2"],
-    ["qcow2 -> vmdk", qcow2, "qcow2", "vmdk"],
-    ["qcow2 -> vhdx", qcow2, "qcow2", "vhdx"],
-    ["raw -> vdi", raw, "raw", "vdi"],
+  const conversions: Array<[string, string, string, string, string[]]> = [
+    ["raw -> qcow2", raw, "raw", "qcow2", []],
+    ["qcow2 -> vmdk", qcow2, "qcow2", "vmdk", []],
+    ["qcow2 -> vhdx", qcow2, "qcow2", "vhdx", []],
+    ["raw -> vdi", raw, "raw", "vdi", []],
+    ["raw -> qcow2 -c", raw, "raw", "qcow2", ["-c"]],
   ];
-  for (const [name, src, inFmt, outFmt] of conversions) {
+  for (const [name, src, inFmt, outFmt, extra] of conversions) {
     const out = join(dir, `out.${outFmt}`);
     const rz: number[] = [];
     const qemu: number[] = [];
     for (let i = 0; i < runs; i++) {
       progress(`convert ${name}: run ${i + 1}/${runs}`);
       rmSync(out, { force: true });
-      rz.push(run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, src, out]).seconds);
+      rz.push(run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]).seconds);
       if (i === 0) {
         const cmp = run("qemu-img", ["compare", "-f", inFmt, "-F", outFmt, src, out]);
         if (!cmp.stdout.includes("Images are identical")) throw new Error(`ringzero-img ${name}: output differs`);
       }
       rmSync(out, { force: true });
-      qemu.push(run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, src, out]).seconds);
+      qemu.push(run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]).seconds);
       rmSync(out, { force: true });
     }
     rows.push({ name: `convert ${name}`, unit: "MB/s", rz: size / 1e6 / median(rz), qemu: size / 1e6 / median(qemu) });

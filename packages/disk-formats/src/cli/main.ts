@@ -3,9 +3,10 @@
 // 63 format without checks; compare: 1 mismatch, 2 error.
 import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { z } from "zod";
+import { $ZodError } from "zod/v4/core";
 import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
 import { nonZeroRuns } from "../bytes.js";
+import { type CompressKind, type Compressor, inlineCompressor } from "../compress.js";
 import { DiskError } from "../errors.js";
 import { Qcow2Image } from "../formats/qcow2/image.js";
 import { VdiImage } from "../formats/vdi.js";
@@ -14,8 +15,10 @@ import { VmdkImage } from "../formats/vmdk.js";
 import { VpcImage } from "../formats/vpc.js";
 import { NodeFileHost } from "../io/node-file.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
+import { WorkerCompressor } from "../io/worker-compressor.js";
 import { type CreateOptions, createImage, type Image, openImage } from "../open.js";
 import { parseSize, sizeToStr } from "../sizes.js";
+import * as z from "../zod.js";
 import { escapeName, qemuJson } from "./escape.js";
 
 export interface CliIo {
@@ -24,6 +27,8 @@ export interface CliIo {
   /** Progress (-p) is shown only on a terminal. */
   isTTY: boolean;
   host?: StoreHost;
+  /** Compression for `convert -c` and VMDK streamOptimized targets (default: worker threads when available). */
+  compressor?: Compressor;
 }
 
 /** A command-line mistake: exit 1; `tryHelp` adds qemu-img's "Try '… --help'" line. */
@@ -39,15 +44,18 @@ class UsageError extends Error {
 const Format = z.enum(["raw", "qcow2", "vdi", "vpc", "vhdx", "vmdk", "parallels"], {
   message: "unknown or unsupported format",
 });
-const SizeArg = z.string().transform((s, ctx) => {
-  const n = parseSize(s);
-  if (n === null) {
-    ctx.addIssue({ code: "custom", message: `Invalid image size specified: '${s}'` });
-    return z.NEVER;
-  }
-  return n;
-});
-const Output = z.enum(["human", "json"]).default("human");
+const SizeArg = z.pipe(
+  z.string(),
+  z.transform((s: string, ctx) => {
+    const n = parseSize(s);
+    if (n === null) {
+      ctx.issues.push({ code: "custom", message: `Invalid image size specified: '${s}'`, input: s });
+      return z.NEVER;
+    }
+    return n;
+  }),
+);
+const Output = z._default(z.enum(["human", "json"]), "human");
 
 const FORMATS_HELP = "formats: raw, qcow2, vdi, vpc (VHD), vhdx, vmdk, parallels";
 const CREATE_OPTIONS_HELP = `create/convert -o options: qcow2: compat=0.10|1.1, cluster_size=N, refcount_bits=N, lazy_refcounts=on|off, extended_l2=on|off; vdi: static=on|off; vpc: subformat=dynamic|fixed, force_size=on|off; vmdk: subformat=monolithicSparse|monolithicFlat|streamOptimized|twoGbMaxExtentSparse|twoGbMaxExtentFlat; parallels: cluster_size=N; vhdx: subformat=dynamic|fixed, block_size=N`;
@@ -157,7 +165,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr(`ringzero-img: ${e.message}\n${e.tryHelp ? tryHelp : ""}`);
       return 1;
     }
-    if (e instanceof z.ZodError) {
+    if (e instanceof $ZodError) {
       io.stderr(`ringzero-img: ${e.issues.map((i) => i.message).join("; ")}\n`);
       return 1;
     }
@@ -207,15 +215,13 @@ const quiet = { q: { type: "boolean", short: "q" } } as const;
 const outputOpt = { output: { type: "string" } } as const;
 
 /** -o key=value[,key=value] for qcow2 creation. */
-const CreateOpts = z
-  .object({
-    compat: z.enum(["0.10", "1.1", "v2", "v3"]).optional(),
-    cluster_size: SizeArg.optional(),
-    refcount_bits: z.coerce.number().int().optional(),
-    lazy_refcounts: z.enum(["on", "off"]).optional(),
-    extended_l2: z.enum(["on", "off"]).optional(),
-  })
-  .strict();
+const CreateOpts = z.strictObject({
+  compat: z.optional(z.enum(["0.10", "1.1", "v2", "v3"])),
+  cluster_size: z.optional(SizeArg),
+  refcount_bits: z.optional(z.coerce.number().check(z.int())),
+  lazy_refcounts: z.optional(z.enum(["on", "off"])),
+  extended_l2: z.optional(z.enum(["on", "off"])),
+});
 
 function parseKv(list: string[] | undefined): Record<string, string> {
   const kv: Record<string, string> = {};
@@ -229,17 +235,16 @@ function parseKv(list: string[] | undefined): Record<string, string> {
   return kv;
 }
 
-const VdiOpts = z.object({ static: z.enum(["on", "off"]).optional() }).strict();
-const VmdkOpts = z
-  .object({
-    subformat: z
-      .enum(["monolithicSparse", "monolithicFlat", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"])
-      .optional(),
-  })
-  .strict();
-const VpcOpts = z
-  .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), force_size: z.enum(["on", "off"]).optional() })
-  .strict();
+const VdiOpts = z.strictObject({ static: z.optional(z.enum(["on", "off"])) });
+const VmdkOpts = z.strictObject({
+  subformat: z.optional(
+    z.enum(["monolithicSparse", "monolithicFlat", "streamOptimized", "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"]),
+  ),
+});
+const VpcOpts = z.strictObject({
+  subformat: z.optional(z.enum(["dynamic", "fixed"])),
+  force_size: z.optional(z.enum(["on", "off"])),
+});
 
 /** -o options of the target format, validated per format. */
 function formatOptions(
@@ -251,15 +256,14 @@ function formatOptions(
   if (format === "vdi") return { vdi: { fixed: VdiOpts.parse(kv).static === "on" } };
   if (format === "vhdx") {
     const o = z
-      .object({ subformat: z.enum(["dynamic", "fixed"]).optional(), block_size: SizeArg.optional() })
-      .strict()
+      .strictObject({ subformat: z.optional(z.enum(["dynamic", "fixed"])), block_size: z.optional(SizeArg) })
       .parse(kv);
     return {
       vhdx: { fixed: o.subformat === "fixed", ...(o.block_size ? { blockSize: o.block_size } : {}) },
     };
   }
   if (format === "parallels") {
-    const o = z.object({ cluster_size: SizeArg.optional() }).strict().parse(kv);
+    const o = z.strictObject({ cluster_size: z.optional(SizeArg) }).parse(kv);
     return { parallels: o.cluster_size !== undefined ? { clusterSize: o.cluster_size } : {} };
   }
   if (format === "vmdk") {
@@ -481,7 +485,7 @@ async function snapshot(args: string[], io: CliIo, host: StoreHost): Promise<num
   );
   const actions = [v.l ? "l" : null, v.c, v.a, v.d].filter((x) => x !== undefined && x !== null && x !== false);
   if (actions.length !== 1) throw new UsageError("Cannot mix '-l', '-a', '-c', '-d'");
-  const name = (x: unknown) => z.string().min(1).parse(x);
+  const name = (x: unknown) => z.string().check(z.minLength(1)).parse(x);
   const img = await openImage(host, p[0]!, { readOnly: !!v.l, noBacking: true, ...openFmt(v) });
   try {
     if (!(img instanceof Qcow2Image)) throw new UsageError("This image format does not support snapshots");
@@ -511,7 +515,7 @@ async function check(args: string[], io: CliIo, host: StoreHost): Promise<number
     [1, 1],
   );
   const output = Output.parse(v.output);
-  const repair = z.enum(["leaks", "all"]).optional().parse(v.r);
+  const repair = z.optional(z.enum(["leaks", "all"])).parse(v.r);
   const file = p[0]!;
   const img = await openImage(host, file, {
     readOnly: repair === undefined,
@@ -721,59 +725,118 @@ class Salvage {
   }
 }
 
-/** Copies the visible content of `src` (the whole chain) into `dst`, skipping zeros; `compress` writes qcow2 clusters compressed. */
+/** Units the target compresses (qcow2 clusters with -c, streamOptimized grains), each written with its compressed bytes. */
+interface CompressedUnits {
+  size: number;
+  kind: CompressKind;
+  write(offset: number, data: Uint8Array, deflated: Uint8Array): Promise<void>;
+}
+
+function compressedUnits(dst: Image, compress: boolean): CompressedUnits | null {
+  if (compress && dst instanceof Qcow2Image)
+    return { size: dst.clusterSize, kind: "qcow2", write: (o, d, z) => dst.writeCompressed(o, d, z) };
+  const grain = dst instanceof VmdkImage ? dst.compressedGrainSize : null;
+  if (dst instanceof VmdkImage && grain !== null)
+    return { size: grain, kind: "zlib", write: (o, d, z) => dst.writeGrainDeflated(o, d, z) };
+  return null;
+}
+
+/**
+ * Copies the visible content of `src` (the whole chain) into `dst`, skipping
+ * zeros. Where the target compresses (`compress`: qcow2 clusters; VMDK
+ * streamOptimized grains), each chunk's units are handed to the compressor
+ * at once (worker threads compress them in parallel) and written in guest
+ * order as their results come, so the output is the same whatever the
+ * number of threads.
+ */
 async function copyContent(
   src: BlockBackend,
   dst: Image,
-  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage },
+  opts: { compress: boolean; zeroGranularity: number; salvage?: Salvage; compressor: () => Compressor },
   progress: Progress,
 ): Promise<void> {
   const size = src.size();
   const salvage = opts.salvage;
-  const gran = opts.compress && dst instanceof Qcow2Image ? dst.clusterSize : opts.zeroGranularity;
-  const buffers = [new Uint8Array(COPY_CHUNK), new Uint8Array(COPY_CHUNK)];
+  const units = compressedUnits(dst, opts.compress);
+  const gran = units ? units.size : opts.zeroGranularity;
+  const jobs: Array<{ at: number; data: Uint8Array; deflated: Promise<Uint8Array> }> = [];
+  const win = Math.ceil(COPY_CHUNK / gran) * gran;
+  // Two buffers used in turn: one is read into while the other is written from (fresh buffers per
+  // read cost page faults, a third of the read time in the bench).
+  const buffers = [new Uint8Array(win), new Uint8Array(win)];
   const runs: number[] = [];
-  let turn = 0;
-  let pos = 0;
-  while (pos < size) {
-    const st: Extent = salvage
-      ? await salvage.blockStatus(src, pos, Math.min(size - pos, 64 * CHUNK))
-      : await src.blockStatus(pos, Math.min(size - pos, 64 * CHUNK));
-    // Align the extent to the granularity so compressed writes cover whole clusters.
-    let start = Math.floor(st.start / gran) * gran;
-    const end = Math.min(size, Math.ceil((st.start + st.length) / gran) * gran);
-    if (st.kind === "data") {
-      // The next chunk is read while this one is written (one read ahead), into two buffers used
-      // in turn: a buffer is refilled only after the write of its previous content has completed
-      // (fresh buffers per read cost page faults, a third of the read time in the bench).
-      const readAhead = (at: number) => {
-        const b = buffers[turn]!.subarray(0, Math.min(COPY_CHUNK, end - at));
-        turn ^= 1;
-        const r = (salvage ? salvage.readInto(src, at, b) : src.readInto(at, b)).then(() => b);
-        r.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
-        return r;
-      };
-      let ahead: Promise<Uint8Array> | null = readAhead(start);
-      while (start < end) {
-        const n = Math.min(COPY_CHUNK, end - start);
-        const buf = await ahead!;
-        ahead = start + n < end ? readAhead(start + n) : null;
-        // Runs of non-zero granules, each written in one request (compressed: one cluster each).
-        const count = nonZeroRuns(buf, n, gran, runs);
-        for (let r = 0; r < count; r++) {
-          const a = runs[2 * r]!;
-          const b = runs[2 * r + 1]!;
-          if (opts.compress && dst instanceof Qcow2Image)
-            for (let o = a; o < b; o += gran)
-              await dst.writeCompressed(start + o, buf.subarray(o, Math.min(o + gran, b)));
-          else await dst.write(start + a, buf.subarray(a, b));
-        }
-        start += n;
-        progress.update(start, size);
+  const status = (at: number, len: number): Promise<Extent> =>
+    salvage ? salvage.blockStatus(src, at, len) : src.blockStatus(at, len);
+
+  /**
+   * The windows to copy, read: each starts at a data extent (aligned down to
+   * the granularity, so compressed units are whole) and reaches, within
+   * `win` bytes, to the end of the last data extent inside it (aligned up),
+   * so short extents with holes between (a qcow2 source) are read in one
+   * request and the holes skipped by the zero scan. Zero extents between
+   * windows are not read.
+   */
+  async function* windows(): AsyncGenerator<[number, Uint8Array]> {
+    let turn = 0;
+    let pos = 0;
+    while (pos < size) {
+      const st = await status(pos, Math.min(size - pos, 64 * CHUNK));
+      if (st.kind !== "data") {
+        pos = st.start + st.length;
+        progress.update(pos, size);
+        continue;
       }
+      const start = Math.floor(st.start / gran) * gran;
+      const limit = Math.min(size, start + win);
+      let dataEnd = Math.min(st.start + st.length, limit);
+      for (let p = dataEnd; p < limit; ) {
+        const e = await status(p, limit - p);
+        if (e.kind === "data") dataEnd = e.start + e.length;
+        p = e.start + e.length;
+      }
+      const end = Math.min(size, Math.ceil(dataEnd / gran) * gran);
+      const buf = buffers[turn]!.subarray(0, end - start);
+      turn ^= 1;
+      await (salvage ? salvage.readInto(src, start, buf) : src.readInto(start, buf));
+      yield [start, buf];
+      pos = end;
     }
-    pos = Math.max(end, st.start + st.length);
-    progress.update(pos, size);
+  }
+
+  // One window read ahead: the next is read (and its extents looked up) while this one is written.
+  const it = windows();
+  let next = it.next();
+  next.catch(() => {}); // awaited below; a failure while a write is pending must not go unhandled
+  for (;;) {
+    const r = await next;
+    if (r.done) break;
+    const [start, buf] = r.value;
+    next = it.next();
+    next.catch(() => {});
+    // Runs of non-zero granules, each written in one request (compressed: one unit each).
+    const count = nonZeroRuns(buf, buf.length, gran, runs);
+    for (let k = 0; k < count; k++) {
+      const a = runs[2 * k]!;
+      const b = runs[2 * k + 1]!;
+      if (units) {
+        const compressor = opts.compressor();
+        for (let o = a; o < b; o += gran) {
+          const data = buf.subarray(o, Math.min(o + gran, b));
+          let full = data;
+          if (data.length < gran) {
+            full = new Uint8Array(gran); // the disk's short last unit, compressed zero-padded
+            full.set(data);
+          }
+          const deflated = compressor.compress(units.kind, full);
+          deflated.catch(() => {}); // awaited below; a failed write before it must not leave it unhandled
+          jobs.push({ at: start + o, data, deflated });
+        }
+      } else await dst.write(start + a, buf.subarray(a, b));
+    }
+    // Written before `buf` is read into again (the jobs point into it).
+    for (const j of jobs) await units!.write(j.at, j.data, await j.deflated);
+    jobs.length = 0;
+    progress.update(start + buf.length, size);
   }
 }
 
@@ -802,9 +865,19 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
     const outHost = new RecordingHost(io.host ?? new NodeFileHost({ sync: false }));
     const progress = new Progress(io, !!v.p && !v.q && io.isTTY);
     let dst: Image | null = null;
+    // Compression across cores when the worker script is there (the built package); else on this thread.
+    let ownCompressor: Compressor | null = null;
+    const compressor = () => {
+      if (io.compressor) return io.compressor;
+      ownCompressor ??= WorkerCompressor.available() ? new WorkerCompressor() : inlineCompressor;
+      return ownCompressor;
+    };
     try {
       dst = await createImage(outHost, p[1]!, { format: outFormat, size: src.size(), ...fo });
-      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage }, progress);
+      // Table updates written once at the end, in an order a kill cannot corrupt (each format's deferMetadata).
+      if (dst instanceof Qcow2Image || dst instanceof VdiImage || dst instanceof VmdkImage || dst instanceof VhdxImage)
+        dst.deferMetadata();
+      await copyContent(src, dst, { compress: !!v.c, zeroGranularity: 4096, salvage, compressor }, progress);
       await dst.flush();
       const done = dst;
       dst = null;
@@ -817,6 +890,7 @@ async function convert(args: string[], io: CliIo, host: StoreHost): Promise<numb
       throw e;
     } finally {
       progress.end();
+      await (ownCompressor as Compressor | null)?.close();
     }
     if (salvage) for (const line of salvage.report()) io.stderr(`ringzero-img: ${line}\n`);
     return 0;

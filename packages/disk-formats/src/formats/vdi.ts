@@ -79,6 +79,8 @@ export function isVdi(head: Uint8Array): boolean {
 export class VdiImage implements BlockBackend {
   readonly format = "vdi" as const;
   private closed = false;
+  /** Metadata write-behind (deferMetadata()): the block map entries [from, to) not written yet. */
+  private wb: { on: boolean; from: number; to: number } = { on: false, from: 0, to: 0 };
 
   private constructor(
     private readonly store: ByteStore,
@@ -280,25 +282,84 @@ export class VdiImage implements BlockBackend {
       else if (!isZero(part)) {
         // Allocate: the whole block is written, then the map entry, then the header count (QEMU's order).
         // A block past the end of the file gets only its data written and the file extended (the rest
-        // reads as zeros), instead of a zero-filled block.
+        // reads as zeros), instead of a zero-filled block; the unallocated non-zero blocks after it in
+        // `data` go in the same write (they take the next indexes, so they follow it in the file).
         const index = this.hdr.blocksAllocated;
         const at = this.hdr.offsetData + index * bs;
+        let len = n;
+        let count = 1;
         if (at >= this.fileSize) {
-          await this.store.write(at + inOff, part);
-          if (inOff + n < bs) await this.store.truncate(at + bs);
+          if (inOff === 0)
+            while (len % bs === 0 && pos + len < data.length && this.hostOf(block + count) === null) {
+              const m = Math.min(bs, data.length - pos - len);
+              if (isZero(data.subarray(pos + len, pos + len + m))) break;
+              len += m;
+              count++;
+            }
+          await this.store.write(at + inOff, data.subarray(pos, pos + len));
+          if ((inOff + len) % bs !== 0) await this.store.truncate(at + count * bs);
         } else {
           const full = new Uint8Array(bs);
           full.set(part, inOff);
           await this.store.write(at, full);
         }
-        this.bmap[block] = index;
-        await this.store.write(this.hdr.offsetBmap + block * 4, u32le(index));
-        this.hdr = { ...this.hdr, blocksAllocated: index + 1 };
-        await this.store.write(OFF.blocksAllocated, u32le(index + 1));
-        this.fileSize = Math.max(this.fileSize, this.hdr.offsetData + (index + 1) * bs);
+        for (let i = 0; i < count; i++) this.bmap[block + i] = index + i;
+        this.hdr = { ...this.hdr, blocksAllocated: index + count };
+        this.fileSize = Math.max(this.fileSize, this.hdr.offsetData + (index + count) * bs);
+        if (this.wb.on) {
+          this.wb.from = this.wb.to > this.wb.from ? Math.min(this.wb.from, block) : block;
+          this.wb.to = Math.max(this.wb.to, block + count);
+        } else {
+          await this.store.write(this.hdr.offsetBmap + block * 4, this.mapBytes(block, block + count));
+          await this.store.write(OFF.blocksAllocated, u32le(index + count));
+        }
+        pos += len;
+        continue;
       }
       pos += n;
     }
+  }
+
+  /** Block map entries [from, to), little endian. */
+  private mapBytes(from: number, to: number): Uint8Array {
+    const b = new Uint8Array((to - from) * 4);
+    const dv = new DataView(b.buffer);
+    for (let i = from; i < to; i++) dv.setUint32((i - from) * 4, this.bmap[i]!, true);
+    return b;
+  }
+
+  /**
+   * Turns metadata write-behind on for an image being filled with new data
+   * (convert's target): new blocks' data is written at once, their map
+   * entries and the header's allocated count once by flush() or close().
+   * When the map follows the header closely (QEMU and this package put it
+   * at 0x200), the count and the entries go in one write, so a process
+   * killed at any point leaves an image qemu-img check finds clean (the
+   * count and the map never disagree; written apart they would: QEMU's own
+   * order leaves "allocated blocks mismatch" between its two writes).
+   */
+  deferMetadata(): void {
+    this.checkOpen(true);
+    this.wb.on = true;
+  }
+
+  /** Writes the deferred map entries and allocated count (see deferMetadata). */
+  private async drainMetadata(): Promise<void> {
+    const { from, to } = this.wb;
+    if (to <= from) return;
+    this.wb.from = this.wb.to = 0;
+    const gap = this.hdr.offsetBmap - OFF.blocksAllocated;
+    if (gap <= 64 * 1024) {
+      // count, the header bytes after it as they are on disk, the map up to the last new entry
+      const out = new Uint8Array(gap + to * 4);
+      await readFull(this.store, OFF.blocksAllocated, out.subarray(0, gap));
+      new DataView(out.buffer).setUint32(0, this.hdr.blocksAllocated, true);
+      out.set(this.mapBytes(0, to), gap);
+      await this.store.write(OFF.blocksAllocated, out);
+      return;
+    }
+    await this.store.write(this.hdr.offsetBmap + from * 4, this.mapBytes(from, to));
+    await this.store.write(OFF.blocksAllocated, u32le(this.hdr.blocksAllocated));
   }
 
   /** Allocated blocks get zeros written; unallocated ones already read as zero. */
@@ -324,7 +385,9 @@ export class VdiImage implements BlockBackend {
 
   async flush(): Promise<void> {
     this.checkOpen(false);
-    if (!this.readOnly) await this.store.flush();
+    if (this.readOnly) return;
+    await this.drainMetadata();
+    await this.store.flush();
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -351,6 +414,7 @@ export class VdiImage implements BlockBackend {
 
   /** Checks the block map against the header, as qemu-img check does for VDI. */
   async check(): Promise<{ corruptions: number; messages: string[] }> {
+    if (!this.readOnly) await this.drainMetadata();
     const messages: string[] = [];
     let allocated = 0;
     for (let i = 0; i < this.bmap.length; i++) if (this.hostOf(i) !== null) allocated++;
@@ -364,6 +428,7 @@ export class VdiImage implements BlockBackend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (!this.readOnly) await this.drainMetadata();
     this.closed = true;
     if (!this.readOnly) await this.store.flush();
     await this.store.close();

@@ -42,6 +42,8 @@ interface SparseExtent {
   gd: Uint32Array;
   rgd: Uint32Array | null;
   gtCache: Map<number, Uint32Array>;
+  /** Metadata write-behind (VmdkImage.deferMetadata): grain table index -> entry range [from, to) not written yet. */
+  dirty?: Map<number, [number, number]>;
   compressed: boolean;
   zeroGrains: boolean;
   end: number; // allocation pointer (bytes, sector aligned)
@@ -380,6 +382,37 @@ export class VmdkImage implements BlockBackend {
     }
   }
 
+  /**
+   * The grain size when every grain this image writes is compressed (a
+   * streamOptimized image of one writable extent), else null: convert then
+   * compresses grains ahead (a Compressor, kind "zlib") for writeGrainDeflated.
+   */
+  get compressedGrainSize(): number | null {
+    const e = this.extents[0];
+    return this.extents.length === 1 && e?.kind === "sparse" && e.compressed && !e.footer && !this.readOnly
+      ? e.grain
+      : null;
+  }
+
+  /**
+   * Writes one grain-aligned grain (or the disk's short last one) as write()
+   * would, with `deflated` the zlib stream of the grain zero-padded to a whole
+   * grain (from a Compressor) used instead of compressing here when the grain
+   * was not written before.
+   */
+  async writeGrainDeflated(offset: number, data: Uint8Array, deflated: Uint8Array): Promise<void> {
+    this.checkOpen(true);
+    checkRange(F, offset, data.length, this.virtSize);
+    const e = this.extents[0];
+    const grain = this.compressedGrainSize;
+    if (!e || e.kind !== "sparse" || grain === null || offset % grain !== 0 || data.length > grain)
+      throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset, length: data.length }, "not one grain");
+    const gi = offset / grain;
+    if (data.length !== grain && offset + data.length !== this.virtSize)
+      throw new DiskError(DiskErrorCode.INVALID_REQUEST, { format: F, offset, length: data.length }, "not one grain");
+    await writeGrain(e, gi, 0, data, deflated);
+  }
+
   async writeZeroes(offset: number, length: number): Promise<void> {
     this.checkOpen(true);
     checkRange(F, offset, length, this.virtSize);
@@ -402,7 +435,22 @@ export class VmdkImage implements BlockBackend {
 
   async flush(): Promise<void> {
     this.checkOpen(false);
-    if (!this.readOnly) for (const s of new Set(this.stores)) await s.flush();
+    if (this.readOnly) return;
+    for (const e of this.extents) if (e.kind === "sparse") await drainGts(e);
+    for (const s of new Set(this.stores)) await s.flush();
+  }
+
+  /**
+   * Turns metadata write-behind on for an image being filled with new data
+   * (convert's target): grains are written at once, the grain table entries
+   * naming them once by flush() or close(), each table's changed range in
+   * one write (primary tables, then the redundant ones), instead of two
+   * small writes per run of grains. A process killed before leaves grains
+   * nothing names (qemu-img check: clean).
+   */
+  deferMetadata(): void {
+    this.checkOpen(true);
+    for (const e of this.extents) if (e.kind === "sparse") e.dirty ??= new Map();
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent> {
@@ -438,6 +486,7 @@ export class VmdkImage implements BlockBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.readOnly) for (const e of this.extents) if (e.kind === "sparse") await drainGts(e);
     for (const e of this.extents) {
       // streamOptimized: an end-of-stream marker after the last grain (as QEMU writes on close).
       if (!this.readOnly && e.kind === "sparse" && e.compressed && e.end > e.metaEnd) {
@@ -654,6 +703,7 @@ async function openSparse(store: ByteStore, file: string, start: number): Promis
     gd,
     rgd,
     gtCache: new Map(),
+    dirty: undefined,
     compressed: (h.flags & FLAG_COMPRESSED) !== 0,
     zeroGrains: (h.flags & FLAG_ZERO_GRAIN) !== 0,
     end: Math.ceil(fileSize / SECTOR) * SECTOR,
@@ -673,7 +723,12 @@ async function loadGt(e: SparseExtent, gdi: number): Promise<Uint32Array | null>
   const t = new Uint32Array(e.gtes);
   const dv = new DataView(b.buffer);
   for (let i = 0; i < e.gtes; i++) t[i] = dv.getUint32(i * 4, true);
-  if (e.gtCache.size >= GT_CACHE) e.gtCache.delete(e.gtCache.keys().next().value!);
+  if (e.gtCache.size >= GT_CACHE)
+    for (const k of e.gtCache.keys())
+      if (!e.dirty?.has(k)) {
+        e.gtCache.delete(k);
+        break;
+      }
   e.gtCache.set(gdi, t);
   return t;
 }
@@ -726,7 +781,13 @@ async function readCompressedGrain(e: SparseExtent, off: number, gi: number): Pr
   return full;
 }
 
-async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Uint8Array): Promise<void> {
+async function writeGrain(
+  e: SparseExtent,
+  gi: number,
+  inGrain: number,
+  data: Uint8Array,
+  deflated?: Uint8Array,
+): Promise<void> {
   const loc = await grainLocation(e, gi);
   if (loc.kind === "plain") {
     await e.store.write(loc.offset + inGrain, data);
@@ -757,7 +818,8 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
   const at = e.end;
   let sectors: number;
   if (e.compressed) {
-    const comp = zlibDeflate(full);
+    // `deflated` (a Compressor's zlib output for this whole grain) applies to a grain not yet written.
+    const comp = deflated && loc.kind === "none" ? deflated : zlibDeflate(full);
     const rec = new Uint8Array(Math.ceil((12 + comp.length) / SECTOR) * SECTOR);
     const dv = new DataView(rec.buffer);
     dv.setBigUint64(0, BigInt((gi * e.grain) / SECTOR), true);
@@ -773,11 +835,50 @@ async function writeGrain(e: SparseExtent, gi: number, inGrain: number, data: Ui
   e.fileSize = Math.max(e.fileSize, e.end);
   // Grain data first, then the grain table entries (primary, then redundant).
   gt[gi % e.gtes] = at / SECTOR;
-  const ent = new Uint8Array(4);
-  new DataView(ent.buffer).setUint32(0, at / SECTOR, true);
-  await e.store.write(e.gd[gdi]! * SECTOR + (gi % e.gtes) * 4, ent);
+  await gtWrite(e, gdi, gt, gi % e.gtes, 1);
+}
+
+/**
+ * Writes grain table entries [first, first + count) of table `gdi`, primary
+ * then redundant copy, or records them when write-behind is on (drainGts).
+ */
+async function gtWrite(e: SparseExtent, gdi: number, gt: Uint32Array, first: number, count: number): Promise<void> {
+  if (e.dirty) {
+    const r = e.dirty.get(gdi);
+    e.dirty.set(gdi, r ? [Math.min(r[0], first), Math.max(r[1], first + count)] : [first, first + count]);
+    // Bounded memory: the pinned tables are written out past 256 of them.
+    if (e.dirty.size > 256) await drainGts(e);
+    return;
+  }
+  const ent = gtBytes(gt, first, first + count);
+  await e.store.write(e.gd[gdi]! * SECTOR + first * 4, ent);
   const r = e.rgd?.[gdi] ?? 0;
-  if (r !== 0) await e.store.write(r * SECTOR + (gi % e.gtes) * 4, ent);
+  if (r !== 0) await e.store.write(r * SECTOR + first * 4, ent);
+}
+
+function gtBytes(gt: Uint32Array, from: number, to: number): Uint8Array {
+  const b = new Uint8Array((to - from) * 4);
+  const dv = new DataView(b.buffer);
+  for (let i = from; i < to; i++) dv.setUint32((i - from) * 4, gt[i]!, true);
+  return b;
+}
+
+/**
+ * Writes the deferred grain table entries: every primary table first, then
+ * the redundant copies (the grains they name were written before). A stop
+ * in between leaves tables that name written grains or none.
+ */
+async function drainGts(e: SparseExtent): Promise<void> {
+  const dirty = e.dirty;
+  if (!dirty || dirty.size === 0) return;
+  const list = [...dirty].sort((a, b) => a[0] - b[0]);
+  dirty.clear();
+  for (const [gdi, [from, to]] of list)
+    await e.store.write(e.gd[gdi]! * SECTOR + from * 4, gtBytes(e.gtCache.get(gdi)!, from, to));
+  for (const [gdi, [from, to]] of list) {
+    const r = e.rgd?.[gdi] ?? 0;
+    if (r !== 0) await e.store.write(r * SECTOR + from * 4, gtBytes(e.gtCache.get(gdi)!, from, to));
+  }
 }
 
 /**
@@ -812,16 +913,8 @@ async function writeFreshGrains(e: SparseExtent, gi: number, data: Uint8Array): 
   e.end = at + data.length;
   e.fileSize = Math.max(e.fileSize, e.end);
   const first = gi % e.gtes;
-  const ent = new Uint8Array(4 * k);
-  const dv = new DataView(ent.buffer);
-  for (let i = 0; i < k; i++) {
-    const sector = (at + i * e.grain) / SECTOR;
-    gt[first + i] = sector;
-    dv.setUint32(i * 4, sector, true);
-  }
-  await e.store.write(e.gd[gdi]! * SECTOR + first * 4, ent);
-  const r = e.rgd?.[gdi] ?? 0;
-  if (r !== 0) await e.store.write(r * SECTOR + first * 4, ent);
+  for (let i = 0; i < k; i++) gt[first + i] = (at + i * e.grain) / SECTOR;
+  await gtWrite(e, gdi, gt, first, k);
 }
 
 /** Grain tables are preallocated by qemu-img and by create(); images without them are not written. */

@@ -118,6 +118,18 @@ export class Qcow2Image implements BlockBackend {
    * are written. null when refcounts are written through.
    */
   private lazyPending: Map<number, Uint8Array> | null = null;
+  /**
+   * Metadata write-behind (deferMetadata(), for bulk writes such as
+   * convert's): the byte ranges of refcount blocks, the refcount table, L2
+   * tables and the L1 table that changed, written by drainMetadata() in that
+   * order (see there). The tables named stay in their caches, never evicted.
+   */
+  private wb: {
+    rb: Map<number, [number, number]>;
+    l2: Map<number, [number, number]>;
+    rt: [number, number] | null;
+    l1: [number, number] | null;
+  } | null = null;
   /** Host cluster indexes holding L2 tables / refcount blocks (overlap checks). */
   private readonly l2Clusters = new Set<number>();
   private readonly rbClusters = new Set<number>();
@@ -379,7 +391,12 @@ export class Qcow2Image implements BlockBackend {
     }
     const t = new Uint8Array(this.cs);
     await readFull(this.store, host, t);
-    if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+    if (cache.size >= limit)
+      for (const k of cache.keys())
+        if (!this.wb?.rb.has(k) && !this.wb?.l2.has(k)) {
+          cache.delete(k);
+          break;
+        }
     cache.set(host, t);
     return t;
   }
@@ -535,7 +552,86 @@ export class Qcow2Image implements BlockBackend {
     const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
     setEntry(dv, off, hi, lo);
     if (this.ext && sub) setEntry(dv, off + 8, sub[1], sub[0]);
-    await this.metaWrite(l2 + off, table.subarray(off, off + this.stride));
+    await this.tableWrite("l2", l2, table, off, off + this.stride);
+  }
+
+  /**
+   * Writes bytes [s, e) of a table (an L2 table, a refcount block, the L1 or
+   * refcount table) at host offset `host`, or records them for drainMetadata().
+   */
+  private async tableWrite(kind: "l2" | "rb" | "l1" | "rt", host: number, table: Uint8Array, s: number, e: number) {
+    const wb = this.wb;
+    if (!wb) return this.metaWrite(host + s, table.subarray(s, e));
+    const widen = (r: [number, number] | null | undefined): [number, number] =>
+      r ? [Math.min(r[0], s), Math.max(r[1], e)] : [s, e];
+    if (kind === "l2") wb.l2.set(host, widen(wb.l2.get(host)));
+    else if (kind === "rb") wb.rb.set(host, widen(wb.rb.get(host)));
+    else if (kind === "l1") wb.l1 = widen(wb.l1);
+    else wb.rt = widen(wb.rt);
+    if (host + e > this.fileSize) this.fileSize = host + e;
+    // Bounded memory: the pinned tables are written out (in order) past 256 of them.
+    if (wb.l2.size + wb.rb.size > 256) await this.drainMetadata();
+  }
+
+  /**
+   * Turns metadata write-behind on for an image being filled with new data
+   * (convert's target): table updates stay in memory and flush() or close()
+   * writes them once, each changed range in one write, instead of a few
+   * small writes per data write. A process killed before that leaves only
+   * data clusters nothing references (qemu-img check: clean); the order of
+   * drainMetadata() keeps every stop after it to leaks at most. Refcount
+   * decrements, snapshots, resize and check write what is pending first.
+   */
+  deferMetadata(): void {
+    this.checkWritable();
+    this.wb ??= { rb: new Map(), l2: new Map(), rt: null, l1: null };
+  }
+
+  /** Runs `fn` with write-behind off (pending tables written first), for operations that order their own writes. */
+  private async writeThrough<T>(fn: () => Promise<T>): Promise<T> {
+    await this.drainMetadata();
+    const wb = this.wb;
+    this.wb = null;
+    try {
+      return await fn();
+    } finally {
+      this.wb = wb;
+    }
+  }
+
+  /**
+   * Writes the pending table ranges: refcount blocks (new clusters counted),
+   * then the refcount table (new blocks hooked in), then L2 tables, then the
+   * L1 table, a flush between the groups. A stop anywhere leaves references
+   * only to clusters whose refcount is on disk, and refcounts without a
+   * reference at worst (leaks), the order QEMU's metadata caches keep
+   * (qcow2-cache.c: a cache's dependency is flushed first).
+   */
+  private async drainMetadata(): Promise<void> {
+    const wb = this.wb;
+    if (!wb || (wb.rb.size === 0 && wb.l2.size === 0 && !wb.rt && !wb.l1)) return;
+    const write = async (m: Map<number, [number, number]>, cache: Map<number, Uint8Array>) => {
+      for (const [host, [s, e]] of [...m].sort((a, b) => a[0] - b[0]))
+        await this.metaWrite(host + s, (this.lazyPending?.get(host) ?? cache.get(host)!).subarray(s, e));
+      m.clear();
+    };
+    if (wb.rb.size > 0) {
+      await write(wb.rb, this.rbCache);
+      await this.store.flush();
+    }
+    if (wb.rt) {
+      await this.metaWrite(this.hdr.refcountTableOffset + wb.rt[0], this.reftable.subarray(wb.rt[0], wb.rt[1]));
+      wb.rt = null;
+      await this.store.flush();
+    }
+    if (wb.l2.size > 0) {
+      await write(wb.l2, this.l2Cache);
+      await this.store.flush();
+    }
+    if (wb.l1) {
+      await this.metaWrite(this.hdr.l1TableOffset + wb.l1[0], this.l1.subarray(wb.l1[0], wb.l1[1]));
+      wb.l1 = null;
+    }
   }
 
   private async metaWrite(off: number, data: Uint8Array): Promise<void> {
@@ -606,6 +702,8 @@ export class Qcow2Image implements BlockBackend {
   }
 
   private async updateRefcount(cluster: number, delta: number): Promise<void> {
+    // Write-behind writes refcounts before references: a decrement must follow the reference's removal.
+    if (delta < 0) await this.drainMetadata();
     const ti = Math.floor(cluster / this.rbEntries);
     if (ti >= this.reftable.length / 8) await this.growReftable(ti);
     let b = this.rtOffset(ti);
@@ -627,7 +725,7 @@ export class Qcow2Image implements BlockBackend {
 
   /** Writes bytes [s, e) of the refcount block at `host`, or defers them (lazy refcounts: dirty bit first). */
   private async rcWrite(host: number, block: Uint8Array, s: number, e: number): Promise<void> {
-    if (!this.lazyPending) return this.metaWrite(host + s, block.subarray(s, e));
+    if (!this.lazyPending) return this.tableWrite("rb", host, block, s, e);
     if (!this.dirty) {
       this.hdr = { ...this.hdr, incompatibleFeatures: this.hdr.incompatibleFeatures | (1n << BigInt(Incompat.DIRTY)) };
       await this.writeHeader();
@@ -703,20 +801,21 @@ export class Qcow2Image implements BlockBackend {
     if (!selfCovered) await this.updateRefcount(c, 1);
     const block = new Uint8Array(this.cs);
     if (selfCovered) this.writeRc(block, c % this.rbEntries, 1);
-    await this.metaWrite(c * this.cs, block);
+    this.rbCache.set(c * this.cs, block);
+    await this.tableWrite("rb", c * this.cs, block, 0, this.cs);
     // The block must be on disk before the table entry naming it (QEMU's alloc_refcount_block flushes
     // here too): a disk that reorders the two writes would otherwise leave an entry past the end of the file.
-    await this.store.flush();
+    if (!this.wb) await this.store.flush();
     this.rbClusters.add(c);
-    this.rbCache.set(c * this.cs, block);
     const [hi, lo] = encodeOffset(c * this.cs, 0);
     setEntry(this.rtdv, ti * 8, hi, lo);
-    await this.metaWrite(this.hdr.refcountTableOffset + ti * 8, this.reftable.subarray(ti * 8, ti * 8 + 8));
+    await this.tableWrite("rt", this.hdr.refcountTableOffset, this.reftable, ti * 8, ti * 8 + 8);
     return c * this.cs;
   }
 
   /** Replaces the refcount table by a larger one covering index `needed`. */
   private async growReftable(needed: number): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.growReftable(needed));
     const cs = this.cs;
     const perCluster = cs / 8;
     const oldEntries = this.reftable.length / 8;
@@ -903,9 +1002,9 @@ export class Qcow2Image implements BlockBackend {
     }
     const host = await this.allocClusters(1);
     const table = new Uint8Array(this.cs);
-    await this.metaWrite(host, table);
-    this.l2Clusters.add(host / this.cs);
     this.l2Cache.set(host, table);
+    await this.tableWrite("l2", host, table, 0, this.cs);
+    this.l2Clusters.add(host / this.cs);
     await this.writeL1Entry(l1i, host);
     return host;
   }
@@ -931,7 +1030,7 @@ export class Qcow2Image implements BlockBackend {
   private async writeL1Entry(l1i: number, host: number): Promise<void> {
     const [hi, lo] = encodeOffset(host, host === 0 ? 0 : COPIED_HI);
     setEntry(this.l1dv, l1i * 8, hi, lo);
-    await this.metaWrite(this.hdr.l1TableOffset + l1i * 8, this.l1.subarray(l1i * 8, l1i * 8 + 8));
+    await this.tableWrite("l1", this.hdr.l1TableOffset, this.l1, l1i * 8, l1i * 8 + 8);
   }
 
   /** Drops the reference an old L2 entry held (after the entry was replaced). */
@@ -1005,7 +1104,7 @@ export class Qcow2Image implements BlockBackend {
       setEntry(dv, (idx + i) * st, hi, lo);
       if (this.ext) setEntry(dv, (idx + i) * st + 8, 0, ALL_SUB);
     }
-    await this.metaWrite(l2 + idx * st, table.subarray(idx * st, (idx + count) * st));
+    await this.tableWrite("l2", l2, table, idx * st, (idx + count) * st);
   }
 
   private async writeCluster(gc: number, inOff: number, data: Uint8Array): Promise<void> {
@@ -1115,12 +1214,14 @@ export class Qcow2Image implements BlockBackend {
   }
 
   async writeZeroes(offset: number, length: number, _options: { mayUnmap?: boolean } = {}): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.writeZeroes(offset, length, _options));
     this.checkWritable();
     checkRange(F, offset, length, this.hdr.size);
     await this.zeroOrDiscard(offset, length, "zero");
   }
 
   async discard(offset: number, length: number): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.discard(offset, length));
     this.checkWritable();
     checkRange(F, offset, length, this.hdr.size);
     await this.zeroOrDiscard(offset, length, "discard");
@@ -1225,9 +1326,11 @@ export class Qcow2Image implements BlockBackend {
   /**
    * Writes one whole guest cluster compressed (the cluster must be
    * unallocated). Data that does not compress below one cluster is written
-   * uncompressed, as QEMU does.
+   * uncompressed, as QEMU does. `deflated`, when given, is what a Compressor
+   * returned for kind "qcow2" and this cluster (zero-padded to a whole
+   * cluster when the last one is short), used instead of compressing here.
    */
-  async writeCompressed(offset: number, data: Uint8Array): Promise<void> {
+  async writeCompressed(offset: number, data: Uint8Array, deflated?: Uint8Array): Promise<void> {
     this.checkWritable();
     const gc = offset / this.cs;
     const lastPartial = offset + data.length === this.hdr.size && data.length < this.cs;
@@ -1250,7 +1353,7 @@ export class Qcow2Image implements BlockBackend {
       full = new Uint8Array(this.cs);
       full.set(data);
     }
-    const comp = deflateRaw(full);
+    const comp = deflated ?? deflateRaw(full);
     if (comp.length >= this.cs) {
       await this.writeCluster(gc, 0, full);
       return;
@@ -1295,11 +1398,14 @@ export class Qcow2Image implements BlockBackend {
 
   async flush(): Promise<void> {
     this.checkOpen();
-    if (!this.readOnly) await this.store.flush();
+    if (this.readOnly) return;
+    await this.drainMetadata();
+    await this.store.flush();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (!this.readOnly) await this.drainMetadata();
     if (!this.readOnly) await this.markClean();
     this.closed = true;
     if (!this.readOnly) await this.store.flush();
@@ -1370,6 +1476,7 @@ export class Qcow2Image implements BlockBackend {
 
   /** Changes the backing file recorded in the header (no data is copied: see rebase in the CLI). */
   async setBackingFile(name: string | null, format: string | null): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.setBackingFile(name, format));
     this.checkWritable();
     this.hdr = { ...this.hdr, backingFile: name, backingFormat: name === null ? null : format };
     await this.writeHeader();
@@ -1404,6 +1511,7 @@ export class Qcow2Image implements BlockBackend {
    * are now shared), all in one transaction.
    */
   async createSnapshot(name: string): Promise<Qcow2Snapshot> {
+    if (this.wb) return this.writeThrough(() => this.createSnapshot(name));
     this.checkWritable();
     if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
     if (this.snapshots.some((x) => x.name === name))
@@ -1439,6 +1547,7 @@ export class Qcow2Image implements BlockBackend {
    * lose theirs, in one transaction.
    */
   async applySnapshot(nameOrId: string): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.applySnapshot(nameOrId));
     this.checkWritable();
     if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
     const snap = this.findSnapshot(nameOrId);
@@ -1465,6 +1574,7 @@ export class Qcow2Image implements BlockBackend {
    * no longer shared) rewritten, in one transaction.
    */
   async deleteSnapshot(nameOrId: string): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.deleteSnapshot(nameOrId));
     this.checkWritable();
     if (this.ext) throw new DiskError(DiskErrorCode.UNSUPPORTED, { format: F }, "snapshots of extended L2 images");
     const snap = this.findSnapshot(nameOrId);
@@ -1747,6 +1857,7 @@ export class Qcow2Image implements BlockBackend {
    * --shrink), else the call is refused with INVALID_REQUEST.
    */
   async resize(newSize: number, options: { shrink?: boolean } = {}): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.resize(newSize, options));
     this.checkWritable();
     checkSize(F, newSize);
     // QEMU's qcow2_co_truncate: "The new size must be a multiple of 512".
@@ -1914,6 +2025,7 @@ export class Qcow2Image implements BlockBackend {
 
   /** Walks all metadata and compares reference counts with refcounts, as `qemu-img check` does. */
   async check(): Promise<Qcow2CheckResult> {
+    if (this.wb) return this.writeThrough(() => this.check());
     this.checkOpen();
     const cs = this.cs;
     const refs = new Map<number, number>();
@@ -2079,6 +2191,7 @@ export class Qcow2Image implements BlockBackend {
 
   /** Sets every refcount to the number of references found (fixes leaks and lazy-refcount damage). */
   async repairRefcounts(): Promise<void> {
+    if (this.wb) return this.writeThrough(() => this.repairRefcounts());
     this.checkWritable();
     const r = await this.check();
     const fixes: Array<[number, number]> = [];
@@ -2098,6 +2211,7 @@ export class Qcow2Image implements BlockBackend {
    * wrong). Run after repairRefcounts.
    */
   async repairCopiedFlags(): Promise<number> {
+    if (this.wb) return this.writeThrough(() => this.repairCopiedFlags());
     this.checkWritable();
     let fixed = 0;
     for (let i = 0; i < this.hdr.l1Size; i++) {
