@@ -1053,75 +1053,82 @@ function functionBody(body: number[], s: Shape, layout: WasmLayout): number[] {
  * per batch): imported function 0 is fma, 1 is mulhu, 2.. the traces, exported as "0".."n-1".
  */
 export function blockModule(bodies: readonly number[][], layout: WasmLayout): Uint8Array {
+  return assemble(layout, {
+    types: [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64]],
+    imports: [[1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2]],
+    funcs: [1, ...bodies.map(() => 0)],
+    exports: bodies.map((_, i) => [String(i), i + 2]),
+    bodies: [mulhuBody(), ...bodies],
+  });
+}
+
+/** The block function's type: (rt, wt, room, pc: i64) -> i32. */
+const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
+
+/** What assemble() puts in a module besides the memory import (always import 0, "e"."m"). */
+interface ModuleParts {
+  /** Encoded function types (0x60 ...). */
+  types: number[][];
+  /** Encoded import entries after the memory. */
+  imports: number[][];
+  /** Type index of each defined function. */
+  funcs: number[];
+  /** Exported functions: name and function index. */
+  exports: [string, number][];
+  /** Each defined function's body (locals and code). */
+  bodies: number[][];
+}
+
+/** A module's bytes (WebAssembly core 2.0 §5.5): types, imports, functions, exports, code. */
+function assemble(layout: WasmLayout, p: ModuleParts): Uint8Array {
   const m: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const section = (id: number, content: number[]): void => {
+  const section = (id: number, items: readonly number[][]): void => {
+    const content: number[] = [];
+    uleb(content, items.length);
+    for (const it of items) for (const b of it) content.push(b);
     m.push(id);
     uleb(m, content.length);
     for (const b of content) m.push(b);
   };
-  // types: 0 = a block, 1 = mulhu, 2 = fma
-  section(1, [
-    3,
-    0x60,
-    4,
-    T_I32,
-    T_I32,
-    T_I32,
-    T_I64,
-    1,
-    T_I32,
-    0x60,
-    2,
-    T_I64,
-    T_I64,
-    1,
-    T_I64,
-    0x60,
-    3,
-    T_F64,
-    T_F64,
-    T_F64,
-    1,
-    T_F64,
-  ]);
-  // imports: the memory, and fma as function 0
-  const imp: number[] = [2, 1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02];
+  const memory = [1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02];
   if (layout.shared) {
-    imp.push(0x03);
-    uleb(imp, layout.pages);
-    uleb(imp, layout.pages);
+    memory.push(0x03);
+    uleb(memory, layout.pages);
+    uleb(memory, layout.pages);
   } else {
-    imp.push(0x00);
-    uleb(imp, layout.pages);
+    memory.push(0x00);
+    uleb(memory, layout.pages);
   }
-  imp.push(1, 0x65, 1, 0x66 /* "f" */, 0x00, 2);
-  section(2, imp);
-  // functions: 1 = mulhu, 2.. the traces
-  const funcs: number[] = [];
-  uleb(funcs, bodies.length + 1);
-  funcs.push(1);
-  for (let i = 0; i < bodies.length; i++) funcs.push(0);
-  section(3, funcs);
-  const exp: number[] = [];
-  uleb(exp, bodies.length);
-  for (let i = 0; i < bodies.length; i++) {
-    const name = String(i);
-    uleb(exp, name.length);
-    for (let k = 0; k < name.length; k++) exp.push(name.charCodeAt(k));
-    exp.push(0x00);
-    uleb(exp, i + 2);
-  }
-  section(7, exp);
-  const code: number[] = [];
-  uleb(code, bodies.length + 1);
-  const h = mulhuBody();
-  uleb(code, h.length);
-  for (const b of h) code.push(b);
-  for (const f of bodies) {
-    uleb(code, f.length);
-    for (const b of f) code.push(b);
-  }
-  section(10, code);
+  section(1, p.types);
+  section(2, [memory, ...p.imports]);
+  section(
+    3,
+    p.funcs.map((t) => {
+      const e: number[] = [];
+      uleb(e, t);
+      return e;
+    }),
+  );
+  section(
+    7,
+    p.exports.map(([name, index]) => {
+      const e: number[] = [];
+      uleb(e, name.length);
+      for (let k = 0; k < name.length; k++) e.push(name.charCodeAt(k));
+      e.push(0x00);
+      uleb(e, index);
+      return e;
+    }),
+  );
+  section(
+    10,
+    p.bodies.map((f) => {
+      const e: number[] = [];
+      uleb(e, f.length);
+      for (const b of f) e.push(b);
+      return e;
+    }),
+  );
   return Uint8Array.from(m);
 }
 
@@ -1259,52 +1266,11 @@ export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Ar
   f.push(I32_CONST, 0, LGET, FOFF, I32_STORE, 2);
   uleb(f, c + 56);
   f.push(LGET, R, END);
-
-  const m: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const section = (id: number, content: number[]): void => {
-    m.push(id);
-    uleb(m, content.length);
-    for (const b of content) m.push(b);
-  };
-  // types: 0 = a block, 1 = the dispatcher
-  section(1, [
-    2,
-    0x60,
-    4,
-    T_I32,
-    T_I32,
-    T_I32,
-    T_I64,
-    1,
-    T_I32,
-    0x60,
-    7,
-    T_I32,
-    T_I32,
-    T_I32,
-    T_F64,
-    T_F64,
-    T_I32,
-    T_I32,
-    1,
-    T_I32,
-  ]);
-  const imp: number[] = [2, 1, 0x65, 1, 0x6d, 0x02];
-  if (layout.shared) {
-    imp.push(0x03);
-    uleb(imp, layout.pages);
-    uleb(imp, layout.pages);
-  } else {
-    imp.push(0x00);
-    uleb(imp, layout.pages);
-  }
-  imp.push(1, 0x65, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00); // table: funcref, min 0
-  section(2, imp);
-  section(3, [1, 1]);
-  section(7, [1, 1, 0x64 /* "d" */, 0x00, 0]);
-  const code: number[] = [1];
-  uleb(code, f.length);
-  for (const b of f) code.push(b);
-  section(10, code);
-  return Uint8Array.from(m);
+  return assemble(layout, {
+    types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32]],
+    imports: [[1, 0x65 /* "e" */, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00]], // table: funcref, min 0
+    funcs: [1],
+    exports: [["d", 0]],
+    bodies: [f],
+  });
 }
