@@ -70,6 +70,20 @@ for (const e of ENGINES) {
         expect(readX(hart.x, 28)).toBe(0x8123456789abcdefn);
       });
 
+      it("completeMmio takes what platform's MmioMap.read returns: a number, a bigint or undefined (a hole)", () => {
+        // lui t0, 0x10000 ; lb t1, 5(t0) ; lhu t2, 6(t0) ; ld t3, 8(t0) ; j .
+        const { hart } = machine([lui(5, 0x10000), load(0, 6, 5, 5), load(5, 7, 5, 6), load(3, 28, 5, 8), JSELF]);
+        hart.run(100);
+        hart.completeMmio(0x80); // a number: sign-extended as the bigint would be
+        expect(readX(hart.x, 6)).toBe(0xffffffffffffff80n);
+        hart.run(100);
+        hart.completeMmio(-2); // a negative number: its low bits
+        expect(readX(hart.x, 7)).toBe(0xfffen);
+        hart.run(100);
+        hart.completeMmio(undefined);
+        expect(readX(hart.x, 28)).toBe(0n);
+      });
+
       it("an MMIO write carries the value; failMmio raises an access fault at the instruction", () => {
         const { hart } = machine([lui(5, 0x10000), addi(6, 0, -2), S(0, 6, 5, 2), S(4, 6, 5, 0), JSELF]);
         hart.mtvec = BASE + 0x100;

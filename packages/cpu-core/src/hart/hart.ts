@@ -339,12 +339,15 @@ export class Hart {
     this.pc = Number(BigInt.asIntN(53, BigInt.asIntN(64, v)));
   }
 
-  /** Complete a pending MMIO exit: for a read, the value the device returned. */
-  completeMmio(value = 0n): void {
+  /**
+   * Complete a pending MMIO exit: for a read, the value the device returned (a number or a
+   * bigint, as platform's `MmioMap.read` gives it; undefined, a hole, reads as 0).
+   */
+  completeMmio(value: bigint | number | undefined = 0n): void {
     const p = this.mmioPending;
     if (!p) throw new CpuError(CpuErrorCode.MMIO_PENDING, {}, "no MMIO access is pending");
     this.mmioPending = undefined;
-    if (p.kind !== 0) this.writeLoadResult(p.rd, p.kind, value);
+    if (p.kind !== 0) this.writeLoadResult(p.rd, p.kind, typeof value === "bigint" ? value : BigInt(value ?? 0));
     this.pc = p.npc;
     this.instret++;
   }
