@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { runElf } from "../testing/machine.js";
 import { PRELUDE } from "../testing/prelude.js";
 import { runQemu } from "../testing/qemu.js";
-import { randomControlFlowProgram } from "../testing/random-programs.js";
+import { RR_OPS, randomControlFlowProgram } from "../testing/random-programs.js";
 import { rng } from "../testing/rng.js";
 import { buildElf, requireTool } from "../testing/toolchain.js";
 import { ENGINES } from "./translator.js";
@@ -14,36 +14,6 @@ import { ENGINES } from "./translator.js";
 // ringzero runs every program under both engines (the translator compiling on first sight)
 const engines = ENGINES.map((engine) => ({ engine, translateAfter: 1 }));
 
-const R_OPS = [
-  "add",
-  "sub",
-  "sll",
-  "slt",
-  "sltu",
-  "xor",
-  "srl",
-  "sra",
-  "or",
-  "and",
-  "addw",
-  "subw",
-  "sllw",
-  "srlw",
-  "sraw",
-  "mul",
-  "mulh",
-  "mulhsu",
-  "mulhu",
-  "div",
-  "divu",
-  "rem",
-  "remu",
-  "mulw",
-  "divw",
-  "divuw",
-  "remw",
-  "remuw",
-];
 const I_OPS = ["addi", "slti", "sltiu", "xori", "ori", "andi", "addiw"];
 const SH_OPS = ["slli", "srli", "srai"];
 const SHW_OPS = ["slliw", "srliw", "sraiw"];
@@ -74,7 +44,7 @@ function randomAluProgram(seed: number, count: number): string {
   for (let i = 1; i < 32; i++) lines.push(`    li x${i}, ${interesting(r)}`);
   for (let i = 0; i < count; i++) {
     const k = r();
-    if (k < 0.45) lines.push(`    ${R_OPS[Math.floor(r() * R_OPS.length)]} ${reg()}, ${reg()}, ${reg()}`);
+    if (k < 0.45) lines.push(`    ${RR_OPS[Math.floor(r() * RR_OPS.length)]} ${reg()}, ${reg()}, ${reg()}`);
     else if (k < 0.7)
       lines.push(`    ${I_OPS[Math.floor(r() * I_OPS.length)]} ${reg()}, ${reg()}, ${Math.floor(r() * 4096) - 2048}`);
     else if (k < 0.82) lines.push(`    ${SH_OPS[Math.floor(r() * 3)]} ${reg()}, ${reg()}, ${Math.floor(r() * 64)}`);

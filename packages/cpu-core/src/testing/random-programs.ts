@@ -39,7 +39,8 @@ export interface RandomProgram {
 // x2 (sp), x3 (gp, the CHECK test number) and the harness registers s9 (x25, trap-log pointer),
 // s10 (x26, where the trap handler resumes) and t6 (x31, handler temporary) stay out of the pool.
 const POOL = [1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 27, 28, 29, 30];
-const ALU = [
+/** Every RV64IM register-register operation (the generators draw from it). */
+export const RR_OPS = [
   "add",
   "sub",
   "xor",
@@ -185,8 +186,8 @@ export function randomControlFlowProgram(seed: number, opts: RandomProgramOption
       while (b === a) b = reg();
       emit(`li ${a}, ${r() < 0.4 ? pick(["0x8000000000000000", "-0x80000000"]) : pick(CORNERS)}`);
       emit(`li ${b}, ${r() < 0.5 ? pick(["-1", "0"]) : pick(CORNERS)}`);
-      emit(`${pick(ALU.slice(15))} ${reg()}, ${a}, ${b}`);
-    } else if (k < 0.5) emit(`${pick(ALU)} ${reg()}, ${reg()}, ${reg()}`);
+      emit(`${pick(RR_OPS.slice(15))} ${reg()}, ${a}, ${b}`);
+    } else if (k < 0.5) emit(`${pick(RR_OPS)} ${reg()}, ${reg()}, ${reg()}`);
     else if (k < 0.62) {
       const [op, sh] = pick(ALU_IMM);
       emit(`${op} ${reg()}, ${reg()}, ${sh ? int(0, sh) : int(-2048, 2047)}`);
