@@ -52,8 +52,12 @@ import {
   type Block,
   type CodeSource,
   type Engine,
+  HEAT_MASK,
   HOT_THRESHOLD,
+  NO_TRACE,
+  PENDING_MARK,
   STEP,
+  TRACE_MARK,
   Translator,
   type TranslatorStats,
 } from "./translator.js";
@@ -131,15 +135,6 @@ const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
-/**
- * The translator's cold chunks (code not yet translated): the interpreter runs up to the next
- * check, and stops at the first taken jump after COLD_BIG instructions or at a jump to a marked
- * start (one with a trace, or seen COLD_SEEN times), so that visits are counted at jump targets.
- */
-/** Mask of the translator's mark table index (RAM offset / 2, hashed). */
-const MARK_MASK = 0xffff;
-const COLD_BIG = 512;
-const COLD_SEEN = 64;
 const TWO32 = 4294967296;
 const SATP_BARE = 0;
 const SATP_SV39 = 8;
@@ -408,19 +403,20 @@ export class Hart {
 
   run(budget: number): HartExit {
     if (this.mmioPending) throw new CpuError(CpuErrorCode.MMIO_PENDING, { address: this.mmioAddr });
-    return this.tr === undefined ? this.exec(budget, 0) : this.runTranslated(budget, this.tr);
+    const tr = this.tr;
+    if (tr === undefined) return this.exec(budget, 0);
+    const ex = this.runTranslated(budget, tr);
+    tr.flushQueue(); // traces queued in this run are compiled while the host goes on
+    return ex;
   }
 
   /**
    * The interpreter: up to `budget` instructions or exceptions. Interrupts are checked first when
    * `first` is 0; the translator steps single instructions with exec(1, 1) (no check: it has its own).
+   * Its cold chunks pass the heat table `marks`: each taken jump counts a visit at its target, and
+   * the chunk ends at a target whose heat reached `hot` (a trace there, or one to compile).
    */
-  private exec(
-    budget: number,
-    first: number,
-    stopAfter = Number.POSITIVE_INFINITY,
-    marks: Uint8Array | undefined = undefined,
-  ): HartExit {
+  private exec(budget: number, first: number, hot = 0, marks: Uint16Array | undefined = undefined): HartExit {
     const x = this.x;
     const bus = this.bus;
     const u8 = bus.u8;
@@ -493,11 +489,22 @@ export class Hart {
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
         d = pc - fetchVa;
-        // the translator's cold chunks end at a marked start on another page (a trace or a warm start)
-        if (marks !== undefined && n > 0 && marks[((fetchOff + d) >>> 1) & MARK_MASK] !== 0) {
-          end = n + t;
-          limit = n; // the chunk ends here (not a forced check)
-          continue;
+        // translator cold chunks: a start on another page (its traces run from here, or the chunk
+        // ends for the run loop to compile one)
+        if (marks !== undefined && n > 0) {
+          const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+          if (j !== 0) {
+            if (j === 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
+            } else {
+              n += this.traced;
+              pc = this.pc;
+              fetchVa = this.fetchVa;
+              fetchOff = this.fetchOff;
+            }
+            continue;
+          }
         }
       }
       const fo = fetchOff + d;
@@ -560,9 +567,17 @@ export class Hart {
           }
           pc += imm;
           n++;
-          if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
-            end = n + t;
-            limit = n; // the chunk ends here (not a forced check)
+          if (marks !== undefined) {
+            const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+            if (j === 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
+            } else if (j === 1) {
+              n += this.traced;
+              pc = this.pc;
+              fetchVa = this.fetchVa;
+              fetchOff = this.fetchOff;
+            }
           }
           continue;
         }
@@ -598,9 +613,17 @@ export class Hart {
           }
           pc = hi * TWO32 + (lo >>> 0);
           n++;
-          if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
-            end = n + t;
-            limit = n; // the chunk ends here (not a forced check)
+          if (marks !== undefined) {
+            const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+            if (j === 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
+            } else if (j === 1) {
+              n += this.traced;
+              pc = this.pc;
+              fetchVa = this.fetchVa;
+              fetchOff = this.fetchOff;
+            }
           }
           continue;
         }
@@ -645,9 +668,17 @@ export class Hart {
               (((insn >> 25) & 0x3f) << 5) |
               (((insn >> 8) & 0xf) << 1) |
               (((insn >> 7) & 1) << 11);
-            if (n >= stopAfter || (marks !== undefined && this.marked(marks, pc - fetchVa, fetchOff))) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
+            if (marks !== undefined) {
+              const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+              if (j === 2) {
+                end = n + t;
+                limit = n; // the chunk ends here (not a forced check)
+              } else if (j === 1) {
+                n += this.traced;
+                pc = this.pc;
+                fetchVa = this.fetchVa;
+                fetchOff = this.fetchOff;
+              }
             }
           } else {
             pc += ilen;
@@ -1222,7 +1253,6 @@ export class Hart {
     const i32 = bus.i32;
     const src = this.codeSource;
     const dispatch = tr.dispatch;
-    const ctl = tr.ctl as Int32Array;
     let n = 0; // instructions retired in this run
     let t = 0; // exceptions taken in this run
     let limit = 0;
@@ -1265,7 +1295,11 @@ export class Hart {
             }
           }
           st.lookups++;
-          if (b.len < 0 && ++b.count >= tr.threshold) tr.compile(b, src);
+          // a fence.i since its page was last checked: compare it first (translator.ts fenceI)
+          if (b.fn !== undefined && !tr.current(b)) b = tr.lookup(key);
+          // a cold start is compiled once its heat (jumps counted by the interpreter, and lookups)
+          // reaches the threshold; a queued one counts visits until its batch is compiled
+          if (b.len < 0 && (b.pending || tr.warm(key) >= tr.threshold)) tr.compile(b, src);
           const fn = b.fn;
           if (fn !== undefined) {
             st.hits++;
@@ -1273,37 +1307,11 @@ export class Hart {
               if (b.slot >= 0 && dispatch !== undefined) {
                 // WebAssembly: this block and its successors, chained inside the dispatcher
                 tr.enter(b);
-                ctl[10] =
-                  (this.mstatus & MSTATUS_FS ? FpState.ON : 0) |
-                  (this.fflags & 1 ? FpState.NX : 0) |
-                  (this.frm === 0 ? FpState.RNE : 0) |
-                  (this.reservation < 0 ? FpState.NO_RES : 0);
-                const status = dispatch(
-                  this.rTlb.byteOffset,
-                  this.wTlb.byteOffset,
-                  limit - n,
-                  pc,
-                  this.fetchVa,
-                  this.fetchOff,
-                  this.xTlb.byteOffset,
-                );
-                // the code page the dispatcher ended on (it follows the fetch TLB across pages)
-                this.fetchVa = ctl[13] * TWO32 + (ctl[12] >>> 0);
-                this.fetchOff = ctl[14];
-                const k = ctl[4];
-                const calls = ctl[8];
+                const status = this.runTraces(tr, pc, limit - n, this.rTlb, this.wTlb);
+                const k = this.traced;
                 n += k;
                 this.instret += k;
-                st.blockInstructions += k;
-                st.blockCalls += calls;
-                st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
-                st.hits += calls - 1;
-                this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
                 step = status === DispatchStatus.STEP;
-                if (ctl[11] !== 0) {
-                  this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
-                  ctl[11] = 0;
-                }
                 prev = undefined;
                 continue;
               }
@@ -1321,13 +1329,9 @@ export class Hart {
             }
             chunk = limit - n; // the interpreter runs up to the check the block would overrun
           } else if (b.len < 0) {
-            // cold code (a visit counter): the interpreter runs a few instructions at its own
-            // speed instead of one per lookup; the next lookup counts wherever they end
-            // up to the next check, ending at the first taken jump after COLD_BIG instructions or
-            // at a jump to a marked start (a trace, or a start seen COLD_SEEN times): visits are
-            // counted at jump targets, where traces start, and cold code runs in long chunks
+            // cold code: the interpreter runs it at its own speed up to the next check, counting
+            // visits at jump targets (where traces start) and ending at a hot one
             chunk = limit - n;
-            if (b.count === COLD_SEEN) tr.mark(key);
           }
         }
       }
@@ -1336,16 +1340,16 @@ export class Hart {
       prev = undefined;
       const before = this.instret;
       if (chunk > 1) {
-        // the chunk ends at the first taken jump after `stop` instructions, so that the next
-        // lookup counts a visit at a jump target (a trace start) and not mid-way through a loop
-        const ex = this.exec(chunk, chunk, COLD_BIG, tr.marks);
+        const traced = st.blockInstructions;
+        const ex = this.exec(chunk, chunk, tr.threshold, tr.marks);
         const dn = this.instret - before;
+        const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
         if (ex.kind !== "budget") {
-          st.interpreted += dn;
+          st.interpreted += di;
           return ex;
         }
         const dt = this.execTraps;
-        st.interpreted += dn + dt;
+        st.interpreted += di + dt;
         const n0 = n;
         n += dn;
         t += dt;
@@ -1411,9 +1415,89 @@ export class Hart {
 
   // ------------------------------------------------------------------ M extension
 
-  /** A jump target `d` bytes into the current code page is marked (translator cold chunks). */
-  private marked(marks: Uint8Array, d: number, fetchOff: number): boolean {
-    return d >= 0 && d < 4096 && marks[((fetchOff + d) >>> 1) & MARK_MASK] !== 0;
+  /** Instructions retired by the traces the last atTarget() ran. */
+  private traced = 0;
+
+  /**
+   * Translator cold chunks: a jump reached `pc` (targets off the code page are counted where
+   * they are fetched). Below `hot` its heat counts one more visit: 0 (go on; also for a queued or
+   * untranslatable start). A start whose WebAssembly trace is in the dispatcher's cache runs it
+   * and its successors here, when the first fits in `room` (instructions before the next check):
+   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set (the next instruction is the
+   * interpreter's, as after a block exit). Any other hot start ends the chunk for the run loop
+   * (a trace to compile, a JavaScript block): 2.
+   */
+  private atTarget(
+    marks: Uint16Array,
+    pc: number,
+    fetchVa: number,
+    fetchOff: number,
+    hot: number,
+    room: number,
+    rt: Int32Array,
+    wt: Int32Array,
+  ): number {
+    const d = pc - fetchVa;
+    if (!(d >= 0 && d < 4096)) return 0;
+    const key = fetchOff + d;
+    const h = (key >>> 1) & HEAT_MASK;
+    const v = marks[h];
+    if (v < hot) {
+      marks[h] = v + 1;
+      return 0;
+    }
+    const tr = this.tr as Translator;
+    if (v !== TRACE_MARK) {
+      if (v === PENDING_MARK) return ++tr.queuedVisits >= tr.batchWait ? 2 : 0; // queued: go on a while
+      return v === NO_TRACE ? 0 : 2; // untranslatable: go on; else compile
+    }
+    const len = tr.cachedLength(key);
+    if (len < 0 || this.triggers.exec) return 2; // a JavaScript block, or one the cache lost
+    if (len > room) return 0;
+    this.fetchVa = fetchVa;
+    this.fetchOff = fetchOff;
+    this.runTraces(tr, pc, room, rt, wt);
+    return 1;
+  }
+
+  /**
+   * Run WebAssembly traces from `pc` (its trace is in the dispatcher's cache and fits in `room`)
+   * through the dispatcher: this.traced retired, this.pc and the code page (this.fetchVa and
+   * fetchOff) where it stopped; returns the DispatchStatus.
+   */
+  private runTraces(tr: Translator, pc: number, room: number, rt: Int32Array, wt: Int32Array): number {
+    const ctl = tr.ctl as Int32Array;
+    const st = tr.stats;
+    ctl[10] =
+      (this.mstatus & MSTATUS_FS ? FpState.ON : 0) |
+      (this.fflags & 1 ? FpState.NX : 0) |
+      (this.frm === 0 ? FpState.RNE : 0) |
+      (this.reservation < 0 ? FpState.NO_RES : 0);
+    const status = (tr.dispatch as NonNullable<Translator["dispatch"]>)(
+      rt.byteOffset,
+      wt.byteOffset,
+      room,
+      pc,
+      this.fetchVa,
+      this.fetchOff,
+      this.xTlb.byteOffset,
+    );
+    // the code page the dispatcher ended on (it follows the fetch TLB across pages)
+    this.fetchVa = ctl[13] * TWO32 + (ctl[12] >>> 0);
+    this.fetchOff = ctl[14];
+    const k = ctl[4];
+    const calls = ctl[8];
+    this.traced = k;
+    st.blockInstructions += k;
+    st.blockCalls += calls;
+    st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
+    st.hits += calls - 1;
+    this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
+    if (ctl[11] !== 0) {
+      this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
+      ctl[11] = 0;
+    }
+    return status;
   }
 
   /** Exceptions taken by the last exec() that ended on its budget. */

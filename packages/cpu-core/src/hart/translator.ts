@@ -113,10 +113,19 @@ export interface TranslatorStats {
 }
 
 const MAX_BLOCK = 32;
+/** Entries of the heat table (2 MiB of code without collisions). */
+export const HEAT_ENTRIES = 1 << 20;
+export const HEAT_MASK = HEAT_ENTRIES - 1;
+/** Heat of a start that has a trace (the interpreter's cold chunks run it from a jump). */
+export const TRACE_MARK = 0xffff;
+/** Heat of a start whose trace is queued for compilation (the interpreter goes on meanwhile). */
+export const PENDING_MARK = 0xfffe;
+/** Heat of a start with no trace (its first instruction is not translated). */
+export const NO_TRACE = 0xfffd;
 /** Cache entries (counters, markers and traces) before the whole cache is dropped. */
 const MAX_ENTRIES = 1 << 18;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
-export const HOT_THRESHOLD = 500;
+export const HOT_THRESHOLD = 50;
 const TWO32 = 4294967296;
 
 /** Decoding input: RAM views and the RVC expansion table. */
@@ -144,16 +153,21 @@ export class Translator {
    */
   private readonly snaps = new Map<number, Int32Array>();
   private ram32: Int32Array | undefined;
+  /** fence.i epochs (see fenceI): a code page's translations may run when its entry is `epoch`. */
+  private epoch = 1;
+  private readonly pageEpoch: Uint32Array;
   /** Called when a page becomes a code page (the hart drops it from every write TLB). */
   onNewCodePage: (page: number) => void = () => {};
 
   /** Visits of a block start before it is compiled. */
   readonly threshold: number;
   /**
-   * Starts (RAM offset / 2, hashed to 64 Ki entries) where the interpreter's cold chunks end when
-   * a jump reaches them: traces and warm starts. A collision only ends a chunk early.
+   * Heat of jump targets (RAM offset / 2, hashed to HEAT_ENTRIES): the interpreter's cold chunks
+   * count each taken jump at its target, end at a target that reached the threshold (the run
+   * loop then compiles a trace there) and run the trace at one that has it (TRACE_MARK; also
+   * PENDING_MARK and NO_TRACE). A collision only ends a chunk early or compiles a trace sooner.
    */
-  readonly marks = new Uint8Array(65536);
+  readonly marks = new Uint16Array(HEAT_ENTRIES);
   /** The WebAssembly back end's memory layout, or undefined (JavaScript only). */
   readonly wasm: WasmLayout | undefined;
   /** The control words (wasm-block.ts): block results at 0..3, dispatcher results at 4..8. */
@@ -177,13 +191,21 @@ export class Translator {
    * to the event loop (the hypervisors); a loop that never yields would never see the modules.
    */
   readonly background: boolean;
+  /**
+   * Jumps the interpreter made to queued traces since the last batch: at batchWait, the batch is
+   * compiled as it is (a hot trace waits for at most min(BATCH_WAIT, threshold) visits).
+   */
+  queuedVisits = 0;
+  readonly batchWait: number;
   /** Whole-cache flushes so far (a background batch from an older generation is dropped). */
   private generation = 0;
 
   constructor(ramSize: number, threshold = HOT_THRESHOLD, wasm?: WasmLayout, background = false) {
     this.background = background;
-    this.threshold = Math.max(1, threshold);
+    this.threshold = Math.min(NO_TRACE - 1, Math.max(1, Math.floor(threshold)));
+    this.batchWait = Math.min(BATCH_WAIT, this.threshold);
     this.codePages = new Uint8Array(Math.ceil(ramSize / 4096));
+    this.pageEpoch = new Uint32Array(this.codePages.length);
     this.wasm = wasm;
     if (wasm !== undefined && wasmApi !== undefined) {
       this.ctl = new Int32Array(wasm.memory.buffer, wasm.ctlBase, 16);
@@ -213,6 +235,14 @@ export class Translator {
     c[e + 2] = b.len;
   }
 
+  /** The length of the WebAssembly trace at `key` in the dispatcher's cache, or -1 (none there). */
+  cachedLength(key: number): number {
+    const c = this.cache;
+    if (c === undefined) return -1;
+    const e = ((key >>> 1) & (DISPATCH_ENTRIES - 1)) << 2;
+    return c[e] === key ? c[e + 2] : -1;
+  }
+
   /** Drop WebAssembly block `b` from the cache and free its slot. */
   private release(b: Block): void {
     if (b.slot < 0) return;
@@ -230,6 +260,8 @@ export class Translator {
     const gen = generateWasm(b.key, src, wasm);
     if (gen.len === 0 || gen.fp || gen.body === undefined) return false;
     b.pending = true;
+    b.count = 0; // visits while queued
+    this.setHeat(b.key, PENDING_MARK);
     this.batch.push({ b, body: gen.body, len: gen.len });
     // (translateAfter 1, for tests: every trace at once)
     if (this.batch.length >= BATCH || this.threshold <= 1) this.compileBatch();
@@ -238,6 +270,7 @@ export class Translator {
 
   /** Compile the queued traces (those still valid) in one module and put them in the cache. */
   private compileBatch(): void {
+    this.queuedVisits = 0;
     const items = this.batch.filter((it) => it.b.valid && it.b.pending);
     this.batch = [];
     const wasm = this.wasm;
@@ -273,7 +306,8 @@ export class Translator {
     const table = this.table as WasmTable;
     items.forEach((it, i) => {
       const b = it.b;
-      if (!b.valid || !b.pending) return;
+      // (a fence.i since it was queued: its page is checked before it enters the cache)
+      if (!b.pending || !this.current(b)) return;
       let slot = this.freeSlots.pop();
       if (slot === undefined) {
         slot = this.nextSlot++;
@@ -285,6 +319,7 @@ export class Translator {
       b.pending = false;
       b.fn = VIA_DISPATCHER;
       this.enter(b);
+      this.setHeat(b.key, TRACE_MARK);
       this.stats.blocksTranslated++;
       this.stats.wasmBlocks++;
       this.stats.instructionsTranslated += it.len;
@@ -320,7 +355,7 @@ export class Translator {
     if (b.pending) {
       // queued for WebAssembly (every visit comes here): a hot trace waits for at most
       // min(BATCH_WAIT, threshold) visits before its batch is compiled as it is
-      if (b.count === this.threshold + Math.min(BATCH_WAIT, this.threshold)) {
+      if (++b.count >= this.batchWait || this.queuedVisits >= this.batchWait) {
         const t0 = performance.now();
         this.compileBatch();
         this.stats.compileMs += performance.now() - t0;
@@ -335,6 +370,7 @@ export class Translator {
     }
     const gen = generate(b.key, src);
     b.len = gen.len;
+    this.setHeat(b.key, gen.len > 0 ? TRACE_MARK : NO_TRACE);
     if (gen.len > 0) {
       const factory = new Function("mulHiU32", "execFp", gen.source) as (
         m: typeof mulHiU32,
@@ -349,14 +385,33 @@ export class Translator {
     this.stats.compileMs += performance.now() - t0;
   }
 
-  /** Mark a start: the interpreter's cold chunks end at jumps to it. */
-  mark(key: number): void {
-    this.marks[(key >>> 1) & 0xffff] = 1;
+  private setHeat(key: number, v: number): void {
+    this.marks[(key >>> 1) & HEAT_MASK] = v;
+  }
+
+  /** Compile the traces queued for the WebAssembly back end, however few (the host is about to yield). */
+  flushQueue(): void {
+    if (this.batch.length === 0) return;
+    const t0 = performance.now();
+    this.compileBatch();
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** The heat of a start (jumps counted at it; TRACE_MARK once it has a trace). */
+  heat(key: number): number {
+    return this.marks[(key >>> 1) & HEAT_MASK];
+  }
+
+  /** Count a visit of a cold start the run loop looked up (one that no taken jump reached). */
+  warm(key: number): number {
+    const h = (key >>> 1) & HEAT_MASK;
+    const v = this.marks[h];
+    if (v < TRACE_MARK) this.marks[h] = v + 1;
+    return v + 1;
   }
 
   /** Record `b` among its page's translations (the page becomes a code page on its first). */
   private addToPage(b: Block, src: CodeSource): void {
-    this.mark(b.key);
     const page = b.key >>> 12;
     let list = this.pageBlocks.get(page);
     if (list === undefined) {
@@ -368,6 +423,7 @@ export class Translator {
       this.codePages[page] = 1;
       const ram = this.ramWords(src);
       this.snaps.set(page, ram.slice(page << 10, (page + 1) << 10));
+      this.pageEpoch[page] = this.epoch;
       this.onNewCodePage(page);
     }
   }
@@ -379,22 +435,40 @@ export class Translator {
   }
 
   /**
-   * fence.i (Zifencei §5.1): drop the translations of every code page whose bytes changed since
-   * it was translated without a store of this hart seeing it (DMA). The other pages keep theirs,
-   * and visit counters survive (Linux executes fence.i at every exec and module load).
+   * fence.i (Zifencei §5.1): the translations of every code page whose bytes changed since it was
+   * translated without a store of this hart seeing it (DMA) must go. Checked lazily (Linux runs
+   * fence.i for every executable page it maps): a new epoch begins and the dispatcher's cache is
+   * emptied; a page's translations are compared with its bytes (`current`) before the first of
+   * them runs again, and dropped if they changed. Visit counters survive.
    */
   fenceI(src: CodeSource): void {
     this.stats.fences++;
-    const ram = this.ramWords(src);
-    for (const [page, snap] of this.snaps) {
+    this.ramWords(src);
+    if (this.snaps.size === 0) return;
+    this.epoch++;
+    this.cache?.fill(-1);
+  }
+
+  /**
+   * Whether block `b` may run: its page was checked in this epoch (since the last fence.i), or is
+   * checked now. A page whose bytes differ from its snapshot loses its translations (b.valid false).
+   */
+  current(b: Block): boolean {
+    const page = b.key >>> 12;
+    if (this.pageEpoch[page] === this.epoch) return b.valid;
+    const snap = this.snaps.get(page);
+    if (snap !== undefined) {
+      const ram = this.ram32 as Int32Array;
       const base = page << 10;
       for (let i = 0; i < 1024; i++) {
         if (ram[base + i] !== snap[i]) {
           this.invalidatePage(page);
-          break;
+          return false;
         }
       }
     }
+    this.pageEpoch[page] = this.epoch;
+    return b.valid;
   }
 
   /** A store reached a code page: drop its translations (self-modifying code). */
@@ -403,6 +477,7 @@ export class Translator {
     if (list !== undefined) {
       for (const b of list) {
         b.valid = false;
+        this.setHeat(b.key, 0); // counted again from cold
         this.release(b);
         if (this.map.get(b.key) === b) this.map.delete(b.key);
       }
