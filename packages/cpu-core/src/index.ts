@@ -20,7 +20,7 @@ export {
   f64Sub,
   RM,
 } from "./fpu/index.js";
-export { Bus, type BusConfig, BusConfigSchema } from "./hart/bus.js";
+export { Bus, type BusConfig, BusConfigSchema, type BusMemory, BusMemorySchema, HART_STATE_BYTES } from "./hart/bus.js";
 export { expandCompressed } from "./hart/compressed.js";
 export {
   Cause,
