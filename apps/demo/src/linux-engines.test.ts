@@ -54,4 +54,33 @@ describe.skipIf(skip)("Linux under both engines (--deterministic)", () => {
     const traces = /translator: blocks (\d+) \((\d+) WebAssembly\)/.exec(t.stderr);
     expect(Number(traces?.[2])).toBeGreaterThan(100);
   }, 600_000);
+
+  it("under micro the child's translator runs WebAssembly traces too (RAM in a shared WebAssembly.Memory)", () => {
+    const t = spawnSync(
+      process.execPath,
+      [
+        cli,
+        "run",
+        "--hypervisor",
+        "micro",
+        "--kernel",
+        kit.image,
+        "--initrd",
+        kit.initrd,
+        "--deterministic",
+        "--engine",
+        "translator",
+        "--max-instructions",
+        "140000000",
+        "--stats",
+      ],
+      { encoding: "latin1", input: "", timeout: 240_000 },
+    );
+    expect(t.status).toBe(124);
+    expect(t.stdout).toContain(LINUX_KIT_PROMPT);
+    const traces = /translator: blocks (\d+) \((\d+) WebAssembly\)/.exec(t.stderr);
+    expect(Number(traces?.[2])).toBeGreaterThan(100);
+    // every block the boot compiled went to WebAssembly (F/D blocks would stay JavaScript; the kit has none hot)
+    expect(Number(traces?.[2])).toBeGreaterThan(0.9 * Number(traces?.[1]));
+  }, 300_000);
 });

@@ -318,6 +318,8 @@ async function runMicro(
     io.stderr(
       `ringzero: ${v.instructions ?? 0} instructions in ${seconds.toFixed(3)} s (${seconds > 0 ? ((v.instructions ?? 0) / seconds / 1e6).toFixed(1) : "0.0"} MIPS), idle ${((v.idleMicros ?? 0) / 1e6).toFixed(3)} s; exits by path: microkernel ${v.exitsMicrokernel ?? 0}, paravisor ${v.exitsParavisor ?? 0}, intercept ${v.exitsIntercept ?? 0}, wfi ${v.exitsWfi ?? 0}; intercept wait ${((v.interceptWaitMicros ?? 0) / 1e6).toFixed(3)} s\n`,
     );
+    if (v.translatorBlocks)
+      io.stderr(`ringzero: translator: blocks ${v.translatorBlocks} (${v.translatorWasmBlocks ?? 0} WebAssembly)\n`);
     io.stderr(`ringzero: hypercalls: ${nonZeroCounts(s.kernel.hypercalls)}\n`);
     // Per device channel, as its VSP worker counted it (packets and signals, both directions).
     for (const [name, d] of Object.entries(s.parent.devices ?? {})) {

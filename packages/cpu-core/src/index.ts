@@ -20,7 +20,7 @@ export {
   f64Sub,
   RM,
 } from "./fpu/index.js";
-export { Bus, type BusConfig, BusConfigSchema } from "./hart/bus.js";
+export { Bus, type BusConfig, BusConfigSchema, type BusMemory, BusMemorySchema, HART_STATE_BYTES } from "./hart/bus.js";
 export { expandCompressed } from "./hart/compressed.js";
 export {
   Cause,
@@ -40,6 +40,7 @@ export {
 } from "./hart/constants.js";
 export { Hart, type HartExit, type HartOptions } from "./hart/hart.js";
 export { ENGINES, type Engine, type TranslatorStats } from "./hart/translator.js";
+export type { WasmMemory } from "./hart/wasm-api.js";
 export { CSR_NAMES } from "./isa/csr-names.js";
 export { decode, insnLength } from "./isa/decode.js";
 export { createDisasmState, type DisasmOptions, type DisasmState, disassemble, operandValues } from "./isa/disasm.js";

@@ -3,6 +3,7 @@
 // worker thread per virtual processor), answers the slow hypercalls on the
 // thread that created it, and nothing else: no device, no disk, no network,
 // no VMBus. Partitions talk to it through their thread's HvClient.
+import { HART_STATE_BYTES, type WasmMemory } from "@ringzero/cpu-core";
 import {
   HYPERCALL_NAMES,
   Hypercall,
@@ -47,11 +48,17 @@ const HOST_DECAY = 0.9;
 const MAX_REGION = 2 ** 31;
 /** Memory the kernel hands out to all partitions together. */
 const DEFAULT_MEMORY_LIMIT = 8 * 2 ** 30;
+/** VPs a partition may have (CreateVp's vpIndex is below this). */
+const MAX_VPS = 1;
+const WASM_PAGE = 65536;
 
 export { ROOT_PARTITION_ID };
 
 interface Region extends RegionInfo {
+  /** The region's bytes from offset 0; longer than `size` when a WebAssembly memory holds them. */
   readonly buffer: SharedArrayBuffer;
+  /** RAM: the shared WebAssembly.Memory whose buffer is `buffer`, with MAX_VPS hart-state windows after RAM. */
+  readonly memory?: WasmMemory;
 }
 
 interface VpRecord {
@@ -118,7 +125,10 @@ export interface HvThreadInit {
 
 /** workerData of a VP thread. */
 export interface VpThreadInit extends HvThreadInit {
-  readonly regions: readonly (RegionInfo & { buffer: SharedArrayBuffer })[];
+  /** `buffer` holds the region from offset 0 and may be longer than `size`; `memory` (RAM only) is a WebAssembly.Memory on it. */
+  readonly regions: readonly (RegionInfo & { buffer: SharedArrayBuffer; memory?: WasmMemory })[];
+  /** This VP's window for hart state in the RAM region's `memory` (bytes after RAM), when it has one. */
+  readonly hartState?: { readonly offset: number; readonly bytes: number };
   readonly boot: VpBoot;
   readonly intercepts: readonly { base: number; size: number }[];
   /** The parent's VP 0 area and SINT queues, where intercept messages go. */
@@ -149,6 +159,13 @@ export interface MicrokernelOptions {
    * then have nothing to divide and only caps meter partitions (sched.ts).
    */
   readonly cpuBudgetPercent?: number;
+  /**
+   * How RAM regions are allocated: "wasm" (default) a shared WebAssembly.Memory, RAM at offset 0
+   * followed by a hart-state window per VP, so the translator's WebAssembly back end runs in the
+   * VPs (a plain SharedArrayBuffer where the host refuses one); "buffer" a plain SharedArrayBuffer
+   * (the translator's JavaScript back end).
+   */
+  readonly ramMemory?: "wasm" | "buffer";
 }
 
 export type KernelEvent =
@@ -203,6 +220,7 @@ export class Microkernel {
   private memoryUsed = 0;
   private readonly memoryLimit: number;
   private readonly vpWorker: URL | undefined;
+  private readonly ramMemory: "wasm" | "buffer";
   private rootCaller: Caller | undefined;
   private shutDown = false;
   private budgetPercent: number;
@@ -214,6 +232,7 @@ export class Microkernel {
     this.vpWorker = options.vpWorker;
     this.spawner = options.threads ?? webThreads();
     this.budgetPercent = CpuBudgetSchema.parse(options.cpuBudgetPercent ?? 0);
+    this.ramMemory = options.ramMemory === "buffer" ? "buffer" : "wasm";
     this.partitions.set(ROOT_PARTITION_ID, newPartition(ROOT_PARTITION_ID, "root", 0, ScheduleSchema.parse({})));
   }
 
@@ -479,13 +498,14 @@ export class Microkernel {
           return fail(HvStatus.INVALID_PARAMETER, "overlaps a mapped region");
         if (this.memoryUsed + size > this.memoryLimit)
           return fail(HvStatus.INSUFFICIENT_MEMORY, `${this.memoryLimit - this.memoryUsed} bytes left`);
+        const memory = kind === "ram" && this.ramMemory === "wasm" ? ramMemory(size) : undefined;
         let buffer: SharedArrayBuffer;
         try {
-          buffer = new SharedArrayBuffer(size);
+          buffer = (memory?.buffer as SharedArrayBuffer | undefined) ?? new SharedArrayBuffer(size);
         } catch {
           return fail(HvStatus.INSUFFICIENT_MEMORY, "the host refused the allocation");
         }
-        p.regions.push({ gpa, size, kind: kind as MemoryKind, buffer });
+        p.regions.push({ gpa, size, kind: kind as MemoryKind, buffer, memory });
         this.memoryUsed += size;
         return ok({});
       },
@@ -523,7 +543,7 @@ export class Microkernel {
       CreateVp: (c, i) => {
         const p = this.child(c, i?.partitionId);
         if ("status" in p) return p;
-        if (!Number.isInteger(i.vpIndex) || i.vpIndex !== p.vps.size || i.vpIndex >= 1)
+        if (!Number.isInteger(i.vpIndex) || i.vpIndex !== p.vps.size || i.vpIndex >= MAX_VPS)
           return fail(HvStatus.INVALID_VP_INDEX, "one VP per partition for now (index 0)");
         const ram = p.regions.find((r) => r.kind === "ram");
         if (!ram) return fail(HvStatus.INVALID_PARTITION_STATE, "map RAM before creating a VP");
@@ -550,7 +570,16 @@ export class Microkernel {
           queues: vp.queues,
           kernel: port2,
           counters,
-          regions: p.regions.map((r) => ({ gpa: r.gpa, size: r.size, kind: r.kind, buffer: r.buffer })),
+          regions: p.regions.map((r) => ({
+            gpa: r.gpa,
+            size: r.size,
+            kind: r.kind,
+            buffer: r.buffer,
+            memory: r.memory,
+          })),
+          hartState: ram.memory
+            ? { offset: ram.size + vp.index * HART_STATE_BYTES, bytes: HART_STATE_BYTES }
+            : undefined,
           boot: b,
           intercepts: [...p.intercepts],
           parent: { partitionId: p.parent, area: parent.area, queues: parent.queues },
@@ -701,6 +730,28 @@ export class Microkernel {
           l({ kind: "vp-exit", partitionId, vpIndex: vp.index, detail: `thread exit ${code}` });
       }
     });
+  }
+}
+
+/**
+ * A RAM region of `size` bytes as a shared WebAssembly.Memory (WebAssembly threads: its buffer is
+ * a SharedArrayBuffer that crosses to every thread of the partition) with MAX_VPS hart-state
+ * windows after RAM, `maximum` = `initial` as the translator imports it; undefined where the host
+ * has no WebAssembly or refuses the memory (the region is then a plain SharedArrayBuffer).
+ */
+function ramMemory(size: number): WasmMemory | undefined {
+  const api = (
+    globalThis as {
+      WebAssembly?: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory };
+    }
+  ).WebAssembly;
+  if (api === undefined) return undefined;
+  const pages = Math.ceil((size + MAX_VPS * HART_STATE_BYTES) / WASM_PAGE);
+  try {
+    const memory = new api.Memory({ initial: pages, maximum: pages, shared: true });
+    return typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer ? memory : undefined;
+  } catch {
+    return undefined;
   }
 }
 

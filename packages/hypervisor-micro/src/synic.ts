@@ -75,6 +75,9 @@ export const VpCounter = {
   cpuMicrosHi: 17,
   /** Microseconds the VP's thread was runnable but the host OS ran something else (steal; Linux only). */
   stealMicros: 18,
+  /** Translator (engine "translator"): blocks compiled, and of those WebAssembly (the rest JavaScript). */
+  translatorBlocks: 19,
+  translatorWasmBlocks: 20,
 } as const;
 export type VpCounterName = keyof typeof VpCounter;
 

@@ -52,7 +52,11 @@ export interface ParavisorContext {
   readonly vpIndex: number;
   /** This thread's kernel client (slow and fast hypercalls, own SINT queues and event flags). */
   readonly hv: HvClient;
-  /** The partition's own memory regions (the guest's RAM and paravisor-private memory). */
+  /**
+   * The partition's own memory regions (the guest's RAM and paravisor-private memory). A region's
+   * bytes are `buffer` from offset 0 for `size` bytes; the buffer may be longer (the VPs' hart
+   * state follows RAM): view it as `new Uint8Array(buffer, 0, size)`.
+   */
   readonly regions: readonly (RegionInfo & { buffer: SharedArrayBuffer })[];
   /** The interrupt line of a PLIC source (1..95). */
   irq(source: number): IrqLine;
@@ -123,7 +127,13 @@ export class VpHost {
     this.clock = deterministic ? () => Number(this.hart.debugReadCsr(Csr.time) ?? 0n) : hostTickClock();
     const ram = init.regions.find((r) => r.kind === "ram");
     if (!ram) throw new Error("a VP needs a RAM region");
-    this.bus = new Bus({ ramBase: ram.gpa, ramSize: ram.size }, ram.buffer);
+    // RAM in a shared WebAssembly.Memory with this VP's hart-state window: the translator's
+    // WebAssembly back end; a plain SharedArrayBuffer: its JavaScript back end.
+    const config = { ramBase: ram.gpa, ramSize: ram.size };
+    this.bus =
+      ram.memory && init.hartState
+        ? new Bus(config, { memory: ram.memory, stateOffset: init.hartState.offset, stateBytes: init.hartState.bytes })
+        : new Bus(config, ram.buffer);
     const supervisor = init.boot.mode === "supervisor";
     const hart = new Hart(this.bus, {
       sbiEcallExit: supervisor,
@@ -186,7 +196,8 @@ export class VpHost {
       partitionId: this.init.partitionId,
       vpIndex: this.init.vpIndex,
       hv: this.hv,
-      regions: this.init.regions,
+      // the regions' bytes, not the memory object around the hart's state
+      regions: this.init.regions.map(({ gpa, size, kind, buffer }) => ({ gpa, size, kind, buffer })),
       irq: (source) => {
         const l = this.lines[source];
         if (!l || source === 0) throw new RangeError(`PLIC source ${source}`);
@@ -284,6 +295,11 @@ export class VpHost {
     this.stealLast = steal;
     Atomics.store(a, Vp.COUNTERS + VpCounter.cpuMicrosLo, (cpu % 2 ** 32) | 0);
     Atomics.store(a, Vp.COUNTERS + VpCounter.cpuMicrosHi, Math.floor(cpu / 2 ** 32));
+    const tr = this.hart.translatorStats();
+    if (tr) {
+      Atomics.store(a, Vp.COUNTERS + VpCounter.translatorBlocks, tr.blocksTranslated);
+      Atomics.store(a, Vp.COUNTERS + VpCounter.translatorWasmBlocks, tr.wasmBlocks);
+    }
     if (Atomics.load(a, Vp.SCHED_METERED) === 0) return;
     if (Atomics.sub(a, Vp.SCHED_CREDIT, used) - used <= 0) this.park();
   }

@@ -16,8 +16,11 @@ export interface VscContext {
   readonly data: unknown;
   /** The guest's RAM, as the virtio device models take it. */
   readonly memory: GuestMemory;
-  /** The guest's RAM as one buffer at `gpa` (for GPA-direct packets: vmbus `encodeGpaDirectHeader`). */
-  readonly ram: { readonly gpa: number; readonly buffer: SharedArrayBuffer };
+  /**
+   * The guest's RAM as one buffer at `gpa` (for GPA-direct packets: vmbus `encodeGpaDirectHeader`):
+   * its first `size` bytes (the buffer is longer: the microkernel keeps hart state after RAM).
+   */
+  readonly ram: { readonly gpa: number; readonly size: number; readonly buffer: SharedArrayBuffer };
 }
 
 /** A VSC and the device the guest sees. */

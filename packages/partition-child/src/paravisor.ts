@@ -209,7 +209,8 @@ export async function createParavisor(ctx: ParavisorContext): Promise<Paravisor>
   const rtc = new GoldfishRtc({ irq: ctx.irq(VIRT.rtc.irq), clock: () => ctx.wallClockNs() });
   ctx.addMmio("rtc", VIRT.rtc.base, VIRT.rtc.size, rtc);
   const ram = ctx.regions.find((r) => r.kind === "ram") as Region;
-  const memory = arrayGuestMemory(ram.gpa, new Uint8Array(ram.buffer));
+  // RAM is the buffer's first `size` bytes: the microkernel keeps the VP's hart state after it
+  const memory = arrayGuestMemory(ram.gpa, new Uint8Array(ram.buffer, 0, ram.size));
   const used = new Set(data.devices.map((d) => d.slot));
   for (let slot = 0; slot < VIRT.virtio.count; slot++) {
     if (!used.has(slot))

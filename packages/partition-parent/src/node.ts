@@ -33,13 +33,16 @@ export function nodeMicroVmHost(): MicroVmHost {
 
 /**
  * createMicroVm under Node: `options.host` defaults to nodeMicroVmHost(), the
- * engine to RINGZERO_ENGINE when it names one.
+ * engine to RINGZERO_ENGINE when it names one, ramMemory to RINGZERO_MICRO_RAM
+ * when it names one ("buffer": the translator's JavaScript back end, for comparison).
  */
 export function createMicroVm(config: CreateMicroVmConfig, options: CreateMicroVmOptions): Promise<MicroVm> {
   const env = process.env.RINGZERO_ENGINE;
+  const ram = process.env.RINGZERO_MICRO_RAM;
   return portableCreateMicroVm(config, {
     ...options,
     host: options.host ?? nodeMicroVmHost(),
     engine: options.engine ?? (env === "interpreter" || env === "translator" ? env : undefined),
+    ramMemory: options.ramMemory ?? (ram === "wasm" || ram === "buffer" ? ram : undefined),
   });
 }

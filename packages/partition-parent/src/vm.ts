@@ -44,6 +44,12 @@ export interface CreateMicroVmOptions {
   readonly engine?: "interpreter" | "translator";
   /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
   readonly deterministic?: boolean;
+  /**
+   * The child's RAM: "wasm" (default) a shared WebAssembly.Memory, so the translator runs its
+   * WebAssembly back end; "buffer" a plain SharedArrayBuffer (its JavaScript back end), for
+   * comparison. hypervisor-micro's MicrokernelOptions.ramMemory.
+   */
+  readonly ramMemory?: "wasm" | "buffer";
   /** The threads and their modules (the "./node" entry's createMicroVm passes Node's). */
   readonly host?: MicroVmHost;
   /** Drives given as Blobs (a browser's Files), by the path the config's drive names (read by slices, writes in memory). */
@@ -259,7 +265,11 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
       "no host for the VM's threads: in Node import createMicroVm from @ringzero/partition-parent/node",
     );
   const vsps = parseCustomVsps(options.vsps, host.resolveModule);
-  const kernel = new Microkernel({ threads: host.threads, vpWorker: new URL(host.vpModule) });
+  const kernel = new Microkernel({
+    threads: host.threads,
+    vpWorker: new URL(host.vpModule),
+    ramMemory: options.ramMemory,
+  });
   const paravisor = options.paravisor;
   const worker = kernel.startRoot(new URL(host.parentModule), {
     config: parsed.data,

@@ -77,14 +77,20 @@ function loopCode(): Uint8Array {
 }
 
 /** A microkernel whose root partition is an idle thread (the caller makes the root's hypercalls). */
-export function cpuKernel(cpuBudgetPercent = 0): Microkernel {
-  const k = new Microkernel({ memoryLimit: 256 * 1024 * 1024, cpuBudgetPercent });
+export function cpuKernel(cpuBudgetPercent = 0, ramMemory?: "wasm" | "buffer"): Microkernel {
+  const k = new Microkernel({ memoryLimit: 256 * 1024 * 1024, cpuBudgetPercent, ramMemory });
   k.startRoot(new URL("data:text/javascript,"), null);
   return k;
 }
 
-/** Creates a child running `w` on one VP with `schedule`; returns its partition id. */
-export function startCpuPartition(k: Microkernel, name: string, w: CpuWorkload, schedule?: ScheduleInput): number {
+/** Creates a child running `w` on one VP with `schedule` (and `engine`); returns its partition id. */
+export function startCpuPartition(
+  k: Microkernel,
+  name: string,
+  w: CpuWorkload,
+  schedule?: ScheduleInput,
+  engine?: "interpreter" | "translator",
+): number {
   const id = unwrap("CreatePartition", k.hypercall(ROOT, "CreatePartition", { name, schedule })).partitionId;
   unwrap(
     "MapGpaPages",
@@ -107,6 +113,7 @@ export function startCpuPartition(k: Microkernel, name: string, w: CpuWorkload, 
       vpIndex: 0,
       boot: { pc: w.entry, mode: "machine" },
       paravisor: paravisorUrl(),
+      engine,
     }),
   );
   return id;
