@@ -39,6 +39,7 @@ export const FpState = {
   NO_RES: 8,
 } as const;
 
+import { ByteWriter, ulebSize } from "./byte-writer.js";
 import type { CodeSource } from "./translator.js";
 import type { WasmMemory } from "./wasm-api.js";
 
@@ -230,454 +231,604 @@ interface Shape {
   loops: boolean;
   usesSkip: boolean;
   usesPc: boolean;
-  skips: number[];
-  used: number[];
-  dirty: number[];
+  /** The registers the trace reads or writes (bit r), and those it writes. */
+  used: number;
+  dirty: number;
+  /** Registers in `used` (their locals follow L_REG0 in ascending order, then FA..FR). */
+  nUsed: number;
 }
+
+// The generator's state. Generating a trace runs to completion without reentering itself, so its
+// buffers and counters live here and are reused: a walk allocates nothing (the STYLE's hot-loop
+// rule; a trace is generated each time one gets hot).
+/** The code being generated (the prologue, the trace, the epilogue: the function body). */
+const c = new ByteWriter(4096);
+/** The first pass's shape while the second pass runs; undefined in the first pass. */
+let known: Shape | undefined;
+const firstShape: Shape = { len: 0, loops: false, usesSkip: false, usesPc: false, used: 0, dirty: 0, nUsed: 0 };
+/** The local of each register the trace uses (second pass). */
+const regLocals = new Int32Array(32);
+/** Instructions each forward branch's taken side skips (counted in the first pass, read in the second). */
+const skips = new Int32Array(MAX_BLOCK);
+let nSkips = 0;
+/** The open forward branches (a stack): their skip index, target offset and instruction index. */
+const labelId = new Int32Array(MAX_BLOCK);
+const labelTarget = new Int32Array(MAX_BLOCK);
+const labelKb = new Int32Array(MAX_BLOCK);
+let nLabels = 0;
+/** Trace offsets (-4095..4095) visited in this walk: visited[4096 + off] === visitMark. */
+const visited = new Int32Array(8192);
+let visitMark = 0;
+/** Structured blocks open inside $out. */
+let depth = 0;
+let loops = false;
+let usesPc = false;
+/** Registers used and written (bit r). */
+let usedRegs = 0;
+let dirtyRegs = 0;
+/** Instructions so far and the current instruction's offset from the trace's start. */
+let k = 0;
+let off = 0;
+/** The walk met an F/D instruction it does not translate. */
+let fpSeen = false;
+let fBase = 0;
+let ctlBase = 0;
+/** One f64's bytes (f64.const immediates). */
+const f64Scratch = new Float64Array(1);
+const f64Bytes = new Uint8Array(f64Scratch.buffer);
+
+// table lookups of the walk (hoisted: an array literal in the walk is an allocation per use)
+const BRANCH_CMP = [I64_EQ, I64_NE, 0, 0, I64_LT_S, I64_GE_S, I64_LT_U, I64_GE_U];
+const OP_ALU = [I64_ADD, I64_SHL, 0, 0, I64_XOR, I64_SHR_U, I64_OR, I64_AND];
+const DIV_W = [I32_DIV_U, I32_REM_S, I32_REM_U];
+const DIV_D = [I64_DIV_U, I64_REM_S, I64_REM_U];
+const F_ARITH = [F64_ADD, F64_SUB, F64_MUL, F64_DIV];
+const F_CMP = [F64_LE, F64_LT, F64_EQ];
+/** FCVT.{W,WU,L,LU}.D: lower and upper bound (exclusive) of values that truncate in range. */
+const CVT_LO = [-2147483649, -1, -(2 ** 63), -1];
+const CVT_HI = [2 ** 31, 2 ** 32, 2 ** 63, 2 ** 64];
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
 
 /** Generate the trace at RAM offset `start` as a WebAssembly module (len 0: not translated here). */
 export function generateWasm(start: number, src: CodeSource, layout: WasmLayout): WasmGenerated {
-  const first = walk(start, src, layout, undefined);
-  if (first.shape.len === 0) return { len: 0, body: undefined, fp: first.fp };
-  const second = walk(start, src, layout, first.shape);
-  return { len: second.shape.len, body: functionBody(second.code, first.shape, layout), fp: first.fp };
+  fBase = layout.fBase;
+  ctlBase = layout.ctlBase;
+  known = undefined;
+  c.reset();
+  walk(start, src);
+  const s = firstShape;
+  const fp = fpSeen;
+  if (s.len === 0) return { len: 0, body: undefined, fp };
+  let n = 0;
+  for (let r = 1; r < 32; r++) if ((s.used & (1 << r)) !== 0) regLocals[r] = L_REG0 + n++;
+  s.nUsed = n;
+  c.reset();
+  prologue(s, layout.xBase);
+  known = s;
+  const len = walk(start, src);
+  known = undefined;
+  epilogue(s, layout.xBase);
+  return { len, body: bodyOf(c), fp };
 }
 
-function walk(
-  start: number,
-  src: CodeSource,
-  layout: WasmLayout,
-  known: Shape | undefined,
-): { shape: Shape; code: number[]; fp: boolean } {
-  const { u16, ctab } = src;
-  const c: number[] = [];
-  const used = new Set<number>();
-  const dirty = new Set<number>();
-  const regLocal = (r: number): number => (known ? L_REG0 + known.used.indexOf(r) : 0);
-  const get = (r: number): void => {
-    if (r === 0) {
-      c.push(I64_CONST, 0);
-      return;
-    }
-    used.add(r);
-    c.push(LGET, regLocal(r));
-  };
-  /** Pop the i64 on the stack into rd (dropped for x0). */
-  const set = (rd: number): void => {
-    if (rd === 0) {
-      c.push(DROP);
-      return;
-    }
-    used.add(rd);
-    dirty.add(rd);
-    c.push(LSET, regLocal(rd));
-  };
-  const i32c = (v: number): void => {
-    c.push(I32_CONST);
-    sleb(c, v | 0);
-  };
-  const i64c = (v: number | bigint): void => {
-    c.push(I64_CONST);
-    sleb(c, v);
-  };
-  let depth = 0; // structured blocks open inside $out
-  let loops = false;
-  let usesPc = false;
-  const skips: number[] = [];
-  /** Set k_ and r_ and leave to the epilogue (k retired in this pass). */
-  const exit = (kk: number, ret: number, before: boolean): void => {
-    i32c(kk);
-    if (known?.loops) c.push(LGET, L_DONE, I32_ADD);
-    if (known?.usesSkip) c.push(LGET, L_SK, I32_SUB);
-    if (before) {
-      i32c(STEP);
-      c.push(I32_OR);
-    }
-    c.push(LSET, L_K);
-    i32c(ret);
-    c.push(LSET, L_R, BR, depth);
-  };
-  /** `if (cond on stack) { leave before the current instruction }`. */
-  const exitBeforeIf = (): void => {
-    c.push(IF, T_VOID);
-    depth++;
-    exit(k, off, true);
-    c.push(END);
-    depth--;
-  };
-  /** The pc of block offset d, as an i64 on the stack. */
-  const pcPlus = (d: number): void => {
-    usesPc = true;
-    c.push(LGET, L_PC);
-    if (d !== 0) {
-      i64c(d);
-      c.push(I64_ADD);
-    }
-  };
-  /** Loop back onto the trace's start: another pass while it fits before the next check. */
-  const loopBack = (kk: number): void => {
-    loops = true;
-    c.push(LGET, L_DONE);
-    i32c(kk);
-    c.push(I32_ADD);
-    if (known?.usesSkip) {
-      c.push(LGET, L_SK, I32_SUB);
-      i32c(0);
-      c.push(LSET, L_SK);
-    }
-    c.push(LTEE, L_DONE);
-    i32c(known ? known.len : 0);
-    c.push(I32_ADD, LGET, P_ROOM, I32_LE_S, BR_IF, depth - 1);
-    exit(0, 0, false);
-  };
-  /** The effective address rs1 + imm into A, and the TLB entry address of its page into E. */
-  const address = (rs1: number, imm: number, tlb: number, size: number): void => {
-    get(rs1);
-    if (imm !== 0) {
-      i64c(imm);
-      c.push(I64_ADD);
-    }
-    c.push(LTEE, L_A, I32_WRAP);
-    i32c(12);
-    c.push(I32_SHR_U);
-    i32c(4095);
-    c.push(I32_AND);
-    i32c(4);
-    c.push(I32_SHL, LGET, tlb, I32_ADD, LTEE, L_E);
-    // tag (lo & ~0xfff, hi) as one i64 against the page of A; alignment
-    c.push(I64_LOAD, 3, 0, LGET, L_A);
-    i64c(-4096);
-    c.push(I64_AND, I64_NE);
-    if (size > 1) {
-      c.push(LGET, L_A, I32_WRAP);
-      i32c(size - 1);
-      c.push(I32_AND, I32_OR);
-    }
-    exitBeforeIf();
-    // host address: the entry's RAM offset + the page offset
-    c.push(LGET, L_E, I32_LOAD, 2, 8, LGET, L_A, I32_WRAP);
-    i32c(4095);
-    c.push(I32_AND, I32_ADD);
-  };
-  /** i64 division with RISC-V's answers for a zero divisor and overflow (unpriv §13.2). */
-  const divide = (f3: number, w: boolean): void => {
-    // A = dividend, B = divisor (i64; the W forms use their low words)
-    const getA = (): void => {
-      c.push(LGET, L_A);
-      if (w) c.push(I32_WRAP);
-    };
-    const getB = (): void => {
-      c.push(LGET, L_B);
-      if (w) c.push(I32_WRAP);
-    };
-    const T = w ? T_I32 : T_I64;
-    getB();
-    if (w) c.push(0x45 /* i32.eqz */);
-    else c.push(I64_EQZ);
-    c.push(IF, T);
-    if (f3 === 4 || f3 === 5) {
-      if (w) i32c(-1);
-      else i64c(-1);
-    } else getA();
-    c.push(ELSE);
-    if (f3 === 4) {
-      // DIV: MIN / -1 = MIN (the WebAssembly instruction traps there)
-      getA();
-      if (w) i32c(-0x80000000);
-      else i64c(-(2n ** 63n));
-      c.push(w ? I32_EQ : I64_EQ);
-      getB();
-      if (w) i32c(-1);
-      else i64c(-1);
-      c.push(w ? I32_EQ : I64_EQ, I32_AND, IF, T);
-      getA();
-      c.push(ELSE);
-      getA();
-      getB();
-      c.push(w ? I32_DIV_S : I64_DIV_S, END);
-    } else {
-      getA();
-      getB();
-      // REM of MIN by -1 is 0 in both (no trap for rem_s)
-      c.push(w ? [I32_DIV_U, I32_REM_S, I32_REM_U][f3 - 5] : [I64_DIV_U, I64_REM_S, I64_REM_U][f3 - 5]);
-    }
-    c.push(END);
-    if (w) c.push(I64_EXT_S);
-  };
+/** The function body's start: locals, the pc and the used registers into locals, the block $out. */
+function prologue(s: Shape, xBase: number): void {
+  // locals: 5 i32 (k_, r_, done, sk, e), then i64 A, B, PC and one per used register, 4 f64
+  c.push(3, 5, T_I32);
+  c.uleb(3 + s.nUsed);
+  c.push(T_I64, 4, T_F64);
+  if (s.usesPc) c.push(LGET, P_PC, LSET, L_PC);
+  for (let r = 1; r < 32; r++) {
+    if ((s.used & (1 << r)) === 0) continue;
+    c.push(I32_CONST, 0, I64_LOAD, 3);
+    c.uleb(xBase + 8 * r);
+    c.push(LSET, regLocals[r]);
+  }
+  c.push(BLOCK, T_VOID);
+}
 
-  // --- D extension (see the header): f registers stay in memory; FA, FB, FC, FR are f64 locals
-  const fLocal = (i: number): number => (known ? L_REG0 + known.used.length + i : 0);
-  const fget = (r: number): void => {
-    c.push(I32_CONST, 0, F64_LOAD, 3);
-    uleb(c, layout.fBase + 8 * r);
-  };
-  /** Leave before the instruction unless every bit of `mask` is set in the FP state word. */
-  const fpGuard = (mask: number): void => {
-    c.push(I32_CONST, 0, I32_LOAD, 2);
-    uleb(c, layout.ctlBase + 40);
-    i32c(mask);
-    c.push(I32_AND);
-    i32c(mask);
-    c.push(I32_NE);
-    exitBeforeIf();
-  };
-  /** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
-  const fpDirty = (): void => {
-    c.push(I32_CONST, 0, I32_CONST, 1, I32_STORE, 2);
-    uleb(c, layout.ctlBase + 44);
-  };
-  const f64c = (v: number): void => {
-    c.push(F64_CONST);
-    const b = new Uint8Array(new Float64Array([v]).buffer);
-    for (const x of b) c.push(x);
-  };
-  /** Leave unless local FR is normal (|r| > 2^-1022, finite: no OF, UF or NV) or `zero` allows r = 0. */
-  const checkResult = (zero: (() => void) | undefined): void => {
-    const FR = fLocal(3);
-    c.push(LGET, FR, F64_ABS);
-    f64c(2.2250738585072014e-308);
-    c.push(F64_GT, LGET, FR, F64_ABS);
-    f64c(Number.POSITIVE_INFINITY);
-    c.push(F64_LT, I32_AND);
-    if (zero) {
-      c.push(LGET, FR);
-      f64c(0);
-      c.push(F64_EQ);
-      zero();
-      c.push(I32_AND, I32_OR);
-    }
-    c.push(0x45 /* i32.eqz */);
-    exitBeforeIf();
-  };
-  /** Store local FR into f[rd]. */
-  const fsetFR = (rd: number): void => {
-    c.push(I32_CONST, 0, LGET, fLocal(3), F64_STORE, 3);
-    uleb(c, layout.fBase + 8 * rd);
-  };
-  /** The rounding-mode requirement of an arithmetic op: undefined when not translated. */
-  const rmMask = (rm: number): number | undefined =>
-    rm === 7 ? FpState.ON | FpState.NX | FpState.RNE : rm === 0 ? FpState.ON | FpState.NX : undefined;
-  /** One of the locals FA..FC is zero (an exact zero product). */
-  const isZero = (i: number): void => {
-    c.push(LGET, fLocal(i));
+/** The function body's end: $out closes; the written registers and k_ back to memory; r_. */
+function epilogue(s: Shape, xBase: number): void {
+  c.push(END);
+  for (let r = 1; r < 32; r++) {
+    if ((s.dirty & (1 << r)) === 0) continue;
+    c.push(I32_CONST, 0, LGET, regLocals[r], I64_STORE, 3);
+    c.uleb(xBase + 8 * r);
+  }
+  c.push(I32_CONST, 0, LGET, L_K, I32_STORE, 2);
+  c.uleb(ctlBase);
+  c.push(LGET, L_R, END);
+}
+
+/** The finished body, as the array blockModule() takes (one exactly-sized copy). */
+function bodyOf(w: ByteWriter): number[] {
+  const buf = w.buf;
+  const n = w.pos;
+  // (sized up front: pushing one by one regrows the array a dozen times)
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) out[i] = buf[i];
+  return out;
+}
+
+function regLocal(r: number): number {
+  return known ? regLocals[r] : 0;
+}
+
+function get(r: number): void {
+  if (r === 0) {
+    c.push(I64_CONST, 0);
+    return;
+  }
+  usedRegs |= 1 << r;
+  c.push(LGET, regLocal(r));
+}
+
+/** Pop the i64 on the stack into rd (dropped for x0). */
+function set(rd: number): void {
+  if (rd === 0) {
+    c.push(DROP);
+    return;
+  }
+  usedRegs |= 1 << rd;
+  dirtyRegs |= 1 << rd;
+  c.push(LSET, regLocal(rd));
+}
+
+function i32c(v: number): void {
+  c.push(I32_CONST);
+  c.sleb(v | 0);
+}
+
+function i64c(v: number): void {
+  c.push(I64_CONST);
+  c.sleb(v);
+}
+
+/** An i64.const beyond ±2^53. */
+function i64cBig(v: bigint): void {
+  c.push(I64_CONST);
+  c.slebBig(v);
+}
+
+/** Set k_ and r_ and leave to the epilogue (k retired in this pass). */
+function exit(kk: number, ret: number, before: boolean): void {
+  i32c(kk);
+  if (known?.loops) c.push(LGET, L_DONE, I32_ADD);
+  if (known?.usesSkip) c.push(LGET, L_SK, I32_SUB);
+  if (before) {
+    i32c(STEP);
+    c.push(I32_OR);
+  }
+  c.push(LSET, L_K);
+  i32c(ret);
+  c.push(LSET, L_R, BR, depth);
+}
+
+/** `if (cond on stack) { leave before the current instruction }`. */
+function exitBeforeIf(): void {
+  c.push(IF, T_VOID);
+  depth++;
+  exit(k, off, true);
+  c.push(END);
+  depth--;
+}
+
+/** The pc of block offset d, as an i64 on the stack. */
+function pcPlus(d: number): void {
+  usesPc = true;
+  c.push(LGET, L_PC);
+  if (d !== 0) {
+    i64c(d);
+    c.push(I64_ADD);
+  }
+}
+
+/** Loop back onto the trace's start: another pass while it fits before the next check. */
+function loopBack(kk: number): void {
+  loops = true;
+  c.push(LGET, L_DONE);
+  i32c(kk);
+  c.push(I32_ADD);
+  if (known?.usesSkip) {
+    c.push(LGET, L_SK, I32_SUB);
+    i32c(0);
+    c.push(LSET, L_SK);
+  }
+  c.push(LTEE, L_DONE);
+  i32c(known ? known.len : 0);
+  c.push(I32_ADD, LGET, P_ROOM, I32_LE_S, BR_IF, depth - 1);
+  exit(0, 0, false);
+}
+
+/** The effective address rs1 + imm into A, and the TLB entry address of its page into E. */
+function address(rs1: number, imm: number, tlb: number, size: number): void {
+  get(rs1);
+  if (imm !== 0) {
+    i64c(imm);
+    c.push(I64_ADD);
+  }
+  c.push(LTEE, L_A, I32_WRAP);
+  i32c(12);
+  c.push(I32_SHR_U);
+  i32c(4095);
+  c.push(I32_AND);
+  i32c(4);
+  c.push(I32_SHL, LGET, tlb, I32_ADD, LTEE, L_E);
+  // tag (lo & ~0xfff, hi) as one i64 against the page of A; alignment
+  c.push(I64_LOAD, 3, 0, LGET, L_A);
+  i64c(-4096);
+  c.push(I64_AND, I64_NE);
+  if (size > 1) {
+    c.push(LGET, L_A, I32_WRAP);
+    i32c(size - 1);
+    c.push(I32_AND, I32_OR);
+  }
+  exitBeforeIf();
+  // host address: the entry's RAM offset + the page offset
+  c.push(LGET, L_E, I32_LOAD, 2, 8, LGET, L_A, I32_WRAP);
+  i32c(4095);
+  c.push(I32_AND, I32_ADD);
+}
+
+/** Local A or B (the W forms: its low word). */
+function getAB(l: number, w: boolean): void {
+  c.push(LGET, l);
+  if (w) c.push(I32_WRAP);
+}
+
+/** i64 division with RISC-V's answers for a zero divisor and overflow (unpriv §13.2). */
+function divide(f3: number, w: boolean): void {
+  // A = dividend, B = divisor (i64; the W forms use their low words)
+  const T = w ? T_I32 : T_I64;
+  getAB(L_B, w);
+  if (w) c.push(0x45 /* i32.eqz */);
+  else c.push(I64_EQZ);
+  c.push(IF, T);
+  if (f3 === 4 || f3 === 5) {
+    if (w) i32c(-1);
+    else i64c(-1);
+  } else getAB(L_A, w);
+  c.push(ELSE);
+  if (f3 === 4) {
+    // DIV: MIN / -1 = MIN (the WebAssembly instruction traps there)
+    getAB(L_A, w);
+    if (w) i32c(-0x80000000);
+    else i64cBig(I64_MIN);
+    c.push(w ? I32_EQ : I64_EQ);
+    getAB(L_B, w);
+    if (w) i32c(-1);
+    else i64c(-1);
+    c.push(w ? I32_EQ : I64_EQ, I32_AND, IF, T);
+    getAB(L_A, w);
+    c.push(ELSE);
+    getAB(L_A, w);
+    getAB(L_B, w);
+    c.push(w ? I32_DIV_S : I64_DIV_S, END);
+  } else {
+    getAB(L_A, w);
+    getAB(L_B, w);
+    // REM of MIN by -1 is 0 in both (no trap for rem_s)
+    c.push(w ? DIV_W[f3 - 5] : DIV_D[f3 - 5]);
+  }
+  c.push(END);
+  if (w) c.push(I64_EXT_S);
+}
+
+// --- D extension (see the header): f registers stay in memory; FA, FB, FC, FR are f64 locals
+
+function fLocal(i: number): number {
+  return known ? L_REG0 + known.nUsed + i : 0;
+}
+
+function fget(r: number): void {
+  c.push(I32_CONST, 0, F64_LOAD, 3);
+  c.uleb(fBase + 8 * r);
+}
+
+/** Leave before the instruction unless every bit of `mask` is set in the FP state word. */
+function fpGuard(mask: number): void {
+  c.push(I32_CONST, 0, I32_LOAD, 2);
+  c.uleb(ctlBase + 40);
+  i32c(mask);
+  c.push(I32_AND);
+  i32c(mask);
+  c.push(I32_NE);
+  exitBeforeIf();
+}
+
+/** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
+function fpDirty(): void {
+  c.push(I32_CONST, 0, I32_CONST, 1, I32_STORE, 2);
+  c.uleb(ctlBase + 44);
+}
+
+function f64c(v: number): void {
+  f64Scratch[0] = v;
+  const b = f64Bytes;
+  c.push(F64_CONST, b[0], b[1], b[2], b[3], b[4], b[5], b[6]);
+  c.push(b[7]);
+}
+
+/** Which exact zeros checkResult() lets through. */
+const ZeroOk = {
+  /** None. */
+  NONE: 0,
+  /** Any (a sum). */
+  ANY: 1,
+  /** FA or FB is zero (a product). */
+  A_OR_B: 2,
+  /** FA is zero (a quotient, a root). */
+  A: 3,
+} as const;
+type ZeroOk = (typeof ZeroOk)[keyof typeof ZeroOk];
+
+/** Leave unless local FR is normal (|r| > 2^-1022, finite: no OF, UF or NV) or `zero` allows r = 0. */
+function checkResult(zero: ZeroOk): void {
+  const FR = fLocal(3);
+  c.push(LGET, FR, F64_ABS);
+  f64c(2.2250738585072014e-308);
+  c.push(F64_GT, LGET, FR, F64_ABS);
+  f64c(Number.POSITIVE_INFINITY);
+  c.push(F64_LT, I32_AND);
+  if (zero !== ZeroOk.NONE) {
+    c.push(LGET, FR);
     f64c(0);
     c.push(F64_EQ);
-  };
-  /** The D instruction `insn` (op 1, 9, 16..20); false when not translated here. */
-  const fpOp = (insn: number, op: number): boolean => {
-    const rd = (insn >> 7) & 31;
-    const rs1 = (insn >> 15) & 31;
-    const rs2 = (insn >> 20) & 31;
-    const f3 = (insn >> 12) & 7;
-    const FA = fLocal(0);
-    const FB = fLocal(1);
-    const FC = fLocal(2);
-    const FR = fLocal(3);
-    if (op === 1 || op === 9) {
-      if (f3 !== 3) return false; // FLW/FSW: binary32
-      fpGuard(op === 1 ? FpState.ON : FpState.ON | FpState.NO_RES);
-      if (op === 1) {
-        address(rs1, insn >> 20, P_RT, 8);
-        c.push(I64_LOAD, 0, 0, LSET, L_A, I32_CONST, 0, LGET, L_A, I64_STORE, 3);
-        uleb(c, layout.fBase + 8 * rd);
-        fpDirty();
-      } else {
-        address(rs1, ((insn >> 25) << 5) | ((insn >> 7) & 31), P_WT, 8);
-        c.push(I32_CONST, 0, I64_LOAD, 3);
-        uleb(c, layout.fBase + 8 * rs2);
-        c.push(I64_STORE, 0, 0);
-      }
-      return true;
+    if (zero === ZeroOk.ANY) i32c(1);
+    else if (zero === ZeroOk.A_OR_B) {
+      isZero(0);
+      isZero(1);
+      c.push(I32_OR);
+    } else isZero(0);
+    c.push(I32_AND, I32_OR);
+  }
+  c.push(0x45 /* i32.eqz */);
+  exitBeforeIf();
+}
+
+/** Store local FR into f[rd]. */
+function fsetFR(rd: number): void {
+  c.push(I32_CONST, 0, LGET, fLocal(3), F64_STORE, 3);
+  c.uleb(fBase + 8 * rd);
+}
+
+/** The rounding-mode requirement of an arithmetic op: undefined when not translated. */
+function rmMask(rm: number): number | undefined {
+  return rm === 7 ? FpState.ON | FpState.NX | FpState.RNE : rm === 0 ? FpState.ON | FpState.NX : undefined;
+}
+
+/** One of the locals FA..FC is zero (an exact zero product). */
+function isZero(i: number): void {
+  c.push(LGET, fLocal(i));
+  f64c(0);
+  c.push(F64_EQ);
+}
+
+/** The D instruction `insn` (op 1, 9, 16..20); false when not translated here. */
+function fpOp(insn: number, op: number): boolean {
+  const rd = (insn >> 7) & 31;
+  const rs1 = (insn >> 15) & 31;
+  const rs2 = (insn >> 20) & 31;
+  const f3 = (insn >> 12) & 7;
+  const FA = fLocal(0);
+  const FB = fLocal(1);
+  const FC = fLocal(2);
+  const FR = fLocal(3);
+  if (op === 1 || op === 9) {
+    if (f3 !== 3) return false; // FLW/FSW: binary32
+    fpGuard(op === 1 ? FpState.ON : FpState.ON | FpState.NO_RES);
+    if (op === 1) {
+      address(rs1, insn >> 20, P_RT, 8);
+      c.push(I64_LOAD, 0, 0, LSET, L_A);
+      c.push(I32_CONST, 0, LGET, L_A, I64_STORE, 3);
+      c.uleb(fBase + 8 * rd);
+      fpDirty();
+    } else {
+      address(rs1, ((insn >> 25) << 5) | ((insn >> 7) & 31), P_WT, 8);
+      c.push(I32_CONST, 0, I64_LOAD, 3);
+      c.uleb(fBase + 8 * rs2);
+      c.push(I64_STORE, 0, 0);
     }
-    if (((insn >> 25) & 3) !== 1) return false; // fmt D only
-    if (op !== 20) {
-      // FMADD, FMSUB, FNMSUB, FNMADD: fma(±a, b, ±c)
+    return true;
+  }
+  if (((insn >> 25) & 3) !== 1) return false; // fmt D only
+  if (op !== 20) {
+    // FMADD, FMSUB, FNMSUB, FNMADD: fma(±a, b, ±c)
+    const mask = rmMask(f3);
+    if (mask === undefined) return false;
+    fpGuard(mask);
+    fget(rs1);
+    if (op === 18 || op === 19) c.push(F64_NEG);
+    c.push(LSET, FA);
+    fget(rs2);
+    c.push(LSET, FB);
+    fget(insn >>> 27);
+    if (op === 17 || op === 19) c.push(F64_NEG);
+    c.push(LSET, FC, LGET, FA, LGET, FB, LGET, FC);
+    c.push(CALL, 0, LSET, FR);
+    checkResult(ZeroOk.A_OR_B);
+    fsetFR(rd);
+    fpDirty();
+    return true;
+  }
+  const f5 = insn >>> 27;
+  switch (f5) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 11: {
+      // FADD, FSUB, FMUL, FDIV, FSQRT
+      if (f5 === 11 && rs2 !== 0) return false;
       const mask = rmMask(f3);
       if (mask === undefined) return false;
       fpGuard(mask);
       fget(rs1);
-      if (op === 18 || op === 19) c.push(F64_NEG);
       c.push(LSET, FA);
-      fget(rs2);
-      c.push(LSET, FB);
-      fget(insn >>> 27);
-      if (op === 17 || op === 19) c.push(F64_NEG);
-      c.push(LSET, FC, LGET, FA, LGET, FB, LGET, FC, CALL, 0, LSET, FR);
-      checkResult(() => {
-        isZero(0);
-        isZero(1);
-        c.push(I32_OR);
-      });
+      if (f5 !== 11) {
+        fget(rs2);
+        c.push(LSET, FB);
+      }
+      c.push(LGET, FA);
+      if (f5 !== 11) c.push(LGET, FB);
+      c.push(F_ARITH[f5] ?? F64_SQRT, LSET, FR);
+      // exact zeros: any sum; a product with a zero factor; a zero dividend or root
+      checkResult(f5 < 2 ? ZeroOk.ANY : f5 === 2 ? ZeroOk.A_OR_B : ZeroOk.A);
       fsetFR(rd);
       fpDirty();
       return true;
     }
-    const f5 = insn >>> 27;
-    switch (f5) {
-      case 0:
-      case 1:
-      case 2:
-      case 3:
-      case 11: {
-        // FADD, FSUB, FMUL, FDIV, FSQRT
-        if (f5 === 11 && rs2 !== 0) return false;
-        const mask = rmMask(f3);
-        if (mask === undefined) return false;
-        fpGuard(mask);
-        fget(rs1);
-        c.push(LSET, FA);
-        if (f5 !== 11) {
-          fget(rs2);
-          c.push(LSET, FB);
-        }
-        c.push(LGET, FA);
-        if (f5 !== 11) c.push(LGET, FB);
-        c.push([F64_ADD, F64_SUB, F64_MUL, F64_DIV][f5] ?? F64_SQRT, LSET, FR);
-        // exact zeros: any sum; a product with a zero factor; a zero dividend or root
-        checkResult(
-          f5 < 2
-            ? () => i32c(1)
-            : f5 === 2
-              ? () => {
-                  isZero(0);
-                  isZero(1);
-                  c.push(I32_OR);
-                }
-              : () => isZero(0),
-        );
-        fsetFR(rd);
-        fpDirty();
-        return true;
-      }
-      case 4: {
-        // FSGNJ, FSGNJN, FSGNJX: sign bits only, no flags
-        if (f3 > 2) return false;
-        fpGuard(FpState.ON);
-        c.push(I32_CONST, 0, I32_CONST, 0, I64_LOAD, 3);
-        uleb(c, layout.fBase + 8 * rs1);
-        if (f3 === 2) {
-          c.push(I32_CONST, 0, I64_LOAD, 3);
-          uleb(c, layout.fBase + 8 * rs2);
-          i64c(-(2n ** 63n));
-          c.push(I64_AND, I64_XOR);
-        } else {
-          i64c(2n ** 63n - 1n);
-          c.push(I64_AND, I32_CONST, 0, I64_LOAD, 3);
-          uleb(c, layout.fBase + 8 * rs2);
-          if (f3 === 1) {
-            i64c(-1);
-            c.push(I64_XOR);
-          }
-          i64c(-(2n ** 63n));
-          c.push(I64_AND, I64_OR);
-        }
-        c.push(I64_STORE, 3);
-        uleb(c, layout.fBase + 8 * rd);
-        fpDirty();
-        return true;
-      }
-      case 5:
-      case 20: {
-        // FMIN/FMAX, FLE/FLT/FEQ: NaN operands (flags, canonical NaN) are the interpreter's
-        if (f5 === 5 ? f3 > 1 : f3 > 2) return false;
-        fpGuard(FpState.ON);
-        fget(rs1);
-        c.push(LSET, FA);
-        fget(rs2);
-        c.push(LSET, FB, LGET, FA, LGET, FA, F64_EQ, LGET, FB, LGET, FB, F64_EQ, I32_AND, 0x45);
-        exitBeforeIf();
-        if (f5 === 5) {
-          c.push(LGET, FA, LGET, FB, f3 === 0 ? F64_MIN : F64_MAX, LSET, FR);
-          fsetFR(rd);
-        } else {
-          c.push(LGET, FA, LGET, FB, [F64_LE, F64_LT, F64_EQ][f3], I64_EXT_U);
-          set(rd);
-        }
-        fpDirty();
-        return true;
-      }
-      case 24: {
-        // FCVT.{W,WU,L,LU}.D, round toward zero (C casts) only: in range, or the interpreter
-        if (f3 !== 1 || rs2 > 3) return false;
-        fpGuard(FpState.ON | FpState.NX);
-        fget(rs1);
-        c.push(LTEE, FA);
-        // lower bound (exclusive) and upper bound (exclusive) of values that truncate in range
-        const lo = [-2147483649, -1, -(2 ** 63), -1][rs2];
-        const hi = [2 ** 31, 2 ** 32, 2 ** 63, 2 ** 64][rs2];
-        f64c(lo);
-        c.push(rs2 === 2 ? 0x66 /* f64.ge */ : F64_GT, LGET, FA);
-        f64c(hi);
-        c.push(F64_LT, I32_AND, 0x45);
-        exitBeforeIf();
-        c.push(LGET, FA);
-        if (rs2 < 2) c.push(rs2 === 0 ? I32_TRUNC_F64_S : I32_TRUNC_F64_U, I64_EXT_S);
-        else c.push(rs2 === 2 ? I64_TRUNC_F64_S : I64_TRUNC_F64_U);
-        set(rd);
-        fpDirty();
-        return true;
-      }
-      case 26: {
-        // FCVT.D.{W,WU,L,LU}: 32-bit sources are exact; 64-bit ones round (NX, RNE)
-        if (rs2 > 3) return false;
-        // (rm 5 and 6 are reserved: illegal even where no rounding happens)
-        const mask = rs2 < 2 && f3 !== 5 && f3 !== 6 ? FpState.ON | (f3 === 7 ? FpState.RNE : 0) : rmMask(f3);
-        if (mask === undefined) return false;
-        fpGuard(mask);
-        get(rs1);
-        if (rs2 < 2) c.push(I32_WRAP, rs2 === 0 ? F64_CONVERT_I32_S : F64_CONVERT_I32_U);
-        else c.push(rs2 === 2 ? F64_CONVERT_I64_S : F64_CONVERT_I64_U);
-        c.push(LSET, FR);
-        fsetFR(rd);
-        fpDirty();
-        return true;
-      }
-      case 28: {
-        // FMV.X.D (fclass: the interpreter's)
-        if (f3 !== 0 || rs2 !== 0) return false;
-        fpGuard(FpState.ON);
+    case 4: {
+      // FSGNJ, FSGNJN, FSGNJX: sign bits only, no flags
+      if (f3 > 2) return false;
+      fpGuard(FpState.ON);
+      c.push(I32_CONST, 0, I32_CONST, 0, I64_LOAD, 3);
+      c.uleb(fBase + 8 * rs1);
+      if (f3 === 2) {
         c.push(I32_CONST, 0, I64_LOAD, 3);
-        uleb(c, layout.fBase + 8 * rs1);
-        set(rd);
-        fpDirty();
-        return true;
+        c.uleb(fBase + 8 * rs2);
+        i64cBig(I64_MIN);
+        c.push(I64_AND, I64_XOR);
+      } else {
+        i64cBig(I64_MAX);
+        c.push(I64_AND, I32_CONST, 0, I64_LOAD, 3);
+        c.uleb(fBase + 8 * rs2);
+        if (f3 === 1) {
+          i64c(-1);
+          c.push(I64_XOR);
+        }
+        i64cBig(I64_MIN);
+        c.push(I64_AND, I64_OR);
       }
-      case 30: {
-        // FMV.D.X
-        if (f3 !== 0 || rs2 !== 0) return false;
-        fpGuard(FpState.ON);
-        c.push(I32_CONST, 0);
-        get(rs1);
-        c.push(I64_STORE, 3);
-        uleb(c, layout.fBase + 8 * rd);
-        fpDirty();
-        return true;
-      }
-      default:
-        return false;
+      c.push(I64_STORE, 3);
+      c.uleb(fBase + 8 * rd);
+      fpDirty();
+      return true;
     }
-  };
+    case 5:
+    case 20: {
+      // FMIN/FMAX, FLE/FLT/FEQ: NaN operands (flags, canonical NaN) are the interpreter's
+      if (f5 === 5 ? f3 > 1 : f3 > 2) return false;
+      fpGuard(FpState.ON);
+      fget(rs1);
+      c.push(LSET, FA);
+      fget(rs2);
+      c.push(LSET, FB, LGET, FA, LGET, FA, F64_EQ);
+      c.push(LGET, FB, LGET, FB, F64_EQ, I32_AND, 0x45);
+      exitBeforeIf();
+      if (f5 === 5) {
+        c.push(LGET, FA, LGET, FB, f3 === 0 ? F64_MIN : F64_MAX, LSET, FR);
+        fsetFR(rd);
+      } else {
+        c.push(LGET, FA, LGET, FB, F_CMP[f3], I64_EXT_U);
+        set(rd);
+      }
+      fpDirty();
+      return true;
+    }
+    case 24: {
+      // FCVT.{W,WU,L,LU}.D, round toward zero (C casts) only: in range, or the interpreter
+      if (f3 !== 1 || rs2 > 3) return false;
+      fpGuard(FpState.ON | FpState.NX);
+      fget(rs1);
+      c.push(LTEE, FA);
+      f64c(CVT_LO[rs2]);
+      c.push(rs2 === 2 ? 0x66 /* f64.ge */ : F64_GT, LGET, FA);
+      f64c(CVT_HI[rs2]);
+      c.push(F64_LT, I32_AND, 0x45);
+      exitBeforeIf();
+      c.push(LGET, FA);
+      if (rs2 < 2) c.push(rs2 === 0 ? I32_TRUNC_F64_S : I32_TRUNC_F64_U, I64_EXT_S);
+      else c.push(rs2 === 2 ? I64_TRUNC_F64_S : I64_TRUNC_F64_U);
+      set(rd);
+      fpDirty();
+      return true;
+    }
+    case 26: {
+      // FCVT.D.{W,WU,L,LU}: 32-bit sources are exact; 64-bit ones round (NX, RNE)
+      if (rs2 > 3) return false;
+      // (rm 5 and 6 are reserved: illegal even where no rounding happens)
+      const mask = rs2 < 2 && f3 !== 5 && f3 !== 6 ? FpState.ON | (f3 === 7 ? FpState.RNE : 0) : rmMask(f3);
+      if (mask === undefined) return false;
+      fpGuard(mask);
+      get(rs1);
+      if (rs2 < 2) c.push(I32_WRAP, rs2 === 0 ? F64_CONVERT_I32_S : F64_CONVERT_I32_U);
+      else c.push(rs2 === 2 ? F64_CONVERT_I64_S : F64_CONVERT_I64_U);
+      c.push(LSET, FR);
+      fsetFR(rd);
+      fpDirty();
+      return true;
+    }
+    case 28: {
+      // FMV.X.D (fclass: the interpreter's)
+      if (f3 !== 0 || rs2 !== 0) return false;
+      fpGuard(FpState.ON);
+      c.push(I32_CONST, 0, I64_LOAD, 3);
+      c.uleb(fBase + 8 * rs1);
+      set(rd);
+      fpDirty();
+      return true;
+    }
+    case 30: {
+      // FMV.D.X
+      if (f3 !== 0 || rs2 !== 0) return false;
+      fpGuard(FpState.ON);
+      c.push(I32_CONST, 0);
+      get(rs1);
+      c.push(I64_STORE, 3);
+      c.uleb(fBase + 8 * rd);
+      fpDirty();
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 
-  let off = 0;
-  let k = 0;
-  let fp = false;
+/** Close the innermost open forward branch's block; its skip index. */
+function popLabel(): number {
+  nLabels--;
+  c.push(END);
+  depth--;
+  return nLabels;
+}
+
+/**
+ * One pass over the trace at `start`, appending its code to `c` (the first pass: `known`
+ * undefined, its shape into firstShape; the second: the code, with the first pass's shape).
+ * Returns the instructions translated.
+ */
+function walk(start: number, src: CodeSource): number {
+  const { u16, ctab } = src;
+  depth = 0;
+  loops = false;
+  usesPc = false;
+  usedRegs = 0;
+  dirtyRegs = 0;
+  nSkips = 0;
+  nLabels = 0;
+  fpSeen = false;
+  k = 0;
+  off = 0;
+  if (visitMark === 0x7fffffff) {
+    visited.fill(0);
+    visitMark = 0;
+  }
+  const mark = ++visitMark;
   const pageEnd = 4096 - (start & 4095);
   const pageStart = -(start & 4095);
   let ended = false;
   let next = Number.NaN;
-  const visited = new Set<number>();
-  const labels: { id: number; target: number; kb: number }[] = [];
   if (known?.loops) {
     c.push(LOOP, T_VOID);
     depth++;
   }
-  while (k < MAX_BLOCK && off < pageEnd && off >= pageStart && !visited.has(off)) {
-    visited.add(off);
-    while (labels.length > 0 && labels[labels.length - 1].target === off) {
-      const l = labels.pop() as { id: number; target: number; kb: number };
-      skips[l.id] = k - l.kb - 1;
-      c.push(END);
-      depth--;
+  while (k < MAX_BLOCK && off < pageEnd && off >= pageStart && visited[4096 + off] !== mark) {
+    visited[4096 + off] = mark;
+    while (nLabels > 0 && labelTarget[nLabels - 1] === off) {
+      const l = popLabel();
+      if (!known) skips[labelId[l]] = k - labelKb[l] - 1;
     }
     const fo = start + off;
     const p0 = u16[fo >> 1];
@@ -722,7 +873,7 @@ function walk(
         if (target === 0) {
           loopBack(k + 1);
           ended = true;
-        } else if (target >= pageStart && target < pageEnd && !visited.has(target)) {
+        } else if (target >= pageStart && target < pageEnd && visited[4096 + target] !== mark) {
           next = target;
         } else {
           exit(k + 1, target, false);
@@ -752,14 +903,14 @@ function walk(
         }
         i32c(0);
         c.push(LGET, L_B, I64_STORE, 3);
-        uleb(c, layout.ctlBase + 8);
+        c.uleb(ctlBase + 8);
         exit(k + 1, ABS, false);
         ended = true;
         break;
       }
       case 24: {
         // BRANCH
-        const cmp = [I64_EQ, I64_NE, 0, 0, I64_LT_S, I64_GE_S, I64_LT_U, I64_GE_U][f3];
+        const cmp = BRANCH_CMP[f3];
         if (cmp === 0) {
           ok = false;
           break;
@@ -775,22 +926,21 @@ function walk(
           loopBack(k + 1);
           c.push(END);
           depth--;
-        } else if (
-          off + imm > off &&
-          off + imm < pageEnd &&
-          (labels.length === 0 || off + imm <= labels[labels.length - 1].target)
-        ) {
+        } else if (off + imm > off && off + imm < pageEnd && (nLabels === 0 || off + imm <= labelTarget[nLabels - 1])) {
           // the taken side skips forward inside the trace: a block around the skipped instructions
-          const id = skips.length;
-          skips.push(0);
-          labels.push({ id, target: off + imm, kb: k });
+          const id = nSkips++;
+          if (!known) skips[id] = 0;
+          labelId[nLabels] = id;
+          labelTarget[nLabels] = off + imm;
+          labelKb[nLabels] = k;
+          nLabels++;
           // the condition is on the stack: keep it in E while the block opens
           c.push(LSET, L_E, BLOCK, T_VOID);
           depth++;
           c.push(LGET, L_E, IF, T_VOID);
           if (known?.usesSkip) {
             c.push(LGET, L_SK);
-            i32c(known.skips[id]);
+            i32c(skips[id]);
             c.push(I32_ADD, LSET, L_SK);
           }
           c.push(BR, 1, END);
@@ -942,7 +1092,7 @@ function walk(
         if (f7 === 1) c.push(I64_MUL);
         else if (f7 === 0x20) c.push(f3 === 0 ? I64_SUB : I64_SHR_S);
         else if (f3 === 2 || f3 === 3) c.push(f3 === 2 ? I64_LT_S : I64_LT_U, I64_EXT_U);
-        else c.push([I64_ADD, I64_SHL, 0, 0, I64_XOR, I64_SHR_U, I64_OR, I64_AND][f3]);
+        else c.push(OP_ALU[f3]);
         set(rd);
         break;
       }
@@ -983,7 +1133,7 @@ function walk(
       case 19:
       case 20:
         if (!fpOp(insn, op)) {
-          fp = true;
+          fpSeen = true;
           ok = false;
         }
         break;
@@ -998,138 +1148,136 @@ function walk(
       next = Number.NaN;
     } else off += ilen;
   }
-  const shape: Shape = {
-    len: k,
-    loops,
-    usesSkip: skips.length > 0,
-    usesPc,
-    skips,
-    used: [...used].sort((p, q) => p - q),
-    dirty: [...dirty].sort((p, q) => p - q),
-  };
-  if (k === 0) return { shape, code: c, fp };
+  if (!known) {
+    const s = firstShape;
+    s.len = k;
+    s.loops = loops;
+    s.usesSkip = nSkips > 0;
+    s.usesPc = usesPc;
+    s.used = usedRegs;
+    s.dirty = dirtyRegs;
+  }
+  if (k === 0) return 0;
   if (!ended) exit(k, off, false);
-  while (labels.length > 0) {
-    const l = labels.pop() as { id: number; target: number; kb: number };
-    c.push(END);
-    depth--;
-    exit(l.kb + 1, l.target, false);
+  while (nLabels > 0) {
+    const l = popLabel();
+    exit(labelKb[l] + 1, labelTarget[l], false);
   }
   if (known?.loops) {
     c.push(END);
     depth--;
   }
-  return { shape, code: c, fp };
+  return k;
 }
 
-/** A trace's function body: locals, register loads, the trace, the write-back epilogue. */
-function functionBody(body: number[], s: Shape, layout: WasmLayout): number[] {
-  const f: number[] = [];
-  // locals: 5 i32 (k_, r_, done, sk, e), then i64 A, B, PC and one per used register
-  f.push(3, 5, T_I32);
-  uleb(f, 3 + s.used.length);
-  f.push(T_I64, 4, T_F64);
-  if (s.usesPc) f.push(LGET, P_PC, LSET, L_PC);
-  s.used.forEach((r, i) => {
-    f.push(I32_CONST, 0, I64_LOAD, 3);
-    uleb(f, layout.xBase + 8 * r);
-    f.push(LSET, L_REG0 + i);
-  });
-  f.push(BLOCK, T_VOID);
-  for (const b of body) f.push(b);
-  f.push(END);
-  for (const r of s.dirty) {
-    f.push(I32_CONST, 0, LGET, L_REG0 + s.used.indexOf(r), I64_STORE, 3);
-    uleb(f, layout.xBase + 8 * r);
-  }
-  f.push(I32_CONST, 0, LGET, L_K, I32_STORE, 2);
-  uleb(f, layout.ctlBase);
-  f.push(LGET, L_R, END);
-  return f;
-}
+/** The block function's type: (rt, wt, room, pc: i64) -> i32. */
+const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
+/** A block module's types: the block, mulhu (i64, i64) -> i64, fma (f64, f64, f64) -> f64. */
+const BLOCK_MODULE_TYPES = [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64]];
+/** A block module's imports after the memory: "e"."f", the FPU's fma. */
+const BLOCK_MODULE_IMPORTS = [[1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2]];
 
 /**
  * One module for a batch of traces (a module's fixed cost, about a millisecond here, is paid once
  * per batch): imported function 0 is fma, 1 is mulhu, 2.. the traces, exported as "0".."n-1".
  */
-export function blockModule(bodies: readonly number[][], layout: WasmLayout): Uint8Array {
+export function blockModule(bodies: readonly ArrayLike<number>[], layout: WasmLayout): Uint8Array {
+  const funcs = [1];
+  const exports: [string, number][] = [];
+  const all: ArrayLike<number>[] = [MULHU_BODY];
+  for (let i = 0; i < bodies.length; i++) {
+    funcs.push(0);
+    exports.push([String(i), i + 2]);
+    all.push(bodies[i]);
+  }
   return assemble(layout, {
-    types: [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64]],
-    imports: [[1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2]],
-    funcs: [1, ...bodies.map(() => 0)],
-    exports: bodies.map((_, i) => [String(i), i + 2]),
-    bodies: [mulhuBody(), ...bodies],
+    types: BLOCK_MODULE_TYPES,
+    imports: BLOCK_MODULE_IMPORTS,
+    funcs,
+    exports,
+    bodies: all,
   });
 }
-
-/** The block function's type: (rt, wt, room, pc: i64) -> i32. */
-const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
 
 /** What assemble() puts in a module besides the memory import (always import 0, "e"."m"). */
 interface ModuleParts {
   /** Encoded function types (0x60 ...). */
-  types: number[][];
+  types: readonly (readonly number[])[];
   /** Encoded import entries after the memory. */
-  imports: number[][];
+  imports: readonly (readonly number[])[];
   /** Type index of each defined function. */
-  funcs: number[];
-  /** Exported functions: name and function index. */
-  exports: [string, number][];
+  funcs: readonly number[];
+  /** Exported functions: name (ASCII) and function index. */
+  exports: readonly (readonly [string, number])[];
   /** Each defined function's body (locals and code). */
-  bodies: number[][];
+  bodies: readonly ArrayLike<number>[];
 }
 
-/** A module's bytes (WebAssembly core 2.0 §5.5): types, imports, functions, exports, code. */
+/** The module being assembled (reused: the result is one exactly-sized copy). */
+const mw = new ByteWriter(16384);
+
+/**
+ * A module's bytes (WebAssembly core 2.0 §5.5): types, imports, functions, exports, code. Each
+ * section's size is counted first, so every byte is written once, into one buffer.
+ */
 function assemble(layout: WasmLayout, p: ModuleParts): Uint8Array {
-  const m: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-  const section = (id: number, items: readonly number[][]): void => {
-    const content: number[] = [];
-    uleb(content, items.length);
-    for (const it of items) for (const b of it) content.push(b);
-    m.push(id);
-    uleb(m, content.length);
-    for (const b of content) m.push(b);
-  };
-  const memory = [1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02];
+  const w = mw;
+  w.reset();
+  w.push(0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00);
+  // §5.5.4 type section
+  let size = ulebSize(p.types.length);
+  for (const t of p.types) size += t.length;
+  w.byte(1);
+  w.uleb(size);
+  w.uleb(p.types.length);
+  for (const t of p.types) w.bytes(t);
+  // §5.5.5 import section: the memory "e"."m" (limits: min, or shared min max), then the rest
+  const pagesSize = ulebSize(layout.pages);
+  size = ulebSize(1 + p.imports.length) + 6 + (layout.shared ? 2 * pagesSize : pagesSize);
+  for (const it of p.imports) size += it.length;
+  w.byte(2);
+  w.uleb(size);
+  w.uleb(1 + p.imports.length);
+  w.push(1, 0x65 /* "e" */, 1, 0x6d /* "m" */, 0x02);
   if (layout.shared) {
-    memory.push(0x03);
-    uleb(memory, layout.pages);
-    uleb(memory, layout.pages);
+    w.byte(0x03);
+    w.uleb(layout.pages);
+    w.uleb(layout.pages);
   } else {
-    memory.push(0x00);
-    uleb(memory, layout.pages);
+    w.byte(0x00);
+    w.uleb(layout.pages);
   }
-  section(1, p.types);
-  section(2, [memory, ...p.imports]);
-  section(
-    3,
-    p.funcs.map((t) => {
-      const e: number[] = [];
-      uleb(e, t);
-      return e;
-    }),
-  );
-  section(
-    7,
-    p.exports.map(([name, index]) => {
-      const e: number[] = [];
-      uleb(e, name.length);
-      for (let k = 0; k < name.length; k++) e.push(name.charCodeAt(k));
-      e.push(0x00);
-      uleb(e, index);
-      return e;
-    }),
-  );
-  section(
-    10,
-    p.bodies.map((f) => {
-      const e: number[] = [];
-      uleb(e, f.length);
-      for (const b of f) e.push(b);
-      return e;
-    }),
-  );
-  return Uint8Array.from(m);
+  for (const it of p.imports) w.bytes(it);
+  // §5.5.6 function section
+  size = ulebSize(p.funcs.length);
+  for (const t of p.funcs) size += ulebSize(t);
+  w.byte(3);
+  w.uleb(size);
+  w.uleb(p.funcs.length);
+  for (const t of p.funcs) w.uleb(t);
+  // §5.5.10 export section (funcidx exports)
+  size = ulebSize(p.exports.length);
+  for (const [name, index] of p.exports) size += ulebSize(name.length) + name.length + 1 + ulebSize(index);
+  w.byte(7);
+  w.uleb(size);
+  w.uleb(p.exports.length);
+  for (const [name, index] of p.exports) {
+    w.uleb(name.length);
+    for (let i = 0; i < name.length; i++) w.byte(name.charCodeAt(i));
+    w.byte(0x00);
+    w.uleb(index);
+  }
+  // §5.5.13 code section: each body with its size
+  size = ulebSize(p.bodies.length);
+  for (const f of p.bodies) size += ulebSize(f.length) + f.length;
+  w.byte(10);
+  w.uleb(size);
+  w.uleb(p.bodies.length);
+  for (const f of p.bodies) {
+    w.uleb(f.length);
+    w.bytes(f);
+  }
+  return w.copy();
 }
 
 /** (a, b) -> the high 64 bits of the unsigned 128-bit product, from 32-bit partial products. */
@@ -1171,6 +1319,9 @@ function mulhuBody(): number[] {
   f.push(I64_ADD, END);
   return f;
 }
+
+/** mulhu's body, the same in every block module. */
+const MULHU_BODY = mulhuBody();
 
 /** Entries of the dispatcher's direct-mapped cache (16 bytes each: key, table slot, length, 0). */
 export const DISPATCH_ENTRIES = 1 << 16;
