@@ -5,12 +5,20 @@
 // instruction count over the process's CPU time for the run (loading, translation and V8's
 // compiler threads included), median of N.
 // Reports the translator's cache figures for its last run.
+// `--codegen`: in this process instead, the translator's code generators on every 2-byte start in
+// rzbench's code: the JavaScript back end's generate() (the reference) and the WebAssembly back
+// end's generateWasm() (µs per start tried: most are not a trace) and blockModule() (batches of
+// 16, µs per trace), medians of 15 rounds.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { Engine } from "./hart/translator.js";
+import { parseElf } from "./elf.js";
+import { compressedTable } from "./hart/compressed.js";
+import { type Engine, generate } from "./hart/translator.js";
+import { wasmApi } from "./hart/wasm-api.js";
+import { blockModule, generateWasm, type WasmLayout } from "./hart/wasm-block.js";
 import { runElf } from "./testing/machine.js";
 
 const { values } = parseArgs({
@@ -19,6 +27,7 @@ const { values } = parseArgs({
     full: { type: "boolean", default: false },
     "elf-dir": { type: "string" },
     engine: { type: "string" },
+    codegen: { type: "boolean", default: false },
     /** Internal: one run of ELF under ENGINE in this process, JSON on stdout. */
     child: { type: "string" },
   },
@@ -73,6 +82,68 @@ const engines: Engine[] =
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** µs per trace of the code generators on rzbench's code (see the header). */
+function codegen(path: string): void {
+  if (wasmApi === undefined) throw new Error("bench --codegen: no WebAssembly");
+  const elf = new Uint8Array(readFileSync(path));
+  const image = parseElf(elf);
+  const ramSize = 1 << 22;
+  const pages = (ramSize >> 16) + 1;
+  const memory = new wasmApi.Memory({ initial: pages, maximum: pages });
+  const ram = new Uint8Array(memory.buffer, 0, ramSize);
+  const starts: number[] = [];
+  const base = Math.min(...image.segments.map((g) => g.paddr));
+  for (const g of image.segments) {
+    const at = g.paddr - base;
+    if (at + g.fileSize > ramSize) continue;
+    ram.set(elf.subarray(g.offset, g.offset + g.fileSize), at);
+    // PF_X
+    if (g.flags & 1) for (let o = at; o < at + g.fileSize; o += 2) starts.push(o);
+  }
+  const src = { u16: new Uint16Array(memory.buffer, 0, ramSize >> 1), ctab: compressedTable(), magic: false };
+  const layout: WasmLayout = {
+    memory,
+    shared: false,
+    pages,
+    xBase: ramSize,
+    ctlBase: ramSize + 256,
+    fBase: ramSize + 512,
+    cacheBase: ramSize + 4096,
+  };
+  const bodies: number[][] = [];
+  for (const s of starts) {
+    const g = generateWasm(s, src, layout);
+    if (g.body !== undefined && !g.fp) bodies.push(g.body);
+  }
+  const js: number[] = [];
+  const gen: number[] = [];
+  const asm: number[] = [];
+  for (let r = 0; r < 15; r++) {
+    const t0 = performance.now();
+    for (const s of starts) generate(s, src);
+    const t1 = performance.now();
+    for (const s of starts) generateWasm(s, src, layout);
+    const t2 = performance.now();
+    for (let i = 0; i < bodies.length; i += 16) blockModule(bodies.slice(i, i + 16), layout);
+    const t3 = performance.now();
+    js.push(((t1 - t0) * 1000) / starts.length);
+    gen.push(((t2 - t1) * 1000) / starts.length);
+    asm.push(((t3 - t2) * 1000) / bodies.length);
+  }
+  const [j, g, a] = [median(js), median(gen), median(asm)];
+  console.log(`${path}: ${starts.length} starts, ${bodies.length} WebAssembly traces, median of 15 rounds`);
+  console.log(`  JavaScript generate()    ${j.toFixed(2).padStart(7)} us/start (reference)`);
+  console.log(`  generateWasm()           ${g.toFixed(2).padStart(7)} us/start  ${(g / j).toFixed(2)}x`);
+  console.log(
+    `  blockModule() (16/batch) ${a.toFixed(2).padStart(7)} us/trace  ${(a / j).toFixed(2)}x the reference's us/start`,
+  );
+}
+
+if (values.codegen) {
+  codegen(join(elfDir, `rzbench-${scale}.elf`));
+  process.exit(0);
 }
 
 let failed = false;
