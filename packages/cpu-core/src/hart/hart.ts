@@ -10,7 +10,7 @@
 import { CpuError, CpuErrorCode } from "../errors.js";
 import { execFp } from "../fpu/index.js";
 import { createRegisterFile, type RegisterFile } from "../regs.js";
-import type { Bus } from "./bus.js";
+import { Bus } from "./bus.js";
 import { compressedTable } from "./compressed.js";
 import {
   Cause,
@@ -51,6 +51,7 @@ import {
   ABS,
   type Block,
   type CodeSource,
+  ENGINES,
   type Engine,
   HEAT_MASK,
   HOT_THRESHOLD,
@@ -62,6 +63,7 @@ import {
   type TranslatorStats,
 } from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
+import { WARM_UP_BASE, WARM_UP_DATA, WARM_UP_RAM, warmUpData, warmUpProgram } from "./warmup.js";
 import { DispatchStatus, FpState, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
@@ -123,6 +125,73 @@ export interface HartOptions {
    */
   readonly translateInBackground?: boolean;
 }
+
+/**
+ * Give every number field of `o` the representation it will need before any code is optimized
+ * for it (written twice: a double for the `doubles`, another small integer for the others). The
+ * JavaScript engine otherwise tracks a field
+ * as constant until its first reassignment and as a small integer until it first holds an
+ * address above 2^31 (pc, sepc, satp's root...), and each such change during a guest's run (its
+ * first S-mode trap, its first page table) throws away the optimized interpreter.
+ */
+function generalizeFields(o: object, doubles: ReadonlySet<string>): void {
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (typeof v !== "number") continue;
+    r[k] = doubles.has(k) ? 0.5 : v === 0 ? 1 : 0;
+    r[k] = v;
+  }
+}
+
+/** Hart fields that hold guest addresses (or counts that outgrow 2^31): doubles from the start. */
+const DOUBLE_FIELDS: ReadonlySet<string> = new Set([
+  "pc",
+  "fetchVa",
+  "mtvec",
+  "stvec",
+  "mepc",
+  "sepc",
+  "satpRoot",
+  "reservation",
+  "mmioAddr",
+  "instret",
+  "instretOffset",
+  "cycleOffset",
+  "stimecmpNum",
+]);
+
+let warmed = false;
+
+/**
+ * Once per process, before the first hart runs guest code: the warm-up program (warmup.ts) on a
+ * private hart under both engines' loops, so the interpreter is optimized with feedback from every
+ * path it has (no deoptimization each time a guest first uses an instruction kind). A failure only
+ * costs speed, so it is not reported.
+ */
+function warmUp(): void {
+  if (warmed) return;
+  warmed = true;
+  try {
+    const code = warmUpProgram();
+    const data = warmUpData();
+    for (const engine of ENGINES) {
+      const bus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM }, new ArrayBuffer(WARM_UP_RAM));
+      bus.write(WARM_UP_BASE, code);
+      bus.write(WARM_UP_BASE + WARM_UP_DATA, data);
+      const h = new Hart(bus, { engine, translatorBackend: "js", translateAfter: WARM_UP_COLD });
+      h.pc = WARM_UP_BASE;
+      for (let i = 0; i < WARM_UP_RUNS; i++) h.run(WARM_UP_BUDGET);
+    }
+  } catch {
+    // (the warm-up is an optimization)
+  }
+}
+
+/** Runs and instructions per run of the warm-up; traces never get hot during it. */
+const WARM_UP_RUNS = 8;
+const WARM_UP_BUDGET = 50000;
+const WARM_UP_COLD = 60000;
 
 const TLB_BITS = 12;
 const TLB_SIZE = 1 << TLB_BITS;
@@ -237,6 +306,7 @@ export class Hart {
   private readonly codeSource: CodeSource;
 
   constructor(bus: Bus, options: HartOptions = {}) {
+    warmUp();
     this.bus = bus;
     this.options = options;
     this.hartId = options.hartId ?? 0;
@@ -279,6 +349,7 @@ export class Hart {
       );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
     }
+    generalizeFields(this, DOUBLE_FIELDS);
   }
 
   /** The engine executing guest code. */
