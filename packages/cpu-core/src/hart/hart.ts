@@ -565,14 +565,15 @@ export class Hart {
         if (marks !== undefined && n > 0) {
           const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
           if (j !== 0) {
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else {
+            if (j !== 2) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j !== 1) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
             continue;
           }
@@ -640,14 +641,15 @@ export class Hart {
           n++;
           if (marks !== undefined) {
             const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else if (j === 1) {
+            if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j >= 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
           }
           continue;
@@ -686,14 +688,15 @@ export class Hart {
           n++;
           if (marks !== undefined) {
             const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else if (j === 1) {
+            if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j >= 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
           }
           continue;
@@ -741,14 +744,15 @@ export class Hart {
               (((insn >> 7) & 1) << 11);
             if (marks !== undefined) {
               const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-              if (j === 2) {
-                end = n + t;
-                limit = n; // the chunk ends here (not a forced check)
-              } else if (j === 1) {
+              if (j === 1 || j === 3) {
                 n += this.traced;
                 pc = this.pc;
                 fetchVa = this.fetchVa;
                 fetchOff = this.fetchOff;
+              }
+              if (j >= 2) {
+                end = n + t;
+                limit = n; // the chunk ends here (not a forced check)
               }
             }
           } else {
@@ -1412,7 +1416,9 @@ export class Hart {
       const before = this.instret;
       if (chunk > 1) {
         const traced = st.blockInstructions;
+        this.execStep = false;
         const ex = this.exec(chunk, chunk, tr.threshold, tr.marks);
+        step = this.execStep;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
         if (ex.kind !== "budget") {
@@ -1488,15 +1494,17 @@ export class Hart {
 
   /** Instructions retired by the traces the last atTarget() ran. */
   private traced = 0;
+  /** The chunk ended after traces that left before an instruction (atTarget 3). */
+  private execStep = false;
 
   /**
    * Translator cold chunks: a jump reached `pc` (targets off the code page are counted where
    * they are fetched). Below `hot` its heat counts one more visit: 0 (go on; also for a queued or
    * untranslatable start). A start whose WebAssembly trace is in the dispatcher's cache runs it
    * and its successors here, when the first fits in `room` (instructions before the next check):
-   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set (the next instruction is the
-   * interpreter's, as after a block exit). Any other hot start ends the chunk for the run loop
-   * (a trace to compile, a JavaScript block): 2.
+   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set; 3 when the last trace left before
+   * an instruction (the chunk ends and the run loop steps it: its successor is a start to count).
+   * Any other hot start ends the chunk for the run loop (a trace to compile, a JavaScript block): 2.
    */
   private atTarget(
     marks: Uint16Array,
@@ -1527,8 +1535,9 @@ export class Hart {
     if (len > room) return 0;
     this.fetchVa = fetchVa;
     this.fetchOff = fetchOff;
-    this.runTraces(tr, pc, room, rt, wt);
-    return 1;
+    if (this.runTraces(tr, pc, room, rt, wt) !== DispatchStatus.STEP) return 1;
+    this.execStep = true; // the run loop steps the instruction the trace left before, and looks up the next
+    return 3;
   }
 
   /**
