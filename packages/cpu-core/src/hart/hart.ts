@@ -10,7 +10,7 @@
 import { CpuError, CpuErrorCode } from "../errors.js";
 import { execFp } from "../fpu/index.js";
 import { createRegisterFile, type RegisterFile } from "../regs.js";
-import type { Bus } from "./bus.js";
+import { Bus } from "./bus.js";
 import { compressedTable } from "./compressed.js";
 import {
   Cause,
@@ -51,6 +51,7 @@ import {
   ABS,
   type Block,
   type CodeSource,
+  ENGINES,
   type Engine,
   HEAT_MASK,
   HOT_THRESHOLD,
@@ -62,6 +63,7 @@ import {
   type TranslatorStats,
 } from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
+import { WARM_UP_BASE, WARM_UP_DATA, WARM_UP_RAM, warmUpData, warmUpProgram } from "./warmup.js";
 import { DispatchStatus, FpState, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
@@ -123,6 +125,73 @@ export interface HartOptions {
    */
   readonly translateInBackground?: boolean;
 }
+
+/**
+ * Give every number field of `o` the representation it will need before any code is optimized
+ * for it (written twice: a double for the `doubles`, another small integer for the others). The
+ * JavaScript engine otherwise tracks a field
+ * as constant until its first reassignment and as a small integer until it first holds an
+ * address above 2^31 (pc, sepc, satp's root...), and each such change during a guest's run (its
+ * first S-mode trap, its first page table) throws away the optimized interpreter.
+ */
+function generalizeFields(o: object, doubles: ReadonlySet<string>): void {
+  const r = o as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    const v = r[k];
+    if (typeof v !== "number") continue;
+    r[k] = doubles.has(k) ? 0.5 : v === 0 ? 1 : 0;
+    r[k] = v;
+  }
+}
+
+/** Hart fields that hold guest addresses (or counts that outgrow 2^31): doubles from the start. */
+const DOUBLE_FIELDS: ReadonlySet<string> = new Set([
+  "pc",
+  "fetchVa",
+  "mtvec",
+  "stvec",
+  "mepc",
+  "sepc",
+  "satpRoot",
+  "reservation",
+  "mmioAddr",
+  "instret",
+  "instretOffset",
+  "cycleOffset",
+  "stimecmpNum",
+]);
+
+let warmed = false;
+
+/**
+ * Once per process, before the first hart runs guest code: the warm-up program (warmup.ts) on a
+ * private hart under both engines' loops, so the interpreter is optimized with feedback from every
+ * path it has (no deoptimization each time a guest first uses an instruction kind). A failure only
+ * costs speed, so it is not reported.
+ */
+function warmUp(): void {
+  if (warmed) return;
+  warmed = true;
+  try {
+    const code = warmUpProgram();
+    const data = warmUpData();
+    for (const engine of ENGINES) {
+      const bus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM }, new ArrayBuffer(WARM_UP_RAM));
+      bus.write(WARM_UP_BASE, code);
+      bus.write(WARM_UP_BASE + WARM_UP_DATA, data);
+      const h = new Hart(bus, { engine, translatorBackend: "js", translateAfter: WARM_UP_COLD });
+      h.pc = WARM_UP_BASE;
+      for (let i = 0; i < WARM_UP_RUNS; i++) h.run(WARM_UP_BUDGET);
+    }
+  } catch {
+    // (the warm-up is an optimization)
+  }
+}
+
+/** Runs and instructions per run of the warm-up; traces never get hot during it. */
+const WARM_UP_RUNS = 8;
+const WARM_UP_BUDGET = 50000;
+const WARM_UP_COLD = 60000;
 
 const TLB_BITS = 12;
 const TLB_SIZE = 1 << TLB_BITS;
@@ -237,6 +306,7 @@ export class Hart {
   private readonly codeSource: CodeSource;
 
   constructor(bus: Bus, options: HartOptions = {}) {
+    warmUp();
     this.bus = bus;
     this.options = options;
     this.hartId = options.hartId ?? 0;
@@ -279,6 +349,7 @@ export class Hart {
       );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
     }
+    generalizeFields(this, DOUBLE_FIELDS);
   }
 
   /** The engine executing guest code. */
@@ -494,14 +565,15 @@ export class Hart {
         if (marks !== undefined && n > 0) {
           const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
           if (j !== 0) {
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else {
+            if (j !== 2) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j !== 1) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
             continue;
           }
@@ -569,14 +641,15 @@ export class Hart {
           n++;
           if (marks !== undefined) {
             const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else if (j === 1) {
+            if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j >= 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
           }
           continue;
@@ -615,14 +688,15 @@ export class Hart {
           n++;
           if (marks !== undefined) {
             const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            } else if (j === 1) {
+            if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
               fetchVa = this.fetchVa;
               fetchOff = this.fetchOff;
+            }
+            if (j >= 2) {
+              end = n + t;
+              limit = n; // the chunk ends here (not a forced check)
             }
           }
           continue;
@@ -670,14 +744,15 @@ export class Hart {
               (((insn >> 7) & 1) << 11);
             if (marks !== undefined) {
               const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-              if (j === 2) {
-                end = n + t;
-                limit = n; // the chunk ends here (not a forced check)
-              } else if (j === 1) {
+              if (j === 1 || j === 3) {
                 n += this.traced;
                 pc = this.pc;
                 fetchVa = this.fetchVa;
                 fetchOff = this.fetchOff;
+              }
+              if (j >= 2) {
+                end = n + t;
+                limit = n; // the chunk ends here (not a forced check)
               }
             }
           } else {
@@ -1341,7 +1416,9 @@ export class Hart {
       const before = this.instret;
       if (chunk > 1) {
         const traced = st.blockInstructions;
+        this.execStep = false;
         const ex = this.exec(chunk, chunk, tr.threshold, tr.marks);
+        step = this.execStep;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
         if (ex.kind !== "budget") {
@@ -1417,15 +1494,17 @@ export class Hart {
 
   /** Instructions retired by the traces the last atTarget() ran. */
   private traced = 0;
+  /** The chunk ended after traces that left before an instruction (atTarget 3). */
+  private execStep = false;
 
   /**
    * Translator cold chunks: a jump reached `pc` (targets off the code page are counted where
    * they are fetched). Below `hot` its heat counts one more visit: 0 (go on; also for a queued or
    * untranslatable start). A start whose WebAssembly trace is in the dispatcher's cache runs it
    * and its successors here, when the first fits in `room` (instructions before the next check):
-   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set (the next instruction is the
-   * interpreter's, as after a block exit). Any other hot start ends the chunk for the run loop
-   * (a trace to compile, a JavaScript block): 2.
+   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set; 3 when the last trace left before
+   * an instruction (the chunk ends and the run loop steps it: its successor is a start to count).
+   * Any other hot start ends the chunk for the run loop (a trace to compile, a JavaScript block): 2.
    */
   private atTarget(
     marks: Uint16Array,
@@ -1456,8 +1535,9 @@ export class Hart {
     if (len > room) return 0;
     this.fetchVa = fetchVa;
     this.fetchOff = fetchOff;
-    this.runTraces(tr, pc, room, rt, wt);
-    return 1;
+    if (this.runTraces(tr, pc, room, rt, wt) !== DispatchStatus.STEP) return 1;
+    this.execStep = true; // the run loop steps the instruction the trace left before, and looks up the next
+    return 3;
   }
 
   /**

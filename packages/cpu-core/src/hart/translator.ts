@@ -125,7 +125,7 @@ export const NO_TRACE = 0xfffd;
 /** Cache entries (counters, markers and traces) before the whole cache is dropped. */
 const MAX_ENTRIES = 1 << 18;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
-export const HOT_THRESHOLD = 50;
+export const HOT_THRESHOLD = 200;
 const TWO32 = 4294967296;
 
 /** Decoding input: RAM views and the RVC expansion table. */

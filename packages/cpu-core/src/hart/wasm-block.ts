@@ -17,8 +17,8 @@
 // (physical key -> table slot and length) until a block is missing, does not fit before the next
 // interrupt check, leaves before an instruction, or the pc leaves the current code page.
 //
-// Translated: RV64I (but system instructions), M, fence, and the common D instructions on their
-// ordinary path: fld/fsd, add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even,
+// Translated: RV64I (but system instructions), M, A's AMOs (not LR/SC), fence, and the common D
+// instructions on their ordinary path: fld/fsd, add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even,
 // sign injection, min/max, compares, moves and conversions. IEEE results are the host's (binary64
 // is exact in WebAssembly); only the flags need care: an op runs here when NX is already accrued
 // (the only flag an ordinary result raises) and its result is normal (or an exact zero), and leaves
@@ -160,6 +160,12 @@ const T_VOID = 0x40;
 
 // loads by funct3 (LB LH LW LD LBU LHU LWU) and stores (SB SH SW SD)
 const LOAD_OPS = [0x30, 0x32, 0x34, 0x29, 0x31, 0x33, 0x35];
+const I64_LOAD32_S = 0x34;
+const I64_STORE32 = 0x3e;
+const I32_LT_S = 0x48;
+const I32_LT_U = 0x49;
+/** AMO funct5 values translated (LR 0x02 and SC 0x03 are the interpreter's). */
+const AMO_OPS = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c];
 const STORE_OPS = [0x3c, 0x3d, 0x3e, 0x37];
 
 // locals: params rt 0, wt 1, room 2, pc 3 (f64); then i32 k_ 4, r_ 5, done 6, sk 7, e 8;
@@ -1119,6 +1125,66 @@ function walk(start: number, src: CodeSource): number {
           get(rs2);
           c.push(I32_WRAP, o, I64_EXT_S);
         }
+        set(rd);
+        break;
+      }
+      case 11: {
+        // AMO (unpriv §8.4), LR/SC excepted: a read-modify-write through the write TLB, whose hit
+        // means RAM, writable and dirty, PMP-allowed, no trigger and no code on the page; naturally
+        // aligned (else the interpreter raises the misaligned fault), and no LR reservation held
+        // (the interpreter's AMO drops one at its address)
+        const f5 = insn >>> 27;
+        const size = f3 === 2 ? 4 : f3 === 3 ? 8 : 0;
+        if (size === 0 || !AMO_OPS.includes(f5)) {
+          ok = false;
+          break;
+        }
+        fpGuard(FpState.NO_RES);
+        address(rs1, 0, P_WT, size);
+        c.push(LSET, L_E); // the host address (the TLB entry is no longer needed)
+        // B = the old value (.w: sign-extended)
+        c.push(LGET, L_E);
+        if (size === 8) c.push(I64_LOAD, 3, 0);
+        else c.push(I64_LOAD32_S, 2, 0);
+        c.push(LSET, L_B, LGET, L_E);
+        switch (f5) {
+          case 0x01: // AMOSWAP
+            get(rs2);
+            break;
+          case 0x00: // AMOADD
+          case 0x04: // AMOXOR
+          case 0x08: // AMOOR
+          case 0x0c: // AMOAND
+            c.push(LGET, L_B);
+            get(rs2);
+            c.push(f5 === 0 ? I64_ADD : f5 === 4 ? I64_XOR : f5 === 8 ? I64_OR : I64_AND);
+            break;
+          default: {
+            // AMOMIN/MAX[U]: the old value where it wins (.w compares the low words)
+            const signed = f5 === 0x10 || f5 === 0x14;
+            const min = f5 === 0x10 || f5 === 0x18;
+            c.push(LGET, L_B);
+            get(rs2);
+            const lt = size === 8 ? (signed ? I64_LT_S : I64_LT_U) : signed ? I32_LT_S : I32_LT_U;
+            const operands = (first: () => void, second: () => void): void => {
+              first();
+              if (size === 4) c.push(I32_WRAP);
+              second();
+              if (size === 4) c.push(I32_WRAP);
+            };
+            const old = (): void => {
+              c.push(LGET, L_B);
+            };
+            const b = (): void => get(rs2);
+            if (min)
+              operands(old, b); // old < b: old
+            else operands(b, old); // b < old: old
+            c.push(lt, SELECT);
+          }
+        }
+        if (size === 8) c.push(I64_STORE, 3, 0);
+        else c.push(I64_STORE32, 2, 0);
+        c.push(LGET, L_B);
         set(rd);
         break;
       }
