@@ -1,5 +1,5 @@
 // The WebAssembly back end's generator on its own: the byte writer's LEB128 against a BigInt
-// reference, the bytes of two traces pinned (taken from the generator before its byte-writer
+// reference, the bytes of three traces pinned (taken from the generator before its byte-writer
 // rewrite, which had to keep them), and random code whose modules must validate.
 import { describe, expect, it } from "vitest";
 import { rng } from "../testing/rng.js";
@@ -132,15 +132,21 @@ describe("generateWasm / blockModule", () => {
     const b = [0xfcb51be3, 0x000300e7, 0x00053507, 0x02a575d3, 0x52b57643, 0x22b616d3, 0xc22695d3];
     b.push(0xe2058653, 0xa2b506d3, 0x00c53427, 0x00000073);
     for (const [i, w] of b.entries()) dv.setUint32(0x2a + 4 * i, w, true);
+    // 0x100 amoadd.w a0,a1,(a2); amomaxu.d a3,a4,(a5); amomin.w t0,t1,(t2); amoswap.d zero,a0,(sp); ecall
+    const amo = [0x00b6252f, 0xe0e7b6af, 0x8063a2af, 0x08a1302f, 0x00000073];
+    for (const [i, w] of amo.entries()) dv.setUint32(0x100 + 4 * i, w, true);
     return new Uint16Array(u8.buffer);
   }
 
-  it("keeps the bytes of a looping integer trace and of a D trace", () => {
+  it("keeps the bytes of a looping integer trace, of a D trace and of an AMO trace", () => {
     const src = { u16: code(), ctab, magic: false };
     const a = generateWasm(0, src, layout);
     const b = generateWasm(0x32, src, layout);
     expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 723, "b0ed49a3"]);
     expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 994, "23fd9534"]);
+    const amo = generateWasm(0x100, src, layout);
+    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 661, "f349f7ba"]);
+    expect(valid(blockModule([amo.body ?? []], layout))).toBe(true);
     // the locals: 5 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
     expect(a.body?.slice(0, 7)).toEqual([3, 5, 0x7f, 13, 0x7e, 4, 0x7c]);
     const m = blockModule([a.body ?? [], b.body ?? []], layout);
@@ -164,7 +170,7 @@ describe("generateWasm / blockModule", () => {
     const u8 = new Uint8Array(1 << 16);
     const dv = new DataView(u8.buffer);
     // common major opcodes, with funct7 = 1 (M) or fmt D often enough, and compressed words
-    const ops = [0x03, 0x07, 0x0f, 0x13, 0x17, 0x1b, 0x23, 0x27, 0x33, 0x37, 0x3b, 0x43, 0x53, 0x63, 0x67, 0x6f];
+    const ops = [0x03, 0x07, 0x0f, 0x13, 0x17, 0x1b, 0x23, 0x27, 0x2f, 0x33, 0x37, 0x3b, 0x43, 0x53, 0x63, 0x67, 0x6f];
     for (let o = 0; o < u8.length; o += 4) {
       const w = Math.floor(r() * 2 ** 32);
       const k = r();

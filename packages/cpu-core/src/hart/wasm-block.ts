@@ -184,53 +184,6 @@ const L_B = 10;
 const L_PC = 11;
 const L_REG0 = 12;
 
-function uleb(out: number[], v: number): void {
-  do {
-    let b = v % 128;
-    v = Math.floor(v / 128);
-    if (v !== 0) b |= 0x80;
-    out.push(b);
-  } while (v !== 0);
-}
-
-function sleb(out: number[], value: number | bigint): void {
-  if (typeof value === "bigint") {
-    let v = value;
-    for (;;) {
-      const b = Number(v & 0x7fn);
-      v >>= 7n;
-      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
-        out.push(b);
-        return;
-      }
-      out.push(b | 0x80);
-    }
-  }
-  let v = value;
-  if (v === (v | 0)) {
-    // int32: arithmetic shifts
-    for (;;) {
-      const b = v & 0x7f;
-      v >>= 7;
-      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-        out.push(b);
-        return;
-      }
-      out.push(b | 0x80);
-    }
-  }
-  // integers within ±2^53: exact floor division
-  for (;;) {
-    const b = ((v % 128) + 128) % 128;
-    v = (v - b) / 128;
-    if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return;
-    }
-    out.push(b | 0x80);
-  }
-}
-
 /** What the first pass learns and the second pass needs (both walk the same trace). */
 interface Shape {
   len: number;
@@ -1166,19 +1119,13 @@ function walk(start: number, src: CodeSource): number {
             c.push(LGET, L_B);
             get(rs2);
             const lt = size === 8 ? (signed ? I64_LT_S : I64_LT_U) : signed ? I32_LT_S : I32_LT_U;
-            const operands = (first: () => void, second: () => void): void => {
-              first();
-              if (size === 4) c.push(I32_WRAP);
-              second();
-              if (size === 4) c.push(I32_WRAP);
-            };
-            const old = (): void => {
-              c.push(LGET, L_B);
-            };
-            const b = (): void => get(rs2);
-            if (min)
-              operands(old, b); // old < b: old
-            else operands(b, old); // b < old: old
+            // min: old < b selects old; max: b < old does
+            if (min) c.push(LGET, L_B);
+            else get(rs2);
+            if (size === 4) c.push(I32_WRAP);
+            if (min) get(rs2);
+            else c.push(LGET, L_B);
+            if (size === 4) c.push(I32_WRAP);
             c.push(lt, SELECT);
           }
         }
@@ -1347,43 +1294,44 @@ function assemble(layout: WasmLayout, p: ModuleParts): Uint8Array {
 }
 
 /** (a, b) -> the high 64 bits of the unsigned 128-bit product, from 32-bit partial products. */
-function mulhuBody(): number[] {
+function mulhuBody(): Uint8Array {
   // params a 0, b 1; locals p1 2, p2 3, mid 4
-  const f: number[] = [1, 3, T_I64];
+  const f = new ByteWriter(128);
+  f.bytes([1, 3, T_I64]);
   const lo = (l: number): void => {
-    f.push(LGET, l, I64_CONST);
-    sleb(f, 0xffffffff);
-    f.push(I64_AND);
+    f.bytes([LGET, l, I64_CONST]);
+    f.sleb(0xffffffff);
+    f.bytes([I64_AND]);
   };
   const hi = (l: number): void => {
-    f.push(LGET, l, I64_CONST, 32, I64_SHR_U);
+    f.bytes([LGET, l, I64_CONST, 32, I64_SHR_U]);
   };
   // p1 = lo(a) * hi(b); p2 = hi(a) * lo(b)
   lo(0);
   hi(1);
-  f.push(I64_MUL, LSET, 2);
+  f.bytes([I64_MUL, LSET, 2]);
   hi(0);
   lo(1);
-  f.push(I64_MUL, LSET, 3);
+  f.bytes([I64_MUL, LSET, 3]);
   // mid = (lo(a) * lo(b) >>> 32) + lo(p1) + lo(p2)
   lo(0);
   lo(1);
-  f.push(I64_MUL, I64_CONST, 32, I64_SHR_U);
+  f.bytes([I64_MUL, I64_CONST, 32, I64_SHR_U]);
   lo(2);
-  f.push(I64_ADD);
+  f.bytes([I64_ADD]);
   lo(3);
-  f.push(I64_ADD, LSET, 4);
+  f.bytes([I64_ADD, LSET, 4]);
   // hi(a) * hi(b) + hi(p1) + hi(p2) + hi(mid)
   hi(0);
   hi(1);
-  f.push(I64_MUL);
+  f.bytes([I64_MUL]);
   hi(2);
-  f.push(I64_ADD);
+  f.bytes([I64_ADD]);
   hi(3);
-  f.push(I64_ADD);
+  f.bytes([I64_ADD]);
   hi(4);
-  f.push(I64_ADD, END);
-  return f;
+  f.bytes([I64_ADD, END]);
+  return f.copy();
 }
 
 /** mulhu's body, the same in every block module. */
@@ -1415,79 +1363,81 @@ export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Ar
   // params rt, wt, room, pc (f64), fva (f64), foff, xt (the fetch TLB); then locals
   const [RT, WT, ROOM, PCF, FVAF, FOFF, XT] = [0, 1, 2, 3, 4, 5, 6];
   const [N, E, K, R, CALLS, PC, FVA, D] = [7, 8, 9, 10, 11, 12, 13, 14];
-  const f: number[] = [2, 5, T_I32, 3, T_I64];
+  // (a cold path, once per hart: byte lists for readability)
+  const f = new ByteWriter(512);
+  f.bytes([2, 5, T_I32, 3, T_I64]);
   const c = layout.ctlBase;
   const status = (v: number, depth: number): void => {
-    f.push(I32_CONST);
-    sleb(f, v);
-    f.push(LSET, R, BR, depth);
+    f.bytes([I32_CONST]);
+    f.sleb(v);
+    f.bytes([LSET, R, BR, depth]);
   };
-  f.push(LGET, PCF, 0xfc, 6, LSET, PC, LGET, FVAF, 0xfc, 6, LSET, FVA); // i64.trunc_sat_f64_s
-  f.push(BLOCK, T_VOID, LOOP, T_VOID);
+  f.bytes([LGET, PCF, 0xfc, 6, LSET, PC, LGET, FVAF, 0xfc, 6, LSET, FVA]); // i64.trunc_sat_f64_s
+  f.bytes([BLOCK, T_VOID, LOOP, T_VOID]);
   // d = pc - fva; off the page: the fetch TLB's entry for the pc's page, or PAGE
-  f.push(LGET, PC, LGET, FVA, I64_SUB, LTEE, D, I64_CONST);
-  sleb(f, 4096);
-  f.push(I64_GE_U, IF, T_VOID);
+  f.bytes([LGET, PC, LGET, FVA, I64_SUB, LTEE, D, I64_CONST]);
+  f.sleb(4096);
+  f.bytes([I64_GE_U, IF, T_VOID]);
   // e = xt + ((pc >>> 12) & 4095) << 4; its tag (lo & ~0xfff, hi) against the pc's page
-  f.push(LGET, PC, I32_WRAP, I32_CONST, 12, I32_SHR_U, I32_CONST);
-  sleb(f, 4095);
-  f.push(I32_AND, I32_CONST, 4, I32_SHL, LGET, XT, I32_ADD, LTEE, E, I64_LOAD, 3, 0, LGET, PC, I64_CONST);
-  sleb(f, -4096);
-  f.push(I64_AND, LTEE, D, I64_NE, IF, T_VOID);
+  f.bytes([LGET, PC, I32_WRAP, I32_CONST, 12, I32_SHR_U, I32_CONST]);
+  f.sleb(4095);
+  f.bytes([I32_AND, I32_CONST, 4, I32_SHL, LGET, XT, I32_ADD, LTEE, E, I64_LOAD, 3, 0, LGET, PC, I64_CONST]);
+  f.sleb(-4096);
+  f.bytes([I64_AND, LTEE, D, I64_NE, IF, T_VOID]);
   status(DispatchStatus.PAGE, 3);
-  f.push(END, LGET, E, I32_LOAD, 2, 8, LSET, FOFF, LGET, D, LSET, FVA, LGET, PC, LGET, FVA, I64_SUB, LSET, D, END);
+  f.bytes([END, LGET, E, I32_LOAD, 2, 8, LSET, FOFF, LGET, D, LSET, FVA, LGET, PC, LGET, FVA, I64_SUB, LSET, D, END]);
   // e = cache + (((foff + d) >>> 1) & mask) << 4
-  f.push(LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_CONST, 1, I32_SHR_U, I32_CONST);
-  sleb(f, DISPATCH_ENTRIES - 1);
-  f.push(I32_AND, I32_CONST, 4, I32_SHL, I32_CONST);
-  sleb(f, cacheBase);
-  f.push(I32_ADD, LTEE, E);
+  f.bytes([LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_CONST, 1, I32_SHR_U, I32_CONST]);
+  f.sleb(DISPATCH_ENTRIES - 1);
+  f.bytes([I32_AND, I32_CONST, 4, I32_SHL, I32_CONST]);
+  f.sleb(cacheBase);
+  f.bytes([I32_ADD, LTEE, E]);
   // the entry's key is not this pc's: MISS
-  f.push(I32_LOAD, 2, 0, LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_NE, IF, T_VOID);
+  f.bytes([I32_LOAD, 2, 0, LGET, FOFF, LGET, D, I32_WRAP, I32_ADD, I32_NE, IF, T_VOID]);
   status(DispatchStatus.MISS, 2);
-  f.push(END);
+  f.bytes([END]);
   // n + len > room: ROOM
-  f.push(LGET, N, LGET, E, I32_LOAD, 2, 8, I32_ADD, LGET, ROOM, 0x4a /* i32.gt_s */, IF, T_VOID);
+  f.bytes([LGET, N, LGET, E, I32_LOAD, 2, 8, I32_ADD, LGET, ROOM, 0x4a /* i32.gt_s */, IF, T_VOID]);
   status(DispatchStatus.ROOM, 2);
-  f.push(END);
+  f.bytes([END]);
   // r = block(rt, wt, room - n, pc)
-  f.push(LGET, RT, LGET, WT, LGET, ROOM, LGET, N, I32_SUB, LGET, PC, LGET, E, I32_LOAD, 2, 4, 0x11, 0, 0, LSET, R);
-  f.push(LGET, CALLS, I32_CONST, 1, I32_ADD, LSET, CALLS);
+  f.bytes([LGET, RT, LGET, WT, LGET, ROOM, LGET, N, I32_SUB, LGET, PC, LGET, E, I32_LOAD, 2, 4, 0x11, 0, 0, LSET, R]);
+  f.bytes([LGET, CALLS, I32_CONST, 1, I32_ADD, LSET, CALLS]);
   // k = retired (| STEP); n += k & ~STEP
-  f.push(I32_CONST, 0, I32_LOAD, 2);
-  uleb(f, c);
-  f.push(LTEE, K, I32_CONST);
-  sleb(f, ~STEP);
-  f.push(I32_AND, LGET, N, I32_ADD, LSET, N);
+  f.bytes([I32_CONST, 0, I32_LOAD, 2]);
+  f.uleb(c);
+  f.bytes([LTEE, K, I32_CONST]);
+  f.sleb(~STEP);
+  f.bytes([I32_AND, LGET, N, I32_ADD, LSET, N]);
   // pc = r === ABS ? target : pc + r
-  f.push(I32_CONST, 0, I64_LOAD, 3);
-  uleb(f, c + 8);
-  f.push(LGET, PC, LGET, R, I64_EXT_S, I64_ADD, LGET, R, I32_CONST);
-  sleb(f, ABS);
-  f.push(I32_EQ, SELECT, LSET, PC);
+  f.bytes([I32_CONST, 0, I64_LOAD, 3]);
+  f.uleb(c + 8);
+  f.bytes([LGET, PC, LGET, R, I64_EXT_S, I64_ADD, LGET, R, I32_CONST]);
+  f.sleb(ABS);
+  f.bytes([I32_EQ, SELECT, LSET, PC]);
   // left before an instruction: STEP
-  f.push(LGET, K, I32_CONST);
-  sleb(f, STEP);
-  f.push(I32_AND, IF, T_VOID);
+  f.bytes([LGET, K, I32_CONST]);
+  f.sleb(STEP);
+  f.bytes([I32_AND, IF, T_VOID]);
   status(DispatchStatus.STEP, 2);
-  f.push(END, BR, 0, END, END);
+  f.bytes([END, BR, 0, END, END]);
   // results: retired, next pc, calls, and the code page the pc is on (fetchVa, fetchOff)
-  f.push(I32_CONST, 0, LGET, N, I32_STORE, 2);
-  uleb(f, c + 16);
-  f.push(I32_CONST, 0, LGET, PC, I64_STORE, 3);
-  uleb(f, c + 24);
-  f.push(I32_CONST, 0, LGET, CALLS, I32_STORE, 2);
-  uleb(f, c + 32);
-  f.push(I32_CONST, 0, LGET, FVA, I64_STORE, 3);
-  uleb(f, c + 48);
-  f.push(I32_CONST, 0, LGET, FOFF, I32_STORE, 2);
-  uleb(f, c + 56);
-  f.push(LGET, R, END);
+  f.bytes([I32_CONST, 0, LGET, N, I32_STORE, 2]);
+  f.uleb(c + 16);
+  f.bytes([I32_CONST, 0, LGET, PC, I64_STORE, 3]);
+  f.uleb(c + 24);
+  f.bytes([I32_CONST, 0, LGET, CALLS, I32_STORE, 2]);
+  f.uleb(c + 32);
+  f.bytes([I32_CONST, 0, LGET, FVA, I64_STORE, 3]);
+  f.uleb(c + 48);
+  f.bytes([I32_CONST, 0, LGET, FOFF, I32_STORE, 2]);
+  f.uleb(c + 56);
+  f.bytes([LGET, R, END]);
   return assemble(layout, {
     types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32]],
     imports: [[1, 0x65 /* "e" */, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00]], // table: funcref, min 0
     funcs: [1],
     exports: [["d", 0]],
-    bodies: [f],
+    bodies: [f.copy()],
   });
 }
