@@ -100,6 +100,31 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     expect(firstDiff(new Uint8Array(readFileSync(t.path("back.raw"))), data)).toBe(-1);
   });
 
+  it("convert from qcow2: holes inside a read window come out as zeros, not as a reused buffer's old bytes", async () => {
+    // 4 MiB windows read into two buffers in turn: the window at 8 MiB reuses the buffer that held
+    // 0..4 MiB (all data), and only its first and last 64 KiB are data (the rest is unallocated).
+    const MiB = 1024 * 1024;
+    const data = new Uint8Array(16 * MiB);
+    data.set(pattern(8 * MiB, 5));
+    for (const at of [8 * MiB, 12 * MiB - 65536, 12 * MiB + 4096, 16 * MiB - 8192])
+      data.set(pattern(65536, at).subarray(0, Math.min(65536, 16 * MiB - at)), at);
+    const src = t.path("holes.raw");
+    writeFileSync(src, data);
+    qemuImg(["convert", "-f", "raw", "-O", "qcow2", src, t.path("holes.qcow2")]);
+    for (const [fmt, extra] of [
+      ["raw", []],
+      ["vmdk", []],
+      ["qcow2", ["-c"]],
+    ] as const) {
+      const out = t.path(`holes-out.${fmt}`);
+      expect((await rz("convert", "-f", "qcow2", "-O", fmt, ...extra, t.path("holes.qcow2"), out)).code).toBe(0);
+      expect([fmt, qemuImg(["compare", "-f", "raw", "-F", fmt, src, out]).stdout]).toEqual([
+        fmt,
+        "Images are identical.\n",
+      ]);
+    }
+  });
+
   it("a failed convert removes the files it created (raw, qcow2, split VMDK outputs)", async () => {
     // a source whose last data cluster lies past the end of the file: open succeeds, the copy fails half-way
     const src = t.path("broken.qcow2");

@@ -765,6 +765,7 @@ async function copyContent(
   // read cost page faults, a third of the read time in the bench).
   const buffers = [new Uint8Array(win), new Uint8Array(win)];
   const runs: number[] = [];
+  const pieceRuns: number[] = [];
   const status = (at: number, len: number): Promise<Extent> =>
     salvage ? salvage.blockStatus(src, at, len) : src.blockStatus(at, len);
 
@@ -772,11 +773,13 @@ async function copyContent(
    * The windows to copy, read: each starts at a data extent (aligned down to
    * the granularity, so compressed units are whole) and reaches, within
    * `win` bytes, to the end of the last data extent inside it (aligned up),
-   * so short extents with holes between (a qcow2 source) are read in one
-   * request and the holes skipped by the zero scan. Zero extents between
-   * windows are not read.
+   * so short extents with holes between (a qcow2 source) go out in one step.
+   * Only the data extents of a window (aligned to the granularity) are read
+   * and scanned for zeros: `pieces` holds their [from, to) offsets in `buf`,
+   * the bytes between are neither filled nor looked at. Zero extents between
+   * windows are not read either.
    */
-  async function* windows(): AsyncGenerator<[number, Uint8Array]> {
+  async function* windows(): AsyncGenerator<[number, Uint8Array, number[]]> {
     let turn = 0;
     let pos = 0;
     while (pos < size) {
@@ -788,17 +791,32 @@ async function copyContent(
       }
       const start = Math.floor(st.start / gran) * gran;
       const limit = Math.min(size, start + win);
+      const pieces: number[] = [];
+      const addPiece = (from: number, to: number) => {
+        const a = Math.floor((from - start) / gran) * gran;
+        const b = Math.min(size, Math.ceil(to / gran) * gran) - start;
+        if (pieces.length > 0 && a <= pieces[pieces.length - 1]!) pieces[pieces.length - 1] = b;
+        else pieces.push(a, b);
+      };
       let dataEnd = Math.min(st.start + st.length, limit);
+      addPiece(st.start, dataEnd);
       for (let p = dataEnd; p < limit; ) {
         const e = await status(p, limit - p);
-        if (e.kind === "data") dataEnd = e.start + e.length;
+        if (e.kind === "data") {
+          dataEnd = Math.min(e.start + e.length, limit);
+          addPiece(e.start, dataEnd);
+        }
         p = e.start + e.length;
       }
       const end = Math.min(size, Math.ceil(dataEnd / gran) * gran);
       const buf = buffers[turn]!.subarray(0, end - start);
       turn ^= 1;
-      await (salvage ? salvage.readInto(src, start, buf) : src.readInto(start, buf));
-      yield [start, buf];
+      for (let k = 0; k < pieces.length; k += 2) {
+        const part = buf.subarray(pieces[k]!, pieces[k + 1]!);
+        const at = start + pieces[k]!;
+        await (salvage ? salvage.readInto(src, at, part) : src.readInto(at, part));
+      }
+      yield [start, buf, pieces];
       pos = end;
     }
   }
@@ -810,12 +828,17 @@ async function copyContent(
   for (;;) {
     const r = await next;
     if (r.done) break;
-    const [start, buf] = r.value;
+    const [start, buf, pieces] = r.value;
     next = it.next();
     next.catch(() => {});
-    // Runs of non-zero granules, each written in one request (compressed: one unit each).
-    const count = nonZeroRuns(buf, buf.length, gran, runs);
-    for (let k = 0; k < count; k++) {
+    // Runs of non-zero granules of each piece read, each written in one request (compressed: one unit each).
+    runs.length = 0;
+    for (let k = 0; k < pieces.length; k += 2) {
+      const from = pieces[k]!;
+      const count = nonZeroRuns(buf.subarray(from, pieces[k + 1]!), pieces[k + 1]! - from, gran, pieceRuns);
+      for (let i = 0; i < 2 * count; i++) runs.push(from + pieceRuns[i]!);
+    }
+    for (let k = 0; k < runs.length / 2; k++) {
       const a = runs[2 * k]!;
       const b = runs[2 * k + 1]!;
       if (units) {

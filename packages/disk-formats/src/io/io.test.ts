@@ -87,6 +87,29 @@ describe("NodeFileStore", () => {
     });
   });
 
+  it.each([false, true])(
+    "truncate(0) of a file just created is skipped, and only then (blocking: %s)",
+    async (blocking) => {
+      const host = new NodeFileHost({ blocking });
+      for (const [i, change] of [
+        (s: Awaited<ReturnType<typeof host.create>>) => s.write(5, new Uint8Array([1])),
+        (s: Awaited<ReturnType<typeof host.create>>) => s.truncate(100),
+      ].entries()) {
+        const f = t.path(`z${i}-${blocking}.raw`);
+        writeFileSync(f, "old bytes");
+        const s = await host.create(f);
+        expect(statSync(f).size).toBe(0); // created empty (O_TRUNC): the skipped truncate changes nothing
+        await s.truncate(0);
+        await change(s);
+        expect(await s.size()).toBeGreaterThan(0);
+        await s.truncate(0);
+        expect(await s.size()).toBe(0);
+        expect(statSync(f).size).toBe(0);
+        await s.close();
+      }
+    },
+  );
+
   it("blocking: the I/O is done on this thread by the time the call returns its promise", async () => {
     const host = new NodeFileHost({ blocking: true });
     const f = t.path("b.raw");

@@ -14,6 +14,8 @@ export class NodeFileStore implements ByteStore {
     readonly readOnly: boolean,
     private readonly sync: boolean,
     private readonly blocking: boolean,
+    /** A file this store created and has not changed since: empty. */
+    private fresh: boolean,
   ) {}
 
   /**
@@ -35,6 +37,7 @@ export class NodeFileStore implements ByteStore {
         options.readOnly,
         options.sync ?? true,
         options.blocking ?? false,
+        options.create ?? false,
       );
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -64,6 +67,7 @@ export class NodeFileStore implements ByteStore {
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name, offset });
+    this.fresh = false;
     let done = 0;
     while (done < data.length) {
       const bytesWritten = this.blocking
@@ -75,6 +79,11 @@ export class NodeFileStore implements ByteStore {
 
   async truncate(size: number): Promise<void> {
     if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name });
+    // Formats' create() empty the file first; on a file just created that is a no-op to skip: on
+    // ext4 a truncate to size 0 marks the file for "auto_da_alloc", so its close() would allocate
+    // blocks for (and start writing back) all the data written since, a stall at the end of a convert.
+    if (this.fresh && size === 0) return;
+    this.fresh = false;
     if (this.blocking) ftruncateSync(this.fh.fd, size);
     else await this.fh.truncate(size);
   }
