@@ -190,7 +190,7 @@ function warmUp(): void {
 
 /** Runs and instructions per run of the warm-up; traces never get hot during it. */
 const WARM_UP_RUNS = 8;
-const WARM_UP_BUDGET = 50000;
+const WARM_UP_BUDGET = 2000;
 const WARM_UP_COLD = 60000;
 
 const TLB_BITS = 12;
