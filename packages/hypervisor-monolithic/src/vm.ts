@@ -162,8 +162,9 @@ export class Vm {
       timeSource: options.deterministic ? undefined : () => this.clock(),
       tohost: options.tohost,
       engine: options.engine,
-      // the vCPU loop yields to the event loop every few ms: traces compile on V8's threads
-      translateInBackground: true,
+      // traces compile at once (WebAssembly.Module): compiling them on V8's threads while the
+      // interpreter goes on left them waiting for the next yield to the event loop, and the Linux
+      // kit's boot took longer (64 % of it in traces against 75 %: cpu-core README, Engines)
     });
     this.hart = hart;
     // An interrupt raised from outside the vCPU loop (a device completing host
