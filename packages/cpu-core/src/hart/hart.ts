@@ -109,8 +109,8 @@ export interface HartOptions {
    */
   readonly engine?: Engine;
   /**
-   * Translator: visits of a block start before it is compiled (default 2: code run once stays in
-   * the interpreter). 1 compiles everything the translator reaches (tests).
+   * Translator: jumps to a trace start before it is compiled (default 200: code run a few times
+   * stays in the interpreter). 1 compiles everything the translator reaches (tests).
    */
   readonly translateAfter?: number;
   /**
@@ -121,7 +121,7 @@ export interface HartOptions {
   /**
    * Translator: compile WebAssembly in the background (WebAssembly.compile) while the interpreter
    * runs the code meanwhile. Only for hosts whose run loop yields to the event loop between
-   * run() calls (the hypervisors do); default false (compiled at once).
+   * run() calls; default false (compiled at once, which booted the Linux kit sooner).
    */
   readonly translateInBackground?: boolean;
 }

@@ -397,11 +397,6 @@ export class Translator {
     this.stats.compileMs += performance.now() - t0;
   }
 
-  /** The heat of a start (jumps counted at it; TRACE_MARK once it has a trace). */
-  heat(key: number): number {
-    return this.marks[(key >>> 1) & HEAT_MASK];
-  }
-
   /** Count a visit of a cold start the run loop looked up (one that no taken jump reached). */
   warm(key: number): number {
     const h = (key >>> 1) & HEAT_MASK;
