@@ -464,7 +464,11 @@ export class VpHost {
     return out;
   }
 
-  /** An MmioDevice whose accesses become intercept messages to the parent (reads wait, writes are posted). */
+  /**
+   * An MmioDevice whose accesses become intercept messages to the parent (reads wait, writes are
+   * posted). Deterministic mode waits for writes too: a write's effect (the test finisher powering
+   * off) must not land after a host-timed number of further instructions.
+   */
   private interceptDevice(base: number): MmioDevice {
     const vp = this.init.vpIndex;
     return {
@@ -489,7 +493,7 @@ export class VpHost {
           vp,
           seq: 0,
           write: true,
-          posted: true,
+          posted: this.init.boot.deterministic !== true,
           size,
           address: base + offset,
           value: BigInt(value),

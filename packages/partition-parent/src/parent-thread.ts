@@ -59,6 +59,8 @@ class Parent {
   });
   private boot: { pc: number; a1: number; mode: "supervisor" | "machine" } | undefined;
   private devices: ParentDevices | undefined;
+  /** The StopVp call of a power-off, once made. */
+  private stopping: Promise<unknown> | undefined;
 
   constructor(
     hvInit: HvThreadInit,
@@ -212,7 +214,13 @@ class Parent {
         const dev = this.deviceAt(i.address);
         if (i.write) {
           dev?.device.write(i.address - dev.base, i.size, i.size === 8 ? i.value : Number(i.value));
-          if (!i.posted) vp.completeIntercept(i.seq, dev ? HvStatus.SUCCESS : HvStatus.INVALID_PARAMETER);
+          if (!i.posted) {
+            const status = dev ? HvStatus.SUCCESS : HvStatus.INVALID_PARAMETER;
+            // a write that powered off (the finisher) completes once the VP is stopped: no
+            // instruction runs after it
+            if (this.stopping) void this.stopping.then(() => vp.completeIntercept(i.seq, status));
+            else vp.completeIntercept(i.seq, status);
+          }
         } else {
           const v = dev?.device.read(i.address - dev.base, i.size);
           vp.completeIntercept(i.seq, v === undefined ? HvStatus.INVALID_PARAMETER : HvStatus.SUCCESS, BigInt(v ?? 0));
@@ -309,9 +317,19 @@ class Parent {
   powerOff(status: number, reason: PowerOffReason, detail?: string): void {
     if (this.done) return;
     this.done = true;
-    if (this.childId) void this.hv.call("StopVp", { partitionId: this.childId, vpIndex: 0 });
-    void this.devices?.close().finally(() => this.send({ kind: "poweroff", status, reason, detail }));
-    if (!this.devices) this.send({ kind: "poweroff", status, reason, detail });
+    if (this.childId)
+      this.stopping = this.hv.call("StopVp", { partitionId: this.childId, vpIndex: 0 }).catch(() => undefined);
+    // the host reads the VP's counters once it has powered off: wait (bounded) for the VP thread
+    // to end, so its last slice is counted and no instruction runs after
+    void this.vpEnded()
+      .then(() => this.devices?.close())
+      .finally(() => this.send({ kind: "poweroff", status, reason, detail }));
+  }
+
+  private async vpEnded(): Promise<void> {
+    await this.stopping;
+    const until = performance.now() + VP_END_WAIT_MS;
+    while (this.vp && !this.vp.stopped && performance.now() < until) await new Promise((r) => setTimeout(r, 1));
   }
 }
 
@@ -320,6 +338,9 @@ class Parent {
  * the microkernel's startRoot passes it. Answers "ready" (or "error") once the
  * guest is loaded, then serves until power-off.
  */
+/** How long a power-off waits for the child's VP thread to end before reporting anyway. */
+const VP_END_WAIT_MS = 2000;
+
 export async function runParentThread(self: ThreadSelf, host: ParentHost): Promise<void> {
   const { hv, data } = self.data as { hv: HvThreadInit; data: ParentInit };
   const send = (m: ToHost) => self.postMessage(m);
