@@ -39,7 +39,7 @@ export {
   PRV_U,
 } from "./hart/constants.js";
 export { Hart, type HartExit, type HartOptions } from "./hart/hart.js";
-export { ENGINES, type Engine, type TranslatorStats } from "./hart/translator.js";
+export { DEFAULT_ENGINE, ENGINES, type Engine, type TranslatorStats } from "./hart/translator.js";
 export type { WasmMemory } from "./hart/wasm-api.js";
 export { CSR_NAMES } from "./isa/csr-names.js";
 export { decode, insnLength } from "./isa/decode.js";

@@ -18,8 +18,8 @@ export interface CreateVmOptions {
   /** Power off (reason "instruction-limit") after this many instructions. */
   readonly maxInstructions?: number;
   /**
-   * What executes guest code: the interpreter or the binary translator; default the
-   * RINGZERO_ENGINE environment variable when it names one, else the hart's default.
+   * What executes guest code: the binary translator or the interpreter; default the
+   * RINGZERO_ENGINE environment variable when it names one, else the hart's default (the translator).
    */
   readonly engine?: Engine;
   /** Time from instructions (instret / 10), not the host: see BoardOptions.deterministic. */

@@ -51,6 +51,7 @@ import {
   ABS,
   type Block,
   type CodeSource,
+  DEFAULT_ENGINE,
   ENGINES,
   type Engine,
   HEAT_MASK,
@@ -103,9 +104,9 @@ export interface HartOptions {
   /** HTIF fromhost physical address. */
   readonly fromhost?: number;
   /**
-   * What executes guest code behind run(): the interpreter (default) or the binary translator
-   * (blocks compiled to JavaScript, the interpreter for everything they leave out). Same exits,
-   * traps, instret and TLB/PMP rules either way.
+   * What executes guest code behind run(): the binary translator (default: traces compiled to
+   * WebAssembly or JavaScript, the interpreter for cold code and everything they leave out) or the
+   * interpreter alone. Same exits, traps, instret and TLB/PMP rules either way.
    */
   readonly engine?: Engine;
   /**
@@ -310,9 +311,9 @@ export class Hart {
     this.bus = bus;
     this.options = options;
     this.hartId = options.hartId ?? 0;
+    const translated = (options.engine ?? DEFAULT_ENGINE) === "translator";
     // with a WebAssembly memory: x, the block control words and the data TLBs in it (wasm-block.ts)
-    const state =
-      options.engine === "translator" && options.translatorBackend !== "js" ? bus.allocHartState() : undefined;
+    const state = translated && options.translatorBackend !== "js" ? bus.allocHartState() : undefined;
     this.state = state;
     this.regs = state === undefined ? createRegisterFile() : createRegisterFile(bus.buffer, state, state + 512);
     this.x = this.regs.x;
@@ -327,7 +328,7 @@ export class Hart {
     this.timeSource = options.timeSource ?? (() => Math.floor((this.instret + this.nRun) / 10));
     if (options.tohost !== undefined) bus.watch(options.tohost);
     this.codeSource = { u16: bus.u16, ctab: this.ctab, magic: options.magic === true };
-    if (options.engine === "translator") {
+    if (translated) {
       const memory = bus.memory;
       const wasm: WasmLayout | undefined =
         state === undefined || memory === undefined

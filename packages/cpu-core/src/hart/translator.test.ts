@@ -649,7 +649,11 @@ describe("translator: counters", () => {
     expect(st.blockCalls).toBeGreaterThan(0);
     expect(st.blockCalls).toBeLessThanOrEqual(st.blockInstructions);
     expect(st.compileMs).toBeGreaterThan(0);
-    expect(new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 })).translatorStats()).toBeUndefined();
+    const bus = () => new Bus({ ramBase: 0x8000_0000, ramSize: 4096 });
+    expect(new Hart(bus(), { engine: "interpreter" }).translatorStats()).toBeUndefined();
+    // the default engine is the translator (DEFAULT_ENGINE)
+    expect(new Hart(bus()).engine).toBe("translator");
+    expect(new Hart(bus()).translatorStats()).toBeDefined();
   });
 });
 

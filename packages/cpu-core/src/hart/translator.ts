@@ -30,6 +30,9 @@ export type Engine = "interpreter" | "translator";
 
 export const ENGINES: readonly Engine[] = ["interpreter", "translator"];
 
+/** The engine a hart runs when its options name none: the faster one (README "Engines"). */
+export const DEFAULT_ENGINE: Engine = "translator";
+
 /**
  * A block function, entered with `h.pc` at its first instruction: stores the number of retired
  * instructions in `t.ret` and returns the next pc relative to the block's (a small integer: no
