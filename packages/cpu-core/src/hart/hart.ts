@@ -485,10 +485,10 @@ export class Hart {
   /**
    * The interpreter: up to `budget` instructions or exceptions. Interrupts are checked first when
    * `first` is 0; the translator steps single instructions with exec(1, 1) (no check: it has its own).
-   * Its cold chunks pass the heat table `marks`: each taken jump counts a visit at its target, and
+   * Its cold chunks pass the heat table `heat`: each taken jump counts a visit at its target, and
    * the chunk ends at a target whose heat reached `hot` (a trace there, or one to compile).
    */
-  private exec(budget: number, first: number, hot = 0, marks: Uint16Array | undefined = undefined): HartExit {
+  private exec(budget: number, first: number, hot = 0, heat: Uint16Array | undefined = undefined): HartExit {
     const x = this.x;
     const bus = this.bus;
     const u8 = bus.u8;
@@ -563,8 +563,8 @@ export class Hart {
         d = pc - fetchVa;
         // translator cold chunks: a start on another page (its traces run from here, or the chunk
         // ends for the run loop to compile one)
-        if (marks !== undefined && n > 0) {
-          const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+        if (heat !== undefined && n > 0) {
+          const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
           if (j !== 0) {
             if (j !== 2) {
               n += this.traced;
@@ -640,8 +640,8 @@ export class Hart {
           }
           pc += imm;
           n++;
-          if (marks !== undefined) {
-            const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+          if (heat !== undefined) {
+            const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
             if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
@@ -687,8 +687,8 @@ export class Hart {
           }
           pc = hi * TWO32 + (lo >>> 0);
           n++;
-          if (marks !== undefined) {
-            const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+          if (heat !== undefined) {
+            const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
             if (j === 1 || j === 3) {
               n += this.traced;
               pc = this.pc;
@@ -743,8 +743,8 @@ export class Hart {
               (((insn >> 25) & 0x3f) << 5) |
               (((insn >> 8) & 0xf) << 1) |
               (((insn >> 7) & 1) << 11);
-            if (marks !== undefined) {
-              const j = this.atTarget(marks, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+            if (heat !== undefined) {
+              const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
               if (j === 1 || j === 3) {
                 n += this.traced;
                 pc = this.pc;
@@ -1418,7 +1418,7 @@ export class Hart {
       if (chunk > 1) {
         const traced = st.blockInstructions;
         this.execStep = false;
-        const ex = this.exec(chunk, chunk, tr.threshold, tr.marks);
+        const ex = this.exec(chunk, chunk, tr.threshold, tr.heat);
         step = this.execStep;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
@@ -1508,7 +1508,7 @@ export class Hart {
    * Any other hot start ends the chunk for the run loop (a trace to compile, a JavaScript block): 2.
    */
   private atTarget(
-    marks: Uint16Array,
+    heat: Uint16Array,
     pc: number,
     fetchVa: number,
     fetchOff: number,
@@ -1521,9 +1521,9 @@ export class Hart {
     if (!(d >= 0 && d < 4096)) return 0;
     const key = fetchOff + d;
     const h = (key >>> 1) & HEAT_MASK;
-    const v = marks[h];
+    const v = heat[h];
     if (v < hot) {
-      marks[h] = v + 1;
+      heat[h] = v + 1;
       return 0;
     }
     const tr = this.tr as Translator;

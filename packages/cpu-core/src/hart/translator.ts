@@ -170,7 +170,7 @@ export class Translator {
    * loop then compiles a trace there) and run the trace at one that has it (TRACE_MARK; also
    * PENDING_MARK and NO_TRACE). A collision only ends a chunk early or compiles a trace sooner.
    */
-  readonly marks = new Uint16Array(HEAT_ENTRIES);
+  readonly heat = new Uint16Array(HEAT_ENTRIES);
   /** The WebAssembly back end's memory layout, or undefined (JavaScript only). */
   readonly wasm: WasmLayout | undefined;
   /** The control words (wasm-block.ts): block results at 0..3, dispatcher results at 4..8. */
@@ -389,7 +389,7 @@ export class Translator {
   }
 
   private setHeat(key: number, v: number): void {
-    this.marks[(key >>> 1) & HEAT_MASK] = v;
+    this.heat[(key >>> 1) & HEAT_MASK] = v;
   }
 
   /** Compile the traces queued for the WebAssembly back end, however few (the host is about to yield). */
@@ -403,8 +403,8 @@ export class Translator {
   /** Count a visit of a cold start the run loop looked up (one that no taken jump reached). */
   warm(key: number): number {
     const h = (key >>> 1) & HEAT_MASK;
-    const v = this.marks[h];
-    if (v < TRACE_MARK) this.marks[h] = v + 1;
+    const v = this.heat[h];
+    if (v < TRACE_MARK) this.heat[h] = v + 1;
     return v + 1;
   }
 
@@ -495,7 +495,7 @@ export class Translator {
     this.cache?.fill(-1);
     this.batch = [];
     this.generation++;
-    this.marks.fill(0);
+    this.heat.fill(0);
     this.freeSlots.length = 0;
     this.nextSlot = 0;
     this.map.clear();
