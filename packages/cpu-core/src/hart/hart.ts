@@ -478,7 +478,7 @@ export class Hart {
     const tr = this.tr;
     if (tr === undefined) return this.exec(budget, 0);
     const ex = this.runTranslated(budget, tr);
-    tr.flushQueue(); // traces queued in this run are compiled while the host goes on
+    tr.flushQueue(); // (background mode) traces queued in this run are compiled while the host goes on
     return ex;
   }
 
