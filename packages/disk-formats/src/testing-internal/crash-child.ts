@@ -15,6 +15,8 @@ const rnd = (n: number) => {
 };
 const img = await openImage(new NodeFileHost(), file!);
 const size = img.size();
+// "go" once the first write is done: a kill before it (a loaded host) would leave a clean image
+await img.write(rnd(size - 70000), new Uint8Array(4096).fill(1));
 process.stdout.write("go\n");
 for (;;) {
   const off = rnd(size - 70000);
