@@ -143,7 +143,13 @@ describe.skipIf(skipLinux)("killed VSPs under hypervisor-micro", () => {
       await sleep(300);
       const info = await command("info vsp");
       child.stdin.write("\x03");
-      const done = await waitFor(/fault-loop done iterations=(\d+) bad=(\d+) last=(\d+)/, 120_000);
+      const done = await waitFor(/fault-loop done iterations=(\d+) bad=(\d+) last=(\d+)/, 120_000).catch(
+        async (e: Error) => {
+          // a guest stuck in I/O: what the VSP, the paravisor's VSC and the VP say
+          const ask = (c: string) => command(c).catch((x: Error) => `(${x.message})`);
+          throw new Error(`${e.message}\ninfo vsp:\n${await ask("info vsp")}\ninfo stats:\n${await ask("info stats")}`);
+        },
+      );
       child.stdin.write("dmesg | grep -ciE 'i/o error|blk_update_request|critical medium'; sha256sum /tmp/p\n");
       const tail = await waitFor(/\n(\d+)\r?\n([0-9a-f]{64}) {2}\/tmp\/p/, 60_000);
       mon.close();
