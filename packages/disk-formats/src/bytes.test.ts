@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isZero, nonZeroRuns } from "./bytes.js";
+import { alignedBytes, isZero, nonZeroRuns } from "./bytes.js";
 
 describe("isZero", () => {
   it("finds a single non-zero byte at any position, any length and alignment", () => {
@@ -62,5 +62,29 @@ describe("nonZeroRuns", () => {
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe("alignedBytes", () => {
+  it("gives zeroed, writable, independent arrays of exactly the length asked, odd sizes included", () => {
+    for (const n of [1, 4095, 64 * 1024, 64 * 1024 + 1, 3 * 1024 * 1024 + 17]) {
+      const a = alignedBytes(n);
+      const b = alignedBytes(n);
+      expect(a.length).toBe(n);
+      expect(a.byteOffset).toBe(0);
+      expect(isZero(a)).toBe(true);
+      a.fill(0xa5);
+      expect(a[n - 1]).toBe(0xa5);
+      expect(isZero(b)).toBe(true);
+    }
+    expect(alignedBytes(0).length).toBe(0);
+  });
+
+  it("is a WebAssembly memory where WebAssembly exists (page-aligned), so views of it line up with the file's pages", () => {
+    const a = alignedBytes(5 * 64 * 1024 + 3);
+    expect(a.buffer.byteLength).toBe(6 * 64 * 1024); // whole WebAssembly pages: not a plain ArrayBuffer of the length
+    expect(a.length).toBe(5 * 64 * 1024 + 3);
+    // subarrays at 4 KiB multiples keep the alignment the kernel's copies want
+    expect(a.subarray(4096).byteOffset % 4096).toBe(0);
   });
 });

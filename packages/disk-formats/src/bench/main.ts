@@ -3,7 +3,7 @@
 // 20% text-like runs, 40% holes; deterministic) is generated once in the
 // temporary directory; then, median of N runs each:
 // - convert: `ringzero-img convert` (this package's built CLI, a process per
-//   run) against `qemu-img convert`, same input file, same output format,
+//   run) against `qemu-img convert`, taking turns at going first, same input file, same output format,
 //   both with their defaults (qemu-img: 8 coroutines, cache=unsafe target;
 //   ringzero-img: no fsync of the target either); `-c` compresses on both
 //   sides (qemu-img: its thread pool; ringzero-img: a worker per core). MB/s = virtual bytes / wall
@@ -16,7 +16,7 @@
 //   included), both through the host page cache (qemu-io -t writeback).
 // Everything lives in one directory under os.tmpdir(), removed at the end.
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, statfsSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, truncateSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,7 +52,26 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function run(cmd: string, args: string[], input?: string): { seconds: number; stdout: string; stderr: string } {
+/**
+ * CPU seconds (user + system) of this process's waited-for children so far: /proc/self/stat's
+ * cutime and cstime, in USER_HZ ticks (100 per second on Linux); null elsewhere.
+ */
+function childrenCpu(): number | null {
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[13]) + Number(f[14])) / 100; // fields 16 and 17 of proc(5)
+  } catch {
+    return null;
+  }
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  input?: string,
+): { seconds: number; cpu: number | null; stdout: string; stderr: string } {
+  const c0 = childrenCpu();
   const t = process.hrtime.bigint();
   const r = spawnSync(cmd, args, {
     encoding: "utf8",
@@ -61,8 +80,9 @@ function run(cmd: string, args: string[], input?: string): { seconds: number; st
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+  const c1 = childrenCpu();
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}${r.stdout}`);
-  return { seconds, stdout: r.stdout, stderr: r.stderr };
+  return { seconds, cpu: c0 === null || c1 === null ? null : c1 - c0, stdout: r.stdout, stderr: r.stderr };
 }
 
 for (const tool of ["qemu-img", "qemu-io"])
@@ -139,6 +159,8 @@ interface Row {
   unit: "MB/s" | "IOPS";
   rz: number;
   qemu: number;
+  /** Median CPU seconds (user + system) per conversion, ringzero-img and qemu-img, where known. */
+  cpu?: [number, number];
 }
 const rows: Row[] = [];
 
@@ -163,19 +185,44 @@ try {
     const out = join(dir, `out.${outFmt}`);
     const rz: number[] = [];
     const qemu: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      progress(`convert ${name}: run ${i + 1}/${runs}`);
+    const rzCpu: number[] = [];
+    const qemuCpu: number[] = [];
+    const ours = (i: number) => {
       rmSync(out, { force: true });
-      rz.push(run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]).seconds);
+      const r = run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]);
+      rz.push(r.seconds);
+      if (r.cpu !== null) rzCpu.push(r.cpu);
       if (i === 0) {
         const cmp = run("qemu-img", ["compare", "-f", inFmt, "-F", outFmt, src, out]);
         if (!cmp.stdout.includes("Images are identical")) throw new Error(`ringzero-img ${name}: output differs`);
       }
       rmSync(out, { force: true });
-      qemu.push(run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]).seconds);
+    };
+    const theirs = () => {
       rmSync(out, { force: true });
+      const r = run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]);
+      qemu.push(r.seconds);
+      if (r.cpu !== null) qemuCpu.push(r.cpu);
+      rmSync(out, { force: true });
+    };
+    for (let i = 0; i < runs; i++) {
+      progress(`convert ${name}: run ${i + 1}/${runs}`);
+      // Alternating which tool goes first: the second one's output lands on the pages the first freed.
+      if (i % 2 === 0) {
+        ours(i);
+        theirs();
+      } else {
+        theirs();
+        ours(i);
+      }
     }
-    rows.push({ name: `convert ${name}`, unit: "MB/s", rz: size / 1e6 / median(rz), qemu: size / 1e6 / median(qemu) });
+    rows.push({
+      name: `convert ${name}`,
+      unit: "MB/s",
+      rz: size / 1e6 / median(rz),
+      qemu: size / 1e6 / median(qemu),
+      ...(rzCpu.length === runs && qemuCpu.length === runs ? { cpu: [median(rzCpu), median(qemuCpu)] } : {}),
+    });
   }
 
   const next = rng(0xbe11c);
@@ -213,13 +260,18 @@ try {
   console.log(
     `disk-formats: ${size / MiB} MiB image (${pct(st.data)} random data, ${pct(st.text)} text, ${pct(st.holes)} holes), median of ${runs} runs`,
   );
-  console.log("  convert: ringzero-img (this package's CLI, a process per run) vs qemu-img convert");
+  console.log(
+    "  convert: ringzero-img (this package's CLI, a process per run) vs qemu-img convert; wall time, and CPU time (user + system, from /proc)",
+  );
   console.log("  reads: the library in-process vs qemu-io (same offsets on stdin), page cache on both sides");
   const w = Math.max(...rows.map((r) => r.name.length));
-  console.log(`  ${"".padEnd(w)}  ${"ringzero".padStart(14)}  ${"qemu".padStart(14)}  qemu/ringzero`);
+  console.log(
+    `  ${"".padEnd(w)}  ${"ringzero".padStart(14)}  ${"qemu".padStart(14)}  qemu/ringzero  CPU s: ringzero / qemu (ratio)`,
+  );
   for (const r of rows) {
     const f = (v: number) => `${v.toFixed(r.unit === "IOPS" ? 0 : 1)} ${r.unit}`.padStart(14);
-    console.log(`  ${r.name.padEnd(w)}  ${f(r.rz)}  ${f(r.qemu)}  ${(r.qemu / r.rz).toFixed(2).padStart(13)}`);
+    const cpu = r.cpu ? `  ${r.cpu[0].toFixed(2)} / ${r.cpu[1].toFixed(2)} (${(r.cpu[0] / r.cpu[1]).toFixed(2)})` : "";
+    console.log(`  ${r.name.padEnd(w)}  ${f(r.rz)}  ${f(r.qemu)}  ${(r.qemu / r.rz).toFixed(2).padStart(13)}${cpu}`);
   }
 } catch (e) {
   if (interactive) process.stderr.write("\r\x1b[K");

@@ -125,6 +125,49 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     }
   });
 
+  it("convert from raw: zeros at window, cluster and granule edges, no holes at all, an end mid-cluster; same allocation as qemu-img's", async () => {
+    // convert reads a raw source in 4 MiB windows into page-aligned buffers and scans 4 KiB granules
+    // (a 64 KiB span at a time first): zeros must become holes exactly where qemu-img makes them.
+    const MiB = 1024 * 1024;
+    const size = 13 * MiB + 1536; // the last cluster and granule are short
+    const full = pattern(size, 21);
+    for (let i = 0; i < size; i++) if (full[i] === 0) full[i] = 1; // no zero byte anywhere
+    const edges = full.slice();
+    const zero = (a: number, b: number) => edges.fill(0, a, b);
+    zero(4 * MiB - 64 * 1024, 4 * MiB + 64 * 1024); // a hole across the first window edge
+    zero(8 * MiB, 8 * MiB + 4096); // one granule, first of a window
+    zero(8 * MiB - 4096, 8 * MiB); // and the last of the one before
+    zero(2 * MiB + 100, 2 * MiB + 64 * 1024 + 4000); // not granule aligned: partial granules stay data
+    zero(5 * MiB, 6 * MiB); // whole clusters, a whole VDI/VHDX block
+    zero(6 * MiB + 64 * 1024 - 4096, 6 * MiB + 2 * 64 * 1024); // a granule before a zero cluster
+    edges[10 * MiB - 1] = 7; // one byte at the end of a 64 KiB span in a zero MiB
+    zero(10 * MiB - MiB, 10 * MiB - 1);
+    edges[10 * MiB] = 0;
+    zero(12 * MiB, size - 512); // zeros up to the last sector, which is data
+    for (const [name, data] of [
+      ["full", full],
+      ["edges", edges],
+    ] as const) {
+      const src = t.path(`${name}.raw`);
+      writeFileSync(src, data);
+      for (const fmt of ["qcow2", "vhdx", "vdi", "vmdk"]) {
+        const out = t.path(`${name}-rz.${fmt}`);
+        const ref = t.path(`${name}-qemu.${fmt}`);
+        const r = await rz("convert", "-f", "raw", "-O", fmt, src, out);
+        expect([name, fmt, r.code, r.err]).toEqual([name, fmt, 0, ""]);
+        qemuImg(["convert", "-f", "raw", "-O", fmt, src, ref]);
+        const cmp = qemuImg(["compare", "-f", "raw", "-F", fmt, src, out], { allowFail: true });
+        expect([name, fmt, cmp.stdout]).toEqual([name, fmt, "Images are identical.\n"]);
+        // the same ranges allocated as qemu-img's own output (host offsets aside)
+        const map = (f: string) =>
+          (JSON.parse(qemuImg(["map", "--output", "json", "-f", fmt, f]).stdout) as Array<Record<string, unknown>>)
+            .filter((e) => e.data)
+            .map((e) => [e.start, e.length]);
+        expect([name, fmt, map(out)]).toEqual([name, fmt, map(ref)]);
+      }
+    }
+  });
+
   it("a failed convert removes the files it created (raw, qcow2, split VMDK outputs)", async () => {
     // a source whose last data cluster lies past the end of the file: open succeeds, the copy fails half-way
     const src = t.path("broken.qcow2");

@@ -7,7 +7,8 @@ import { DiskError, DiskErrorCode } from "../errors.js";
 import { MemoryStore } from "../io/memory.js";
 import { NodeFileHost } from "../io/node-file.js";
 import { createImage, openImage } from "../open.js";
-import { firstDiff, HAVE_QEMU, pattern, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
+import { runUntilKilled } from "../testing-internal/fault-store.js";
+import { firstDiff, HAVE_QEMU, pattern, qemuCheck, qemuImg, qemuIo, tempDir } from "../testing-internal/qemu.js";
 import { VdiImage } from "./vdi.js";
 
 const host = new NodeFileHost();
@@ -117,6 +118,83 @@ async function sample(): Promise<Uint8Array> {
   await img.close();
   return s.bytes();
 }
+
+describe.skipIf(!HAVE_QEMU)("VDI writes killed at every write index", () => {
+  let t: ReturnType<typeof tempDir>;
+  beforeAll(() => {
+    t = tempDir("rz-vdi-kill-");
+  });
+  afterAll(() => t.cleanup());
+
+  // Ordinary (not deferred) writes: each new block's data, then the allocated count and its map
+  // entries in one write while they lie within 64 KiB of the header (images up to 16 GiB), so a stop
+  // before any write leaves an image qemu-img check finds clean, holding every finished guest write
+  // and none of the later ones. Map entries farther out go in two writes (entries, then count): a stop
+  // between those two is the one place the count is short by the new blocks, which open() repairs.
+  for (const [name, size, far] of [
+    ["map next to the header: every stop checks clean", 40 * MiB, 30 * MiB],
+    ["map entries past 64 KiB: only stops between entries and count leave it short", 20 * GiB, 20 * GiB - 3 * MiB],
+  ] as const)
+    it(name, async () => {
+      const f = t.path("base.vdi");
+      qemuImg(["create", "-f", "vdi", f, String(size)]);
+      qemuIo(f, ["write -P 0x22 1M 4k"], "vdi"); // one block qemu allocated
+      const base = new Uint8Array(readFileSync(f));
+      const writes: Array<[number, Uint8Array]> = [
+        [5 * MiB + 100, pattern(3000, 1)], // a new block, partial
+        [MiB + 10, pattern(100, 2)], // into qemu's block
+        [8 * MiB - 700, pattern(2 * MiB, 3)], // across three new blocks, the middle one whole
+        [far, pattern(MiB + 5, 4)], // two new blocks, far out in the map
+        [0, pattern(512, 5)],
+      ];
+      const old = (o: number, n: number) => {
+        const b = new Uint8Array(n);
+        for (let i = 0; i < n; i++) if (o + i >= MiB && o + i < MiB + 4096) b[i] = 0x22;
+        return b;
+      };
+      let short = 0;
+      for (let k = 1; ; k++) {
+        let done = 0;
+        const { store, killed } = await runUntilKilled(base, k, async (st) => {
+          const img = await VdiImage.open(st);
+          for (const [o, d] of writes) {
+            await img.write(o, d);
+            done++;
+          }
+          await img.close();
+        });
+        const bytes = await store.persisted("prefix");
+        const out = t.path(`k${k}.vdi`);
+        writeFileSync(out, bytes);
+        const chk = qemuCheck(out, "vdi", true);
+        if (chk.status !== 0) {
+          // the header's count (0x184) short of the map's allocated entries (the map at 0x200)
+          const dv = new DataView(bytes.buffer, bytes.byteOffset);
+          const blocks = dv.getUint32(0x180, true); // blocks in image
+          let mapped = 0;
+          for (let i = 0; i < blocks; i++) if (dv.getUint32(0x200 + 4 * i, true) < 0xfffffffe) mapped++;
+          expect([k, size > 16 * GiB, chk.json.corruptions, dv.getUint32(0x184, true) < mapped]).toEqual([
+            k,
+            true,
+            1,
+            true,
+          ]);
+          short++;
+        } else expect(chk.text).toContain("No errors were found");
+        // finished writes read back whole, later ones not at all (the one cut short: either, by block)
+        const img = await VdiImage.open(new MemoryStore("k", true, bytes));
+        for (const [i, [o, d]] of writes.entries()) {
+          const got = await img.read(o, d.length);
+          if (i < done) expect([k, i, firstDiff(got, d)]).toEqual([k, i, -1]);
+          if (i > done) expect([k, i, firstDiff(got, old(o, d.length))]).toEqual([k, i, -1]);
+        }
+        await img.close();
+        if (!killed) break;
+      }
+      // the far write allocates two blocks, in one data write then entries, count
+      expect(short).toBe(size > 16 * GiB ? 1 : 0);
+    });
+});
 
 describe("hostile VDI", () => {
   const open = (b: Uint8Array) => VdiImage.open(new MemoryStore("h.vdi", false, b), { readOnly: true });

@@ -18,6 +18,8 @@ const ZERO = 0xfffffffe;
 const TYPE_DYNAMIC = 1;
 const TYPE_FIXED = 2;
 const DEFAULT_BLOCK = 1024 * 1024;
+/** The most bytes of header and map written as one to keep the allocated count and the map in step (writeMetadata). */
+const METADATA_SPAN = 64 * 1024;
 /** Largest block map QEMU accepts (VDI_BLOCKS_IN_IMAGE_MAX). */
 const MAX_BLOCKS = 0x3fffffff;
 
@@ -280,7 +282,7 @@ export class VdiImage implements BlockBackend {
       const host = this.hostOf(block);
       if (host !== null) await this.store.write(host + inOff, part);
       else if (!isZero(part)) {
-        // Allocate: the whole block is written, then the map entry, then the header count (QEMU's order).
+        // Allocate: the whole block is written, then the header count and the map entry (writeMetadata).
         // A block past the end of the file gets only its data written and the file extended (the rest
         // reads as zeros), instead of a zero-filled block; the unallocated non-zero blocks after it in
         // `data` go in the same write (they take the next indexes, so they follow it in the file).
@@ -309,10 +311,7 @@ export class VdiImage implements BlockBackend {
         if (this.wb.on) {
           this.wb.from = this.wb.to > this.wb.from ? Math.min(this.wb.from, block) : block;
           this.wb.to = Math.max(this.wb.to, block + count);
-        } else {
-          await this.store.write(this.hdr.offsetBmap + block * 4, this.mapBytes(block, block + count));
-          await this.store.write(OFF.blocksAllocated, u32le(index + count));
-        }
+        } else await this.writeMetadata(block, block + count);
         pos += len;
         continue;
       }
@@ -348,8 +347,26 @@ export class VdiImage implements BlockBackend {
     const { from, to } = this.wb;
     if (to <= from) return;
     this.wb.from = this.wb.to = 0;
+    await this.writeMetadata(from, to, Number.POSITIVE_INFINITY); // once: the whole map prefix, however long
+  }
+
+  /**
+   * Writes the header's allocated count and the map entries [from, to), after
+   * the new blocks' data. When the map starts within 64 KiB of the count
+   * (at 0x200, as QEMU and this package lay it out) and the count, the
+   * header bytes after it and the map up to entry `to` span at most
+   * `maxSpan` bytes (a write's: 64 KiB, images up to 16 GiB at 1 MiB blocks;
+   * deferred metadata, written once: any), they go
+   * in one write, so a process killed at any point leaves count and map in
+   * agreement (qemu-img check: clean). QEMU's vdi_co_pwritev writes the
+   * header and the map apart, and a kill between the two leaves "allocated
+   * blocks mismatch". Farther entries are written apart too: the entries,
+   * then the count (a kill between leaves the count short, which open()
+   * repairs in memory).
+   */
+  private async writeMetadata(from: number, to: number, maxSpan = METADATA_SPAN): Promise<void> {
     const gap = this.hdr.offsetBmap - OFF.blocksAllocated;
-    if (gap <= 64 * 1024) {
+    if (gap >= 4 && gap <= METADATA_SPAN && gap + to * 4 <= maxSpan) {
       // count, the header bytes after it as they are on disk, the map up to the last new entry
       const out = new Uint8Array(gap + to * 4);
       await readFull(this.store, OFF.blocksAllocated, out.subarray(0, gap));
