@@ -145,9 +145,13 @@ describe.skipIf(skipLinux)("killed VSPs under hypervisor-micro", () => {
       child.stdin.write("\x03");
       const done = await waitFor(/fault-loop done iterations=(\d+) bad=(\d+) last=(\d+)/, 120_000).catch(
         async (e: Error) => {
-          // a guest stuck in I/O: what the VSP, the paravisor's VSC and the VP say
+          // a guest stuck: what the VSP, the paravisor's VSC and the VP say, twice 2 s apart
+          // (instructions and idle time tell spinning from waiting)
           const ask = (c: string) => command(c).catch((x: Error) => `(${x.message})`);
-          throw new Error(`${e.message}\ninfo vsp:\n${await ask("info vsp")}\ninfo stats:\n${await ask("info stats")}`);
+          const first = await ask("info stats json");
+          await sleep(2000);
+          const again = await ask("info stats json");
+          throw new Error(`${e.message}\ninfo vsp:\n${await ask("info vsp")}\nstats:\n${first}\n2 s later:\n${again}`);
         },
       );
       child.stdin.write("dmesg | grep -ciE 'i/o error|blk_update_request|critical medium'; sha256sum /tmp/p\n");
