@@ -58,7 +58,7 @@ const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd F
   --deterministic    time from instructions (instret / 10), not the host; WFI
                      spins: without input the guest runs the same every time
   --engine interpreter|translator
-                     what executes guest code (default interpreter, or RINGZERO_ENGINE)
+                     what executes guest code (default translator, or RINGZERO_ENGINE)
   --hypervisor monolithic|micro
                      monolithic (default): one thread, every device inline (ESXi-style);
                      micro: a microkernel with the guest's vCPU in a child partition

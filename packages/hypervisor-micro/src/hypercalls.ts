@@ -155,7 +155,7 @@ export interface SlowCalls {
       paravisor?: string;
       /** Passed to the paravisor as is. */
       paravisorData?: unknown;
-      /** What executes the guest's code (cpu-core's engines; default its DEFAULT_ENGINE). */
+      /** What executes the guest's code (cpu-core's engines; default its DEFAULT_ENGINE, the translator). */
       engine?: "interpreter" | "translator";
     };
     out: VpControlTransfer;

@@ -19,7 +19,7 @@ export interface CreateVmOptions {
   readonly maxInstructions?: number;
   /**
    * What executes guest code: the binary translator or the interpreter; default the
-   * RINGZERO_ENGINE environment variable when it names one, else the hart's default (cpu-core's DEFAULT_ENGINE).
+   * RINGZERO_ENGINE environment variable when it names one, else the hart's default (the translator).
    */
   readonly engine?: Engine;
   /** Time from instructions (instret / 10), not the host: see BoardOptions.deterministic. */

@@ -86,7 +86,7 @@ export interface BoardOptions {
   readonly tohost?: number;
   /** Power off (reason "instruction-limit") after this many instructions. */
   readonly maxInstructions?: number;
-  /** What executes guest code: the interpreter (default, cpu-core's DEFAULT_ENGINE) or the binary translator. */
+  /** What executes guest code: the binary translator (default, cpu-core's DEFAULT_ENGINE) or the interpreter. */
   readonly engine?: Engine;
   /**
    * Time from instructions, not the host: the hart's `time` CSR, the CLINT's

@@ -40,7 +40,7 @@ export interface CreateMicroVmOptions {
   readonly paravisor: string;
   /** Stop the guest after this many instructions (power-off reason "instruction-limit"). */
   readonly maxInstructions?: number;
-  /** What executes the guest's code in the child's VP (default RINGZERO_ENGINE when it names one, else cpu-core's DEFAULT_ENGINE). */
+  /** What executes the guest's code in the child's VP (default RINGZERO_ENGINE when it names one, else cpu-core's default, the translator). */
   readonly engine?: "interpreter" | "translator";
   /** Time from the child VP's instructions (instret / 10), not the host: hypervisor-micro's VpBoot.deterministic. */
   readonly deterministic?: boolean;

@@ -104,9 +104,9 @@ export interface HartOptions {
   /** HTIF fromhost physical address. */
   readonly fromhost?: number;
   /**
-   * What executes guest code behind run(): the interpreter (default: DEFAULT_ENGINE) or the binary
-   * translator (traces compiled to WebAssembly or JavaScript, the interpreter for cold code and
-   * everything they leave out). Same exits, traps, instret and TLB/PMP rules either way.
+   * What executes guest code behind run(): the binary translator (default: traces compiled to
+   * WebAssembly or JavaScript, the interpreter for cold code and everything they leave out) or the
+   * interpreter alone. Same exits, traps, instret and TLB/PMP rules either way.
    */
   readonly engine?: Engine;
   /**

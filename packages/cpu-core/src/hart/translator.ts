@@ -30,13 +30,8 @@ export type Engine = "interpreter" | "translator";
 
 export const ENGINES: readonly Engine[] = ["interpreter", "translator"];
 
-/**
- * The engine a hart runs when its options name none. Still the interpreter: the translator is
- * faster and passes the whole suite, but under hypervisor-micro one test (the storage VSP killed
- * 100 times mid-I/O) left the guest stuck in I/O in 2 of 8 runs on a loaded host, against none
- * of the interpreter's (README "Engines").
- */
-export const DEFAULT_ENGINE: Engine = "interpreter";
+/** The engine a hart runs when its options name none: the faster one (README "Engines"). */
+export const DEFAULT_ENGINE: Engine = "translator";
 
 /**
  * A block function, entered with `h.pc` at its first instruction: stores the number of retired
