@@ -18,6 +18,47 @@ const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-sy
 
 const program = (body: string, extra = "") => buildElf(`${PRELUDE}\ntest_main:\n${body}\n    j pass\n${extra}`);
 
+/**
+ * A program that runs `body` on every ordered pair (t0, t1) of the first 12 `corners` (.dword
+ * lists), after `setup`; s5 walks a `results` buffer of `bytesPerPair` a pair, s0 is printed.
+ */
+function cornerPairs(body: string, setup: string, corners: string, bytesPerPair: number): Uint8Array {
+  return program(
+    String.raw`
+    li      s0, 0
+    la      s5, results
+${setup}    li      s4, 0
+1:  slli    t4, s4, 3
+    la      t5, corners
+    add     t5, t5, t4
+    ld      t0, 0(t5)
+    li      s6, 0
+2:  slli    t4, s6, 3
+    la      t5, corners
+    add     t5, t5, t4
+    ld      t1, 0(t5)
+${body}
+    addi    s6, s6, 1
+    li      t4, 12
+    blt     s6, t4, 2b
+    addi    s4, s4, 1
+    blt     s4, t4, 1b
+    mv      a0, s0
+    call    puthex
+`,
+    String.raw`
+    .data
+    .align 3
+corners:
+    .dword ${corners}
+    .bss
+    .align 3
+results:
+    .space ${bytesPerPair * 12 * 12}
+`,
+  );
+}
+
 /** Both engines (translator compiling on first sight) must agree on code, output and instret. */
 function bothEngines(elf: Uint8Array, maxInstructions = 5_000_000) {
   const i = runElf(elf, { maxInstructions, hart: { engine: "interpreter" } });
@@ -336,40 +377,11 @@ describe("translator: M extension at its corners", () => {
           `    ${op} t2, t0, t1\n    sd t2, 0(s5)\n    addi s5, s5, 8\n    xor s0, s0, t2\n    slli t3, s0, 7\n    srli s0, s0, 57\n    or s0, s0, t3`,
       )
       .join("\n");
-    const elf = program(
-      String.raw`
-    li      s0, 0
-    la      s5, results
-    li      s4, 0
-1:  slli    t4, s4, 3
-    la      t5, corners
-    add     t5, t5, t4
-    ld      t0, 0(t5)
-    li      s6, 0
-2:  slli    t4, s6, 3
-    la      t5, corners
-    add     t5, t5, t4
-    ld      t1, 0(t5)
-${body}
-    addi    s6, s6, 1
-    li      t4, 12
-    blt     s6, t4, 2b
-    addi    s4, s4, 1
-    blt     s4, t4, 1b
-    mv      a0, s0
-    call    puthex
-`,
-      String.raw`
-    .data
-    .align 3
-corners:
-    .dword 0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000
-    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x100000000, 0x123456789abcdef1, -7
-    .bss
-    .align 3
-results:
-    .space 8 * 12 * 12 * 18
-`,
+    const elf = cornerPairs(
+      body,
+      "",
+      "0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000\n    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x100000000, 0x123456789abcdef1, -7",
+      8 * 18,
     );
     const { t } = bothEngines(elf);
     expect(t.code).toBe(0);
@@ -404,44 +416,11 @@ describe("translator: AMOs at their corners", () => {
         ),
       )
       .join("\n");
-    const elf = program(
-      String.raw`
-    li      s0, 0
-    la      s5, results
-    la      s7, word
-    li      s4, 0
-1:  slli    t4, s4, 3
-    la      t5, corners
-    add     t5, t5, t4
-    ld      t0, 0(t5)
-    li      s6, 0
-2:  slli    t4, s6, 3
-    la      t5, corners
-    add     t5, t5, t4
-    ld      t1, 0(t5)
-${body}
-    addi    s6, s6, 1
-    li      t4, 12
-    blt     s6, t4, 2b
-    addi    s4, s4, 1
-    blt     s4, t4, 1b
-    mv      a0, s0
-    call    puthex
-`,
-      String.raw`
-    .data
-    .align 3
-corners:
-    .dword 0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000
-    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x1ffffffff, 0x123456789abcdef1, -7
-    .dword 0x5555555555555555
-word:
-    .dword 0
-    .bss
-    .align 3
-results:
-    .space 16 * 12 * 12 * 18
-`,
+    const elf = cornerPairs(
+      body,
+      "    la      s7, word\n",
+      "0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000\n    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x1ffffffff, 0x123456789abcdef1, -7\n    .dword 0x5555555555555555\nword:\n    .dword 0",
+      16 * 18,
     );
     const { t } = bothEngines(elf);
     expect(t.code).toBe(0);
