@@ -64,7 +64,15 @@ import {
   type TranslatorStats,
 } from "./translator.js";
 import { TINFO, TRIG_LOAD, TRIG_STORE, Triggers } from "./triggers.js";
-import { WARM_UP_BASE, WARM_UP_DATA, WARM_UP_RAM, warmUpData, warmUpProgram } from "./warmup.js";
+import {
+  WARM_UP_BASE,
+  WARM_UP_DATA,
+  WARM_UP_RAM,
+  WARM_UP_SYSTEM,
+  warmUpData,
+  warmUpProgram,
+  warmUpSystem,
+} from "./warmup.js";
 import { DispatchStatus, FpState, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
@@ -176,20 +184,46 @@ function warmUp(): void {
   try {
     const code = warmUpProgram();
     const data = warmUpData();
+    const system = warmUpSystem();
+    const harts: Hart[] = [];
     for (const engine of ENGINES) {
+      // the instruction forms (M-mode, bare)
       const bus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM }, new ArrayBuffer(WARM_UP_RAM));
       bus.write(WARM_UP_BASE, code);
       bus.write(WARM_UP_BASE + WARM_UP_DATA, data);
       const h = new Hart(bus, { engine, translatorBackend: "js", translateAfter: WARM_UP_COLD });
       h.pc = WARM_UP_BASE;
-      for (let i = 0; i < WARM_UP_RUNS; i++) h.run(WARM_UP_BUDGET);
+      harts.push(h);
+      // the system program (Sv39, S and U, traps, interrupts, MMIO and ecall exits) with a hart
+      // shaped like a hypervisor's: its own WebAssembly memory, SBI ecall exits, a clock; under
+      // the translator once cold and once compiling traces at their third visit
+      for (const translateAfter of engine === "translator" ? [WARM_UP_COLD, 3] : [undefined]) {
+        const sysBus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM });
+        for (const seg of system) sysBus.write(WARM_UP_BASE + seg.off, seg.bytes);
+        const t0 = performance.now();
+        const s = new Hart(sysBus, {
+          engine,
+          translateAfter,
+          sbiEcallExit: true,
+          timeSource: () => Math.floor((performance.now() - t0) * 10_000),
+        });
+        s.pc = WARM_UP_BASE + WARM_UP_SYSTEM;
+        harts.push(s);
+      }
+    }
+    // every path gets feedback before the first optimization: the programs take turns
+    for (let i = 0; i < WARM_UP_RUNS; i++) {
+      for (const h of harts) {
+        const ex = h.run(WARM_UP_BUDGET);
+        if (ex.kind === "mmio") h.completeMmio(0);
+      }
     }
   } catch {
     // (the warm-up is an optimization)
   }
 }
 
-/** Runs and instructions per run of the warm-up; traces never get hot during it. */
+/** Runs and instructions per run of the warm-up; the instruction forms' traces never get hot. */
 const WARM_UP_RUNS = 8;
 const WARM_UP_BUDGET = 2000;
 const WARM_UP_COLD = 60000;
