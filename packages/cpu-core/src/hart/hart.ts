@@ -1570,7 +1570,26 @@ export class Hart {
     if (len > room) return 0;
     this.fetchVa = fetchVa;
     this.fetchOff = fetchOff;
-    if (this.runTraces(tr, pc, room, rt, wt) !== DispatchStatus.STEP) return 1;
+    const status = this.runTraces(tr, pc, room, rt, wt);
+    if (status === DispatchStatus.MISS) {
+      // The traces left for a start without one in the dispatcher's cache. A branch's fall-through,
+      // a return address or the rest of a loop longer than a trace is no jump's target here, so
+      // count its visit now; while it is cold, go on interpreting. Anything else is the run
+      // loop's: a start hot now (compiled), one whose batch is due, one whose first instruction is
+      // untranslatable (stepped, so the code after it gets a trace), a trace the cache lost.
+      const e = this.pc - this.fetchVa;
+      if (e >= 0 && e < 4096) {
+        const eh = ((this.fetchOff + e) >>> 1) & HEAT_MASK;
+        const ev = heat[eh];
+        if (ev < hot - 1) {
+          heat[eh] = ev + 1;
+          return 1;
+        }
+        if (ev === PENDING_MARK && ++tr.queuedVisits < tr.batchWait) return 1;
+      }
+      return 3;
+    }
+    if (status !== DispatchStatus.STEP) return 1;
     this.execStep = true; // the run loop steps the instruction the trace left before, and looks up the next
     return 3;
   }
