@@ -127,6 +127,9 @@ export const PENDING_MARK = 0xfffe;
 export const NO_TRACE = 0xfffd;
 /** Cache entries (counters, markers and traces) before the whole cache is dropped. */
 const MAX_ENTRIES = 1 << 18;
+/** Entries of the lookup's direct-mapped front cache. */
+const RECENT_ENTRIES = 1 << 14;
+const RECENT_MASK = RECENT_ENTRIES - 1;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
 export const HOT_THRESHOLD = 200;
 const TWO32 = 4294967296;
@@ -145,6 +148,9 @@ export class Translator {
   npc = 0;
   readonly stats: TranslatorStats = newStats();
   private readonly map = new Map<number, Block>();
+  /** The entries last looked up, by key: a direct-mapped cache in front of `map`. */
+  private readonly recentKeys = new Int32Array(RECENT_ENTRIES).fill(-1);
+  private readonly recent: (Block | undefined)[] = new Array<Block | undefined>(RECENT_ENTRIES).fill(undefined);
   /** Per physical page (RAM-relative page number): 1 when translations (or decode markers) exist. */
   readonly codePages: Uint8Array;
   private readonly pageBlocks = new Map<number, Block[]>();
@@ -331,6 +337,9 @@ export class Translator {
 
   /** The cache entry for a physical RAM offset (created as a counter on first sight). */
   lookup(key: number): Block {
+    // a direct-mapped front for the map (its hashing was ~2 % of the Linux boot's main thread)
+    const r = (key >>> 1) & RECENT_MASK;
+    if (this.recentKeys[r] === key) return this.recent[r] as Block;
     let b = this.map.get(key);
     if (b === undefined) {
       // every block start seen gets an entry (a visit counter while cold): bound the cache
@@ -350,6 +359,8 @@ export class Translator {
       };
       this.map.set(key, b);
     }
+    this.recentKeys[r] = key;
+    this.recent[r] = b;
     return b;
   }
 
@@ -484,6 +495,8 @@ export class Translator {
         this.setHeat(b.key, 0); // counted again from cold
         this.release(b);
         if (this.map.get(b.key) === b) this.map.delete(b.key);
+        const r = (b.key >>> 1) & RECENT_MASK;
+        if (this.recent[r] === b) this.recentKeys[r] = -1;
       }
       this.pageBlocks.delete(page);
     }
@@ -505,6 +518,8 @@ export class Translator {
     this.freeSlots.length = 0;
     this.nextSlot = 0;
     this.map.clear();
+    this.recentKeys.fill(-1);
+    this.recent.fill(undefined);
     this.pageBlocks.clear();
     this.snaps.clear();
     this.codePages.fill(0);
