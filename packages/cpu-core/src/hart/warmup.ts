@@ -186,9 +186,13 @@ class Asm {
     if (typeof target === "number") for (const insn of words(this.here, target)) emit(this.out, insn, 4);
     else this.later(target, 8, words);
   }
-  /** A 16-bit parcel (a compressed instruction). */
+  /** A 16-bit parcel. */
   half(parcel: number): void {
     this.out.push(parcel & 0xff, parcel >>> 8);
+  }
+  /** A compressed instruction. */
+  c(spec: string, values: Partial<Record<OperandName, number>> = {}): void {
+    this.half(must(spec, values));
   }
   /** rd = a 32-bit signed constant. */
   li(rd: number, v: number): void {
@@ -199,6 +203,7 @@ class Asm {
   }
   /** Pad with nops up to RAM offset `off` (4-byte aligned). */
   padTo(off: number): void {
+    if (this.here > off) throw new Error(`warm-up: code overlaps ${off.toString(16)}`);
     while (this.here < off) this.w("addi", { rd: 0, rs1: 0, imm12: 0 });
   }
   bytes(): Uint8Array {
@@ -228,6 +233,8 @@ const SYS_URO = 0x5000; // U read-only data
 const SYS_SDATA = 0x6000; // S data
 const SYS_HOLE = 0x7000; // not mapped: page faults
 const SYS_UDATA = 0x8000; // U read-write data (A and D clear: the walk sets them)
+const SYS_SFN = SYS_S + 0xc00; // S-mode functions that get hot, called from S code that stays cold
+const SYS_S2 = 0x9000; // the same functions on a page of their own
 const SYS_ROOT = 0xc000; // Sv39 root, then the level-1 and level-0 tables
 const SYS_ALIAS = 0x20_0000; // + RAM: the 2 MiB alias
 /** A device address (MMIO exits): mapped by a 1 GiB page of physical 0..1 GiB. */
@@ -240,8 +247,8 @@ const [T0, T1, T5, T6, S0, S1, S2, S3, A0, A1, A2, A3, A4, A5, A6, A7] = [
 /**
  * The system program: what a kernel does that the instruction forms alone do not. M-mode sets up
  * PMP, delegation, Sstc, FP and Sv39 (4 KiB, 2 MiB and 1 GiB pages) and enters S-mode, which
- * loads and stores through the TLB and a writable alias of its own code (patching it, then
- * fence.i), reads and writes a device (MMIO exits, an AMO there faults), uses LR/SC around a slow
+ * loads and stores through the TLB and a writable alias of code (patching it, then fence.i),
+ * calls hot functions from code that is not (yet) compiled, reads and writes a device (MMIO exits, an AMO there faults), uses LR/SC around a slow
  * store, FP state, satp and sfence.vma, takes a software and a timer interrupt, sleeps in WFI and
  * runs U-mode: a hot loop (traces), AMOs and LR/SC, page faults on a hole and a read-only page, a
  * misaligned AMO, an illegal CSR read, an instruction across a page boundary and ecalls to S;
@@ -285,6 +292,21 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.label("entry");
   s.w("sfence.vma", { rs1: 0, rs2: 0 });
   s.la(S0, SYS_SDATA);
+  s.w("lh", { rd: A2, rs1: S0, imm12: 6 }); // first accesses: TLB misses (the slow path's sign extensions)
+  s.la(T0, SYS_UDATA);
+  s.w("lb", { rd: A2, rs1: T0, imm12: 7 });
+  s.w("lh", { rd: A2, rs1: S0, imm12: 9 }); // misaligned
+  s.w("lw", { rd: A2, rs1: S0, imm12: 13 });
+  // calls from this (cold: patched every pass) code into hot functions on this page and on
+  // another: jal, jalr, c.jalr, and c.jr (a tail call), each several times a pass
+  for (const fn of [SYS_SFN, SYS_S2, SYS_SFN, SYS_S2]) {
+    s.la(T1, fn);
+    s.w("jalr", { rd: 1, rs1: T1, imm12: 0 });
+    s.c("c.jalr", { "c.rd": T1 });
+    s.w("jal", { rd: 1, jump: fn - s.here });
+    s.w("addi", { rd: T1, rs1: T1, imm12: 16 });
+    s.w("jalr", { rd: 1, rs1: T1, imm12: 0 });
+  }
   s.w("ld", { rd: A0, rs1: S0, imm12: 0 });
   s.w("addi", { rd: A0, rs1: A0, imm12: 3 });
   s.w("sd", { rs2: A0, rs1: S0, store12: 8 });
@@ -310,15 +332,14 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.w("lh", { rd: A4, rs1: T1, imm12: 42 });
   s.w("sd", { rs2: A3, rs1: T1, store12: 48 });
   s.w("sc.d", { rd: A5, rs2: A3, rs1: S0, aqrl: 0 });
-  // patch a word of this code through the alias (the same bytes), then fence.i
+  // patch the functions on their own page through the alias (the same bytes), then fence.i:
+  // their traces are dropped and made again every pass
   s.li(T1, SYS_ALIAS);
-  s.la(T0, "patch");
+  s.la(T0, SYS_S2);
   s.w("add", { rd: T1, rs1: T1, rs2: T0 });
   s.w("lw", { rd: A4, rs1: T1, imm12: 0 });
   s.w("sw", { rs2: A4, rs1: T1, store12: 0 });
   s.w("fence.i");
-  s.label("patch");
-  s.w("addi", { rd: A0, rs1: A0, imm12: 5 });
   // a device: MMIO exits, and an AMO there (an access fault)
   s.w("lui", { rd: T0, upper: SYS_MMIO });
   s.w("lbu", { rd: A1, rs1: T0, imm12: 5 });
@@ -385,6 +406,19 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.label("ret");
   s.w("sret");
 
+  // the hot functions, on the S page and on their own: a leaf (ret), one that tail-calls it (c.jr)
+  const functions = (at: number): Uint8Array => {
+    const f = new Asm(at);
+    f.w("addi", { rd: A0, rs1: A0, imm12: 1 });
+    f.w("xor", { rd: A1, rs1: A1, rs2: A0 });
+    f.w("jalr", { rd: 0, rs1: 1, imm12: 0 }); // ret
+    f.padTo(at + 16);
+    f.w("addi", { rd: A1, rs1: A1, imm12: 2 });
+    f.la(T0, at);
+    f.c("c.jr", { "c.rd": T0 });
+    return f.bytes();
+  };
+
   const u = new Asm(SYS_U);
   u.label("loop");
   u.la(S2, SYS_UDATA);
@@ -429,6 +463,8 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
     { off: SYS_M, bytes: m.bytes() },
     { off: SYS_S, bytes: s.bytes() },
     { off: SYS_U, bytes: u.bytes() },
+    { off: SYS_SFN, bytes: functions(SYS_SFN) },
+    { off: SYS_S2, bytes: functions(SYS_S2) },
     { off: SYS_ROOT, bytes: warmUpTables() },
   ];
 }
@@ -452,6 +488,7 @@ function warmUpTables(): Uint8Array {
   pte(2, SYS_URO >> 12, ppn(SYS_URO), V | R | U | A);
   pte(2, SYS_SDATA >> 12, ppn(SYS_SDATA), V | R | W | A | D);
   pte(2, SYS_UDATA >> 12, ppn(SYS_UDATA), V | R | W | U); // A and D set by the walk
+  pte(2, SYS_S2 >> 12, ppn(SYS_S2), V | R | X | A);
   return out;
 }
 
