@@ -73,6 +73,58 @@ const PMP_ALL = String.raw`
 `;
 
 describe("CSRs (priv 1.12 §2, §3.1)", () => {
+  // sstatus has its own path without BigInts (Linux's interrupt enable/disable): every Zicsr form,
+  // SD following FS, UXL, a read-only bit, printed and compared with QEMU. (QEMU 7.2 also lets
+  // sstatus writes set UXL, even to the reserved 3, and VS without the V extension; ringzero keeps
+  // both read-only as priv 1.12 §4.1.1 allows, so the program writes neither.)
+  check(
+    "sstatus from S-mode: every Zicsr form, SD and UXL, WARL bits",
+    String.raw`
+    ${PMP_ALL}
+    la      t0, m_back
+    csrw    mtvec, t0
+    ${enter("S", "s_code")}
+s_code:
+    csrr    a0, sstatus
+    call    puthex
+    li      t0, (3 << 13)
+    csrs    sstatus, t0                 /* FS = Dirty: SD reads 1 */
+    csrr    a0, sstatus
+    call    puthex
+    csrrsi  a0, sstatus, 2
+    call    puthex
+    csrrci  a0, sstatus, 2
+    call    puthex
+    li      t0, 0xc6162
+    csrrw   a0, sstatus, t0             /* MXR SUM FS SPP SPIE SIE stick; UBE (bit 6) is read-only 0 */
+    call    puthex
+    csrr    a0, sstatus
+    call    puthex
+    li      t0, (1 << 13) | (1 << 8)
+    csrrc   a0, sstatus, t0
+    call    puthex
+    li      t0, (1 << 13)
+    csrrw   zero, sstatus, t0           /* FS = Initial: SD reads 0 */
+    csrrs   a0, sstatus, zero
+    call    puthex
+    li      t0, (1 << 18) | (1 << 19) | 2
+    csrrs   a0, sstatus, t0
+    call    puthex
+    csrrc   a0, sstatus, t0
+    call    puthex
+    csrr    a0, sstatus
+    call    puthex
+    ecall                               /* back to M: mstatus agrees */
+`,
+    String.raw`
+    .align 4
+m_back:
+    csrr    a0, mstatus
+    call    puthex
+    j       pass
+`,
+  );
+
   check(
     "misa is RV64 IMAFDCSU; mstatus.MPP = 2 is reserved (WARL keeps the old value)",
     String.raw`
