@@ -110,39 +110,6 @@ describe("NodeFileStore", () => {
     },
   );
 
-  it("writes of 128 KiB or more (two halves in flight) land whole; reads of them are short only at the end of the file", async () => {
-    const host = new NodeFileHost();
-    const f = t.path("split.raw");
-    const s = await host.create(f);
-    const n = 300 * 1024 + 7; // odd length: the cut is on a 4 KiB boundary, the second half is longer
-    const data = new Uint8Array(n);
-    for (let i = 0; i < n; i++) data[i] = (i * 2654435761) >>> 24;
-    await s.write(1001, data);
-    const onDisk = readFileSync(f);
-    expect(onDisk.length).toBe(1001 + n);
-    expect(onDisk.subarray(0, 1001).every((b) => b === 0)).toBe(true);
-    expect(Buffer.compare(onDisk.subarray(1001), data)).toBe(0);
-    // Whole, across the cut.
-    const back = new Uint8Array(n);
-    expect(await s.read(1001, back)).toBe(n);
-    expect(Buffer.compare(back, data)).toBe(0);
-    // The end of the file inside the second half, then inside the first: the count stops there
-    // and the rest of the buffer is left as it was.
-    for (const from of [1001 + n - 200 * 1024, 1001 + n - 10 * 1024]) {
-      const buf = new Uint8Array(256 * 1024).fill(0xee);
-      const have = 1001 + n - from;
-      expect(await s.read(from, buf)).toBe(have);
-      expect(Buffer.compare(buf.subarray(0, have), data.subarray(from - 1001))).toBe(0);
-      expect(buf.subarray(have).every((b) => b === 0xee)).toBe(true);
-    }
-    // Past the end: nothing.
-    expect(await s.read(1001 + n + 5, new Uint8Array(200 * 1024))).toBe(0);
-    await s.close();
-    // A failure of the halves fails the call (a closed file), without an unhandled rejection.
-    await expect(s.write(0, data)).rejects.toThrow();
-    await expect(s.read(0, back)).rejects.toThrow();
-  });
-
   it("blocking: the I/O is done on this thread by the time the call returns its promise", async () => {
     const host = new NodeFileHost({ blocking: true });
     const f = t.path("b.raw");

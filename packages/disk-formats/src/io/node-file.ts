@@ -7,21 +7,6 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import type { ByteStore, StoreHost } from "./store.js";
 
-/**
- * Writes of at least this many bytes go out as two pwrite()s of halves, in flight
- * at once on libuv's thread pool. Measured (2-core VM, a loop copying a 636 MB file in 1 MiB
- * writes, 5 alternating runs): one write at a time took 0.65-0.74 s of wall and 0.58-0.71 s of
- * system time in 4 of 5 runs, nearly all of it the kernel's copy into the page cache; the same
- * writes cut in two halves issued together 0.21-0.30 s and 0.18-0.28 s, in 5 of 5. The two
- * halves of a write do not copy in parallel (ext4 takes the inode lock for a buffered write: the
- * second spins on it), so the gain is not parallelism; why the copy gets cheaper is not settled.
- * qemu-img keeps up to 8 requests in flight and its copies cost what the halves' do. Reads cut
- * the same way measured no different (9 alternating conversions each), so reads are not cut.
- */
-const SPLIT_MIN = 128 * 1024;
-/** Where a split write is cut: a page boundary of the data, so each half stays page-aligned when the whole is. */
-const SPLIT_ALIGN = 4096;
-
 export class NodeFileStore implements ByteStore {
   private constructor(
     private readonly fh: FileHandle,
@@ -83,24 +68,11 @@ export class NodeFileStore implements ByteStore {
   async write(offset: number, data: Uint8Array): Promise<void> {
     if (this.readOnly) throw new DiskError(DiskErrorCode.READ_ONLY, { format: "file", file: this.name, offset });
     this.fresh = false;
-    if (this.blocking || data.length < SPLIT_MIN) return this.writeRange(offset, data, 0, data.length);
-    // Two halves in flight on the thread pool at once (the cut on a 4 KiB boundary of the buffer).
-    const cut = Math.ceil(data.length / 2 / SPLIT_ALIGN) * SPLIT_ALIGN;
-    const first = this.writeRange(offset, data, 0, cut);
-    const second = this.writeRange(offset, data, cut, data.length);
-    // Both settle before the call does (the caller may reuse `data` once it returns); the first error wins.
-    const [a, b] = await Promise.allSettled([first, second]);
-    if (a.status === "rejected") throw a.reason;
-    if (b.status === "rejected") throw b.reason;
-  }
-
-  /** Writes `data[from, to)` at `offset + from`, looping over short writes. */
-  private async writeRange(offset: number, data: Uint8Array, from: number, to: number): Promise<void> {
-    let done = from;
-    while (done < to) {
+    let done = 0;
+    while (done < data.length) {
       const bytesWritten = this.blocking
-        ? writeSync(this.fh.fd, data, done, to - done, offset + done)
-        : (await this.fh.write(data, done, to - done, offset + done)).bytesWritten;
+        ? writeSync(this.fh.fd, data, done, data.length - done, offset + done)
+        : (await this.fh.write(data, done, data.length - done, offset + done)).bytesWritten;
       done += bytesWritten;
     }
   }
