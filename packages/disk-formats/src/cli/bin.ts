@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // ringzero-img executable.
+import "./v8-flags.js"; // first: V8 settings for this process (v8-flags.ts)
 import { runCli } from "./main.js";
 
 process.exitCode = await runCli(process.argv.slice(2), {
