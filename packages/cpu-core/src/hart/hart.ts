@@ -1609,6 +1609,9 @@ export class Hart {
       (this.fflags & 1 ? FpState.NX : 0) |
       (this.frm === 0 ? FpState.RNE : 0) |
       (this.reservation < 0 ? FpState.NO_RES : 0);
+    // the LR reservation as a RAM offset (traces run LR/SC on it: wasm-block.ts)
+    const ramBase = this.bus.ramBase;
+    ctl[15] = this.reservation < 0 ? -1 : this.reservation - ramBase;
     const status = (tr.dispatch as NonNullable<Translator["dispatch"]>)(
       rt.byteOffset,
       wt.byteOffset,
@@ -1629,6 +1632,7 @@ export class Hart {
     st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
     st.hits += calls - 1;
     this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
+    this.reservation = ctl[15] === -1 ? -1 : (ctl[15] >>> 0) + ramBase;
     if (ctl[11] !== 0) {
       this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
       ctl[11] = 0;
@@ -2214,7 +2218,9 @@ export class Hart {
       this.excTval = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
       return this.exc;
     }
-    const pa = this.translate(lo, hi, isLr ? ACCESS_READ : ACCESS_WRITE, false);
+    // (fills the TLB as loads and stores do: an AMO, LR or SC on a page nothing else touched
+    // would otherwise leave every trace that meets it, for the interpreter)
+    const pa = this.translate(lo, hi, isLr ? ACCESS_READ : ACCESS_WRITE, true);
     if (pa < 0) return this.exc;
     if (!this.bus.inRam(pa, size) || !this.pmpOk(pa, size, isLr ? ACCESS_READ : ACCESS_WRITE)) {
       // AMOs to device memory are not supported: access fault (PMA, priv 1.12 §3.6.3)

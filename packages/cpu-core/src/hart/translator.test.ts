@@ -434,6 +434,87 @@ describe("translator: AMOs at their corners", () => {
   });
 });
 
+describe("translator: LR/SC in traces", () => {
+  it.skipIf(!gccOk)(
+    "successes and failures (no reservation, another address, AMOs elsewhere and at the address, a trap), against QEMU",
+    () => {
+      const elf = program(
+        String.raw`
+    la      t3, lrsc_trap
+    csrw    mtvec, t3
+    la      s1, lrsc_data
+    addi    s5, s1, 8
+    addi    s6, s1, 12
+    addi    s7, s1, 24
+    li      s2, 3000
+    li      s3, 0
+    li      s4, 0
+1:  lr.d    t0, (s1)
+    addi    t0, t0, 1
+    sc.d    t1, t0, (s1)                /* succeeds */
+    add     s3, s3, t1
+    sc.d    t1, t0, (s1)                /* no reservation: fails */
+    add     s4, s4, t1
+    lr.w    t2, (s5)
+    sc.w    t1, t2, (s6)                /* another address: fails */
+    add     s4, s4, t1
+    lr.w    t2, (s5)
+    addi    t2, t2, -3
+    sd      t0, 16(s1)                  /* an ordinary store elsewhere */
+    sc.w    t1, t2, (s5)                /* succeeds: .w sign-extends what lr.w read */
+    add     s3, s3, t1
+    lr.d    t0, (s1)
+    amoadd.d zero, t0, (s7)             /* an AMO while a reservation is held (traces leave for it) */
+    sc.d    t1, t0, (s1)
+    add     s3, s3, t1
+    lr.d    t0, (s1)
+    amoadd.d zero, t0, (s1)             /* an AMO at the reserved address drops it */
+    sc.d    t1, t0, (s1)
+    add     s4, s4, t1
+    lr.d    t0, (s1)
+    ecall                               /* a trap between LR and SC drops the reservation */
+    sc.d    t1, t0, (s1)
+    add     s4, s4, t1
+    addi    s2, s2, -1
+    bnez    s2, 1b
+    mv      a0, s3
+    call    puthex
+    mv      a0, s4
+    call    puthex
+    ld      a0, 0(s1)
+    call    puthex
+    ld      a0, 8(s1)
+    call    puthex
+    ld      a0, 24(s1)
+    call    puthex
+    li      t0, 3000 * 4
+    bne     s4, t0, fail
+    bnez    s3, fail
+`,
+        String.raw`
+    .align 4
+lrsc_trap:
+    csrr    t3, mepc
+    addi    t3, t3, 4
+    csrw    mepc, t3
+    mret
+    .data
+    .align 3
+lrsc_data:
+    .dword 5, 0x80000000fffffff0, 0, 7
+`,
+      );
+      const { t } = bothEngines(elf);
+      expect(t.code).toBe(0);
+      const st = t.hart.translatorStats();
+      expect((st?.blockInstructions ?? 0) / t.instret).toBeGreaterThan(0.5);
+      const r = runLockstep(elf, { seed: 21 });
+      expect(r.divergence).toBeUndefined();
+      if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+    },
+  );
+});
+
 describe("translator: D extension at its corners", () => {
   it.skipIf(!gccOk)("every translated D instruction on pairs of corner values, under RNE and RTZ, against QEMU", () => {
     // f-results and integer results are mixed into s0 and stored; fflags are printed at the end

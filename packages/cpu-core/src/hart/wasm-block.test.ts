@@ -145,7 +145,7 @@ describe("generateWasm / blockModule", () => {
     expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 723, "b0ed49a3"]);
     expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 994, "23fd9534"]);
     const amo = generateWasm(0x100, src, layout);
-    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 661, "f349f7ba"]);
+    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 685, "2b254f00"]);
     expect(valid(blockModule([amo.body ?? []], layout))).toBe(true);
     // the locals: 5 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
     expect(a.body?.slice(0, 7)).toEqual([3, 5, 0x7f, 13, 0x7e, 4, 0x7c]);

@@ -17,7 +17,7 @@
 // (physical key -> table slot and length) until a block is missing, does not fit before the next
 // interrupt check, leaves before an instruction, or the pc leaves the current code page.
 //
-// Translated: RV64I (but system instructions), M, A's AMOs (not LR/SC), fence, and the common D
+// Translated: RV64I (but system instructions), M, A (AMOs; LR/SC on the reservation in ctl+60), fence, and the common D
 // instructions on their ordinary path: fld/fsd, add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even,
 // sign injection, min/max, compares, moves and conversions. IEEE results are the host's (binary64
 // is exact in WebAssembly); only the flags need care: an op runs here when NX is already accrued
@@ -494,6 +494,60 @@ function fpGuard(mask: number): void {
   i32c(mask);
   c.push(I32_NE);
   exitBeforeIf();
+}
+
+/**
+ * LR and SC (unpriv §8.2) on the TLB hit paths: LR through the read TLB, SC through the write
+ * TLB (a hit means RAM, writable and dirty, PMP-allowed, no trigger, no code on the page), both
+ * naturally aligned; anything else leaves before the instruction for the interpreter. The
+ * reservation (a RAM offset, -1 for none) is the control word at ctl+60, which the run loop
+ * loads from and stores back to the hart around each dispatch; LR clears NO_RES in the FP state
+ * word (the guards of FP stores and AMOs then see it), SC sets it again. An SC succeeds when the
+ * reservation is its address, and drops the reservation either way.
+ */
+function loadReservedStoreConditional(lr: boolean, size: number, rd: number, rs1: number, rs2: number): void {
+  address(rs1, 0, lr ? P_RT : P_WT, size);
+  c.push(LSET, L_E); // the host address
+  if (lr) {
+    c.push(I32_CONST, 0, LGET, L_E, I32_STORE, 2);
+    c.uleb(ctlBase + 60);
+    c.push(I32_CONST, 0, I32_CONST, 0, I32_LOAD, 2);
+    c.uleb(ctlBase + 40);
+    i32c(~FpState.NO_RES);
+    c.push(I32_AND, I32_STORE, 2);
+    c.uleb(ctlBase + 40);
+    c.push(LGET, L_E);
+    if (size === 8) c.push(I64_LOAD, 3, 0);
+    else c.push(I64_LOAD32_S, 2, 0);
+    set(rd);
+    return;
+  }
+  c.push(I32_CONST, 0, I32_LOAD, 2);
+  c.uleb(ctlBase + 60);
+  c.push(LGET, L_E, I32_EQ, IF, T_I64);
+  c.push(LGET, L_E);
+  get(rs2);
+  if (size === 8) c.push(I64_STORE, 3, 0);
+  else c.push(I64_STORE32, 2, 0);
+  i64c(0);
+  c.push(ELSE);
+  i64c(1);
+  c.push(END);
+  set(rd);
+  dropReservation();
+}
+
+/** No reservation (ctl+60 = -1), and NO_RES set in the FP state word. */
+function dropReservation(): void {
+  c.push(I32_CONST, 0, I32_CONST);
+  c.sleb(-1);
+  c.push(I32_STORE, 2);
+  c.uleb(ctlBase + 60);
+  c.push(I32_CONST, 0, I32_CONST, 0, I32_LOAD, 2);
+  c.uleb(ctlBase + 40);
+  i32c(FpState.NO_RES);
+  c.push(I32_OR, I32_STORE, 2);
+  c.uleb(ctlBase + 40);
 }
 
 /** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
@@ -1082,19 +1136,28 @@ function walk(start: number, src: CodeSource): number {
         break;
       }
       case 11: {
-        // AMO (unpriv §8.4), LR/SC excepted: a read-modify-write through the write TLB, whose hit
-        // means RAM, writable and dirty, PMP-allowed, no trigger and no code on the page; naturally
-        // aligned (else the interpreter raises the misaligned fault), and no LR reservation held
-        // (the interpreter's AMO drops one at its address)
+        // AMO (unpriv §8.4): a read-modify-write through the write TLB, whose hit means RAM,
+        // writable and dirty, PMP-allowed, no trigger and no code on the page; naturally aligned
+        // (else the interpreter raises the misaligned fault); a reservation at its address is
+        // dropped, as the interpreter's AMO does. LR and SC: loadReservedStoreConditional().
         const f5 = insn >>> 27;
         const size = f3 === 2 ? 4 : f3 === 3 ? 8 : 0;
+        if (size !== 0 && (f5 === 0x02 || f5 === 0x03)) {
+          ok = f5 === 0x03 || rs2 === 0;
+          if (ok) loadReservedStoreConditional(f5 === 0x02, size, rd, rs1, rs2);
+          break;
+        }
         if (size === 0 || !AMO_OPS.includes(f5)) {
           ok = false;
           break;
         }
-        fpGuard(FpState.NO_RES);
         address(rs1, 0, P_WT, size);
         c.push(LSET, L_E); // the host address (the TLB entry is no longer needed)
+        c.push(I32_CONST, 0, I32_LOAD, 2);
+        c.uleb(ctlBase + 60);
+        c.push(LGET, L_E, I32_EQ, IF, T_VOID);
+        dropReservation();
+        c.push(END);
         // B = the old value (.w: sign-extended)
         c.push(LGET, L_E);
         if (size === 8) c.push(I64_LOAD, 3, 0);
