@@ -73,7 +73,7 @@ import {
   warmUpProgram,
   warmUpSystem,
 } from "./warmup.js";
-import { DispatchStatus, FpState, type WasmLayout } from "./wasm-block.js";
+import { DispatchStatus, FpState, SstatusResult, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -385,6 +385,7 @@ export class Hart {
         options.translateInBackground === true,
       );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
+      this.tr.onSstatus = (insn) => this.sstatusFromTrace(insn);
     }
     generalizeFields(this, DOUBLE_FIELDS);
   }
@@ -1425,6 +1426,10 @@ export class Hart {
                 this.instret += k;
                 step = status === DispatchStatus.STEP;
                 prev = undefined;
+                if (this.checkNow) {
+                  this.checkNow = false;
+                  limit = n; // a trace set sstatus.SIE: check before the next instruction
+                }
                 continue;
               }
               const r = fn(x, u8, u16, i32, this.rTlb, this.wTlb, tr, this, limit - n);
@@ -1467,9 +1472,10 @@ export class Hart {
         const n0 = n;
         n += dn;
         t += dt;
-        if (this.execDue)
-          limit = n; // a trap, CSR write or xRET at its end: check now
-        else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
+        if (this.execDue || this.checkNow) {
+          this.checkNow = false;
+          limit = n; // a trap, CSR write or xRET at its end (or in a trace it ran): check now
+        } else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
         continue;
       }
       st.interpreted++;
@@ -1531,6 +1537,8 @@ export class Hart {
 
   /** Instructions retired by the traces the last atTarget() ran. */
   private traced = 0;
+  /** A trace's sstatus write asked for an interrupt check before the next instruction (sstatusFromTrace). */
+  private checkNow = false;
   /** The chunk ended after traces that left before an instruction (atTarget 3). */
   private execStep = false;
 
@@ -2393,20 +2401,7 @@ export class Hart {
     const op = f3 & 3; // 1 = RW, 2 = RS, 3 = RC
     const writes = op === 1 || rs1 !== 0;
     if (csr === Csr.sstatus && this.priv !== PRV_U) {
-      // without BigInts: Linux's local_irq_save/restore (280 thousand accesses in the kit's boot).
-      // The writable bits are all in the low word; the high word reads UXL = 2 and SD (priv 1.12
-      // §4.1.1), as readMstatus() gives them.
-      const old = this.mstatus & SSTATUS_MASK;
-      const oldHi = (this.mstatus & MSTATUS_FS) === MSTATUS_FS ? 0x80000002 | 0 : 2;
-      if (writes) {
-        const v = isImm ? rs1 : x[rs1 << 1];
-        const nv = op === 1 ? v : op === 2 ? old | v : old & ~v;
-        this.writeMstatus((this.mstatus & ~SSTATUS_MASK) | (nv & SSTATUS_MASK));
-      }
-      if (rd) {
-        x[rd << 1] = old;
-        x[(rd << 1) + 1] = oldHi;
-      }
+      this.sstatusAccess(f3, rd, rs1);
       return SYS_NEXT;
     }
     const src = isImm ? BigInt(rs1) : (BigInt(x[(rs1 << 1) + 1] >>> 0) << 32n) | BigInt(x[rs1 << 1] >>> 0);
@@ -2428,6 +2423,50 @@ export class Hart {
       x[(rd << 1) + 1] = Number((old >> 32n) & 0xffffffffn) | 0;
     }
     return SYS_NEXT;
+  }
+
+  /**
+   * A Zicsr instruction on sstatus from S or M, without BigInts: Linux's local_irq_save/restore
+   * (280 thousand accesses in the kit's boot). The writable bits are all in the low word; the
+   * high word reads UXL = 2 and SD (priv 1.12 §4.1.1), as readMstatus() gives them.
+   */
+  private sstatusAccess(f3: number, rd: number, rs1: number): void {
+    const x = this.x;
+    const op = f3 & 3; // 1 = RW, 2 = RS, 3 = RC
+    const old = this.mstatus & SSTATUS_MASK;
+    const oldHi = (this.mstatus & MSTATUS_FS) === MSTATUS_FS ? 0x80000002 | 0 : 2;
+    if (op === 1 || rs1 !== 0) {
+      const v = f3 >= 5 ? rs1 : x[rs1 << 1];
+      const nv = op === 1 ? v : op === 2 ? old | v : old & ~v;
+      this.writeMstatus((this.mstatus & ~SSTATUS_MASK) | (nv & SSTATUS_MASK));
+    }
+    if (rd) {
+      x[rd << 1] = old;
+      x[(rd << 1) + 1] = oldHi;
+    }
+  }
+
+  /**
+   * A trace's Zicsr instruction on sstatus (wasm-block.ts sstatusOp; its rs1 is in the register
+   * file, its rd is read back from it). The trace leaves after it when the write set SIE (the
+   * interpreter checks interrupts before the next instruction after a CSR write) or changed SUM,
+   * MXR or FS (the trace's TLB set and FP state were fixed at its entry); before it from U-mode.
+   */
+  private sstatusFromTrace(insn: number): number {
+    if (this.priv === PRV_U) return SstatusResult.ILLEGAL;
+    const before = this.mstatus;
+    this.sstatusAccess((insn >> 12) & 7, (insn >> 7) & 31, (insn >> 15) & 31);
+    const changed = before ^ this.mstatus;
+    // SIE set: with deterministic time (no timeSource: time counts instructions, which the trace
+    // has not yet reported) always check; with the host's clock only when one is pending now
+    const enabled =
+      (changed & this.mstatus & MSTATUS_SIE) !== 0 &&
+      (this.options.timeSource === undefined || this.pendingInterrupt() >= 0);
+    if (enabled || (changed & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_FS)) !== 0) {
+      this.checkNow = true;
+      return SstatusResult.CHECK;
+    }
+    return SstatusResult.DONE;
   }
 
   private sysIllegal(insn: number): number {

@@ -11,7 +11,7 @@ import { buildElf, haveTool, requireTool } from "../testing/toolchain.js";
 import { Bus } from "./bus.js";
 import { MIP_MSIP } from "./constants.js";
 import { Hart } from "./hart.js";
-import { generate } from "./translator.js";
+import { ENGINES, generate } from "./translator.js";
 
 const gccOk = requireTool("riscv64-unknown-elf-gcc");
 const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));
@@ -510,6 +510,90 @@ lrsc_data:
       expect((st?.blockInstructions ?? 0) / t.instret).toBeGreaterThan(0.5);
       const r = runLockstep(elf, { seed: 21 });
       expect(r.divergence).toBeUndefined();
+      if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
+    },
+  );
+});
+
+describe("translator: sstatus in traces", () => {
+  it.skipIf(!gccOk)(
+    "interrupts enabled by a csrs inside a hot loop are taken at the same instruction, against QEMU",
+    () => {
+      // S-mode with SSIE: each pass sets SSIP with SIE clear (local_irq_save), then restores SIE
+      // (csrs): the interrupt must come right after the csrs. The handler folds sepc into s6.
+      const elf = program(
+        String.raw`
+    li      t0, -1
+    csrw    pmpaddr0, t0
+    li      t0, 0x1f
+    csrw    pmpcfg0, t0
+    li      t0, 2
+    csrw    mideleg, t0
+    csrw    mie, t0
+    la      t0, ss_strap
+    csrw    stvec, t0
+    la      t0, ss_back
+    csrw    mtvec, t0
+    li      t0, (3 << 11)
+    csrc    mstatus, t0
+    li      t0, (1 << 11)
+    csrs    mstatus, t0
+    la      t0, ss_s
+    csrw    mepc, t0
+    mret
+ss_s:
+    li      s2, 2000
+    li      s5, 0
+    li      s6, 0
+1:  csrrci  s3, sstatus, 2              /* local_irq_save */
+    csrsi   sip, 2
+    addi    s5, s5, 1
+    xor     s6, s6, s5
+    csrs    sstatus, s3                 /* restore: SIE was clear the first pass only */
+    li      t0, 2
+    csrs    sstatus, t0                 /* enable: the interrupt comes here */
+    addi    s2, s2, -1
+    csrr    t1, sstatus
+    andi    t1, t1, 2
+    add     s5, s5, t1
+    bnez    s2, 1b
+    ecall
+`,
+        String.raw`
+    .align 4
+ss_strap:
+    csrr    t2, sepc
+    xor     s6, s6, t2
+    slli    t2, s6, 3
+    add     s6, s6, t2
+    csrci   sip, 2
+    addi    s4, s4, 1
+    sret
+    .align 4
+ss_back:
+    mv      a0, s4
+    call    puthex
+    mv      a0, s5
+    call    puthex
+    mv      a0, s6
+    call    puthex
+    j       pass
+`,
+      );
+      const { t } = bothEngines(elf);
+      expect(t.code).toBe(0);
+      expect(t.output.split("\n")[0]).toBe("00000000000007d0"); // 2000 interrupts
+      const r = runLockstep(elf, { seed: 5 });
+      expect(r.divergence).toBeUndefined();
+      for (const translateAfter of [2, 50]) {
+        const u = runElf(elf, { hart: { engine: "translator", translateAfter } });
+        expect(u.output).toBe(t.output);
+      }
+      // with a host clock, a trace leaves after the csrs only when an interrupt is pending then
+      for (const engine of ENGINES) {
+        const c = runElf(elf, { hart: { engine, translateAfter: 1, timeSource: () => 0 } });
+        expect(c.output).toBe(t.output);
+      }
       if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
     },
   );

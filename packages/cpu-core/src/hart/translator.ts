@@ -23,7 +23,14 @@ import { RNE, takeFpFlags } from "../fpu/round.js";
 import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
 import { type WasmTable, wasmApi } from "./wasm-api.js";
-import { blockModule, DISPATCH_ENTRIES, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
+import {
+  blockModule,
+  DISPATCH_ENTRIES,
+  dispatcherModule,
+  generateWasm,
+  SstatusResult,
+  type WasmLayout,
+} from "./wasm-block.js";
 
 /** Which engine executes guest code behind `hart.run()`. */
 export type Engine = "interpreter" | "translator";
@@ -167,6 +174,8 @@ export class Translator {
   private readonly pageEpoch: Uint32Array;
   /** Called when a page becomes a code page (the hart drops it from every write TLB). */
   onNewCodePage: (page: number) => void = () => {};
+  /** A trace's Zicsr instruction on sstatus (wasm-block.ts sstatusOp): set by the hart. */
+  onSstatus: (insn: number) => number = () => SstatusResult.ILLEGAL;
 
   /** Visits of a block start before it is compiled. */
   readonly threshold: number;
@@ -225,7 +234,7 @@ export class Translator {
         takeFpFlags();
         return r;
       };
-      this.imports = { e: { m: wasm.memory, f: fma } };
+      this.imports = { e: { m: wasm.memory, f: fma, c: (insn: number) => this.onSstatus(insn) } };
       this.cache = new Int32Array(wasm.memory.buffer, wasm.cacheBase, DISPATCH_ENTRIES * 4).fill(-1);
       this.table = new wasmApi.Table({ initial: 256, element: "anyfunc" });
       const d = new wasmApi.Instance(new wasmApi.Module(dispatcherModule(wasm, wasm.cacheBase)), {

@@ -17,14 +17,15 @@
 // (physical key -> table slot and length) until a block is missing, does not fit before the next
 // interrupt check, leaves before an instruction, or the pc leaves the current code page.
 //
-// Translated: RV64I (but system instructions), M, A (AMOs; LR/SC on the reservation in ctl+60), fence, and the common D
-// instructions on their ordinary path: fld/fsd, add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even,
-// sign injection, min/max, compares, moves and conversions. IEEE results are the host's (binary64
-// is exact in WebAssembly); only the flags need care: an op runs here when NX is already accrued
-// (the only flag an ordinary result raises) and its result is normal (or an exact zero), and leaves
-// before the instruction otherwise (NaN, infinity, overflow, underflow: the interpreter's FPU
-// computes those). The fused forms call the FPU's exact fma (JavaScript: WebAssembly has none).
-// F (binary32) instructions, fclass and the other rounding modes end a trace; a trace that meets
+// Translated: RV64I (of the system instructions, Zicsr on sstatus only), M, A (LR/SC on the
+// reservation at ctl+60), fence, and the common D instructions on their ordinary path: fld/fsd,
+// add/sub/mul/div/sqrt and the fused forms with round-to-nearest-even, sign injection, min/max,
+// compares, moves and conversions. IEEE results are the host's (binary64 is exact in
+// WebAssembly); only the flags need care: an op runs here when NX is already accrued (the only
+// flag an ordinary result raises) and its result is normal (or an exact zero), and leaves before
+// the instruction otherwise (NaN, infinity, overflow, underflow: the interpreter's FPU computes
+// those). The fused forms call the FPU's exact fma (JavaScript: WebAssembly has none). F
+// (binary32) instructions, fclass and the other rounding modes end a trace; a trace that meets
 // one goes to the JavaScript back end instead.
 
 /** Bits of the FP state word (ctl+40) the run loop writes before each dispatch. */
@@ -231,6 +232,7 @@ let off = 0;
 /** The walk met an F/D instruction it does not translate. */
 let fpSeen = false;
 let fBase = 0;
+let xBase = 0;
 let ctlBase = 0;
 /** One f64's bytes (f64.const immediates). */
 const f64Scratch = new Float64Array(1);
@@ -252,6 +254,7 @@ const I64_MAX = 2n ** 63n - 1n;
 /** Generate the trace at RAM offset `start` as a WebAssembly module (len 0: not translated here). */
 export function generateWasm(start: number, src: CodeSource, layout: WasmLayout): WasmGenerated {
   fBase = layout.fBase;
+  xBase = layout.xBase;
   ctlBase = layout.ctlBase;
   known = undefined;
   c.reset();
@@ -550,6 +553,43 @@ function dropReservation(): void {
   c.uleb(ctlBase + 40);
 }
 
+/** The sstatus CSR number (priv 1.12 §4.1.1). */
+const SSTATUS = 0x100;
+
+/**
+ * A Zicsr instruction on sstatus (Linux's interrupt enable/disable, ~100 thousand in the kit's
+ * boot, each of which ended a trace): a call into the hart (import "e"."c", SstatusResult), with
+ * rs1 stored to the register file before and rd loaded from it after. From U-mode the trace
+ * leaves before the instruction (the interpreter raises the illegal instruction); when the write
+ * set SIE, it leaves after it, for the run loop's interrupt check (the interpreter checks before
+ * the next instruction after every CSR write).
+ */
+function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
+  if (f3 < 4 && rs1 !== 0) {
+    c.push(I32_CONST, 0);
+    get(rs1);
+    c.push(I64_STORE, 3);
+    c.uleb(xBase + 8 * rs1);
+  }
+  i32c(insn);
+  c.push(CALL, FN_SSTATUS, LTEE, L_E);
+  i32c(SstatusResult.ILLEGAL);
+  c.push(I32_EQ);
+  exitBeforeIf();
+  if (rd !== 0) {
+    c.push(I32_CONST, 0, I64_LOAD, 3);
+    c.uleb(xBase + 8 * rd);
+    set(rd);
+  }
+  c.push(LGET, L_E);
+  i32c(SstatusResult.CHECK);
+  c.push(I32_EQ, IF, T_VOID);
+  depth++;
+  exit(k + 1, off + 4, true); // the run loop checks interrupts, then steps the next instruction
+  c.push(END);
+  depth--;
+}
+
 /** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
 function fpDirty(): void {
   c.push(I32_CONST, 0, I32_CONST, 1, I32_STORE, 2);
@@ -659,7 +699,7 @@ function fpOp(insn: number, op: number): boolean {
     fget(insn >>> 27);
     if (op === 17 || op === 19) c.push(F64_NEG);
     c.push(LSET, FC, LGET, FA, LGET, FB, LGET, FC);
-    c.push(CALL, 0, LSET, FR);
+    c.push(CALL, FN_FMA, LSET, FR);
     checkResult(ZeroOk.A_OR_B);
     fsetFR(rd);
     fpDirty();
@@ -1081,7 +1121,7 @@ function walk(start: number, src: CodeSource): number {
           if (f3 >= 4) divide(f3, false);
           else {
             // MULH/MULHSU/MULHU: the unsigned high product, corrected for signed operands
-            c.push(LGET, L_A, LGET, L_B, CALL, 1);
+            c.push(LGET, L_A, LGET, L_B, CALL, FN_MULHU);
             if (f3 !== 3) {
               c.push(LGET, L_B);
               i64c(0);
@@ -1201,6 +1241,10 @@ function walk(start: number, src: CodeSource): number {
       case 3: // MISC-MEM: FENCE is a no-op on one in-order hart; FENCE.I is the interpreter's
         ok = f3 === 0;
         break;
+      case 28: // SYSTEM: Zicsr on sstatus only (every other system instruction is the interpreter's)
+        ok = (f3 & 3) !== 0 && insn >>> 20 === SSTATUS && ilen === 4;
+        if (ok) sstatusOp(insn, f3, rd, rs1);
+        break;
       case 1:
       case 9:
       case 16:
@@ -1248,14 +1292,41 @@ function walk(start: number, src: CodeSource): number {
 
 /** The block function's type: (rt, wt, room, pc: i64) -> i32. */
 const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
-/** A block module's types: the block, mulhu (i64, i64) -> i64, fma (f64, f64, f64) -> f64. */
-const BLOCK_MODULE_TYPES = [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64]];
-/** A block module's imports after the memory: "e"."f", the FPU's fma. */
-const BLOCK_MODULE_IMPORTS = [[1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2]];
+/**
+ * A block module's types: the block, mulhu (i64, i64) -> i64, fma (f64, f64, f64) -> f64, the
+ * sstatus call (i32) -> i32.
+ */
+const BLOCK_MODULE_TYPES = [
+  BLOCK_TYPE,
+  [0x60, 2, T_I64, T_I64, 1, T_I64],
+  [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64],
+  [0x60, 1, T_I32, 1, T_I32],
+];
+/** A block module's imports after the memory: "e"."f", the FPU's fma; "e"."c", the sstatus call. */
+const BLOCK_MODULE_IMPORTS = [
+  [1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2],
+  [1, 0x65 /* "e" */, 1, 0x63 /* "c" */, 0x00, 3],
+];
+/** Function indices in a block module: the imports, then mulhu, then the traces. */
+const FN_FMA = 0;
+const FN_SSTATUS = 1;
+const FN_MULHU = 2;
+const FN_TRACES = 3;
+
+/** What the sstatus call returns to a trace. */
+export const SstatusResult = {
+  /** Done: go on. */
+  DONE: 0,
+  /** Done, and SIE was set: leave after the instruction for an interrupt check. */
+  CHECK: 1,
+  /** Not done (U-mode): leave before the instruction. */
+  ILLEGAL: 2,
+} as const;
 
 /**
  * One module for a batch of traces (a module's fixed cost, about a millisecond here, is paid once
- * per batch): imported function 0 is fma, 1 is mulhu, 2.. the traces, exported as "0".."n-1".
+ * per batch): imported functions fma and the sstatus call, then mulhu, then the traces, exported
+ * as "0".."n-1".
  */
 export function blockModule(bodies: readonly ArrayLike<number>[], layout: WasmLayout): Uint8Array {
   const funcs = [1];
@@ -1263,7 +1334,7 @@ export function blockModule(bodies: readonly ArrayLike<number>[], layout: WasmLa
   const all: ArrayLike<number>[] = [MULHU_BODY];
   for (let i = 0; i < bodies.length; i++) {
     funcs.push(0);
-    exports.push([String(i), i + 2]);
+    exports.push([String(i), i + FN_TRACES]);
     all.push(bodies[i]);
   }
   return assemble(layout, {
