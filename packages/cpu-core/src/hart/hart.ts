@@ -73,7 +73,7 @@ import {
   warmUpProgram,
   warmUpSystem,
 } from "./warmup.js";
-import { DispatchStatus, FpState, SstatusResult, type WasmLayout } from "./wasm-block.js";
+import { CTL_RESERVATION, DispatchStatus, FpState, SstatusResult, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -192,25 +192,24 @@ function warmUp(): void {
       const bus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM });
       bus.write(WARM_UP_BASE, code);
       bus.write(WARM_UP_BASE + WARM_UP_DATA, data);
-      const h = new Hart(bus, { engine, translateAfter: engine === "translator" ? 3 : undefined });
+      const translateAfter = engine === "translator" ? 3 : undefined;
+      const h = new Hart(bus, { engine, translateAfter });
       h.pc = WARM_UP_BASE;
       harts.push(h);
       // the system program (Sv39, S and U, traps, interrupts, MMIO and ecall exits) with a hart
-      // shaped like a hypervisor's: its own WebAssembly memory, SBI ecall exits, a clock; the
-      // translator compiles traces at their third visit (cold chunks run before and between)
-      for (const translateAfter of engine === "translator" ? [3] : [undefined]) {
-        const sysBus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM });
-        for (const seg of system) sysBus.write(WARM_UP_BASE + seg.off, seg.bytes);
-        const t0 = performance.now();
-        const s = new Hart(sysBus, {
-          engine,
-          translateAfter,
-          sbiEcallExit: true,
-          timeSource: () => Math.floor((performance.now() - t0) * 10_000),
-        });
-        s.pc = WARM_UP_BASE + WARM_UP_SYSTEM;
-        harts.push(s);
-      }
+      // shaped like a hypervisor's: its own WebAssembly memory, SBI ecall exits, a clock (cold
+      // chunks run before and between its traces)
+      const sysBus = new Bus({ ramBase: WARM_UP_BASE, ramSize: WARM_UP_RAM });
+      for (const seg of system) sysBus.write(WARM_UP_BASE + seg.off, seg.bytes);
+      const t0 = performance.now();
+      const s = new Hart(sysBus, {
+        engine,
+        translateAfter,
+        sbiEcallExit: true,
+        timeSource: () => Math.floor((performance.now() - t0) * 10_000),
+      });
+      s.pc = WARM_UP_BASE + WARM_UP_SYSTEM;
+      harts.push(s);
     }
     // every path gets feedback before the first optimization: the programs take turns (a turn
     // ends at the budget or an exit; running each through its exits to a full budget made the
@@ -1372,6 +1371,7 @@ export class Hart {
     const end = budget;
     let prev: Block | undefined; // the block that just ran (its successor cache chains blocks)
     let step = false; // the next instruction is the interpreter's (a block left before it)
+    this.checkNow = false; // (left over from a run that ended in an exit: this one checks first)
     for (;;) {
       if (n >= limit) {
         if (n + t >= end) return { kind: "budget" };
@@ -1619,7 +1619,7 @@ export class Hart {
       (this.reservation < 0 ? FpState.NO_RES : 0);
     // the LR reservation as a RAM offset (traces run LR/SC on it: wasm-block.ts)
     const ramBase = this.bus.ramBase;
-    ctl[15] = this.reservation < 0 ? -1 : this.reservation - ramBase;
+    ctl[CTL_RESERVATION >> 2] = this.reservation < 0 ? -1 : this.reservation - ramBase;
     const status = (tr.dispatch as NonNullable<Translator["dispatch"]>)(
       rt.byteOffset,
       wt.byteOffset,
@@ -1640,7 +1640,8 @@ export class Hart {
     st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
     st.hits += calls - 1;
     this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
-    this.reservation = ctl[15] === -1 ? -1 : (ctl[15] >>> 0) + ramBase;
+    const res = ctl[CTL_RESERVATION >> 2];
+    this.reservation = res === -1 ? -1 : (res >>> 0) + ramBase;
     if (ctl[11] !== 0) {
       this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
       ctl[11] = 0;

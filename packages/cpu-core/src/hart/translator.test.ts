@@ -71,6 +71,17 @@ function bothEngines(elf: Uint8Array, maxInstructions = 5_000_000) {
   return { i, t };
 }
 
+/**
+ * bothEngines, then the other references a translated program must match: the lock-step run
+ * (both engines compared at every block exit) and, where it is installed, QEMU's output.
+ */
+function againstReferences(elf: Uint8Array, seed: number, maxInstructions?: number) {
+  const r = bothEngines(elf, maxInstructions);
+  expect(runLockstep(elf, { seed }).divergence).toBeUndefined();
+  if (qemuOk) expect(runQemu(elf).output).toBe(r.t.output);
+  return r;
+}
+
 // patchme returns the immediate of its first instruction; the loop rewrites it each pass
 const PATCH_LOOP = (fence: string) => String.raw`
     li      s0, 0
@@ -356,13 +367,10 @@ hole: .space 4096
     .space 8192
 `,
     );
-    const { t } = bothEngines(elf);
+    const { t } = againstReferences(elf, 3);
     expect(t.code).toBe(0);
     const lines = t.output.trim().split("\n");
     expect(Number.parseInt(lines[1], 16)).toBe(512); // 256 loads and 256 stores into the hole
-    const r = runLockstep(elf, { seed: 3 });
-    expect(r.divergence).toBeUndefined();
-    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });
 });
 
@@ -383,12 +391,9 @@ describe("translator: M extension at its corners", () => {
       "0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000\n    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x100000000, 0x123456789abcdef1, -7",
       8 * 18,
     );
-    const { t } = bothEngines(elf);
+    const { t } = againstReferences(elf, 13);
     expect(t.code).toBe(0);
     expect(t.hart.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
-    const r = runLockstep(elf, { seed: 13 });
-    expect(r.divergence).toBeUndefined();
-    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });
 });
 
@@ -422,15 +427,12 @@ describe("translator: AMOs at their corners", () => {
       "0, -1, 1, 0x8000000000000000, 0x7fffffffffffffff, -0x80000000\n    .dword 0x80000000, 0x7fffffff, 0xffffffff, 0x1ffffffff, 0x123456789abcdef1, -7\n    .dword 0x5555555555555555\nword:\n    .dword 0",
       16 * 18,
     );
-    const { t } = bothEngines(elf);
+    const { t } = againstReferences(elf, 19);
     expect(t.code).toBe(0);
     const st = t.hart.translatorStats();
     expect(st?.wasmBlocks).toBeGreaterThan(0);
-    const r = runLockstep(elf, { seed: 19 });
-    expect(r.divergence).toBeUndefined();
     // the AMOs ran inside traces: nearly every instruction did
     expect((st?.blockInstructions ?? 0) / t.instret).toBeGreaterThan(0.9);
-    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });
 });
 
@@ -504,13 +506,10 @@ lrsc_data:
     .dword 5, 0x80000000fffffff0, 0, 7
 `,
       );
-      const { t } = bothEngines(elf);
+      const { t } = againstReferences(elf, 21);
       expect(t.code).toBe(0);
       const st = t.hart.translatorStats();
       expect((st?.blockInstructions ?? 0) / t.instret).toBeGreaterThan(0.5);
-      const r = runLockstep(elf, { seed: 21 });
-      expect(r.divergence).toBeUndefined();
-      if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
     },
   );
 });
@@ -580,11 +579,9 @@ ss_back:
     j       pass
 `,
       );
-      const { t } = bothEngines(elf);
+      const { t } = againstReferences(elf, 5);
       expect(t.code).toBe(0);
       expect(t.output.split("\n")[0]).toBe("00000000000007d0"); // 2000 interrupts
-      const r = runLockstep(elf, { seed: 5 });
-      expect(r.divergence).toBeUndefined();
       for (const translateAfter of [2, 50]) {
         const u = runElf(elf, { hart: { engine: "translator", translateAfter } });
         expect(u.output).toBe(t.output);
@@ -594,7 +591,6 @@ ss_back:
         const c = runElf(elf, { hart: { engine, translateAfter: 1, timeSource: () => 0 } });
         expect(c.output).toBe(t.output);
       }
-      if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
     },
   );
 });
@@ -686,11 +682,9 @@ results:
     .space 8 * 16 * 16 * 30 * 2
 `,
     );
-    const { t } = bothEngines(elf, 20_000_000);
+    const { t } = againstReferences(elf, 17, 20_000_000);
     expect(t.code).toBe(0);
     expect(t.hart.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
-    expect(runLockstep(elf, { seed: 17 }).divergence).toBeUndefined();
-    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });
 });
 
@@ -715,10 +709,8 @@ describe("translator: forward branches inside a trace", () => {
     mv      a0, s0
     call    puthex
 `);
-    const { t } = bothEngines(elf);
+    const { t } = againstReferences(elf, 11);
     expect(t.code).toBe(0);
-    expect(runLockstep(elf, { seed: 11 }).divergence).toBeUndefined();
-    if (qemuOk) expect(runQemu(elf).output).toBe(t.output);
   });
 });
 

@@ -490,13 +490,27 @@ function fget(r: number): void {
 
 /** Leave before the instruction unless every bit of `mask` is set in the FP state word. */
 function fpGuard(mask: number): void {
-  c.push(I32_CONST, 0, I32_LOAD, 2);
-  c.uleb(ctlBase + 40);
+  ctlLoad(40);
   i32c(mask);
   c.push(I32_AND);
   i32c(mask);
   c.push(I32_NE);
   exitBeforeIf();
+}
+
+/** The control word holding the LR reservation (a RAM offset, -1 for none): ctl+60. */
+export const CTL_RESERVATION = 60;
+
+/** Push the control word at ctl+`offset` (i32). */
+function ctlLoad(offset: number): void {
+  c.push(I32_CONST, 0, I32_LOAD, 2);
+  c.uleb(ctlBase + offset);
+}
+
+/** Push whether the reservation is the host address in local E (i32: 1 or 0). */
+function reservedHere(): void {
+  ctlLoad(CTL_RESERVATION);
+  c.push(LGET, L_E, I32_EQ);
 }
 
 /**
@@ -513,9 +527,9 @@ function loadReservedStoreConditional(lr: boolean, size: number, rd: number, rs1
   c.push(LSET, L_E); // the host address
   if (lr) {
     c.push(I32_CONST, 0, LGET, L_E, I32_STORE, 2);
-    c.uleb(ctlBase + 60);
-    c.push(I32_CONST, 0, I32_CONST, 0, I32_LOAD, 2);
-    c.uleb(ctlBase + 40);
+    c.uleb(ctlBase + CTL_RESERVATION);
+    c.push(I32_CONST, 0);
+    ctlLoad(40);
     i32c(~FpState.NO_RES);
     c.push(I32_AND, I32_STORE, 2);
     c.uleb(ctlBase + 40);
@@ -525,9 +539,8 @@ function loadReservedStoreConditional(lr: boolean, size: number, rd: number, rs1
     set(rd);
     return;
   }
-  c.push(I32_CONST, 0, I32_LOAD, 2);
-  c.uleb(ctlBase + 60);
-  c.push(LGET, L_E, I32_EQ, IF, T_I64);
+  reservedHere();
+  c.push(IF, T_I64);
   c.push(LGET, L_E);
   get(rs2);
   if (size === 8) c.push(I64_STORE, 3, 0);
@@ -545,9 +558,9 @@ function dropReservation(): void {
   c.push(I32_CONST, 0, I32_CONST);
   c.sleb(-1);
   c.push(I32_STORE, 2);
-  c.uleb(ctlBase + 60);
-  c.push(I32_CONST, 0, I32_CONST, 0, I32_LOAD, 2);
-  c.uleb(ctlBase + 40);
+  c.uleb(ctlBase + CTL_RESERVATION);
+  c.push(I32_CONST, 0);
+  ctlLoad(40);
   i32c(FpState.NO_RES);
   c.push(I32_OR, I32_STORE, 2);
   c.uleb(ctlBase + 40);
@@ -560,9 +573,8 @@ const SSTATUS = 0x100;
  * A Zicsr instruction on sstatus (Linux's interrupt enable/disable, ~100 thousand in the kit's
  * boot, each of which ended a trace): a call into the hart (import "e"."c", SstatusResult), with
  * rs1 stored to the register file before and rd loaded from it after. From U-mode the trace
- * leaves before the instruction (the interpreter raises the illegal instruction); when the write
- * set SIE, it leaves after it, for the run loop's interrupt check (the interpreter checks before
- * the next instruction after every CSR write).
+ * leaves before the instruction (the interpreter raises the illegal instruction); after it when
+ * the hart says CHECK (SstatusResult).
  */
 function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
   if (f3 < 4 && rs1 !== 0) {
@@ -1193,9 +1205,8 @@ function walk(start: number, src: CodeSource): number {
         }
         address(rs1, 0, P_WT, size);
         c.push(LSET, L_E); // the host address (the TLB entry is no longer needed)
-        c.push(I32_CONST, 0, I32_LOAD, 2);
-        c.uleb(ctlBase + 60);
-        c.push(LGET, L_E, I32_EQ, IF, T_VOID);
+        reservedHere();
+        c.push(IF, T_VOID);
         dropReservation();
         c.push(END);
         // B = the old value (.w: sign-extended)
@@ -1317,7 +1328,10 @@ const FN_TRACES = 3;
 export const SstatusResult = {
   /** Done: go on. */
   DONE: 0,
-  /** Done, and SIE was set: leave after the instruction for an interrupt check. */
+  /**
+   * Done, and SIE was set (an interrupt may be due) or SUM, MXR or FS changed (the trace's TLB set
+   * and FP state are stale): leave after the instruction; the run loop checks interrupts first.
+   */
   CHECK: 1,
   /** Not done (U-mode): leave before the instruction. */
   ILLEGAL: 2,
