@@ -240,6 +240,8 @@ const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
+/** Instructions the translator's run loop steps after a check inside a trace, looking for a trace start. */
+const MAX_SEEK = 32;
 const TWO32 = 4294967296;
 const SATP_BARE = 0;
 const SATP_SV39 = 8;
@@ -1371,6 +1373,10 @@ export class Hart {
     const end = budget;
     let prev: Block | undefined; // the block that just ran (its successor cache chains blocks)
     let step = false; // the next instruction is the interpreter's (a block left before it)
+    // Instructions to step one at a time, looking for a trace start: an interrupt check fell inside
+    // a trace, and the interpreter's chunks count heat only at jumps, so in straight code (a long
+    // unrolled run) a chunk would otherwise go on past every following trace start.
+    let seek = 0;
     this.checkNow = false; // (left over from a run that ended in an exit: this one checks first)
     for (;;) {
       if (n >= limit) {
@@ -1416,6 +1422,7 @@ export class Hart {
           const fn = b.fn;
           if (fn !== undefined) {
             st.hits++;
+            seek = 0;
             if (n + b.len <= limit) {
               if (b.slot >= 0 && dispatch !== undefined) {
                 // WebAssembly: this block and its successors, chained inside the dispatcher
@@ -1445,10 +1452,12 @@ export class Hart {
               continue;
             }
             chunk = limit - n; // the interpreter runs up to the check the block would overrun
+            seek = MAX_SEEK;
           } else if (b.len < 0) {
             // cold code: the interpreter runs it at its own speed up to the next check, counting
             // visits at jump targets (where traces start) and ending at a hot one
-            chunk = limit - n;
+            if (seek > 0) seek--;
+            else chunk = limit - n;
           }
         }
       }
@@ -1459,8 +1468,10 @@ export class Hart {
       if (chunk > 1) {
         const traced = st.blockInstructions;
         this.execStep = false;
+        this.execSeek = false;
         const ex = this.exec(chunk, chunk, tr.threshold, tr.heat);
         step = this.execStep;
+        if (this.execSeek) seek = MAX_SEEK;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
         if (ex.kind !== "budget") {
@@ -1541,6 +1552,8 @@ export class Hart {
   private checkNow = false;
   /** The chunk ended after traces that left before an instruction (atTarget 3). */
   private execStep = false;
+  /** A trace did not fit before the chunk's check (atTarget): the check falls inside it. */
+  private execSeek = false;
 
   /**
    * Translator cold chunks: a jump reached `pc` (targets off the code page are counted where
@@ -1577,7 +1590,10 @@ export class Hart {
     }
     const len = tr.cachedLength(key);
     if (len < 0 || this.triggers.exec) return 2; // a JavaScript block, or one the cache lost
-    if (len > room) return 0;
+    if (len > room) {
+      this.execSeek = true; // the chunk ends at the check inside this trace (run loop: seek)
+      return 0;
+    }
     this.fetchVa = fetchVa;
     this.fetchOff = fetchOff;
     const status = this.runTraces(tr, pc, room, rt, wt);

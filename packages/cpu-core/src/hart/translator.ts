@@ -139,6 +139,10 @@ const RECENT_ENTRIES = 1 << 14;
 const RECENT_MASK = RECENT_ENTRIES - 1;
 /** Visits of a block start before it is compiled (cold code stays in the interpreter). */
 export const HOT_THRESHOLD = 200;
+/** Visits (misses into it) that compile the start following a length-limited trace with side exits. */
+const CHAIN_VISITS = 8;
+/** queueWasm(): the trace is not translatable to WebAssembly. */
+const NOT_WASM = -2;
 const TWO32 = 4294967296;
 
 /** Decoding input: RAM views and the RVC expansion table. */
@@ -271,19 +275,32 @@ export class Translator {
     b.slot = -1;
   }
 
-  /** Queue `b` for the WebAssembly back end: false when it is not translatable there (F, or no memory). */
-  private queueWasm(b: Block, src: CodeSource): boolean {
+  /**
+   * Queue `b` for the WebAssembly back end: NOT_WASM when it is not translatable there (F, or no
+   * memory); else the start of the next trace of a straight run to queue with it, or -1.
+   */
+  private queueWasm(b: Block, src: CodeSource): number {
     const wasm = this.wasm;
-    if (wasm === undefined || this.dispatch === undefined) return false;
+    if (wasm === undefined || this.dispatch === undefined) return NOT_WASM;
     const gen = generateWasm(b.key, src, wasm);
-    if (gen.len === 0 || gen.fp || gen.body === undefined) return false;
+    if (gen.len === 0 || gen.fp || gen.body === undefined) return NOT_WASM;
     b.pending = true;
     b.count = 0; // visits while queued
     this.setHeat(b.key, PENDING_MARK);
     this.batch.push({ b, body: gen.body, len: gen.len });
     // (translateAfter 1, for tests: every trace at once)
     if (this.batch.length >= BATCH || this.threshold <= 1) this.compileBatch();
-    return true;
+    if (gen.next < 0) return -1;
+    // A long straight run (an unrolled loop body, a hash's rounds) is a chain of length-limited
+    // traces whose later starts are no jump's target: their heat would be counted only where the
+    // trace before them misses (hart.ts atTarget), one start at a time. When no branch leaves
+    // this trace, the next start is as hot as this one: queue it too. Else start it nearly hot.
+    const h = (gen.next >>> 1) & HEAT_MASK;
+    const v = this.heat[h];
+    if (v >= NO_TRACE) return -1; // translated, queued or untranslatable
+    if (gen.straight) return gen.next;
+    if (v < this.threshold - CHAIN_VISITS) this.heat[h] = Math.max(0, this.threshold - CHAIN_VISITS);
+    return -1;
   }
 
   /** Compile the queued traces (those still valid) in one module and put them in the cache. */
@@ -386,8 +403,17 @@ export class Translator {
       return;
     }
     const t0 = performance.now();
-    if (this.queueWasm(b, src)) {
+    let next = this.queueWasm(b, src);
+    if (next !== NOT_WASM) {
       this.addToPage(b, src);
+      // the rest of a straight run (queueWasm), up to its page's end
+      while (next >= 0) {
+        const nb = this.lookup(next);
+        if (nb.len >= 0 || nb.pending) break;
+        next = this.queueWasm(nb, src);
+        if (next === NOT_WASM) break;
+        this.addToPage(nb, src);
+      }
       this.stats.compileMs += performance.now() - t0;
       return;
     }

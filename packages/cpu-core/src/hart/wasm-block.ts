@@ -66,6 +66,13 @@ export interface WasmGenerated {
   body: number[] | undefined;
   /** The trace stopped at (or started with) an F/D instruction: the JavaScript back end does these. */
   fp: boolean;
+  /**
+   * Where the straight path goes on when the trace stopped at its length limit (a physical RAM
+   * offset on the same page), else -1: the start of the next trace of a long straight run.
+   */
+  next: number;
+  /** No branch leaves the trace before its end (only slow paths do): `next` is as hot as its start. */
+  straight: boolean;
 }
 
 const MAX_BLOCK = 32;
@@ -261,7 +268,7 @@ export function generateWasm(start: number, src: CodeSource, layout: WasmLayout)
   walk(start, src);
   const s = firstShape;
   const fp = fpSeen;
-  if (s.len === 0) return { len: 0, body: undefined, fp };
+  if (s.len === 0) return { len: 0, body: undefined, fp, next: -1, straight: false };
   let n = 0;
   for (let r = 1; r < 32; r++) if ((s.used & (1 << r)) !== 0) regLocals[r] = L_REG0 + n++;
   s.nUsed = n;
@@ -271,7 +278,7 @@ export function generateWasm(start: number, src: CodeSource, layout: WasmLayout)
   const len = walk(start, src);
   known = undefined;
   epilogue(s, layout.xBase);
-  return { len, body: bodyOf(c), fp };
+  return { len, body: bodyOf(c), fp, next: cont < 0 ? -1 : start + cont, straight: !sideExits };
 }
 
 /** The function body's start: locals, the pc and the used registers into locals, the block $out. */
@@ -389,6 +396,7 @@ function pcPlus(d: number): void {
 /** Loop back onto the trace's start: another pass while it fits before the next check. */
 function loopBack(kk: number): void {
   loops = true;
+  sideExits = true;
   c.push(LGET, L_DONE);
   i32c(kk);
   c.push(I32_ADD);
@@ -864,6 +872,11 @@ function popLabel(): number {
  * undefined, its shape into firstShape; the second: the code, with the first pass's shape).
  * Returns the instructions translated.
  */
+/** walk(): the offset from its start where the trace's straight path went on at the length limit, or -1. */
+let cont = -1;
+/** walk(): a branch leaves the trace (or loops back onto its start). */
+let sideExits = false;
+
 function walk(start: number, src: CodeSource): number {
   const { u16, ctab } = src;
   depth = 0;
@@ -873,6 +886,7 @@ function walk(start: number, src: CodeSource): number {
   dirtyRegs = 0;
   nSkips = 0;
   nLabels = 0;
+  sideExits = false;
   fpSeen = false;
   k = 0;
   off = 0;
@@ -1010,6 +1024,7 @@ function walk(start: number, src: CodeSource): number {
           }
           c.push(BR, 1, END);
         } else {
+          sideExits = true;
           c.push(IF, T_VOID);
           depth++;
           exit(k + 1, off + imm, false);
@@ -1289,6 +1304,7 @@ function walk(start: number, src: CodeSource): number {
     s.dirty = dirtyRegs;
   }
   if (k === 0) return 0;
+  cont = !ended && k >= MAX_BLOCK && off >= pageStart && off < pageEnd ? off : -1;
   if (!ended) exit(k, off, false);
   while (nLabels > 0) {
     const l = popLabel();
