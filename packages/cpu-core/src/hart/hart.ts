@@ -73,7 +73,7 @@ import {
   warmUpProgram,
   warmUpSystem,
 } from "./warmup.js";
-import { CTL_RESERVATION, DispatchStatus, FpState, SstatusResult, type WasmLayout } from "./wasm-block.js";
+import { CTL_RESERVATION, DispatchStatus, FpState, MAX_TRACE, SstatusResult, type WasmLayout } from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -243,7 +243,7 @@ const TIMER_POLL = 4096;
 /** 2^(9i): 4 KiB pages in a level-i page (Sv39/Sv48 superpages, priv 1.12 §4.3.2 step 6). */
 const PPN_SPAN = [1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36];
 /** Instructions the translator's run loop steps after a check inside a trace, looking for a trace start. */
-const MAX_SEEK = 32;
+const MAX_SEEK = MAX_TRACE;
 const TWO32 = 4294967296;
 const SATP_BARE = 0;
 const SATP_SV39 = 8;
