@@ -240,6 +240,11 @@ const EXC_NONE = -1;
 const EXC_MMIO = -2;
 const EXC_HALT = -3;
 const TIMER_POLL = 4096;
+/**
+ * The one budget exit (run() and exec() return it): the run loop tests exits by identity, not by
+ * their kind, whose load deoptimized it at the first exit of another shape (MMIO, ecall).
+ */
+const BUDGET_EXIT: HartExit = Object.freeze({ kind: "budget" });
 /** 2^(9i): 4 KiB pages in a level-i page (Sv39/Sv48 superpages, priv 1.12 §4.3.2 step 6). */
 const PPN_SPAN = [1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36];
 /** Instructions the translator's run loop steps after a check inside a trace, looking for a trace start. */
@@ -558,7 +563,7 @@ export class Hart {
           this.nRun = 0;
           this.execTraps = t;
           this.execDue = limit < 0;
-          return { kind: "budget" };
+          return BUDGET_EXIT;
         }
         this.execCheckAt = n;
         const irq = this.pendingInterrupt();
@@ -1382,7 +1387,7 @@ export class Hart {
     this.checkNow = false; // (left over from a run that ended in an exit: this one checks first)
     for (;;) {
       if (n >= limit) {
-        if (n + t >= end) return { kind: "budget" };
+        if (n + t >= end) return BUDGET_EXIT;
         const irq = this.pendingInterrupt();
         if (irq >= 0) {
           this.trap(irq, 0n, true);
@@ -1395,11 +1400,11 @@ export class Hart {
       if (!step && !this.triggers.exec) {
         let d = pc - this.fetchVa;
         if (!(d >= 0 && d < 4096)) {
-          if (this.fillFetch()) d = pc - this.fetchVa;
-          else {
-            this.exc = EXC_NONE; // the interpreter takes the fetch fault
-            d = -1;
-          }
+          // (the loads and stores here run on both sides: one only on the side a warm-up never
+          // took had no type feedback, and deoptimized this loop when the guest first took it)
+          const filled = this.fillFetch();
+          d = filled ? pc - this.fetchVa : -1;
+          this.exc = filled ? this.exc : EXC_NONE; // the interpreter takes the fetch fault
         }
         if (d >= 0) {
           const key = this.fetchOff + d;
@@ -1435,10 +1440,9 @@ export class Hart {
                 this.instret += k;
                 step = status === DispatchStatus.STEP;
                 prev = undefined;
-                if (this.checkNow) {
-                  this.checkNow = false;
-                  limit = n; // a trace set sstatus.SIE: check before the next instruction
-                }
+                const now = this.checkNow;
+                this.checkNow = false;
+                if (now) limit = n; // a trace set sstatus.SIE: check before the next instruction
                 continue;
               }
               const r = fn(x, u8, u16, i32, this.rTlb, this.wTlb, tr, this, limit - n);
@@ -1476,7 +1480,7 @@ export class Hart {
         if (this.execSeek) seek = MAX_SEEK;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
-        if (ex.kind !== "budget") {
+        if (ex !== BUDGET_EXIT) {
           st.interpreted += di;
           return ex;
         }
@@ -1485,15 +1489,16 @@ export class Hart {
         const n0 = n;
         n += dn;
         t += dt;
-        if (this.execDue || this.checkNow) {
-          this.checkNow = false;
+        const due = this.execDue || this.checkNow;
+        this.checkNow = false;
+        if (due)
           limit = n; // a trap, CSR write or xRET at its end (or in a trace it ran): check now
-        } else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
+        else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
         continue;
       }
       st.interpreted++;
       const ex = this.exec(1, this.triggers.exec ? 0 : 1);
-      if (ex.kind !== "budget") return ex;
+      if (ex !== BUDGET_EXIT) return ex;
       const n0 = n;
       if (this.instret !== before) n++;
       else t++;
@@ -1637,7 +1642,11 @@ export class Hart {
       (this.reservation < 0 ? FpState.NO_RES : 0);
     // the LR reservation as a RAM offset (traces run LR/SC on it: wasm-block.ts)
     const ramBase = this.bus.ramBase;
-    ctl[CTL_RESERVATION >> 2] = this.reservation < 0 ? -1 : this.reservation - ramBase;
+    // (both operands loaded whatever the branch: a load only on the rarer side had no type
+    // feedback when this was optimized, and deoptimized it at the first LR)
+    const res0 = this.reservation;
+    const rel = res0 - ramBase;
+    ctl[CTL_RESERVATION >> 2] = res0 < 0 ? -1 : rel;
     const status = (tr.dispatch as NonNullable<Translator["dispatch"]>)(
       rt.byteOffset,
       wt.byteOffset,
@@ -1659,7 +1668,8 @@ export class Hart {
     st.hits += calls - 1;
     this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);
     const res = ctl[CTL_RESERVATION >> 2];
-    this.reservation = res === -1 ? -1 : (res >>> 0) + ramBase;
+    const abs = (res >>> 0) + ramBase; // (on both sides: see the reservation's store above)
+    this.reservation = res === -1 ? -1 : abs;
     if (ctl[11] !== 0) {
       this.mstatus |= MSTATUS_FS; // an FP instruction ran: FS is Dirty (priv 1.12 §3.1.6.6)
       ctl[11] = 0;
@@ -2327,7 +2337,7 @@ export class Hart {
 
   // ------------------------------------------------------------------ SYSTEM
 
-  private sysExit: HartExit = { kind: "budget" };
+  private sysExit: HartExit = BUDGET_EXIT;
 
   /** Returns SYS_NEXT (fall through, pc += ilen), SYS_JUMPED (this.pc set, retired), SYS_TRAPPED (this.pc = handler), SYS_EXIT (sysExit set). */
   private system(insn: number, ilen: number): number {

@@ -143,6 +143,7 @@ export const HOT_THRESHOLD = 200;
 const CHAIN_VISITS = 8;
 /** Dispatcher cache entries clearDispatch() empties one by one (more: the whole cache). */
 const ENTER_LOG = 4096;
+const ENTER_OVERFLOW = ENTER_LOG + 1;
 /** queueWasm(): the trace is not translatable to WebAssembly. */
 const NOT_WASM = -2;
 const TWO32 = 4294967296;
@@ -261,8 +262,11 @@ export class Translator {
     c[e] = b.key;
     c[e + 1] = b.slot;
     c[e + 2] = b.len;
-    if (this.nEntered < ENTER_LOG) this.entered[this.nEntered++] = e;
-    else this.nEntered = ENTER_LOG + 1;
+    // (one store either way: a store or an addition only on the overflow side had no type
+    // feedback when the run loop was optimized, and deoptimized it at the first overflow)
+    const k = this.nEntered;
+    if (k < ENTER_LOG) this.entered[k] = e;
+    this.nEntered = k < ENTER_LOG ? k + 1 : ENTER_OVERFLOW;
   }
 
   /**
@@ -273,7 +277,7 @@ export class Translator {
   private clearDispatch(): void {
     const c = this.cache;
     if (c === undefined) return;
-    if (this.nEntered > ENTER_LOG) c.fill(-1);
+    if (this.nEntered === ENTER_OVERFLOW) c.fill(-1);
     else for (let i = 0; i < this.nEntered; i++) c[this.entered[i]] = -1;
     this.nEntered = 0;
   }

@@ -951,13 +951,16 @@ function walk(start: number, src: CodeSource): number {
           set(rd);
         }
         const target = off + imm;
+        // (k + 1 computed on every path: an addition only on a side no warm-up took had no type
+        // feedback, and deoptimized the generator the first time a guest took it)
+        const k1 = k + 1;
         if (target === 0) {
-          loopBack(k + 1);
+          loopBack(k1);
           ended = true;
         } else if (target >= pageStart && target < pageEnd && visited[4096 + target] !== mark) {
           next = target;
         } else {
-          exit(k + 1, target, false);
+          exit(k1, target, false);
           ended = true;
         }
         break;
@@ -1001,10 +1004,11 @@ function walk(start: number, src: CodeSource): number {
         get(rs1);
         get(rs2);
         c.push(cmp);
+        const k1 = k + 1; // (on every path: see JAL)
         if (off + imm === 0) {
           c.push(IF, T_VOID);
           depth++;
-          loopBack(k + 1);
+          loopBack(k1);
           c.push(END);
           depth--;
         } else if (off + imm > off && off + imm < pageEnd && (nLabels === 0 || off + imm <= labelTarget[nLabels - 1])) {
@@ -1029,7 +1033,7 @@ function walk(start: number, src: CodeSource): number {
           sideExits = true;
           c.push(IF, T_VOID);
           depth++;
-          exit(k + 1, off + imm, false);
+          exit(k1, off + imm, false);
           c.push(END);
           depth--;
         }
