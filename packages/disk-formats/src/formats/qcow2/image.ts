@@ -669,11 +669,12 @@ export class Qcow2Image implements BlockBackend {
       const bitPos = i * bits;
       return (block[bitPos >> 3]! >> (bitPos & 7)) & ((1 << bits) - 1);
     }
-    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
+    // Read per cluster allocated or looked up (findFree, incRefcounts): the common widths from the
+    // bytes (big-endian, qcow2.txt "Host cluster management"), a DataView only for 64-bit entries.
     if (bits === 8) return block[i]!;
-    if (bits === 16) return dv.getUint16(i * 2);
-    if (bits === 32) return dv.getUint32(i * 4);
-    const v = dv.getBigUint64(i * 8);
+    if (bits === 16) return (block[2 * i]! << 8) | block[2 * i + 1]!;
+    if (bits === 32) return be32(block, 4 * i);
+    const v = new DataView(block.buffer, block.byteOffset, block.byteLength).getBigUint64(i * 8);
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
   }
 
@@ -687,12 +688,17 @@ export class Qcow2Image implements BlockBackend {
       block[b] = (block[b]! & ~mask) | ((v << (bitPos & 7)) & mask);
       return [b, b + 1];
     }
-    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
     const w = bits / 8;
     if (bits === 8) block[i] = v;
-    else if (bits === 16) dv.setUint16(i * 2, v);
-    else if (bits === 32) dv.setUint32(i * 4, v);
-    else dv.setBigUint64(i * 8, BigInt(v));
+    else if (bits === 16) {
+      block[2 * i] = v >>> 8;
+      block[2 * i + 1] = v;
+    } else if (bits === 32) {
+      block[4 * i] = v >>> 24;
+      block[4 * i + 1] = v >>> 16;
+      block[4 * i + 2] = v >>> 8;
+      block[4 * i + 3] = v;
+    } else new DataView(block.buffer, block.byteOffset, block.byteLength).setBigUint64(i * 8, BigInt(v));
     return [i * w, i * w + w];
   }
 
