@@ -66,23 +66,49 @@ function childrenCpu(): number | null {
   }
 }
 
+/**
+ * Free page reporting passes so far (virtio-balloon: the guest hands free memory back to the
+ * host, and the next writer whose page-cache pages come from it pays the host's faults in its
+ * copy). This sandbox's kernel counts them in /sys/module/page_reporting/parameters/passes;
+ * null where there is no such counter. A conversion during which a pass ran copied into the
+ * page cache 3-14x slower in measurements (README, fifth round), whichever tool it was.
+ */
+const PASSES = "/sys/module/page_reporting/parameters/passes";
+function reportingPasses(): number | null {
+  try {
+    return Number(readFileSync(PASSES, "utf8"));
+  } catch {
+    return null;
+  }
+}
+
 function run(
   cmd: string,
   args: string[],
   input?: string,
-): { seconds: number; cpu: number | null; stdout: string; stderr: string } {
+  env?: NodeJS.ProcessEnv,
+): { seconds: number; cpu: number | null; passes: number | null; stdout: string; stderr: string } {
+  const p0 = reportingPasses();
   const c0 = childrenCpu();
   const t = process.hrtime.bigint();
   const r = spawnSync(cmd, args, {
     encoding: "utf8",
     input,
+    env,
     maxBuffer: 256 * MiB,
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   const c1 = childrenCpu();
+  const p1 = reportingPasses();
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.status}): ${r.stderr}${r.stdout}`);
-  return { seconds, cpu: c0 === null || c1 === null ? null : c1 - c0, stdout: r.stdout, stderr: r.stderr };
+  return {
+    seconds,
+    cpu: c0 === null || c1 === null ? null : c1 - c0,
+    passes: p0 === null || p1 === null ? null : p1 - p0,
+    stdout: r.stdout,
+    stderr: r.stderr,
+  };
 }
 
 for (const tool of ["qemu-img", "qemu-io"])
@@ -161,6 +187,8 @@ interface Row {
   qemu: number;
   /** Median CPU seconds (user + system) per conversion, ringzero-img and qemu-img, where known. */
   cpu?: [number, number];
+  /** Runs of ringzero-img and of qemu-img during which a free page reporting pass ran, where counted. */
+  hit?: [number, number];
 }
 const rows: Row[] = [];
 
@@ -187,11 +215,13 @@ try {
     const qemu: number[] = [];
     const rzCpu: number[] = [];
     const qemuCpu: number[] = [];
+    const hit: [number, number] | undefined = reportingPasses() === null ? undefined : [0, 0];
     const ours = (i: number) => {
       rmSync(out, { force: true });
       const r = run(process.execPath, [cli, "convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]);
       rz.push(r.seconds);
       if (r.cpu !== null) rzCpu.push(r.cpu);
+      if (hit && r.passes) hit[0]++;
       if (i === 0) {
         const cmp = run("qemu-img", ["compare", "-f", inFmt, "-F", outFmt, src, out]);
         if (!cmp.stdout.includes("Images are identical")) throw new Error(`ringzero-img ${name}: output differs`);
@@ -203,6 +233,7 @@ try {
       const r = run("qemu-img", ["convert", "-f", inFmt, "-O", outFmt, ...extra, src, out]);
       qemu.push(r.seconds);
       if (r.cpu !== null) qemuCpu.push(r.cpu);
+      if (hit && r.passes) hit[1]++;
       rmSync(out, { force: true });
     };
     for (let i = 0; i < runs; i++) {
@@ -222,6 +253,7 @@ try {
       rz: size / 1e6 / median(rz),
       qemu: size / 1e6 / median(qemu),
       ...(rzCpu.length === runs && qemuCpu.length === runs ? { cpu: [median(rzCpu), median(qemuCpu)] } : {}),
+      ...(hit ? { hit } : {}),
     });
   }
 
@@ -254,6 +286,26 @@ try {
       qemu: reads / median(qemu),
     });
   }
+  // What Node's own start costs each ringzero-img run here (not timed in any figure above): an empty
+  // script, as the conversions ran it, and without NODE_EXTRA_CA_CERTS when that is set (node then
+  // loads the named CA bundle at every start, before any script runs).
+  progress("node start-up");
+  const start: number[] = [];
+  const bare: number[] = [];
+  const startWall: number[] = [];
+  const bareWall: number[] = [];
+  const withoutCa = { ...process.env };
+  delete withoutCa.NODE_EXTRA_CA_CERTS;
+  for (let i = 0; i < 2 * runs + 1; i++) {
+    const c = run(process.execPath, ["-e", "0"]);
+    startWall.push(c.seconds);
+    if (c.cpu !== null) start.push(c.cpu);
+    if (process.env.NODE_EXTRA_CA_CERTS) {
+      const b = run(process.execPath, ["-e", "0"], undefined, withoutCa);
+      bareWall.push(b.seconds);
+      if (b.cpu !== null) bare.push(b.cpu);
+    }
+  }
   progress("");
   if (interactive) process.stderr.write("\r\x1b[K");
   const pct = (n: number) => `${Math.round((100 * n) / size)}%`;
@@ -271,8 +323,22 @@ try {
   for (const r of rows) {
     const f = (v: number) => `${v.toFixed(r.unit === "IOPS" ? 0 : 1)} ${r.unit}`.padStart(14);
     const cpu = r.cpu ? `  ${r.cpu[0].toFixed(2)} / ${r.cpu[1].toFixed(2)} (${(r.cpu[0] / r.cpu[1]).toFixed(2)})` : "";
-    console.log(`  ${r.name.padEnd(w)}  ${f(r.rz)}  ${f(r.qemu)}  ${(r.qemu / r.rz).toFixed(2).padStart(13)}${cpu}`);
+    const hit = r.hit ? `  reporting passes in runs: ${r.hit[0]} / ${r.hit[1]}` : "";
+    console.log(
+      `  ${r.name.padEnd(w)}  ${f(r.rz)}  ${f(r.qemu)}  ${(r.qemu / r.rz).toFixed(2).padStart(13)}${cpu}${hit}`,
+    );
   }
+  if (rows.some((r) => r.hit))
+    console.log(
+      "  reporting passes in runs: runs (ringzero / qemu) during which the guest's free page reporting ran; such a run's copy into the page cache costs several times more",
+    );
+  const secs = (wall: number[], cpu: number[]) =>
+    `${median(wall).toFixed(3)} s wall${cpu.length > 0 ? `, ${median(cpu).toFixed(2)} s CPU` : ""}`;
+  console.log(
+    `  node start-up (node -e 0), part of every ringzero-img run above: ${secs(startWall, start)}${
+      bareWall.length > 0 ? `; without NODE_EXTRA_CA_CERTS (set here): ${secs(bareWall, bare)}` : ""
+    }`,
+  );
 } catch (e) {
   if (interactive) process.stderr.write("\r\x1b[K");
   console.error(`bench: ${(e as Error).message}`);

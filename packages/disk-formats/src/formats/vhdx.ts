@@ -58,11 +58,14 @@ const CRC_TABLE = (() => {
 })();
 
 export function crc32c(b: Uint8Array, skip = -1): number {
+  // Three loops (before, in and after the skipped field) instead of a test per byte: the 64 KiB
+  // region tables and 4 KiB headers of a new image are summed byte by byte in the interpreter.
   let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) {
-    const v = skip >= 0 && i >= skip && i < skip + 4 ? 0 : b[i]!;
-    c = CRC_TABLE[(c ^ v) & 0xff]! ^ (c >>> 8);
-  }
+  const s = skip >= 0 ? Math.min(skip, b.length) : b.length;
+  const e = skip >= 0 ? Math.min(skip + 4, b.length) : b.length;
+  for (let i = 0; i < s; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = s; i < e; i++) c = CRC_TABLE[c & 0xff]! ^ (c >>> 8);
+  for (let i = e; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -113,6 +116,8 @@ export class VhdxImage implements BlockBackend {
   readonly warnings: string[] = [];
   /** Metadata write-behind (deferMetadata()): the BAT entries [from, to) not written yet. */
   private wb: [number, number] | null = null;
+  /** With a deferred BAT: the end of the last new block, to which drainBat() extends the file first. */
+  private extendTo = 0;
   /** The file's size once a new block was written (no stat per block). */
   private fileSize: number | undefined;
 
@@ -561,7 +566,10 @@ export class VhdxImage implements BlockBackend {
         this.fileSize ??= await this.store.size();
         if (at >= this.fileSize) {
           await this.store.write(at + inOff, part);
-          if (inOff + n < this.blockSize) await this.store.truncate(at + this.blockSize);
+          // Deferred BAT (convert): one extension of the file, by drainBat() before the BAT names
+          // the blocks, instead of a truncate per new block (132 on the 1 GiB bench image).
+          if (this.wb) this.extendTo = Math.max(this.extendTo, at + this.blockSize);
+          else if (inOff + n < this.blockSize) await this.store.truncate(at + this.blockSize);
         } else {
           const full = new Uint8Array(this.blockSize);
           full.set(part, inOff);
@@ -623,6 +631,11 @@ export class VhdxImage implements BlockBackend {
 
   private async drainBat(): Promise<void> {
     if (!this.wb || this.wb[1] <= this.wb[0]) return;
+    // The new blocks lie inside the file before an entry names them (MS-VHDX 2.5; QEMU's BAT check).
+    if (this.extendTo > 0) {
+      if (this.extendTo > (await this.store.size())) await this.store.truncate(this.extendTo);
+      this.extendTo = 0;
+    }
     const [from, to] = this.wb;
     this.wb = [0, 0];
     const b = new Uint8Array((to - from) * 8);

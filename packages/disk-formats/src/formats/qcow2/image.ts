@@ -78,6 +78,11 @@ export interface Qcow2CheckResult {
   references: Map<number, number>;
 }
 
+/** The big-endian 32-bit word at `at` (an L2 entry half, qcow2.txt: big-endian throughout). */
+function be32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
 function u64hi(v: number): number {
   return Math.floor(v / 2 ** 32);
 }
@@ -311,7 +316,12 @@ export class Qcow2Image implements BlockBackend {
   }
 
   private metaName(cluster: number): string | null {
-    for (const [a, b, name] of this.staticMeta()) if (cluster >= a && cluster <= b) return name;
+    // Called for every data cluster looked up (checkData): an indexed loop, no iterator or destructuring.
+    const ranges = this.staticMeta();
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i]!;
+      if (cluster >= r[0] && cluster <= r[1]) return r[2];
+    }
     if (this.l2Clusters.has(cluster)) return "L2 table";
     if (this.rbClusters.has(cluster)) return "refcount block";
     return null;
@@ -443,6 +453,15 @@ export class Qcow2Image implements BlockBackend {
    * subcluster whose state comes from the entry's bitmap: bit x allocated,
    * bit 32+x reads as zero).
    */
+  /**
+   * unitEntry without a promise when it can: a cluster whose L2 table is cached (no extended L2).
+   * readInto and blockStatus look up every cluster they cover, 16,384 per GiB of 64 KiB clusters;
+   * an await per cluster is a microtask turn each.
+   */
+  private unitEntryNow(u: number): L2Entry | Promise<L2Entry> {
+    return (this.ext ? null : this.l2EntryCached(u)) ?? this.unitEntry(u);
+  }
+
   private async unitEntry(u: number): Promise<L2Entry> {
     if (!this.ext) return this.l2Entry(u);
     const gc = Math.floor(u / 32);
@@ -469,13 +488,16 @@ export class Qcow2Image implements BlockBackend {
   }
 
   private decodeL2(table: Uint8Array, idx: number, l2: number, checkBitmap = true): L2Entry {
-    const dv = new DataView(table.buffer, table.byteOffset, table.byteLength);
     const e8 = idx * this.stride;
-    const hi = dv.getUint32(e8);
+    // Called per cluster looked up: the entry's words read from the bytes, a DataView only on the
+    // rarer paths (extended L2 bitmaps, compressed descriptors).
+    const hi = be32(table, e8);
     // With extended L2 entries bit 0 has no meaning (qcow2.txt "Extended L2 Entries").
-    const lo = this.ext ? dv.getUint32(e8 + 4) & ~ZERO_LO : dv.getUint32(e8 + 4);
+    const lo = this.ext ? be32(table, e8 + 4) & ~ZERO_LO : be32(table, e8 + 4);
     const where = l2 + e8;
-    if (this.ext && checkBitmap) {
+    const dv =
+      this.ext || (hi & COMPRESSED_HI) !== 0 ? new DataView(table.buffer, table.byteOffset, table.byteLength) : null;
+    if (dv && this.ext && checkBitmap) {
       const problem = bitmapProblem(hi, lo, dv.getUint32(e8 + 12), dv.getUint32(e8 + 8));
       if (problem !== null)
         throw new DiskError(
@@ -489,7 +511,7 @@ export class Qcow2Image implements BlockBackend {
           problem,
         );
     }
-    if ((hi & COMPRESSED_HI) !== 0) {
+    if (dv && (hi & COMPRESSED_HI) !== 0) {
       // Compressed cluster descriptor (qcow2.txt): x = 62 - (cluster_bits - 8).
       const v = dv.getBigUint64(e8);
       const x = BigInt(62 - (this.cb - 8));
@@ -647,11 +669,12 @@ export class Qcow2Image implements BlockBackend {
       const bitPos = i * bits;
       return (block[bitPos >> 3]! >> (bitPos & 7)) & ((1 << bits) - 1);
     }
-    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
+    // Read per cluster allocated or looked up (findFree, incRefcounts): the common widths from the
+    // bytes (big-endian, qcow2.txt "Host cluster management"), a DataView only for 64-bit entries.
     if (bits === 8) return block[i]!;
-    if (bits === 16) return dv.getUint16(i * 2);
-    if (bits === 32) return dv.getUint32(i * 4);
-    const v = dv.getBigUint64(i * 8);
+    if (bits === 16) return (block[2 * i]! << 8) | block[2 * i + 1]!;
+    if (bits === 32) return be32(block, 4 * i);
+    const v = new DataView(block.buffer, block.byteOffset, block.byteLength).getBigUint64(i * 8);
     return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
   }
 
@@ -665,12 +688,17 @@ export class Qcow2Image implements BlockBackend {
       block[b] = (block[b]! & ~mask) | ((v << (bitPos & 7)) & mask);
       return [b, b + 1];
     }
-    const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
     const w = bits / 8;
     if (bits === 8) block[i] = v;
-    else if (bits === 16) dv.setUint16(i * 2, v);
-    else if (bits === 32) dv.setUint32(i * 4, v);
-    else dv.setBigUint64(i * 8, BigInt(v));
+    else if (bits === 16) {
+      block[2 * i] = v >>> 8;
+      block[2 * i + 1] = v;
+    } else if (bits === 32) {
+      block[4 * i] = v >>> 24;
+      block[4 * i + 1] = v >>> 16;
+      block[4 * i + 2] = v >>> 8;
+      block[4 * i + 3] = v;
+    } else new DataView(block.buffer, block.byteOffset, block.byteLength).setBigUint64(i * 8, BigInt(v));
     return [i * w, i * w + w];
   }
 
@@ -904,12 +932,14 @@ export class Qcow2Image implements BlockBackend {
       const u = Math.floor(guest / us);
       const inOff = guest - u * us;
       let n = Math.min(us - inOff, buf.length - pos);
-      const e = await this.unitEntry(u);
+      const e0 = this.unitEntryNow(u);
+      const e = e0 instanceof Promise ? await e0 : e0;
       if (e.kind === "normal") {
         // Extend over following units that are contiguous on the host.
         let next = u + 1;
         while (pos + n < buf.length) {
-          const f = await this.unitEntry(next);
+          const f0 = this.unitEntryNow(next);
+          const f = f0 instanceof Promise ? await f0 : f0;
           if (f.kind !== "normal" || f.host !== e.host + (next - u) * us) break;
           n = Math.min(n + us, buf.length - pos);
           next++;
@@ -1422,7 +1452,8 @@ export class Qcow2Image implements BlockBackend {
     const end = offset + length;
     const us = this.unit;
     const gc = Math.floor(offset / us);
-    const e = await this.unitEntry(gc);
+    const e0 = this.unitEntryNow(gc);
+    const e = e0 instanceof Promise ? await e0 : e0;
     const inOff = offset - gc * us;
     let n = Math.min((gc + 1) * us, end) - offset;
     const same = (f: L2Entry, k: number): boolean => {
@@ -1433,7 +1464,8 @@ export class Qcow2Image implements BlockBackend {
     };
     let k = 1;
     while (offset + n < end) {
-      const f = await this.unitEntry(gc + k);
+      const f0 = this.unitEntryNow(gc + k);
+      const f = f0 instanceof Promise ? await f0 : f0;
       if (!same(f, k)) break;
       n = Math.min((gc + k + 1) * us, end) - offset;
       k++;
