@@ -754,6 +754,10 @@ export class Hart {
           const ahi = x[(rs1 << 1) + 1];
           const blo = x[rs2 << 1];
           const bhi = x[(rs2 << 1) + 1];
+          // the low words' unsigned order, for every branch: inside `ahi === bhi && ...` this
+          // compare had no type feedback when the warm-up's random operands never had equal
+          // high words, and deoptimized the interpreter at the guest's first small-number BLT
+          const ltLo = alo >>> 0 < blo >>> 0;
           let taken: boolean;
           switch (f3) {
             case 0: // BEQ
@@ -763,16 +767,16 @@ export class Hart {
               taken = alo !== blo || ahi !== bhi;
               break;
             case 4: // BLT
-              taken = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0);
+              taken = ahi < bhi || (ahi === bhi && ltLo);
               break;
             case 5: // BGE
-              taken = ahi > bhi || (ahi === bhi && alo >>> 0 >= blo >>> 0);
+              taken = ahi > bhi || (ahi === bhi && !ltLo);
               break;
             case 6: // BLTU
-              taken = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0);
+              taken = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && ltLo);
               break;
             case 7: // BGEU
-              taken = ahi >>> 0 > bhi >>> 0 || (ahi === bhi && alo >>> 0 >= blo >>> 0);
+              taken = ahi >>> 0 > bhi >>> 0 || (ahi === bhi && !ltLo);
               break;
             default:
               this.pc = pc;
@@ -969,13 +973,19 @@ export class Hart {
                 this.nRun = 0;
                 return { kind: "magic", op: imm };
               }
-              lo = ahi < imm >> 31 || (ahi === imm >> 31 && alo >>> 0 < imm >>> 0) ? 1 : 0;
+              {
+                const ltLo = alo >>> 0 < imm >>> 0; // (on every path: see BRANCH)
+                lo = ahi < imm >> 31 || (ahi === imm >> 31 && ltLo) ? 1 : 0;
+              }
               hi = 0;
               break;
-            case 3: // SLTIU (imm sign-extended, compared unsigned)
-              lo = ahi >>> 0 < (imm >> 31) >>> 0 || (ahi === imm >> 31 && alo >>> 0 < imm >>> 0) ? 1 : 0;
+            case 3: {
+              // SLTIU (imm sign-extended, compared unsigned)
+              const ltLo = alo >>> 0 < imm >>> 0;
+              lo = ahi >>> 0 < (imm >> 31) >>> 0 || (ahi === imm >> 31 && ltLo) ? 1 : 0;
               hi = 0;
               break;
+            }
             case 4: // XORI
               lo = alo ^ imm;
               hi = ahi ^ (imm >> 31);
@@ -1110,14 +1120,20 @@ export class Hart {
                 }
                 break;
               }
-              case 2: // SLT
-                lo = ahi < bhi || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+              case 2: {
+                // SLT (the low words' compare on every path: see BRANCH)
+                const ltLo = alo >>> 0 < blo >>> 0;
+                lo = ahi < bhi || (ahi === bhi && ltLo) ? 1 : 0;
                 hi = 0;
                 break;
-              case 3: // SLTU
-                lo = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0) ? 1 : 0;
+              }
+              case 3: {
+                // SLTU
+                const ltLo = alo >>> 0 < blo >>> 0;
+                lo = ahi >>> 0 < bhi >>> 0 || (ahi === bhi && ltLo) ? 1 : 0;
                 hi = 0;
                 break;
+              }
               case 4: // XOR
                 lo = alo ^ blo;
                 hi = ahi ^ bhi;
@@ -1618,7 +1634,12 @@ export class Hart {
           heat[eh] = ev + 1;
           return 1;
         }
-        if (ev === PENDING_MARK && ++tr.queuedVisits < tr.batchWait) return 1;
+        // (the count and the compare on every path: see BRANCH in exec)
+        const pending = ev === PENDING_MARK;
+        const visits = tr.queuedVisits + (pending ? 1 : 0);
+        tr.queuedVisits = visits;
+        const waiting = visits < tr.batchWait;
+        if (pending && waiting) return 1;
       }
       return 3;
     }
