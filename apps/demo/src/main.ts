@@ -4,18 +4,18 @@ import type { Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CpuError } from "@ringzero/cpu-core";
-import { type PowerOff, type Vm, VmError } from "@ringzero/hypervisor-monolithic";
+import type { PowerOff, Vm } from "@ringzero/hypervisor-monolithic";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import type { BalloonStatus, MicroPowerOff } from "@ringzero/partition-parent/node";
-import { PlatformError, type VmConfigInput } from "@ringzero/platform";
-import { z } from "zod";
+import type { VmConfigInput } from "@ringzero/platform";
 import { argsError, packageVersion, tryHelp } from "./args.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
 import { microMonitorCommand, startCommandMonitor, startMonitor } from "./monitor.js";
+import { reported } from "./reported.js";
 import { parseMemorySize } from "./size.js";
 import { parseDrive, parseNet, parseShare } from "./specs.js";
+import * as z from "./zod.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
        ringzero compare [--runs N] [--kernel Image --initrd FILE] [--json F] [--svg F] [--html F]  (see compare --help)
@@ -70,20 +70,22 @@ symbol is honoured (HTIF). On a terminal the console is raw: Ctrl-A x quits.
 `;
 
 const RunOptions = z.object({
-  hypervisor: z.enum(["monolithic", "micro"], { message: 'must be "monolithic" or "micro"' }).default("monolithic"),
-  bios: z.enum(["sbi", "none"], { message: 'must be "sbi" or "none"' }).default("sbi"),
-  kernel: z.string().min(1).optional(),
-  initrd: z.string().min(1).optional(),
-  append: z.string().max(4096, "longer than Linux's 4 KiB command line").optional(),
-  memory: z.string().default("256M"),
-  "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
-  stats: z.boolean().default(false),
-  deterministic: z.boolean().default(false),
-  console: z.enum(["uart", "virtio"], { message: 'must be "uart" or "virtio"' }).default("uart"),
-  rng: z.boolean().default(false),
-  balloon: z.boolean().default(false),
-  monitor: z.string().min(1).optional(),
-  engine: z.enum(["interpreter", "translator"], { message: 'must be "interpreter" or "translator"' }).optional(),
+  hypervisor: z._default(z.enum(["monolithic", "micro"], { error: 'must be "monolithic" or "micro"' }), "monolithic"),
+  bios: z._default(z.enum(["sbi", "none"], { error: 'must be "sbi" or "none"' }), "sbi"),
+  kernel: z.optional(z.string().check(z.minLength(1))),
+  initrd: z.optional(z.string().check(z.minLength(1))),
+  append: z.optional(z.string().check(z.maxLength(4096, "longer than Linux's 4 KiB command line"))),
+  memory: z._default(z.string(), "256M"),
+  "max-instructions": z.optional(
+    z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
+  ),
+  stats: z._default(z.boolean(), false),
+  deterministic: z._default(z.boolean(), false),
+  console: z._default(z.enum(["uart", "virtio"], { error: 'must be "uart" or "virtio"' }), "uart"),
+  rng: z._default(z.boolean(), false),
+  balloon: z._default(z.boolean(), false),
+  monitor: z.optional(z.string().check(z.minLength(1))),
+  engine: z.optional(z.enum(["interpreter", "translator"], { error: 'must be "interpreter" or "translator"' })),
 });
 
 /** The embedded demo guest shipped with the package. */
@@ -111,13 +113,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (e) {
-    if (
-      e instanceof DemoError ||
-      e instanceof CpuError ||
-      e instanceof PlatformError ||
-      e instanceof VmError ||
-      (microVmError !== undefined && e instanceof microVmError)
-    ) {
+    if (reported(e, microVmError)) {
       io.stderr(`ringzero: ${e.message}\n`);
       return 1; // usage errors, bad values and failures alike, as qemu and qemu-img
     }
