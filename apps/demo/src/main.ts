@@ -14,7 +14,6 @@ import { nonZeroCounts } from "./format.js";
 import { microMonitorCommand, startCommandMonitor, startMonitor } from "./monitor.js";
 import { reported } from "./reported.js";
 import { parseMemorySize } from "./size.js";
-import { parseDrive, parseNet, parseShare } from "./specs.js";
 import * as z from "./zod.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
@@ -191,9 +190,14 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     throw new DemoError(DemoErrorCode.USAGE, { option: i.path.join(".") }, `--${i.path.join(".")}: ${i.message}`);
   }
   const opts = parsed.data;
-  const drives = ((values.drive as string[] | undefined) ?? []).map(parseDrive);
-  const shares = ((values.share as string[] | undefined) ?? []).map(parseShare);
-  const net = values.net === undefined ? undefined : parseNet(values.net as string);
+  // the device specs' parsers (and net-stack's -netdev parser) load only when a device is asked for
+  const specs =
+    values.drive !== undefined || values.share !== undefined || values.net !== undefined
+      ? await import("./specs.js")
+      : undefined;
+  const drives = ((values.drive as string[] | undefined) ?? []).map((d) => (specs as Specs).parseDrive(d));
+  const shares = ((values.share as string[] | undefined) ?? []).map((d) => (specs as Specs).parseShare(d));
+  const net = values.net === undefined ? undefined : (specs as Specs).parseNet(values.net as string);
   const memory = parseMemorySize(opts.memory);
   const config = {
     memory,
@@ -353,6 +357,8 @@ async function runMicro(
   }
   return r.status;
 }
+
+type Specs = typeof import("./specs.js");
 
 const CTRL_A = 0x01;
 
