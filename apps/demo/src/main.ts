@@ -11,9 +11,7 @@ import type { VmConfigInput } from "@ringzero/platform";
 import { argsError, packageVersion, tryHelp } from "./args.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
-import { microMonitorCommand, startCommandMonitor, startMonitor } from "./monitor.js";
 import { reported } from "./reported.js";
-import { parseMemorySize } from "./size.js";
 import * as z from "./zod.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
@@ -74,7 +72,7 @@ const RunOptions = z.object({
   kernel: z.optional(z.string().check(z.minLength(1))),
   initrd: z.optional(z.string().check(z.minLength(1))),
   append: z.optional(z.string().check(z.maxLength(4096, "longer than Linux's 4 KiB command line"))),
-  memory: z._default(z.string(), "256M"),
+  memory: z.optional(z.string()),
   "max-instructions": z.optional(
     z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
   ),
@@ -86,6 +84,9 @@ const RunOptions = z.object({
   monitor: z.optional(z.string().check(z.minLength(1))),
   engine: z.optional(z.enum(["interpreter", "translator"], { error: 'must be "interpreter" or "translator"' })),
 });
+
+/** Guest RAM without --memory (USAGE: 256M). */
+const DEFAULT_MEMORY = 256 * 1024 * 1024;
 
 /** The embedded demo guest shipped with the package. */
 export function embeddedGuestPath(): string {
@@ -198,7 +199,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const drives = ((values.drive as string[] | undefined) ?? []).map((d) => (specs as Specs).parseDrive(d));
   const shares = ((values.share as string[] | undefined) ?? []).map((d) => (specs as Specs).parseShare(d));
   const net = values.net === undefined ? undefined : (specs as Specs).parseNet(values.net as string);
-  const memory = parseMemorySize(opts.memory);
+  // --memory's parser is @ringzero/disk-formats' parseSize: loaded only when the option is given
+  const memory =
+    opts.memory === undefined ? DEFAULT_MEMORY : (await import("./size.js")).parseMemorySize(opts.memory);
   const config = {
     memory,
     bios: opts.bios,
@@ -226,7 +229,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     engine: opts.engine,
     deterministic: opts.deterministic,
   });
-  const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
+  const monitor = opts.monitor
+    ? await (await import("./monitor.js")).startMonitor(opts.monitor, vm, vm.devices, memory)
+    : undefined;
   const detach = attachConsole(vm, io);
   let r: PowerOff;
   try {
@@ -304,9 +309,10 @@ async function runMicro(
   });
   let monitor: Server | undefined;
   try {
-    monitor = monitorPath
-      ? await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, o.memory, l))
-      : undefined;
+    if (monitorPath) {
+      const { microMonitorCommand, startCommandMonitor } = await import("./monitor.js");
+      monitor = await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, o.memory, l));
+    }
   } catch (e) {
     vm.stop();
     throw e;
