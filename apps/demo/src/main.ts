@@ -200,8 +200,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
   const shares = ((values.share as string[] | undefined) ?? []).map((d) => (specs as Specs).parseShare(d));
   const net = values.net === undefined ? undefined : (specs as Specs).parseNet(values.net as string);
   // --memory's parser is @ringzero/disk-formats' parseSize: loaded only when the option is given
-  const memory =
-    opts.memory === undefined ? DEFAULT_MEMORY : (await import("./size.js")).parseMemorySize(opts.memory);
+  const memory = opts.memory === undefined ? DEFAULT_MEMORY : (await import("./size.js")).parseMemorySize(opts.memory);
   const config = {
     memory,
     bios: opts.bios,
