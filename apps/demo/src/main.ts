@@ -196,9 +196,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     values.drive !== undefined || values.share !== undefined || values.net !== undefined
       ? await import("./specs.js")
       : undefined;
-  const drives = ((values.drive as string[] | undefined) ?? []).map((d) => (specs as Specs).parseDrive(d));
-  const shares = ((values.share as string[] | undefined) ?? []).map((d) => (specs as Specs).parseShare(d));
-  const net = values.net === undefined ? undefined : (specs as Specs).parseNet(values.net as string);
+  const drives = specs ? ((values.drive as string[] | undefined) ?? []).map(specs.parseDrive) : [];
+  const shares = specs ? ((values.share as string[] | undefined) ?? []).map(specs.parseShare) : [];
+  const net = specs && values.net !== undefined ? specs.parseNet(values.net as string) : undefined;
   // --memory's parser is @ringzero/disk-formats' parseSize: loaded only when the option is given
   const memory = opts.memory === undefined ? DEFAULT_MEMORY : (await import("./size.js")).parseMemorySize(opts.memory);
   const config = {
@@ -362,8 +362,6 @@ async function runMicro(
   }
   return r.status;
 }
-
-type Specs = typeof import("./specs.js");
 
 const CTRL_A = 0x01;
 
