@@ -4,18 +4,15 @@ import type { Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CpuError } from "@ringzero/cpu-core";
-import { type PowerOff, type Vm, VmError } from "@ringzero/hypervisor-monolithic";
+import type { PowerOff, Vm } from "@ringzero/hypervisor-monolithic";
 import { createVm } from "@ringzero/hypervisor-monolithic/node";
 import type { BalloonStatus, MicroPowerOff } from "@ringzero/partition-parent/node";
-import { PlatformError, type VmConfigInput } from "@ringzero/platform";
-import { z } from "zod";
+import type { VmConfigInput } from "@ringzero/platform";
 import { argsError, packageVersion, tryHelp } from "./args.js";
 import { DemoError, DemoErrorCode } from "./errors.js";
 import { nonZeroCounts } from "./format.js";
-import { microMonitorCommand, startCommandMonitor, startMonitor } from "./monitor.js";
-import { parseMemorySize } from "./size.js";
-import { parseDrive, parseNet, parseShare } from "./specs.js";
+import { reported } from "./reported.js";
+import * as z from "./zod.js";
 
 const USAGE = `usage: ringzero run [--bios sbi|none] [--kernel FILE] [--initrd FILE] [--append CMDLINE] [--memory SIZE] [options]
        ringzero compare [--runs N] [--kernel Image --initrd FILE] [--json F] [--svg F] [--html F]  (see compare --help)
@@ -70,21 +67,26 @@ symbol is honoured (HTIF). On a terminal the console is raw: Ctrl-A x quits.
 `;
 
 const RunOptions = z.object({
-  hypervisor: z.enum(["monolithic", "micro"], { message: 'must be "monolithic" or "micro"' }).default("monolithic"),
-  bios: z.enum(["sbi", "none"], { message: 'must be "sbi" or "none"' }).default("sbi"),
-  kernel: z.string().min(1).optional(),
-  initrd: z.string().min(1).optional(),
-  append: z.string().max(4096, "longer than Linux's 4 KiB command line").optional(),
-  memory: z.string().default("256M"),
-  "max-instructions": z.string().regex(/^\d+$/, "must be a whole number").transform(Number).optional(),
-  stats: z.boolean().default(false),
-  deterministic: z.boolean().default(false),
-  console: z.enum(["uart", "virtio"], { message: 'must be "uart" or "virtio"' }).default("uart"),
-  rng: z.boolean().default(false),
-  balloon: z.boolean().default(false),
-  monitor: z.string().min(1).optional(),
-  engine: z.enum(["interpreter", "translator"], { message: 'must be "interpreter" or "translator"' }).optional(),
+  hypervisor: z._default(z.enum(["monolithic", "micro"], { error: 'must be "monolithic" or "micro"' }), "monolithic"),
+  bios: z._default(z.enum(["sbi", "none"], { error: 'must be "sbi" or "none"' }), "sbi"),
+  kernel: z.optional(z.string().check(z.minLength(1))),
+  initrd: z.optional(z.string().check(z.minLength(1))),
+  append: z.optional(z.string().check(z.maxLength(4096, "longer than Linux's 4 KiB command line"))),
+  memory: z.optional(z.string()),
+  "max-instructions": z.optional(
+    z.pipe(z.string().check(z.regex(/^\d+$/, "must be a whole number")), z.transform(Number)),
+  ),
+  stats: z._default(z.boolean(), false),
+  deterministic: z._default(z.boolean(), false),
+  console: z._default(z.enum(["uart", "virtio"], { error: 'must be "uart" or "virtio"' }), "uart"),
+  rng: z._default(z.boolean(), false),
+  balloon: z._default(z.boolean(), false),
+  monitor: z.optional(z.string().check(z.minLength(1))),
+  engine: z.optional(z.enum(["interpreter", "translator"], { error: 'must be "interpreter" or "translator"' })),
 });
+
+/** Guest RAM without --memory (USAGE: 256M). */
+const DEFAULT_MEMORY = 256 * 1024 * 1024;
 
 /** The embedded demo guest shipped with the package. */
 export function embeddedGuestPath(): string {
@@ -111,13 +113,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   try {
     return await dispatch(argv, io);
   } catch (e) {
-    if (
-      e instanceof DemoError ||
-      e instanceof CpuError ||
-      e instanceof PlatformError ||
-      e instanceof VmError ||
-      (microVmError !== undefined && e instanceof microVmError)
-    ) {
+    if (reported(e, microVmError)) {
       io.stderr(`ringzero: ${e.message}\n`);
       return 1; // usage errors, bad values and failures alike, as qemu and qemu-img
     }
@@ -195,10 +191,16 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     throw new DemoError(DemoErrorCode.USAGE, { option: i.path.join(".") }, `--${i.path.join(".")}: ${i.message}`);
   }
   const opts = parsed.data;
-  const drives = ((values.drive as string[] | undefined) ?? []).map(parseDrive);
-  const shares = ((values.share as string[] | undefined) ?? []).map(parseShare);
-  const net = values.net === undefined ? undefined : parseNet(values.net as string);
-  const memory = parseMemorySize(opts.memory);
+  // the device specs' parsers (and net-stack's -netdev parser) load only when a device is asked for
+  const specs =
+    values.drive !== undefined || values.share !== undefined || values.net !== undefined
+      ? await import("./specs.js")
+      : undefined;
+  const drives = specs ? ((values.drive as string[] | undefined) ?? []).map(specs.parseDrive) : [];
+  const shares = specs ? ((values.share as string[] | undefined) ?? []).map(specs.parseShare) : [];
+  const net = specs && values.net !== undefined ? specs.parseNet(values.net as string) : undefined;
+  // --memory's parser is @ringzero/disk-formats' parseSize: loaded only when the option is given
+  const memory = opts.memory === undefined ? DEFAULT_MEMORY : (await import("./size.js")).parseMemorySize(opts.memory);
   const config = {
     memory,
     bios: opts.bios,
@@ -226,7 +228,9 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     engine: opts.engine,
     deterministic: opts.deterministic,
   });
-  const monitor = opts.monitor ? await startMonitor(opts.monitor, vm, vm.devices, memory) : undefined;
+  const monitor = opts.monitor
+    ? await (await import("./monitor.js")).startMonitor(opts.monitor, vm, vm.devices, memory)
+    : undefined;
   const detach = attachConsole(vm, io);
   let r: PowerOff;
   try {
@@ -304,9 +308,10 @@ async function runMicro(
   });
   let monitor: Server | undefined;
   try {
-    monitor = monitorPath
-      ? await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, o.memory, l))
-      : undefined;
+    if (monitorPath) {
+      const { microMonitorCommand, startCommandMonitor } = await import("./monitor.js");
+      monitor = await startCommandMonitor(monitorPath, (l) => microMonitorCommand(vm, o.memory, l));
+    }
   } catch (e) {
     vm.stop();
     throw e;

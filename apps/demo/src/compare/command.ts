@@ -10,6 +10,7 @@ import { z } from "zod";
 import { argsError, tryHelp } from "../args.js";
 import { type IoSetup, startIoSetup } from "../bench/guest-io.js";
 import { DemoError, DemoErrorCode } from "../errors.js";
+import { reported } from "../reported.js";
 import { parseMemorySize } from "../size.js";
 import { renderHtml } from "./html.js";
 import { MEASURES, SECTIONS, type Section } from "./measures.js";
@@ -82,6 +83,18 @@ export async function compareCommand(
   io: CompareIo,
   tty = process.stderr.isTTY === true,
 ): Promise<number> {
+  // reported here, not by main(): `ringzero`'s bundle loads this module and its imports from
+  // their own files, whose error classes are not the bundle's copies (reported.ts)
+  try {
+    return await compare(argv, io, tty);
+  } catch (e) {
+    if (!reported(e)) throw e;
+    io.stderr(`ringzero: ${e.message}\n`);
+    return 1;
+  }
+}
+
+async function compare(argv: readonly string[], io: CompareIo, tty: boolean): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
     io.stdout(new TextEncoder().encode(COMPARE_USAGE));
     return 0;

@@ -96,8 +96,12 @@ function emit(out: number[], insn: number, length: number): void {
   if (length === 4) out.push((insn >>> 16) & 0xff, insn >>> 24);
 }
 
+/** The table by mnemonic (built at the first use: the warm-up runs once per process, at its start). */
+let byMnemonic: Map<string, InsnSpec> | undefined;
+
 function must(spec: string, values: Partial<Record<OperandName, number>>): number {
-  const s = INSTRUCTIONS.find((i) => i.mnemonic === spec) as InsnSpec;
+  byMnemonic ??= new Map(INSTRUCTIONS.map((i) => [i.mnemonic, i]));
+  const s = byMnemonic.get(spec) as InsnSpec;
   const insn = encode(s, values);
   if (insn === undefined) throw new Error(`warm-up: cannot encode ${spec}`);
   return insn;
@@ -204,7 +208,8 @@ class Asm {
   /** Pad with nops up to RAM offset `off` (4-byte aligned). */
   padTo(off: number): void {
     if (this.here > off) throw new Error(`warm-up: code overlaps ${off.toString(16)}`);
-    while (this.here < off) this.w("addi", { rd: 0, rs1: 0, imm12: 0 });
+    const nop = must("addi", { rd: 0, rs1: 0, imm12: 0 }); // encoded once: pads are ~1,400 nops
+    while (this.here < off) emit(this.out, nop, 4);
   }
   bytes(): Uint8Array {
     for (const f of this.fixups) {
