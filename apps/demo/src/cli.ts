@@ -8,17 +8,25 @@ import { main } from "./main.js";
 const buf = new Uint8Array(4096);
 let len = 0;
 let scheduled = false;
+/** The reader of stdout went away (`ringzero … | head`): its output is dropped, as a tool killed by SIGPIPE would stop writing. */
+let stdoutGone = false;
 const flush = () => {
   let off = 0;
-  while (off < len) {
+  while (off < len && !stdoutGone) {
     try {
       off += writeSync(1, buf, off, len - off);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e; // a non-blocking pipe that is full
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") stdoutGone = true;
+      else if (code !== "EAGAIN") throw e; // (EAGAIN: a non-blocking pipe that is full)
     }
   }
   len = 0;
 };
+// the same for stderr (its writes are asynchronous: the error arrives as an event)
+process.stderr.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code !== "EPIPE") throw e;
+});
 const flushSoon = () => {
   if (scheduled) return;
   scheduled = true;

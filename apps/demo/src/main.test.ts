@@ -415,4 +415,16 @@ describe("command-line conventions (QEMU's and qemu-img's)", () => {
       "ringzero: unrecognized option '--frobnicate'\nTry 'ringzero run --help' for more information\n",
     ]);
   });
+  it.skipIf(!existsSync(cli))("the real process: a reader that goes away (| head -1) ends nothing with EPIPE", () => {
+    // `sh -c` with a pipe to head: head exits after one line, the rest of the help meets EPIPE
+    const r = spawnSync("sh", ["-c", `"${process.execPath}" "${cli}" run --help | head -1; echo "status $?"`], {
+      encoding: "utf8",
+    });
+    expect(r.stdout).toMatch(/^usage: ringzero run .*\nstatus 0\n$/);
+    expect(r.stderr).toBe("");
+    const s = spawnSync("sh", ["-c", `"${process.execPath}" "${cli}" run --help | true; echo "status $?"`], {
+      encoding: "utf8",
+    });
+    expect(s.stderr).toBe("");
+  });
 });
