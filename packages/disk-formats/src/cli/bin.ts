@@ -3,9 +3,24 @@
 import "./v8-flags.js"; // first: V8 settings for this process (v8-flags.ts)
 import { runCli } from "./main.js";
 
+// A reader that goes away (`ringzero-img map x | head`): what is left to print is dropped, and the
+// command (a conversion, say) finishes, instead of an unhandled EPIPE stack trace.
+const closed = { stdout: false, stderr: false };
+const writer = (name: "stdout" | "stderr") => (s: string) => {
+  if (closed[name]) return;
+  const stream = process[name];
+  if (stream.listenerCount("error") === 0) {
+    stream.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+      closed[name] = true;
+    });
+  }
+  stream.write(s);
+};
+
 process.exitCode = await runCli(process.argv.slice(2), {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
+  stdout: writer("stdout"),
+  stderr: writer("stderr"),
   // A getter: process.stdout is built on first use, and for a pipe that loads node's net and stream
   // modules (about 8 ms of CPU at start-up); only `-p` asks, and convert prints nothing otherwise.
   get isTTY() {

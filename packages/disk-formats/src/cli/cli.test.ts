@@ -1,4 +1,5 @@
 // ringzero-img against qemu-img: same verbs, same outputs where qemu-img's are stable, same exit codes.
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSize, sizeToStr } from "../sizes.js";
@@ -39,6 +40,27 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     t = tempDir("rz-cli-");
   });
   afterAll(() => t.cleanup());
+
+  const bin = new URL("../../dist/cli/bin.js", import.meta.url).pathname;
+  it.skipIf(!existsSync(bin))(
+    "the real process: a reader that goes away (| head -1) ends nothing with EPIPE",
+    async () => {
+      const f = t.path("epipe.qcow2");
+      expect((await rz("create", "-f", "qcow2", f, "64M")).code).toBe(0);
+      for (const [cmd, reader] of [
+        ["map", "head -1"],
+        ["info", "true"],
+        ["--help", "head -1"],
+      ]) {
+        const args = cmd === "--help" ? cmd : `${cmd} "${f}"`;
+        const r = spawnSync("sh", ["-c", `"${process.execPath}" "${bin}" ${args} | ${reader}; echo "status $?"`], {
+          encoding: "utf8",
+        });
+        expect(r.stderr, `${cmd} | ${reader}`).toBe("");
+        expect(r.stdout, `${cmd} | ${reader}`).toMatch(/status 0\n$/);
+      }
+    },
+  );
 
   it("create prints qemu-img's Formatting line and makes an image qemu-img accepts", async () => {
     const f = t.path("a.qcow2");
