@@ -625,19 +625,21 @@ export class Hart {
         // ends for the run loop to compile one)
         if (heat !== undefined && n > 0) {
           const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-          if (j !== 0) {
-            if (j !== 2) {
-              n += this.traced;
-              pc = this.pc;
-              fetchVa = this.fetchVa;
-              fetchOff = this.fetchOff;
-            }
-            if (j !== 1) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            }
-            continue;
-          }
+          // (every load and addition on both sides, as at JAL below)
+          const ran = j === 1 || j === 3;
+          const ranN = n + this.traced;
+          const ranPc = this.pc;
+          const ranVa = this.fetchVa;
+          const ranOff = this.fetchOff;
+          n = ran ? ranN : n;
+          pc = ran ? ranPc : pc;
+          fetchVa = ran ? ranVa : fetchVa;
+          fetchOff = ran ? ranOff : fetchOff;
+          const stop = j >= 2;
+          const stopEnd = n + t;
+          end = stop ? stopEnd : end;
+          limit = stop ? n : limit; // the chunk ends here (not a forced check)
+          if (j !== 0) continue;
         }
       }
       const fo = fetchOff + d;
@@ -702,16 +704,21 @@ export class Hart {
           n++;
           if (heat !== undefined) {
             const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 1 || j === 3) {
-              n += this.traced;
-              pc = this.pc;
-              fetchVa = this.fetchVa;
-              fetchOff = this.fetchOff;
-            }
-            if (j >= 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            }
+            // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
+            // optimized exec had no type feedback, and deoptimized it)
+            const ran = j === 1 || j === 3;
+            const ranN = n + this.traced;
+            const ranPc = this.pc;
+            const ranVa = this.fetchVa;
+            const ranOff = this.fetchOff;
+            n = ran ? ranN : n;
+            pc = ran ? ranPc : pc;
+            fetchVa = ran ? ranVa : fetchVa;
+            fetchOff = ran ? ranOff : fetchOff;
+            const stop = j >= 2;
+            const stopEnd = n + t;
+            end = stop ? stopEnd : end;
+            limit = stop ? n : limit; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -749,16 +756,21 @@ export class Hart {
           n++;
           if (heat !== undefined) {
             const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            if (j === 1 || j === 3) {
-              n += this.traced;
-              pc = this.pc;
-              fetchVa = this.fetchVa;
-              fetchOff = this.fetchOff;
-            }
-            if (j >= 2) {
-              end = n + t;
-              limit = n; // the chunk ends here (not a forced check)
-            }
+            // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
+            // optimized exec had no type feedback, and deoptimized it)
+            const ran = j === 1 || j === 3;
+            const ranN = n + this.traced;
+            const ranPc = this.pc;
+            const ranVa = this.fetchVa;
+            const ranOff = this.fetchOff;
+            n = ran ? ranN : n;
+            pc = ran ? ranPc : pc;
+            fetchVa = ran ? ranVa : fetchVa;
+            fetchOff = ran ? ranOff : fetchOff;
+            const stop = j >= 2;
+            const stopEnd = n + t;
+            end = stop ? stopEnd : end;
+            limit = stop ? n : limit; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -809,16 +821,21 @@ export class Hart {
               (((insn >> 7) & 1) << 11);
             if (heat !== undefined) {
               const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-              if (j === 1 || j === 3) {
-                n += this.traced;
-                pc = this.pc;
-                fetchVa = this.fetchVa;
-                fetchOff = this.fetchOff;
-              }
-              if (j >= 2) {
-                end = n + t;
-                limit = n; // the chunk ends here (not a forced check)
-              }
+              // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
+              // optimized exec had no type feedback, and deoptimized it)
+              const ran = j === 1 || j === 3;
+              const ranN = n + this.traced;
+              const ranPc = this.pc;
+              const ranVa = this.fetchVa;
+              const ranOff = this.fetchOff;
+              n = ran ? ranN : n;
+              pc = ran ? ranPc : pc;
+              fetchVa = ran ? ranVa : fetchVa;
+              fetchOff = ran ? ranOff : fetchOff;
+              const stop = j >= 2;
+              const stopEnd = n + t;
+              end = stop ? stopEnd : end;
+              limit = stop ? n : limit; // the chunk ends here (not a forced check)
             }
           } else {
             pc += ilen;
