@@ -86,7 +86,7 @@ export interface Block {
 }
 
 /** WebAssembly traces compiled in one module. */
-const BATCH = 16;
+const BATCH = 32;
 /** Visits a queued trace waits (at most the threshold) for its batch to fill before the batch is compiled as it is. */
 const BATCH_WAIT = 1024;
 
@@ -431,14 +431,18 @@ export class Translator {
     let next = this.queueWasm(b, src);
     if (next !== NOT_WASM) {
       this.addToPage(b, src);
-      // the rest of a straight run (queueWasm), up to its page's end
+      // the rest of a straight run (queueWasm), up to its page's end; compiled now, as its head
+      // is hot (a batch of 32 left waiting to fill kept the rest interpreted for hundreds of passes)
+      let chained = 0;
       while (next >= 0) {
         const nb = this.lookup(next);
         if (nb.len >= 0 || nb.pending) break;
         next = this.queueWasm(nb, src);
         if (next === NOT_WASM) break;
         this.addToPage(nb, src);
+        chained++;
       }
+      if (chained > 0 && this.batch.length > 0) this.compileBatch();
       this.stats.compileMs += performance.now() - t0;
       return;
     }
