@@ -625,20 +625,15 @@ export class Hart {
         // ends for the run loop to compile one)
         if (heat !== undefined && n > 0) {
           const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-          // (every load and addition on both sides, as at JAL below)
-          const ran = j === 1 || j === 3;
-          const ranN = n + this.traced;
-          const ranPc = this.pc;
-          const ranVa = this.fetchVa;
-          const ranOff = this.fetchOff;
-          n = ran ? ranN : n;
-          pc = ran ? ranPc : pc;
-          fetchVa = ran ? ranVa : fetchVa;
-          fetchOff = ran ? ranOff : fetchOff;
-          const stop = j >= 2;
+          // where the traces stopped (atTarget's inputs when none ran), loaded and added on every
+          // path: a side first taken after V8 optimized exec had no type feedback, and deoptimized it
+          n += this.traced;
+          pc = this.pc;
+          fetchVa = this.fetchVa;
+          fetchOff = this.fetchOff;
           const stopEnd = n + t;
-          end = stop ? stopEnd : end;
-          limit = stop ? n : limit; // the chunk ends here (not a forced check)
+          end = j >= 2 ? stopEnd : end;
+          limit = j >= 2 ? n : limit; // the chunk ends here (not a forced check)
           if (j !== 0) continue;
         }
       }
@@ -704,21 +699,15 @@ export class Hart {
           n++;
           if (heat !== undefined) {
             const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
-            // optimized exec had no type feedback, and deoptimized it)
-            const ran = j === 1 || j === 3;
-            const ranN = n + this.traced;
-            const ranPc = this.pc;
-            const ranVa = this.fetchVa;
-            const ranOff = this.fetchOff;
-            n = ran ? ranN : n;
-            pc = ran ? ranPc : pc;
-            fetchVa = ran ? ranVa : fetchVa;
-            fetchOff = ran ? ranOff : fetchOff;
-            const stop = j >= 2;
+            // where the traces stopped (atTarget's inputs when none ran), loaded and added on every
+            // path: a side first taken after V8 optimized exec had no type feedback, and deoptimized it
+            n += this.traced;
+            pc = this.pc;
+            fetchVa = this.fetchVa;
+            fetchOff = this.fetchOff;
             const stopEnd = n + t;
-            end = stop ? stopEnd : end;
-            limit = stop ? n : limit; // the chunk ends here (not a forced check)
+            end = j >= 2 ? stopEnd : end;
+            limit = j >= 2 ? n : limit; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -756,21 +745,15 @@ export class Hart {
           n++;
           if (heat !== undefined) {
             const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-            // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
-            // optimized exec had no type feedback, and deoptimized it)
-            const ran = j === 1 || j === 3;
-            const ranN = n + this.traced;
-            const ranPc = this.pc;
-            const ranVa = this.fetchVa;
-            const ranOff = this.fetchOff;
-            n = ran ? ranN : n;
-            pc = ran ? ranPc : pc;
-            fetchVa = ran ? ranVa : fetchVa;
-            fetchOff = ran ? ranOff : fetchOff;
-            const stop = j >= 2;
+            // where the traces stopped (atTarget's inputs when none ran), loaded and added on every
+            // path: a side first taken after V8 optimized exec had no type feedback, and deoptimized it
+            n += this.traced;
+            pc = this.pc;
+            fetchVa = this.fetchVa;
+            fetchOff = this.fetchOff;
             const stopEnd = n + t;
-            end = stop ? stopEnd : end;
-            limit = stop ? n : limit; // the chunk ends here (not a forced check)
+            end = j >= 2 ? stopEnd : end;
+            limit = j >= 2 ? n : limit; // the chunk ends here (not a forced check)
           }
           continue;
         }
@@ -821,21 +804,15 @@ export class Hart {
               (((insn >> 7) & 1) << 11);
             if (heat !== undefined) {
               const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-              // (every load and addition on both sides, as at BRANCH's compare: a side first taken after V8
-              // optimized exec had no type feedback, and deoptimized it)
-              const ran = j === 1 || j === 3;
-              const ranN = n + this.traced;
-              const ranPc = this.pc;
-              const ranVa = this.fetchVa;
-              const ranOff = this.fetchOff;
-              n = ran ? ranN : n;
-              pc = ran ? ranPc : pc;
-              fetchVa = ran ? ranVa : fetchVa;
-              fetchOff = ran ? ranOff : fetchOff;
-              const stop = j >= 2;
+              // where the traces stopped (atTarget's inputs when none ran), loaded and added on every
+              // path: a side first taken after V8 optimized exec had no type feedback, and deoptimized it
+              n += this.traced;
+              pc = this.pc;
+              fetchVa = this.fetchVa;
+              fetchOff = this.fetchOff;
               const stopEnd = n + t;
-              end = stop ? stopEnd : end;
-              limit = stop ? n : limit; // the chunk ends here (not a forced check)
+              end = j >= 2 ? stopEnd : end;
+              limit = j >= 2 ? n : limit; // the chunk ends here (not a forced check)
             }
           } else {
             pc += ilen;
@@ -1615,9 +1592,11 @@ export class Hart {
    * they are fetched). Below `hot` its heat counts one more visit: 0 (go on; also for a queued or
    * untranslatable start). A start whose WebAssembly trace is in the dispatcher's cache runs it
    * and its successors here, when the first fits in `room` (instructions before the next check):
-   * 1, with this.pc, this.fetchVa/fetchOff and this.traced set; 3 when the last trace left before
+   * 1; 3 when the last trace left before
    * an instruction (the chunk ends and the run loop steps it: its successor is a start to count).
    * Any other hot start ends the chunk for the run loop (a trace to compile, a JavaScript block): 2.
+   * Whatever it returns, this.pc, this.fetchVa/fetchOff and this.traced say where exec goes on
+   * (its inputs and 0 when no trace ran).
    */
   private atTarget(
     heat: Uint16Array,
@@ -1629,6 +1608,11 @@ export class Hart {
     rt: Int32Array,
     wt: Int32Array,
   ): number {
+    // what exec reloads after every call: the inputs, unless traces run below
+    this.traced = 0;
+    this.pc = pc;
+    this.fetchVa = fetchVa;
+    this.fetchOff = fetchOff;
     const d = pc - fetchVa;
     if (!(d >= 0 && d < 4096)) return 0;
     const key = fetchOff + d;
@@ -1649,8 +1633,6 @@ export class Hart {
       this.execSeek = true; // the chunk ends at the check inside this trace (run loop: seek)
       return 0;
     }
-    this.fetchVa = fetchVa;
-    this.fetchOff = fetchOff;
     const status = this.runTraces(tr, pc, room, rt, wt);
     if (status === DispatchStatus.MISS) {
       // The traces left for a start without one in the dispatcher's cache. A branch's fall-through,
