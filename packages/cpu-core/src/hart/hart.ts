@@ -238,7 +238,7 @@ const TLB_BITS = 12;
 const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
 // A TLB entry is 4 words at (idx << 2): tag low word (page-aligned), tag high word, RAM byte offset,
-// unused; one cache line per lookup. An empty entry's low tag is -1, which no page-aligned
+// host delta (setEntry); one cache line per lookup. An empty entry's low tag is -1, which no page-aligned
 // address matches (so no address, valid or not, can hit an empty entry).
 const NO_TAG = -1;
 const EXC_NONE = -1;
@@ -3083,12 +3083,18 @@ function legalEpc(v: bigint): number {
   return Number(BigInt.asIntN(53, v & ~1n));
 }
 
-/** Fill TLB entry idx: the page of (lo, hi) is at RAM byte offset off. */
+/**
+ * Fill TLB entry idx: the page of (lo, hi) is at RAM byte offset off. The fourth word is the host
+ * delta, off minus the page's low address word (mod 2^32): a translated access adds it to the
+ * address's low word (wasm-block.ts address()).
+ */
 function setEntry(t: Int32Array, idx: number, lo: number, hi: number, off: number): void {
   const e = idx << 2;
-  t[e] = lo & ~0xfff;
+  const page = lo & ~0xfff;
+  t[e] = page;
   t[e + 1] = hi;
   t[e + 2] = off;
+  t[e + 3] = (off - page) | 0;
 }
 
 /**

@@ -244,13 +244,14 @@ export class Translator {
         takeFpFlags();
         return r;
       };
-      this.imports = { e: { m: wasm.memory, f: fma, c: (insn: number) => this.onSstatus(insn) } };
       this.cache = new Int32Array(wasm.memory.buffer, wasm.cacheBase, DISPATCH_ENTRIES * 4).fill(-1);
       this.table = new wasmApi.Table({ initial: 256, element: "anyfunc" });
       const d = new wasmApi.Instance(new wasmApi.Module(dispatcherModule(wasm, wasm.cacheBase)), {
-        e: { m: wasm.memory, t: this.table },
+        e: { m: wasm.memory, t: this.table, f: fma, c: (insn: number) => this.onSstatus(insn) },
       });
       this.dispatch = d.exports.d as Translator["dispatch"];
+      // the blocks import the dispatcher's WebAssembly forwarders of fma and the sstatus call
+      this.imports = { e: { m: wasm.memory, f: d.exports.f, c: d.exports.c } };
     }
   }
 

@@ -142,19 +142,19 @@ describe("generateWasm / blockModule", () => {
     const src = { u16: code(), ctab, magic: false };
     const a = generateWasm(0, src, layout);
     const b = generateWasm(0x32, src, layout);
-    expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 723, "4c4ae95a"]);
-    expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 994, "23fd9534"]);
+    expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 671, "5ec48eaf"]);
+    expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 809, "89ac8a2c"]);
     const amo = generateWasm(0x100, src, layout);
-    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 685, "2b254f00"]);
+    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 605, "c471158e"]);
     expect(valid(blockModule([amo.body ?? []], layout))).toBe(true);
     // the locals: 5 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
     expect(a.body?.slice(0, 7)).toEqual([3, 5, 0x7f, 13, 0x7e, 4, 0x7c]);
     const m = blockModule([a.body ?? [], b.body ?? []], layout);
-    expect([m.length, fnv(m), valid(m)]).toEqual([1913, "236678d6", true]);
+    expect([m.length, fnv(m), valid(m)]).toEqual([1676, "106211de", true]);
     const shared = blockModule([a.body ?? []], { ...layout, shared: true, pages: 200 });
-    expect([shared.length, fnv(shared)]).toEqual([915, "8fe455ed"]);
+    expect([shared.length, fnv(shared)]).toEqual([863, "9362bc48"]);
     const d = dispatcherModule(layout, layout.cacheBase);
-    expect([d.length, fnv(d), valid(d)]).toEqual([364, "725d0108", true]);
+    expect([d.length, fnv(d), valid(d)]).toEqual([416, "8f32a80d", true]);
   });
 
   it("generates the same body again (no state left over from the last trace)", () => {

@@ -296,12 +296,24 @@ function prologue(s: Shape, xBase: number): void {
     c.uleb(xBase + 8 * r);
     c.push(LSET, regLocals[r]);
   }
-  c.push(BLOCK, T_VOID);
+  c.push(BLOCK, T_VOID, BLOCK, T_VOID); // $out, $before
 }
 
-/** The function body's end: $out closes; the written registers and k_ back to memory; r_. */
+/**
+ * The function body's end: $before closes into the handler of exitBeforeIf() (r_ = k | off << 7
+ * into k_ and r_, as exit(k, off, true) sets them); $out closes; the written registers and k_
+ * back to memory; r_.
+ */
 function epilogue(s: Shape, xBase: number): void {
-  c.push(END);
+  c.push(END, LGET, L_R);
+  i32c(127);
+  c.push(I32_AND);
+  if (s.loops) c.push(LGET, L_DONE, I32_ADD);
+  if (s.usesSkip) c.push(LGET, L_SK, I32_SUB);
+  i32c(STEP);
+  c.push(I32_OR, LSET, L_K, LGET, L_R);
+  i32c(7);
+  c.push(I32_SHR_S, LSET, L_R, END);
   for (let r = 1; r < 32; r++) {
     if ((s.dirty & (1 << r)) === 0) continue;
     c.push(I32_CONST, 0, LGET, regLocals[r], I64_STORE, 3);
@@ -376,13 +388,14 @@ function exit(kk: number, ret: number, before: boolean): void {
   c.push(LSET, L_R, BR, depth);
 }
 
-/** `if (cond on stack) { leave before the current instruction }`. */
+/**
+ * `if (cond on stack) { leave before the current instruction }`: r_ = k | off << 7 and a branch
+ * to $before, whose one handler (epilogue) sets k_ and r_ as exit() would. Inline, each was
+ * 20-27 bytes of every load and store (a quarter of a trace's code).
+ */
 function exitBeforeIf(): void {
-  c.push(IF, T_VOID);
-  depth++;
-  exit(k, off, true);
-  c.push(END);
-  depth--;
+  i32c(k | (off << 7));
+  c.push(LSET, L_R, BR_IF, depth - 1);
 }
 
 /** The pc of block offset d, as an i64 on the stack. */
@@ -409,38 +422,35 @@ function loopBack(kk: number): void {
   }
   c.push(LTEE, L_DONE);
   i32c(known ? known.len : 0);
-  c.push(I32_ADD, LGET, P_ROOM, I32_LE_S, BR_IF, depth - 1);
+  c.push(I32_ADD, LGET, P_ROOM, I32_LE_S, BR_IF, depth - 2);
   exit(0, 0, false);
 }
 
-/** The effective address rs1 + imm into A, and the TLB entry address of its page into E. */
+/**
+ * The host address of rs1 + imm on the stack (the effective address in A, the TLB entry address
+ * of its page in E), or leave before the instruction on a TLB miss or a misaligned access.
+ */
 function address(rs1: number, imm: number, tlb: number, size: number): void {
   get(rs1);
   if (imm !== 0) {
     i64c(imm);
     c.push(I64_ADD);
   }
+  // E = tlb + ((A >>> 12) & 4095) * 16
   c.push(LTEE, L_A, I32_WRAP);
-  i32c(12);
+  i32c(8);
   c.push(I32_SHR_U);
-  i32c(4095);
-  c.push(I32_AND);
-  i32c(4);
-  c.push(I32_SHL, LGET, tlb, I32_ADD, LTEE, L_E);
-  // tag (lo & ~0xfff, hi) as one i64 against the page of A; alignment
+  i32c(0xfff0);
+  c.push(I32_AND, LGET, tlb, I32_ADD, LTEE, L_E);
+  // the tag (lo & ~0xfff, hi: one i64) against A's page and, in the same compare, A's low bits
+  // that an aligned access has clear (a tag's are all clear)
   c.push(I64_LOAD, 3, 0, LGET, L_A);
-  i64c(-4096);
+  i64c(-4096 | (size - 1));
   c.push(I64_AND, I64_NE);
-  if (size > 1) {
-    c.push(LGET, L_A, I32_WRAP);
-    i32c(size - 1);
-    c.push(I32_AND, I32_OR);
-  }
   exitBeforeIf();
-  // host address: the entry's RAM offset + the page offset
-  c.push(LGET, L_E, I32_LOAD, 2, 8, LGET, L_A, I32_WRAP);
-  i32c(4095);
-  c.push(I32_AND, I32_ADD);
+  // the host address: the entry's host delta (RAM offset - page address, hart.ts setEntry) + A
+  c.push(LGET, L_E, I32_LOAD, 2, 12);
+  c.push(LGET, L_A, I32_WRAP, I32_ADD);
 }
 
 /** Local A or B (the W forms: its low word). */
@@ -881,7 +891,7 @@ let sideExits = false;
 
 function walk(start: number, src: CodeSource): number {
   const { u16, ctab } = src;
-  depth = 0;
+  depth = 1; // inside $out and $before (prologue): exit() branches to depth, exitBeforeIf() to depth - 1
   loops = false;
   usesPc = false;
   usedRegs = 0;
@@ -1329,13 +1339,17 @@ const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
  * A block module's types: the block, mulhu (i64, i64) -> i64, fma (f64, f64, f64) -> f64, the
  * sstatus call (i32) -> i32.
  */
-const BLOCK_MODULE_TYPES = [
-  BLOCK_TYPE,
-  [0x60, 2, T_I64, T_I64, 1, T_I64],
-  [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64],
-  [0x60, 1, T_I32, 1, T_I32],
-];
-/** A block module's imports after the memory: "e"."f", the FPU's fma; "e"."c", the sstatus call. */
+/** fma's type: (f64, f64, f64) -> f64. */
+const FMA_TYPE = [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64];
+/** The sstatus call's type: (insn: i32) -> SstatusResult. */
+const SSTATUS_TYPE = [0x60, 1, T_I32, 1, T_I32];
+const BLOCK_MODULE_TYPES = [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], FMA_TYPE, SSTATUS_TYPE];
+/**
+ * A block module's imports after the memory: "e"."f", the FPU's fma; "e"."c", the sstatus call.
+ * Both are the dispatcher's WebAssembly forwarders of the JavaScript functions, not the functions
+ * themselves: V8 (11) compiles a wrapper for each JavaScript import of each module, which was
+ * 0.2 ms of every batch's compilation on the main thread.
+ */
 const BLOCK_MODULE_IMPORTS = [
   [1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2],
   [1, 0x65 /* "e" */, 1, 0x63 /* "c" */, 0x00, 3],
@@ -1603,11 +1617,26 @@ export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Ar
   f.bytes([I32_CONST, 0, LGET, FOFF, I32_STORE, 2]);
   f.uleb(c + 56);
   f.bytes([LGET, R, END]);
+  // the forwarders: call the imported JavaScript function with the same arguments
+  const forward = (params: number, fn: number): number[] => {
+    const b = [0];
+    for (let i = 0; i < params; i++) b.push(LGET, i);
+    b.push(CALL, fn, END);
+    return b;
+  };
   return assemble(layout, {
-    types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32]],
-    imports: [[1, 0x65 /* "e" */, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00]], // table: funcref, min 0
-    funcs: [1],
-    exports: [["d", 0]],
-    bodies: [f.copy()],
+    types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32], FMA_TYPE, SSTATUS_TYPE],
+    imports: [
+      [1, 0x65 /* "e" */, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00], // table: funcref, min 0
+      [1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2], // fma (JavaScript)
+      [1, 0x65 /* "e" */, 1, 0x63 /* "c" */, 0x00, 3], // the sstatus call (JavaScript)
+    ],
+    funcs: [1, 2, 3],
+    exports: [
+      ["d", 2],
+      ["f", 3],
+      ["c", 4],
+    ],
+    bodies: [f.copy(), forward(3, 0), forward(1, 1)],
   });
 }
