@@ -142,17 +142,17 @@ describe("generateWasm / blockModule", () => {
     const src = { u16: code(), ctab, magic: false };
     const a = generateWasm(0, src, layout);
     const b = generateWasm(0x32, src, layout);
-    expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 671, "5ec48eaf"]);
-    expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 809, "89ac8a2c"]);
+    expect([a.len, a.fp, a.body?.length, fnv(a.body ?? [])]).toEqual([13, false, 637, "f86a1892"]);
+    expect([b.len, b.fp, b.body?.length, fnv(b.body ?? [])]).toEqual([8, false, 769, "23d06b8f"]);
     const amo = generateWasm(0x100, src, layout);
-    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 605, "c471158e"]);
+    expect([amo.len, amo.fp, amo.body?.length, fnv(amo.body ?? [])]).toEqual([4, false, 568, "6196330d"]);
     expect(valid(blockModule([amo.body ?? []], layout))).toBe(true);
-    // the locals: 5 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
-    expect(a.body?.slice(0, 7)).toEqual([3, 5, 0x7f, 13, 0x7e, 4, 0x7c]);
+    // the locals: 6 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
+    expect(a.body?.slice(0, 7)).toEqual([3, 6, 0x7f, 13, 0x7e, 4, 0x7c]);
     const m = blockModule([a.body ?? [], b.body ?? []], layout);
-    expect([m.length, fnv(m), valid(m)]).toEqual([1676, "106211de", true]);
+    expect([m.length, fnv(m), valid(m)]).toEqual([1602, "8015daea", true]);
     const shared = blockModule([a.body ?? []], { ...layout, shared: true, pages: 200 });
-    expect([shared.length, fnv(shared)]).toEqual([863, "9362bc48"]);
+    expect([shared.length, fnv(shared)]).toEqual([829, "87395625"]);
     const d = dispatcherModule(layout, layout.cacheBase);
     expect([d.length, fnv(d), valid(d)]).toEqual([416, "8f32a80d", true]);
   });

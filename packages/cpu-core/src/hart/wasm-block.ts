@@ -178,8 +178,8 @@ const I32_LT_U = 0x49;
 const AMO_OPS = [0x00, 0x01, 0x04, 0x08, 0x0c, 0x10, 0x14, 0x18, 0x1c];
 const STORE_OPS = [0x3c, 0x3d, 0x3e, 0x37];
 
-// locals: params rt 0, wt 1, room 2, pc 3 (f64); then i32 k_ 4, r_ 5, done 6, sk 7, e 8;
-// i64 A 9, B 10, PC 11, then one i64 per register the trace uses
+// locals: params rt 0, wt 1, room 2, pc 3 (f64); then i32 k_ 4, r_ 5, done 6, sk 7, e 8, s 9;
+// i64 A 10, B 11, PC 12, then one i64 per register the trace uses
 const P_RT = 0;
 const P_WT = 1;
 const P_ROOM = 2;
@@ -189,10 +189,12 @@ const L_R = 5;
 const L_DONE = 6;
 const L_SK = 7;
 const L_E = 8;
-const L_A = 9;
-const L_B = 10;
-const L_PC = 11;
-const L_REG0 = 12;
+/** The state base (stateBase): the hart's registers and control words are addressed from it, with short offsets. */
+const L_S = 9;
+const L_A = 10;
+const L_B = 11;
+const L_PC = 12;
+const L_REG0 = 13;
 
 /** What the first pass learns and the second pass needs (both walk the same trace). */
 interface Shape {
@@ -243,6 +245,8 @@ let fpSeen = false;
 let fBase = 0;
 let xBase = 0;
 let ctlBase = 0;
+/** The lowest of xBase, ctlBase and fBase: local s holds it. */
+let stateBase = 0;
 /** One f64's bytes (f64.const immediates). */
 const f64Scratch = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64Scratch.buffer);
@@ -265,6 +269,7 @@ export function generateWasm(start: number, src: CodeSource, layout: WasmLayout)
   fBase = layout.fBase;
   xBase = layout.xBase;
   ctlBase = layout.ctlBase;
+  stateBase = Math.min(xBase, ctlBase, fBase);
   known = undefined;
   c.reset();
   walk(start, src);
@@ -285,15 +290,17 @@ export function generateWasm(start: number, src: CodeSource, layout: WasmLayout)
 
 /** The function body's start: locals, the pc and the used registers into locals, the block $out. */
 function prologue(s: Shape, xBase: number): void {
-  // locals: 5 i32 (k_, r_, done, sk, e), then i64 A, B, PC and one per used register, 4 f64
-  c.push(3, 5, T_I32);
+  // locals: 6 i32 (k_, r_, done, sk, e, s), then i64 A, B, PC and one per used register, 4 f64
+  c.push(3, 6, T_I32);
   c.uleb(3 + s.nUsed);
   c.push(T_I64, 4, T_F64);
+  i32c(stateBase);
+  c.push(LSET, L_S);
   if (s.usesPc) c.push(LGET, P_PC, LSET, L_PC);
   for (let r = 1; r < 32; r++) {
     if ((s.used & (1 << r)) === 0) continue;
-    c.push(I32_CONST, 0, I64_LOAD, 3);
-    c.uleb(xBase + 8 * r);
+    c.push(LGET, L_S, I64_LOAD, 3);
+    sOff(xBase + 8 * r);
     c.push(LSET, regLocals[r]);
   }
   c.push(BLOCK, T_VOID, BLOCK, T_VOID); // $out, $before
@@ -316,11 +323,11 @@ function epilogue(s: Shape, xBase: number): void {
   c.push(I32_SHR_S, LSET, L_R, END);
   for (let r = 1; r < 32; r++) {
     if ((s.dirty & (1 << r)) === 0) continue;
-    c.push(I32_CONST, 0, LGET, regLocals[r], I64_STORE, 3);
-    c.uleb(xBase + 8 * r);
+    c.push(LGET, L_S, LGET, regLocals[r], I64_STORE, 3);
+    sOff(xBase + 8 * r);
   }
-  c.push(I32_CONST, 0, LGET, L_K, I32_STORE, 2);
-  c.uleb(ctlBase);
+  c.push(LGET, L_S, LGET, L_K, I32_STORE, 2);
+  sOff(ctlBase);
   c.push(LGET, L_R, END);
 }
 
@@ -356,6 +363,11 @@ function set(rd: number): void {
   usedRegs |= 1 << rd;
   dirtyRegs |= 1 << rd;
   c.push(LSET, regLocal(rd));
+}
+
+/** A state access's offset from local s (the address operand is `local.get s`). */
+function sOff(addr: number): void {
+  c.uleb(addr - stateBase);
 }
 
 function i32c(v: number): void {
@@ -504,8 +516,8 @@ function fLocal(i: number): number {
 }
 
 function fget(r: number): void {
-  c.push(I32_CONST, 0, F64_LOAD, 3);
-  c.uleb(fBase + 8 * r);
+  c.push(LGET, L_S, F64_LOAD, 3);
+  sOff(fBase + 8 * r);
 }
 
 /** Leave before the instruction unless every bit of `mask` is set in the FP state word. */
@@ -523,8 +535,8 @@ export const CTL_RESERVATION = 60;
 
 /** Push the control word at ctl+`offset` (i32). */
 function ctlLoad(offset: number): void {
-  c.push(I32_CONST, 0, I32_LOAD, 2);
-  c.uleb(ctlBase + offset);
+  c.push(LGET, L_S, I32_LOAD, 2);
+  sOff(ctlBase + offset);
 }
 
 /** Push whether the reservation is the host address in local E (i32: 1 or 0). */
@@ -546,13 +558,13 @@ function loadReservedStoreConditional(lr: boolean, size: number, rd: number, rs1
   address(rs1, 0, lr ? P_RT : P_WT, size);
   c.push(LSET, L_E); // the host address
   if (lr) {
-    c.push(I32_CONST, 0, LGET, L_E, I32_STORE, 2);
-    c.uleb(ctlBase + CTL_RESERVATION);
-    c.push(I32_CONST, 0);
+    c.push(LGET, L_S, LGET, L_E, I32_STORE, 2);
+    sOff(ctlBase + CTL_RESERVATION);
+    c.push(LGET, L_S);
     ctlLoad(40);
     i32c(~FpState.NO_RES);
     c.push(I32_AND, I32_STORE, 2);
-    c.uleb(ctlBase + 40);
+    sOff(ctlBase + 40);
     c.push(LGET, L_E);
     if (size === 8) c.push(I64_LOAD, 3, 0);
     else c.push(I64_LOAD32_S, 2, 0);
@@ -575,15 +587,15 @@ function loadReservedStoreConditional(lr: boolean, size: number, rd: number, rs1
 
 /** No reservation (ctl+60 = -1), and NO_RES set in the FP state word. */
 function dropReservation(): void {
-  c.push(I32_CONST, 0, I32_CONST);
+  c.push(LGET, L_S, I32_CONST);
   c.sleb(-1);
   c.push(I32_STORE, 2);
-  c.uleb(ctlBase + CTL_RESERVATION);
-  c.push(I32_CONST, 0);
+  sOff(ctlBase + CTL_RESERVATION);
+  c.push(LGET, L_S);
   ctlLoad(40);
   i32c(FpState.NO_RES);
   c.push(I32_OR, I32_STORE, 2);
-  c.uleb(ctlBase + 40);
+  sOff(ctlBase + 40);
 }
 
 /** The sstatus CSR number (priv 1.12 §4.1.1). */
@@ -598,10 +610,10 @@ const SSTATUS = 0x100;
  */
 function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
   if (f3 < 4 && rs1 !== 0) {
-    c.push(I32_CONST, 0);
+    c.push(LGET, L_S);
     get(rs1);
     c.push(I64_STORE, 3);
-    c.uleb(xBase + 8 * rs1);
+    sOff(xBase + 8 * rs1);
   }
   i32c(insn);
   c.push(CALL, FN_SSTATUS, LTEE, L_E);
@@ -609,8 +621,8 @@ function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
   c.push(I32_EQ);
   exitBeforeIf();
   if (rd !== 0) {
-    c.push(I32_CONST, 0, I64_LOAD, 3);
-    c.uleb(xBase + 8 * rd);
+    c.push(LGET, L_S, I64_LOAD, 3);
+    sOff(xBase + 8 * rd);
     set(rd);
   }
   c.push(LGET, L_E);
@@ -624,8 +636,8 @@ function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
 
 /** FS becomes Dirty (the run loop applies it to mstatus after the dispatch). */
 function fpDirty(): void {
-  c.push(I32_CONST, 0, I32_CONST, 1, I32_STORE, 2);
-  c.uleb(ctlBase + 44);
+  c.push(LGET, L_S, I32_CONST, 1, I32_STORE, 2);
+  sOff(ctlBase + 44);
 }
 
 function f64c(v: number): void {
@@ -674,8 +686,8 @@ function checkResult(zero: ZeroOk): void {
 
 /** Store local FR into f[rd]. */
 function fsetFR(rd: number): void {
-  c.push(I32_CONST, 0, LGET, fLocal(3), F64_STORE, 3);
-  c.uleb(fBase + 8 * rd);
+  c.push(LGET, L_S, LGET, fLocal(3), F64_STORE, 3);
+  sOff(fBase + 8 * rd);
 }
 
 /** The rounding-mode requirement of an arithmetic op: undefined when not translated. */
@@ -706,13 +718,13 @@ function fpOp(insn: number, op: number): boolean {
     if (op === 1) {
       address(rs1, insn >> 20, P_RT, 8);
       c.push(I64_LOAD, 0, 0, LSET, L_A);
-      c.push(I32_CONST, 0, LGET, L_A, I64_STORE, 3);
-      c.uleb(fBase + 8 * rd);
+      c.push(LGET, L_S, LGET, L_A, I64_STORE, 3);
+      sOff(fBase + 8 * rd);
       fpDirty();
     } else {
       address(rs1, ((insn >> 25) << 5) | ((insn >> 7) & 31), P_WT, 8);
-      c.push(I32_CONST, 0, I64_LOAD, 3);
-      c.uleb(fBase + 8 * rs2);
+      c.push(LGET, L_S, I64_LOAD, 3);
+      sOff(fBase + 8 * rs2);
       c.push(I64_STORE, 0, 0);
     }
     return true;
@@ -768,17 +780,17 @@ function fpOp(insn: number, op: number): boolean {
       // FSGNJ, FSGNJN, FSGNJX: sign bits only, no flags
       if (f3 > 2) return false;
       fpGuard(FpState.ON);
-      c.push(I32_CONST, 0, I32_CONST, 0, I64_LOAD, 3);
-      c.uleb(fBase + 8 * rs1);
+      c.push(LGET, L_S, LGET, L_S, I64_LOAD, 3);
+      sOff(fBase + 8 * rs1);
       if (f3 === 2) {
-        c.push(I32_CONST, 0, I64_LOAD, 3);
-        c.uleb(fBase + 8 * rs2);
+        c.push(LGET, L_S, I64_LOAD, 3);
+        sOff(fBase + 8 * rs2);
         i64cBig(I64_MIN);
         c.push(I64_AND, I64_XOR);
       } else {
         i64cBig(I64_MAX);
-        c.push(I64_AND, I32_CONST, 0, I64_LOAD, 3);
-        c.uleb(fBase + 8 * rs2);
+        c.push(I64_AND, LGET, L_S, I64_LOAD, 3);
+        sOff(fBase + 8 * rs2);
         if (f3 === 1) {
           i64c(-1);
           c.push(I64_XOR);
@@ -787,7 +799,7 @@ function fpOp(insn: number, op: number): boolean {
         c.push(I64_AND, I64_OR);
       }
       c.push(I64_STORE, 3);
-      c.uleb(fBase + 8 * rd);
+      sOff(fBase + 8 * rd);
       fpDirty();
       return true;
     }
@@ -849,8 +861,8 @@ function fpOp(insn: number, op: number): boolean {
       // FMV.X.D (fclass: the interpreter's)
       if (f3 !== 0 || rs2 !== 0) return false;
       fpGuard(FpState.ON);
-      c.push(I32_CONST, 0, I64_LOAD, 3);
-      c.uleb(fBase + 8 * rs1);
+      c.push(LGET, L_S, I64_LOAD, 3);
+      sOff(fBase + 8 * rs1);
       set(rd);
       fpDirty();
       return true;
@@ -859,10 +871,10 @@ function fpOp(insn: number, op: number): boolean {
       // FMV.D.X
       if (f3 !== 0 || rs2 !== 0) return false;
       fpGuard(FpState.ON);
-      c.push(I32_CONST, 0);
+      c.push(LGET, L_S);
       get(rs1);
       c.push(I64_STORE, 3);
-      c.uleb(fBase + 8 * rd);
+      sOff(fBase + 8 * rd);
       fpDirty();
       return true;
     }
@@ -995,9 +1007,8 @@ function walk(start: number, src: CodeSource): number {
           pcPlus(off + ilen);
           set(rd);
         }
-        i32c(0);
-        c.push(LGET, L_B, I64_STORE, 3);
-        c.uleb(ctlBase + 8);
+        c.push(LGET, L_S, LGET, L_B, I64_STORE, 3);
+        sOff(ctlBase + 8);
         exit(k + 1, ABS, false);
         ended = true;
         break;
