@@ -259,7 +259,7 @@ async function dispatch(argv: readonly string[], io: Io): Promise<number> {
     if (tr) {
       const blocks = tr.blockInstructions + tr.interpreted || 1;
       io.stderr(
-        `ringzero: translator: blocks ${tr.blocksTranslated} (${tr.wasmBlocks} WebAssembly), compile ${tr.compileMs.toFixed(0)} ms, ${((100 * tr.blockInstructions) / blocks).toFixed(1)} % of instructions in blocks, ${(tr.blockInstructions / (tr.blockCalls || 1)).toFixed(1)} per block call, page invalidations ${tr.pageInvalidations}, flushes ${tr.flushes}, fence.i ${tr.fences}\n`,
+        `ringzero: translator: blocks ${tr.blocksTranslated} (${tr.wasmBlocks} WebAssembly), compile ${tr.compileMs.toFixed(0)} ms, ${((100 * tr.blockInstructions) / blocks).toFixed(1)} % of instructions in blocks, ${(tr.blockInstructions / (tr.blockCalls || 1)).toFixed(1)} per block call, page invalidations ${tr.pageInvalidations}, flushes ${tr.flushes}, fence.i ${tr.fences}, chained calls ${tr.chainedCalls}\n`,
       );
     }
     for (const t of vm.devices.transports) {

@@ -73,7 +73,15 @@ import {
   warmUpProgram,
   warmUpSystem,
 } from "./warmup.js";
-import { CTL_RESERVATION, DispatchStatus, FpState, MAX_TRACE, SstatusResult, type WasmLayout } from "./wasm-block.js";
+import {
+  CTL_HOPS,
+  CTL_RESERVATION,
+  DispatchStatus,
+  FpState,
+  MAX_TRACE,
+  SstatusResult,
+  type WasmLayout,
+} from "./wasm-block.js";
 
 /** Why run() returned. MMIO exits must be completed (completeMmio/failMmio) before the next run(). */
 export type HartExit =
@@ -1696,9 +1704,11 @@ export class Hart {
     this.fetchOff = ctl[14];
     const k = ctl[4];
     const calls = ctl[8];
+    const hops = ctl[CTL_HOPS >> 2]; // (chained calls: not the dispatcher's)
     this.traced = k;
     st.blockInstructions += k;
-    st.blockCalls += calls;
+    st.blockCalls += calls + hops;
+    st.chainedCalls += hops;
     st.lookups += calls - 1 + (status === DispatchStatus.MISS ? 1 : 0);
     st.hits += calls - 1;
     this.pc = ctl[7] * TWO32 + (ctl[6] >>> 0);

@@ -873,6 +873,48 @@ describe("translator: what gets hot", () => {
   });
 });
 
+describe("translator: chained traces", () => {
+  it.skipIf(!gccOk)(
+    "two traces of one batch that exit into each other: tail calls, in lock-step with the interpreter",
+    () => {
+      // An outer loop at 1 around a two-pass inner loop at 2: the trace at 1 leaves at bnez for 2
+      // (not its start), the trace at 2 loops on itself and leaves at blt for 1. Both starts get
+      // hot together, so one batch holds both and each of those exits is a tail call (wasm-block.ts
+      // chained()). Lock-step slices of 1..300 instructions put the interrupt check at every point
+      // of the pair (a chain only where the next trace fits in the room); the store and the load
+      // leave before the instruction at each new page (such exits never chain).
+      const elf = program(
+        String.raw`
+    li      s0, 0
+    li      s1, 30000
+    la      s3, buf
+1:  addi    s0, s0, 1
+    li      t1, 2
+2:  addi    a2, a2, 3
+    sd      a2, 0(s3)
+    ld      a5, 0(s3)
+    xor     a3, a3, a5
+    addi    s3, s3, 8
+    addi    t1, t1, -1
+    bnez    t1, 2b
+    blt     s0, s1, 1b
+`,
+        String.raw`
+    .data
+    .balign 4096
+buf: .space 30000 * 16
+`,
+      );
+      const r = runLockstep(elf, { seed: 7, hart: { translateAfter: 50 } });
+      expect(r.divergence).toBeUndefined();
+      expect(r.code).toBe(0);
+      const st = r.translator.translatorStats();
+      // two a pass (60,000 passes of the outer loop), but where the room ends: ~50,000 here
+      expect(st?.chainedCalls ?? 0).toBeGreaterThan(40_000);
+    },
+  );
+});
+
 describe("translator: generated code (golden)", () => {
   it("a looping trace: registers in locals, the load's TLB hit path inline, one exit per way out", () => {
     const bus = new Bus({ ramBase: 0x8000_0000, ramSize: 1 << 16 });

@@ -110,8 +110,10 @@ export interface TranslatorStats {
   hits: number;
   /** Instructions retired inside translated blocks. */
   blockInstructions: number;
-  /** Calls of translated blocks from the run loop. */
+  /** Calls of translated blocks (from the run loop, the dispatcher, or chained from another block). */
   blockCalls: number;
+  /** Of blockCalls, WebAssembly blocks a block of the same batch tail-called (wasm-block.ts chained()). */
+  chainedCalls: number;
   /** Instructions (or traps) the interpreter stepped. */
   interpreted: number;
   /** Pages whose translations were dropped (a store to the page, or changed under a fence.i). */
@@ -206,7 +208,7 @@ export class Translator {
   private nEntered = 0;
   private readonly freeSlots: number[] = [];
   /** Traces generated for the WebAssembly back end, waiting for their module. */
-  private batch: { b: Block; body: number[]; len: number }[] = [];
+  private batch: { b: Block; body: number[]; len: number; exits: number[] }[] = [];
   private nextSlot = 0;
   /** Runs cached WebAssembly blocks from pc on (DispatchStatus; results in ctl[4..8]). */
   readonly dispatch:
@@ -236,7 +238,7 @@ export class Translator {
     this.pageEpoch = new Uint32Array(this.codePages.length);
     this.wasm = wasm;
     if (wasm !== undefined && wasmApi !== undefined) {
-      this.ctl = new Int32Array(wasm.memory.buffer, wasm.ctlBase, 16);
+      this.ctl = new Int32Array(wasm.memory.buffer, wasm.ctlBase, 32);
       // the fused multiply-adds: the FPU's exact fma (round to nearest even; flags are the
       // interpreter's, which re-executes every case that raises more than NX)
       const fma = (a: number, b: number, c: number): number => {
@@ -313,7 +315,7 @@ export class Translator {
     b.pending = true;
     b.count = 0; // visits while queued
     this.setHeat(b.key, PENDING_MARK);
-    this.batch.push({ b, body: gen.body, len: gen.len });
+    this.batch.push({ b, body: gen.body, len: gen.len, exits: gen.exits });
     // (translateAfter 1, for tests: every trace at once)
     if (this.batch.length >= BATCH || this.threshold <= 1) this.compileBatch();
     if (gen.next < 0) return -1;
@@ -340,6 +342,7 @@ export class Translator {
     const bytes = blockModule(
       items.map((it) => it.body),
       wasm,
+      items.map((it) => ({ key: it.b.key, len: it.len, exits: it.exits })),
     );
     this.stats.hostCodeBytes += bytes.length;
     if (this.background) {
@@ -608,6 +611,7 @@ function newStats(): TranslatorStats {
     hits: 0,
     blockInstructions: 0,
     blockCalls: 0,
+    chainedCalls: 0,
     interpreted: 0,
     pageInvalidations: 0,
     flushes: 0,

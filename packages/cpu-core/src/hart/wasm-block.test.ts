@@ -6,7 +6,7 @@ import { rng } from "../testing/rng.js";
 import { ByteWriter, ulebSize } from "./byte-writer.js";
 import { compressedTable } from "./compressed.js";
 import { wasmApi } from "./wasm-api.js";
-import { blockModule, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
+import { blockModule, type ChainInfo, dispatcherModule, generateWasm, type WasmLayout } from "./wasm-block.js";
 
 if (wasmApi === undefined) throw new Error("no WebAssembly");
 const api = wasmApi;
@@ -154,7 +154,7 @@ describe("generateWasm / blockModule", () => {
     const shared = blockModule([a.body ?? []], { ...layout, shared: true, pages: 200 });
     expect([shared.length, fnv(shared)]).toEqual([829, "87395625"]);
     const d = dispatcherModule(layout, layout.cacheBase);
-    expect([d.length, fnv(d), valid(d)]).toEqual([416, "8f32a80d", true]);
+    expect([d.length, fnv(d), valid(d)]).toEqual([471, "1552d5c2", true]);
   });
 
   it("generates the same body again (no state left over from the last trace)", () => {
@@ -184,17 +184,27 @@ describe("generateWasm / blockModule", () => {
     }
     const src = { u16: new Uint16Array(u8.buffer), ctab, magic: false };
     const bodies: number[][] = [];
+    const chains: ChainInfo[] = [];
     let traced = 0;
-    for (let off = 0; off < u8.length && bodies.length < 256; off += 6) {
+    // each trace followed by those at its exits' targets, so batches hold chained pairs
+    const add = (off: number, follow: boolean): void => {
       const g = generateWasm(off, src, layout);
-      if (g.body === undefined) continue;
+      if (g.body === undefined || bodies.length >= 256) return;
       traced += g.len;
       bodies.push(g.body);
-    }
+      chains.push({ key: off, len: g.len, exits: g.exits });
+      if (follow) for (const e of g.exits) add(off + e, false);
+    };
+    for (let off = 0; off < u8.length && bodies.length < 256; off += 6) add(off, true);
     expect(bodies.length).toBe(256);
     expect(traced).toBeGreaterThan(256);
+    let linked = 0;
     for (let i = 0; i < bodies.length; i += 16) {
+      const batch = chains.slice(i, i + 16);
+      for (const ch of batch) for (const e of ch.exits) linked += batch.some((o) => o.key === ch.key + e) ? 1 : 0;
       expect(valid(blockModule(bodies.slice(i, i + 16), layout)), `batch ${i / 16}`).toBe(true);
+      expect(valid(blockModule(bodies.slice(i, i + 16), layout, batch)), `batch ${i / 16}, chained`).toBe(true);
     }
+    expect(linked).toBeGreaterThan(20); // 32: chained modules were validated
   });
 });
