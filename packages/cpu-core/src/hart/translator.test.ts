@@ -12,6 +12,7 @@ import { Bus } from "./bus.js";
 import { MIP_MSIP } from "./constants.js";
 import { Hart } from "./hart.js";
 import { ENGINES, generate } from "./translator.js";
+import { wasmTailCalls } from "./wasm-api.js";
 
 const gccOk = requireTool("riscv64-unknown-elf-gcc");
 const qemuOk = gccOk && (haveTool("qemu-system-riscv64") || requireTool("qemu-system-riscv64"));

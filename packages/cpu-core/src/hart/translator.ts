@@ -22,7 +22,7 @@ import { f64FmaCore } from "../fpu/ops.js";
 import { RNE, takeFpFlags } from "../fpu/round.js";
 import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
-import { type WasmTable, wasmApi } from "./wasm-api.js";
+import { type WasmTable, wasmApi, wasmTailCalls } from "./wasm-api.js";
 import {
   blockModule,
   DISPATCH_ENTRIES,
@@ -342,7 +342,7 @@ export class Translator {
     const bytes = blockModule(
       items.map((it) => it.body),
       wasm,
-      items.map((it) => ({ key: it.b.key, len: it.len, exits: it.exits })),
+      wasmTailCalls ? items.map((it) => ({ key: it.b.key, len: it.len, exits: it.exits })) : undefined,
     );
     this.stats.hostCodeBytes += bytes.length;
     if (this.background) {
