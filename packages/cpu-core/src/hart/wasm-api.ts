@@ -31,8 +31,7 @@ export const wasmApi: WasmApi | undefined = (globalThis as { WebAssembly?: WasmA
  * leaves every exit to its dispatcher without.
  */
 export const wasmTailCalls: boolean =
-  wasmApi !== undefined &&
-  wasmApi.validate(
+  wasmApi?.validate(
     // (module (type (func)) (func (type 0) return_call 0))
     new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 6, 1, 4, 0, 18, 0, 11]),
-  );
+  ) === true;
