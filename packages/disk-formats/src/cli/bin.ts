@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// ringzero-img executable.
-import "./v8-flags.js"; // first: V8 settings for this process (v8-flags.ts)
-import { runCli } from "./main.js";
+// ringzero-img executable: loads the CLI bundle beside it (ringzero-img.cjs, built from main.ts)
+// with V8's code cache when there is a usable one (code-cache.ts).
+import "./v8-flags.js"; // first: V8 settings for this process (v8-flags.ts), before the bundle is compiled
+import { fileURLToPath } from "node:url";
+import { loadCli } from "./code-cache.js";
+
+const { cli, cache } = loadCli(fileURLToPath(new URL("./ringzero-img.cjs", import.meta.url)));
+// For tests and the bench: whether the cache was used (accepted), refused by V8, or missing.
+if (process.env.RINGZERO_IMG_REPORT_CODE_CACHE === "1") process.stderr.write(`ringzero-img: code cache ${cache}\n`);
 
 // A reader that goes away (`ringzero-img map x | head`): what is left to print is dropped, and the
 // command (a conversion, say) finishes, instead of an unhandled EPIPE stack trace.
@@ -18,7 +24,7 @@ const writer = (name: "stdout" | "stderr") => (s: string) => {
   stream.write(s);
 };
 
-process.exitCode = await runCli(process.argv.slice(2), {
+process.exitCode = await cli.runCli(process.argv.slice(2), {
   stdout: writer("stdout"),
   stderr: writer("stderr"),
   // A getter: process.stdout is built on first use, and for a pipe that loads node's net and stream
