@@ -42,7 +42,7 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
   });
   afterAll(() => t.cleanup());
 
-  const bin = new URL("../../dist/cli/bin.js", import.meta.url).pathname;
+  const bin = new URL("../../dist/cli/bin.cjs", import.meta.url).pathname;
   it.skipIf(!existsSync(bin))(
     "the real process: a reader that goes away (| head -1) ends nothing with EPIPE",
     async () => {
@@ -70,14 +70,14 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
       const dist = new URL("../../dist/cli/", import.meta.url).pathname;
       const dir = t.path("cli-copy");
       mkdirSync(dir);
-      for (const f of ["bin.js", "ringzero-img.cjs", "compress-worker.js"]) copyFileSync(dist + f, `${dir}/${f}`);
+      for (const f of ["bin.cjs", "ringzero-img.cjs", "compress-worker.js"]) copyFileSync(dist + f, `${dir}/${f}`);
       const cache = readFileSync(`${dist}ringzero-img.cjs.cache`);
       const src = t.path("cc.qcow2");
       qemuImg(["create", "-f", "qcow2", src, "16M"]);
       qemuIo(src, ["write -P 0x5a 1M 2M"]);
       const convert = (name: string) => {
         const out = t.path(`cc-${name}.vhdx`);
-        const r = spawnSync(process.execPath, [`${dir}/bin.js`, "convert", "-O", "vhdx", src, out], {
+        const r = spawnSync(process.execPath, [`${dir}/bin.cjs`, "convert", "-O", "vhdx", src, out], {
           encoding: "utf8",
           env: { ...process.env, RINGZERO_IMG_REPORT_CODE_CACHE: "1" },
         });

@@ -1,5 +1,5 @@
 // Loads the CLI bundle (ringzero-img.cjs) with V8's code cache (ringzero-img.cjs.cache), both
-// beside bin.js: the bytecode of the functions a conversion runs is deserialized instead of parsed
+// beside bin.cjs: the bytecode of the functions a conversion runs is deserialized instead of parsed
 // and compiled at start-up. The cache is written by the package's build (train-code-cache.ts) with
 // the Node that built it; V8 refuses a cache made by another V8 version, with other V8 flags or
 // for other source text (`cachedDataRejected`), and then compiles the bundle as it would without
