@@ -3,12 +3,12 @@
 // and compiled at start-up. The cache is written by the package's build (train-code-cache.ts) with
 // the Node that built it; V8 refuses a cache made by another V8 version, with other V8 flags or
 // for other source text (`cachedDataRejected`), and then compiles the bundle as it would without
-// one. A missing or unreadable cache file is the same case. V8 checks the data's length and
-// versions, not its bytes (a release build does not verify the payload's checksum: one flipped byte
-// in the middle of the cache crashed node 20 with SIGSEGV), so the file starts with the SHA-256 of
-// the V8 data, checked first (under 1 ms for the 0.4 MB). Only the CLI process uses this; the
-// library is imported as ES modules.
-import { createHash } from "node:crypto";
+// one. A missing or unreadable cache file is the same case. A release build of V8 checks the
+// cache's length, versions and flags but not its checksum (one flipped byte in the middle of the
+// cache crashed node 20 with SIGSEGV) unless `--verify-snapshot-checksum` is set, which v8-flags.ts
+// does (a corrupt cache is then refused like a stale one; a SHA-256 in JavaScript instead loaded
+// node:crypto, 5-7 ms of the start). Only the CLI process uses this; the library is imported as
+// ES modules.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
@@ -20,15 +20,8 @@ export interface CliBundle {
   runCli: typeof runCli;
 }
 
-/** The code cache's state for this process: used, refused by V8, not matching its digest, or no file. */
-export type CacheState = "accepted" | "rejected" | "corrupt" | "missing";
-
-const DIGEST = 32;
-
-/** The cache file's bytes for V8's code cache `data`: its SHA-256, then the data. */
-export function cacheFile(data: Uint8Array): Buffer {
-  return Buffer.concat([createHash("sha256").update(data).digest(), data]);
-}
+/** The code cache's state for this process: used, refused by V8, or no file. */
+export type CacheState = "accepted" | "rejected" | "missing";
 
 export interface LoadedCli {
   cli: CliBundle;
@@ -49,17 +42,12 @@ export function cachePath(bundle: string): string {
  */
 export function loadCli(bundle: string): LoadedCli {
   const source = readFileSync(bundle, "utf8");
-  let file: Buffer | undefined;
+  let cachedData: Buffer | undefined;
   try {
-    file = readFileSync(cachePath(bundle));
+    cachedData = readFileSync(cachePath(bundle));
   } catch {
-    file = undefined;
+    cachedData = undefined;
   }
-  let cachedData = file?.subarray(DIGEST);
-  const corrupt =
-    file !== undefined &&
-    (file.length <= DIGEST || !createHash("sha256").update(cachedData!).digest().equals(file.subarray(0, DIGEST)));
-  if (corrupt) cachedData = undefined;
   const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData ? { cachedData } : {}),
@@ -76,12 +64,6 @@ export function loadCli(bundle: string): LoadedCli {
   return {
     cli: module.exports,
     script,
-    cache: corrupt
-      ? "corrupt"
-      : cachedData === undefined
-        ? "missing"
-        : script.cachedDataRejected === true
-          ? "rejected"
-          : "accepted",
+    cache: cachedData === undefined ? "missing" : script.cachedDataRejected === true ? "rejected" : "accepted",
   };
 }
