@@ -4,10 +4,15 @@
 // CommonJS main module starts without node's ES module loader (which also loads node:fs/promises
 // and the readline and stream modules it pulls in), about 4 ms of a start.
 import "./v8-flags.js"; // first: V8 settings for this process (v8-flags.ts), before the bundle is compiled
+import { realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadCli } from "./code-cache.js";
 
-const { cli, cache } = loadCli(fileURLToPath(new URL("./ringzero-img.cjs", import.meta.url)));
+// The bundle beside the real file: under `node --preserve-symlinks-main` this script's own path is
+// npm's link in node_modules/.bin.
+const here = dirname(realpathSync(fileURLToPath(import.meta.url)));
+const { cli, cache } = loadCli(join(here, "ringzero-img.cjs"));
 // For tests and the bench: whether the cache was used (accepted), refused by V8, or missing.
 if (process.env.RINGZERO_IMG_REPORT_CODE_CACHE === "1") process.stderr.write(`ringzero-img: code cache ${cache}\n`);
 
