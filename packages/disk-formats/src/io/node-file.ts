@@ -33,7 +33,8 @@ function call<T>(f: (done: (e: NodeJS.ErrnoException | null, v: T) => void) => v
 
 export class NodeFileStore implements ByteStore {
   private constructor(
-    private readonly fd: number,
+    /** -1 once close() has begun: later calls fail with CLOSED instead of reaching a reused descriptor. */
+    private fd: number,
     readonly name: string,
     readonly readOnly: boolean,
     private readonly sync: boolean,
@@ -41,6 +42,34 @@ export class NodeFileStore implements ByteStore {
     /** A file this store created and has not changed since: empty. */
     private fresh: boolean,
   ) {}
+
+  /** Calls in flight on the thread pool, and close()'s wait for them to end. */
+  private busy = 0;
+  private idle: (() => void) | null = null;
+
+  /** The descriptor, or CLOSED (a FileHandle refused calls after close; a bare descriptor number may be reused). */
+  private handle(): number {
+    if (this.fd < 0) throw new DiskError(DiskErrorCode.CLOSED, { format: "file", file: this.name });
+    return this.fd;
+  }
+
+  /** A callback call on the descriptor as a promise, counted so that close() waits for it. */
+  private io<T>(f: (fd: number, done: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
+    const fd = this.handle();
+    this.busy++;
+    return new Promise((ok, fail) => {
+      const settle = (e: NodeJS.ErrnoException | null, v: T) => {
+        if (--this.busy === 0 && this.idle) this.idle();
+        if (e) fail(e);
+        else ok(v);
+      };
+      try {
+        f(fd, settle); // node:fs throws at once on bad arguments (an offset past 2^53, say)
+      } catch (e) {
+        settle(e as NodeJS.ErrnoException, undefined as T);
+      }
+    });
+  }
 
   /**
    * `sync: false` makes flush() a no-op (qemu-img convert's cache=unsafe for its target).
@@ -74,7 +103,7 @@ export class NodeFileStore implements ByteStore {
   }
 
   async size(): Promise<number> {
-    return this.blocking ? fstatSync(this.fd).size : (await call<Stats>((done) => fstat(this.fd, done))).size;
+    return this.blocking ? fstatSync(this.handle()).size : (await this.io<Stats>((fd, done) => fstat(fd, done))).size;
   }
 
   async read(offset: number, buf: Uint8Array): Promise<number> {
@@ -82,8 +111,8 @@ export class NodeFileStore implements ByteStore {
     while (done < buf.length) {
       const at = done;
       const bytesRead = this.blocking
-        ? readSync(this.fd, buf, at, buf.length - at, offset + at)
-        : await call<number>((cb) => read(this.fd, buf, at, buf.length - at, offset + at, cb));
+        ? readSync(this.handle(), buf, at, buf.length - at, offset + at)
+        : await this.io<number>((fd, cb) => read(fd, buf, at, buf.length - at, offset + at, cb));
       if (bytesRead === 0) break;
       done += bytesRead;
     }
@@ -97,8 +126,8 @@ export class NodeFileStore implements ByteStore {
     while (done < data.length) {
       const at = done;
       const bytesWritten = this.blocking
-        ? writeSync(this.fd, data, at, data.length - at, offset + at)
-        : await call<number>((cb) => write(this.fd, data, at, data.length - at, offset + at, cb));
+        ? writeSync(this.handle(), data, at, data.length - at, offset + at)
+        : await this.io<number>((fd, cb) => write(fd, data, at, data.length - at, offset + at, cb));
       done += bytesWritten;
     }
   }
@@ -110,22 +139,30 @@ export class NodeFileStore implements ByteStore {
     // blocks for (and start writing back) all the data written since, a stall at the end of a convert.
     if (this.fresh && size === 0) return;
     this.fresh = false;
-    if (this.blocking) ftruncateSync(this.fd, size);
-    else await call<void>((done) => ftruncate(this.fd, size, (e) => done(e, undefined)));
+    if (this.blocking) ftruncateSync(this.handle(), size);
+    else await this.io<void>((fd, done) => ftruncate(fd, size, (e) => done(e, undefined)));
   }
 
   async flush(): Promise<void> {
     if (this.readOnly || !this.sync) return;
-    if (this.blocking) fdatasyncSync(this.fd);
-    else await call<void>((done) => fdatasync(this.fd, (e) => done(e, undefined)));
+    if (this.blocking) fdatasyncSync(this.handle());
+    else await this.io<void>((fd, done) => fdatasync(fd, (e) => done(e, undefined)));
   }
 
+  /** Closes the file once the calls in flight have ended (as FileHandle's close); again: nothing. */
   async close(): Promise<void> {
-    await call<void>((done) => close(this.fd, (e) => done(e, undefined)));
+    const fd = this.fd;
+    if (fd < 0) return;
+    this.fd = -1;
+    if (this.busy > 0)
+      await new Promise<void>((ok) => {
+        this.idle = ok;
+      });
+    await call<void>((done) => close(fd, (e) => done(e, undefined)));
   }
 
   async allocatedSize(): Promise<number> {
-    return (await call<Stats>((done) => fstat(this.fd, done))).blocks * 512;
+    return (await this.io<Stats>((fd, done) => fstat(fd, done))).blocks * 512;
   }
 }
 
