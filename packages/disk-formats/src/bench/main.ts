@@ -25,7 +25,7 @@ import { NodeFileHost } from "../io/node-file.js";
 import { openImage } from "../open.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const cli = join(here, "..", "cli", "bin.js");
+const cli = join(here, "..", "cli", "bin.cjs");
 const KiB = 1024;
 const MiB = 1024 * KiB;
 

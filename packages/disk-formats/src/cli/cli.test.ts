@@ -1,6 +1,6 @@
 // ringzero-img against qemu-img: same verbs, same outputs where qemu-img's are stable, same exit codes.
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSize, sizeToStr } from "../sizes.js";
 import { rz } from "../testing-internal/cli.js";
@@ -41,7 +41,7 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
   });
   afterAll(() => t.cleanup());
 
-  const bin = new URL("../../dist/cli/bin.js", import.meta.url).pathname;
+  const bin = new URL("../../dist/cli/bin.cjs", import.meta.url).pathname;
   it.skipIf(!existsSync(bin))(
     "the real process: a reader that goes away (| head -1) ends nothing with EPIPE",
     async () => {
@@ -59,6 +59,51 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
         expect(r.stderr, `${cmd} | ${reader}`).toBe("");
         expect(r.stdout, `${cmd} | ${reader}`).toMatch(/status 0\n$/);
       }
+    },
+  );
+
+  it.skipIf(!existsSync(bin))(
+    "the real process: the build's code cache is used, and a corrupt, foreign or missing one only costs time",
+    () => {
+      // The built bin beside a copy of its bundle, so the cache can be spoiled without touching dist.
+      const dist = new URL("../../dist/cli/", import.meta.url).pathname;
+      const dir = t.path("cli-copy");
+      mkdirSync(dir);
+      for (const f of ["bin.cjs", "ringzero-img.cjs", "compress-worker.js"]) copyFileSync(dist + f, `${dir}/${f}`);
+      const cache = readFileSync(`${dist}ringzero-img.cjs.cache`);
+      const src = t.path("cc.qcow2");
+      qemuImg(["create", "-f", "qcow2", src, "16M"]);
+      qemuIo(src, ["write -P 0x5a 1M 2M"]);
+      const convert = (name: string) => {
+        const out = t.path(`cc-${name}.vhdx`);
+        const r = spawnSync(process.execPath, [`${dir}/bin.cjs`, "convert", "-O", "vhdx", src, out], {
+          encoding: "utf8",
+          env: { ...process.env, RINGZERO_IMG_REPORT_CODE_CACHE: "1" },
+        });
+        expect(r.status, `${name}: ${r.stderr}`).toBe(0);
+        expect(qemuImg(["compare", "-F", "vhdx", src, out]).status, name).toBe(0);
+        return r.stderr;
+      };
+      writeFileSync(`${dir}/ringzero-img.cjs.cache`, cache);
+      expect(convert("built")).toBe("ringzero-img: code cache accepted\n");
+      // One byte flipped in the middle of V8's data: node 20 crashed on it (SIGSEGV) until the
+      // checksum was verified (v8-flags.ts).
+      const flipped = Buffer.from(cache);
+      flipped[flipped.length >> 1]! ^= 0xff;
+      writeFileSync(`${dir}/ringzero-img.cjs.cache`, flipped);
+      expect(convert("flipped")).toBe("ringzero-img: code cache rejected\n");
+      writeFileSync(`${dir}/ringzero-img.cjs.cache`, cache.subarray(0, cache.length >> 1));
+      expect(convert("truncated")).toBe("ringzero-img: code cache rejected\n");
+      const header = Buffer.from(cache);
+      for (let i = 0; i < 16; i++) header[i]! ^= 0x5a;
+      writeFileSync(`${dir}/ringzero-img.cjs.cache`, header);
+      expect(convert("other V8")).toBe("ringzero-img: code cache rejected\n");
+      // Another bundle's cache (the source text differs by a comment).
+      writeFileSync(`${dir}/ringzero-img.cjs`, `${readFileSync(`${dist}ringzero-img.cjs`, "utf8")}\n// changed\n`);
+      writeFileSync(`${dir}/ringzero-img.cjs.cache`, cache);
+      expect(convert("stale")).toBe("ringzero-img: code cache rejected\n");
+      rmSync(`${dir}/ringzero-img.cjs.cache`);
+      expect(convert("missing")).toBe("ringzero-img: code cache missing\n");
     },
   );
 

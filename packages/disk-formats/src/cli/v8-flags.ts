@@ -18,3 +18,10 @@ import { setFlagsFromString } from "node:v8";
 const INTERRUPT_BUDGET = 64 * 66 * 1024;
 
 setFlagsFromString(`--interrupt-budget=${INTERRUPT_BUDGET}`);
+
+/**
+ * V8 verifies the checksum of a code cache before using it (code-cache.ts): release builds skip
+ * it by default, and a cache with one byte flipped in its payload crashed node 20. Part of V8's
+ * flag hash, so the build's training run (train-code-cache.ts) sets it too, by importing this.
+ */
+setFlagsFromString("--verify-snapshot-checksum");

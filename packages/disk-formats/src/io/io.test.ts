@@ -88,6 +88,33 @@ describe("NodeFileStore", () => {
   });
 
   it.each([false, true])(
+    "close waits for the calls in flight; calls after it fail with CLOSED, not on a reused descriptor (blocking: %s)",
+    async (blocking) => {
+      const host = new NodeFileHost({ blocking });
+      const s = await host.create(t.path(`c-${blocking}.raw`));
+      const data = new Uint8Array(1 << 20).fill(7);
+      // Writes still queued on the thread pool when close() is called land before the descriptor goes.
+      const writes = [0, 1, 2, 3].map((i) => s.write(i << 20, data));
+      const closing = s.close();
+      await Promise.all(writes);
+      await closing;
+      await s.close(); // a second close: nothing
+      // A file opened now may get the same descriptor number; the closed store must not touch it.
+      const other = await host.create(t.path(`d-${blocking}.raw`));
+      await expect(s.write(0, new Uint8Array([1]))).rejects.toMatchObject({ code: DiskErrorCode.CLOSED });
+      await expect(s.read(0, new Uint8Array(1))).rejects.toMatchObject({ code: DiskErrorCode.CLOSED });
+      await expect(s.size()).rejects.toMatchObject({ code: DiskErrorCode.CLOSED });
+      expect(await other.size()).toBe(0);
+      await other.close();
+      const back = await host.open(t.path(`c-${blocking}.raw`), { readOnly: true });
+      const all = new Uint8Array(4 << 20);
+      expect(await back.read(0, all)).toBe(4 << 20);
+      expect(all.every((b) => b === 7)).toBe(true);
+      await back.close();
+    },
+  );
+
+  it.each([false, true])(
     "truncate(0) of a file just created is skipped, and only then (blocking: %s)",
     async (blocking) => {
       const host = new NodeFileHost({ blocking });

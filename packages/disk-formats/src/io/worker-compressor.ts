@@ -1,12 +1,17 @@
 // Compression across cores: a pool of worker threads (node:worker_threads)
 // running io/compress-worker.js. Node-only ("./node" entry).
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { createRequire } from "node:module";
+import type * as Os from "node:os";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type * as WorkerThreads from "node:worker_threads";
 import type { CompressKind, Compressor } from "../compress.js";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import * as z from "../zod.js";
+
+// node:worker_threads and node:os are loaded when a WorkerCompressor is made, not when this module
+// is: ringzero-img imports it for `convert -c` only, and loading them took about 4 ms of every start.
+const load = createRequire(import.meta.url);
 
 const WorkerCompressorOptions = z.strictObject({
   /** Worker threads (default: the cores Node sees, at most 8). */
@@ -36,7 +41,7 @@ interface Pending {
  * (`UNSUPPORTED`).
  */
 export class WorkerCompressor implements Compressor {
-  private readonly workers: Worker[] = [];
+  private readonly workers: WorkerThreads.Worker[] = [];
   private readonly inFlight: number[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
@@ -46,7 +51,8 @@ export class WorkerCompressor implements Compressor {
     const o = WorkerCompressorOptions.parse(options);
     // One per core: on 2 busy cores, `convert -c` of 256 MiB took 28 s inline (pako), 5.0 s with
     // one worker, 3.1 s with two, 5.0 s with four (medians of 3).
-    const threads = o.threads ?? Math.min(8, availableParallelism());
+    const { Worker } = load("node:worker_threads") as typeof WorkerThreads;
+    const threads = o.threads ?? Math.min(8, (load("node:os") as typeof Os).availableParallelism());
     const url = o.workerUrl ?? WorkerCompressor.defaultWorkerUrl();
     for (let i = 0; i < threads; i++) {
       const w = new Worker(url);
