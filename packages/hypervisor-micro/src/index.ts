@@ -84,4 +84,4 @@ export {
   webThreads,
 } from "./thread.js";
 export type { Paravisor, ParavisorContext, ParavisorFactory } from "./vp.js";
-export { runVpThread, type VpThreadOptions } from "./vp-thread.js";
+export { runVpThread, SPARE_VP_START, type VpThreadOptions } from "./vp-thread.js";

@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { HYPERCALL_NAMES, Hypercall } from "./hypercalls.js";
+import { Microkernel as PortableMicrokernel } from "./kernel.js";
 import { GrantedMemory } from "./memory.js";
 import { Microkernel, ROOT_PARTITION_ID } from "./node.js";
 import { HvStatus, hvStatusName } from "./status.js";
+import { type HostThread, SPARE_VP_START, type ThreadSpawner } from "./thread.js";
 
 const ROOT = ROOT_PARTITION_ID;
 const MiB = 1024 * 1024;
@@ -188,5 +190,86 @@ describe("slow hypercalls: access control and typed results", () => {
         }
       }
     }
+  });
+});
+
+describe("a spare VP thread (spareVp)", () => {
+  /** A ThreadSpawner that records what it was asked to start (no real threads). */
+  function recordingThreads() {
+    const spawned: { module: string; data: unknown; posted: unknown[]; terminated: boolean }[] = [];
+    const threads: ThreadSpawner = {
+      spawn(module, data) {
+        const t = { module: String(module), data, posted: [] as unknown[], terminated: false };
+        spawned.push(t);
+        const thread: HostThread = {
+          get alive() {
+            return !t.terminated;
+          },
+          postMessage: (m) => {
+            t.posted.push(m);
+          },
+          onMessage: () => () => {},
+          onError: () => {},
+          onExit: () => {},
+          terminate: async () => {
+            t.terminated = true;
+          },
+        };
+        return thread;
+      },
+    };
+    return { threads, spawned };
+  }
+  const boot = { pc: 0x8000_0000, mode: "supervisor" as const };
+  function childWithRam(k: PortableMicrokernel): number {
+    const c = k.hypercall(ROOT, "CreatePartition", { name: "child" });
+    if (c.status !== 0) throw new Error("create");
+    const id = c.value.partitionId;
+    k.hypercall(ROOT, "MapGpaPages", { partitionId: id, gpa: 0x8000_0000, size: 2 * MiB, kind: "ram" });
+    return id;
+  }
+
+  it("starts with the root partition and becomes the first CreateVp's thread, its VP in its first message", async () => {
+    const { threads, spawned } = recordingThreads();
+    const k = new PortableMicrokernel({ threads, vpWorker: new URL("file:///vp.js"), spareVp: true });
+    k.startRoot(new URL("file:///root.js"), {});
+    expect(spawned.map((t) => [t.module, t.data === SPARE_VP_START])).toEqual([
+      ["file:///root.js", false],
+      ["file:///vp.js", true],
+    ]);
+    const id = childWithRam(k);
+    expect(k.hypercall(ROOT, "CreateVp", { partitionId: id, vpIndex: 0, boot }).status).toBe(HvStatus.SUCCESS);
+    expect(spawned).toHaveLength(2); // no new thread
+    const init = (spawned[1]?.posted[0] as { vpInit?: { partitionId: number; vpIndex: number } }).vpInit;
+    expect([init?.partitionId, init?.vpIndex]).toEqual([id, 0]);
+    await k.shutdown();
+    expect(spawned.map((t) => t.terminated)).toEqual([true, true]);
+  });
+
+  it("an unused spare ends at shutdown; a dead one is replaced by a new thread", async () => {
+    const a = recordingThreads();
+    const k = new PortableMicrokernel({ threads: a.threads, vpWorker: new URL("file:///vp.js"), spareVp: true });
+    k.startRoot(new URL("file:///root.js"), {});
+    await k.shutdown();
+    expect(a.spawned.map((t) => t.terminated)).toEqual([true, true]);
+
+    const b = recordingThreads();
+    const k2 = new PortableMicrokernel({ threads: b.threads, vpWorker: new URL("file:///vp.js"), spareVp: true });
+    k2.startRoot(new URL("file:///root.js"), {});
+    (b.spawned[1] as { terminated: boolean }).terminated = true; // the spare died before CreateVp
+    const id = childWithRam(k2);
+    expect(k2.hypercall(ROOT, "CreateVp", { partitionId: id, vpIndex: 0, boot }).status).toBe(HvStatus.SUCCESS);
+    expect(b.spawned.map((t) => [t.module, t.data === SPARE_VP_START])).toEqual([
+      ["file:///root.js", false],
+      ["file:///vp.js", true],
+      ["file:///vp.js", false],
+    ]);
+    await k2.shutdown();
+  });
+
+  it("off by default in the portable kernel", () => {
+    const { threads, spawned } = recordingThreads();
+    new PortableMicrokernel({ threads, vpWorker: new URL("file:///vp.js") }).startRoot(new URL("file:///root.js"), {});
+    expect(spawned).toHaveLength(1);
   });
 });

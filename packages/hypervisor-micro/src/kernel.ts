@@ -24,7 +24,7 @@ import {
 } from "./sched.js";
 import { fail, type HvResult, HvStatus, ok } from "./status.js";
 import { createSintQueues, createVpArea, ringDoorbell, Vp, VpCounter, VpState } from "./synic.js";
-import { type HostThread, type ThreadSpawner, webThreads } from "./thread.js";
+import { type HostThread, SPARE_VP_START, type ThreadSpawner, webThreads } from "./thread.js";
 
 /**
  * A MessagePort of either host (Node's worker_threads port or the web's): both
@@ -166,6 +166,13 @@ export interface MicrokernelOptions {
    * (the translator's JavaScript back end).
    */
   readonly ramMemory?: "wasm" | "buffer";
+  /**
+   * Start one VP thread with the root partition, before any CreateVp: its module loading and
+   * the hart's warm-up then overlap the parent partition's start, and the first CreateVp hands it
+   * its VP (vp-thread.ts SPARE_VP_START; `vpWorker` must call runVpThread). Default false; the
+   * Node entry's Microkernel: true.
+   */
+  readonly spareVp?: boolean;
 }
 
 export type KernelEvent =
@@ -221,6 +228,9 @@ export class Microkernel {
   private readonly memoryLimit: number;
   private readonly vpWorker: URL | undefined;
   private readonly ramMemory: "wasm" | "buffer";
+  private readonly spareVp: boolean;
+  /** The VP thread started with the root partition for the first CreateVp (spareVp). */
+  private spare: HostThread | undefined;
   private rootCaller: Caller | undefined;
   private shutDown = false;
   private budgetPercent: number;
@@ -233,6 +243,7 @@ export class Microkernel {
     this.spawner = options.threads ?? webThreads();
     this.budgetPercent = CpuBudgetSchema.parse(options.cpuBudgetPercent ?? 0);
     this.ramMemory = options.ramMemory === "buffer" ? "buffer" : "wasm";
+    this.spareVp = options.spareVp === true;
     this.partitions.set(ROOT_PARTITION_ID, newPartition(ROOT_PARTITION_ID, "root", 0, ScheduleSchema.parse({})));
   }
 
@@ -271,6 +282,7 @@ export class Microkernel {
     this.rootCaller = { partitionId: ROOT_PARTITION_ID, area: vp.area, port: port1 };
     this.serve(this.rootCaller);
     this.watch(worker, ROOT_PARTITION_ID, counters);
+    if (this.spareVp && this.vpWorker) this.spare = this.spawner.spawn(this.vpWorker, SPARE_VP_START);
     return worker;
   }
 
@@ -288,7 +300,12 @@ export class Microkernel {
         Atomics.notify(a, Vp.SCHED_CREDIT);
       }
     }
-    await Promise.all(this.threads.map((t) => t.worker.terminate().catch(() => undefined)));
+    const spare = this.spare;
+    this.spare = undefined;
+    await Promise.all([
+      ...this.threads.map((t) => t.worker.terminate().catch(() => undefined)),
+      spare?.terminate().catch(() => undefined),
+    ]);
     this.rootCaller?.port.close();
   }
 
@@ -587,7 +604,17 @@ export class Microkernel {
           paravisorData: i.paravisorData,
           engine: i.engine,
         };
-        const worker = this.spawner.spawn(this.vpWorker, init, [port2]);
+        // the spare thread started with the root partition (spareVp), or a new one
+        const spare = this.spare;
+        this.spare = undefined;
+        let worker: HostThread;
+        if (spare?.alive) {
+          spare.postMessage({ vpInit: init }, [port2]);
+          worker = spare;
+        } else {
+          void spare?.terminate();
+          worker = this.spawner.spawn(this.vpWorker, init, [port2]);
+        }
         vp.worker = worker;
         p.vps.set(vp.index, vp);
         this.serve({ partitionId: p.id, area: vp.area, port: port1 });

@@ -27,6 +27,8 @@ export class Microkernel extends PortableMicrokernel {
       ...options,
       threads: options.threads ?? nodeThreads(),
       vpWorker: options.vpWorker ?? vpWorkerModuleUrl(),
+      // this package's vp-worker.js takes a spare start (vp-thread.ts); another module may not
+      spareVp: options.spareVp ?? options.vpWorker === undefined,
     });
   }
 }

@@ -41,6 +41,13 @@ export interface ThreadSelf {
   exit(code: number): void;
 }
 
+/**
+ * The start data of a VP thread started before its VP exists (MicrokernelOptions.spareVp): it
+ * warms the hart up (cpu-core's once-per-thread warm-up, 90-150 ms) and waits for its first
+ * message, `{ vpInit: VpThreadInit }`, while the parent partition starts (vp-thread.ts).
+ */
+export const SPARE_VP_START = { spareVp: 1 } as const;
+
 /** What may be transferred with a message (the structural union of both hosts' transferables). */
 export type Transferable = ArrayBuffer | object;
 

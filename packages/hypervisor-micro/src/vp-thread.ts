@@ -2,9 +2,13 @@
 // above it, the paravisor module the partition's creator named at CreateVp.
 // vp-worker.ts starts it in a Node worker thread; in a browser, a Worker
 // bundle calls `runVpThread(await webThreadSelf())`.
+import { Bus, Hart } from "@ringzero/cpu-core";
 import type { CpuClock } from "./cpu-clock.js";
 import type { VpThreadInit } from "./kernel.js";
 import type { ThreadSelf } from "./thread.js";
+
+export { SPARE_VP_START } from "./thread.js";
+
 import { type ParavisorFactory, VpHost } from "./vp.js";
 
 export interface VpThreadOptions {
@@ -23,9 +27,32 @@ async function importParavisor(url: string): Promise<ParavisorFactory> {
   return mod.createParavisor;
 }
 
-/** Runs the VP of `self.data` (a VpThreadInit) until it stops, then ends the thread. */
+function isSpareStart(data: unknown): boolean {
+  return typeof data === "object" && data !== null && (data as { spareVp?: unknown }).spareVp === 1;
+}
+
+/** A spare thread's VP: warm up, then the first message's vpInit. */
+function spareInit(self: ThreadSelf): Promise<VpThreadInit> {
+  const got = new Promise<VpThreadInit>((resolve) => {
+    let done = false;
+    self.onMessage((m) => {
+      const init = (m as { vpInit?: VpThreadInit } | null)?.vpInit;
+      if (done || init === undefined) return;
+      done = true;
+      resolve(init);
+    });
+  });
+  // (the message is queued until the warm-up ends: onMessage delivers what came before)
+  new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 }));
+  return got;
+}
+
+/**
+ * Runs the VP of `self.data` (a VpThreadInit; SPARE_VP_START: the one its first message names)
+ * until it stops, then ends the thread.
+ */
 export async function runVpThread(self: ThreadSelf, options: VpThreadOptions = {}): Promise<void> {
-  const init = self.data as VpThreadInit;
+  const init = isSpareStart(self.data) ? await spareInit(self) : (self.data as VpThreadInit);
   const host = new VpHost(init, options.cpuClock);
   const factory = init.paravisor ? await (options.loadParavisor ?? importParavisor)(init.paravisor) : undefined;
   await host.loadParavisor(factory);

@@ -27,6 +27,7 @@ export function nodeMicroVmHost(): MicroVmHost {
     threads: nodeThreads({ execArgv: builtCodeExecArgv() }),
     parentModule: builtSibling("worker.js"),
     vpModule: vpWorkerModuleUrl(),
+    spareVp: true,
     resolveModule: (path) => pathToFileURL(path).href,
   };
 }

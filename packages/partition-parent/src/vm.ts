@@ -25,6 +25,12 @@ export interface MicroVmHost {
   /** The child VP's module: it calls hypervisor-micro's `runVpThread`. */
   readonly vpModule: URL | string;
   /**
+   * Start the VP's thread with the parent's, so that its module loading and warm-up overlap
+   * the parent's start (hypervisor-micro's MicrokernelOptions.spareVp; `vpModule` must call
+   * `runVpThread`, which takes such a start). Default false.
+   */
+  readonly spareVp?: boolean;
+  /**
    * A custom VSP's module given as a file path, as a URL (Node: a `file:` URL against the working
    * directory); absent: such modules must be URLs.
    */
@@ -269,6 +275,7 @@ export async function createMicroVm(config: CreateMicroVmConfig, options: Create
     threads: host.threads,
     vpWorker: new URL(host.vpModule),
     ramMemory: options.ramMemory,
+    spareVp: host.spareVp === true,
   });
   const paravisor = options.paravisor;
   const worker = kernel.startRoot(new URL(host.parentModule), {
