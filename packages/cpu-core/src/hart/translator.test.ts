@@ -918,6 +918,44 @@ buf: .space 30000 * 16
   );
 });
 
+describe("translator: far jalr targets in a trace", () => {
+  it.skipIf(!gccOk)(
+    "a hot jalr to an address beyond 2^52 faults as the interpreter's does, with the full target in mtval",
+    () => {
+      // The trace at 1 ends at its jalr; its last pass jumps to a target no double holds exactly
+      // (2^60 + 2): the trace must leave before the jalr (wasm-block.ts JALR), not hand the
+      // dispatcher a pc it would round.
+      const elf = program(String.raw`
+    la      t0, far_trap
+    csrw    mtvec, t0
+    li      s0, 0
+    li      s1, 300
+    la      s2, near
+    li      s3, 0x1000000000000002
+1:  addi    s0, s0, 1
+    mv      t1, s2
+    bne     s0, s1, 2f
+    mv      t1, s3
+2:  jalr    ra, 0(t1)
+    j       1b
+near:
+    ret
+    .align 4
+far_trap:
+    csrr    a0, mcause
+    CHECK(1, a0, 1)
+    csrr    a1, mtval
+    CHECKR(2, a1, s3)
+    CHECK(3, s0, 300)
+`);
+      const r = runLockstep(elf, { seed: 3 });
+      expect(r.divergence).toBeUndefined();
+      expect(r.code).toBe(0);
+      expect(r.translator.translatorStats()?.wasmBlocks).toBeGreaterThan(0);
+    },
+  );
+});
+
 describe("translator: generated code (golden)", () => {
   it("a looping trace: registers in locals, the load's TLB hit path inline, one exit per way out", () => {
     const bus = new Bus({ ramBase: 0x8000_0000, ramSize: 1 << 16 });

@@ -1015,13 +1015,18 @@ function walk(start: number, src: CodeSource): number {
           break;
         }
         get(rs1);
-        i64c(insn >> 20);
-        c.push(I64_ADD);
+        if (insn >> 20 !== 0) {
+          i64c(insn >> 20);
+          c.push(I64_ADD);
+        }
         i64c(-2);
         c.push(I64_AND, LTEE, L_B);
-        i64c(2 ** 52);
+        // far: (target >> 52) is neither 0 nor -1
+        i64c(52);
+        c.push(I64_SHR_S);
+        i64c(1);
         c.push(I64_ADD);
-        i64c(2 ** 53);
+        i64c(2);
         c.push(I64_GE_U);
         exitBeforeIf();
         if (rd) {
