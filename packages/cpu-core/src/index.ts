@@ -38,7 +38,7 @@ export {
   PRV_S,
   PRV_U,
 } from "./hart/constants.js";
-export { Hart, type HartExit, type HartOptions } from "./hart/hart.js";
+export { Hart, type HartExit, type HartOptions, warmUp } from "./hart/hart.js";
 export { DEFAULT_ENGINE, ENGINES, type Engine, type TranslatorStats } from "./hart/translator.js";
 export type { WasmMemory } from "./hart/wasm-api.js";
 export { CSR_NAMES } from "./isa/csr-names.js";

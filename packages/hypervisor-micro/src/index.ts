@@ -77,6 +77,7 @@ export {
 } from "./synic.js";
 export {
   type HostThread,
+  SPARE_VP_START,
   type ThreadSelf,
   type ThreadSpawner,
   type Transferable,
@@ -84,4 +85,4 @@ export {
   webThreads,
 } from "./thread.js";
 export type { Paravisor, ParavisorContext, ParavisorFactory } from "./vp.js";
-export { runVpThread, SPARE_VP_START, type VpThreadOptions } from "./vp-thread.js";
+export { runVpThread, type VpThreadOptions } from "./vp-thread.js";

@@ -169,7 +169,7 @@ export interface MicrokernelOptions {
   /**
    * Start one VP thread with the root partition, before any CreateVp: its module loading and
    * the hart's warm-up then overlap the parent partition's start, and the first CreateVp hands it
-   * its VP (vp-thread.ts SPARE_VP_START; `vpWorker` must call runVpThread). Default false; the
+   * its VP (SPARE_VP_START; `vpWorker` must call runVpThread). Default false; the
    * Node entry's Microkernel: true.
    */
   readonly spareVp?: boolean;

@@ -2,12 +2,10 @@
 // above it, the paravisor module the partition's creator named at CreateVp.
 // vp-worker.ts starts it in a Node worker thread; in a browser, a Worker
 // bundle calls `runVpThread(await webThreadSelf())`.
-import { Bus, Hart } from "@ringzero/cpu-core";
+import { warmUp } from "@ringzero/cpu-core";
 import type { CpuClock } from "./cpu-clock.js";
 import type { VpThreadInit } from "./kernel.js";
-import type { ThreadSelf } from "./thread.js";
-
-export { SPARE_VP_START } from "./thread.js";
+import { SPARE_VP_START, type ThreadSelf } from "./thread.js";
 
 import { type ParavisorFactory, VpHost } from "./vp.js";
 
@@ -28,7 +26,8 @@ async function importParavisor(url: string): Promise<ParavisorFactory> {
 }
 
 function isSpareStart(data: unknown): boolean {
-  return typeof data === "object" && data !== null && (data as { spareVp?: unknown }).spareVp === 1;
+  // (a structured clone of SPARE_VP_START: compared by its field)
+  return (data as { spareVp?: unknown } | null)?.spareVp === SPARE_VP_START.spareVp;
 }
 
 /** A spare thread's VP: warm up, then the first message's vpInit. */
@@ -43,7 +42,7 @@ function spareInit(self: ThreadSelf): Promise<VpThreadInit> {
     });
   });
   // (the message is queued until the warm-up ends: onMessage delivers what came before)
-  new Hart(new Bus({ ramBase: 0x8000_0000, ramSize: 4096 }));
+  warmUp();
   return got;
 }
 

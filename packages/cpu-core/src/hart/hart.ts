@@ -181,12 +181,13 @@ const DOUBLE_FIELDS: ReadonlySet<string> = new Set([
 let warmed = false;
 
 /**
- * Once per process, before the first hart runs guest code: the warm-up program (warmup.ts) on a
- * private hart under both engines' loops, so the interpreter is optimized with feedback from every
- * path it has (no deoptimization each time a guest first uses an instruction kind). A failure only
- * costs speed, so it is not reported.
+ * Once per process (per thread), before the first hart runs guest code: the warm-up program
+ * (warmup.ts) on a private hart under both engines' loops, so the interpreter is optimized with
+ * feedback from every path it has (no deoptimization each time a guest first uses an instruction
+ * kind). The first `new Hart` runs it; a host that has time before it knows its hart (a thread
+ * started ahead) may call it then. A failure only costs speed, so it is not reported.
  */
-function warmUp(): void {
+export function warmUp(): void {
   if (warmed) return;
   warmed = true;
   try {

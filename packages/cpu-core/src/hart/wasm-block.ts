@@ -285,20 +285,18 @@ export function generateWasm(start: number, src: CodeSource, layout: WasmLayout)
   for (let r = 1; r < 32; r++) if ((s.used & (1 << r)) !== 0) regLocals[r] = L_REG0 + n++;
   s.nUsed = n;
   c.reset();
-  prologue(s, layout.xBase);
+  prologue(s);
   known = s;
   nExits = 0;
-  exitLo = -(start & 4095);
-  exitHi = 4096 - (start & 4095);
   const len = walk(start, src);
   known = undefined;
-  epilogue(s, layout.xBase);
+  epilogue(s);
   const exits = Array.from(exitOffsets.subarray(0, nExits));
   return { len, body: bodyOf(c), fp, next: cont < 0 ? -1 : start + cont, straight: !sideExits, exits };
 }
 
 /** The function body's start: locals, the pc and the used registers into locals, the block $out. */
-function prologue(s: Shape, xBase: number): void {
+function prologue(s: Shape): void {
   // locals: 6 i32 (k_, r_, done, sk, e, s), then i64 A, B, PC and one per used register, 4 f64
   c.push(3, 6, T_I32);
   c.uleb(3 + s.nUsed);
@@ -320,7 +318,7 @@ function prologue(s: Shape, xBase: number): void {
  * into k_ and r_, as exit(k, off, true) sets them); $out closes; the written registers and k_
  * back to memory; r_.
  */
-function epilogue(s: Shape, xBase: number): void {
+function epilogue(s: Shape): void {
   c.push(END, LGET, L_R);
   i32c(127);
   c.push(I32_AND);
@@ -398,7 +396,7 @@ function i64cBig(v: bigint): void {
 /** The second pass's distinct exits to a known pc on the trace's page (WasmGenerated.exits). */
 const exitOffsets = new Int32Array(MAX_BLOCK + 2);
 let nExits = 0;
-/** The trace's page, as offsets from its start: [exitLo, exitHi). */
+/** The trace's page, as offsets from its start: [exitLo, exitHi) (walk() sets them). */
 let exitLo = 0;
 let exitHi = 0;
 
@@ -942,6 +940,8 @@ function walk(start: number, src: CodeSource): number {
   const mark = ++visitMark;
   const pageEnd = 4096 - (start & 4095);
   const pageStart = -(start & 4095);
+  exitLo = pageStart;
+  exitHi = pageEnd;
   let ended = false;
   let next = Number.NaN;
   if (known?.loops) {
