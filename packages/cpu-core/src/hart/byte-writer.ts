@@ -32,7 +32,10 @@ export class ByteWriter {
     this.pos = 0;
   }
 
-  /** Room for `n` more bytes. */
+  /**
+   * Room for `n` more bytes. (Every writer checks here, so the growth path has type feedback
+   * once any of them grew: a check of their own deoptimized the generator at its first growth.)
+   */
   room(n: number): void {
     if (this.pos + n > this.buf.length) this.grow(n);
   }
@@ -47,7 +50,7 @@ export class ByteWriter {
 
   /** Up to eight bytes (each 0..255), in order. */
   push(a: number, b?: number, c?: number, d?: number, e?: number, f?: number, g?: number, h?: number): void {
-    if (this.pos + 8 > this.buf.length) this.grow(8);
+    this.room(8);
     const buf = this.buf;
     let p = this.pos;
     buf[p++] = a;
@@ -75,7 +78,7 @@ export class ByteWriter {
 
   /** Unsigned LEB128 of a non-negative integer within 2^53. */
   uleb(v: number): void {
-    if (this.pos + 8 > this.buf.length) this.grow(8);
+    this.room(8);
     const buf = this.buf;
     let p = this.pos;
     if (v >>> 0 === v) {
@@ -116,7 +119,7 @@ export class ByteWriter {
     let v = value;
     if (v === (v | 0)) {
       // int32: arithmetic shifts (at most 5 bytes)
-      if (this.pos + 5 > this.buf.length) this.grow(5);
+      this.room(5);
       const buf = this.buf;
       let p = this.pos;
       for (;;) {
@@ -143,14 +146,14 @@ export class ByteWriter {
   }
 
   byte(b: number): void {
-    if (this.pos >= this.buf.length) this.grow(1);
+    this.room(1);
     this.buf[this.pos++] = b;
   }
 
   /** The bytes of `src` (a Uint8Array or an array of bytes). */
   bytes(src: ArrayLike<number>): void {
     const n = src.length;
-    if (this.pos + n > this.buf.length) this.grow(n);
+    this.room(n);
     this.buf.set(src, this.pos);
     this.pos += n;
   }

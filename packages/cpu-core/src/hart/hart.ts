@@ -173,6 +173,7 @@ const DOUBLE_FIELDS: ReadonlySet<string> = new Set([
   "reservation",
   "mmioAddr",
   "instret",
+  "nRun",
   "instretOffset",
   "cycleOffset",
   "stimecmpNum",
@@ -1509,7 +1510,9 @@ export class Hart {
         const traced = st.blockInstructions;
         this.execStep = false;
         this.execSeek = false;
-        const ex = this.exec(chunk, chunk, tr.threshold, tr.heat);
+        // (chunk <= TIMER_POLL: an int; a hypervisor's budget computed from instret, a double, made
+        // it one here, and exec's budget, a small integer in the warm-up, deoptimized exec)
+        const ex = this.exec(chunk | 0, chunk | 0, tr.threshold, tr.heat);
         step = this.execStep;
         if (this.execSeek) seek = MAX_SEEK;
         const dn = this.instret - before;
@@ -1653,15 +1656,16 @@ export class Hart {
       if (e >= 0 && e < 4096) {
         const eh = ((this.fetchOff + e) >>> 1) & HEAT_MASK;
         const ev = heat[eh];
+        // (the count and the compares on every path, before the branch: a start that was hot
+        // here had no type feedback after the warm-up and deoptimized this; see BRANCH in exec)
+        const pending = ev === PENDING_MARK;
+        const visits = tr.queuedVisits + (pending ? 1 : 0);
+        const waiting = visits < tr.batchWait;
         if (ev < hot - 1) {
           heat[eh] = ev + 1;
           return 1;
         }
-        // (the count and the compare on every path: see BRANCH in exec)
-        const pending = ev === PENDING_MARK;
-        const visits = tr.queuedVisits + (pending ? 1 : 0);
         tr.queuedVisits = visits;
-        const waiting = visits < tr.batchWait;
         if (pending && waiting) return 1;
       }
       return 3;

@@ -84,10 +84,10 @@ describe("warm-up program", () => {
         privs.add(h.priv);
       }
       expect([...exits].sort()).toEqual(["budget", "ecall", "mmio", "wfi"]);
-      // page faults (load, store/AMO), misaligned AMO, store access (an AMO to a device),
-      // illegal, U ecall; the software and (Sstc) timer interrupts
+      // page faults (instruction, load, store/AMO), misaligned AMO, store access (an AMO to a
+      // device), illegal, U ecall; the software and (Sstc) timer interrupts
       expect([...causes].sort()).toEqual(
-        ["exc 13", "exc 15", "exc 6", "exc 7", "exc 2", "exc 8", "irq 1", "irq 5"].sort(),
+        ["exc 12", "exc 13", "exc 15", "exc 6", "exc 7", "exc 2", "exc 8", "irq 1", "irq 5"].sort(),
       );
       expect([...privs].sort()).toEqual([0, 1, 3]);
       expect(h.debugReadCsr(0x342)).toBe(0n); // nothing reached M after the set-up

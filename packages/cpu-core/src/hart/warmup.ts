@@ -149,6 +149,21 @@ export function warmUpProgram(): Uint8Array {
     emit(out, 0, 4);
     if (out.length % 4 !== 0) emit(out, must("c.addi", { "c.rd": 5, "c.imm6": 1 }), 2);
   }
+  // shifts by 0, by 1..31 and by 32..63: the interpreter computes each on (lo, hi) halves with a
+  // path per case, which random operands did not all reach (the Linux boot's first sll by 1..31
+  // deoptimized the interpreter twice)
+  for (const sh of [0, 5, 37]) {
+    w("addi", { rd: 6, rs1: 0, imm12: sh });
+    for (const op of ["sll", "srl", "sra", "sllw", "srlw", "sraw"]) w(op, { rd: 7, rs1: 9, rs2: 6 });
+    for (const op of ["slli", "srli", "srai"]) w(op, { rd: 7, rs1: 9, shamt: sh });
+    for (const op of ["slliw", "srliw", "sraiw"]) w(op, { rd: 7, rs1: 9, shamtw: sh & 31 });
+  }
+  // a loop closed by a jump to its own start (the trace generator's loop-back through jal)
+  w("addi", { rd: 6, rs1: 0, imm12: 6 });
+  const loop = out.length;
+  w("addi", { rd: 6, rs1: 6, imm12: -1 });
+  w("beq", { rs1: 6, rs2: 0, branch: 8 });
+  w("jal", { rd: 0, jump: loop - out.length });
   w("jal", { rd: 0, jump: body - out.length });
   // the handler: mepc += 4 (every instruction that can trap here is 32 bits), mret
   const handler = out.length;
@@ -302,6 +317,11 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.w("lb", { rd: A2, rs1: T0, imm12: 7 });
   s.w("lh", { rd: A2, rs1: S0, imm12: 9 }); // misaligned
   s.w("lw", { rd: A2, rs1: S0, imm12: 13 });
+  // the zero-extending loads' slow paths too (a device driver's first lbu of RAM deoptimized the interpreter)
+  s.w("lhu", { rd: A2, rs1: S0, imm12: 17 });
+  s.w("lwu", { rd: A2, rs1: S0, imm12: 21 });
+  s.la(T1, SYS_URO);
+  s.w("lbu", { rd: A2, rs1: T1, imm12: 3 });
   // calls from this (cold: patched every pass) code into hot functions on this page and on
   // another: jal, jalr, c.jalr, and c.jr (a tail call), each several times a pass
   for (const fn of [SYS_SFN, SYS_S2, SYS_SFN, SYS_S2]) {
@@ -389,9 +409,12 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.to("jal", { rd: 0 }, "jump", "entry");
   s.padTo(SYS_S + 0x800);
   // the trap handler: interrupts clear SSIP and the timer; U ecalls count passes (the last
-  // returns to S); faults skip their instruction (every one here is 32 bits)
+  // returns to S); an instruction page fault returns to ra; other faults skip their
+  // instruction (every one here is 32 bits)
   s.w("csrrs", { rd: T6, csr: 0x142, rs1: 0 }); // scause
   s.to("blt", { rs1: T6, rs2: 0 }, "branch", "irq");
+  s.w("addi", { rd: T5, rs1: 0, imm12: 12 });
+  s.to("beq", { rs1: T6, rs2: T5 }, "branch", "fetch");
   s.w("csrrs", { rd: T5, csr: 0x141, rs1: 0 });
   s.w("addi", { rd: T5, rs1: T5, imm12: 4 });
   s.w("csrrw", { rd: 0, csr: 0x141, rs1: T5 });
@@ -403,6 +426,9 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   s.w("csrrs", { rd: 0, csr: 0x100, rs1: T5 }); // sstatus.SPP = S
   s.la(T5, "tail");
   s.w("csrrw", { rd: 0, csr: 0x141, rs1: T5 });
+  s.to("jal", { rd: 0 }, "jump", "ret");
+  s.label("fetch"); // an instruction page fault (a jalr into the hole): back to its ra
+  s.w("csrrw", { rd: 0, csr: 0x141, rs1: 1 });
   s.to("jal", { rd: 0 }, "jump", "ret");
   s.label("irq");
   s.w("csrrci", { rd: 0, csr: 0x144, uimm5: 2 });
@@ -440,6 +466,8 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   u.w("amoswap.d", { rd: A3, rs2: A3, rs1: S2, aqrl: 3 });
   u.w("lr.d", { rd: A4, rs1: S2, aqrl: 2 });
   u.w("sc.d", { rd: A5, rs2: A4, rs1: S2, aqrl: 1 });
+  u.w("lr.d", { rd: A4, rs1: S2, aqrl: 0 });
+  u.w("amoor.d", { rd: A3, rs2: A0, rs1: S2, aqrl: 0 }); // a store to the reserved address
   u.w("addi", { rd: A6, rs1: 0, imm12: 24 }); // a hot inner loop
   u.label("inner");
   u.w("ld", { rd: A0, rs1: S2, imm12: 16 });
@@ -452,6 +480,7 @@ export function warmUpSystem(): { off: number; bytes: Uint8Array }[] {
   u.la(A7, SYS_HOLE);
   u.w("ld", { rd: A0, rs1: A7, imm12: 0 }); // not mapped: load page fault
   u.w("amoadd.d", { rd: A0, rs2: A0, rs1: A7, aqrl: 0 }); // store/AMO page fault
+  u.w("jalr", { rd: 1, rs1: A7, imm12: 0 }); // instruction page fault (the handler returns to ra)
   u.w("addi", { rd: A1, rs1: S2, imm12: 2 });
   u.w("amoadd.w", { rd: A0, rs2: A0, rs1: A1, aqrl: 0 }); // misaligned AMO
   u.w("csrrs", { rd: A0, csr: 0xc00, rs1: 0 }); // cycle

@@ -218,7 +218,9 @@ interface Shape {
 // buffers and counters live here and are reused: a walk allocates nothing (the STYLE's hot-loop
 // rule; a trace is generated each time one gets hot).
 /** The code being generated (the prologue, the trace, the epilogue: the function body). */
-const c = new ByteWriter(4096);
+// (small at first: it grows during the warm-up, so its growth has type feedback before Linux's
+// long traces need it)
+const c = new ByteWriter(256);
 /** The first pass's shape while the second pass runs; undefined in the first pass. */
 let known: Shape | undefined;
 const firstShape: Shape = { len: 0, loops: false, usesSkip: false, usesPc: false, used: 0, dirty: 0, nUsed: 0 };
@@ -1532,7 +1534,7 @@ interface ModuleParts {
 }
 
 /** The module being assembled (reused: the result is one exactly-sized copy). */
-const mw = new ByteWriter(16384);
+const mw = new ByteWriter(1024); // (grows during the warm-up: see `c`)
 
 /**
  * A module's bytes (WebAssembly core 2.0 §5.5): types, imports, functions, exports, code. Each
