@@ -136,6 +136,11 @@ export const PENDING_MARK = 0xfffe;
 export const NO_TRACE = 0xfffd;
 /** Cache entries (counters, markers and traces) before the whole cache is dropped. */
 const MAX_ENTRIES = 1 << 18;
+/**
+ * Table slots at most before the cache is flushed: each batch takes the next run of slots (its
+ * module's element segment writes them), and a released trace's slot is emptied, not reused.
+ */
+const MAX_SLOTS = 1 << 16;
 /** Entries of the lookup's direct-mapped front cache. */
 const RECENT_ENTRIES = 1 << 14;
 const RECENT_MASK = RECENT_ENTRIES - 1;
@@ -206,7 +211,6 @@ export class Translator {
   /** Cache entries written since the dispatcher's cache was last emptied (clearDispatch); ENTER_LOG + 1: more. */
   private readonly entered = new Int32Array(ENTER_LOG);
   private nEntered = 0;
-  private readonly freeSlots: number[] = [];
   /** Traces generated for the WebAssembly back end, waiting for their module. */
   private batch: { b: Block; body: number[]; len: number; exits: number[] }[] = [];
   private nextSlot = 0;
@@ -293,13 +297,13 @@ export class Translator {
     return c[e] === key ? c[e + 2] : -1;
   }
 
-  /** Drop WebAssembly block `b` from the cache and free its slot. */
+  /** Drop WebAssembly block `b` from the cache and empty its slot (its module goes with its last trace). */
   private release(b: Block): void {
     if (b.slot < 0) return;
     const c = this.cache as Int32Array;
     const e = ((b.key >>> 1) & (DISPATCH_ENTRIES - 1)) << 2;
     if (c[e] === b.key && c[e + 1] === b.slot) c[e] = -1;
-    this.freeSlots.push(b.slot);
+    (this.table as WasmTable).set(b.slot, null);
     b.slot = -1;
   }
 
@@ -351,7 +355,7 @@ export class Translator {
       api.compile(bytes).then(
         (mod) => {
           // a whole-cache flush meanwhile dropped these traces
-          if (this.generation === generation) this.install(items, new api.Instance(mod, this.imports as object));
+          if (this.generation === generation) this.install(items, mod);
         },
         () => {
           // (a generator bug: the traces stay pending, run by the interpreter)
@@ -359,25 +363,26 @@ export class Translator {
       );
       return;
     }
-    this.install(items, new wasmApi.Instance(new wasmApi.Module(bytes), this.imports as object));
+    this.install(items, new wasmApi.Module(bytes));
   }
 
-  /** Put a compiled batch's traces (those still valid) in the table and the cache. */
-  private install(
-    items: { b: Block; body: number[]; len: number }[],
-    inst: { readonly exports: Record<string, unknown> },
-  ): void {
+  /**
+   * Instantiate a compiled batch and put its traces (those still valid) in the next run of table
+   * slots and in the cache. (The module's own table holds them: wasm-block.ts ModuleParts.elements.)
+   */
+  private install(items: { b: Block; body: number[]; len: number }[], mod: object): void {
     const table = this.table as WasmTable;
+    const own = new (wasmApi as NonNullable<typeof wasmApi>).Instance(mod, this.imports as object).exports
+      .t as WasmTable;
+    const base = this.nextSlot;
+    this.nextSlot += items.length;
+    if (this.nextSlot > table.length) table.grow(Math.max(table.length, this.nextSlot - table.length));
     items.forEach((it, i) => {
       const b = it.b;
       // (a fence.i since it was queued: its page is checked before it enters the cache)
       if (!b.pending || !this.current(b)) return;
-      let slot = this.freeSlots.pop();
-      if (slot === undefined) {
-        slot = this.nextSlot++;
-        if (slot >= table.length) table.grow(table.length);
-      }
-      table.set(slot, inst.exports[String(i)]);
+      const slot = base + i;
+      table.set(slot, own.get(i));
       b.slot = slot;
       b.len = it.len;
       b.pending = false;
@@ -398,7 +403,7 @@ export class Translator {
     let b = this.map.get(key);
     if (b === undefined) {
       // every block start seen gets an entry (a visit counter while cold): bound the cache
-      if (this.map.size >= MAX_ENTRIES) this.flush();
+      if (this.map.size >= MAX_ENTRIES || this.nextSlot >= MAX_SLOTS) this.flush();
       b = {
         key,
         fn: undefined,
@@ -584,7 +589,6 @@ export class Translator {
     this.batch = [];
     this.generation++;
     this.heat.fill(0);
-    this.freeSlots.length = 0;
     this.nextSlot = 0;
     this.map.clear();
     this.recentKeys.fill(-1);

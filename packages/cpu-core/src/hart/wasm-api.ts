@@ -11,6 +11,7 @@ export interface WasmTable {
   readonly length: number;
   grow(delta: number): number;
   set(index: number, value: unknown): void;
+  get(index: number): unknown;
 }
 
 interface WasmApi {

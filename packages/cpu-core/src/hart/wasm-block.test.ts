@@ -150,11 +150,24 @@ describe("generateWasm / blockModule", () => {
     // the locals: 6 i32, 3 + 10 i64 (A, B, PC; ra, sp, t0, t1, a0..a5), 4 f64
     expect(a.body?.slice(0, 7)).toEqual([3, 6, 0x7f, 13, 0x7e, 4, 0x7c]);
     const m = blockModule([a.body ?? [], b.body ?? []], layout);
-    expect([m.length, fnv(m), valid(m)]).toEqual([1588, "c6c5ea62", true]);
+    expect([m.length, fnv(m), valid(m)]).toEqual([1601, "a5aca815", true]);
     const shared = blockModule([a.body ?? []], { ...layout, shared: true, pages: 200 });
-    expect([shared.length, fnv(shared)]).toEqual([815, "2756ffc1"]);
+    expect([shared.length, fnv(shared)]).toEqual([831, "491d4359"]);
     const d = dispatcherModule(layout, layout.cacheBase);
     expect([d.length, fnv(d), valid(d)]).toEqual([471, "1552d5c2", true]);
+  });
+
+  it("exports a batch's traces in a table of its own, in order, and nothing else", () => {
+    const src = { u16: code(), ctab, magic: false };
+    const bodies = [0, 0x32, 0x100].map((at) => generateWasm(at, src, layout).body ?? []);
+    const inst = new api.Instance(new api.Module(blockModule(bodies, layout)), {
+      e: { m: layout.memory, f: () => 0, c: () => 0 },
+    });
+    expect(Object.keys(inst.exports)).toEqual(["t"]);
+    const t = inst.exports.t as { get(i: number): unknown; readonly length: number };
+    expect(t.length).toBe(3);
+    expect([0, 1, 2].map((i) => typeof t.get(i))).toEqual(["function", "function", "function"]);
+    expect(() => t.get(3)).toThrow();
   });
 
   it("generates the same body again (no state left over from the last trace)", () => {

@@ -1494,7 +1494,6 @@ export function blockModule(
   chains?: readonly ChainInfo[],
 ): Uint8Array {
   const funcs = [1];
-  const exports: [string, number][] = [];
   const all: ArrayLike<number>[] = [MULHU_BODY];
   const index = new Map<number, number>();
   const lens: number[] = [];
@@ -1507,14 +1506,14 @@ export function blockModule(
   const sBase = Math.min(layout.xBase, layout.ctlBase, layout.fBase);
   for (let i = 0; i < bodies.length; i++) {
     funcs.push(0);
-    exports.push([String(i), i + FN_TRACES]);
     all.push(chains === undefined ? bodies[i] : chained(bodies[i], chains[i], index, lens, sBase, layout.ctlBase));
   }
   return assemble(layout, {
     types: BLOCK_MODULE_TYPES,
     imports: BLOCK_MODULE_IMPORTS,
     funcs,
-    exports,
+    exports: [],
+    elements: { first: FN_TRACES, count: bodies.length },
     bodies: all,
   });
 }
@@ -1529,6 +1528,14 @@ interface ModuleParts {
   funcs: readonly number[];
   /** Exported functions: name (ASCII) and function index. */
   exports: readonly (readonly [string, number])[];
+  /**
+   * Functions `first`..`first + count - 1` in a table of the module's own, exported as "t", in
+   * place of exporting the functions: V8 (11) compiled a JavaScript wrapper for every module
+   * that exports a function, on the main thread, though traces are only called from
+   * WebAssembly. (Not into an imported table: V8 copied the whole imported table into each
+   * instance, and updated every importing instance at each write.)
+   */
+  elements?: { first: number; count: number };
   /** Each defined function's body (locals and code). */
   bodies: readonly ArrayLike<number>[];
 }
@@ -1575,17 +1582,41 @@ function assemble(layout: WasmLayout, p: ModuleParts): Uint8Array {
   w.uleb(size);
   w.uleb(p.funcs.length);
   for (const t of p.funcs) w.uleb(t);
+  const el = p.elements;
+  if (el !== undefined) {
+    // §5.5.7 table section: one funcref table of exactly `count` entries
+    size = 1 + 2 + 2 * ulebSize(el.count);
+    w.byte(4);
+    w.uleb(size);
+    w.push(1, 0x70, 0x01);
+    w.uleb(el.count);
+    w.uleb(el.count);
+    // §5.5.10 export section: the table, "t"
+    w.push(7, 5, 1, 1, 0x74 /* "t" */, 0x01, 0x00);
+  }
   // §5.5.10 export section (funcidx exports)
-  size = ulebSize(p.exports.length);
-  for (const [name, index] of p.exports) size += ulebSize(name.length) + name.length + 1 + ulebSize(index);
-  w.byte(7);
-  w.uleb(size);
-  w.uleb(p.exports.length);
-  for (const [name, index] of p.exports) {
-    w.uleb(name.length);
-    for (let i = 0; i < name.length; i++) w.byte(name.charCodeAt(i));
-    w.byte(0x00);
-    w.uleb(index);
+  if (p.exports.length > 0) {
+    size = ulebSize(p.exports.length);
+    for (const [name, index] of p.exports) size += ulebSize(name.length) + name.length + 1 + ulebSize(index);
+    w.byte(7);
+    w.uleb(size);
+    w.uleb(p.exports.length);
+    for (const [name, index] of p.exports) {
+      w.uleb(name.length);
+      for (let i = 0; i < name.length; i++) w.byte(name.charCodeAt(i));
+      w.byte(0x00);
+      w.uleb(index);
+    }
+  }
+  // §5.5.12 element section: one active segment (flags 0: table 0 at offset 0, funcidx vector)
+  if (el !== undefined) {
+    size = 1 + 1 + 3 + ulebSize(el.count);
+    for (let i = 0; i < el.count; i++) size += ulebSize(el.first + i);
+    w.byte(9);
+    w.uleb(size);
+    w.push(1, 0x00, 0x41 /* i32.const */, 0, 0x0b /* end */);
+    w.uleb(el.count);
+    for (let i = 0; i < el.count; i++) w.uleb(el.first + i);
   }
   // §5.5.13 code section: each body with its size
   size = ulebSize(p.bodies.length);
