@@ -205,12 +205,23 @@ export function expandCompressed(c: number): number {
   return 0;
 }
 
+/** A compressed-table entry not expanded yet (no 16-bit instruction expands to 0xffff_ffff). */
+export const NOT_EXPANDED = -1;
+
 let table: Int32Array | undefined;
-/** The 64 Ki-entry expansion table (built on first use). */
+/**
+ * The 64 Ki-entry expansion table: parcel -> its 32-bit instruction, 0 (illegal) or NOT_EXPANDED.
+ * Entries are filled on first use (compressedEntry): building all of them took ~11 ms of every
+ * process's (and VP thread's) start, for the few thousand parcels a guest uses.
+ */
 export function compressedTable(): Int32Array {
-  if (!table) {
-    table = new Int32Array(65536);
-    for (let c = 0; c < 65536; c++) table[c] = (c & 3) === 3 ? 0 : expandCompressed(c);
-  }
+  table ??= new Int32Array(65536).fill(NOT_EXPANDED);
   return table;
+}
+
+/** Expand parcel `c` into `ctab` (its entry was NOT_EXPANDED) and return the entry. */
+export function compressedEntry(ctab: Int32Array, c: number): number {
+  const v = (c & 3) === 3 ? 0 : expandCompressed(c);
+  ctab[c] = v;
+  return v;
 }

@@ -41,6 +41,7 @@ export const FpState = {
 } as const;
 
 import { ByteWriter, ulebSize } from "./byte-writer.js";
+import { compressedEntry, NOT_EXPANDED } from "./compressed.js";
 import type { CodeSource } from "./translator.js";
 import type { WasmMemory } from "./wasm-api.js";
 
@@ -962,6 +963,7 @@ function walk(start: number, src: CodeSource): number {
     let ilen: number;
     if ((p0 & 3) !== 3) {
       insn = ctab[p0];
+      if (insn === NOT_EXPANDED) insn = compressedEntry(ctab, p0);
       ilen = 2;
       if (insn === 0) break;
     } else {
