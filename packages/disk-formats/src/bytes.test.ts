@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { alignedBytes, isZero, nonZeroRuns } from "./bytes.js";
+import { alignedBytes, hasWasmScan, isZero, nonZeroRuns } from "./bytes.js";
 
 describe("isZero", () => {
   it("finds a single non-zero byte at any position, any length and alignment", () => {
@@ -52,9 +52,9 @@ describe("nonZeroRuns", () => {
           const buf = backing.subarray(off, off + length + 8);
           buf.fill(0, 0, length);
           for (const [i, v] of sets) if (length > 0) buf[i % length] = v;
-          for (const native of [true, false]) {
+          for (const path of ["memcmp", "js"] as const) {
             const out = [99];
-            const n = nonZeroRuns(buf, length, gran, out, native);
+            const n = nonZeroRuns(buf, length, gran, out, path);
             expect(out).toEqual(naiveRuns(buf, length, gran));
             expect(n).toBe(out.length / 2);
           }
@@ -62,6 +62,52 @@ describe("nonZeroRuns", () => {
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe("nonZeroRuns on alignedBytes memory (the WebAssembly scan)", () => {
+  it("property: the same runs as isZero per granule, at view offsets of 64 bytes and others, granules of 64 bytes and others", () => {
+    const MEM = 256 * 1024;
+    const mem = alignedBytes(MEM);
+    fc.assert(
+      fc.property(
+        fc.constantFrom(64, 128, 512, 4096, 65536, 100, 32),
+        fc.integer({ min: 0, max: 3 * 65536 }),
+        fc.constantFrom(0, 64, 4096, 65536 - 64, 8, 100),
+        // runs of non-zero bytes (position, length, value), some long, so that zeros and data both span granules
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 9000 }), fc.integer({ min: 1, max: 255 })), {
+          maxLength: 10,
+        }),
+        (gran, length, off, sets) => {
+          mem.fill(7); // bytes outside the view are not zero: a scan past `length` would see them
+          const buf = mem.subarray(off, off + length);
+          buf.fill(0);
+          for (const [i, n, v] of sets) if (length > 0) buf.fill(v, i % length, Math.min(length, (i % length) + n));
+          const want = naiveRuns(buf, length, gran);
+          for (const path of [undefined, "wasm", "memcmp", "js"] as const) {
+            const out = [99];
+            const n = nonZeroRuns(buf, length, gran, out, path);
+            expect([path, out]).toEqual([path, want]);
+            expect(n).toBe(out.length / 2);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("is the path taken in Node (WebAssembly with SIMD), and finds one non-zero byte anywhere in a zero span", () => {
+    const mem = alignedBytes(64 * 1024);
+    expect(hasWasmScan(mem)).toBe(true);
+    expect(hasWasmScan(new Uint8Array(64 * 1024))).toBe(false);
+    for (let i = 0; i < mem.length; i += 61) {
+      mem[i] = 1;
+      const out: number[] = [];
+      nonZeroRuns(mem, mem.length, 4096, out, "wasm");
+      const g = i - (i % 4096);
+      expect([i, out]).toEqual([i, [g, g + 4096]]);
+      mem[i] = 0;
+    }
   });
 });
 

@@ -29,7 +29,10 @@ const cli = join(here, "..", "cli", "bin.cjs");
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+// `pnpm --filter @ringzero/disk-formats bench -- --runs 5` hands the script the `--` too (pnpm 9+).
+const argv = process.argv.slice(2);
 const { values } = parseArgs({
+  args: argv[0] === "--" ? argv.slice(1) : argv,
   options: {
     runs: { type: "string", default: "3" },
     size: { type: "string", default: "1024" }, // MiB

@@ -192,6 +192,50 @@ describe.skipIf(!HAVE_QEMU)("ringzero-img", () => {
     }
   });
 
+  it("convert from every format with an allocation map: a window's data extents, read at once, land where they belong", async () => {
+    // convert reads the data extents of a 4 MiB window concurrently (one readInto each, cold table
+    // caches): many short extents per window, extents across L2 table (qcow2 4 KiB clusters: every
+    // 2 MiB), block and window edges, compressed clusters, and a short last cluster and sector.
+    const KiB = 1024;
+    const MiB = 1024 * KiB;
+    const size = 9 * MiB + 1536;
+    const data = new Uint8Array(size);
+    let x = 0x2545f491;
+    const next = () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x >>> 0;
+    };
+    const put = (at: number, len: number) => {
+      const end = Math.min(size, at + len);
+      data.set(pattern(end - at, at + 1), at);
+    };
+    for (let i = 0; i < 300; i++) put(next() % size, 512 * (1 + (next() % 40)));
+    for (let b = 1; b <= 9; b++) put(b * MiB - 4 * KiB, 8 * KiB); // across every MiB (blocks, L2 tables, windows)
+    put(size - 512, 512);
+    for (let i = 0; i < size; i += 4096) if (data[i] === 0 && data[i + 1] !== 0) data[i] = 1;
+    const raw = t.path("many.raw");
+    writeFileSync(raw, data);
+    for (const [fmt, opts] of [
+      ["qcow2", ["-o", "cluster_size=4096"]],
+      ["qcow2", ["-c", "-o", "cluster_size=65536"]],
+      ["vmdk", []],
+      ["vdi", []],
+      ["vhdx", ["-o", "block_size=1M"]],
+      ["vpc", ["-o", "force_size=on"]],
+      ["parallels", []],
+    ] as const) {
+      const src = t.path(`many-${fmt}${opts.join("")}.${fmt}`);
+      qemuImg(["convert", "-f", "raw", "-O", fmt, ...opts, raw, src]);
+      const out = t.path(`many-${fmt}-out.raw`);
+      const r = await rz("convert", "-f", fmt, "-O", "raw", src, out);
+      expect([fmt, opts, r.code, r.err]).toEqual([fmt, opts, 0, ""]);
+      const back = new Uint8Array(readFileSync(out));
+      expect([fmt, opts, back.length, firstDiff(back.subarray(0, size), data)]).toEqual([fmt, opts, size, -1]);
+    }
+  });
+
   it("convert from raw: zeros at window, cluster and granule edges, no holes at all, an end mid-cluster; same allocation as qemu-img's", async () => {
     // convert reads a raw source in 4 MiB windows into page-aligned buffers and scans 4 KiB granules
     // (a 64 KiB span at a time first): zeros must become holes exactly where qemu-img makes them.

@@ -1157,7 +1157,7 @@ export class Qcow2Image implements BlockBackend {
    * in one piece: either all unmapped (fresh allocation) or all mapped in place, contiguously.
    */
   private async runLength(gc: number, max: number): Promise<{ count: number; fresh: boolean; host: number }> {
-    const first = await this.l2Entry(gc);
+    const first = this.l2EntryCached(gc) ?? (await this.l2Entry(gc));
     const fresh = first.kind === "unallocated" || (first.kind === "zero" && first.host === 0);
     const inPlace = first.kind === "normal" && first.copied;
     // Extended L2: in place only when every subcluster is allocated already (the bitmap stays as it is).
@@ -1167,7 +1167,8 @@ export class Qcow2Image implements BlockBackend {
     const limit = Math.min(max, this.l2Entries - (gc % this.l2Entries), 512);
     let k = 1;
     for (; k < limit; k++) {
-      const e = await this.l2Entry(gc + k);
+      // No promise per cluster when the table is cached (the whole run is in one table).
+      const e = this.l2EntryCached(gc + k) ?? (await this.l2Entry(gc + k));
       if (fresh && !(e.kind === "unallocated" || (e.kind === "zero" && e.host === 0))) break;
       if (inPlace && !(e.kind === "normal" && e.copied && e.host === host + k * this.cs && (await whole(gc + k))))
         break;
