@@ -590,6 +590,9 @@ export class Translator {
     this.batch = [];
     this.generation++;
     this.heat.fill(0);
+    // the slots are taken again from 0: empty them now, so no module outlives its traces
+    const table = this.table;
+    if (table !== undefined) for (let i = 0; i < this.nextSlot; i++) table.set(i, null);
     this.nextSlot = 0;
     this.map.clear();
     this.recentKeys.fill(-1);
