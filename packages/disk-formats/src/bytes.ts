@@ -112,7 +112,7 @@ export function hasWasmScan(buf: Uint8Array): boolean {
 }
 
 function scanFor(memory: object): Scan | null {
-  const W = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  const W = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   if (!W) return null;
   if (scanModule === undefined)
     try {
