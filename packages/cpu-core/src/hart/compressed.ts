@@ -206,7 +206,7 @@ export function expandCompressed(c: number): number {
 }
 
 /** A compressed-table entry not expanded yet (no 16-bit instruction expands to 0xffff_ffff). */
-export const NOT_EXPANDED = -1;
+const NOT_EXPANDED = -1;
 
 let table: Int32Array | undefined;
 /**
@@ -219,8 +219,10 @@ export function compressedTable(): Int32Array {
   return table;
 }
 
-/** Expand parcel `c` into `ctab` (its entry was NOT_EXPANDED) and return the entry. */
+/** Parcel `c`'s entry of `ctab` (compressedTable): its instruction or 0, expanded on first use. */
 export function compressedEntry(ctab: Int32Array, c: number): number {
+  const t = ctab[c];
+  if (t !== NOT_EXPANDED) return t;
   const v = (c & 3) === 3 ? 0 : expandCompressed(c);
   ctab[c] = v;
   return v;

@@ -11,7 +11,7 @@ import { CpuError, CpuErrorCode } from "../errors.js";
 import { execFp } from "../fpu/index.js";
 import { createRegisterFile, type RegisterFile } from "../regs.js";
 import { Bus } from "./bus.js";
-import { compressedEntry, compressedTable, NOT_EXPANDED } from "./compressed.js";
+import { compressedEntry, compressedTable } from "./compressed.js";
 import {
   Cause,
   Csr,
@@ -653,8 +653,7 @@ export class Hart {
       const fo = fetchOff + d;
       const p0 = u16[fo >> 1];
       if ((p0 & 3) !== 3) {
-        insn = ctab[p0];
-        if (insn === NOT_EXPANDED) insn = compressedEntry(ctab, p0);
+        insn = compressedEntry(ctab, p0);
         ilen = 2;
         if (insn === 0) {
           this.pc = pc;

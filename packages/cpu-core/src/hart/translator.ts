@@ -20,7 +20,7 @@
 import { execFp } from "../fpu/index.js";
 import { f64FmaCore } from "../fpu/ops.js";
 import { RNE, takeFpFlags } from "../fpu/round.js";
-import { compressedEntry, NOT_EXPANDED } from "./compressed.js";
+import { compressedEntry } from "./compressed.js";
 import { MSTATUS_FS } from "./constants.js";
 import { mulHiU32 } from "./mul.js";
 import { type WasmTable, wasmApi, wasmTailCalls } from "./wasm-api.js";
@@ -711,8 +711,7 @@ export function generate(start: number, src: CodeSource): Generated {
     let insn: number;
     let ilen: number;
     if ((p0 & 3) !== 3) {
-      insn = ctab[p0];
-      if (insn === NOT_EXPANDED) insn = compressedEntry(ctab, p0);
+      insn = compressedEntry(ctab, p0);
       ilen = 2;
       if (insn === 0) break;
     } else {

@@ -41,7 +41,7 @@ export const FpState = {
 } as const;
 
 import { ByteWriter, ulebSize } from "./byte-writer.js";
-import { compressedEntry, NOT_EXPANDED } from "./compressed.js";
+import { compressedEntry } from "./compressed.js";
 import type { CodeSource } from "./translator.js";
 import type { WasmMemory } from "./wasm-api.js";
 
@@ -962,8 +962,7 @@ function walk(start: number, src: CodeSource): number {
     let insn: number;
     let ilen: number;
     if ((p0 & 3) !== 3) {
-      insn = ctab[p0];
-      if (insn === NOT_EXPANDED) insn = compressedEntry(ctab, p0);
+      insn = compressedEntry(ctab, p0);
       ilen = 2;
       if (insn === 0) break;
     } else {
@@ -1528,7 +1527,7 @@ interface ModuleParts {
   imports: readonly (readonly number[])[];
   /** Type index of each defined function. */
   funcs: readonly number[];
-  /** Exported functions: name (ASCII) and function index. */
+  /** Exported functions: name (ASCII) and function index (the table "t" follows them). */
   exports: readonly (readonly [string, number])[];
   /**
    * Functions `first`..`first + count - 1` in a table of the module's own, exported as "t", in
@@ -1593,22 +1592,22 @@ function assemble(layout: WasmLayout, p: ModuleParts): Uint8Array {
     w.push(1, 0x70, 0x01);
     w.uleb(el.count);
     w.uleb(el.count);
-    // §5.5.10 export section: the table, "t"
-    w.push(7, 5, 1, 1, 0x74 /* "t" */, 0x01, 0x00);
   }
-  // §5.5.10 export section (funcidx exports)
-  if (p.exports.length > 0) {
-    size = ulebSize(p.exports.length);
+  // §5.5.10 export section: the functions (funcidx), then the table "t" (tableidx 0) if any
+  const nExports = p.exports.length + (el !== undefined ? 1 : 0);
+  if (nExports > 0) {
+    size = ulebSize(nExports) + (el !== undefined ? 4 : 0);
     for (const [name, index] of p.exports) size += ulebSize(name.length) + name.length + 1 + ulebSize(index);
     w.byte(7);
     w.uleb(size);
-    w.uleb(p.exports.length);
+    w.uleb(nExports);
     for (const [name, index] of p.exports) {
       w.uleb(name.length);
       for (let i = 0; i < name.length; i++) w.byte(name.charCodeAt(i));
       w.byte(0x00);
       w.uleb(index);
     }
+    if (el !== undefined) w.push(1, 0x74 /* "t" */, 0x01, 0x00);
   }
   // §5.5.12 element section: one active segment (flags 0: table 0 at offset 0, funcidx vector)
   if (el !== undefined) {
