@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import "./v8-flags.js";
 import { writeSync } from "node:fs";
 import { main } from "./main.js";
 
