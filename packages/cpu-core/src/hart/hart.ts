@@ -412,7 +412,7 @@ export class Hart {
         options.translateInBackground === true,
       );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
-      this.tr.onSstatus = (insn) => this.sstatusFromTrace(insn);
+      this.tr.onSstatus = (insn) => this.csrFromTrace(insn);
     }
     generalizeFields(this, DOUBLE_FIELDS);
   }
@@ -2596,6 +2596,31 @@ export class Hart {
       return SstatusResult.CHECK;
     }
     return SstatusResult.DONE;
+  }
+
+  /**
+   * A trace's Zicsr instruction (wasm-block.ts traceCsr: sstatus, sscratch..stval, time; its rs1
+   * is in the register file, its rd is read back from it). Anything that would trap (U-mode, a
+   * counter mcounteren hides, a write to time) and time under deterministic time (it counts
+   * instructions the trace has not yet reported) leave before the instruction for the interpreter.
+   * Under deterministic time the trace also leaves after it, for the interrupt check the
+   * interpreter makes after every Zicsr instruction (the same instret at every interrupt).
+   */
+  private csrFromTrace(insn: number): number {
+    const csr = insn >>> 20;
+    if (csr === Csr.sstatus) return this.sstatusFromTrace(insn);
+    const deterministic = this.options.timeSource === undefined;
+    if (this.priv === PRV_U || (csr === Csr.time && deterministic)) return SstatusResult.ILLEGAL;
+    const f3 = (insn >> 12) & 7;
+    const rs1 = (insn >> 15) & 31;
+    const op = f3 & 3; // 1 = RW, 2 = RS, 3 = RC
+    if ((op === 1 || rs1 !== 0) && csr >>> 10 === 3) return SstatusResult.ILLEGAL; // read-only (priv 1.12 §2.1)
+    if (this.csrRead(csr, false) === undefined) return SstatusResult.ILLEGAL;
+    // sscratch..stval take any value (WARL where masked), time is only read: no trap from here
+    this.system(insn, 4);
+    if (!deterministic) return SstatusResult.DONE;
+    this.checkNow = true;
+    return SstatusResult.CHECK;
   }
 
   private sysIllegal(insn: number): number {

@@ -623,6 +623,22 @@ function dropReservation(): void {
 /** The sstatus CSR number (priv 1.12 §4.1.1). */
 const SSTATUS = 0x100;
 
+/** sscratch..stval (priv 1.12 §4.1.6-4.1.9) and time (Zicntr, unpriv §10.1). */
+const SSCRATCH = 0x140;
+const STVAL = 0x143;
+const TIME = 0xc01;
+
+/**
+ * CSRs whose Zicsr instructions a trace hands to the hart (import "e"."c", the sstatus call):
+ * sstatus; sscratch, sepc, scause and stval (Linux's trap entry and return swap and read them,
+ * each of which ended a trace); and time (Linux's sched_clock and clocksource read it ~5,000
+ * times in the kit's boot, in functions of two instructions). The hart says when one stays the
+ * interpreter's (hart.ts csrFromTrace).
+ */
+function traceCsr(csr: number): boolean {
+  return csr === SSTATUS || (csr >= SSCRATCH && csr <= STVAL) || csr === TIME;
+}
+
 /**
  * A Zicsr instruction on sstatus (Linux's interrupt enable/disable, ~100 thousand in the kit's
  * boot, each of which ended a trace): a call into the hart (import "e"."c", SstatusResult), with
@@ -1323,8 +1339,9 @@ function walk(start: number, src: CodeSource): number {
       case 3: // MISC-MEM: FENCE is a no-op on one in-order hart; FENCE.I is the interpreter's
         ok = f3 === 0;
         break;
-      case 28: // SYSTEM: Zicsr on sstatus only (every other system instruction is the interpreter's)
-        ok = (f3 & 3) !== 0 && insn >>> 20 === SSTATUS && ilen === 4;
+      case 28:
+        // SYSTEM: Zicsr on traceCsr() CSRs only (every other system instruction is the interpreter's)
+        ok = (f3 & 3) !== 0 && ilen === 4 && traceCsr(insn >>> 20);
         if (ok) sstatusOp(insn, f3, rd, rs1);
         break;
       case 1:
