@@ -623,6 +623,7 @@ export class Hart {
       let insn: number;
       let ilen = 4;
       let d = pc - fetchVa;
+      let newPage = false;
       if (!(d >= 0 && d < 4096)) {
         this.pc = pc;
         if (!this.fillFetch()) {
@@ -634,28 +635,18 @@ export class Hart {
         fetchVa = this.fetchVa;
         fetchOff = this.fetchOff;
         d = pc - fetchVa;
-        // translator cold chunks: a start on another page (its traces run from here, or the chunk
-        // ends for the run loop to compile one)
-        if (heat !== undefined && n > 0) {
-          const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
-          // where the traces stopped (atTarget's inputs when none ran), loaded and added on every
-          // path: a side first taken after V8 optimized exec had no type feedback, and deoptimized it
-          n += this.traced;
-          pc = this.pc;
-          fetchVa = this.fetchVa;
-          fetchOff = this.fetchOff;
-          const stopEnd = n + t;
-          end = j >= 2 ? stopEnd : end;
-          limit = j >= 2 ? n : limit; // the chunk ends here (not a forced check)
-          if (j !== 0) continue;
-        }
+        newPage = true;
       }
       const fo = fetchOff + d;
-      // translator cold chunks: a start with a trace reached by falling through (the rest of a
-      // straight run, a branch's fall-through) runs its traces too; jumps count at their targets
-      // (a chunk in a 2,300-instruction straight function went on to its end past its traces)
-      if (heat !== undefined && n > 0 && heat[(fo >>> 1) & HEAT_MASK] === TRACE_MARK) {
+      // translator cold chunks: a start on another page (its traces run from here, or the chunk
+      // ends for the run loop to compile one), or one with a trace reached by falling through (the
+      // rest of a straight run, a branch's fall-through: a chunk in a 2,300-instruction straight
+      // function went on to its end past its traces); jumps count at their targets
+      if (heat !== undefined && n > 0 && (newPage || heat[(fo >>> 1) & HEAT_MASK] === TRACE_MARK)) {
         const j = this.atTarget(heat, pc, fetchVa, fetchOff, hot, limit - n, rTlb, wTlb);
+        // where the traces stopped (atTarget's inputs when none ran: j is 0, and so is fo's change),
+        // loaded and added on every path: a side first taken after V8 optimized exec had no type
+        // feedback, and deoptimized it
         n += this.traced;
         pc = this.pc;
         fetchVa = this.fetchVa;
