@@ -822,6 +822,20 @@ describe("translator: counters", () => {
   });
 });
 
+/** 3,000 instructions without a branch in a loop of 2,000 passes (blake2s_compress in Linux: ~2,300). */
+function straightRun(): Uint8Array {
+  return program(String.raw`
+    li      s0, 0
+    li      s1, 2000
+1:  .rept 1500
+    addi    a2, a2, 3
+    xor     a3, a3, a2
+    .endr
+    addi    s0, s0, 1
+    blt     s0, s1, 1b
+`);
+}
+
 describe("translator: what gets hot", () => {
   it.skipIf(!gccOk)("a loop body longer than a trace: the rest, reached only by fall-through, is compiled too", () => {
     // The trace at the loop head stops at the length limit (64 instructions; memset's
@@ -855,16 +869,7 @@ describe("translator: what gets hot", () => {
     // blake2s_compress in Linux: ~2,300 instructions without a branch. Each trace stops at the
     // length limit and the next start is no jump's target: queued one miss at a time, the run
     // took 200 passes per trace. The rest of the run's page is queued with its head.
-    const elf = program(String.raw`
-    li      s0, 0
-    li      s1, 2000
-1:  .rept 1500
-    addi    a2, a2, 3
-    xor     a3, a3, a2
-    .endr
-    addi    s0, s0, 1
-    blt     s0, s1, 1b
-`);
+    const elf = straightRun();
     const r = runElf(elf, { hart: { engine: "translator", translateAfter: 200 } });
     expect(r.code).toBe(0);
     const st = r.hart.translatorStats();
@@ -877,16 +882,7 @@ describe("translator: what gets hot", () => {
     // then the rest of the trace it fell inside; stepping on from there one instruction and one
     // lookup at a time counted heat at every offset it passed, and made traces of them (384
     // traces here instead of 48, and 9.6 % of the instructions interpreted instead of 2.5 %).
-    const elf = program(String.raw`
-    li      s0, 0
-    li      s1, 2000
-1:  .rept 1500
-    addi    a2, a2, 3
-    xor     a3, a3, a2
-    .endr
-    addi    s0, s0, 1
-    blt     s0, s1, 1b
-`);
+    const elf = straightRun();
     const r = runElf(elf, { hart: { engine: "translator", translateAfter: 20 } });
     expect(r.code).toBe(0);
     const st = r.hart.translatorStats();
