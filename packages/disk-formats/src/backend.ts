@@ -31,6 +31,12 @@ export interface Extent {
   readonly compressed?: boolean;
 }
 
+/** One range of a `readIntoMany`: the guest bytes at `offset` go into `buf`. */
+export interface ReadPart {
+  readonly offset: number;
+  readonly buf: Uint8Array;
+}
+
 export interface BlockBackend {
   readonly format: FormatName;
   readonly readOnly: boolean;
@@ -40,6 +46,13 @@ export interface BlockBackend {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Reads into `buf` at `offset` (no allocation). */
   readInto(offset: number, buf: Uint8Array): Promise<void>;
+  /**
+   * Optional: reads several ranges, each as `readInto` would (`parts` may be in any order, and
+   * must not overlap in their buffers). A format may read the parts' bytes that follow each other in
+   * its file in one vectored read (`ByteStore.readv`) whether or not they follow each other in the
+   * guest: convert reads a window's data extents with it.
+   */
+  readIntoMany?(parts: readonly ReadPart[]): Promise<void>;
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Makes the range read as zeros; with `mayUnmap` the space may be released. */
   writeZeroes(offset: number, length: number, options?: { mayUnmap?: boolean }): Promise<void>;

@@ -1,5 +1,5 @@
 // Public surface of @ringzero/disk-formats (the Node file store is at "./node", test doubles at "./testing").
-export { allocationMap, type BlockBackend, type Extent, FormatName } from "./backend.js";
+export { allocationMap, type BlockBackend, type Extent, FormatName, type ReadPart } from "./backend.js";
 export { type CompressKind, type Compressor, inlineCompressor } from "./compress.js";
 export { DiskError, DiskErrorCode, type DiskErrorContext, MAX_OFFSET } from "./errors.js";
 export { ParallelsImage } from "./formats/parallels.js";
@@ -15,7 +15,7 @@ export { type FatEntry, FatFs, FLOPPY, type FloppyFormat } from "./fs/fat.js";
 export { buildIso, type IsoEntry, type IsoFile, IsoFs } from "./fs/iso9660.js";
 export { MemoryHost, MemoryStore } from "./io/memory.js";
 export { BlobStore, HttpRangeStore, type HttpStoreOptions, OverlayStore, RemoteHost } from "./io/remote.js";
-export { type ByteStore, readFull, type StoreHost } from "./io/store.js";
+export { type ByteStore, readFull, readFullv, type StoreHost } from "./io/store.js";
 export {
   type CreateOptions,
   createImage,

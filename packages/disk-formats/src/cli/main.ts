@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { $ZodError } from "zod/v4/core";
-import { allocationMap, type BlockBackend, type Extent } from "../backend.js";
+import { allocationMap, type BlockBackend, type Extent, type ReadPart } from "../backend.js";
 import { alignedBytes, nonZeroRuns } from "../bytes.js";
 import { type CompressKind, type Compressor, inlineCompressor } from "../compress.js";
 import { DiskError } from "../errors.js";
@@ -837,7 +837,14 @@ async function copyContent(
           for (let k = 0; k < pieces.length; k += 2)
             await salvage.readInto(src, start + pieces[k]!, buf.subarray(pieces[k]!, pieces[k + 1]!));
         })();
-      else {
+      else if (src.readIntoMany) {
+        // One call for the window: a format with it reads the extents that follow each other in
+        // its file with one vectored read (qcow2: about 256 fewer reads in the bench's qcow2→vhdx).
+        const parts: ReadPart[] = [];
+        for (let k = 0; k < pieces.length; k += 2)
+          parts.push({ offset: start + pieces[k]!, buf: buf.subarray(pieces[k]!, pieces[k + 1]!) });
+        read = src.readIntoMany(parts);
+      } else {
         const reads: Promise<void>[] = [];
         for (let k = 0; k < pieces.length; k += 2)
           reads.push(src.readInto(start + pieces[k]!, buf.subarray(pieces[k]!, pieces[k + 1]!)));

@@ -16,6 +16,8 @@ import {
   open,
   read,
   readSync,
+  readv,
+  readvSync,
   realpath,
   rm,
   type Stats,
@@ -25,6 +27,9 @@ import {
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DiskError, DiskErrorCode } from "../errors.js";
 import type { ByteStore, StoreHost } from "./store.js";
+
+/** POSIX's minimum for IOV_MAX is 16; Linux, macOS and the BSDs have 1024. */
+const IOV_MAX = 1024;
 
 /** A node:fs callback call as a promise. */
 function call<T>(f: (done: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> {
@@ -117,6 +122,19 @@ export class NodeFileStore implements ByteStore {
       done += bytesRead;
     }
     return done;
+  }
+
+  /**
+   * One `preadv` (node:fs readv at a position): a qcow2 source's clusters that follow each other in
+   * the file but not in the guest are read in one call instead of one per run (README, Bench).
+   * At most IOV_MAX (1024 on Linux) buffers per call; the caller reads on after a short count
+   * (readFullv).
+   */
+  async readv(offset: number, bufs: readonly Uint8Array[]): Promise<number> {
+    const iov = bufs.length > IOV_MAX ? bufs.slice(0, IOV_MAX) : (bufs as Uint8Array[]);
+    return this.blocking
+      ? readvSync(this.handle(), iov, offset)
+      : await this.io<number>((fd, cb) => readv(fd, iov, offset, cb));
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {

@@ -7,10 +7,10 @@
 // are lowered. A writer killed at any point leaves at worst leaked clusters.
 // New clusters are allocated at the end of the file; freed ones are not reused.
 
-import type { BlockBackend, Extent } from "../../backend.js";
+import type { BlockBackend, Extent, ReadPart } from "../../backend.js";
 import { deflateRaw, inflateExact } from "../../compress.js";
 import { checkRange, checkSize, DiskError, DiskErrorCode } from "../../errors.js";
-import { type ByteStore, readFull } from "../../io/store.js";
+import { type ByteStore, readFull, readFullv } from "../../io/store.js";
 import {
   bit,
   Compat,
@@ -1009,6 +1009,73 @@ export class Qcow2Image implements BlockBackend {
       }
       pos += n;
     }
+  }
+
+  /**
+   * readInto for several ranges: the runs of normal clusters are looked up first (convert's block
+   * status has just loaded their tables), then those that follow each other in the file, in file
+   * order, are read with one vectored read each (readFullv: a `preadv`), whatever their guest order;
+   * the rest (compressed, zero, unallocated) through readInto. A qemu-img-written image stores
+   * clusters in guest order, so a convert window's extents with holes between are one run of the file.
+   */
+  async readIntoMany(parts: readonly ReadPart[]): Promise<void> {
+    this.checkOpen();
+    for (const p of parts) checkRange(F, p.offset, p.buf.length, this.hdr.size);
+    const us = this.unit;
+    const runs: { host: number; buf: Uint8Array }[] = [];
+    const rest: ReadPart[] = [];
+    for (const { offset, buf } of parts) {
+      let pos = 0;
+      let restFrom = -1;
+      while (pos < buf.length) {
+        const guest = offset + pos;
+        const u = Math.floor(guest / us);
+        const inOff = guest - u * us;
+        let n = Math.min(us - inOff, buf.length - pos);
+        const e0 = this.unitEntryNow(u);
+        const e = e0 instanceof Promise ? await e0 : e0;
+        if (e.kind === "normal") {
+          // As readInto: the run of units that follow each other on the host.
+          const r = this.plainRun(u);
+          let next = u + Math.max(r, 1);
+          n = Math.min(n + Math.max(r - 1, 0) * us, buf.length - pos);
+          while (pos + n < buf.length) {
+            const f0 = this.unitEntryNow(next);
+            const f = f0 instanceof Promise ? await f0 : f0;
+            if (f.kind !== "normal" || f.host !== e.host + (next - u) * us) break;
+            const fr = Math.max(this.plainRun(next), 1);
+            n = Math.min(n + fr * us, buf.length - pos);
+            next += fr;
+          }
+          runs.push({ host: e.host + inOff, buf: buf.subarray(pos, pos + n) });
+        } else {
+          // Non-normal units up to the next normal one: one readInto.
+          if (restFrom < 0) restFrom = pos;
+          pos += n;
+          continue;
+        }
+        if (restFrom >= 0) rest.push({ offset: offset + restFrom, buf: buf.subarray(restFrom, pos) });
+        restFrom = -1;
+        pos += n;
+      }
+      if (restFrom >= 0) rest.push({ offset: offset + restFrom, buf: buf.subarray(restFrom) });
+    }
+    runs.sort((a, b) => a.host - b.host);
+    const reads: Promise<unknown>[] = [];
+    for (let i = 0; i < runs.length; ) {
+      const group = [runs[i]!.buf];
+      let end = runs[i]!.host + runs[i]!.buf.length;
+      let j = i + 1;
+      // Without a vectored read in the store, each run is read on its own, all at once (as readInto's).
+      for (; this.store.readv && j < runs.length && runs[j]!.host === end; j++) {
+        group.push(runs[j]!.buf);
+        end += runs[j]!.buf.length;
+      }
+      reads.push(readFullv(this.store, runs[i]!.host, group));
+      i = j;
+    }
+    for (const p of rest) reads.push(this.readInto(p.offset, p.buf));
+    await Promise.all(reads);
   }
 
   /** Fills `dst` with the content of one guest cluster from `inOff`, for a non-normal entry. */
