@@ -543,6 +543,24 @@ lrsc_data:
   );
 });
 
+/** From M-mode: PMP allows all of memory, traps to M go to `back`, then S-mode at `entry` (mret). */
+function enterS(entry: string, back: string): string {
+  return String.raw`
+    li      t0, -1
+    csrw    pmpaddr0, t0
+    li      t0, 0x1f
+    csrw    pmpcfg0, t0
+    la      t0, ${back}
+    csrw    mtvec, t0
+    li      t0, (3 << 11)
+    csrc    mstatus, t0
+    li      t0, (1 << 11)
+    csrs    mstatus, t0
+    la      t0, ${entry}
+    csrw    mepc, t0
+    mret`;
+}
+
 describe("translator: sstatus in traces", () => {
   it.skipIf(!gccOk)(
     "interrupts enabled by a csrs inside a hot loop are taken at the same instruction, against QEMU",
@@ -551,24 +569,12 @@ describe("translator: sstatus in traces", () => {
       // (csrs): the interrupt must come right after the csrs. The handler folds sepc into s6.
       const elf = program(
         String.raw`
-    li      t0, -1
-    csrw    pmpaddr0, t0
-    li      t0, 0x1f
-    csrw    pmpcfg0, t0
     li      t0, 2
     csrw    mideleg, t0
     csrw    mie, t0
     la      t0, ss_strap
     csrw    stvec, t0
-    la      t0, ss_back
-    csrw    mtvec, t0
-    li      t0, (3 << 11)
-    csrc    mstatus, t0
-    li      t0, (1 << 11)
-    csrs    mstatus, t0
-    la      t0, ss_s
-    csrw    mepc, t0
-    mret
+${enterS("ss_s", "ss_back")}
 ss_s:
     li      s2, 2000
     li      s5, 0
@@ -631,19 +637,8 @@ describe("translator: the trap CSRs and time in traces", () => {
     const elf = program(
       String.raw`
     li      t0, -1
-    csrw    pmpaddr0, t0
     csrw    mcounteren, t0
-    li      t0, 0x1f
-    csrw    pmpcfg0, t0
-    la      t0, tc_back
-    csrw    mtvec, t0
-    li      t0, (3 << 11)
-    csrc    mstatus, t0
-    li      t0, (1 << 11)
-    csrs    mstatus, t0
-    la      t0, tc_s
-    csrw    mepc, t0
-    mret
+${enterS("tc_s", "tc_back")}
 tc_s:
     li      s2, 3000
     li      s5, 0
