@@ -74,12 +74,12 @@ import {
   warmUpSystem,
 } from "./warmup.js";
 import {
+  CsrResult,
   CTL_HOPS,
   CTL_RESERVATION,
   DispatchStatus,
   FpState,
   MAX_TRACE,
-  SstatusResult,
   type WasmLayout,
 } from "./wasm-block.js";
 
@@ -412,7 +412,7 @@ export class Hart {
         options.translateInBackground === true,
       );
       this.tr.onNewCodePage = (page) => this.dropWriteTlbPage(page);
-      this.tr.onSstatus = (insn) => this.csrFromTrace(insn);
+      this.tr.onCsr = (insn) => this.csrFromTrace(insn);
     }
     generalizeFields(this, DOUBLE_FIELDS);
   }
@@ -1538,12 +1538,12 @@ export class Hart {
       if (chunk > 1) {
         const traced = st.blockInstructions;
         this.execStep = false;
-        this.execSeek = false;
+        this.execResume = 0;
         // (chunk <= TIMER_POLL: an int; a hypervisor's budget computed from instret, a double, made
         // it one here, and exec's budget, a small integer in the warm-up, deoptimized exec)
         const ex = plain ? this.exec(chunk | 0, chunk | 0) : this.exec(chunk | 0, chunk | 0, tr.threshold, tr.heat);
         step = this.execStep;
-        const seekTo = this.execSeek;
+        const rest = this.execResume;
         const dn = this.instret - before;
         const di = dn - (st.blockInstructions - traced); // traces ran inside the chunk too
         if (ex !== BUDGET_EXIT) {
@@ -1560,9 +1560,9 @@ export class Hart {
         // the rest of the trace the check falls inside, once the chunk ran up to the check (a trap,
         // an exit or an earlier stop leaves the pc elsewhere): plain after the check; or seek
         const atCheck = !due && dn + dt === chunk;
-        if (seekTo) resume = atCheck ? this.execResume : 0;
-        else if (!atCheck) resume = 0;
-        if (seekTo && !atCheck) seek = MAX_SEEK;
+        if (!atCheck) resume = 0;
+        else if (rest > 0) resume = rest;
+        if (rest > 0 && !atCheck) seek = MAX_SEEK;
         if (due)
           limit = n; // a trap, CSR write or xRET at its end (or in a trace it ran): check now
         else if (this.execCheckAt >= 0) limit = Math.min(end - t, n0 + this.execCheckAt + TIMER_POLL);
@@ -1634,9 +1634,10 @@ export class Hart {
   private checkNow = false;
   /** The chunk ended after traces that left before an instruction (atTarget 3). */
   private execStep = false;
-  /** A trace did not fit before the chunk's check (atTarget): the check falls inside it. */
-  private execSeek = false;
-  /** Then: the trace's instructions past the check (its length less the room it met). */
+  /**
+   * A trace did not fit before the chunk's check (atTarget), which falls inside it: its
+   * instructions past the check (its length less the room it met); 0 for none.
+   */
   private execResume = 0;
 
   /**
@@ -1682,8 +1683,7 @@ export class Hart {
     const len = tr.cachedLength(key);
     if (len < 0 || this.triggers.exec) return 2; // a JavaScript block, or one the cache lost
     if (len > room) {
-      this.execSeek = true; // the chunk ends at the check inside this trace (run loop: resume)
-      this.execResume = len - room;
+      this.execResume = len - room; // the chunk ends at the check inside this trace (run loop: resume)
       return 0;
     }
     const status = this.runTraces(tr, pc, room, rt, wt);
@@ -2514,7 +2514,17 @@ export class Hart {
       return this.sysIllegal(insn);
     }
     if (f3 === 4) return this.sysIllegal(insn);
-    // Zicsr
+    return this.zicsr(insn) ? SYS_NEXT : this.sysIllegal(insn);
+  }
+
+  /**
+   * A Zicsr instruction (unpriv §9.1), or false, with nothing changed, when it raises an
+   * illegal-instruction exception: the interpreter's (system) and a trace's (csrFromTrace).
+   */
+  private zicsr(insn: number): boolean {
+    const f3 = (insn >> 12) & 7;
+    const rd = (insn >> 7) & 31;
+    const rs1 = (insn >> 15) & 31;
     const csr = insn >>> 20;
     const x = this.x;
     const isImm = f3 >= 5;
@@ -2522,27 +2532,27 @@ export class Hart {
     const writes = op === 1 || rs1 !== 0;
     if (csr === Csr.sstatus && this.priv !== PRV_U) {
       this.sstatusAccess(f3, rd, rs1);
-      return SYS_NEXT;
+      return true;
     }
     const src = isImm ? BigInt(rs1) : (BigInt(x[(rs1 << 1) + 1] >>> 0) << 32n) | BigInt(x[rs1 << 1] >>> 0);
-    if (writes && csr >>> 10 === 3) return this.sysIllegal(insn); // read-only CSR, priv 1.12 §2.1
+    if (writes && csr >>> 10 === 3) return false; // read-only CSR, priv 1.12 §2.1
     let old = 0n;
     if (op !== 1 || rd !== 0) {
       const r = this.csrRead(csr, false);
-      if (r === undefined) return this.sysIllegal(insn);
+      if (r === undefined) return false;
       old = r;
     } else if (!this.csrAccessible(csr)) {
-      return this.sysIllegal(insn);
+      return false;
     }
     if (writes) {
       const nv = op === 1 ? src : op === 2 ? old | src : old & ~src;
-      if (!this.csrWrite(csr, BigInt.asUintN(64, nv))) return this.sysIllegal(insn);
+      if (!this.csrWrite(csr, BigInt.asUintN(64, nv))) return false;
     }
     if (rd) {
       x[rd << 1] = Number(old & 0xffffffffn) | 0;
       x[(rd << 1) + 1] = Number((old >> 32n) & 0xffffffffn) | 0;
     }
-    return SYS_NEXT;
+    return true;
   }
 
   /**
@@ -2567,13 +2577,13 @@ export class Hart {
   }
 
   /**
-   * A trace's Zicsr instruction on sstatus (wasm-block.ts sstatusOp; its rs1 is in the register
+   * A trace's Zicsr instruction on sstatus (wasm-block.ts csrOp; its rs1 is in the register
    * file, its rd is read back from it). The trace leaves after it when the write set SIE (the
    * interpreter checks interrupts before the next instruction after a CSR write) or changed SUM,
    * MXR or FS (the trace's TLB set and FP state were fixed at its entry); before it from U-mode.
    */
   private sstatusFromTrace(insn: number): number {
-    if (this.priv === PRV_U) return SstatusResult.ILLEGAL;
+    if (this.priv === PRV_U) return CsrResult.ILLEGAL;
     const before = this.mstatus;
     this.sstatusAccess((insn >> 12) & 7, (insn >> 7) & 31, (insn >> 15) & 31);
     const changed = before ^ this.mstatus;
@@ -2584,34 +2594,27 @@ export class Hart {
       (this.options.timeSource === undefined || this.pendingInterrupt() >= 0);
     if (enabled || (changed & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_FS)) !== 0) {
       this.checkNow = true;
-      return SstatusResult.CHECK;
+      return CsrResult.CHECK;
     }
-    return SstatusResult.DONE;
+    return CsrResult.DONE;
   }
 
   /**
    * A trace's Zicsr instruction (wasm-block.ts traceCsr: sstatus, sscratch..stval, time; its rs1
-   * is in the register file, its rd is read back from it). Anything that would trap (U-mode, a
-   * counter mcounteren hides, a write to time) and time under deterministic time (it counts
-   * instructions the trace has not yet reported) leave before the instruction for the interpreter.
-   * Under deterministic time the trace also leaves after it, for the interrupt check the
-   * interpreter makes after every Zicsr instruction (the same instret at every interrupt).
+   * is in the register file, its rd is read back from it). One that traps (U-mode, a counter
+   * mcounteren hides, a write to time) and time under deterministic time (it counts instructions
+   * the trace has not yet reported) leave before the instruction for the interpreter. Under
+   * deterministic time the trace also leaves after it, for the interrupt check the interpreter
+   * makes after every Zicsr instruction (the same instret at every interrupt).
    */
   private csrFromTrace(insn: number): number {
     const csr = insn >>> 20;
     if (csr === Csr.sstatus) return this.sstatusFromTrace(insn);
     const deterministic = this.options.timeSource === undefined;
-    if (this.priv === PRV_U || (csr === Csr.time && deterministic)) return SstatusResult.ILLEGAL;
-    const f3 = (insn >> 12) & 7;
-    const rs1 = (insn >> 15) & 31;
-    const op = f3 & 3; // 1 = RW, 2 = RS, 3 = RC
-    if ((op === 1 || rs1 !== 0) && csr >>> 10 === 3) return SstatusResult.ILLEGAL; // read-only (priv 1.12 §2.1)
-    if (this.csrRead(csr, false) === undefined) return SstatusResult.ILLEGAL;
-    // sscratch..stval take any value (WARL where masked), time is only read: no trap from here
-    this.system(insn, 4);
-    if (!deterministic) return SstatusResult.DONE;
+    if ((csr === Csr.time && deterministic) || !this.zicsr(insn)) return CsrResult.ILLEGAL;
+    if (!deterministic) return CsrResult.DONE;
     this.checkNow = true;
-    return SstatusResult.CHECK;
+    return CsrResult.CHECK;
   }
 
   private sysIllegal(insn: number): number {

@@ -26,10 +26,10 @@ import { mulHiU32 } from "./mul.js";
 import { type WasmTable, wasmApi, wasmTailCalls } from "./wasm-api.js";
 import {
   blockModule,
+  CsrResult,
   DISPATCH_ENTRIES,
   dispatcherModule,
   generateWasm,
-  SstatusResult,
   type WasmLayout,
 } from "./wasm-block.js";
 
@@ -189,8 +189,8 @@ export class Translator {
   private readonly pageEpoch: Uint32Array;
   /** Called when a page becomes a code page (the hart drops it from every write TLB). */
   onNewCodePage: (page: number) => void = () => {};
-  /** A trace's Zicsr instruction on sstatus (wasm-block.ts sstatusOp): set by the hart. */
-  onSstatus: (insn: number) => number = () => SstatusResult.ILLEGAL;
+  /** A trace's Zicsr instruction (wasm-block.ts csrOp): set by the hart. */
+  onCsr: (insn: number) => number = () => CsrResult.ILLEGAL;
 
   /** Visits of a block start before it is compiled. */
   readonly threshold: number;
@@ -254,10 +254,10 @@ export class Translator {
       this.cache = new Int32Array(wasm.memory.buffer, wasm.cacheBase, DISPATCH_ENTRIES * 4).fill(-1);
       this.table = new wasmApi.Table({ initial: 256, element: "anyfunc" });
       const d = new wasmApi.Instance(new wasmApi.Module(dispatcherModule(wasm, wasm.cacheBase)), {
-        e: { m: wasm.memory, t: this.table, f: fma, c: (insn: number) => this.onSstatus(insn) },
+        e: { m: wasm.memory, t: this.table, f: fma, c: (insn: number) => this.onCsr(insn) },
       });
       this.dispatch = d.exports.d as Translator["dispatch"];
-      // the blocks import the dispatcher's WebAssembly forwarders of fma and the sstatus call
+      // the blocks import the dispatcher's WebAssembly forwarders of fma and the CSR call
       this.imports = { e: { m: wasm.memory, f: d.exports.f, c: d.exports.c } };
     }
   }

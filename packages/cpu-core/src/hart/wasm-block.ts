@@ -42,6 +42,7 @@ export const FpState = {
 
 import { ByteWriter, ulebSize } from "./byte-writer.js";
 import { compressedEntry } from "./compressed.js";
+import { Csr } from "./constants.js";
 import type { CodeSource } from "./translator.js";
 import type { WasmMemory } from "./wasm-api.js";
 
@@ -620,33 +621,26 @@ function dropReservation(): void {
   sOff(ctlBase + 40);
 }
 
-/** The sstatus CSR number (priv 1.12 §4.1.1). */
-const SSTATUS = 0x100;
-
-/** sscratch..stval (priv 1.12 §4.1.6-4.1.9) and time (Zicntr, unpriv §10.1). */
-const SSCRATCH = 0x140;
-const STVAL = 0x143;
-const TIME = 0xc01;
-
 /**
- * CSRs whose Zicsr instructions a trace hands to the hart (import "e"."c", the sstatus call):
- * sstatus; sscratch, sepc, scause and stval (Linux's trap entry and return swap and read them,
+ * CSRs whose Zicsr instructions a trace hands to the hart (import "e"."c", the CSR call):
+ * sstatus (priv 1.12 §4.1.1); sscratch, sepc, scause and stval (§4.1.6-4.1.9: Linux's trap entry
+ * and return swap and read them,
  * each of which ended a trace); and time (Linux's sched_clock and clocksource read it ~5,000
  * times in the kit's boot, in functions of two instructions). The hart says when one stays the
  * interpreter's (hart.ts csrFromTrace).
  */
 function traceCsr(csr: number): boolean {
-  return csr === SSTATUS || (csr >= SSCRATCH && csr <= STVAL) || csr === TIME;
+  return csr === Csr.sstatus || (csr >= Csr.sscratch && csr <= Csr.stval) || csr === Csr.time;
 }
 
 /**
- * A Zicsr instruction on sstatus (Linux's interrupt enable/disable, ~100 thousand in the kit's
- * boot, each of which ended a trace): a call into the hart (import "e"."c", SstatusResult), with
- * rs1 stored to the register file before and rd loaded from it after. From U-mode the trace
- * leaves before the instruction (the interpreter raises the illegal instruction); after it when
- * the hart says CHECK (SstatusResult).
+ * A Zicsr instruction on a traceCsr() CSR (sstatus: Linux's interrupt enable/disable, ~100
+ * thousand in the kit's boot, each of which ended a trace): a call into the hart (import "e"."c",
+ * CsrResult), with rs1 stored to the register file before and rd loaded from it after. The
+ * trace leaves before the instruction when the hart says ILLEGAL (the interpreter raises the
+ * exception, or does what the hart left it); after it when the hart says CHECK.
  */
-function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
+function csrOp(insn: number, f3: number, rd: number, rs1: number): void {
   if (f3 < 4 && rs1 !== 0) {
     c.push(LGET, L_S);
     get(rs1);
@@ -654,8 +648,8 @@ function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
     sOff(xBase + 8 * rs1);
   }
   i32c(insn);
-  c.push(CALL, FN_SSTATUS, LTEE, L_E);
-  i32c(SstatusResult.ILLEGAL);
+  c.push(CALL, FN_CSR, LTEE, L_E);
+  i32c(CsrResult.ILLEGAL);
   c.push(I32_EQ);
   exitBeforeIf();
   if (rd !== 0) {
@@ -664,7 +658,7 @@ function sstatusOp(insn: number, f3: number, rd: number, rs1: number): void {
     set(rd);
   }
   c.push(LGET, L_E);
-  i32c(SstatusResult.CHECK);
+  i32c(CsrResult.CHECK);
   c.push(I32_EQ, IF, T_VOID);
   depth++;
   exit(k + 1, off + 4, true); // the run loop checks interrupts, then steps the next instruction
@@ -1342,7 +1336,7 @@ function walk(start: number, src: CodeSource): number {
       case 28:
         // SYSTEM: Zicsr on traceCsr() CSRs only (every other system instruction is the interpreter's)
         ok = (f3 & 3) !== 0 && ilen === 4 && traceCsr(insn >>> 20);
-        if (ok) sstatusOp(insn, f3, rd, rs1);
+        if (ok) csrOp(insn, f3, rd, rs1);
         break;
       case 1:
       case 9:
@@ -1398,11 +1392,11 @@ const BLOCK_TYPE = [0x60, 4, T_I32, T_I32, T_I32, T_I64, 1, T_I32];
  */
 /** fma's type: (f64, f64, f64) -> f64. */
 const FMA_TYPE = [0x60, 3, T_F64, T_F64, T_F64, 1, T_F64];
-/** The sstatus call's type: (insn: i32) -> SstatusResult. */
-const SSTATUS_TYPE = [0x60, 1, T_I32, 1, T_I32];
-const BLOCK_MODULE_TYPES = [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], FMA_TYPE, SSTATUS_TYPE];
+/** The CSR call's type: (insn: i32) -> CsrResult. */
+const CSR_TYPE = [0x60, 1, T_I32, 1, T_I32];
+const BLOCK_MODULE_TYPES = [BLOCK_TYPE, [0x60, 2, T_I64, T_I64, 1, T_I64], FMA_TYPE, CSR_TYPE];
 /**
- * A block module's imports after the memory: "e"."f", the FPU's fma; "e"."c", the sstatus call.
+ * A block module's imports after the memory: "e"."f", the FPU's fma; "e"."c", the CSR call.
  * Both are the dispatcher's WebAssembly forwarders of the JavaScript functions, not the functions
  * themselves: V8 (11) compiles a wrapper for each JavaScript import of each module, which was
  * 0.2 ms of every batch's compilation on the main thread.
@@ -1413,20 +1407,25 @@ const BLOCK_MODULE_IMPORTS = [
 ];
 /** Function indices in a block module: the imports, then mulhu, then the traces. */
 const FN_FMA = 0;
-const FN_SSTATUS = 1;
+const FN_CSR = 1;
 const FN_MULHU = 2;
 const FN_TRACES = 3;
 
-/** What the sstatus call returns to a trace. */
-export const SstatusResult = {
+/** What the CSR call returns to a trace. */
+export const CsrResult = {
   /** Done: go on. */
   DONE: 0,
   /**
-   * Done, and SIE was set (an interrupt may be due) or SUM, MXR or FS changed (the trace's TLB set
-   * and FP state are stale): leave after the instruction; the run loop checks interrupts first.
+   * Done, and an interrupt check is due before the next instruction (sstatus.SIE was set, or any
+   * CSR under deterministic time, as the interpreter checks after every Zicsr instruction) or
+   * SUM, MXR or FS changed (the trace's TLB set and FP state are stale): leave after the
+   * instruction; the run loop checks interrupts first.
    */
   CHECK: 1,
-  /** Not done (U-mode): leave before the instruction. */
+  /**
+   * Not done: leave before the instruction, for the interpreter (it would trap, or it is `time`
+   * under deterministic time).
+   */
   ILLEGAL: 2,
 } as const;
 
@@ -1502,7 +1501,7 @@ function chained(
 
 /**
  * One module for a batch of traces (a module's fixed cost, about a millisecond here, is paid once
- * per batch): imported functions fma and the sstatus call, then mulhu, then the traces, exported
+ * per batch): imported functions fma and the CSR call, then mulhu, then the traces, exported
  * as "0".."n-1". With `chains` (one per body), exits from one trace to another's start are tail
  * calls (chained()).
  */
@@ -1813,11 +1812,11 @@ export function dispatcherModule(layout: WasmLayout, cacheBase: number): Uint8Ar
     return b;
   };
   return assemble(layout, {
-    types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32], FMA_TYPE, SSTATUS_TYPE],
+    types: [BLOCK_TYPE, [0x60, 7, T_I32, T_I32, T_I32, T_F64, T_F64, T_I32, T_I32, 1, T_I32], FMA_TYPE, CSR_TYPE],
     imports: [
       [1, 0x65 /* "e" */, 1, 0x74 /* "t" */, 0x01, 0x70, 0x00, 0x00], // table: funcref, min 0
       [1, 0x65 /* "e" */, 1, 0x66 /* "f" */, 0x00, 2], // fma (JavaScript)
-      [1, 0x65 /* "e" */, 1, 0x63 /* "c" */, 0x00, 3], // the sstatus call (JavaScript)
+      [1, 0x65 /* "e" */, 1, 0x63 /* "c" */, 0x00, 3], // the CSR call (JavaScript)
     ],
     funcs: [1, 2, 3],
     exports: [
