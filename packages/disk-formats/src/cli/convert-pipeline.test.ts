@@ -6,6 +6,7 @@ import { MemoryHost } from "../io/memory.js";
 import type { ByteStore, StoreHost } from "../io/store.js";
 import { rzOn } from "../testing-internal/cli.js";
 import { firstDiff, pattern } from "../testing-internal/qemu.js";
+import { scatterRead } from "../testing-internal/scatter-read.js";
 
 const MiB = 1024 * 1024;
 /** convert's read window (COPY_CHUNK). */
@@ -37,16 +38,8 @@ class LogHost implements StoreHost {
       },
       ...(this.vectored && {
         readv: async (offset: number, bufs: readonly Uint8Array[]) => {
-          const all = new Uint8Array(bufs.reduce((n, b) => n + b.length, 0));
-          ops.push({ op: "read", file: s.name, offset, length: all.length });
-          const n = await s.read(offset, all);
-          let at = 0;
-          for (const b of bufs) {
-            if (at >= n) break;
-            b.set(all.subarray(at, Math.min(n, at + b.length)));
-            at += b.length;
-          }
-          return n;
+          ops.push({ op: "read", file: s.name, offset, length: bufs.reduce((n, b) => n + b.length, 0) });
+          return scatterRead((o, b) => s.read(o, b), offset, bufs);
         },
       }),
       write: async (offset, data) => {

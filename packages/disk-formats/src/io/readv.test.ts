@@ -3,6 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { pattern, tempDir } from "../testing-internal/qemu.js";
+import { scatterRead } from "../testing-internal/scatter-read.js";
 import { MemoryStore } from "./memory.js";
 import { NodeFileStore } from "./node-file.js";
 import { type ByteStore, readFull, readFullv } from "./store.js";
@@ -27,19 +28,7 @@ function cappedReadv(data: Uint8Array, cap: number): ByteStore & { calls: number
     calls,
     async readv(offset: number, bufs: readonly Uint8Array[]): Promise<number> {
       calls.push([offset, ...bufs.map((b) => b.length)]);
-      const want = Math.min(
-        cap,
-        bufs.reduce((n, b) => n + b.length, 0),
-      );
-      const tmp = new Uint8Array(want);
-      const n = await inner.read(offset, tmp);
-      let at = 0;
-      for (const b of bufs) {
-        if (at >= n) break;
-        b.set(tmp.subarray(at, Math.min(n, at + b.length)));
-        at += b.length;
-      }
-      return n;
+      return scatterRead((o, b) => inner.read(o, b), offset, bufs, cap);
     },
   });
 }

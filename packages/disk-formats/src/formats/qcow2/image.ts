@@ -986,19 +986,8 @@ export class Qcow2Image implements BlockBackend {
       const e0 = this.unitEntryNow(u);
       const e = e0 instanceof Promise ? await e0 : e0;
       if (e.kind === "normal") {
-        // Extend over following units that are contiguous on the host: a plain table's run at
-        // once, then across tables one lookup per run (plainRun).
-        const r = this.plainRun(u);
-        let next = u + Math.max(r, 1);
-        n = Math.min(n + Math.max(r - 1, 0) * us, buf.length - pos);
-        while (pos + n < buf.length) {
-          const f0 = this.unitEntryNow(next);
-          const f = f0 instanceof Promise ? await f0 : f0;
-          if (f.kind !== "normal" || f.host !== e.host + (next - u) * us) break;
-          const fr = Math.max(this.plainRun(next), 1);
-          n = Math.min(n + fr * us, buf.length - pos);
-          next += fr;
-        }
+        const h = this.hostRun(u, e.host, inOff, buf.length - pos);
+        n = typeof h === "number" ? h : await h;
         await readFull(this.store, e.host + inOff, buf.subarray(pos, pos + n));
       } else if (e.kind === "compressed") {
         const data = await this.decompress(e);
@@ -1035,18 +1024,8 @@ export class Qcow2Image implements BlockBackend {
         const e0 = this.unitEntryNow(u);
         const e = e0 instanceof Promise ? await e0 : e0;
         if (e.kind === "normal") {
-          // As readInto: the run of units that follow each other on the host.
-          const r = this.plainRun(u);
-          let next = u + Math.max(r, 1);
-          n = Math.min(n + Math.max(r - 1, 0) * us, buf.length - pos);
-          while (pos + n < buf.length) {
-            const f0 = this.unitEntryNow(next);
-            const f = f0 instanceof Promise ? await f0 : f0;
-            if (f.kind !== "normal" || f.host !== e.host + (next - u) * us) break;
-            const fr = Math.max(this.plainRun(next), 1);
-            n = Math.min(n + fr * us, buf.length - pos);
-            next += fr;
-          }
+          const h = this.hostRun(u, e.host, inOff, buf.length - pos);
+          n = typeof h === "number" ? h : await h;
           runs.push({ host: e.host + inOff, buf: buf.subarray(pos, pos + n) });
         } else {
           // Non-normal units up to the next normal one: one readInto.
@@ -1076,6 +1055,42 @@ export class Qcow2Image implements BlockBackend {
     }
     for (const p of rest) reads.push(this.readInto(p.offset, p.buf));
     await Promise.all(reads);
+  }
+
+  /**
+   * Bytes from `inOff` into unit `u` (a normal entry at `host`), at most `max`, that follow each
+   * other on the host: a plain table's run at once, then across tables one lookup per run
+   * (plainRun). readInto and readIntoMany read them in one piece. A number when every table it
+   * needs is cached (no promise hop: convert starts a window's reads before it writes the last
+   * one), else once the next table is loaded.
+   */
+  private hostRun(u: number, host: number, inOff: number, max: number): number | Promise<number> {
+    const r = this.plainRun(u);
+    const us = this.unit;
+    return this.hostRunOn(u, host, u + Math.max(r, 1), Math.min(us - inOff + Math.max(r - 1, 0) * us, max), max);
+  }
+
+  /** hostRun from unit `next` on, `n` bytes found so far (`known`: next's entry, once loaded). */
+  private hostRunOn(
+    u: number,
+    host: number,
+    next: number,
+    n: number,
+    max: number,
+    known?: L2Entry,
+  ): number | Promise<number> {
+    const us = this.unit;
+    let entry = known;
+    while (n < max) {
+      const f = entry ?? this.unitEntryNow(next);
+      entry = undefined;
+      if (f instanceof Promise) return f.then((e) => this.hostRunOn(u, host, next, n, max, e));
+      if (f.kind !== "normal" || f.host !== host + (next - u) * us) break;
+      const fr = Math.max(this.plainRun(next), 1);
+      n = Math.min(n + fr * us, max);
+      next += fr;
+    }
+    return n;
   }
 
   /** Fills `dst` with the content of one guest cluster from `inOff`, for a non-normal entry. */

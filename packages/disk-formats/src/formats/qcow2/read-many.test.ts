@@ -6,6 +6,7 @@ import type { ReadPart } from "../../backend.js";
 import { MemoryStore } from "../../io/memory.js";
 import type { ByteStore } from "../../io/store.js";
 import { pattern } from "../../testing-internal/qemu.js";
+import { scatterRead } from "../../testing-internal/scatter-read.js";
 import { Qcow2Image } from "./image.js";
 
 const CS = 4096;
@@ -27,20 +28,7 @@ function logged(mem: MemoryStore, cap: number): ByteStore & { readvs: number[][]
     },
     async readv(offset: number, bufs: readonly Uint8Array[]): Promise<number> {
       out.readvs.push([offset, ...bufs.map((b) => b.length)]);
-      const tmp = new Uint8Array(
-        Math.min(
-          cap,
-          bufs.reduce((n, b) => n + b.length, 0),
-        ),
-      );
-      const n = await s.read(offset, tmp);
-      let at = 0;
-      for (const b of bufs) {
-        if (at >= n) break;
-        b.set(tmp.subarray(at, Math.min(n, at + b.length)));
-        at += b.length;
-      }
-      return n;
+      return scatterRead((o, b) => s.read(o, b), offset, bufs, cap);
     },
     write: (offset: number, data: Uint8Array) => s.write(offset, data),
     truncate: (n: number) => s.truncate(n),
